@@ -1,0 +1,159 @@
+/**
+ * Error classes: one per failure, each with a stable `code`. Check errors with
+ * `isRdmaError(err, 'ERR_…')` rather than `instanceof`: the brand is a global
+ * symbol, so the check works across duplicate copies of this package.
+ */
+
+const BRAND = Symbol.for('@rdma-session/error')
+
+export const ErrorCode = {
+  SESSION_NOT_FOUND: 'ERR_SESSION_NOT_FOUND',
+  SESSION_CLOSED: 'ERR_SESSION_CLOSED',
+  REMOTE_MISMATCH: 'ERR_REMOTE_MISMATCH',
+  QP_STATE: 'ERR_QP_STATE',
+  QP_ATTR: 'ERR_QP_ATTR',
+  QP_NOT_FOUND: 'ERR_QP_NOT_FOUND',
+  QUEUE_FULL: 'ERR_QUEUE_FULL',
+  ACCESS: 'ERR_ACCESS',
+  OUT_OF_BOUNDS: 'ERR_OUT_OF_BOUNDS',
+  INVALID_ARGUMENT: 'ERR_INVALID_ARGUMENT',
+  PROVIDER_MISSING: 'ERR_PROVIDER_MISSING',
+  PROVIDER_INVALID: 'ERR_PROVIDER_INVALID',
+  UNSUPPORTED: 'ERR_UNSUPPORTED',
+  ENCRYPTION_UNSUPPORTED: 'ERR_ENCRYPTION_UNSUPPORTED',
+  CLOSED: 'ERR_CLOSED',
+  WORK_COMPLETION: 'ERR_WORK_COMPLETION',
+  PEER: 'ERR_PEER',
+} as const
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode]
+
+export class RdmaError extends Error {
+  readonly code: ErrorCode
+  readonly details: Record<string, unknown>
+
+  constructor(code: ErrorCode, message: string, details: Record<string, unknown> = {}) {
+    super(message)
+    this.name = new.target.name
+    this.code = code
+    this.details = details
+    Object.defineProperty(this, BRAND, { value: true })
+  }
+
+  /** A plain record for the wire (control plane) or logs. */
+  toJSON(): { name: string; code: ErrorCode; message: string; details: Record<string, unknown> } {
+    return { name: this.name, code: this.code, message: this.message, details: this.details }
+  }
+}
+
+/** True for any rdma-session error (from any copy of the package), optionally with the given code. */
+export function isRdmaError(err: unknown, code?: ErrorCode): err is RdmaError {
+  if (typeof err !== 'object' || err === null) return false
+  if ((err as Record<symbol, unknown>)[BRAND] !== true) return false
+  return code === undefined || (err as RdmaError).code === code
+}
+
+export class SessionNotFoundError extends RdmaError {
+  constructor(sessionId: string) {
+    super(ErrorCode.SESSION_NOT_FOUND, `no session with ID '${sessionId}'; list the established ones with sessions.list()`, { sessionId })
+  }
+}
+
+export class SessionClosedError extends RdmaError {
+  constructor(sessionId: string) {
+    super(ErrorCode.SESSION_CLOSED, `session '${sessionId}' is closed; create a new session`, { sessionId })
+  }
+}
+
+export class RemoteMismatchError extends RdmaError {
+  constructor(sessionId: string, expected: string, got: string) {
+    super(ErrorCode.REMOTE_MISMATCH, `session '${sessionId}' goes to ${expected}, not ${got}: QPs can only join a session with the same remote`, { sessionId, expected, got })
+  }
+}
+
+export class QpStateError extends RdmaError {
+  constructor(message: string, details: Record<string, unknown> = {}) {
+    super(ErrorCode.QP_STATE, message, details)
+  }
+}
+
+export class QpAttributeError extends RdmaError {
+  constructor(attribute: string, message: string, details: Record<string, unknown> = {}) {
+    super(ErrorCode.QP_ATTR, `QP attribute '${attribute}': ${message}`, { attribute, ...details })
+  }
+}
+
+export class QpNotFoundError extends RdmaError {
+  constructor(qpn: number, sessionId?: string) {
+    super(ErrorCode.QP_NOT_FOUND, `no QP ${qpn}${sessionId ? ` in session '${sessionId}'` : ''}`, { qpn, sessionId })
+  }
+}
+
+export class QueueFullError extends RdmaError {
+  constructor(queue: 'send' | 'recv' | 'cq', depth: number) {
+    super(ErrorCode.QUEUE_FULL, `${queue} queue is full (depth ${depth}); wait for completions or create the QP with a larger depth`, { queue, depth })
+  }
+}
+
+export class AccessError extends RdmaError {
+  constructor(message: string, details: Record<string, unknown> = {}) {
+    super(ErrorCode.ACCESS, message, details)
+  }
+}
+
+export class OutOfBoundsError extends RdmaError {
+  constructor(message: string, details: Record<string, unknown> = {}) {
+    super(ErrorCode.OUT_OF_BOUNDS, message, details)
+  }
+}
+
+export class InvalidArgumentError extends RdmaError {
+  constructor(message: string, details: Record<string, unknown> = {}) {
+    super(ErrorCode.INVALID_ARGUMENT, message, details)
+  }
+}
+
+export class ProviderMissingError extends RdmaError {
+  constructor(name: string, packageName: string, cause?: unknown) {
+    super(ErrorCode.PROVIDER_MISSING, `provider '${name}' needs the package ${packageName}; install it with: pnpm add ${packageName}`, { provider: name, packageName })
+    if (cause !== undefined) (this as { cause?: unknown }).cause = cause
+  }
+}
+
+export class ProviderInvalidError extends RdmaError {
+  constructor(message: string, details: Record<string, unknown> = {}) {
+    super(ErrorCode.PROVIDER_INVALID, message, details)
+  }
+}
+
+export class UnsupportedError extends RdmaError {
+  constructor(feature: string, provider: string) {
+    super(ErrorCode.UNSUPPORTED, `provider '${provider}' does not support ${feature}`, { feature, provider })
+  }
+}
+
+export class EncryptionUnsupportedError extends RdmaError {
+  constructor(provider: string, suite: string) {
+    super(ErrorCode.ENCRYPTION_UNSUPPORTED, `provider '${provider}' cannot encrypt with ${suite}; use encryption: { suite, required: false } to fall back to plaintext, or a provider that encrypts`, { provider, suite })
+  }
+}
+
+export class ClosedError extends RdmaError {
+  constructor(what: string) {
+    super(ErrorCode.CLOSED, `${what} is closed`, { what })
+  }
+}
+
+export class PeerError extends RdmaError {
+  constructor(message: string, details: Record<string, unknown> = {}) {
+    super(ErrorCode.PEER, message, details)
+  }
+}
+
+/** Thrown by the promise of a work request whose completion status is not SUCCESS. */
+export class WorkCompletionError extends RdmaError {
+  readonly status: string
+  constructor(status: string, opcode: string, qpn: number) {
+    super(ErrorCode.WORK_COMPLETION, `${opcode} on QP ${qpn} completed with ${status}`, { status, opcode, qpn })
+    this.status = status
+  }
+}

@@ -227,8 +227,11 @@ export interface SendWorkRequest {
   readonly compareAdd?: bigint
   /** ATOMIC_CMP_AND_SWP: the swap value. */
   readonly swap?: bigint
-  /** Copy the payload at post time (the buffer may be reused at once). */
-  readonly inline?: boolean
+  /**
+   * Inline payload (SEND, SEND_WITH_IMM, RDMA_WRITE, RDMA_WRITE_WITH_IMM only): the provider
+   * copies these bytes at post time and ignores `sgList`; at most `maxInline` bytes.
+   */
+  readonly inlineData?: Uint8Array
 }
 
 export interface RecvWorkRequest {

@@ -1,0 +1,119 @@
+/**
+ * Completion queue: drains the provider's CQ when it signals, hands each
+ * completion to the QP that owns it (which settles the WR's promise), and
+ * queues the rest for `poll()` and `for await … of cq`.
+ */
+import { ClosedError } from './errors.js'
+import type { ProviderCq, WorkCompletion } from './spi.js'
+
+/** The part of a QP the CQ talks to. Returns the completion to surface to the user, or undefined if a promise took it. */
+export interface CompletionOwner {
+  readonly qpn: number
+  takeCompletion(wc: WorkCompletion): WorkCompletion | undefined
+}
+
+const DRAIN_BATCH = 64
+
+export class CompletionQueue {
+  readonly provider: ProviderCq
+  readonly #owners = new Map<number, CompletionOwner>()
+  #ready: WorkCompletion[] = []
+  #wake: (() => void) | null = null
+  #closed = false
+
+  constructor(cq: ProviderCq) {
+    this.provider = cq
+    cq.setNotify(() => this.drain())
+  }
+
+  get depth(): number {
+    return this.provider.depth
+  }
+
+  /** @internal Called by QueuePair when it starts or stops using this CQ. */
+  attach(owner: CompletionOwner): void {
+    this.#owners.set(owner.qpn, owner)
+  }
+  /** @internal */
+  detach(owner: CompletionOwner): void {
+    if (this.#owners.get(owner.qpn) === owner) this.#owners.delete(owner.qpn)
+  }
+  get attachedQps(): number {
+    return this.#owners.size
+  }
+
+  /** Moves every ready completion from the provider to its owner or to the user queue. */
+  drain(): void {
+    if (this.#closed) return
+    for (;;) {
+      const batch = this.provider.poll(DRAIN_BATCH)
+      for (const wc of batch) {
+        const owner = this.#owners.get(wc.qpn)
+        const visible = owner === undefined ? wc : owner.takeCompletion(wc)
+        if (visible !== undefined) this.#ready.push(visible)
+      }
+      if (batch.length < DRAIN_BATCH) break
+    }
+    if (this.#ready.length > 0 && this.#wake !== null) {
+      const wake = this.#wake
+      this.#wake = null
+      wake()
+    }
+  }
+
+  /**
+   * Up to `max` completions of WRs posted with the raw `postSend`/`postRecv`
+   * (WRs posted through promise methods settle their promise instead).
+   */
+  poll(max = 16): WorkCompletion[] {
+    this.drain()
+    if (this.#ready.length === 0) return []
+    if (max >= this.#ready.length) {
+      const all = this.#ready
+      this.#ready = []
+      return all
+    }
+    return this.#ready.splice(0, max)
+  }
+
+  /** Resolves once at least one completion is ready to poll. */
+  waitReady(): Promise<void> {
+    if (this.#closed) return Promise.reject(new ClosedError('completion queue'))
+    if (this.#ready.length > 0) return Promise.resolve()
+    return new Promise((resolve) => {
+      const previous = this.#wake
+      this.#wake = () => {
+        previous?.()
+        resolve()
+      }
+    })
+  }
+
+  /** Yields completions as they arrive, until the CQ is closed. */
+  async *[Symbol.asyncIterator](): AsyncGenerator<WorkCompletion, void, undefined> {
+    for (;;) {
+      const batch = this.poll(DRAIN_BATCH)
+      for (const wc of batch) yield wc
+      if (batch.length > 0) continue
+      if (this.#closed) return
+      await new Promise<void>((resolve) => {
+        const previous = this.#wake
+        this.#wake = () => {
+          previous?.()
+          resolve()
+        }
+      })
+    }
+  }
+
+  /** Destroys the CQ. QPs that use it must be closed first. */
+  close(): void {
+    if (this.#closed) return
+    this.drain()
+    this.#closed = true
+    this.provider.destroy()
+    const wake = this.#wake
+    this.#wake = null
+    wake?.()
+  }
+}

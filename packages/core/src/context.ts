@@ -1,0 +1,162 @@
+/** The entry point: a context opens one provider device and owns its PD, memory, CQs, QPs and sessions. */
+import { randomInt } from 'node:crypto'
+import { accessNamesToBits, type AccessName } from './constants.js'
+import { CompletionQueue } from './completion-queue.js'
+import { ClosedError, InvalidArgumentError, UnsupportedError } from './errors.js'
+import { MemoryRegion, type RegistrableMemory } from './memory-region.js'
+import { assertProvider, loadProvider } from './provider-loader.js'
+import { QueuePair, type QpCaps } from './queue-pair.js'
+import { normalizeQos, type QosSpec } from './session/qos.js'
+import { SessionManager } from './session/session-manager.js'
+import type { DeviceInfo, Provider, ProviderCapabilities, ProviderDevice, ProviderPd } from './spi.js'
+
+export interface ContextOptions {
+  /** A provider instance (e.g. `mock()`), or a name/package to import. Default: $RDMA_SESSION_PROVIDER, else 'mock'. */
+  readonly provider?: Provider | string
+  /** Options for a provider loaded by name. */
+  readonly providerOptions?: Record<string, unknown>
+}
+
+export interface CreateQpOptions {
+  readonly sendCq?: CompletionQueue
+  readonly recvCq?: CompletionQueue
+  readonly caps?: Partial<QpCaps>
+  readonly qos?: QosSpec
+  /** Traffic class when qos.trafficClass is not given (sessions pass their DSCP/ECN). */
+  readonly defaultTrafficClass?: number
+}
+
+export const DEFAULT_QP_CAPS: QpCaps = { maxSendWr: 128, maxRecvWr: 128, maxSendSge: 4, maxRecvSge: 4, maxInlineData: 64 }
+
+/** A random starting PSN (24 bits), as the security model asks. */
+export function randomPsn(): number {
+  return randomInt(0, 0x1000000)
+}
+
+export class Context {
+  readonly provider: Provider
+  readonly device: ProviderDevice
+  readonly pd: ProviderPd
+  readonly sessions: SessionManager
+  readonly #regions = new Set<MemoryRegion>()
+  readonly #cqs = new Set<CompletionQueue>()
+  readonly #qps = new Set<QueuePair>()
+  #closed: Promise<void> | null = null
+
+  constructor(provider: Provider, device: ProviderDevice) {
+    this.provider = provider
+    this.device = device
+    this.pd = device.allocPd()
+    this.sessions = new SessionManager(this)
+  }
+
+  get capabilities(): ProviderCapabilities {
+    return this.provider.capabilities
+  }
+  get info(): DeviceInfo {
+    return this.device.info
+  }
+  /** This context's RoCE endpoint ({ address, port }), which is the `remote` its peers see. */
+  get endpoint(): { address: string; port: number } {
+    return { address: this.device.info.address, port: this.device.info.port }
+  }
+  /** Live handles, for leak checks. */
+  get handles(): { regions: number; cqs: number; qps: number; sessions: number } {
+    return { regions: this.#regions.size, cqs: this.#cqs.size, qps: this.#qps.size, sessions: this.sessions.list().length }
+  }
+
+  registerMemory(memory: RegistrableMemory, options: { access?: readonly AccessName[] } = {}): MemoryRegion {
+    this.#checkOpen()
+    const bits = accessNamesToBits(options.access ?? ['local-write'])
+    MemoryRegion.checkAccess(bits)
+    const bytes = MemoryRegion.toBytes(memory)
+    if (bytes.length > this.capabilities.maxMrSize) {
+      throw new InvalidArgumentError(`${bytes.length} bytes exceed the provider's maximum region size ${this.capabilities.maxMrSize}`)
+    }
+    const region = new MemoryRegion(memory, this.pd.registerMemory(bytes, bits), (r) => this.#regions.delete(r))
+    this.#regions.add(region)
+    return region
+  }
+
+  createCq(options: { depth?: number } = {}): CompletionQueue {
+    this.#checkOpen()
+    const depth = options.depth ?? 256
+    if (!Number.isInteger(depth) || depth < 1) throw new InvalidArgumentError(`CQ depth must be a positive integer, got ${String(depth)}`)
+    const cq = new CompletionQueue(this.pd.createCq(depth))
+    this.#cqs.add(cq)
+    return cq
+  }
+
+  /** Destroys a CQ created by createCq. */
+  destroyCq(cq: CompletionQueue): void {
+    cq.close()
+    this.#cqs.delete(cq)
+  }
+
+  /**
+   * Creates an RC QP in RESET. Without CQs it gets its own CQ (shared by its send
+   * and receive queues), destroyed with it.
+   */
+  createQp(options: CreateQpOptions = {}): QueuePair {
+    this.#checkOpen()
+    const caps = { ...DEFAULT_QP_CAPS, ...options.caps }
+    this.#checkCaps(caps)
+    const qos = normalizeQos(options.qos, options.defaultTrafficClass)
+    const ownCq = options.sendCq === undefined && options.recvCq === undefined ? this.createCq({ depth: caps.maxSendWr + caps.maxRecvWr }) : null
+    const sendCq = options.sendCq ?? ownCq ?? options.recvCq!
+    const recvCq = options.recvCq ?? ownCq ?? sendCq
+    const provider = this.pd.createQp({ sendCq: sendCq.provider, recvCq: recvCq.provider, ...caps, qos })
+    const qp = new QueuePair(provider, sendCq, recvCq, caps, qos, randomPsn(), (closed) => {
+      this.#qps.delete(closed)
+      if (ownCq !== null) this.destroyCq(ownCq)
+    })
+    this.#qps.add(qp)
+    return qp
+  }
+
+  /** Closes every session, QP, CQ and region, then the device. */
+  close(): Promise<void> {
+    this.#closed ??= this.#close()
+    return this.#closed
+  }
+
+  get closed(): boolean {
+    return this.#closed !== null
+  }
+
+  #checkOpen(): void {
+    if (this.#closed !== null) throw new ClosedError('context')
+  }
+
+  #checkCaps(caps: QpCaps): void {
+    const max = this.capabilities
+    const check = (name: keyof QpCaps, min: number, limit: number): void => {
+      const v = caps[name]
+      if (!Number.isInteger(v) || v < min || v > limit) throw new InvalidArgumentError(`QP ${name} must be an integer from ${min} to ${limit}, got ${String(v)}`, { attribute: name })
+    }
+    check('maxSendWr', 1, max.maxQpWr)
+    check('maxRecvWr', 1, max.maxQpWr)
+    check('maxSendSge', 1, max.maxSge)
+    check('maxRecvSge', 1, max.maxSge)
+    check('maxInlineData', 0, max.maxInline)
+    if (this.#qps.size >= max.maxQps) throw new UnsupportedError(`more than ${max.maxQps} QPs`, this.provider.name)
+  }
+
+  async #close(): Promise<void> {
+    await this.sessions.closeAll()
+    await Promise.all([...this.#qps].map((qp) => qp.close()))
+    for (const cq of this.#cqs) cq.close()
+    this.#cqs.clear()
+    for (const r of [...this.#regions]) r.deregister()
+    this.pd.dealloc()
+    await this.device.close()
+  }
+}
+
+/** Opens a context on a provider instance or on a provider found by name. */
+export async function createContext(options: ContextOptions = {}): Promise<Context> {
+  const choice = options.provider ?? process.env.RDMA_SESSION_PROVIDER ?? 'mock'
+  const provider = typeof choice === 'string' ? await loadProvider(choice, options.providerOptions) : choice
+  assertProvider(provider)
+  return new Context(provider, await provider.openDevice())
+}

@@ -1,0 +1,77 @@
+/** Finds a provider by name (RDMA_SESSION_PROVIDER) with a dynamic import, and checks it looks like one. */
+import { createRequire } from 'node:module'
+import { join } from 'node:path'
+import { pathToFileURL } from 'node:url'
+import { ProviderInvalidError, ProviderMissingError } from './errors.js'
+import type { Provider } from './spi.js'
+
+/** Known provider names and the packages that implement them. */
+export const PROVIDER_PACKAGES: Readonly<Record<string, string>> = {
+  mock: '@rdma-session/provider-mock',
+  softroce: '@rdma-session/provider-softroce',
+  verbs: '@rdma-session/provider-verbs',
+}
+
+/** What a provider package exports so it can be loaded by name. */
+export interface ProviderModule {
+  createProvider(options?: Record<string, unknown>): Provider | Promise<Provider>
+}
+
+export function assertProvider(value: unknown): asserts value is Provider {
+  const p = value as Partial<Provider> | null
+  if (p === null || typeof p !== 'object' || typeof p.name !== 'string' || typeof p.openDevice !== 'function' || typeof p.capabilities !== 'object') {
+    throw new ProviderInvalidError('not a provider: expected { name, capabilities, openDevice() }, e.g. mock() from @rdma-session/provider-mock')
+  }
+}
+
+function isModuleNotFound(err: unknown, packageName: string): boolean {
+  const e = err as { code?: string; message?: string } | null
+  if (e === null || typeof e !== 'object') return false
+  const code = e.code ?? ''
+  return (code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND') && (e.message ?? '').includes(packageName)
+}
+
+/**
+ * Imports the package for `name` (a known name such as `mock`, or a package name)
+ * and creates its provider. A missing package gives ProviderMissingError naming it.
+ */
+/**
+ * Imports a package as the application sees it: first from core's own location,
+ * then from the working directory (where the app's node_modules are; with pnpm's
+ * strict layout core cannot see packages it does not depend on).
+ */
+async function importFromApp(specifier: string): Promise<unknown> {
+  try {
+    return await import(specifier)
+  } catch (err) {
+    let resolved: string
+    try {
+      resolved = createRequire(join(process.cwd(), 'package.json')).resolve(specifier)
+    } catch {
+      throw err
+    }
+    return await import(pathToFileURL(resolved).href)
+  }
+}
+
+function exportsOf(mod: unknown): Partial<ProviderModule> {
+  const m = mod as Partial<ProviderModule> & { default?: Partial<ProviderModule> }
+  return typeof m.createProvider === 'function' ? m : (m.default ?? m)
+}
+
+export async function loadProvider(name: string, options?: Record<string, unknown>, importer: (specifier: string) => Promise<unknown> = importFromApp): Promise<Provider> {
+  const packageName = PROVIDER_PACKAGES[name] ?? name
+  let mod: Partial<ProviderModule>
+  try {
+    mod = exportsOf(await importer(packageName))
+  } catch (err) {
+    if (isModuleNotFound(err, packageName)) throw new ProviderMissingError(name, packageName, err)
+    throw err
+  }
+  if (typeof mod.createProvider !== 'function') {
+    throw new ProviderInvalidError(`package ${packageName} does not export createProvider(); is it an @rdma-session provider?`, { packageName })
+  }
+  const provider = await mod.createProvider(options)
+  assertProvider(provider)
+  return provider
+}

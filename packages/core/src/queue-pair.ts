@@ -1,0 +1,324 @@
+/**
+ * A reliable-connected queue pair: checked state transitions, raw verbs-style
+ * posting, promise-returning operations (one promise per signaled WR) and
+ * per-QP stats.
+ */
+import { Opcode, QpState, RecvOpcode, WcStatus, type CompletionOpcode } from './constants.js'
+import type { CompletionOwner, CompletionQueue } from './completion-queue.js'
+import { ClosedError, InvalidArgumentError, QpStateError, QueueFullError, WorkCompletionError } from './errors.js'
+import { MemorySlice, type RemoteRegion } from './memory-region.js'
+import { canPostRecv, canPostSend, checkQpTransition } from './qp-state-machine.js'
+import type { ProviderQp, QpAttrs, QpEvent, QpModifyAttrs, QpQos, RecvWorkRequest, SendWorkRequest, Sge, WorkCompletion } from './spi.js'
+import { QpStats } from './stats.js'
+import { WorkTracker, type PendingWr } from './work-tracker.js'
+
+export interface QpCaps {
+  readonly maxSendWr: number
+  readonly maxRecvWr: number
+  readonly maxSendSge: number
+  readonly maxRecvSge: number
+  readonly maxInlineData: number
+}
+
+/** A send WR as users post it: like the SPI's, with slices instead of raw SGEs allowed. */
+export interface PostSendRequest extends Omit<SendWorkRequest, 'wrId' | 'sgList' | 'signaled'> {
+  readonly wrId?: number
+  readonly sgList?: readonly (Sge | MemorySlice)[]
+  readonly signaled?: boolean
+}
+export interface PostRecvRequest {
+  readonly wrId?: number
+  readonly sgList: readonly (Sge | MemorySlice)[]
+}
+
+/** What the local end of a connection tells the remote end. */
+export interface QpEndpointInfo {
+  readonly qpn: number
+  readonly psn: number
+}
+
+const SETTLE_TIMEOUT_MS = 5000
+const now = (): number => performance.now()
+
+function toSge(e: Sge | MemorySlice): Sge {
+  return e instanceof MemorySlice ? e.toSge() : e
+}
+
+function payloadBytes(sgList: readonly Sge[]): number {
+  let n = 0
+  for (const s of sgList) n += s.length
+  return n
+}
+
+export class QueuePair implements CompletionOwner {
+  readonly provider: ProviderQp
+  readonly qpn: number
+  readonly sendCq: CompletionQueue
+  readonly recvCq: CompletionQueue
+  readonly caps: QpCaps
+  readonly qos: QpQos
+  readonly stats = new QpStats()
+  /** The starting PSN this QP will send with, chosen at random. */
+  readonly localPsn: number
+  /** The QPN of the connected peer QP, once connected. */
+  remoteQpn: number | null = null
+  /** Called when the provider reports an async event or a WR fails. Set by the owner (session). */
+  onError: ((err: Error, wc?: WorkCompletion) => void) | null = null
+
+  readonly #sends = new WorkTracker()
+  readonly #recvs = new WorkTracker()
+  #backlog: { wr: SendWorkRequest; pending: PendingWr }[] | null = null
+  #nextId = 1
+  #closed: Promise<void> | null = null
+  #drained: (() => void) | null = null
+
+  readonly #onClosed: ((qp: QueuePair) => void) | null
+
+  constructor(provider: ProviderQp, sendCq: CompletionQueue, recvCq: CompletionQueue, caps: QpCaps, qos: QpQos, localPsn: number, onClosed: ((qp: QueuePair) => void) | null = null) {
+    this.#onClosed = onClosed
+    this.provider = provider
+    this.qpn = provider.qpn
+    this.sendCq = sendCq
+    this.recvCq = recvCq
+    this.caps = caps
+    this.qos = qos
+    this.localPsn = localPsn
+    sendCq.attach(this)
+    if (recvCq !== sendCq) recvCq.attach(this)
+    provider.setEventHandler((ev: QpEvent) => this.onError?.(new QpStateError(`QP ${ev.qpn}: ${ev.type}: ${ev.reason}`, { event: ev.type })))
+  }
+
+  get state(): QpState {
+    return this.provider.state
+  }
+
+  /** WRs posted and not yet completed (send queue, receive queue, and sends waiting for room). */
+  get outstanding(): { send: number; recv: number; backlog: number } {
+    return { send: this.#sends.size, recv: this.#recvs.size, backlog: this.#backlog?.length ?? 0 }
+  }
+
+  /** The endpoint record the peer needs to connect to this QP. */
+  endpoint(): QpEndpointInfo {
+    return { qpn: this.qpn, psn: this.localPsn }
+  }
+
+  /** Applies a state transition; throws ERR_QP_STATE / ERR_QP_ATTR naming what is wrong. */
+  modify(attrs: QpModifyAttrs): void {
+    if (this.#closed !== null) throw new ClosedError(`QP ${this.qpn}`)
+    checkQpTransition(this.provider.state, attrs)
+    this.provider.modify(attrs)
+  }
+
+  query(): QpAttrs {
+    return this.provider.query()
+  }
+
+  // ---- raw verbs-style posting; completions arrive through cq.poll() / for await … of cq
+
+  postSend(requests: PostSendRequest | readonly PostSendRequest[]): void {
+    for (const r of Array.isArray(requests) ? (requests as PostSendRequest[]) : [requests as PostSendRequest]) {
+      const sgList = (r.sgList ?? []).map(toSge)
+      const pending = this.#pending(r.opcode, r.wrId ?? 0, r.signaled ?? true, payloadBytes(sgList), null, null)
+      this.#submitSend({ ...r, wrId: pending.id, sgList, signaled: pending.signaled }, pending, false)
+    }
+  }
+
+  postRecv(requests: PostRecvRequest | readonly PostRecvRequest[]): void {
+    for (const r of Array.isArray(requests) ? (requests as PostRecvRequest[]) : [requests as PostRecvRequest]) {
+      const sgList = r.sgList.map(toSge)
+      this.#submitRecv(sgList, this.#pending(RecvOpcode.RECV, r.wrId ?? 0, true, payloadBytes(sgList), null, null))
+    }
+  }
+
+  // ---- promise operations: each resolves with the WR's completion or rejects with WorkCompletionError
+
+  write(local: MemorySlice | Uint8Array, remote: RemoteRegion, options: { imm?: number } = {}): Promise<WorkCompletion> {
+    const opcode = options.imm === undefined ? Opcode.RDMA_WRITE : Opcode.RDMA_WRITE_WITH_IMM
+    return this.#postPayload(opcode, local, { remoteAddr: remote.addr, rkey: remote.rkey, imm: options.imm }, remote)
+  }
+
+  read(local: MemorySlice, remote: RemoteRegion): Promise<WorkCompletion> {
+    this.#checkRemoteLength(local.length, remote)
+    return this.#postOp(Opcode.RDMA_READ, [local.toSge()], local.length, { remoteAddr: remote.addr, rkey: remote.rkey })
+  }
+
+  send(data: MemorySlice | Uint8Array, options: { imm?: number } = {}): Promise<WorkCompletion> {
+    const opcode = options.imm === undefined ? Opcode.SEND : Opcode.SEND_WITH_IMM
+    return this.#postPayload(opcode, data, { imm: options.imm }, null)
+  }
+
+  /** Compares the 8 bytes at `remote` with `compare` and, if equal, stores `swap`; the original lands in `local` (8 bytes). */
+  compareAndSwap(local: MemorySlice, remote: RemoteRegion, compare: bigint, swap: bigint): Promise<WorkCompletion> {
+    this.#checkAtomic(local, remote)
+    return this.#postOp(Opcode.ATOMIC_CMP_AND_SWP, [local.toSge()], 8, { remoteAddr: remote.addr, rkey: remote.rkey, compareAdd: compare, swap })
+  }
+
+  /** Adds `add` to the 8 bytes at `remote`; the original lands in `local` (8 bytes). */
+  fetchAndAdd(local: MemorySlice, remote: RemoteRegion, add: bigint): Promise<WorkCompletion> {
+    this.#checkAtomic(local, remote)
+    return this.#postOp(Opcode.ATOMIC_FETCH_AND_ADD, [local.toSge()], 8, { remoteAddr: remote.addr, rkey: remote.rkey, compareAdd: add })
+  }
+
+  /** Posts a receive into `local`; resolves when a SEND (or WRITE_WITH_IMM) lands. */
+  recv(local: MemorySlice): Promise<WorkCompletion> {
+    return new Promise((resolve, reject) => {
+      const sge = local.toSge()
+      this.#submitRecv([sge], this.#pending(RecvOpcode.RECV, 0, true, sge.length, resolve, reject))
+    })
+  }
+
+  /** Moves the QP to ERR, waits until every outstanding WR has completed (flushed), then destroys it. */
+  close(): Promise<void> {
+    this.#closed ??= this.#close()
+    return this.#closed
+  }
+
+  get closed(): boolean {
+    return this.#closed !== null
+  }
+
+  // ---- completion path (called by CompletionQueue)
+
+  /** @internal */
+  takeCompletion(wc: WorkCompletion): WorkCompletion | undefined {
+    const isRecv = wc.opcode === RecvOpcode.RECV || wc.opcode === RecvOpcode.RECV_RDMA_WITH_IMM
+    const taken = (isRecv ? this.#recvs : this.#sends).takeThrough(wc.wrId)
+    const own = taken.pop()
+    for (const implicit of taken) this.#settle(implicit, { ...wc, wrId: implicit.id, opcode: implicit.opcode, status: WcStatus.SUCCESS, byteLen: implicit.bytes })
+    const visible = own === undefined ? wc : this.#settle(own, wc)
+    if (!isRecv) this.#pumpBacklog()
+    if (this.#drained !== null && this.#sends.size === 0 && this.#recvs.size === 0) this.#drained()
+    return visible
+  }
+
+  #settle(p: PendingWr, wc: WorkCompletion): WorkCompletion | undefined {
+    const ok = wc.status === WcStatus.SUCCESS
+    const isRecv = wc.opcode === RecvOpcode.RECV || wc.opcode === RecvOpcode.RECV_RDMA_WITH_IMM
+    if (ok) {
+      this.stats.opsCompleted++
+      if (isRecv) this.stats.bytesReceived += wc.byteLen
+      else if (p.opcode === Opcode.RDMA_READ) this.stats.bytesReceived += p.bytes
+      else this.stats.bytesSent += p.bytes
+      if (p.resolve !== null) this.stats.latency.record((now() - p.postedAt) * 1000)
+    } else {
+      this.stats.errors++
+      if (wc.status !== WcStatus.WR_FLUSH_ERR) this.onError?.(new WorkCompletionError(wc.status, wc.opcode, this.qpn), wc)
+    }
+    const userWc: WorkCompletion = wc.wrId === p.userWrId ? wc : { ...wc, wrId: p.userWrId }
+    if (p.resolve === null) return p.signaled || !ok ? userWc : undefined
+    if (ok) p.resolve(userWc)
+    else {
+      const err = new WorkCompletionError(wc.status, wc.opcode, this.qpn)
+      ;(err as { completion?: WorkCompletion }).completion = userWc
+      p.reject!(err)
+    }
+    return undefined
+  }
+
+  // ---- internals
+
+  #pending(opcode: CompletionOpcode, userWrId: number, signaled: boolean, bytes: number, resolve: PendingWr['resolve'], reject: PendingWr['reject']): PendingWr {
+    return { id: this.#nextId++, userWrId, opcode, signaled, bytes, postedAt: resolve === null ? 0 : now(), resolve, reject }
+  }
+
+  #postPayload(opcode: Opcode, data: MemorySlice | Uint8Array, extra: Partial<SendWorkRequest>, remote: RemoteRegion | null): Promise<WorkCompletion> {
+    if (remote !== null) this.#checkRemoteLength(data.length, remote)
+    if (data instanceof MemorySlice) return this.#postOp(opcode, [data.toSge()], data.length, extra)
+    if (data.length > this.caps.maxInlineData) {
+      throw new InvalidArgumentError(`${data.length} bytes of unregistered data exceed the QP's inline limit (${this.caps.maxInlineData}); register the buffer and pass a slice`, { length: data.length, maxInlineData: this.caps.maxInlineData })
+    }
+    return this.#postOp(opcode, [], data.length, { ...extra, inlineData: Uint8Array.from(data) })
+  }
+
+  #postOp(opcode: Opcode, sgList: Sge[], bytes: number, extra: Partial<SendWorkRequest>): Promise<WorkCompletion> {
+    return new Promise((resolve, reject) => {
+      const pending = this.#pending(opcode, 0, true, bytes, resolve, reject)
+      const wr: SendWorkRequest = { ...extra, wrId: pending.id, opcode, sgList, signaled: true }
+      this.#submitSend(wr, pending, true)
+    })
+  }
+
+  #submitSend(wr: SendWorkRequest, pending: PendingWr, mayWait: boolean): void {
+    if (this.#closed !== null) throw new ClosedError(`QP ${this.qpn}`)
+    const state = this.provider.state
+    if (!canPostSend(state)) throw new QpStateError(`cannot post send WRs on QP ${this.qpn} in state ${state}; move it to RTS first`, { state })
+    if (this.#backlog !== null && this.#backlog.length > 0) {
+      if (!mayWait) throw new QueueFullError('send', this.caps.maxSendWr)
+      this.#backlog.push({ wr, pending })
+      return
+    }
+    if (this.#sends.size >= this.caps.maxSendWr) {
+      if (!mayWait) throw new QueueFullError('send', this.caps.maxSendWr)
+      ;(this.#backlog ??= []).push({ wr, pending })
+      return
+    }
+    this.provider.postSend(wr)
+    this.#sends.push(pending)
+  }
+
+  #pumpBacklog(): void {
+    const backlog = this.#backlog
+    if (backlog === null) return
+    while (backlog.length > 0 && this.#sends.size < this.caps.maxSendWr) {
+      const { wr, pending } = backlog.shift()!
+      try {
+        this.provider.postSend(wr)
+        this.#sends.push(pending)
+      } catch (err) {
+        pending.reject?.(err as Error)
+      }
+    }
+    if (backlog.length === 0) this.#backlog = null
+  }
+
+  #submitRecv(sgList: Sge[], pending: PendingWr): void {
+    if (this.#closed !== null) throw new ClosedError(`QP ${this.qpn}`)
+    const state = this.provider.state
+    if (!canPostRecv(state)) throw new QpStateError(`cannot post receive WRs on QP ${this.qpn} in state ${state}; move it to INIT first`, { state })
+    if (this.#recvs.size >= this.caps.maxRecvWr) throw new QueueFullError('recv', this.caps.maxRecvWr)
+    const wr: RecvWorkRequest = { wrId: pending.id, sgList }
+    this.provider.postRecv(wr)
+    this.#recvs.push(pending)
+  }
+
+  #checkRemoteLength(length: number, remote: RemoteRegion): void {
+    if (length > remote.length) {
+      throw new InvalidArgumentError(`${length} bytes do not fit the remote region of ${remote.length} bytes`, { length, remoteLength: remote.length })
+    }
+  }
+
+  #checkAtomic(local: MemorySlice, remote: RemoteRegion): void {
+    if (local.length !== 8) throw new InvalidArgumentError(`atomics need an 8-byte local slice, got ${local.length}`)
+    if (remote.length < 8) throw new InvalidArgumentError(`atomics need an 8-byte remote region, got ${remote.length}`)
+  }
+
+  async #close(): Promise<void> {
+    const backlog = this.#backlog ?? []
+    this.#backlog = null
+    for (const { pending } of backlog) pending.reject?.(new WorkCompletionError(WcStatus.WR_FLUSH_ERR, pending.opcode, this.qpn))
+    const state = this.provider.state
+    if (state !== QpState.RESET && state !== QpState.ERR) this.provider.modify({ state: QpState.ERR })
+    if (this.#sends.size + this.#recvs.size > 0 && state !== QpState.RESET) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, SETTLE_TIMEOUT_MS)
+        timer.unref?.()
+        this.#drained = () => {
+          clearTimeout(timer)
+          resolve()
+        }
+        this.sendCq.drain()
+        this.recvCq.drain()
+      })
+      this.#drained = null
+    }
+    // Anything the provider did not flush in time (or a QP still in RESET) is failed here, so no promise hangs.
+    for (const p of [...this.#sends.takeAll(), ...this.#recvs.takeAll()]) {
+      this.stats.errors++
+      p.reject?.(new WorkCompletionError(WcStatus.WR_FLUSH_ERR, p.opcode, this.qpn))
+    }
+    this.provider.destroy()
+    this.sendCq.detach(this)
+    this.recvCq.detach(this)
+    this.#onClosed?.(this)
+  }
+}

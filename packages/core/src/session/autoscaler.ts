@@ -1,0 +1,95 @@
+/**
+ * Session scale-out: every interval, if the session moved fewer bytes per second
+ * than the threshold while its QPs (of the spec's class) were saturated, add a QP.
+ */
+import { EventEmitter } from 'node:events'
+import { InvalidArgumentError } from '../errors.js'
+import type { QueuePair } from '../queue-pair.js'
+import type { QpSpec } from './records.js'
+import type { Session } from './session.js'
+
+export interface AutoscaleOptions {
+  /** Never grow the session (QPs of the spec's class) beyond this many QPs. */
+  readonly maxQps: number
+  readonly below: { readonly bytesPerSecond: number }
+  /** The spec of the QPs to add; its qos.class selects the QPs that are watched. */
+  readonly spec: QpSpec
+  /** Sampling interval; default 100 ms. */
+  readonly intervalMs?: number
+  /** A QP counts as saturated when this share of its send queue is in use; default 0.5. */
+  readonly saturation?: number
+}
+
+/** Events: 'scaled' (qps: QueuePair[]), 'error' (err) — only emitted to listeners. */
+export class Autoscaler extends EventEmitter {
+  readonly #session: Session
+  readonly #options: Required<AutoscaleOptions>
+  readonly #timer: NodeJS.Timeout
+  readonly #onStop: () => void
+  #lastBytes: number
+  #lastAt = performance.now()
+  #busy = false
+  #stopped = false
+  /** QPs this autoscaler added. */
+  added = 0
+
+  constructor(session: Session, options: AutoscaleOptions, onStop: () => void) {
+    super()
+    if (!Number.isInteger(options.maxQps) || options.maxQps < 1) throw new InvalidArgumentError('autoscale maxQps must be a positive integer')
+    if (!(options.below?.bytesPerSecond > 0)) throw new InvalidArgumentError('autoscale below.bytesPerSecond must be a positive number')
+    this.#session = session
+    this.#options = { intervalMs: 100, saturation: 0.5, ...options }
+    this.#onStop = onStop
+    this.#lastBytes = this.#bytes()
+    this.#timer = setInterval(() => void this.#tick(), this.#options.intervalMs)
+    this.#timer.unref()
+  }
+
+  get stopped(): boolean {
+    return this.#stopped
+  }
+
+  stop(): void {
+    if (this.#stopped) return
+    this.#stopped = true
+    clearInterval(this.#timer)
+    this.#onStop()
+  }
+
+  #watched(): QueuePair[] {
+    return this.#session.qpsOfClass(this.#options.spec.qos?.class ?? 'default')
+  }
+
+  #bytes(): number {
+    const s = this.#session.stats().session
+    return s.bytesSent + s.bytesReceived
+  }
+
+  #saturated(qps: QueuePair[]): boolean {
+    return qps.length > 0 && qps.every((qp) => {
+      const o = qp.outstanding
+      return o.backlog > 0 || o.send >= qp.caps.maxSendWr * this.#options.saturation
+    })
+  }
+
+  async #tick(): Promise<void> {
+    if (this.#busy || this.#stopped || this.#session.closed) return
+    const at = performance.now()
+    const bytes = this.#bytes()
+    const rate = ((bytes - this.#lastBytes) * 1000) / Math.max(1, at - this.#lastAt)
+    this.#lastBytes = bytes
+    this.#lastAt = at
+    const qps = this.#watched()
+    if (qps.length >= this.#options.maxQps || rate >= this.#options.below.bytesPerSecond || !this.#saturated(qps)) return
+    this.#busy = true
+    try {
+      const added = await this.#session.addQps([this.#options.spec])
+      this.added += added.length
+      this.emit('scaled', added)
+    } catch (err) {
+      if (this.listenerCount('error') > 0) this.emit('error', err)
+    } finally {
+      this.#busy = false
+    }
+  }
+}

@@ -1,0 +1,75 @@
+/**
+ * The link between two session managers. The control plane (ws) implements
+ * it across processes and hosts; `InProcessLink` joins two contexts in one process.
+ */
+import { ErrorCode, PeerError, RdmaError, isRdmaError, type ErrorCode as Code } from '../errors.js'
+import type { ErrorRecord, PeerReply, PeerRequest, PeerResult } from './records.js'
+
+export type PeerRequestHandler = (request: PeerRequest, channel: PeerChannel) => Promise<PeerReply>
+
+export interface PeerChannel {
+  /** Sends a request and resolves with the reply; rejects with an RdmaError carrying the peer's code. */
+  request(request: PeerRequest): Promise<PeerReply>
+  /** Installs the handler for requests that arrive from the peer. */
+  setHandler(handler: PeerRequestHandler): void
+  /** True once the channel can carry no more requests. */
+  readonly closed: boolean
+  close(): void
+}
+
+const KNOWN_CODES = new Set<string>(Object.values(ErrorCode))
+
+/** Turns an error record from the peer back into an error with the same code. */
+export function errorFromRecord(rec: ErrorRecord): RdmaError {
+  const code: Code = KNOWN_CODES.has(rec.code) ? (rec.code as Code) : ErrorCode.PEER
+  return new RdmaError(code, `peer: ${rec.message}`, { ...rec.details, peerCode: rec.code })
+}
+
+/** Turns a handler's failure into a record for the wire. */
+export function recordFromError(err: unknown): ErrorRecord {
+  if (isRdmaError(err)) return { code: err.code, message: err.message, details: err.details }
+  return { code: ErrorCode.PEER, message: err instanceof Error ? err.message : String(err) }
+}
+
+/** Runs a handler and packs its outcome as a PeerResult. */
+export async function handleToResult(handler: PeerRequestHandler | null, request: PeerRequest, channel: PeerChannel): Promise<PeerResult> {
+  if (handler === null) return { ok: false, error: { code: ErrorCode.PEER, message: 'the peer serves no sessions' } }
+  try {
+    return { ok: true, reply: await handler(request, channel) }
+  } catch (err) {
+    return { ok: false, error: recordFromError(err) }
+  }
+}
+
+class InProcessEnd implements PeerChannel {
+  other!: InProcessEnd
+  handler: PeerRequestHandler | null = null
+  closed = false
+
+  async request(request: PeerRequest): Promise<PeerReply> {
+    if (this.closed || this.other.closed) throw new PeerError('the in-process link is closed')
+    // A copy, as a wire would make: the two sides never share objects.
+    const copy = structuredClone(request)
+    await new Promise((r) => setImmediate(r))
+    const result = structuredClone(await handleToResult(this.other.handler, copy, this.other))
+    if (!result.ok) throw errorFromRecord(result.error)
+    return result.reply
+  }
+
+  setHandler(handler: PeerRequestHandler): void {
+    this.handler = handler
+  }
+
+  close(): void {
+    this.closed = true
+  }
+}
+
+/** Two joined channel ends: what one end requests, the other's handler answers. */
+export function createInProcessLink(): [PeerChannel, PeerChannel] {
+  const a = new InProcessEnd()
+  const b = new InProcessEnd()
+  a.other = b
+  b.other = a
+  return [a, b]
+}

@@ -1,0 +1,337 @@
+/**
+ * The session table of one context: creates sessions with a peer, answers the
+ * peer's requests, finds sessions by ID or remote, and adds/removes QPs by ID.
+ * Events: 'session' (a peer opened a session with us), 'session-closed'.
+ */
+import { EventEmitter } from 'node:events'
+import { randomBytes } from 'node:crypto'
+import type { PathMtu } from '../constants.js'
+import { EncryptionUnsupportedError, InvalidArgumentError, PeerError, RemoteMismatchError, SessionClosedError, SessionNotFoundError } from '../errors.js'
+import type { RemoteRegion } from '../memory-region.js'
+import type { QueuePair } from '../queue-pair.js'
+import type { Context } from '../context.js'
+import { newSessionSecret } from './keys.js'
+import { normalizeParams, withMtu, withoutEncryption, type SessionParams, type SessionParamsSpec } from './params.js'
+import { createInProcessLink, type PeerChannel } from './peer-channel.js'
+import { connectQp, initQp, qpEncryption, type KeyContext } from './qp-connector.js'
+import { endpointKey, type AddQpsRequest, type EndpointRecord, type OpenSessionRequest, type PeerReply, type PeerRequest, type QpAnswerRecord, type QpOfferRecord, type QpSpec } from './records.js'
+import { Session, type SessionOwner } from './session.js'
+
+export interface CreateSessionOptions {
+  /** The peer: a channel to its session manager (control plane), or another Context in this process. */
+  readonly peer: PeerChannel | Context
+  readonly params?: SessionParamsSpec
+  /** The first QPs, created in the same round trip. Default: one QP with default QoS. */
+  readonly qps?: readonly QpSpec[]
+  /** Regions to expose to the peer in this session, by name. Default: those set with sessions.expose(). */
+  readonly expose?: Readonly<Record<string, RemoteRegion>>
+}
+
+export type RemoteSpec = EndpointRecord | string
+
+/** Most QPs one request may create, so one message cannot exhaust the provider. */
+export const MAX_QPS_PER_REQUEST = 4096
+
+const SESSION_ID = /^[0-9a-f]{32}$/
+
+function remoteKeyOf(remote: RemoteSpec): string {
+  return typeof remote === 'string' ? remote : endpointKey(remote)
+}
+
+function checkSpecs(specs: readonly unknown[]): void {
+  if (!Array.isArray(specs) || specs.length === 0) throw new InvalidArgumentError('give at least one QP spec')
+  if (specs.length > MAX_QPS_PER_REQUEST) throw new InvalidArgumentError(`at most ${MAX_QPS_PER_REQUEST} QPs per request, got ${specs.length}`)
+}
+
+export class SessionManager extends EventEmitter implements SessionOwner {
+  readonly #ctx: Context
+  readonly #table = new Map<string, Session>()
+  readonly #secrets = new Map<string, Uint8Array>()
+  readonly #exposed = new Map<string, RemoteRegion>()
+  readonly #links = new WeakMap<Context, PeerChannel>()
+
+  constructor(ctx: Context) {
+    super()
+    this.#ctx = ctx
+  }
+
+  /** Answers session requests that arrive on `channel` (the control plane calls this per connection). */
+  serve(channel: PeerChannel): void {
+    channel.setHandler((request, from) => this.#handle(request, from))
+  }
+
+  /** Exposes a region to peers of sessions created from now on. */
+  expose(name: string, region: RemoteRegion): void {
+    this.#exposed.set(name, region)
+  }
+
+  /** The ID of the oldest established session to `remote`, or undefined. */
+  query(filter: { remote: RemoteSpec }): string | undefined {
+    return this.list(filter)[0]
+  }
+
+  /** IDs of established sessions, optionally only those to `remote`. */
+  list(filter: { remote?: RemoteSpec } = {}): string[] {
+    const key = filter.remote === undefined ? undefined : remoteKeyOf(filter.remote)
+    const ids: string[] = []
+    for (const s of this.#table.values()) if (key === undefined || s.remoteKey === key) ids.push(s.id)
+    return ids
+  }
+
+  /** The session with this ID; throws ERR_SESSION_NOT_FOUND. */
+  get(sessionId: string): Session {
+    const s = this.#table.get(sessionId)
+    if (s === undefined) throw new SessionNotFoundError(String(sessionId))
+    return s
+  }
+
+  /** Creates a session and its first QPs in one round trip with the peer. */
+  async create(options: CreateSessionOptions): Promise<Session> {
+    const channel = this.#channelTo(options.peer)
+    const specs = options.qps ?? [{}]
+    checkSpecs(specs)
+    let params = normalizeParams(options.params)
+    const caps = this.#ctx.capabilities
+    if (params.encryption.suite !== 'none' && !caps.encryption) {
+      if (params.encryption.required) throw new EncryptionUnsupportedError(this.#ctx.provider.name, params.encryption.suite)
+      params = withoutEncryption(params)
+    }
+    const sessionId = randomBytes(16).toString('hex')
+    const secret = params.encryption.suite === 'none' ? null : newSessionSecret()
+    const qps = this.#createQps(specs, params)
+    try {
+      const request: OpenSessionRequest = {
+        type: 'open-session', sessionId, from: this.#ctx.endpoint, params, maxMtu: caps.maxMtu,
+        ...(secret === null ? {} : { secret: Buffer.from(secret).toString('base64') }),
+        qps: qps.map((qp, i) => ({ spec: specs[i]!, ...qp.endpoint() })),
+        regions: options.expose ?? Object.fromEntries(this.#exposed),
+      }
+      const reply = await channel.request(request)
+      if (reply.type !== 'open-session' || reply.qps.length !== qps.length) throw new PeerError('the peer answered open-session with a malformed reply')
+      if (reply.encryption === 'none' && secret !== null) {
+        if (params.encryption.required) throw new EncryptionUnsupportedError('peer', params.encryption.suite)
+        params = withoutEncryption(params)
+      }
+      params = withMtu(params, reply.mtu)
+      const keys = params.encryption.suite === 'none' || secret === null ? null : { secret, sessionId, epoch: 0 }
+      qps.forEach((qp, i) => connectQp(qp, reply.from, reply.qps[i]!, params, keys))
+      const session = new Session({ id: sessionId, remote: reply.from, params, initiator: true, peer: channel, owner: this, remoteRegions: reply.regions })
+      this.#register(session, keys?.secret ?? null, qps)
+      return session
+    } catch (err) {
+      await Promise.all(qps.map((qp) => qp.close()))
+      throw err
+    }
+  }
+
+  /** Adds QPs to an established session by its ID; `remote`, when given, must be the session's. */
+  async addQps(sessionId: string, specs: readonly QpSpec[], options: { remote?: RemoteSpec } = {}): Promise<QueuePair[]> {
+    const session = this.#open(sessionId)
+    if (options.remote !== undefined && remoteKeyOf(options.remote) !== session.remoteKey) {
+      throw new RemoteMismatchError(sessionId, session.remoteKey, remoteKeyOf(options.remote))
+    }
+    return this.addQpsTo(session, specs)
+  }
+
+  /** @internal SessionOwner */
+  async addQpsTo(session: Session, specs: readonly QpSpec[]): Promise<QueuePair[]> {
+    checkSpecs(specs)
+    const qps = this.#createQps(specs, session.params)
+    try {
+      const request: AddQpsRequest = { type: 'add-qps', sessionId: session.id, from: this.#ctx.endpoint, qps: qps.map((qp, i) => ({ spec: specs[i]!, ...qp.endpoint() })) }
+      const reply = await session.peer.request(request)
+      if (reply.type !== 'add-qps' || reply.qps.length !== qps.length) throw new PeerError('the peer answered add-qps with a malformed reply')
+      session.assertOpen()
+      const keys = this.#keys(session)
+      qps.forEach((qp, i) => connectQp(qp, session.remote, reply.qps[i]!, session.params, keys))
+      for (const qp of qps) session.adopt(qp)
+      return qps
+    } catch (err) {
+      await Promise.all(qps.map((qp) => qp.close()))
+      throw err
+    }
+  }
+
+  /** @internal SessionOwner */
+  async removeQp(session: Session, qp: QueuePair, notifyPeer: boolean): Promise<void> {
+    if (!session.release(qp)) return
+    await qp.close()
+    if (notifyPeer && qp.remoteQpn !== null && !session.closed) {
+      await session.peer.request({ type: 'remove-qp', sessionId: session.id, from: this.#ctx.endpoint, qpn: qp.remoteQpn }).catch(() => undefined)
+    }
+  }
+
+  /** @internal SessionOwner */
+  async closeSession(session: Session, reason: string, notifyPeer: boolean): Promise<void> {
+    if (!session.markClosed(reason)) return
+    this.#table.delete(session.id)
+    this.#secrets.delete(session.id)
+    await Promise.all(session.qps.map(async (qp) => {
+      session.release(qp)
+      await qp.close()
+    }))
+    if (notifyPeer && !session.peer.closed) {
+      await session.peer.request({ type: 'close-session', sessionId: session.id, from: this.#ctx.endpoint, reason }).catch(() => undefined)
+    }
+    session.emitClosed(reason)
+    this.emit('session-closed', session)
+  }
+
+  /** @internal SessionOwner */
+  async rekey(session: Session): Promise<void> {
+    if (!this.#secrets.has(session.id)) throw new InvalidArgumentError(`session '${session.id}' is not encrypted; there is no key to rotate`)
+    const epoch = session.epoch + 1
+    await session.peer.request({ type: 'rekey', sessionId: session.id, from: this.#ctx.endpoint, epoch })
+    this.#installEpoch(session, epoch)
+  }
+
+  /** Closes every session (the context's close calls this). */
+  async closeAll(): Promise<void> {
+    await Promise.all([...this.#table.values()].map((s) => this.closeSession(s, 'context closed', true)))
+  }
+
+  // ---- internals
+
+  #open(sessionId: string): Session {
+    const s = this.get(sessionId)
+    if (s.closed) throw new SessionClosedError(sessionId)
+    return s
+  }
+
+  #channelTo(peer: PeerChannel | Context): PeerChannel {
+    if (!('sessions' in peer)) return peer
+    if (peer === this.#ctx) throw new InvalidArgumentError('a context cannot open a session with itself; use a second context')
+    let channel = this.#links.get(peer)
+    if (channel === undefined || channel.closed) {
+      const [toPeer, toUs] = createInProcessLink()
+      this.serve(toPeer)
+      peer.sessions.serve(toUs)
+      peer.sessions.#links.set(this.#ctx, toUs)
+      this.#links.set(peer, toPeer)
+      channel = toPeer
+    }
+    return channel
+  }
+
+  #createQps(specs: readonly QpSpec[], params: SessionParams): QueuePair[] {
+    const made: QueuePair[] = []
+    const trafficClass = (params.encapsulation.dscp << 2) | params.encapsulation.ecn
+    try {
+      for (const spec of specs) {
+        const qp = this.#ctx.createQp({ caps: spec?.caps ?? {}, qos: spec?.qos ?? {}, defaultTrafficClass: trafficClass })
+        made.push(qp)
+        initQp(qp)
+      }
+      return made
+    } catch (err) {
+      for (const qp of made) void qp.close()
+      throw err
+    }
+  }
+
+  #keys(session: Session): KeyContext | null {
+    const secret = this.#secrets.get(session.id)
+    return secret === undefined ? null : { secret, sessionId: session.id, epoch: session.epoch }
+  }
+
+  #register(session: Session, secret: Uint8Array | null, qps: QueuePair[]): void {
+    this.#table.set(session.id, session)
+    if (secret !== null) this.#secrets.set(session.id, secret)
+    for (const qp of qps) session.adopt(qp)
+  }
+
+  #installEpoch(session: Session, epoch: number): void {
+    session.epoch = epoch
+    const keys = this.#keys(session)
+    for (const qp of session.qps) {
+      const encryption = qpEncryption(keys, qp.qpn, qp.remoteQpn!)
+      if (encryption !== undefined) qp.modify({ state: 'RTS', encryption })
+    }
+  }
+
+  // ---- the peer's requests
+
+  async #handle(request: PeerRequest, channel: PeerChannel): Promise<PeerReply> {
+    if (request === null || typeof request !== 'object') throw new PeerError('malformed request')
+    switch (request.type) {
+      case 'open-session':
+        return this.#acceptOpen(request, channel)
+      case 'add-qps':
+        return this.#acceptAddQps(request, channel)
+      case 'remove-qp': {
+        const session = this.#fromPeer(request.sessionId, request.from, channel)
+        await this.removeQp(session, session.qp(request.qpn), false)
+        return { type: 'ack' }
+      }
+      case 'close-session': {
+        const session = this.#fromPeer(request.sessionId, request.from, channel)
+        await this.closeSession(session, `closed by peer: ${String(request.reason).slice(0, 200)}`, false)
+        return { type: 'ack' }
+      }
+      case 'rekey': {
+        const session = this.#fromPeer(request.sessionId, request.from, channel)
+        if (!this.#secrets.has(session.id)) throw new InvalidArgumentError('session is not encrypted')
+        if (request.epoch !== session.epoch + 1) throw new InvalidArgumentError(`rekey to epoch ${String(request.epoch)} but the session is at epoch ${session.epoch}`)
+        this.#installEpoch(session, request.epoch)
+        return { type: 'ack' }
+      }
+      default:
+        throw new PeerError(`unknown request type '${String((request as { type?: unknown }).type)}'`)
+    }
+  }
+
+  /** The session a peer request names, checked: it exists, is open, goes to the requester, and came over the session's own channel. */
+  #fromPeer(sessionId: string, from: EndpointRecord, channel: PeerChannel): Session {
+    const session = this.#open(String(sessionId))
+    const key = endpointKey(from)
+    if (key !== session.remoteKey) throw new RemoteMismatchError(session.id, session.remoteKey, key)
+    if (channel !== session.peer) throw new PeerError(`session '${session.id}' belongs to another connection; a session ID alone does not grant access`)
+    return session
+  }
+
+  async #acceptOpen(request: OpenSessionRequest, channel: PeerChannel): Promise<PeerReply> {
+    if (typeof request.sessionId !== 'string' || !SESSION_ID.test(request.sessionId)) throw new InvalidArgumentError('malformed session ID')
+    if (this.#table.has(request.sessionId)) throw new InvalidArgumentError(`session '${request.sessionId}' exists already`)
+    checkSpecs(request.qps)
+    const spec = request.params as SessionParams
+    let params = normalizeParams({ encryption: (spec?.encryption?.suite === 'none' ? 'none' : spec?.encryption) as SessionParamsSpec['encryption'], encapsulation: spec?.encapsulation })
+    const caps = this.#ctx.capabilities
+    if (params.encryption.suite !== 'none' && !caps.encryption) {
+      if (params.encryption.required) throw new EncryptionUnsupportedError(this.#ctx.provider.name, params.encryption.suite)
+      params = withoutEncryption(params)
+    }
+    let secret: Uint8Array | null = null
+    if (params.encryption.suite !== 'none') {
+      secret = typeof request.secret === 'string' ? new Uint8Array(Buffer.from(request.secret, 'base64')) : new Uint8Array(0)
+      if (secret.length !== 32) throw new InvalidArgumentError('an encrypted session needs a 32-byte session secret')
+    }
+    const mtu = Math.min(params.encapsulation.mtu, Number(request.maxMtu) || 256, caps.maxMtu) as PathMtu
+    params = withMtu(params, mtu)
+    const keys = secret === null ? null : { secret, sessionId: request.sessionId, epoch: 0 }
+    const qps = this.#answerQps(request.qps, params, request.from, keys)
+    const session = new Session({ id: request.sessionId, remote: request.from, params, initiator: false, peer: channel, owner: this, remoteRegions: request.regions ?? {} })
+    this.#register(session, secret, qps.local)
+    this.emit('session', session)
+    return { type: 'open-session', from: this.#ctx.endpoint, mtu, encryption: params.encryption.suite === 'none' ? 'none' : 'aes-256-gcm', qps: qps.answers, regions: Object.fromEntries(this.#exposed) }
+  }
+
+  async #acceptAddQps(request: AddQpsRequest, channel: PeerChannel): Promise<PeerReply> {
+    const session = this.#fromPeer(request.sessionId, request.from, channel)
+    checkSpecs(request.qps)
+    const qps = this.#answerQps(request.qps, session.params, session.remote, this.#keys(session))
+    for (const qp of qps.local) session.adopt(qp)
+    return { type: 'add-qps', qps: qps.answers }
+  }
+
+  /** Creates and connects our end of each offered QP. */
+  #answerQps(offers: readonly QpOfferRecord[], params: SessionParams, remote: EndpointRecord, keys: KeyContext | null): { local: QueuePair[]; answers: QpAnswerRecord[] } {
+    const local = this.#createQps(offers.map((o) => o?.spec ?? {}), params)
+    try {
+      offers.forEach((o, i) => connectQp(local[i]!, remote, { qpn: o.qpn, psn: o.psn }, params, keys))
+    } catch (err) {
+      for (const qp of local) void qp.close()
+      throw err
+    }
+    return { local, answers: local.map((qp) => qp.endpoint()) }
+  }
+}

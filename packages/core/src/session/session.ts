@@ -1,0 +1,175 @@
+/**
+ * A session: RC QPs that share one remote and one set of frozen parameters.
+ * Each QP keeps its own QoS. Events: 'qp-added', 'qp-removed', 'closed', 'error'.
+ */
+import { EventEmitter } from 'node:events'
+import { SessionClosedError, QpNotFoundError, isRdmaError } from '../errors.js'
+import type { RemoteRegion, MemorySlice } from '../memory-region.js'
+import type { QueuePair } from '../queue-pair.js'
+import type { WorkCompletion } from '../spi.js'
+import { QpStats, type QpStatsSnapshot } from '../stats.js'
+import type { SessionParams } from './params.js'
+import type { PeerChannel } from './peer-channel.js'
+import { endpointKey, type EndpointRecord, type QpSpec } from './records.js'
+import { stripe, type StripeOptions, type StripeResult } from './striping.js'
+import { Autoscaler, type AutoscaleOptions } from './autoscaler.js'
+
+/** What a session needs from its manager. */
+export interface SessionOwner {
+  addQpsTo(session: Session, specs: readonly QpSpec[]): Promise<QueuePair[]>
+  removeQp(session: Session, qp: QueuePair, notifyPeer: boolean): Promise<void>
+  closeSession(session: Session, reason: string, notifyPeer: boolean): Promise<void>
+  rekey(session: Session): Promise<void>
+}
+
+export interface SessionStats {
+  readonly session: QpStatsSnapshot & { readonly qps: number }
+  readonly qps: ReadonlyArray<QpStatsSnapshot & { readonly qpn: number; readonly class: string }>
+}
+
+export class Session extends EventEmitter {
+  readonly id: string
+  readonly remote: EndpointRecord
+  readonly params: SessionParams
+  /** True on the side that created the session. */
+  readonly initiator: boolean
+  /** Regions the peer exposed when the session was created, by name. */
+  readonly remoteRegions: ReadonlyMap<string, RemoteRegion>
+  /** @internal */ readonly peer: PeerChannel
+  /** @internal */ readonly owner: SessionOwner
+  /** Key epoch (raised by rekey). */
+  epoch = 0
+  readonly #qps = new Map<number, QueuePair>()
+  #retired = new QpStats()
+  #closed = false
+  readonly #autoscalers = new Set<Autoscaler>()
+
+  constructor(init: { id: string; remote: EndpointRecord; params: SessionParams; initiator: boolean; peer: PeerChannel; owner: SessionOwner; remoteRegions: Record<string, RemoteRegion> }) {
+    super()
+    this.id = init.id
+    this.remote = Object.freeze({ ...init.remote })
+    this.params = init.params
+    this.initiator = init.initiator
+    this.peer = init.peer
+    this.owner = init.owner
+    this.remoteRegions = new Map(Object.entries(init.remoteRegions))
+  }
+
+  /** The session's QPs, in the order they were added. */
+  get qps(): QueuePair[] {
+    return [...this.#qps.values()]
+  }
+  get size(): number {
+    return this.#qps.size
+  }
+  get closed(): boolean {
+    return this.#closed
+  }
+  /** `address:port` of the remote, as sessions.query() matches it. */
+  get remoteKey(): string {
+    return endpointKey(this.remote)
+  }
+
+  qp(qpn: number): QueuePair {
+    const qp = this.#qps.get(qpn)
+    if (qp === undefined) throw new QpNotFoundError(qpn, this.id)
+    return qp
+  }
+
+  /** QPs whose QoS class is `className` (all QPs when undefined). */
+  qpsOfClass(className?: string): QueuePair[] {
+    return this.qps.filter((qp) => className === undefined || qp.qos.className === className)
+  }
+
+  /** Adds QPs to this session (same as sessions.addQps(session.id, specs)). */
+  addQps(specs: readonly QpSpec[]): Promise<QueuePair[]> {
+    this.assertOpen()
+    return this.owner.addQpsTo(this, specs)
+  }
+
+  /** Removes one QP: the peer removes its end, outstanding WRs are flushed. */
+  removeQp(qp: QueuePair | number): Promise<void> {
+    this.assertOpen()
+    return this.owner.removeQp(this, typeof qp === 'number' ? this.qp(qp) : qp, true)
+  }
+
+  /** Moves every QP to a new key epoch (encrypted sessions). */
+  rekey(): Promise<void> {
+    this.assertOpen()
+    return this.owner.rekey(this)
+  }
+
+  /** Closes every QP (flushing their WRs), tells the peer, and forgets the session. */
+  close(reason = 'closed by application'): Promise<void> {
+    return this.owner.closeSession(this, reason, true)
+  }
+
+  /** Writes `local` to `remote`, striped over the QPs of a class. */
+  write(local: MemorySlice, remote: RemoteRegion, options: StripeOptions = {}): Promise<StripeResult> {
+    this.assertOpen()
+    return stripe('write', () => this.qpsOfClass(options.class), local, remote, options)
+  }
+
+  /** Reads `remote` into `local`, striped over the QPs of a class. */
+  read(local: MemorySlice, remote: RemoteRegion, options: StripeOptions = {}): Promise<StripeResult> {
+    this.assertOpen()
+    return stripe('read', () => this.qpsOfClass(options.class), local, remote, options)
+  }
+
+  /** Adds QPs by itself while the session is below a throughput threshold and its QPs are saturated. */
+  autoscale(options: AutoscaleOptions): Autoscaler {
+    this.assertOpen()
+    const scaler = new Autoscaler(this, options, () => this.#autoscalers.delete(scaler))
+    this.#autoscalers.add(scaler)
+    return scaler
+  }
+
+  stats(): SessionStats {
+    const qps = this.qps
+    const total = QpStats.sum([this.#retired, ...qps.map((q) => q.stats)])
+    return {
+      session: { ...total.snapshot(), qps: qps.length },
+      qps: qps.map((q) => ({ qpn: q.qpn, class: q.qos.className, ...q.stats.snapshot() })),
+    }
+  }
+
+  // ---- used by the session manager
+
+  /** @internal */
+  adopt(qp: QueuePair): void {
+    this.#qps.set(qp.qpn, qp)
+    qp.onError = (err: Error, wc?: WorkCompletion) => this.#reportError(err, qp, wc)
+    this.emit('qp-added', qp)
+  }
+
+  /** @internal */
+  release(qp: QueuePair): boolean {
+    if (!this.#qps.delete(qp.qpn)) return false
+    this.#retired = QpStats.sum([this.#retired, qp.stats])
+    this.emit('qp-removed', qp)
+    return true
+  }
+
+  /** @internal */
+  markClosed(reason: string): boolean {
+    if (this.#closed) return false
+    this.#closed = true
+    for (const s of this.#autoscalers) s.stop()
+    return true
+  }
+
+  /** @internal */
+  emitClosed(reason: string): void {
+    this.emit('closed', reason)
+  }
+
+  assertOpen(): void {
+    if (this.#closed) throw new SessionClosedError(this.id)
+  }
+
+  #reportError(err: Error, qp: QueuePair, wc?: WorkCompletion): void {
+    // 'error' is only emitted to listeners: an unhandled 'error' event must not crash the app.
+    if (this.listenerCount('error') > 0) this.emit('error', Object.assign(err, { qpn: qp.qpn, completion: wc }))
+    else if (!isRdmaError(err)) throw err
+  }
+}

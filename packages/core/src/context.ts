@@ -155,7 +155,7 @@ export class Context {
 
 /** Opens a context on a provider instance or on a provider found by name. */
 export async function createContext(options: ContextOptions = {}): Promise<Context> {
-  const choice = options.provider ?? process.env.RDMA_SESSION_PROVIDER ?? 'mock'
+  const choice = options.provider ?? (process.env.RDMA_SESSION_PROVIDER || 'mock')
   const provider = typeof choice === 'string' ? await loadProvider(choice, options.providerOptions) : choice
   assertProvider(provider)
   return new Context(provider, await provider.openDevice())

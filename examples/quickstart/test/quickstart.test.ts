@@ -1,0 +1,27 @@
+import { execFile } from 'node:child_process'
+import { promisify } from 'node:util'
+import { describe, expect, it } from 'vitest'
+
+const run = promisify(execFile)
+
+describe('quickstart example', () => {
+  it('runs on the default provider and shows every step working', async () => {
+    const { stdout } = await run(process.execPath, ['quickstart.mjs'], { cwd: new URL('..', import.meta.url).pathname, env: { ...process.env, RDMA_SESSION_PROVIDER: undefined } })
+    expect(stdout).toMatch(/provider: mock/)
+    expect(stdout).toMatch(/session created: [0-9a-f]{32}/)
+    expect(stdout).toMatch(/the session now has 2 QPs \(latency, bulk\)/)
+    expect(stdout).toMatch(/write: .*all match/)
+    expect(stdout).toContain('read: "hello from bob"')
+    expect(stdout).toContain('bob received 4 bytes: "ping"')
+    expect(stdout).toContain('previous value 5, counter now 12')
+    expect(stdout).toContain('counter now 100')
+    expect(stdout).toMatch(/striped write: 65536 bytes in 8 chunks over 2 QPs/)
+    expect(stdout).toMatch(/0 errors/)
+    expect(stdout).toContain('closed:')
+  })
+
+  it('names the package to install when RDMA_SESSION_PROVIDER is a provider that is not installed', async () => {
+    const err = await run(process.execPath, ['quickstart.mjs'], { cwd: new URL('..', import.meta.url).pathname, env: { ...process.env, RDMA_SESSION_PROVIDER: 'verbs' } }).catch((e: { stderr: string }) => e)
+    expect((err as { stderr: string }).stderr).toMatch(/ERR_PROVIDER_MISSING|pnpm add @rdma-session\/provider-verbs/)
+  })
+})

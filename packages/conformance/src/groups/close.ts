@@ -1,0 +1,92 @@
+/** Close: every handle is released, closing the context closes everything, and nothing works afterwards. */
+import { expect } from 'vitest'
+import type { Suite } from '../suite.js'
+import { expectCode, nextEvent, openSession, outcomes, rawPair, register, ZERO_HANDLES } from '../fixtures.js'
+
+export function closeTests(suite: Suite): void {
+  suite.test('closing sessions, QPs, CQs and regions one by one leaves zero handles on both sides', async () => {
+    const { a, b } = suite.env
+    const { session } = await openSession(suite.env, { qps: [{}, {}] })
+    const raw = rawPair(suite.env)
+    const cq = a.createCq({ depth: 64 })
+    const shared = a.createQp({ sendCq: cq, recvCq: cq })
+    const mrA = register(a, 4096)
+    const mrB = register(b, 4096)
+    expect(a.handles).toEqual({ regions: 1, cqs: 4, qps: 4, sessions: 1 })
+    expect(b.handles).toEqual({ regions: 1, cqs: 3, qps: 3, sessions: 1 })
+    await session.close()
+    await raw.a.close()
+    await raw.b.close()
+    await shared.close()
+    a.destroyCq(cq)
+    mrA.deregister()
+    mrB.deregister()
+    expect(a.handles).toEqual(ZERO_HANDLES)
+    expect(b.handles).toEqual(ZERO_HANDLES)
+    expect(a.closed).toBe(false)
+  })
+
+  suite.test('closing a context closes everything it owns, flushes outstanding WRs and closes the peer side of its sessions', async () => {
+    const { a, b } = suite.env
+    const { session, peer } = await openSession(suite.env, { qps: [{}, {}] })
+    const raw = rawPair(suite.env)
+    const mrA = register(a, 4096)
+    const pending = [session.qps[0]!.recv(mrA.slice(0, 64)), raw.a.recv(mrA.slice(64, 64))]
+    a.createCq()
+    const peerClosed = nextEvent(peer, 'closed')
+    await a.close()
+    expect(a.closed).toBe(true)
+    expect(a.handles).toEqual(ZERO_HANDLES)
+    expect(await outcomes(pending)).toEqual(['WR_FLUSH_ERR', 'WR_FLUSH_ERR'])
+    await peerClosed
+    expect(session.closed).toBe(true)
+    expect(b.sessions.list()).toEqual([])
+    expect(b.handles).toMatchObject({ sessions: 0, qps: 1 })
+    await a.close()
+  })
+
+  suite.test('operations after close fail with ERR_CLOSED or ERR_SESSION_CLOSED', async () => {
+    const { a, b } = suite.env
+    const { session } = await openSession(suite.env)
+    const qp = session.qps[0]!
+    const mrA = register(a, 64)
+    const mrB = register(b, 64)
+    const region = mrB.region()
+    await session.close()
+    await expectCode(() => session.write(mrA.slice(), region), 'ERR_SESSION_CLOSED')
+    await expectCode(() => session.addQps([{}]), 'ERR_SESSION_CLOSED')
+    await expectCode(() => session.removeQp(qp), 'ERR_SESSION_CLOSED')
+    await expectCode(() => qp.write(mrA.slice(), region), 'ERR_CLOSED')
+    await expectCode(() => qp.recv(mrA.slice()), 'ERR_CLOSED')
+    await expectCode(() => qp.modify({ state: 'RESET' }), 'ERR_CLOSED')
+    mrA.deregister()
+    await expectCode(() => mrA.region(), 'ERR_CLOSED')
+    await a.close()
+    await expectCode(() => a.registerMemory(Buffer.alloc(64)), 'ERR_CLOSED')
+    await expectCode(() => a.createCq(), 'ERR_CLOSED')
+    await expectCode(() => a.createQp(), 'ERR_CLOSED')
+    await expectCode(() => a.sessions.create({ peer: b }), 'ERR_CLOSED')
+  })
+
+  suite.test('closing a CQ ends iteration over it; a QP posting to a closed context fails', async () => {
+    const { a } = suite.env
+    const raw = rawPair(suite.env)
+    const mrA = register(a, 64)
+    const mrB = register(suite.env.b, 64)
+    raw.a.postSend({ wrId: 9, opcode: 'RDMA_WRITE', sgList: [mrA.slice()], remoteAddr: mrB.addr, rkey: mrB.rkey })
+    const seen: number[] = []
+    for await (const wc of raw.a.sendCq) {
+      seen.push(wc.wrId)
+      break
+    }
+    expect(seen).toEqual([9])
+    const iteration = (async () => {
+      const got: number[] = []
+      for await (const wc of raw.a.sendCq) got.push(wc.wrId)
+      return got
+    })()
+    await a.close()
+    expect(await iteration, 'iteration ends when the CQ closes').toEqual([])
+    await expectCode(() => raw.a.postSend({ opcode: 'SEND', sgList: [] }), 'ERR_CLOSED')
+  })
+}

@@ -1,0 +1,16 @@
+/** What the mock provider supports (core skips features by this record). */
+import type { ProviderCapabilities } from '@rdma-session/core'
+
+export const MOCK_CAPABILITIES: ProviderCapabilities = Object.freeze({
+  encryption: true,
+  atomics: true,
+  immediate: true,
+  maxMtu: 4096,
+  maxQps: 65536,
+  maxQpWr: 16384,
+  maxSge: 16,
+  maxInline: 256,
+  maxMrSize: 2 ** 31,
+  qosScheduling: true,
+  faultInjection: true,
+})

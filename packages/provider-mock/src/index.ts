@@ -1,0 +1,13 @@
+/** @rdma-session/provider-mock: an in-memory RDMA fabric provider for tests, examples and many hosts in one process. */
+export { mock, defaultFabric, createProvider, type MockProvider, type MockProviderOptions } from './mock-provider.js'
+export { MOCK_CAPABILITIES } from './capabilities.js'
+export { MockFabric, DEFAULT_PORT, type MockFabricOptions, type HostOptions } from './fabric.js'
+export { FaultInjector, FaultRule, type FaultOptions, type PacketFilter } from './fault-injector.js'
+export { DROP_REASONS, type DropReason, type FabricStats, type FaultKind, type RecordedPacket } from './fabric-stats.js'
+export type { PacketOpcode, ResponseOpcode, NakSyndrome } from './packet.js'
+export { MockDevice } from './mock-device.js'
+export { MockPd } from './mock-pd.js'
+export { MockCq } from './mock-cq.js'
+export { MockMr } from './memory-region.js'
+export { MockQp, QP_DEFAULTS, type QpSnapshot } from './mock-qp.js'
+export type { RequesterSnapshot } from './requester.js'

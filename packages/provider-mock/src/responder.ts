@@ -1,0 +1,197 @@
+/**
+ * The receive side of an RC QP: checks each request's PSN against the expected
+ * PSN (duplicates are re-acknowledged without re-executing; atomics replay their
+ * saved result; a gap gets one sequence NAK), checks rkey, bounds and access
+ * before touching memory, executes the request on registered memory, consumes
+ * receive WRs, and answers with ACK, NAK, READ response or atomic acknowledge.
+ */
+import { AccessFlag, Opcode, RecvOpcode, WcStatus } from '@rdma-session/core'
+import { rnrDelayMs } from './ib-timers.js'
+import { scatter } from './local-memory.js'
+import type { MockQp } from './mock-qp.js'
+import { EMPTY_PAYLOAD, Packet, type NakSyndrome, type ResponseOpcode } from './packet.js'
+import { psnAdd, psnDiff } from './psn.js'
+import type { RecvWqe } from './work-queue-entries.js'
+
+/** Atomic results kept for replay; more than any requester may have outstanding (maxRdAtomic ≤ 255). */
+const ATOMIC_REPLAY_ENTRIES = 256
+const U64_MASK = (1n << 64n) - 1n
+
+export class Responder {
+  /** PSN of the next new request. */
+  expectedPsn = 0
+  #recvs: (RecvWqe | undefined)[] = []
+  #first = 0
+  #nakSent = false
+  #atomicResults: Map<number, Uint8Array> | null = null
+
+  constructor(private readonly qp: MockQp) {}
+
+  get outstanding(): number {
+    return this.#recvs.length - this.#first
+  }
+
+  post(w: RecvWqe): void {
+    this.#recvs.push(w)
+  }
+
+  /** Completes every posted receive with WR_FLUSH_ERR, in post order. */
+  flush(): void {
+    while (this.#first < this.#recvs.length) this.#completeRecv(WcStatus.WR_FLUSH_ERR, RecvOpcode.RECV, 0, undefined)
+  }
+
+  onRequest(packet: Packet, data: Uint8Array): void {
+    const d = psnDiff(packet.psn, this.expectedPsn)
+    if (d < 0) return this.#onDuplicate(packet)
+    if (d > 0) {
+      // A gap: one sequence NAK until the expected PSN arrives.
+      if (!this.#nakSent) {
+        this.#nakSent = true
+        this.#nak(this.expectedPsn, 'PSN_SEQUENCE_ERROR')
+      }
+      return
+    }
+    this.#nakSent = false
+    switch (packet.opcode) {
+      case Opcode.SEND:
+      case Opcode.SEND_WITH_IMM:
+        return this.#send(packet, data)
+      case Opcode.RDMA_WRITE:
+      case Opcode.RDMA_WRITE_WITH_IMM:
+        return this.#write(packet, data)
+      case Opcode.RDMA_READ:
+        return this.#read(packet, true)
+      case Opcode.ATOMIC_CMP_AND_SWP:
+      case Opcode.ATOMIC_FETCH_AND_ADD:
+        return this.#atomic(packet, data)
+    }
+  }
+
+  #onDuplicate(packet: Packet): void {
+    switch (packet.opcode) {
+      case Opcode.RDMA_READ:
+        // Reads have no side effects: read again.
+        return this.#read(packet, false)
+      case Opcode.ATOMIC_CMP_AND_SWP:
+      case Opcode.ATOMIC_FETCH_AND_ADD: {
+        // Never execute an atomic twice: replay the original result (or stay silent if it is long gone).
+        const original = this.#atomicResults?.get(packet.psn)
+        if (original !== undefined) this.#reply('ATOMIC_ACKNOWLEDGE', packet.psn, 1, 8, original)
+        return
+      }
+      default:
+        this.#reply('ACK', psnAdd(this.expectedPsn, -1), 1, 0, EMPTY_PAYLOAD)
+    }
+  }
+
+  #send(packet: Packet, data: Uint8Array): void {
+    if (!this.#hasRecv(packet)) return
+    const r = this.#recvs[this.#first]!
+    if (data.length > r.capacity) {
+      this.#completeRecv(WcStatus.LOC_LEN_ERR, RecvOpcode.RECV, data.length, undefined)
+      return this.#fatalNak(packet.psn, 'INVALID_REQUEST', `a ${data.length}-byte SEND does not fit the ${r.capacity}-byte receive buffer`)
+    }
+    if (!scatter(this.qp.device.memory, this.qp.pd, r.sges, data)) {
+      this.#completeRecv(WcStatus.LOC_PROT_ERR, RecvOpcode.RECV, data.length, undefined)
+      return this.#fatalNak(packet.psn, 'REMOTE_OPERATIONAL_ERROR', 'local protection error on a receive buffer (bad lkey, range or missing local-write)')
+    }
+    this.#completeRecv(WcStatus.SUCCESS, RecvOpcode.RECV, data.length, packet.imm)
+    this.#ack(packet)
+  }
+
+  #write(packet: Packet, data: Uint8Array): void {
+    const withImm = packet.opcode === Opcode.RDMA_WRITE_WITH_IMM
+    if (withImm && !this.#hasRecv(packet)) return
+    if (data.length !== packet.length) return this.#fatalNak(packet.psn, 'INVALID_REQUEST', 'RDMA WRITE length does not match its payload')
+    if (packet.length > 0) {
+      const target = this.#target(packet, AccessFlag.REMOTE_WRITE)
+      if (typeof target === 'string') return this.#fatalNak(packet.psn, target, `RDMA WRITE rejected: ${target}`)
+      target.set(data)
+    }
+    if (withImm) this.#completeRecv(WcStatus.SUCCESS, RecvOpcode.RECV_RDMA_WITH_IMM, packet.length, packet.imm)
+    this.#ack(packet)
+  }
+
+  #read(packet: Packet, fresh: boolean): void {
+    let bytes = EMPTY_PAYLOAD
+    if (packet.length > 0) {
+      const source = this.#target(packet, AccessFlag.REMOTE_READ)
+      if (typeof source === 'string') return this.#fatalNak(packet.psn, source, `RDMA READ rejected: ${source}`)
+      bytes = source.slice()
+    }
+    if (fresh) this.expectedPsn = psnAdd(packet.psn, packet.packets)
+    this.#reply('READ_RESPONSE', packet.psn, packet.packets, packet.length, bytes)
+  }
+
+  #atomic(packet: Packet, data: Uint8Array): void {
+    if (packet.remoteAddr % 8 !== 0) return this.#fatalNak(packet.psn, 'INVALID_REQUEST', 'atomic target address is not 8-byte aligned')
+    if (packet.length !== 8 || data.length !== 16) return this.#fatalNak(packet.psn, 'INVALID_REQUEST', 'malformed atomic request')
+    const target = this.#target(packet, AccessFlag.REMOTE_ATOMIC)
+    if (typeof target === 'string') return this.#fatalNak(packet.psn, target, `atomic rejected: ${target}`)
+    const view = new DataView(target.buffer, target.byteOffset, 8)
+    const operands = new DataView(data.buffer, data.byteOffset, 16)
+    const original = target.slice(0, 8)
+    const value = view.getBigUint64(0, true)
+    const operand = operands.getBigUint64(0, true)
+    if (packet.opcode === Opcode.ATOMIC_FETCH_AND_ADD) view.setBigUint64(0, (value + operand) & U64_MASK, true)
+    else if (value === operand) view.setBigUint64(0, operands.getBigUint64(8, true), true)
+    const results = (this.#atomicResults ??= new Map())
+    results.set(packet.psn, original)
+    if (results.size > ATOMIC_REPLAY_ENTRIES) results.delete(results.keys().next().value!)
+    this.expectedPsn = psnAdd(packet.psn, 1)
+    this.#reply('ATOMIC_ACKNOWLEDGE', packet.psn, 1, 8, original)
+  }
+
+  /** The target bytes of an RDMA request, or the NAK syndrome that refuses it. */
+  #target(packet: Packet, access: number): Uint8Array | NakSyndrome {
+    const qp = this.qp
+    if ((qp.accessFlags & access) === 0) return 'INVALID_REQUEST'
+    const mr = qp.device.memory.byRkey(packet.rkey)
+    if (mr === undefined || mr.owner !== qp.pd) return 'REMOTE_ACCESS_ERROR'
+    return mr.view(packet.remoteAddr, packet.length, access) ?? 'REMOTE_ACCESS_ERROR'
+  }
+
+  /** True when a receive WR is posted; otherwise answers with an RNR NAK. */
+  #hasRecv(packet: Packet): boolean {
+    if (this.#first < this.#recvs.length) return true
+    const qp = this.qp
+    this.#nak(packet.psn, 'RNR', rnrDelayMs(qp.minRnrTimer, qp.device.fabric.maxRnrDelayMs))
+    return false
+  }
+
+  #completeRecv(status: WcStatus, opcode: RecvOpcode, byteLen: number, imm: number | undefined): void {
+    const r = this.#recvs[this.#first]!
+    this.#recvs[this.#first++] = undefined
+    if (this.#first === this.#recvs.length) {
+      this.#recvs = []
+      this.#first = 0
+    } else if (this.#first >= 1024 && this.#first * 2 >= this.#recvs.length) {
+      this.#recvs = this.#recvs.slice(this.#first)
+      this.#first = 0
+    }
+    this.qp.completeRecv(r.wrId, status, opcode, byteLen, imm)
+  }
+
+  #ack(packet: Packet): void {
+    this.expectedPsn = psnAdd(packet.psn, packet.packets)
+    this.#reply('ACK', psnAdd(packet.psn, packet.packets - 1), 1, 0, EMPTY_PAYLOAD)
+  }
+
+  #nak(psn: number, syndrome: NakSyndrome, rnrDelay = 0): void {
+    this.#reply('NAK', psn, 1, 0, EMPTY_PAYLOAD, syndrome, rnrDelay)
+  }
+
+  /** NAKs a request that cannot be executed and moves this QP to ERR, as verbs responders do. */
+  #fatalNak(psn: number, syndrome: NakSyndrome, reason: string): void {
+    this.#nak(psn, syndrome)
+    this.qp.enterError(`responder: ${reason}`)
+  }
+
+  #reply(opcode: ResponseOpcode, psn: number, packets: number, length: number, payload: Uint8Array, syndrome: NakSyndrome | null = null, rnrDelay = 0): void {
+    const qp = this.qp
+    const p = new Packet(qp.device.key, qp.remoteKey, qp.qpn, qp.destQpn, opcode, psn, packets, length, payload)
+    p.syndrome = syndrome
+    p.rnrDelayMs = rnrDelay
+    qp.transmit(p)
+  }
+}

@@ -1,0 +1,22 @@
+/** The RoCEv2 wire layer: opcodes, packet codec, AETH syndromes, PSN math, ICRC, pcap output. */
+export * from './errors.js'
+export * from './opcodes.js'
+export * from './psn.js'
+export * from './aeth.js'
+export {
+  encodePacket,
+  encodePacketInto,
+  encodedLength,
+  decodePacket,
+  tryDecodePacket,
+  peekDestQpn,
+  type Bth,
+  type Reth,
+  type Aeth,
+  type AtomicEth,
+  type AtomicAckEth,
+  type RocePacket,
+} from './packet.js'
+export * from './icrc.js'
+export { addressBytes } from './address.js'
+export * from './pcap.js'

@@ -77,7 +77,9 @@ export interface RecordedPacket {
   /** The bytes carried: ciphertext plus 16-byte tag when encrypted; atomics carry their two 8-byte operands. */
   readonly payload: Uint8Array
   readonly encrypted: boolean
+  /** Key epoch and 96-bit AES-GCM nonce of an encrypted packet (null when plaintext). */
   readonly epoch: number
+  readonly nonce: Uint8Array | null
   readonly remoteAddr: number
   readonly rkey: number
   readonly imm: number | undefined

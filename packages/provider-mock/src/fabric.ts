@@ -289,6 +289,7 @@ export class MockFabric {
       payload: p.payload,
       encrypted: p.sealed,
       epoch: p.epoch,
+      nonce: p.nonce,
       remoteAddr: p.remoteAddr,
       rkey: p.rkey,
       imm: p.imm,

@@ -50,6 +50,13 @@ export interface Pair {
 export async function endpoint(fabric: MockFabric, o: PairOptions = {}): Promise<Endpoint> {
   const device = await mock({ fabric }).openDevice()
   const pd = device.allocPd()
+  const buf = new Uint8Array(o.mrBytes ?? 65536)
+  const mr = pd.registerMemory(buf, o.mrAccess ?? ALL_ACCESS)
+  return { ...queuePair(device, pd, o), buf, mr }
+}
+
+/** A QP with its own CQ on an existing host and PD. */
+export function queuePair(device: MockDevice, pd: MockPd, o: PairOptions = {}): { device: MockDevice; pd: MockPd; cq: MockCq; qp: MockQp; psn: number } {
   const cq = pd.createCq(o.cqDepth ?? 4096)
   const qp = pd.createQp({
     sendCq: cq,
@@ -61,17 +68,17 @@ export async function endpoint(fabric: MockFabric, o: PairOptions = {}): Promise
     maxInlineData: o.maxInlineData ?? 64,
     qos: { ...DEFAULT_QOS, ...o.qos },
   })
-  const buf = new Uint8Array(o.mrBytes ?? 65536)
-  const mr = pd.registerMemory(buf, o.mrAccess ?? ALL_ACCESS)
-  return { device, pd, cq, qp, buf, mr, psn: Math.floor(Math.random() * 0x1000000) }
+  return { device, pd, cq, qp, psn: Math.floor(Math.random() * 0x1000000) }
 }
 
+type Connectable = Pick<Endpoint, 'device' | 'qp' | 'psn'>
+
 /** Moves two QPs to RTS against each other. */
-export function connect(a: Endpoint, b: Endpoint, o: PairOptions = {}): void {
+export function connect(a: Connectable, b: Connectable, o: PairOptions = {}): void {
   const keys = encryptionKeys(o)
   if (o.psnA !== undefined) a.psn = o.psnA
   if (o.psnB !== undefined) b.psn = o.psnB
-  const sides: [Endpoint, Endpoint, QpEncryption | undefined][] = [
+  const sides: [Connectable, Connectable, QpEncryption | undefined][] = [
     [a, b, keys?.a],
     [b, a, keys?.b],
   ]

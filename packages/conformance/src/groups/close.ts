@@ -1,7 +1,7 @@
 /** Close: every handle is released, closing the context closes everything, and nothing works afterwards. */
 import { expect } from 'vitest'
 import type { Suite } from '../suite.js'
-import { expectCode, nextEvent, openSession, outcomes, rawPair, register, ZERO_HANDLES } from '../fixtures.js'
+import { expectBytes, expectCode, fill, nextEvent, openSession, outcomes, rawPair, register, sleep, snapshot, takeCompletions, ZERO_HANDLES } from '../fixtures.js'
 
 export function closeTests(suite: Suite): void {
   suite.test('closing sessions, QPs, CQs and regions one by one leaves zero handles on both sides', async () => {
@@ -31,13 +31,13 @@ export function closeTests(suite: Suite): void {
     const { session, peer } = await openSession(suite.env, { qps: [{}, {}] })
     const raw = rawPair(suite.env)
     const mrA = register(a, 4096)
-    const pending = [session.qps[0]!.recv(mrA.slice(0, 64)), raw.a.recv(mrA.slice(64, 64))]
+    const pending = outcomes([session.qps[0]!.recv(mrA.slice(0, 64)), raw.a.recv(mrA.slice(64, 64))])
     a.createCq()
     const peerClosed = nextEvent(peer, 'closed')
     await a.close()
     expect(a.closed).toBe(true)
     expect(a.handles).toEqual(ZERO_HANDLES)
-    expect(await outcomes(pending)).toEqual(['WR_FLUSH_ERR', 'WR_FLUSH_ERR'])
+    expect(await pending).toEqual(['WR_FLUSH_ERR', 'WR_FLUSH_ERR'])
     await peerClosed
     expect(session.closed).toBe(true)
     expect(b.sessions.list()).toEqual([])
@@ -88,5 +88,22 @@ export function closeTests(suite: Suite): void {
     await a.close()
     expect(await iteration, 'iteration ends when the CQ closes').toEqual([])
     await expectCode(() => raw.a.postSend({ opcode: 'SEND', sgList: [] }), 'ERR_CLOSED')
+  })
+
+  suite.test('close() is prompt after a trailing unsignaled WR that completed silently (raw verbs)', async () => {
+    const raw = rawPair(suite.env)
+    const mrA = register(suite.env.a, 128)
+    const mrB = register(suite.env.b, 128)
+    const data = fill(mrA, 1)
+    raw.a.postSend([
+      { wrId: 1, opcode: 'RDMA_WRITE', sgList: [mrA.slice(0, 64)], remoteAddr: mrB.region(0).addr, rkey: mrB.rkey, signaled: true },
+      { wrId: 2, opcode: 'RDMA_WRITE', sgList: [mrA.slice(64, 64)], remoteAddr: mrB.region(64).addr, rkey: mrB.rkey, signaled: false },
+    ])
+    expect((await takeCompletions(raw.a.sendCq, 1))[0]).toMatchObject({ wrId: 1, status: 'SUCCESS' })
+    for (let i = 0; i < 100 && mrB.bytes[127] !== data[127]; i++) await sleep(5)
+    expectBytes(snapshot(mrB), data, 'both WRITEs landed')
+    const started = performance.now()
+    await raw.a.close()
+    expect(performance.now() - started, 'close() waited for a completion that never comes').toBeLessThan(1000)
   })
 }

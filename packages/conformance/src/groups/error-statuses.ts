@@ -111,6 +111,37 @@ export function errorStatusTests(suite: Suite): void {
     expect(sent, 'sender status').toBe('REM_INV_REQ_ERR')
   })
 
+  suite.test('receive buffer the receiver cannot write (bad lkey): LOC_PROT_ERR at the receiver, REM_OP_ERR at the sender', async () => {
+    const { qas, qbs } = await qpsOf(suite, 1)
+    const mrA = register(suite.env.a, 1024)
+    const mrB = register(suite.env.b, 1024)
+    fill(mrA, 16)
+    const before = fill(mrB, 17)
+    qbs[0]!.postRecv({ wrId: 21, sgList: [{ addr: mrB.addr, length: 512, lkey: (mrB.lkey ^ 0x00a5a5a5) >>> 0 }] })
+    const [sent] = await outcomes([qas[0]!.send(mrA.slice(0, 64))])
+    expect((await takeCompletions(qbs[0]!.recvCq, 1))[0]).toMatchObject({ wrId: 21, status: 'LOC_PROT_ERR' })
+    expect(sent, 'sender status').toBe('REM_OP_ERR')
+    expectBytes(snapshot(mrB), before, 'receiver memory')
+  })
+
+  suite.test('an atomic on an address that is not 8-byte aligned fails with REM_INV_REQ_ERR', async () => {
+    const { qas } = await qpsOf(suite, 1)
+    const mrA = register(suite.env.a, 64)
+    const mrB = register(suite.env.b, 64)
+    const before = fill(mrB, 18)
+    await expectStatus(() => qas[0]!.fetchAndAdd(mrA.slice(0, 8), mrB.region(4, 8), 1n), 'REM_INV_REQ_ERR')
+    expectBytes(snapshot(mrB), before, 'target of the misaligned atomic')
+  }, { requires: [needs('atomics')] })
+
+  suite.test('an unsignaled WR that fails still completes, with its wrId and status (raw verbs)', async () => {
+    const { qas } = await qpsOf(suite, 1)
+    const q = qas[0]!
+    const mrA = register(suite.env.a, 64)
+    const mrB = register(suite.env.b, 64)
+    q.postSend({ wrId: 31, opcode: 'RDMA_WRITE', sgList: [mrA.slice()], remoteAddr: mrB.addr, rkey: badRkey(mrB), signaled: false })
+    expect((await takeCompletions(q.sendCq, 1))[0]).toMatchObject({ wrId: 31, status: 'REM_ACCESS_ERR', opcode: 'RDMA_WRITE' })
+  })
+
   suite.test('RNR_RETRY_EXC_ERR: SEND with no receive posted and rnrRetry < 7 (hand-built QPs)', async () => {
     const { a } = rawPair(suite.env, { rnrRetry: 1, minRnrTimer: 1 })
     const mrA = register(suite.env.a, 64)
@@ -123,10 +154,10 @@ export function errorStatusTests(suite: Suite): void {
     const mrA = register(suite.env.a, 64)
     const mrB = register(suite.env.b, 64)
     const sent = fill(mrA, 13, 0, 16)
-    const send = a.send(mrA.slice(0, 16))
+    const send = outcomes([a.send(mrA.slice(0, 16))])
     await new Promise((r) => setTimeout(r, 30))
-    const recv = b.recv(mrB.slice(0, 64))
-    expect(await outcomes([send, recv])).toEqual(['SUCCESS', 'SUCCESS'])
+    const recv = outcomes([b.recv(mrB.slice(0, 64))])
+    expect([...(await send), ...(await recv)]).toEqual(['SUCCESS', 'SUCCESS'])
     expectBytes(snapshot(mrB, 0, 16), sent, 'late-received bytes')
   })
 
@@ -150,10 +181,11 @@ export function errorStatusTests(suite: Suite): void {
     const mrB = register(suite.env.b, 1024)
     const recvs = [0, 1, 2].map((i) => b.recv(mrB.slice(i * 64, 64)))
     const order = settleOrder(recvs)
+    const statuses = outcomes(recvs)
     const started = performance.now()
     await b.close()
     const took = performance.now() - started
-    expect(await outcomes(recvs)).toEqual(['WR_FLUSH_ERR', 'WR_FLUSH_ERR', 'WR_FLUSH_ERR'])
+    expect(await statuses).toEqual(['WR_FLUSH_ERR', 'WR_FLUSH_ERR', 'WR_FLUSH_ERR'])
     expect(await order).toEqual([0, 1, 2])
     expect(took, 'the provider flushed (core gives up waiting after 5 s)').toBeLessThan(2500)
   })

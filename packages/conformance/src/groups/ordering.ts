@@ -74,7 +74,7 @@ export function orderingTests(suite: Suite): void {
         qb.postRecv({ wrId: 1000 + sends, sgList: [mrB.slice(off, 64)] })
         sends++
       }
-      wrs.push({ wrId: i, opcode, sgList, signaled: i % 5 !== 4, ...(opcode === 'SEND' ? {} : { remoteAddr: mrB.region(off).addr, rkey: mrB.rkey }) })
+      wrs.push({ wrId: i, opcode, sgList, signaled: i % 5 !== 3, ...(opcode === 'SEND' ? {} : { remoteAddr: mrB.region(off).addr, rkey: mrB.rkey }) })
     }
     qa.postSend(wrs)
     const signaled = wrs.filter((w) => w.signaled).map((w) => w.wrId)

@@ -137,7 +137,7 @@ export function sessionTests(suite: Suite): void {
     const [q1, q2, q3] = session.qps as [QueuePair, QueuePair, QueuePair]
     const p1 = peerOf(peer, q1)
     const mrB = register(b, 256)
-    const pending = p1.recv(mrB.slice(0, 64))
+    const pending = outcomes([p1.recv(mrB.slice(0, 64))])
     const removedA = collect(session, 'qp-removed')
     const removedB = collect(peer, 'qp-removed')
     const before = [a.handles.qps, b.handles.qps]
@@ -148,7 +148,7 @@ export function sessionTests(suite: Suite): void {
     expect(peer.qps.map((q) => q.remoteQpn)).toEqual([q2.qpn, q3.qpn])
     expect(q1.closed).toBe(true)
     expect(p1.closed).toBe(true)
-    expect(await outcomes([pending])).toEqual(['WR_FLUSH_ERR'])
+    expect(await pending).toEqual(['WR_FLUSH_ERR'])
     expect([a.handles.qps, b.handles.qps]).toEqual([before[0]! - 1, before[1]! - 1])
     await expectCode(() => session.qp(q1.qpn), 'ERR_QP_NOT_FOUND')
     // By QPN, from the peer's side this time.
@@ -167,11 +167,12 @@ export function sessionTests(suite: Suite): void {
     const closedA = nextEvent<string>(session, 'closed')
     const closedB = nextEvent<string>(peer, 'closed')
     const forgotten = nextEvent<Session>(b.sessions, 'session-closed')
+    const flushed = outcomes([pendingA, pendingB])
     await session.close('test over')
     expect(typeof (await closedA)).toBe('string')
     expect(await closedB, "the peer's close reason names the cause").toContain('test over')
     expect((await forgotten).id).toBe(session.id)
-    expect(await outcomes([pendingA, pendingB])).toEqual(['WR_FLUSH_ERR', 'WR_FLUSH_ERR'])
+    expect(await flushed).toEqual(['WR_FLUSH_ERR', 'WR_FLUSH_ERR'])
     expect(session.closed).toBe(true)
     expect(peer.closed).toBe(true)
     expect(a.sessions.list()).toEqual([])

@@ -201,10 +201,10 @@ export function stateMachineTests(suite: Suite): void {
     expectBytes(snapshot(mrB, 0, 64), sent, 'WRITE released by RTS')
 
     qa.modify({ state: 'SQD' })
-    const flushed = qa.write(mrA.slice(64, 64), mrB.region(64, 64))
+    const flushed = outcomes([qa.write(mrA.slice(64, 64), mrB.region(64, 64))])
     await sleep(20)
     qa.modify({ state: 'ERR' })
-    expect(await outcomes([flushed])).toEqual(['WR_FLUSH_ERR'])
+    expect(await flushed).toEqual(['WR_FLUSH_ERR'])
     expect(mrB.bytes.subarray(64, 128).every((v) => v === 0), 'the flushed WRITE wrote nothing').toBe(true)
   })
 }

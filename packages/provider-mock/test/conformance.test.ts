@@ -1,0 +1,15 @@
+/** The provider conformance suite, run against the mock fabric (one fresh fabric and two hosts per test). */
+import { createContext } from '@rdma-session/core'
+import { runConformance, type ConformanceFaults } from '@rdma-session/conformance'
+import { MockFabric, mock } from '../src/index.js'
+
+runConformance({
+  name: 'mock',
+  setup: async () => {
+    const fabric = new MockFabric()
+    const a = await createContext({ provider: mock({ fabric }) })
+    const b = await createContext({ provider: mock({ fabric }) })
+    const faults: ConformanceFaults = { killHost: (ctx) => void fabric.killHost(ctx.endpoint.address, ctx.endpoint.port) }
+    return { a, b, faults }
+  },
+})

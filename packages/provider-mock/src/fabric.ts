@@ -67,7 +67,7 @@ export class MockFabric {
   readonly #createdAt = performance.now()
   #recording = false
   #listeners: ((packet: RecordedPacket) => void)[] = []
-  #nextAddress = 1
+  #nextAddress = 0
   #nextDevice = 0
   #wire: (Packet | undefined)[] = []
   #wireHead = 0

@@ -165,7 +165,7 @@ export class MockQp implements ProviderQp, CompletionProducer {
   destroy(): void {
     if (this.#destroyed) return
     this.#destroyed = true
-    this.requester?.stop()
+    this.requester?.retire()
     this.requester = null
     this.responder = null
     this.cipher = null
@@ -283,7 +283,7 @@ export class MockQp implements ProviderQp, CompletionProducer {
   }
 
   #reset(): void {
-    this.requester?.stop()
+    this.requester?.retire()
     this.requester = null
     this.responder = null
     this.cipher = null

@@ -54,6 +54,7 @@ export class Requester implements EgressSource {
   #timer: NodeJS.Timeout | null = null
   #rnrTimer: NodeJS.Timeout | null = null
   #flow: EgressFlow | null = null
+  #retired = false
 
   constructor(
     private readonly qp: MockQp,
@@ -94,6 +95,14 @@ export class Requester implements EgressSource {
     this.#timer = this.#rnrTimer = null
   }
 
+  /** The QP was reset or destroyed: drop everything, send nothing more, complete nothing. */
+  retire(): void {
+    this.stop()
+    this.#retired = true
+    this.#wqes = []
+    this.#first = this.#cursor = this.#sentEnd = 0
+  }
+
   /** Completes every outstanding WR with WR_FLUSH_ERR, in post order. */
   flush(): void {
     this.stop()
@@ -104,7 +113,7 @@ export class Requester implements EgressSource {
 
   nextSegmentBytes(): number {
     const qp = this.qp
-    if (qp.state !== 'RTS' && !(qp.state === 'SQD' && this.#segment > 0)) return -1
+    if (this.#retired || (qp.state !== 'RTS' && !(qp.state === 'SQD' && this.#segment > 0))) return -1
     if (this.#rnrTimer !== null || this.#cursor >= this.#wqes.length) return -1
     const w = this.#wqes[this.#cursor]!
     if (!this.#prepared) {
@@ -168,6 +177,7 @@ export class Requester implements EgressSource {
   // ---- responses
 
   onResponse(packet: Packet, data: Uint8Array): void {
+    if (this.#retired) return
     switch (packet.opcode) {
       case 'ACK':
         this.#ackThrough(packet.psn, true)

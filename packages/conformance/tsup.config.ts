@@ -7,4 +7,6 @@ export default defineConfig({
   sourcemap: true,
   clean: true,
   target: 'node20',
+  // vitest is a peer dependency: the provider's own copy runs the suite.
+  external: ['vitest', '@rdma-session/core'],
 })

@@ -15,7 +15,6 @@ import { encryptionTests } from './groups/encryption.js'
 import { closeTests } from './groups/close.js'
 
 export type { ConformanceEnv, ConformanceFaults, ConformanceTarget } from './target.js'
-export type { Requirement } from './suite.js'
 
 const DEFAULT_TIMEOUT_MS = 10_000
 

@@ -1,7 +1,7 @@
 /** Every operation moves the right bytes, byte for byte, and reports the right completion. */
 import { expect } from 'vitest'
-import { atLeast, needs, type Suite } from '../suite.js'
-import { expectBytes, fill, openSession, pattern, peerOf, readU64, register, snapshot, takeCompletions, writeU64, type SessionPair } from '../fixtures.js'
+import { atLeast, lacks, needs, type Suite } from '../suite.js'
+import { expectBytes, expectCode, fill, openSession, pattern, peerOf, readU64, register, snapshot, takeCompletions, writeU64, type SessionPair } from '../fixtures.js'
 import type { MemoryRegion, QueuePair } from '@rdma-session/core'
 
 interface OneQp extends SessionPair {
@@ -201,5 +201,34 @@ export function operationTests(suite: Suite): void {
     expectBytes(snapshot(mrB, 0, 256), one, 'unsignaled WRITE')
     expectBytes(snapshot(mrB, 256, 256), two, 'signaled WRITE')
     expect(qa.outstanding.send, 'both WRs retired').toBe(0)
+  })
+
+  suite.test('a provider without atomics refuses atomic operations with ERR_UNSUPPORTED, touching nothing', async () => {
+    const { qa, mrA, mrB } = await oneQp(suite)
+    writeU64(mrB, 0, 5n)
+    await expectCode(() => qa.compareAndSwap(mrA.slice(0, 8), mrB.region(0, 8), 5n, 6n), 'ERR_UNSUPPORTED')
+    await expectCode(() => qa.fetchAndAdd(mrA.slice(0, 8), mrB.region(0, 8), 1n), 'ERR_UNSUPPORTED')
+    expect(readU64(mrB, 0)).toBe(5n)
+    expect(qa.state, 'the QP is still usable').toBe('RTS')
+  }, { requires: [lacks('atomics')] })
+
+  suite.test('a provider without immediate data refuses SEND_WITH_IMM and RDMA_WRITE_WITH_IMM with ERR_UNSUPPORTED', async () => {
+    const { qa, mrA, mrB } = await oneQp(suite)
+    await expectCode(() => qa.send(mrA.slice(0, 8), { imm: 1 }), 'ERR_UNSUPPORTED')
+    await expectCode(() => qa.write(mrA.slice(0, 8), mrB.region(0, 8), { imm: 1 }), 'ERR_UNSUPPORTED')
+    expect(qa.state, 'the QP is still usable').toBe('RTS')
+  }, { requires: [lacks('immediate')] })
+
+  suite.test("a QP created with default caps fits the provider's declared limits", async () => {
+    const { a } = suite.env
+    const caps = suite.caps
+    const qp = a.createQp()
+    expect(qp.caps.maxSendWr).toBeLessThanOrEqual(caps.maxQpWr)
+    expect(qp.caps.maxRecvWr).toBeLessThanOrEqual(caps.maxQpWr)
+    expect(qp.caps.maxSendSge).toBeLessThanOrEqual(caps.maxSge)
+    expect(qp.caps.maxRecvSge).toBeLessThanOrEqual(caps.maxSge)
+    expect(qp.caps.maxInlineData).toBeLessThanOrEqual(caps.maxInline)
+    const { session } = await openSession(suite.env)
+    expect(session.qps[0]!.caps.maxInlineData).toBeLessThanOrEqual(caps.maxInline)
   })
 }

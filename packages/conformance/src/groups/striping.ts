@@ -1,7 +1,8 @@
 /** Striping: session.write/read spread one large transfer over the QPs of a class and land byte-exact. */
 import { expect } from 'vitest'
-import type { Suite } from '../suite.js'
+import { needs, type Suite } from '../suite.js'
 import { expectBytes, fill, openSession, register, snapshot } from '../fixtures.js'
+import type { QueuePair } from '@rdma-session/core'
 
 const MiB = 1 << 20
 
@@ -57,4 +58,26 @@ export function stripingTests(suite: Suite): void {
     await session.read(back.slice(), mrB.region(), { chunkSize: 77_777, depthPerQp: 2 })
     expectBytes(snapshot(back), data, 'striped READ, uneven chunks')
   })
+
+  suite.test('autoscale adds QPs while the class is saturated and slow, never past maxQps; striping uses them', async () => {
+    const spec = { qos: { class: 'bulk', rateLimit: 1_000_000 }, caps: { maxSendWr: 4 } }
+    const { session, peer } = await openSession(suite.env, { qps: [spec] })
+    const scaler = session.autoscale({ maxQps: 3, below: { bytesPerSecond: 1e12 }, spec, intervalMs: 20 })
+    const scaled: QueuePair[] = []
+    scaler.on('scaled', (qps: QueuePair[]) => scaled.push(...qps))
+    let most = 1
+    scaler.on('scaled', () => (most = Math.max(most, session.qpsOfClass('bulk').length)))
+    const mrA = register(suite.env.a, MiB)
+    const mrB = register(suite.env.b, MiB)
+    const data = fill(mrA, 4)
+    const result = await session.write(mrA.slice(), mrB.region(), { class: 'bulk' })
+    scaler.stop()
+    expectBytes(snapshot(mrB), data, 'bytes written while scaling')
+    expect(scaled.length, 'QPs added by the autoscaler').toBeGreaterThanOrEqual(1)
+    expect(scaler.added).toBe(scaled.length)
+    expect(most, 'never more than maxQps').toBeLessThanOrEqual(3)
+    expect(session.qpsOfClass('bulk')).toHaveLength(1 + scaled.length)
+    expect(peer.size, 'the peer has the added QPs').toBe(1 + scaled.length)
+    expect(Object.keys(result.chunksPerQp).length, 'an added QP carried chunks').toBeGreaterThan(1)
+  }, { requires: [needs('qosScheduling')], timeoutFactor: 2 })
 }

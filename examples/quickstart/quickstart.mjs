@@ -35,7 +35,7 @@ const mine = alice.registerMemory(Buffer.alloc(65536), { access: ['local-write']
 mine.bytes.fill(0xab, 0, 32768)
 await bulk.write(mine.slice(0, 32768), remote)
 log(`write: bob's first byte is now 0x${bobMemory.bytes[0].toString(16)}, bytes ${bobMemory.bytes.subarray(0, 32768).every((b) => b === 0xab) ? 'all match' : 'DIFFER'}`)
-bobMemory.bytes.write('hello from bob', 40000)
+bobMemory.bytes.set(Buffer.from('hello from bob'), 40000)
 const [latency] = session.qpsOfClass('latency')
 await latency.read(mine.slice(40000, 14), { ...remote, addr: remote.addr + 40000, length: 14 })
 log(`read: "${Buffer.from(mine.bytes.subarray(40000, 40014)).toString()}"`)

@@ -37,11 +37,18 @@ export interface QpEndpointInfo {
   readonly psn: number
 }
 
+function withWrId(wc: WorkCompletion, wrId: number): WorkCompletion {
+  return { wrId, status: wc.status, opcode: wc.opcode, byteLen: wc.byteLen, qpn: wc.qpn, imm: wc.imm, vendorErr: wc.vendorErr }
+}
+
 const SETTLE_TIMEOUT_MS = 5000
 const now = (): number => performance.now()
 
-function toSge(e: Sge | MemorySlice): Sge {
-  return e instanceof MemorySlice ? e.toSge() : e
+/** The SGE list as the provider takes it: the same array when it holds no slices. */
+function toSges(list: readonly (Sge | MemorySlice)[] | undefined): readonly Sge[] {
+  if (list === undefined) return []
+  for (const e of list) if (e instanceof MemorySlice) return list.map((x) => (x instanceof MemorySlice ? x.toSge() : x))
+  return list as readonly Sge[]
 }
 
 function payloadBytes(sgList: readonly Sge[]): number {
@@ -116,47 +123,58 @@ export class QueuePair implements CompletionOwner {
   // ---- raw verbs-style posting; completions arrive through cq.poll() / for await … of cq
 
   postSend(requests: PostSendRequest | readonly PostSendRequest[]): void {
-    for (const r of Array.isArray(requests) ? (requests as PostSendRequest[]) : [requests as PostSendRequest]) {
-      const sgList = (r.sgList ?? []).map(toSge)
-      const pending = this.#pending(r.opcode, r.wrId ?? 0, r.signaled ?? true, payloadBytes(sgList), null, null)
-      this.#submitSend({ ...r, wrId: pending.id, sgList, signaled: pending.signaled }, pending, false)
-    }
+    if (Array.isArray(requests)) for (const r of requests as PostSendRequest[]) this.#postSendOne(r)
+    else this.#postSendOne(requests as PostSendRequest)
   }
 
   postRecv(requests: PostRecvRequest | readonly PostRecvRequest[]): void {
-    for (const r of Array.isArray(requests) ? (requests as PostRecvRequest[]) : [requests as PostRecvRequest]) {
-      const sgList = r.sgList.map(toSge)
-      this.#submitRecv(sgList, this.#pending(RecvOpcode.RECV, r.wrId ?? 0, true, payloadBytes(sgList), null, null))
+    if (Array.isArray(requests)) for (const r of requests as PostRecvRequest[]) this.#postRecvOne(r)
+    else this.#postRecvOne(requests as PostRecvRequest)
+  }
+
+  #postSendOne(r: PostSendRequest): void {
+    const sgList = toSges(r.sgList)
+    const signaled = r.signaled ?? true
+    const pending = this.#pending(r.opcode, r.wrId ?? 0, signaled, r.inlineData?.length ?? payloadBytes(sgList), null, null)
+    const wr: SendWorkRequest = {
+      wrId: pending.id, opcode: r.opcode, sgList, signaled, imm: r.imm, remoteAddr: r.remoteAddr, rkey: r.rkey,
+      compareAdd: r.compareAdd, swap: r.swap, inlineData: r.inlineData,
     }
+    this.#submitSend(wr, pending, false)
+  }
+
+  #postRecvOne(r: PostRecvRequest): void {
+    const sgList = toSges(r.sgList)
+    this.#submitRecv(sgList, this.#pending(RecvOpcode.RECV, r.wrId ?? 0, true, payloadBytes(sgList), null, null))
   }
 
   // ---- promise operations: each resolves with the WR's completion or rejects with WorkCompletionError
 
   write(local: MemorySlice | Uint8Array, remote: RemoteRegion, options: { imm?: number } = {}): Promise<WorkCompletion> {
     const opcode = options.imm === undefined ? Opcode.RDMA_WRITE : Opcode.RDMA_WRITE_WITH_IMM
-    return this.#postPayload(opcode, local, { remoteAddr: remote.addr, rkey: remote.rkey, imm: options.imm }, remote)
+    return this.#postPayload(opcode, local, options.imm, remote)
   }
 
   read(local: MemorySlice, remote: RemoteRegion): Promise<WorkCompletion> {
     this.#checkRemoteLength(local.length, remote)
-    return this.#postOp(Opcode.RDMA_READ, [local.toSge()], local.length, { remoteAddr: remote.addr, rkey: remote.rkey })
+    return this.#postOp(Opcode.RDMA_READ, [local.toSge()], local.length, remote, undefined, undefined, undefined, undefined)
   }
 
   send(data: MemorySlice | Uint8Array, options: { imm?: number } = {}): Promise<WorkCompletion> {
     const opcode = options.imm === undefined ? Opcode.SEND : Opcode.SEND_WITH_IMM
-    return this.#postPayload(opcode, data, { imm: options.imm }, null)
+    return this.#postPayload(opcode, data, options.imm, null)
   }
 
   /** Compares the 8 bytes at `remote` with `compare` and, if equal, stores `swap`; the original lands in `local` (8 bytes). */
   compareAndSwap(local: MemorySlice, remote: RemoteRegion, compare: bigint, swap: bigint): Promise<WorkCompletion> {
     this.#checkAtomic(local, remote)
-    return this.#postOp(Opcode.ATOMIC_CMP_AND_SWP, [local.toSge()], 8, { remoteAddr: remote.addr, rkey: remote.rkey, compareAdd: compare, swap })
+    return this.#postOp(Opcode.ATOMIC_CMP_AND_SWP, [local.toSge()], 8, remote, undefined, compare, swap, undefined)
   }
 
   /** Adds `add` to the 8 bytes at `remote`; the original lands in `local` (8 bytes). */
   fetchAndAdd(local: MemorySlice, remote: RemoteRegion, add: bigint): Promise<WorkCompletion> {
     this.#checkAtomic(local, remote)
-    return this.#postOp(Opcode.ATOMIC_FETCH_AND_ADD, [local.toSge()], 8, { remoteAddr: remote.addr, rkey: remote.rkey, compareAdd: add })
+    return this.#postOp(Opcode.ATOMIC_FETCH_AND_ADD, [local.toSge()], 8, remote, undefined, add, undefined, undefined)
   }
 
   /** Posts a receive into `local`; resolves when a SEND (or WRITE_WITH_IMM) lands. */
@@ -182,11 +200,15 @@ export class QueuePair implements CompletionOwner {
   /** @internal */
   takeCompletion(wc: WorkCompletion): WorkCompletion | undefined {
     const isRecv = wc.opcode === RecvOpcode.RECV || wc.opcode === RecvOpcode.RECV_RDMA_WITH_IMM
-    const taken = (isRecv ? this.#recvs : this.#sends).takeThrough(wc.wrId)
-    const own = taken.pop()
-    for (const implicit of taken) this.#settle(implicit, { ...wc, wrId: implicit.id, opcode: implicit.opcode, status: WcStatus.SUCCESS, byteLen: implicit.bytes })
+    const tracker = isRecv ? this.#recvs : this.#sends
+    let own = tracker.takeHead(wc.wrId)
+    if (own === undefined) {
+      const taken = tracker.takeThrough(wc.wrId)
+      own = taken.pop()
+      for (const implicit of taken) this.#settle(implicit, { wrId: implicit.id, status: WcStatus.SUCCESS, opcode: implicit.opcode, byteLen: implicit.bytes, qpn: wc.qpn })
+    }
     const visible = own === undefined ? wc : this.#settle(own, wc)
-    if (!isRecv) this.#pumpBacklog()
+    if (!isRecv && this.#backlog !== null) this.#pumpBacklog()
     if (this.#drained !== null && this.#sends.size === 0 && this.#recvs.size === 0) this.#drained()
     return visible
   }
@@ -204,7 +226,7 @@ export class QueuePair implements CompletionOwner {
       this.stats.errors++
       if (wc.status !== WcStatus.WR_FLUSH_ERR) this.onError?.(new WorkCompletionError(wc.status, wc.opcode, this.qpn), wc)
     }
-    const userWc: WorkCompletion = wc.wrId === p.userWrId ? wc : { ...wc, wrId: p.userWrId }
+    const userWc: WorkCompletion = wc.wrId === p.userWrId ? wc : withWrId(wc, p.userWrId)
     if (p.resolve === null) return p.signaled || !ok ? userWc : undefined
     if (ok) p.resolve(userWc)
     else {
@@ -221,19 +243,21 @@ export class QueuePair implements CompletionOwner {
     return { id: this.#nextId++, userWrId, opcode, signaled, bytes, postedAt: resolve === null ? 0 : now(), resolve, reject }
   }
 
-  #postPayload(opcode: Opcode, data: MemorySlice | Uint8Array, extra: Partial<SendWorkRequest>, remote: RemoteRegion | null): Promise<WorkCompletion> {
+  #postPayload(opcode: Opcode, data: MemorySlice | Uint8Array, imm: number | undefined, remote: RemoteRegion | null): Promise<WorkCompletion> {
     if (remote !== null) this.#checkRemoteLength(data.length, remote)
-    if (data instanceof MemorySlice) return this.#postOp(opcode, [data.toSge()], data.length, extra)
+    if (data instanceof MemorySlice) return this.#postOp(opcode, [data.toSge()], data.length, remote, imm, undefined, undefined, undefined)
     if (data.length > this.caps.maxInlineData) {
       throw new InvalidArgumentError(`${data.length} bytes of unregistered data exceed the QP's inline limit (${this.caps.maxInlineData}); register the buffer and pass a slice`, { length: data.length, maxInlineData: this.caps.maxInlineData })
     }
-    return this.#postOp(opcode, [], data.length, { ...extra, inlineData: Uint8Array.from(data) })
+    return this.#postOp(opcode, [], data.length, remote, imm, undefined, undefined, Uint8Array.from(data))
   }
 
-  #postOp(opcode: Opcode, sgList: Sge[], bytes: number, extra: Partial<SendWorkRequest>): Promise<WorkCompletion> {
+  #postOp(opcode: Opcode, sgList: Sge[], bytes: number, remote: RemoteRegion | null, imm: number | undefined, compareAdd: bigint | undefined, swap: bigint | undefined, inlineData: Uint8Array | undefined): Promise<WorkCompletion> {
     return new Promise((resolve, reject) => {
       const pending = this.#pending(opcode, 0, true, bytes, resolve, reject)
-      const wr: SendWorkRequest = { ...extra, wrId: pending.id, opcode, sgList, signaled: true }
+      const wr: SendWorkRequest = {
+        wrId: pending.id, opcode, sgList, signaled: true, imm, remoteAddr: remote?.addr, rkey: remote?.rkey, compareAdd, swap, inlineData,
+      }
       this.#submitSend(wr, pending, true)
     })
   }
@@ -271,7 +295,7 @@ export class QueuePair implements CompletionOwner {
     if (backlog.length === 0) this.#backlog = null
   }
 
-  #submitRecv(sgList: Sge[], pending: PendingWr): void {
+  #submitRecv(sgList: readonly Sge[], pending: PendingWr): void {
     if (this.#closed !== null) throw new ClosedError(`QP ${this.qpn}`)
     const state = this.provider.state
     if (!canPostRecv(state)) throw new QpStateError(`cannot post receive WRs on QP ${this.qpn} in state ${state}; move it to INIT first`, { state })

@@ -31,6 +31,15 @@ export class WorkTracker {
     this.#items.push(wr)
   }
 
+  /** Removes and returns the oldest WR if its id is `id` (the common case); otherwise undefined. */
+  takeHead(id: number): PendingWr | undefined {
+    const head = this.#items[this.#head]
+    if (head === undefined || head.id !== id) return undefined
+    this.#items[this.#head++] = undefined
+    this.#compact()
+    return head
+  }
+
   /**
    * Removes and returns the WRs up to and including the one with `id`, oldest
    * first; empty if no such WR is pending (a stray completion).

@@ -55,11 +55,13 @@ export async function stripe(kind: 'write' | 'read', qpsOf: () => QueuePair[], l
   const lanes: Promise<void>[] = []
   const laned = new Set<QueuePair>()
   const addLanes = (): void => {
-    for (const qp of usableQps()) {
-      if (laned.has(qp)) continue
-      laned.add(qp)
-      const depth = options.depthPerQp ?? Math.min(8, qp.caps.maxSendWr)
-      for (let d = 0; d < depth; d++) lanes.push(lane(qp))
+    const fresh = usableQps().filter((qp) => !laned.has(qp))
+    for (const qp of fresh) laned.add(qp)
+    // Lanes start interleaved across QPs, so the first chunks spread over every QP.
+    const depthOf = (qp: QueuePair): number => options.depthPerQp ?? Math.min(8, qp.caps.maxSendWr)
+    const maxDepth = Math.max(0, ...fresh.map(depthOf))
+    for (let d = 0; d < maxDepth; d++) {
+      for (const qp of fresh) if (d < depthOf(qp)) lanes.push(lane(qp))
     }
   }
   addLanes()

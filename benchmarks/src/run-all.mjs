@@ -1,0 +1,24 @@
+// Runs every benchmark in its own node process (clean heap, --expose-gc where needed)
+// and prints a one-line verdict per target. Exits 0 even when a target is missed: targets
+// are reported, not enforced, since timing depends on the machine.
+import { spawnSync } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
+import { dirname, join } from 'node:path'
+
+const here = dirname(fileURLToPath(import.meta.url))
+const only = process.argv.slice(2)
+const benches = [
+  { file: 'core/add-qp-vs-new-session.mjs', flags: [] },
+  { file: 'core/dispatch-overhead.mjs', flags: [] },
+  { file: 'core/qp-scale.mjs', flags: ['--expose-gc'] },
+]
+let failed = 0
+for (const b of benches) {
+  if (only.length > 0 && !only.some((o) => b.file.includes(o))) continue
+  const r = spawnSync(process.execPath, [...b.flags, join(here, b.file)], { stdio: 'inherit' })
+  if (r.status !== 0) {
+    failed++
+    console.error(`bench ${b.file} exited with ${r.status}`)
+  }
+}
+process.exit(failed > 0 ? 1 : 0)

@@ -1,0 +1,284 @@
+/**
+ * A softroce device: one UDP socket, the QP table (demultiplexed by BTH
+ * destination QPN), the MR table, the send scheduler and the drop counters.
+ * Every packet sent gets an ICRC; every packet received is ICRC-checked,
+ * decoded, decrypted (encrypted QPs) and handed to its QP, or dropped and
+ * counted by reason.
+ */
+import { randomInt } from 'node:crypto'
+import type { Socket } from 'node:dgram'
+import {
+  ClosedError, QpAttributeError, QpStateError,
+  type DeviceInfo, type ProviderCq, type ProviderDevice, type ProviderPd, type ProviderQp, type ProviderQpInit, type QpQos, type RemoteEndpoint,
+} from '@rdma-session/core'
+import { PacketCapture } from './capture.js'
+import { SoftRoceCq } from './cq.js'
+import { MemoryTable } from './memory/memory-table.js'
+import { SoftRocePd, type PdOwner } from './memory/protection-domain.js'
+import { DeviceCounters } from './rc/device-counters.js'
+import { IcrcChecker } from './rc/icrc-check.js'
+import type { RcTimers } from './rc/ib-timers.js'
+import { LinkImpairment, type ImpairmentOptions } from './rc/link-impairment.js'
+import { frameOutgoing, openIncoming, SendSlab } from './rc/packet-framing.js'
+import { SoftRoceQp, type QpDevice } from './rc/queue-pair.js'
+import { SendFlow, SendScheduler, type PacketSource } from './scheduler/send-scheduler.js'
+import type { DeviceSocket } from './device-socket.js'
+import type { IpContext } from './wire/icrc.js'
+import { peekDestQpn, tryDecodePacket, type RocePacket } from './wire/packet.js'
+import { isWireError } from './wire/errors.js'
+
+/** How a device is set up (resolved from SoftRoceOptions by the provider). */
+export interface DeviceConfig {
+  readonly name: string
+  readonly maxMtu: number
+  readonly maxQps: number
+  readonly timers: RcTimers
+  readonly windowBytes: number
+  readonly replayWindow: number
+  readonly capture: string | null
+  readonly impairment: ImpairmentOptions | null
+}
+
+/** How this device's packets meet the wire: what the socket could be set up for. */
+export interface DeviceDiagnostics {
+  /** 'native': the socket-options helper set IP_PMTUDISC_DO / UDP_NO_CHECK6_RX; 'none': a plain dgram socket. */
+  readonly helper: 'native' | 'none'
+  /** IPv4: the kernel writes IP ID 0 + DF, the header our ICRC assumes. Without it kernel rxe drops our IPv4 packets. */
+  readonly pmtudiscDo: boolean
+  /** IPv6: datagrams with UDP checksum 0 (what rxe sends) are accepted. */
+  readonly noCheck6Rx: boolean
+  /** Why the helper is absent, when it is. */
+  readonly reason?: string
+  /**
+   * Per-QP traffic class is not applied to the IP header: node:dgram has no
+   * IP_TOS / IPV6_TCLASS setter. It is recorded per QP (and in captures).
+   */
+  readonly trafficClassApplied: boolean
+}
+
+function runAckFlush(d: SoftRoceDevice): void {
+  d.flushAcks()
+}
+
+function toGid(family: 4 | 6, address: string): string {
+  return family === 4 ? `::ffff:${address}` : address
+}
+
+export class SoftRoceDevice implements ProviderDevice, PdOwner, QpDevice {
+  readonly info: DeviceInfo
+  readonly counters = new DeviceCounters()
+  readonly memory = new MemoryTable()
+  readonly timers: RcTimers
+  readonly maxMtu: number
+  readonly windowBytes: number
+  readonly replayWindow: number
+  readonly diagnostics: DeviceDiagnostics
+  readonly family: 4 | 6
+  readonly #socket: Socket
+  readonly #config: DeviceConfig
+  readonly #qps = new Map<number, SoftRoceQp>()
+  readonly #pds = new Set<SoftRocePd>()
+  readonly #cqs = new Set<SoftRoceCq>()
+  readonly #scheduler = new SendScheduler()
+  readonly #slab = new SendSlab()
+  readonly #icrc: IcrcChecker
+  readonly #capture: PacketCapture | null
+  #impairment: LinkImpairment | null
+  #ackQps: SoftRoceQp[] = []
+  #ackScheduled = false
+  #closed: Promise<void> | null = null
+
+  constructor(config: DeviceConfig, ds: DeviceSocket) {
+    this.#config = config
+    this.#socket = ds.socket
+    this.family = ds.family
+    this.timers = config.timers
+    this.maxMtu = config.maxMtu
+    this.windowBytes = config.windowBytes
+    this.replayWindow = config.replayWindow
+    this.info = Object.freeze({ name: config.name, address: ds.address, port: ds.port, gid: toGid(ds.family, ds.address) })
+    this.diagnostics = Object.freeze({
+      helper: ds.helper,
+      pmtudiscDo: ds.pmtudiscDo,
+      noCheck6Rx: ds.noCheck6Rx,
+      ...(ds.reason === undefined ? {} : { reason: ds.reason }),
+      trafficClassApplied: false,
+    })
+    this.#icrc = new IcrcChecker(ds.family, ds.address, ds.port)
+    this.#capture = config.capture === null ? null : new PacketCapture(config.capture)
+    this.#impairment = config.impairment === null ? null : new LinkImpairment(config.impairment)
+    this.#socket.on('message', (msg, rinfo) => this.#receive(msg, rinfo.address, rinfo.port))
+    this.#socket.on('error', () => this.counters.sendErrors++)
+  }
+
+  /** The impairment layer of this device's send and receive paths (created on first use). */
+  get impairment(): LinkImpairment {
+    return (this.#impairment ??= new LinkImpairment())
+  }
+
+  /** Replaces the impairment layer (null: none). */
+  setImpairment(options: ImpairmentOptions | null): LinkImpairment | null {
+    this.#impairment?.drain()
+    this.#impairment = options === null ? null : new LinkImpairment(options)
+    return this.#impairment
+  }
+
+  get capturePath(): string | null {
+    return this.#capture?.path ?? null
+  }
+
+  /** Live QPs (diagnostics). */
+  get qpCount(): number {
+    return this.#qps.size
+  }
+
+  qp(qpn: number): SoftRoceQp | undefined {
+    return this.#qps.get(qpn)
+  }
+
+  // ---- objects
+
+  allocPd(): ProviderPd {
+    this.#checkOpen()
+    const pd = new SoftRocePd(this)
+    this.#pds.add(pd)
+    return pd
+  }
+
+  createCq(depth: number): ProviderCq {
+    this.#checkOpen()
+    const cq = new SoftRoceCq(depth, (c) => this.#cqs.delete(c))
+    this.#cqs.add(cq)
+    return cq
+  }
+
+  createQp(pd: SoftRocePd, init: ProviderQpInit): ProviderQp {
+    this.#checkOpen()
+    if (this.#qps.size >= this.#config.maxQps) throw new QpStateError(`device ${this.info.name} already has ${this.#qps.size} QPs (maxQps)`, { maxQps: this.#config.maxQps })
+    let qpn = randomInt(2, 0x1000000)
+    while (this.#qps.has(qpn)) qpn = randomInt(2, 0x1000000)
+    const qp = new SoftRoceQp(qpn, pd, init, this)
+    this.#qps.set(qpn, qp)
+    return qp
+  }
+
+  qpsOf(pd: SoftRocePd): number {
+    let n = 0
+    for (const qp of this.#qps.values()) if (qp.pd === pd) n++
+    return n
+  }
+
+  forgetPd(pd: SoftRocePd): void {
+    this.#pds.delete(pd)
+  }
+
+  forgetQp(qp: SoftRoceQp): void {
+    if (this.#qps.get(qp.qpn) === qp) this.#qps.delete(qp.qpn)
+  }
+
+  close(): Promise<void> {
+    if (this.#closed !== null) return this.#closed
+    const children = this.#qps.size + this.#cqs.size + this.#pds.size + this.memory.size
+    if (children > 0) {
+      throw new QpStateError(`device ${this.info.name} still has ${this.#qps.size} QPs, ${this.#cqs.size} CQs, ${this.memory.size} MRs and ${this.#pds.size} PDs; destroy them first`)
+    }
+    this.#closed = this.#close()
+    return this.#closed
+  }
+
+  async #close(): Promise<void> {
+    this.#scheduler.close()
+    this.#impairment?.drain()
+    await new Promise<void>((resolve) => this.#socket.close(() => resolve()))
+    await this.#capture?.close()
+  }
+
+  #checkOpen(): void {
+    if (this.#closed !== null) throw new ClosedError(`device ${this.info.name}`)
+  }
+
+  // ---- QpDevice
+
+  ipContextTo(remote: RemoteEndpoint): IpContext {
+    let address = remote.address
+    if (this.family === 4 && address.startsWith('::ffff:') && address.includes('.')) address = address.slice(7)
+    const v4 = /^\d+\.\d+\.\d+\.\d+$/.test(address)
+    if ((this.family === 4) !== v4) {
+      throw new QpAttributeError('remote', `${remote.address} is not an IPv${this.family} address; device ${this.info.name} is bound to ${this.info.address}`)
+    }
+    return { family: this.family, src: this.info.address, dst: address, srcPort: this.info.port, dstPort: remote.port, ipId: 0, df: true }
+  }
+
+  createFlow(source: PacketSource, qos: QpQos): SendFlow {
+    return new SendFlow(source, qos.weight, qos.rateLimitBps)
+  }
+
+  wakeFlow(flow: SendFlow): void {
+    this.#scheduler.wake(flow)
+  }
+
+  removeFlow(flow: SendFlow): void {
+    this.#scheduler.remove(flow)
+  }
+
+  scheduleAck(qp: SoftRoceQp): void {
+    this.#ackQps.push(qp)
+    if (this.#ackScheduled) return
+    this.#ackScheduled = true
+    if (this.timers.ackDelayMs > 0) setTimeout(runAckFlush, this.timers.ackDelayMs, this)
+    else setImmediate(runAckFlush, this)
+  }
+
+  /** @internal Sends the coalesced ACKs of this receive batch. */
+  flushAcks(): void {
+    this.#ackScheduled = false
+    const qps = this.#ackQps
+    this.#ackQps = []
+    for (const qp of qps) if (!qp.destroyed) qp.flushAck()
+  }
+
+  transmit(qp: SoftRoceQp, pkt: RocePacket, parts: readonly Uint8Array[], payloadLength: number): number {
+    if (this.#closed !== null) return 0
+    const ip = qp.ip!
+    const datagram = frameOutgoing(this.#slab, pkt, parts, payloadLength, qp.protection, ip)
+    if (datagram === null) {
+      qp.enterError('the tx key of this encrypted QP has sealed 2^32 packets; rekey sooner')
+      return 0
+    }
+    const c = this.counters
+    c.packetsSent++
+    c.bytesSent += datagram.length
+    if (this.#capture !== null) this.#capture.record(datagram, qp.trafficClass === 0 ? ip : { ...ip, tos: qp.trafficClass })
+    const imp = this.#impairment
+    if (imp === null) this.#socket.send(datagram, ip.dstPort, ip.dst)
+    else imp.outbound(datagram, (d) => this.#socket.send(d, ip.dstPort, ip.dst))
+    return datagram.length
+  }
+
+  // ---- receive path
+
+  #receive(datagram: Buffer, address: string, port: number): void {
+    const c = this.counters
+    c.packetsReceived++
+    c.bytesReceived += datagram.length
+    const ip = this.#icrc.contextFrom(address, port)
+    if (this.#capture !== null) this.#capture.record(datagram, ip)
+    if (this.#impairment !== null && !this.#impairment.inbound()) return
+    if (datagram.length < 16) return c.drop('malformed')
+    const icrc = this.#icrc.check(datagram, ip)
+    if (icrc === 'bad') return c.drop('badIcrc')
+    if (icrc === 'solved') c.ipv4IdSolved++
+    const qp = this.#qps.get(peekDestQpn(datagram))
+    if (qp === undefined) return c.drop('unknownQpn')
+    let bytes = datagram
+    if (qp.protection !== null) {
+      const opened = openIncoming(datagram, qp.protection)
+      if (typeof opened === 'string') return c.drop(opened)
+      bytes = opened
+    }
+    const pkt = tryDecodePacket(bytes)
+    if (isWireError(pkt)) return c.drop('malformed')
+    const dropped = qp.receivePacket(pkt as RocePacket)
+    if (dropped !== null) c.drop(dropped)
+  }
+}

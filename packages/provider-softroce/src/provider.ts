@@ -1,0 +1,89 @@
+/** The softroce provider: `softroce(options)` / `createProvider(options)` for core, one UDP-backed device per openDevice(). */
+import { InvalidArgumentError, PATH_MTUS, type PathMtu, type Provider, type ProviderCapabilities } from '@rdma-session/core'
+import { SoftRoceDevice } from './device.js'
+import { openDeviceSocket } from './device-socket.js'
+import { resolveTimers, type RcTimerOptions } from './rc/ib-timers.js'
+import type { ImpairmentOptions } from './rc/link-impairment.js'
+import { MAX_REPLAY_WINDOW, MIN_REPLAY_WINDOW } from './crypto/replay-window.js'
+
+export interface SoftRoceOptions {
+  /** Address to bind and to advertise (IPv4 or IPv6). Default '127.0.0.1'. */
+  readonly address?: string
+  /** UDP port; default 4791 (RoCEv2). 0 picks an ephemeral port, so several stacks can share a host. */
+  readonly port?: number
+  /** Device name; default softroce0, softroce1, … */
+  readonly deviceName?: string
+  /** Write every packet sent and received to this pcap file. */
+  readonly capture?: string
+  /** Largest path MTU QPs may use (default 4096). */
+  readonly mtu?: PathMtu
+  /** Timer overrides (tests shorten the ACK timeout and RNR waits). */
+  readonly timers?: RcTimerOptions
+  /** Bytes a QP may have unacknowledged (default 1 MiB). */
+  readonly windowBytes?: number
+  /** Anti-replay window of encrypted QPs, 64–1024 packets (default 256). */
+  readonly replayWindow?: number
+  /** Most QPs per device (default 65536). */
+  readonly maxQps?: number
+  /** Test hook: impair the device's link from the start (see LinkImpairment). */
+  readonly impairment?: ImpairmentOptions
+}
+
+let deviceCounter = 0
+
+export class SoftRoceProvider implements Provider {
+  readonly name = 'softroce'
+  readonly capabilities: ProviderCapabilities
+  readonly options: SoftRoceOptions
+
+  constructor(options: SoftRoceOptions = {}) {
+    const mtu = options.mtu ?? 4096
+    if (!(PATH_MTUS as readonly number[]).includes(mtu)) throw new InvalidArgumentError(`softroce mtu must be one of ${PATH_MTUS.join(', ')}, got ${String(mtu)}`)
+    const replay = options.replayWindow ?? 256
+    if (!Number.isInteger(replay) || replay < MIN_REPLAY_WINDOW || replay > MAX_REPLAY_WINDOW) {
+      throw new InvalidArgumentError(`softroce replayWindow must be ${MIN_REPLAY_WINDOW}–${MAX_REPLAY_WINDOW} packets, got ${String(replay)}`)
+    }
+    this.options = { ...options }
+    this.capabilities = Object.freeze({
+      encryption: true,
+      atomics: true,
+      immediate: true,
+      maxMtu: mtu,
+      maxQps: options.maxQps ?? 65536,
+      maxQpWr: 16384,
+      maxSge: 16,
+      maxInline: 256,
+      maxMrSize: 2 ** 31,
+      qosScheduling: true,
+      faultInjection: true,
+    })
+  }
+
+  async openDevice(): Promise<SoftRoceDevice> {
+    const o = this.options
+    const ds = await openDeviceSocket(o.address ?? '127.0.0.1', o.port ?? 4791)
+    return new SoftRoceDevice(
+      {
+        name: o.deviceName ?? `softroce${deviceCounter++}`,
+        maxMtu: this.capabilities.maxMtu,
+        maxQps: this.capabilities.maxQps,
+        timers: resolveTimers(o.timers),
+        windowBytes: Math.max(4096, o.windowBytes ?? 1 << 20),
+        replayWindow: o.replayWindow ?? 256,
+        capture: o.capture ?? null,
+        impairment: o.impairment ?? null,
+      },
+      ds,
+    )
+  }
+}
+
+/** A softroce provider: pass it to createContext({ provider: softroce({ address }) }). */
+export function softroce(options: SoftRoceOptions = {}): SoftRoceProvider {
+  return new SoftRoceProvider(options)
+}
+
+/** The same, under the name core's loader looks for (RDMA_SESSION_PROVIDER=softroce). */
+export function createProvider(options: SoftRoceOptions = {}): SoftRoceProvider {
+  return new SoftRoceProvider(options)
+}

@@ -1,0 +1,88 @@
+/** Packet and drop counters of one softroce device: every dropped packet is counted under exactly one reason. */
+
+/** Why a received packet was dropped. */
+export type DropReason =
+  | 'badIcrc'
+  | 'malformed'
+  | 'unknownQpn'
+  | 'wrongState'
+  | 'badPsn'
+  | 'decryptFailure'
+  | 'replay'
+  | 'accessViolation'
+
+export const DROP_REASONS: readonly DropReason[] = ['badIcrc', 'malformed', 'unknownQpn', 'wrongState', 'badPsn', 'decryptFailure', 'replay', 'accessViolation']
+
+export type DropCounts = Record<DropReason, number>
+
+/** A plain copy of a device's counters. */
+export interface DeviceCountersSnapshot {
+  readonly packetsSent: number
+  readonly bytesSent: number
+  readonly packetsReceived: number
+  readonly bytesReceived: number
+  /** Request packets sent again (timeout, sequence NAK, RNR NAK). */
+  readonly retransmits: number
+  /** Local ACK timer expiries. */
+  readonly timeouts: number
+  readonly acksSent: number
+  readonly naksSent: number
+  readonly rnrNaksSent: number
+  readonly rnrNaksReceived: number
+  readonly seqNaksReceived: number
+  /** Duplicate requests the responder answered without executing them again. */
+  readonly duplicatesAnswered: number
+  /** IPv4 packets whose ICRC matched only with an IP ID other than 0 (found by solving for the ID). */
+  readonly ipv4IdSolved: number
+  /** Socket send errors (the packet is lost; RC recovers it). */
+  readonly sendErrors: number
+  readonly drops: Readonly<DropCounts>
+}
+
+export class DeviceCounters {
+  packetsSent = 0
+  bytesSent = 0
+  packetsReceived = 0
+  bytesReceived = 0
+  retransmits = 0
+  timeouts = 0
+  acksSent = 0
+  naksSent = 0
+  rnrNaksSent = 0
+  rnrNaksReceived = 0
+  seqNaksReceived = 0
+  duplicatesAnswered = 0
+  ipv4IdSolved = 0
+  sendErrors = 0
+  readonly drops: DropCounts = { badIcrc: 0, malformed: 0, unknownQpn: 0, wrongState: 0, badPsn: 0, decryptFailure: 0, replay: 0, accessViolation: 0 }
+
+  drop(reason: DropReason): void {
+    this.drops[reason]++
+  }
+
+  get totalDrops(): number {
+    let n = 0
+    for (const r of DROP_REASONS) n += this.drops[r]
+    return n
+  }
+
+  snapshot(): DeviceCountersSnapshot {
+    return {
+      packetsSent: this.packetsSent,
+      bytesSent: this.bytesSent,
+      packetsReceived: this.packetsReceived,
+      bytesReceived: this.bytesReceived,
+      retransmits: this.retransmits,
+      timeouts: this.timeouts,
+      acksSent: this.acksSent,
+      naksSent: this.naksSent,
+      rnrNaksSent: this.rnrNaksSent,
+      rnrNaksReceived: this.rnrNaksReceived,
+      seqNaksReceived: this.seqNaksReceived,
+      duplicatesAnswered: this.duplicatesAnswered,
+      ipv4IdSolved: this.ipv4IdSolved,
+      sendErrors: this.sendErrors,
+      drops: { ...this.drops },
+    }
+  }
+}

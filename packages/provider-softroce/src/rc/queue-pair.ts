@@ -1,0 +1,357 @@
+/**
+ * A softroce RC queue pair: the SPI object core drives. It applies checked
+ * state transitions, owns the requester (send queue) and responder (receive
+ * queue), feeds the device scheduler with packets, and flushes every
+ * outstanding WR with WR_FLUSH_ERR, in post order, when it enters ERR.
+ */
+import {
+  ClosedError, InvalidArgumentError, QpAttributeError, QpState, QpStateError, QueueFullError, RecvOpcode, WcStatus,
+  checkQpTransition,
+  type ProviderQp, type ProviderQpInit, type QpAttrs, type QpEvent, type QpModifyAttrs, type QpQos, type RecvWorkRequest, type RemoteEndpoint,
+  type SendWorkRequest, type WorkCompletion,
+} from '@rdma-session/core'
+import type { SoftRoceCq } from '../cq.js'
+import { PacketProtection } from '../crypto/packet-protection.js'
+import type { MemoryTable, PdHandle } from '../memory/memory-table.js'
+import { resolveSgl } from '../memory/scatter-gather.js'
+import type { PacketSource, SendFlow } from '../scheduler/send-scheduler.js'
+import type { IpContext } from '../wire/icrc.js'
+import { opcodeInfo } from '../wire/opcodes.js'
+import type { RocePacket } from '../wire/packet.js'
+import type { DeviceCounters, DropReason } from './device-counters.js'
+import type { RcTimers } from './ib-timers.js'
+import { Requester, type RequesterHost } from './requester.js'
+import { Responder, type RecvWqe, type ResponderHost } from './responder.js'
+import { createSendWqe, type SendWqe } from './send-wqe.js'
+
+/** What a QP needs from its device. */
+export interface QpDevice {
+  readonly counters: DeviceCounters
+  readonly timers: RcTimers
+  readonly memory: MemoryTable
+  readonly maxMtu: number
+  /** Bytes a QP may have unacknowledged. */
+  readonly windowBytes: number
+  readonly replayWindow: number
+  /** Sends one packet of `qp`; returns the bytes put on the wire. */
+  transmit(qp: SoftRoceQp, pkt: RocePacket, parts: readonly Uint8Array[], payloadLength: number): number
+  /** The IP/UDP context (for the ICRC) of packets to `remote`. */
+  ipContextTo(remote: RemoteEndpoint): IpContext
+  createFlow(source: PacketSource, qos: QpQos): SendFlow
+  wakeFlow(flow: SendFlow): void
+  removeFlow(flow: SendFlow): void
+  /** Flush `qp`'s coalesced ACK at the end of the current receive batch. */
+  scheduleAck(qp: SoftRoceQp): void
+  forgetQp(qp: SoftRoceQp): void
+}
+
+function emitFatal(qp: SoftRoceQp, reason: string): void {
+  qp.emitEvent({ type: 'fatal', qpn: qp.qpn, reason })
+}
+
+function runFlush(qp: SoftRoceQp): void {
+  qp.flushNow()
+}
+
+export class SoftRoceQp implements ProviderQp, PacketSource, RequesterHost, ResponderHost {
+  readonly qpn: number
+  readonly counters: DeviceCounters
+  readonly timers: RcTimers
+  readonly memory: MemoryTable
+  readonly pd: PdHandle
+  readonly qos: QpQos
+  readonly sendCq: SoftRoceCq
+  readonly recvCq: SoftRoceCq
+  readonly #init: ProviderQpInit
+  readonly #device: QpDevice
+  readonly #flow: SendFlow
+  #state: QpState = QpState.RESET
+  #attrs: Omit<QpAttrs, 'qpn' | 'state' | 'encrypted'> = {}
+  #requester: Requester | null = null
+  #responder: Responder | null = null
+  /** Receives posted before RTR. */
+  #earlyRecvs: RecvWqe[] = []
+  /** WRs to complete with WR_FLUSH_ERR at the next flush. */
+  #flushSends: SendWqe[] = []
+  #flushRecvs: RecvWqe[] = []
+  #flushScheduled = false
+  #onEvent: ((event: QpEvent) => void) | null = null
+  #destroyed = false
+  /** The IP/UDP context of packets to the remote (ICRC), set at RTR. */
+  ip: IpContext | null = null
+  remote: RemoteEndpoint | null = null
+  destQpn = 0
+  pmtu = 1024
+  protection: PacketProtection | null = null
+  accessFlags = 0
+  minRnrTimer = 12
+  windowPackets = 64
+
+  constructor(qpn: number, pd: PdHandle, init: ProviderQpInit, device: QpDevice) {
+    this.qpn = qpn
+    this.pd = pd
+    this.#init = init
+    this.#device = device
+    this.counters = device.counters
+    this.timers = device.timers
+    this.memory = device.memory
+    this.qos = init.qos
+    this.sendCq = init.sendCq as SoftRoceCq
+    this.recvCq = init.recvCq as SoftRoceCq
+    this.sendCq.attach(this)
+    this.recvCq.attach(this)
+    this.#flow = device.createFlow(this, init.qos)
+  }
+
+  get state(): QpState {
+    return this.#state
+  }
+
+  get destroyed(): boolean {
+    return this.#destroyed
+  }
+
+  /** Traffic class byte of this QP's packets (from its QoS, or the session's encapsulation). */
+  get trafficClass(): number {
+    const e = this.#attrs.encapsulation
+    return e !== undefined && this.qos.trafficClass === 0 ? ((e.dscp << 2) | e.ecn) : this.qos.trafficClass
+  }
+
+  // ---- state
+
+  modify(attrs: QpModifyAttrs): void {
+    this.#checkAlive()
+    const from = this.#state
+    checkQpTransition(from, attrs)
+    const to = attrs.state
+    if (to === QpState.ERR) return this.enterError(null)
+    if (to === QpState.RESET) return this.#reset()
+    if ((from === QpState.RTS || from === QpState.SQD) && to === QpState.RTS && attrs.encryption !== undefined) this.#rekey(attrs)
+    const { encryption, ...rest } = attrs
+    void encryption
+    this.#attrs = { ...this.#attrs, ...rest }
+    delete (this.#attrs as { state?: QpState }).state
+    if (attrs.accessFlags !== undefined) this.accessFlags = attrs.accessFlags
+    if (attrs.minRnrTimer !== undefined) this.minRnrTimer = attrs.minRnrTimer
+    if (from === QpState.INIT && to === QpState.RTR) this.#toRtr(attrs)
+    if (from === QpState.RTR && to === QpState.RTS) this.#toRts(attrs)
+    this.#state = to
+    if (to === QpState.RTS) this.wake()
+  }
+
+  #toRtr(attrs: QpModifyAttrs): void {
+    this.remote = attrs.remote!
+    this.ip = this.#device.ipContextTo(attrs.remote!)
+    this.destQpn = attrs.destQpn!
+    this.pmtu = Math.min(attrs.pathMtu!, this.#device.maxMtu)
+    this.windowPackets = Math.max(8, Math.floor(this.#device.windowBytes / this.pmtu))
+    this.protection = attrs.encryption ? new PacketProtection(attrs.encryption, this.#device.replayWindow) : null
+    const responder = new Responder(this, { rqPsn: attrs.rqPsn!, pmtu: this.pmtu, maxDestRdAtomic: attrs.maxDestRdAtomic ?? 16 })
+    for (const r of this.#earlyRecvs) responder.postRecv(r)
+    this.#earlyRecvs = []
+    this.#responder = responder
+  }
+
+  #toRts(attrs: QpModifyAttrs): void {
+    this.#requester = new Requester(this, {
+      sqPsn: attrs.sqPsn!,
+      pmtu: this.pmtu,
+      timeout: attrs.timeout ?? 14,
+      retryCnt: attrs.retryCnt ?? 7,
+      rnrRetry: attrs.rnrRetry ?? 7,
+      maxRdAtomic: attrs.maxRdAtomic ?? 16,
+    })
+  }
+
+  #rekey(attrs: QpModifyAttrs): void {
+    const enc = attrs.encryption
+    if (enc === null || enc === undefined) {
+      if (this.protection !== null) throw new QpAttributeError('encryption', 'cannot turn encryption off on a connected QP')
+      return
+    }
+    if (this.protection === null) throw new QpAttributeError('encryption', 'cannot turn encryption on for a QP connected in plaintext')
+    if ((enc.epoch >>> 0) < this.protection.epoch) throw new QpAttributeError('encryption', `epoch ${enc.epoch} is older than the current ${this.protection.epoch}`)
+    this.protection.rekey(enc)
+  }
+
+  #reset(): void {
+    this.#requester?.stop()
+    this.#responder?.stop()
+    this.#requester = null
+    this.#responder = null
+    this.#earlyRecvs = []
+    this.#flushSends = []
+    this.#flushRecvs = []
+    this.protection = null
+    this.ip = null
+    this.remote = null
+    this.#attrs = {}
+    this.#state = QpState.RESET
+  }
+
+  /** Moves the QP to ERR and flushes it (asynchronously). `reason` non-null: the provider did it, so report a 'fatal' event. */
+  enterError(reason: string | null): void {
+    if (this.#destroyed || this.#state === QpState.ERR) return
+    this.#state = QpState.ERR
+    this.#requester?.stop()
+    this.#responder?.stop()
+    this.#scheduleFlush()
+    if (reason !== null && this.#onEvent !== null) setImmediate(emitFatal, this, reason)
+  }
+
+  /** CompletionProducer: the CQ overflowed. */
+  fatal(reason: string): void {
+    this.enterError(reason)
+  }
+
+  emitEvent(event: QpEvent): void {
+    if (!this.#destroyed) this.#onEvent?.(event)
+  }
+
+  setEventHandler(cb: (event: QpEvent) => void): void {
+    this.#onEvent = cb
+  }
+
+  query(): QpAttrs {
+    this.#checkAlive()
+    return { ...this.#attrs, state: this.#state, qpn: this.qpn, encrypted: this.protection !== null }
+  }
+
+  destroy(): void {
+    if (this.#destroyed) return
+    this.#destroyed = true
+    this.#requester?.stop()
+    this.#responder?.stop()
+    this.#device.removeFlow(this.#flow)
+    this.sendCq.detach(this)
+    this.recvCq.detach(this)
+    this.#device.forgetQp(this)
+  }
+
+  // ---- posting
+
+  postSend(wr: SendWorkRequest): void {
+    this.#checkAlive()
+    const s = this.#state
+    if (s === QpState.RESET || s === QpState.INIT || s === QpState.RTR) {
+      throw new QpStateError(`cannot post send WRs on QP ${this.qpn} in state ${s}; move it to RTS first`, { state: s })
+    }
+    const outstanding = (this.#requester?.outstanding ?? 0) + this.#flushSends.length
+    if (outstanding >= this.#init.maxSendWr) throw new QueueFullError('send', this.#init.maxSendWr)
+    const wqe = createSendWqe(wr, this.#init, this.memory, this.pd)
+    if (s === QpState.ERR) {
+      this.#flushSends.push(wqe)
+      this.#scheduleFlush()
+      return
+    }
+    this.#requester!.post(wqe)
+    this.wake()
+  }
+
+  postRecv(wr: RecvWorkRequest): void {
+    this.#checkAlive()
+    if (this.#state === QpState.RESET) throw new QpStateError(`cannot post receive WRs on QP ${this.qpn} in state RESET; move it to INIT first`, { state: this.#state })
+    if (wr.sgList.length > this.#init.maxRecvSge) throw new InvalidArgumentError(`${wr.sgList.length} SGEs exceed the QP's maxRecvSge (${this.#init.maxRecvSge})`)
+    const posted = (this.#responder?.postedRecvs ?? this.#earlyRecvs.length) + this.#flushRecvs.length
+    if (posted >= this.#init.maxRecvWr) throw new QueueFullError('recv', this.#init.maxRecvWr)
+    let length = 0
+    for (const s of wr.sgList) length += s.length
+    const wqe: RecvWqe = { wrId: wr.wrId, sgl: resolveSgl(this.memory, this.pd, wr.sgList, true), length }
+    if (this.#state === QpState.ERR) {
+      this.#flushRecvs.push(wqe)
+      this.#scheduleFlush()
+    } else if (this.#responder !== null) this.#responder.postRecv(wqe)
+    else this.#earlyRecvs.push(wqe)
+  }
+
+  // ---- packets
+
+  /** Handles a decoded (and decrypted) packet addressed to this QP; returns why it was dropped, or null. */
+  receivePacket(pkt: RocePacket): DropReason | null {
+    const s = this.#state
+    if (s === QpState.RESET || s === QpState.INIT || s === QpState.ERR) return 'wrongState'
+    if (opcodeInfo(pkt.bth.opcode)!.isRequest) return this.#responder!.receive(pkt)
+    if (this.#requester === null) return 'wrongState'
+    return this.#requester.receive(pkt) ? null : 'badPsn'
+  }
+
+  /** PacketSource: the scheduler's turn for this QP. Responses go first. */
+  sendNextPacket(): number {
+    const s = this.#state
+    if (s === QpState.ERR || s === QpState.RESET || this.#destroyed) return 0
+    const responder = this.#responder
+    if (responder !== null && responder.hasWork) {
+      const n = responder.sendNext()
+      if (n > 0) return n
+    }
+    return this.#requester?.transmitNext() ?? 0
+  }
+
+  flushAck(): void {
+    this.#responder?.flushAck()
+  }
+
+  // ---- RequesterHost / ResponderHost
+
+  emit(pkt: RocePacket, parts: readonly Uint8Array[], payloadLength: number): number {
+    pkt.bth.destQpn = this.destQpn
+    return this.#device.transmit(this, pkt, parts, payloadLength)
+  }
+
+  requesterMayStart(): boolean {
+    return this.#state === QpState.RTS
+  }
+
+  requesterMayContinue(): boolean {
+    return this.#state === QpState.RTS || this.#state === QpState.SQD
+  }
+
+  completeSend(wc: WorkCompletion): void {
+    this.sendCq.push(wc)
+  }
+
+  completeRecv(wc: WorkCompletion): void {
+    this.recvCq.push(wc)
+  }
+
+  requesterFailed(reason: string): void {
+    this.enterError(reason)
+  }
+
+  responderFailed(reason: string): void {
+    this.enterError(reason)
+  }
+
+  wake(): void {
+    if (!this.#destroyed) this.#device.wakeFlow(this.#flow)
+  }
+
+  scheduleAck(): void {
+    this.#device.scheduleAck(this)
+  }
+
+  // ---- flushing
+
+  #scheduleFlush(): void {
+    if (this.#flushScheduled) return
+    this.#flushScheduled = true
+    setImmediate(runFlush, this)
+  }
+
+  /** @internal Completes every outstanding WR with WR_FLUSH_ERR, sends first, each queue in post order. */
+  flushNow(): void {
+    this.#flushScheduled = false
+    if (this.#destroyed || this.#state !== QpState.ERR) return
+    const sends = [...(this.#requester?.takeOutstanding() ?? []), ...this.#flushSends]
+    const recvs = [...(this.#responder?.takeOutstanding() ?? []), ...this.#earlyRecvs, ...this.#flushRecvs]
+    this.#flushSends = []
+    this.#flushRecvs = []
+    this.#earlyRecvs = []
+    for (const w of sends) this.sendCq.push({ wrId: w.wrId, status: WcStatus.WR_FLUSH_ERR, opcode: w.opcode, byteLen: 0, qpn: this.qpn })
+    for (const r of recvs) this.recvCq.push({ wrId: r.wrId, status: WcStatus.WR_FLUSH_ERR, opcode: RecvOpcode.RECV, byteLen: 0, qpn: this.qpn })
+  }
+
+  #checkAlive(): void {
+    if (this.#destroyed) throw new ClosedError(`QP ${this.qpn}`)
+  }
+}

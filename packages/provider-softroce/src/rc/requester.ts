@@ -1,0 +1,483 @@
+/**
+ * The RC requester of one QP: segments WQEs into packets with 24-bit PSNs,
+ * keeps a window of unacknowledged packets, matches ACKs, READ responses and
+ * atomic ACKs, retransmits go-back-N (local ACK timeout, PSN sequence NAK, RNR
+ * NAK) and turns NAKs and exhausted retries into completion errors.
+ */
+import { WcStatus, type WorkCompletion } from '@rdma-session/core'
+import { NakCode } from '../wire/aeth.js'
+import { RcOpcode } from '../wire/opcodes.js'
+import { psnAdd, psnDiff, psnLess, psnLessOrEqual } from '../wire/psn.js'
+import type { RocePacket } from '../wire/packet.js'
+import { gatherViews, scatter } from '../memory/scatter-gather.js'
+import type { DeviceCounters } from './device-counters.js'
+import { ackTimeoutMs, rnrDelayMs, type RcTimers } from './ib-timers.js'
+import { WqeKind, type SendWqe } from './send-wqe.js'
+import { newPacket } from './packet-template.js'
+
+/** What the requester needs from its QP. */
+export interface RequesterHost {
+  readonly qpn: number
+  readonly counters: DeviceCounters
+  readonly timers: RcTimers
+  /** Packets the requester may have unacknowledged. */
+  readonly windowPackets: number
+  /** True while the QP may transmit requests (RTS, or SQD for WQEs already started). */
+  requesterMayStart(): boolean
+  requesterMayContinue(): boolean
+  /** Sends one packet (headers from `pkt`, payload from `parts`); returns the bytes sent. */
+  emit(pkt: RocePacket, parts: readonly Uint8Array[], payloadLength: number): number
+  completeSend(wc: WorkCompletion): void
+  /** A WQE failed: the QP must enter ERR (the failed WQE has completed already). */
+  requesterFailed(reason: string): void
+  /** New packets may be ready. */
+  wake(): void
+}
+
+/** The requester sets AckReq on the last packet of each message and on every this-many packets. */
+const ACK_REQ_EVERY = 16
+
+const SEND_BASE = RcOpcode.SEND_FIRST
+const WRITE_BASE = RcOpcode.RDMA_WRITE_FIRST
+/** Opcode offsets from SEND_FIRST / RDMA_WRITE_FIRST. */
+const FIRST = 0
+const MIDDLE = 1
+const LAST = 2
+const ONLY = 4
+
+const NAK_STATUS: Record<number, WcStatus> = {
+  [NakCode.INVALID_REQUEST]: WcStatus.REM_INV_REQ_ERR,
+  [NakCode.REMOTE_ACCESS_ERROR]: WcStatus.REM_ACCESS_ERR,
+  [NakCode.REMOTE_OPERATIONAL_ERROR]: WcStatus.REM_OP_ERR,
+  [NakCode.INVALID_RD_REQUEST]: WcStatus.REM_INV_REQ_ERR,
+}
+
+const now = (): number => performance.now()
+
+export class Requester {
+  readonly #host: RequesterHost
+  readonly #pmtu: number
+  readonly #wqes: SendWqe[] = []
+  /** Index of the oldest WQE not completed. */
+  #head = 0
+  /** Index and packet of the next packet to transmit (moved back by go-back-N). */
+  #txIdx = 0
+  #txPkt = 0
+  /** The PSN the next new WQE starts at. */
+  #freshPsn: number
+  /** The oldest unacknowledged PSN. */
+  #una: number
+  #rdAtomicInFlight = 0
+  readonly #maxRdAtomic: number
+  readonly #timeoutMs: number
+  readonly #retryCnt: number
+  readonly #rnrRetry: number
+  #retryLeft: number
+  #rnrLeft: number
+  #timer: NodeJS.Timeout | null = null
+  #deadline = 0
+  #rnrTimer: NodeJS.Timeout | null = null
+  #stopped = false
+  readonly #pkt = newPacket()
+  readonly #parts: Uint8Array[] = []
+  readonly #onTimer = (): void => this.#timerFired()
+
+  constructor(host: RequesterHost, attrs: { sqPsn: number; pmtu: number; timeout: number; retryCnt: number; rnrRetry: number; maxRdAtomic: number }) {
+    this.#host = host
+    this.#pmtu = attrs.pmtu
+    this.#freshPsn = attrs.sqPsn
+    this.#una = attrs.sqPsn
+    this.#timeoutMs = ackTimeoutMs(attrs.timeout, host.timers.ackTimeoutMinMs, host.timers.ackTimeoutMaxMs)
+    this.#retryCnt = attrs.retryCnt
+    this.#rnrRetry = attrs.rnrRetry
+    this.#retryLeft = attrs.retryCnt
+    this.#rnrLeft = attrs.rnrRetry
+    this.#maxRdAtomic = Math.max(1, attrs.maxRdAtomic)
+  }
+
+  /** WQEs posted and not completed. */
+  get outstanding(): number {
+    return this.#wqes.length - this.#head
+  }
+
+  /** The next PSN a new request would use. */
+  get nextPsn(): number {
+    return this.#freshPsn
+  }
+
+  post(wqe: SendWqe): void {
+    wqe.setPackets(this.#pmtu)
+    this.#wqes.push(wqe)
+  }
+
+  /** True when a packet could go out now (ignoring the scheduler's share). */
+  get hasWork(): boolean {
+    return !this.#stopped && this.#txIdx < this.#wqes.length && this.#rnrTimer === null
+  }
+
+  /** Stops all activity (QP left RTS for ERR/RESET, or was destroyed). */
+  stop(): void {
+    this.#stopped = true
+    if (this.#timer !== null) clearTimeout(this.#timer)
+    if (this.#rnrTimer !== null) clearTimeout(this.#rnrTimer)
+    this.#timer = null
+    this.#rnrTimer = null
+  }
+
+  /** Removes and returns the WQEs not completed, in post order (for flushing). */
+  takeOutstanding(): SendWqe[] {
+    const rest = this.#wqes.slice(this.#head)
+    this.#wqes.length = 0
+    this.#head = this.#txIdx = this.#txPkt = 0
+    return rest
+  }
+
+  // ---- transmit
+
+  /** Sends the next packet if the window, maxRdAtomic and the QP state allow; returns its bytes, or 0. */
+  transmitNext(): number {
+    if (this.#stopped || this.#rnrTimer !== null) return 0
+    const wqes = this.#wqes
+    while (this.#txIdx < wqes.length) {
+      const w = wqes[this.#txIdx]!
+      if (w.done) {
+        this.#txIdx++
+        this.#txPkt = 0
+        continue
+      }
+      if (w.error !== null) {
+        if (this.#txIdx === this.#head) this.#fail(w, w.error, `local error ${w.error} in WR ${w.wrId}`)
+        return 0
+      }
+      if (!w.started) {
+        if (!this.#host.requesterMayStart()) return 0
+        if (w.isReadOrAtomic && this.#rdAtomicInFlight >= this.#maxRdAtomic) return 0
+      } else if (!this.#host.requesterMayContinue()) return 0
+      const psn = w.firstPsn >= 0 ? psnAdd(w.firstPsn, w.kind === WqeKind.READ ? w.received : this.#txPkt) : this.#freshPsn
+      const inFlight = psnDiff(psn, this.#una)
+      if (inFlight > 0 && inFlight + (w.isReadOrAtomic ? w.packets - w.received : 1) > this.#host.windowPackets) return 0
+      if (w.firstPsn < 0) {
+        w.firstPsn = psn
+        w.lastPsn = psnAdd(psn, w.packets - 1)
+        this.#freshPsn = psnAdd(psn, w.packets)
+      }
+      if (!w.started) {
+        w.started = true
+        if (w.isReadOrAtomic) this.#rdAtomicInFlight++
+      }
+      const bytes = this.#emitPacket(w, psn)
+      if (this.#timer === null) this.#armTimer()
+      return bytes
+    }
+    return 0
+  }
+
+  #emitPacket(w: SendWqe, psn: number): number {
+    const pkt = this.#pkt
+    const bth = pkt.bth
+    bth.psn = psn
+    bth.solicited = false
+    pkt.reth = undefined
+    pkt.immDt = undefined
+    pkt.atomicEth = undefined
+    const parts = this.#parts
+    parts.length = 0
+    if (w.kind === WqeKind.READ) {
+      const offset = w.received * this.#pmtu
+      bth.opcode = RcOpcode.RDMA_READ_REQUEST
+      bth.ackReq = true
+      pkt.reth = { va: BigInt(w.remoteAddr + offset), rkey: w.rkey, dmaLength: w.length - offset }
+      this.#advanceWqe()
+      return this.#host.emit(pkt, parts, 0)
+    }
+    if (w.kind === WqeKind.ATOMIC) {
+      const cas = w.opcode === 'ATOMIC_CMP_AND_SWP'
+      bth.opcode = cas ? RcOpcode.COMPARE_SWAP : RcOpcode.FETCH_ADD
+      bth.ackReq = true
+      pkt.atomicEth = { va: BigInt(w.remoteAddr), rkey: w.rkey, swapAdd: cas ? w.swap : w.compareAdd, compare: cas ? w.compareAdd : 0n }
+      this.#advanceWqe()
+      return this.#host.emit(pkt, parts, 0)
+    }
+    const k = this.#txPkt
+    const n = w.packets
+    const offset = k * this.#pmtu
+    const len = Math.min(this.#pmtu, w.length - offset)
+    const base = w.kind === WqeKind.SEND ? SEND_BASE : WRITE_BASE
+    const last = k === n - 1
+    const pos = n === 1 ? ONLY : k === 0 ? FIRST : last ? LAST : MIDDLE
+    bth.opcode = base + pos + (last && w.withImm ? 1 : 0)
+    bth.ackReq = last || (psn & (ACK_REQ_EVERY - 1)) === 0
+    bth.solicited = last && w.kind === WqeKind.SEND && w.withImm
+    if (w.kind === WqeKind.WRITE && k === 0) pkt.reth = { va: BigInt(w.remoteAddr), rkey: w.rkey, dmaLength: w.length }
+    if (last && w.withImm) pkt.immDt = w.imm
+    if (len > 0) gatherViews(w.sgl, offset, len, parts)
+    if (last) this.#advanceWqe()
+    else this.#txPkt++
+    return this.#host.emit(pkt, parts, len)
+  }
+
+  #advanceWqe(): void {
+    this.#txIdx++
+    this.#txPkt = 0
+  }
+
+  // ---- responses
+
+  /** Handles an ACKNOWLEDGE, READ response or ATOMIC ACKNOWLEDGE; returns false when the packet is dropped (bad PSN). */
+  receive(pkt: RocePacket): boolean {
+    if (this.#stopped) return false
+    const op = pkt.bth.opcode
+    const psn = pkt.bth.psn
+    if (op === RcOpcode.ACKNOWLEDGE) return this.#onAck(psn, pkt.aeth!.syndrome)
+    if (op === RcOpcode.ATOMIC_ACKNOWLEDGE) return this.#onAtomicAck(psn, pkt.atomicAckEth!.origData)
+    return this.#onReadResponse(pkt, psn)
+  }
+
+  /** True when `psn` is a PSN sent and not yet acknowledged, or the last one acknowledged. */
+  #inWindow(psn: number): boolean {
+    const d = psnDiff(psn, this.#una)
+    return d >= -1 && d < psnDiff(this.#freshPsn, this.#una)
+  }
+
+  #onAck(psn: number, syndrome: number): boolean {
+    if (!this.#inWindow(psn)) return false
+    const kind = syndrome & 0x60
+    if (kind === 0x00) {
+      this.#ackThrough(psn)
+      return true
+    }
+    if (kind === 0x20) {
+      this.#onRnrNak(psn, syndrome & 0x1f)
+      return true
+    }
+    if (kind !== 0x60) return false
+    const code = syndrome & 0x1f
+    this.#ackThrough(psnAdd(psn, -1))
+    if (this.#stopped) return true
+    if (code === NakCode.PSN_SEQUENCE_ERROR) {
+      this.#host.counters.seqNaksReceived++
+      if (psnLess(psn, this.#freshPsn)) this.#rewind(psn)
+      return true
+    }
+    const w = this.#wqeAt(psn)
+    if (w === undefined) return false
+    const status = NAK_STATUS[code] ?? WcStatus.BAD_RESP_ERR
+    this.#fail(w, status, `NAK ${status} for PSN ${psn} (WR ${w.wrId})`, code)
+    return true
+  }
+
+  #onRnrNak(psn: number, timer: number): void {
+    this.#host.counters.rnrNaksReceived++
+    this.#ackThrough(psnAdd(psn, -1))
+    if (this.#stopped) return
+    const w = this.#wqeAt(psn)
+    if (w === undefined) return
+    if (this.#rnrRetry !== 7) {
+      if (this.#rnrLeft === 0) {
+        this.#fail(w, WcStatus.RNR_RETRY_EXC_ERR, `RNR retries exhausted for WR ${w.wrId}`)
+        return
+      }
+      this.#rnrLeft--
+    }
+    // Stop sending until the RNR timer expires, then go back to the refused PSN.
+    if (this.#timer !== null) clearTimeout(this.#timer)
+    this.#timer = null
+    if (this.#rnrTimer !== null) clearTimeout(this.#rnrTimer)
+    this.#rewindTo(psn)
+    this.#rnrTimer = setTimeout(() => {
+      this.#rnrTimer = null
+      if (this.#stopped) return
+      this.#rewind(psn)
+    }, rnrDelayMs(timer, this.#host.timers.rnrDelayMaxMs))
+  }
+
+  #onAtomicAck(psn: number, orig: bigint): boolean {
+    const w = this.#firstPendingResponse()
+    if (w === undefined || w.kind !== WqeKind.ATOMIC || w.firstPsn !== psn) return false
+    const b = Buffer.allocUnsafe(8)
+    b.writeBigUInt64LE(orig)
+    scatter(w.sgl, 0, b)
+    w.done = true
+    this.#ackThrough(psn)
+    return true
+  }
+
+  #onReadResponse(pkt: RocePacket, psn: number): boolean {
+    const w = this.#firstPendingResponse()
+    if (w === undefined || w.kind !== WqeKind.READ) return false
+    const expected = psnAdd(w.firstPsn, w.received)
+    const d = psnDiff(psn, expected)
+    if (d !== 0) {
+      // A gap: responses were lost; ask again from the first missing one (once per gap).
+      if (d > 0 && psnLessOrEqual(psn, w.lastPsn) && w.rewoundAt !== expected) {
+        w.rewoundAt = expected
+        this.#rewind(expected)
+      }
+      return false
+    }
+    const idx = w.received
+    const lastPkt = idx === w.packets - 1
+    const op = pkt.bth.opcode
+    const finalOp = op === RcOpcode.RDMA_READ_RESPONSE_LAST || op === RcOpcode.RDMA_READ_RESPONSE_ONLY
+    const want = lastPkt ? w.length - idx * this.#pmtu : this.#pmtu
+    if (finalOp !== lastPkt || pkt.payload.length !== want) {
+      this.#fail(w, WcStatus.BAD_RESP_ERR, `malformed READ response at PSN ${psn}`)
+      return true
+    }
+    if (want > 0) scatter(w.sgl, idx * this.#pmtu, pkt.payload)
+    w.received++
+    if (pkt.aeth !== undefined) this.#ackThrough(psnAdd(w.firstPsn, -1))
+    if (lastPkt) {
+      w.done = true
+      this.#ackThrough(w.lastPsn)
+    } else this.#progress()
+    return true
+  }
+
+  /** The oldest started READ/atomic whose response is not complete. */
+  #firstPendingResponse(): SendWqe | undefined {
+    const wqes = this.#wqes
+    for (let i = this.#head; i < wqes.length; i++) {
+      const w = wqes[i]!
+      if (!w.started) return undefined
+      if (w.isReadOrAtomic && !w.done) return w
+    }
+    return undefined
+  }
+
+  /** The WQE whose PSN range holds `psn`. */
+  #wqeAt(psn: number): SendWqe | undefined {
+    const wqes = this.#wqes
+    for (let i = this.#head; i < wqes.length; i++) {
+      const w = wqes[i]!
+      if (w.firstPsn < 0) return undefined
+      if (psnLessOrEqual(w.firstPsn, psn) && psnLessOrEqual(psn, w.lastPsn)) return w
+    }
+    return undefined
+  }
+
+  /** Completes WQEs acknowledged through PSN `p`. */
+  #ackThrough(p: number): void {
+    const wqes = this.#wqes
+    let progressed = false
+    while (this.#head < wqes.length) {
+      const w = wqes[this.#head]!
+      if (w.firstPsn < 0) break
+      if (w.isReadOrAtomic) {
+        if (!w.done) {
+          // An ACK at or beyond an unfinished READ/atomic: its responses were lost.
+          if (psnLessOrEqual(w.firstPsn, p) && w.kind === WqeKind.READ) {
+            const from = psnAdd(w.firstPsn, w.received)
+            if (w.rewoundAt !== from) {
+              w.rewoundAt = from
+              this.#rewind(from)
+            }
+          }
+          break
+        }
+      } else if (psnLess(p, w.lastPsn)) {
+        const next = psnAdd(p, 1)
+        if (psnLess(this.#una, next) && psnLessOrEqual(w.firstPsn, p)) {
+          this.#una = next
+          progressed = true
+        }
+        break
+      }
+      this.#head++
+      if (w.isReadOrAtomic) this.#rdAtomicInFlight--
+      this.#una = psnAdd(w.lastPsn, 1)
+      progressed = true
+      if (w.signaled) this.#host.completeSend({ wrId: w.wrId, status: WcStatus.SUCCESS, opcode: w.opcode, byteLen: w.length, qpn: this.#host.qpn })
+    }
+    if (this.#head > 1024 && this.#head * 2 > wqes.length) {
+      wqes.splice(0, this.#head)
+      this.#txIdx -= this.#head
+      this.#head = 0
+    }
+    if (progressed) this.#progress()
+  }
+
+  #progress(): void {
+    this.#retryLeft = this.#retryCnt
+    this.#rnrLeft = this.#rnrRetry
+    if (this.#head >= this.#wqes.length || this.#wqes[this.#head]!.firstPsn < 0) {
+      // Nothing in flight.
+      if (this.#timer !== null) clearTimeout(this.#timer)
+      this.#timer = null
+    } else this.#deadline = now() + this.#timeoutMs
+    this.#host.wake()
+  }
+
+  // ---- retransmission
+
+  #armTimer(): void {
+    if (this.#timeoutMs === Infinity) return
+    this.#deadline = now() + this.#timeoutMs
+    this.#timer = setTimeout(this.#onTimer, this.#timeoutMs)
+  }
+
+  #timerFired(): void {
+    this.#timer = null
+    if (this.#stopped) return
+    if (this.#head >= this.#wqes.length || this.#wqes[this.#head]!.firstPsn < 0) return
+    const left = this.#deadline - now()
+    if (left > 0.5) {
+      this.#timer = setTimeout(this.#onTimer, left)
+      return
+    }
+    this.#host.counters.timeouts++
+    const w = this.#wqes[this.#head]!
+    if (this.#retryLeft === 0) {
+      this.#fail(w, WcStatus.RETRY_EXC_ERR, `transport retries exhausted for WR ${w.wrId} (no ACK within ${this.#timeoutMs.toFixed(1)} ms, ${this.#retryCnt} retries)`)
+      return
+    }
+    this.#retryLeft--
+    w.rewoundAt = -1
+    this.#rewind(this.#una)
+    this.#armTimer()
+  }
+
+  /** Go-back-N: the next packet sent is `psn` and everything after it again. */
+  #rewind(psn: number): void {
+    if (this.#rewindTo(psn)) this.#host.wake()
+  }
+
+  #rewindTo(psn: number): boolean {
+    const wqes = this.#wqes
+    for (let i = this.#head; i < wqes.length; i++) {
+      const w = wqes[i]!
+      if (w.firstPsn < 0) break
+      if (psnLessOrEqual(psn, w.lastPsn)) {
+        const k = Math.max(0, psnDiff(psn, w.firstPsn))
+        const was = psnDiff(this.#currentTxPsn(), psn)
+        if (was > 0) this.#host.counters.retransmits += was
+        this.#txIdx = i
+        this.#txPkt = w.kind === WqeKind.READ || w.kind === WqeKind.ATOMIC ? 0 : k
+        return true
+      }
+    }
+    return false
+  }
+
+  /** The PSN the next transmitted packet would carry. */
+  #currentTxPsn(): number {
+    const w = this.#wqes[this.#txIdx]
+    if (w === undefined || w.firstPsn < 0) return this.#freshPsn
+    return psnAdd(w.firstPsn, w.kind === WqeKind.READ ? w.received : this.#txPkt)
+  }
+
+  /** Completes `w` with an error status and hands the QP to ERR. */
+  #fail(w: SendWqe, status: WcStatus, reason: string, vendorErr?: number): void {
+    if (this.#stopped) return
+    const idx = this.#wqes.indexOf(w, this.#head)
+    // Earlier WQEs (implicitly acknowledged by the failure point) complete first.
+    for (let i = this.#head; i < idx; i++) {
+      const e = this.#wqes[i]!
+      if (e.signaled) this.#host.completeSend({ wrId: e.wrId, status: WcStatus.SUCCESS, opcode: e.opcode, byteLen: e.length, qpn: this.#host.qpn })
+    }
+    this.#head = idx + 1
+    this.#host.completeSend({ wrId: w.wrId, status, opcode: w.opcode, byteLen: 0, qpn: this.#host.qpn, ...(vendorErr === undefined ? {} : { vendorErr }) })
+    this.stop()
+    this.#host.requesterFailed(reason)
+  }
+}

@@ -1,0 +1,418 @@
+/**
+ * The RC responder of one QP: executes requests in PSN order exactly once,
+ * answers duplicates without executing them again (re-ACK, READ re-sent from
+ * the range the duplicate names, atomics replayed from saved results), NAKs a
+ * PSN gap once, RNR-NAKs a SEND with no receive posted, checks rkey, bounds
+ * and access before touching memory, and coalesces ACKs.
+ */
+import { AccessFlag, RecvOpcode, WcStatus, type WorkCompletion } from '@rdma-session/core'
+import { ackSyndrome, nakSyndrome, NakCode, rnrNakSyndrome } from '../wire/aeth.js'
+import { RcOpcode, opcodeInfo } from '../wire/opcodes.js'
+import { psnAdd, psnDiff } from '../wire/psn.js'
+import type { RocePacket } from '../wire/packet.js'
+import type { MemoryTable, PdHandle } from '../memory/memory-table.js'
+import { scatter, type ResolvedSgl } from '../memory/scatter-gather.js'
+import { AtomicReplay } from './atomic-replay.js'
+import type { DeviceCounters, DropReason } from './device-counters.js'
+import { newPacket } from './packet-template.js'
+import { ResponseQueue, type ControlJob } from './response-queue.js'
+
+export interface RecvWqe {
+  readonly wrId: number
+  /** null: the SGE list failed its lkey/bounds/local-write check at post time. */
+  readonly sgl: ResolvedSgl | null
+  readonly length: number
+}
+
+/** What the responder needs from its QP. */
+export interface ResponderHost {
+  readonly qpn: number
+  readonly counters: DeviceCounters
+  readonly memory: MemoryTable
+  readonly pd: PdHandle
+  /** The QP's access flags (remote write/read/atomic enabled). */
+  readonly accessFlags: number
+  /** RNR NAK timer code sent to requesters. */
+  readonly minRnrTimer: number
+  emit(pkt: RocePacket, parts: readonly Uint8Array[], payloadLength: number): number
+  completeRecv(wc: WorkCompletion): void
+  /** The responder hit a fatal error (NAK sent): the QP must enter ERR. */
+  responderFailed(reason: string): void
+  /** Responses are queued: ask the scheduler for a turn. */
+  wake(): void
+  /** An ACK is due: flush it at the end of the current receive batch. */
+  scheduleAck(): void
+}
+
+/** ACK at least every this-many request packets, even without AckReq. */
+const ACK_EVERY = 16
+const ACK = ackSyndrome()
+const CUR_NONE = 0
+const CUR_SEND = 1
+const CUR_WRITE = 2
+const EMPTY = new Uint8Array(0)
+
+export class Responder {
+  readonly #host: ResponderHost
+  readonly #pmtu: number
+  #epsn: number
+  #msn = 0
+  #recvs: RecvWqe[] = []
+  #recvHead = 0
+  #cur = CUR_NONE
+  #curRecv: RecvWqe | null = null
+  #curTarget: Uint8Array = EMPTY
+  #curOffset = 0
+  /** A PSN sequence NAK (or RNR NAK) was sent: stay silent until the expected PSN arrives. */
+  #nakSent = false
+  #ackPending = false
+  #unacked = 0
+  readonly #queue = new ResponseQueue()
+  readonly #atomics: AtomicReplay
+  readonly #pkt = newPacket()
+  readonly #parts: Uint8Array[] = []
+  #stopped = false
+
+  constructor(host: ResponderHost, attrs: { rqPsn: number; pmtu: number; maxDestRdAtomic: number }) {
+    this.#host = host
+    this.#epsn = attrs.rqPsn
+    this.#pmtu = attrs.pmtu
+    this.#atomics = new AtomicReplay(Math.max(16, attrs.maxDestRdAtomic * 2))
+  }
+
+  get expectedPsn(): number {
+    return this.#epsn
+  }
+
+  /** True when responses are queued for the scheduler. */
+  get hasWork(): boolean {
+    return !this.#stopped && (!this.#queue.empty || this.#ackPending)
+  }
+
+  postRecv(wqe: RecvWqe): void {
+    this.#recvs.push(wqe)
+  }
+
+  get postedRecvs(): number {
+    return this.#recvs.length - this.#recvHead
+  }
+
+  stop(): void {
+    this.#stopped = true
+    this.#queue.clear()
+    this.#ackPending = false
+  }
+
+  /** Removes and returns the receive WQEs not completed, in post order. */
+  takeOutstanding(): RecvWqe[] {
+    const rest: RecvWqe[] = []
+    if (this.#curRecv !== null) rest.push(this.#curRecv)
+    rest.push(...this.#recvs.slice(this.#recvHead))
+    this.#recvs = []
+    this.#recvHead = 0
+    this.#curRecv = null
+    return rest
+  }
+
+  // ---- requests
+
+  /** Handles one request packet; returns why it was dropped, or null. */
+  receive(pkt: RocePacket): DropReason | null {
+    if (this.#stopped) return 'wrongState'
+    const psn = pkt.bth.psn
+    const d = psnDiff(psn, this.#epsn)
+    if (d > 0) {
+      if (!this.#nakSent) {
+        this.#nakSent = true
+        this.#control(RcOpcode.ACKNOWLEDGE, this.#epsn, nakSyndrome(NakCode.PSN_SEQUENCE_ERROR), 0n)
+      }
+      return 'badPsn'
+    }
+    if (d < 0) return this.#duplicate(pkt, psn)
+    this.#nakSent = false
+    const op = pkt.bth.opcode
+    if (op <= RcOpcode.SEND_ONLY_WITH_IMMEDIATE) return this.#send(pkt, op)
+    if (op <= RcOpcode.RDMA_WRITE_ONLY_WITH_IMMEDIATE) return this.#write(pkt, op)
+    if (op === RcOpcode.RDMA_READ_REQUEST) return this.#read(pkt, psn)
+    if (op === RcOpcode.COMPARE_SWAP || op === RcOpcode.FETCH_ADD) return this.#atomic(pkt, psn, op)
+    return this.#fatal(psn, NakCode.INVALID_REQUEST, `unsupported opcode 0x${op.toString(16)}`)
+  }
+
+  #send(pkt: RocePacket, op: number): DropReason | null {
+    const psn = pkt.bth.psn
+    const pos = opcodeInfo(op)!.position
+    const starts = pos === 'first' || pos === 'only'
+    if (starts !== (this.#cur === CUR_NONE) || (!starts && this.#cur !== CUR_SEND)) {
+      return this.#fatal(psn, NakCode.INVALID_REQUEST, `${opcodeInfo(op)!.name} out of sequence`)
+    }
+    const len = pkt.payload.length
+    if (pos === 'first' || pos === 'middle' ? len !== this.#pmtu : len > this.#pmtu) {
+      return this.#fatal(psn, NakCode.INVALID_REQUEST, `SEND packet of ${len} bytes with path MTU ${this.#pmtu}`)
+    }
+    if (starts) {
+      const recv = this.#takeRecv()
+      if (recv === undefined) return this.#rnr(psn)
+      this.#cur = CUR_SEND
+      this.#curRecv = recv
+      this.#curOffset = 0
+    }
+    const recv = this.#curRecv!
+    if (recv.sgl === null) {
+      this.#finishRecv(WcStatus.LOC_PROT_ERR, RecvOpcode.RECV, 0, undefined)
+      return this.#fatal(psn, NakCode.REMOTE_OPERATIONAL_ERROR, 'local protection error on the receive buffer (bad lkey, range or missing local-write)')
+    }
+    if (this.#curOffset + len > recv.length) {
+      this.#finishRecv(WcStatus.LOC_LEN_ERR, RecvOpcode.RECV, this.#curOffset + len, undefined)
+      return this.#fatal(psn, NakCode.INVALID_REQUEST, `a SEND of more than ${recv.length} bytes does not fit the receive buffer`)
+    }
+    if (len > 0) scatter(recv.sgl, this.#curOffset, pkt.payload)
+    this.#curOffset += len
+    if (pos === 'last' || pos === 'only') {
+      this.#msn = (this.#msn + 1) & 0xffffff
+      this.#finishRecv(WcStatus.SUCCESS, RecvOpcode.RECV, this.#curOffset, pkt.immDt)
+    }
+    this.#executed(pkt)
+    return null
+  }
+
+  #write(pkt: RocePacket, op: number): DropReason | null {
+    const psn = pkt.bth.psn
+    const pos = opcodeInfo(op)!.position
+    const starts = pos === 'first' || pos === 'only'
+    if (starts !== (this.#cur === CUR_NONE) || (!starts && this.#cur !== CUR_WRITE)) {
+      return this.#fatal(psn, NakCode.INVALID_REQUEST, `${opcodeInfo(op)!.name} out of sequence`)
+    }
+    const len = pkt.payload.length
+    if (pos === 'first' || pos === 'middle' ? len !== this.#pmtu : len > this.#pmtu) {
+      return this.#fatal(psn, NakCode.INVALID_REQUEST, `RDMA WRITE packet of ${len} bytes with path MTU ${this.#pmtu}`)
+    }
+    if (starts) {
+      if ((this.#host.accessFlags & AccessFlag.REMOTE_WRITE) === 0) return this.#fatal(psn, NakCode.INVALID_REQUEST, 'the QP does not allow remote writes')
+      const reth = pkt.reth!
+      const target = this.#remote(reth.rkey, reth.va, reth.dmaLength, AccessFlag.REMOTE_WRITE)
+      if (target === null) return this.#accessError(psn, 'RDMA WRITE')
+      if (pos === 'only' ? len !== target.length : target.length <= this.#pmtu) {
+        return this.#fatal(psn, NakCode.INVALID_REQUEST, `RDMA WRITE length ${reth.dmaLength} does not match its packets`)
+      }
+      this.#curTarget = target
+      this.#curOffset = 0
+    }
+    const ends = pos === 'last' || pos === 'only'
+    const withImm = op === RcOpcode.RDMA_WRITE_LAST_WITH_IMMEDIATE || op === RcOpcode.RDMA_WRITE_ONLY_WITH_IMMEDIATE
+    const target = this.#curTarget
+    if (this.#curOffset + len > target.length || (ends && this.#curOffset + len !== target.length)) {
+      return this.#fatal(psn, NakCode.INVALID_REQUEST, `RDMA WRITE payload does not match its length ${target.length}`)
+    }
+    if (withImm && this.#recvs[this.#recvHead] === undefined) return this.#rnr(psn)
+    this.#cur = ends ? CUR_NONE : CUR_WRITE
+    if (len > 0) target.set(pkt.payload, this.#curOffset)
+    this.#curOffset += len
+    if (ends) {
+      this.#msn = (this.#msn + 1) & 0xffffff
+      this.#curTarget = EMPTY
+      if (withImm) {
+        this.#curRecv = this.#takeRecv()!
+        this.#finishRecv(WcStatus.SUCCESS, RecvOpcode.RECV_RDMA_WITH_IMM, target.length, pkt.immDt)
+      }
+    }
+    this.#executed(pkt)
+    return null
+  }
+
+  #read(pkt: RocePacket, psn: number): DropReason | null {
+    if (this.#cur !== CUR_NONE) return this.#fatal(psn, NakCode.INVALID_REQUEST, 'RDMA READ inside a multi-packet message')
+    if ((this.#host.accessFlags & AccessFlag.REMOTE_READ) === 0) return this.#fatal(psn, NakCode.INVALID_REQUEST, 'the QP does not allow remote reads')
+    const reth = pkt.reth!
+    const data = this.#remote(reth.rkey, reth.va, reth.dmaLength, AccessFlag.REMOTE_READ)
+    if (data === null) return this.#accessError(psn, 'RDMA READ')
+    const packets = Math.max(1, Math.ceil(data.length / this.#pmtu))
+    this.#msn = (this.#msn + 1) & 0xffffff
+    this.#epsn = psnAdd(psn, packets)
+    this.#unacked = 0
+    this.#queue.push({ kind: 'read', psn, data, packets, next: 0 })
+    this.#host.wake()
+    return null
+  }
+
+  #atomic(pkt: RocePacket, psn: number, op: number): DropReason | null {
+    if (this.#cur !== CUR_NONE) return this.#fatal(psn, NakCode.INVALID_REQUEST, 'atomic inside a multi-packet message')
+    if ((this.#host.accessFlags & AccessFlag.REMOTE_ATOMIC) === 0) return this.#fatal(psn, NakCode.INVALID_REQUEST, 'the QP does not allow remote atomics')
+    const a = pkt.atomicEth!
+    if ((a.va & 7n) !== 0n) return this.#fatal(psn, NakCode.INVALID_REQUEST, 'atomic address is not 8-byte aligned')
+    const target = this.#remote(a.rkey, a.va, 8, AccessFlag.REMOTE_ATOMIC)
+    if (target === null) return this.#accessError(psn, 'atomic')
+    const mem = Buffer.from(target.buffer, target.byteOffset, 8)
+    const orig = mem.readBigUInt64LE(0)
+    if (op === RcOpcode.COMPARE_SWAP) {
+      if (orig === a.compare) mem.writeBigUInt64LE(a.swapAdd, 0)
+    } else mem.writeBigUInt64LE(BigInt.asUintN(64, orig + a.swapAdd), 0)
+    this.#atomics.save(psn, orig)
+    this.#msn = (this.#msn + 1) & 0xffffff
+    this.#epsn = psnAdd(psn, 1)
+    this.#unacked = 0
+    this.#control(RcOpcode.ATOMIC_ACKNOWLEDGE, psn, ACK, orig)
+    return null
+  }
+
+  /** The target bytes of a remote request, or null for any rkey/bounds/access violation. Zero-length requests name no memory. */
+  #remote(rkey: number, va: bigint, length: number, access: number): Uint8Array | null {
+    if (length === 0) return EMPTY
+    if (va > BigInt(Number.MAX_SAFE_INTEGER)) return null
+    return this.#host.memory.remote(this.#host.pd, rkey, Number(va), length, access)
+  }
+
+  #takeRecv(): RecvWqe | undefined {
+    const recv = this.#recvs[this.#recvHead]
+    if (recv === undefined) return undefined
+    this.#recvHead++
+    if (this.#recvHead === this.#recvs.length) {
+      this.#recvs = []
+      this.#recvHead = 0
+    }
+    return recv
+  }
+
+  /** Bookkeeping after a SEND/WRITE packet executed: next PSN, ACK coalescing. */
+  #executed(pkt: RocePacket): void {
+    this.#epsn = psnAdd(pkt.bth.psn, 1)
+    this.#unacked++
+    if (pkt.bth.ackReq || this.#unacked >= ACK_EVERY) this.#requestAck()
+  }
+
+  #finishRecv(status: WcStatus, opcode: RecvOpcode, byteLen: number, imm: number | undefined): void {
+    const recv = this.#curRecv!
+    this.#curRecv = null
+    this.#cur = CUR_NONE
+    const wc: WorkCompletion = imm === undefined || status !== WcStatus.SUCCESS
+      ? { wrId: recv.wrId, status, opcode, byteLen, qpn: this.#host.qpn }
+      : { wrId: recv.wrId, status, opcode, byteLen, qpn: this.#host.qpn, imm }
+    this.#host.completeRecv(wc)
+  }
+
+  #duplicate(pkt: RocePacket, psn: number): DropReason | null {
+    this.#host.counters.duplicatesAnswered++
+    const op = pkt.bth.opcode
+    if (op === RcOpcode.RDMA_READ_REQUEST) {
+      // Re-execute the READ from the range this (possibly partial) retransmission names.
+      const reth = pkt.reth!
+      const data = this.#remote(reth.rkey, reth.va, reth.dmaLength, AccessFlag.REMOTE_READ)
+      if (data === null) return 'accessViolation'
+      this.#queue.push({ kind: 'read', psn, data, packets: Math.max(1, Math.ceil(data.length / this.#pmtu)), next: 0 })
+      this.#host.wake()
+      return null
+    }
+    if (op === RcOpcode.COMPARE_SWAP || op === RcOpcode.FETCH_ADD) {
+      const orig = this.#atomics.find(psn)
+      if (orig === undefined) return 'badPsn'
+      this.#control(RcOpcode.ATOMIC_ACKNOWLEDGE, psn, ACK, orig)
+      return null
+    }
+    this.#requestAck()
+    return null
+  }
+
+  // ---- responses
+
+  #rnr(psn: number): DropReason | null {
+    this.#host.counters.rnrNaksSent++
+    this.#nakSent = true
+    this.#control(RcOpcode.ACKNOWLEDGE, psn, rnrNakSyndrome(this.#host.minRnrTimer & 0x1f), 0n)
+    return null
+  }
+
+  #accessError(psn: number, what: string): DropReason {
+    this.#fatal(psn, NakCode.REMOTE_ACCESS_ERROR, `${what} violates rkey, bounds or access rights`)
+    return 'accessViolation'
+  }
+
+  /** NAKs a request that cannot be executed and moves the QP to ERR (after sending what is queued). */
+  #fatal(psn: number, code: number, reason: string): DropReason | null {
+    while (!this.#queue.empty) this.sendNext()
+    this.#emitControl(RcOpcode.ACKNOWLEDGE, psn, nakSyndrome(code), this.#msn, 0n)
+    this.#host.counters.naksSent++
+    this.stop()
+    this.#host.responderFailed(`responder: ${reason}`)
+    return null
+  }
+
+  #requestAck(): void {
+    if (this.#ackPending) return
+    this.#ackPending = true
+    this.#host.scheduleAck()
+  }
+
+  /** Sends a coalesced ACK now unless responses are queued (the last of them carries it instead). */
+  flushAck(): void {
+    if (!this.#ackPending || this.#stopped || !this.#queue.empty) return
+    this.#sendAck()
+  }
+
+  #sendAck(): number {
+    this.#ackPending = false
+    this.#unacked = 0
+    this.#host.counters.acksSent++
+    return this.#emitControl(RcOpcode.ACKNOWLEDGE, psnAdd(this.#epsn, -1), ACK, this.#msn, 0n)
+  }
+
+  /** Sends a control packet now, or queues it behind responses already queued. */
+  #control(opcode: number, psn: number, syndrome: number, orig: bigint): void {
+    if ((syndrome & 0x60) !== 0) this.#host.counters.naksSent++
+    if (this.#queue.empty) {
+      this.#emitControl(opcode, psn, syndrome, this.#msn, orig)
+      return
+    }
+    const job: ControlJob = { kind: 'control', opcode, psn, syndrome, msn: this.#msn, orig }
+    this.#queue.push(job)
+    this.#host.wake()
+  }
+
+  #emitControl(opcode: number, psn: number, syndrome: number, msn: number, orig: bigint): number {
+    const pkt = this.#pkt
+    pkt.bth.opcode = opcode
+    pkt.bth.psn = psn
+    pkt.bth.ackReq = false
+    pkt.reth = undefined
+    pkt.aeth = { syndrome, msn }
+    pkt.atomicAckEth = opcode === RcOpcode.ATOMIC_ACKNOWLEDGE ? { origData: orig } : undefined
+    this.#parts.length = 0
+    return this.#host.emit(pkt, this.#parts, 0)
+  }
+
+  /** Sends the next queued response packet; returns its bytes, or 0 when nothing is queued. */
+  sendNext(): number {
+    if (this.#stopped) return 0
+    const job = this.#queue.peek()
+    if (job === undefined) {
+      return this.#ackPending ? this.#sendAck() : 0
+    }
+    if (job.kind === 'control') {
+      this.#queue.shift()
+      return this.#emitControl(job.opcode, job.psn, job.syndrome, job.msn, job.orig)
+    }
+    const k = job.next++
+    const n = job.packets
+    const pmtu = this.#pmtu
+    const last = k === n - 1
+    const pkt = this.#pkt
+    pkt.bth.opcode = n === 1 ? RcOpcode.RDMA_READ_RESPONSE_ONLY : k === 0 ? RcOpcode.RDMA_READ_RESPONSE_FIRST : last ? RcOpcode.RDMA_READ_RESPONSE_LAST : RcOpcode.RDMA_READ_RESPONSE_MIDDLE
+    pkt.bth.psn = psnAdd(job.psn, k)
+    pkt.bth.ackReq = false
+    pkt.reth = undefined
+    pkt.atomicAckEth = undefined
+    pkt.aeth = k === 0 || last ? { syndrome: ACK, msn: this.#msn } : undefined
+    const parts = this.#parts
+    parts.length = 0
+    const off = k * pmtu
+    const len = Math.min(pmtu, job.data.length - off)
+    if (len > 0) parts.push(job.data.subarray(off, off + len))
+    if (last) {
+      this.#queue.shift()
+      // The READ response ACKs everything before it: an ACK waiting only for it is no longer needed.
+      if (this.#ackPending && this.#queue.empty && psnAdd(job.psn, n) === this.#epsn) {
+        this.#ackPending = false
+        this.#unacked = 0
+      }
+    }
+    return this.#host.emit(pkt, parts, len)
+  }
+}

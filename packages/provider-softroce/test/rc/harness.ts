@@ -1,0 +1,101 @@
+/** Test harness: two softroce contexts on 127.0.0.1 (ephemeral ports) and hand-connected QP pairs. */
+import { createContext, type AccessName, type Context, type MemoryRegion, type PathMtu, type QpCaps, type QueuePair } from '@rdma-session/core'
+import { softroce, type SoftRoceDevice, type SoftRoceOptions } from '../../src/index.js'
+
+export const ALL_ACCESS: readonly AccessName[] = ['local-write', 'remote-read', 'remote-write', 'remote-atomic']
+export const ALL_ACCESS_BITS = 15
+
+/** Fast timers for tests: ACK timeout 5–40 ms, RNR waits at most 5 ms. */
+export const TEST_TIMERS = { ackTimeoutMinMs: 5, ackTimeoutMaxMs: 40, rnrDelayMaxMs: 5 }
+
+export interface Pair {
+  readonly a: Context
+  readonly b: Context
+  readonly da: SoftRoceDevice
+  readonly db: SoftRoceDevice
+  close(): Promise<void>
+}
+
+export async function openPair(options: SoftRoceOptions = {}, optionsB: SoftRoceOptions = options): Promise<Pair> {
+  const a = await createContext({ provider: softroce({ port: 0, timers: TEST_TIMERS, ...options }) })
+  const b = await createContext({ provider: softroce({ port: 0, timers: TEST_TIMERS, ...optionsB }) })
+  return {
+    a,
+    b,
+    da: a.device as SoftRoceDevice,
+    db: b.device as SoftRoceDevice,
+    close: async () => {
+      await Promise.all([a.close(), b.close()])
+    },
+  }
+}
+
+export interface ConnectOptions {
+  readonly mtu?: PathMtu
+  readonly caps?: Partial<QpCaps>
+  readonly timeout?: number
+  readonly retryCnt?: number
+  readonly rnrRetry?: number
+  readonly minRnrTimer?: number
+  readonly psnA?: number
+  readonly psnB?: number
+  readonly qos?: { weight?: number; rateLimit?: string | number; class?: string }
+  readonly qosB?: { weight?: number; rateLimit?: string | number; class?: string }
+  readonly encryption?: { keyAB: Uint8Array; keyBA: Uint8Array; epoch?: number }
+}
+
+/** Connects a new QP on each context to the other: RESET -> INIT -> RTR -> RTS. */
+export function connect(p: Pair, o: ConnectOptions = {}): { qa: QueuePair; qb: QueuePair } {
+  const qa = p.a.createQp({ caps: o.caps ?? {}, ...(o.qos ? { qos: o.qos as never } : {}) })
+  const qb = p.b.createQp({ caps: o.caps ?? {}, ...(o.qosB ? { qos: o.qosB as never } : {}) })
+  const mtu = o.mtu ?? 1024
+  const psnA = o.psnA ?? qa.localPsn
+  const psnB = o.psnB ?? qb.localPsn
+  for (const q of [qa, qb]) q.modify({ state: 'INIT', accessFlags: ALL_ACCESS_BITS, portNum: 1, pkeyIndex: 0 })
+  const enc = o.encryption
+  qa.modify({
+    state: 'RTR', remote: p.b.endpoint, pathMtu: mtu, destQpn: qb.qpn, rqPsn: psnB, maxDestRdAtomic: 16, minRnrTimer: o.minRnrTimer ?? 1,
+    ...(enc ? { encryption: { suite: 'aes-256-gcm', txKey: enc.keyAB, rxKey: enc.keyBA, epoch: enc.epoch ?? 0 } } : {}),
+  })
+  qb.modify({
+    state: 'RTR', remote: p.a.endpoint, pathMtu: mtu, destQpn: qa.qpn, rqPsn: psnA, maxDestRdAtomic: 16, minRnrTimer: o.minRnrTimer ?? 1,
+    ...(enc ? { encryption: { suite: 'aes-256-gcm', txKey: enc.keyBA, rxKey: enc.keyAB, epoch: enc.epoch ?? 0 } } : {}),
+  })
+  const rts = { timeout: o.timeout ?? 10, retryCnt: o.retryCnt ?? 7, rnrRetry: o.rnrRetry ?? 7, maxRdAtomic: 16 }
+  qa.modify({ state: 'RTS', sqPsn: psnA, ...rts })
+  qb.modify({ state: 'RTS', sqPsn: psnB, ...rts })
+  qa.remoteQpn = qb.qpn
+  qb.remoteQpn = qa.qpn
+  return { qa, qb }
+}
+
+export function register(ctx: Context, size: number, access: readonly AccessName[] = ALL_ACCESS): MemoryRegion {
+  return ctx.registerMemory(Buffer.alloc(size), { access })
+}
+
+/** Deterministic bytes (xorshift32). */
+export function pattern(size: number, seed: number): Buffer {
+  const out = Buffer.allocUnsafe(size)
+  let x = (seed * 2654435761) >>> 0 || 1
+  for (let i = 0; i < size; i++) {
+    x ^= x << 13
+    x >>>= 0
+    x ^= x >>> 17
+    x ^= x << 5
+    x >>>= 0
+    out[i] = x & 0xff
+  }
+  return out
+}
+
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
+
+export async function statusOf(p: Promise<unknown>): Promise<string> {
+  try {
+    await p
+    return 'SUCCESS'
+  } catch (err) {
+    const e = err as { status?: string; code?: string; message?: string }
+    return e.status ?? e.code ?? String(e.message)
+  }
+}

@@ -39,12 +39,12 @@ const CONFORMANCE_GROUPS = {
  * `target.teardown`. Tests are skipped only by declared capability, and every
  * skip is printed.
  */
-export function runConformance(target: ConformanceTarget): void {
+export function runConformance<E extends ConformanceEnv>(target: ConformanceTarget<E>): void {
   describe(`conformance: ${target.name}`, async () => {
     const caps = await resolveCapabilities(target)
     const timeoutMs = target.timeoutMs ?? DEFAULT_TIMEOUT_MS
     const suite = new Suite(target.name, caps, timeoutMs)
-    let env: ConformanceEnv | null = null
+    let env: E | null = null
 
     beforeEach(async () => {
       env = await target.setup()

@@ -13,7 +13,7 @@ export interface ConformanceFaults {
   killHost(ctx: Context): void | Promise<void>
 }
 
-/** Two endpoints on the same fabric/network, fresh for each test. */
+/** Two endpoints on the same fabric/network, fresh for each test. A provider may add its own fields (its fabric, say) for teardown. */
 export interface ConformanceEnv {
   readonly a: Context
   readonly b: Context
@@ -21,7 +21,7 @@ export interface ConformanceEnv {
   readonly faults?: unknown
 }
 
-export interface ConformanceTarget {
+export interface ConformanceTarget<E extends ConformanceEnv = ConformanceEnv> {
   /** The provider's name, used in test titles and skip notes, e.g. 'mock'. */
   readonly name: string
   /**
@@ -29,9 +29,9 @@ export interface ConformanceTarget {
    * suite closes both contexts after the test (and checks they leak no handles),
    * then calls `teardown`.
    */
-  setup(): Promise<ConformanceEnv>
+  setup(): Promise<E>
   /** Releases what setup() made besides the two contexts (a fabric, sockets, …). */
-  teardown?(env: ConformanceEnv): Promise<void>
+  teardown?(env: E): Promise<void>
   /**
    * The capability record the suite keys its skips on. Fields left out are read
    * from `a.capabilities` of a probe setup() at collection time.
@@ -46,7 +46,7 @@ const CAPABILITY_KEYS: readonly (keyof ProviderCapabilities)[] = [
 ]
 
 /** The full capability record: what the target declares, completed from a probe setup() when needed. */
-export async function resolveCapabilities(target: ConformanceTarget): Promise<ProviderCapabilities> {
+export async function resolveCapabilities<E extends ConformanceEnv>(target: ConformanceTarget<E>): Promise<ProviderCapabilities> {
   const declared = target.capabilities ?? {}
   if (CAPABILITY_KEYS.every((k) => declared[k] !== undefined)) return declared as ProviderCapabilities
   const env = await target.setup()

@@ -10,6 +10,10 @@ runConformance({
     const a = await createContext({ provider: mock({ fabric }) })
     const b = await createContext({ provider: mock({ fabric }) })
     const faults: ConformanceFaults = { killHost: (ctx) => void fabric.killHost(ctx.endpoint.address, ctx.endpoint.port) }
-    return { a, b, faults }
+    return { a, b, faults, fabric }
+  },
+  // The suite has closed both contexts: their hosts must have left the fabric.
+  teardown: async ({ fabric }) => {
+    if (fabric.devices.length > 0) throw new Error(`${fabric.devices.length} mock device(s) still open after both contexts closed`)
   },
 })

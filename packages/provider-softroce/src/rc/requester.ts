@@ -166,7 +166,10 @@ export class Requester {
         if (w.isReadOrAtomic) this.#rdAtomicInFlight++
       }
       const bytes = this.#emitPacket(w, psn)
+      // The ACK timeout runs from the latest transmission: a paced (rate-limited) sender is not
+      // mistaken for a lost one; losses in a stream are caught by the responder's sequence NAK.
       if (this.#timer === null) this.#armTimer()
+      else this.#deadline = now() + this.#timeoutMs
       return bytes
     }
     return 0

@@ -1,149 +1,29 @@
 /**
- * RoCEv2 invariant CRC (IBTA annex A17.8), computed exactly as Linux rxe_icrc.c does: CRC-32 over
- * 8 bytes of 0xff (the masked LRH of InfiniBand), the IP header with its variant fields set to
- * ones (IPv4 TOS, TTL, header checksum; IPv6 traffic class, flow label, hop limit), the UDP
- * header with its checksum set to ones, the BTH with byte 4 (FECN/BECN/resv6, "resv8a") set to
- * ones, then the rest of the packet; stored little-endian after the pad.
+ * RoCEv2 invariant CRC (IBTA annex A17.8), exactly as Linux rxe_icrc.c computes it: CRC-32 over
+ * 8 bytes of 0xff (the masked LRH), the IP header with its variant fields set to ones (IPv4 TOS,
+ * TTL, header checksum; IPv6 traffic class, flow label, hop limit), the UDP header with its
+ * checksum set to ones, the BTH with byte 4 (FECN/BECN/resv6, "resv8a") set to ones, then the
+ * rest of the packet; stored little-endian after the pad.
  *
- * The IPv4 ID, flags (DF), total length, addresses and UDP ports are covered, so the sender must
- * know the header the kernel will write (see the rxe-lab README: IP_PMTUDISC_DO gives ID 0 + DF).
+ * The IPv4 ID, flags (DF), total length, addresses and UDP ports are covered, so a sender must
+ * know the header the kernel will write (rxe-lab README: IP_PMTUDISC_DO gives ID 0 + DF).
+ *
+ * Cost per packet: ~30 table steps for the pseudo-header and BTH (see pseudo-header.ts) and one
+ * zlib.crc32 call over the packet, without copying it.
  */
 import { crc32 } from 'node:zlib'
-import { addressBytes } from './address.js'
+import { allocPacket } from './buffer-slab.js'
+import { CRC32_RESIDUE, crcAdvance, crcRegister } from './crc32.js'
 import { WireError, WireErrorCode } from './errors.js'
-import { HeaderSize } from './opcodes.js'
+import { HeaderSize, OPCODE_TABLE } from './opcodes.js'
 import { encodePacketInto, encodedLength, type RocePacket } from './packet.js'
+import { BTH_MASKED_BYTE, feedMasked, maskCorrection, pseudoHeader, type IpContext, type PseudoHeader } from './pseudo-header.js'
 
-/** The IP and UDP header fields a RoCEv2 datagram travels with. */
-export interface IpContext {
-  family: 4 | 6
-  /** Source address as text ('10.0.0.1', 'fd77::1'; an IPv6 '%zone' is ignored). */
-  src: string
-  dst: string
-  srcPort: number
-  /** 4791 for RoCEv2. */
-  dstPort: number
-  /** IPv4 identification (covered by the ICRC). Default 0, what Linux writes with IP_PMTUDISC_DO. */
-  ipId?: number
-  /** IPv4 don't-fragment flag (covered by the ICRC). Default true. */
-  df?: boolean
-  /** IPv6 flow label (masked in the ICRC; used by PcapWriter). */
-  flowLabel?: number
-  /** IPv4 TOS / IPv6 traffic class, i.e. DSCP << 2 | ECN (masked in the ICRC; used by PcapWriter). */
-  tos?: number
-  /** IPv4 TTL / IPv6 hop limit (masked in the ICRC; used by PcapWriter). Default 64. */
-  ttl?: number
-}
+export type { IpContext } from './pseudo-header.js'
 
-/** 8 bytes of 0xff standing in for the LRH. */
-const LRH_BYTES = 8
-// Offsets in the pseudo-header buffer of each family.
-const V4 = { ipLen: 10, id: 12, frag: 14, src: 20, dst: 24, udp: 28, bth: 36, size: 48 } as const
-const V6 = { ipLen: 12, src: 16, dst: 32, udp: 48, bth: 56, size: 68 } as const
-
-/** The masked pseudo-header of one (family, addresses, ports), filled in per packet. */
-class PseudoHeader {
-  readonly bytes: Buffer
-
-  constructor(
-    readonly family: 4 | 6,
-    readonly src: string,
-    readonly dst: string,
-    readonly srcPort: number,
-    readonly dstPort: number,
-  ) {
-    checkPort('srcPort', srcPort)
-    checkPort('dstPort', dstPort)
-    const s = addressBytes(family, src)
-    const d = addressBytes(family, dst)
-    const L = family === 4 ? V4 : V6
-    const b = Buffer.alloc(L.size)
-    b.fill(0xff, 0, LRH_BYTES)
-    if (family === 4) {
-      b[8] = 0x45 // version 4, IHL 5
-      b[9] = 0xff // TOS (masked)
-      b[16] = 0xff // TTL (masked)
-      b[17] = 17 // UDP
-      b[18] = 0xff // header checksum (masked)
-      b[19] = 0xff
-    } else {
-      b.writeUInt32BE(0x6fffffff, 8) // version 6, traffic class + flow label (masked)
-      b[14] = 17 // next header: UDP
-      b[15] = 0xff // hop limit (masked)
-    }
-    b.set(s, L.src)
-    b.set(d, L.dst)
-    b.writeUInt16BE(srcPort, L.udp)
-    b.writeUInt16BE(dstPort, L.udp + 2)
-    b.writeUInt16BE(0xffff, L.udp + 6) // UDP checksum (masked)
-    this.bytes = b
-  }
-
-  matches(ip: IpContext): boolean {
-    return ip.src === this.src && ip.dst === this.dst && ip.srcPort === this.srcPort && ip.dstPort === this.dstPort && ip.family === this.family
-  }
-}
-
-function checkPort(what: string, p: number): void {
-  if (!(p >= 0 && p <= 0xffff && Math.floor(p) === p)) {
-    throw new WireError(WireErrorCode.ADDRESS, `${what} must be an integer 0..65535, got ${String(p)}`)
-  }
-}
-
-// Per context object (engines keep one per QP), then by value for fresh objects (per datagram).
-const byObject = new WeakMap<IpContext, PseudoHeader>()
-const byKey = new Map<string, PseudoHeader>()
-const BY_KEY_MAX = 1024
-
-function pseudoHeader(ip: IpContext): PseudoHeader {
-  let ph = byObject.get(ip)
-  if (ph !== undefined && ph.matches(ip)) return ph
-  const key = `${ip.family}|${ip.src}|${ip.dst}|${ip.srcPort}|${ip.dstPort}`
-  ph = byKey.get(key)
-  if (ph === undefined) {
-    ph = new PseudoHeader(ip.family, ip.src, ip.dst, ip.srcPort, ip.dstPort)
-    if (byKey.size >= BY_KEY_MAX) byKey.clear()
-    byKey.set(key, ph)
-  }
-  byObject.set(ip, ph)
-  return ph
-}
-
-/**
- * CRC-32 state after the pseudo-header and BTH of body[0, len) with the given IPv4 ID and DF
- * (ignored for IPv6). `len` excludes the ICRC and is at least the BTH size.
- */
-function headerCrc(ph: PseudoHeader, body: Uint8Array, len: number, id: number, df: boolean): number {
-  const b = ph.bytes
-  const udpLen = 8 + len + HeaderSize.ICRC
-  let bth: number
-  if (ph.family === 4) {
-    const total = 20 + udpLen
-    b[V4.ipLen] = total >>> 8
-    b[V4.ipLen + 1] = total
-    b[V4.id] = id >>> 8
-    b[V4.id + 1] = id
-    b[V4.frag] = df ? 0x40 : 0
-    b[V4.frag + 1] = 0
-    b[V4.udp + 4] = udpLen >>> 8
-    b[V4.udp + 5] = udpLen
-    bth = V4.bth
-  } else {
-    b[V6.ipLen] = udpLen >>> 8
-    b[V6.ipLen + 1] = udpLen
-    b[V6.udp + 4] = udpLen >>> 8
-    b[V6.udp + 5] = udpLen
-    bth = V6.bth
-  }
-  for (let i = 0; i < HeaderSize.BTH; i++) b[bth + i] = body[i] as number
-  b[bth + 4] = 0xff // FECN, BECN, resv6: variant
-  return crc32(b)
-}
-
-function checkBody(len: number): void {
-  if (len < HeaderSize.BTH) throw new WireError(WireErrorCode.TRUNCATED, `a RoCEv2 packet has at least a 12-byte BTH, got ${len} bytes`)
-  if (len + HeaderSize.ICRC + 8 + 40 > 0xffff) throw new WireError(WireErrorCode.LENGTH, `${len} bytes do not fit in one IP datagram`)
-}
+const ICRC = HeaderSize.ICRC
+const BTH = HeaderSize.BTH
+const PAD = new Uint8Array(3)
 
 function ipIdOf(ip: IpContext): number {
   const id = ip.ipId ?? 0
@@ -153,11 +33,30 @@ function ipIdOf(ip: IpContext): number {
   return id
 }
 
-function icrcOf(body: Uint8Array, len: number, ip: IpContext): number {
-  checkBody(len)
+/** Checks the length of a packet without its ICRC. */
+function checkLength(len: number): void {
+  if (len < BTH) throw new WireError(WireErrorCode.TRUNCATED, `a RoCEv2 packet has at least a 12-byte BTH, got ${len} bytes`)
+  if (len + ICRC + 8 + 40 > 0xffff) throw new WireError(WireErrorCode.LENGTH, `${len} bytes do not fit in one IP datagram`)
+}
+
+/** CRC-32 of pseudo-header + `view` (the whole view, BTH byte 4 masked) for a UDP payload of udpLength bytes. */
+function crcOfView(ph: PseudoHeader, view: Uint8Array, udpLength: number, id: number, df: boolean): number {
+  const start = ~ph.register(udpLength, id, df) >>> 0
+  return (crc32(view, start) ^ maskCorrection(view[BTH_MASKED_BYTE] as number, view.length)) >>> 0
+}
+
+function icrcOf(buf: Uint8Array, len: number, ip: IpContext): number {
+  checkLength(len)
   const ph = pseudoHeader(ip)
-  const c = headerCrc(ph, body, len, ph.family === 4 ? ipIdOf(ip) : 0, ip.df ?? true)
-  return len > HeaderSize.BTH ? crc32(body.subarray(HeaderSize.BTH, len), c) : c
+  const view = len === buf.length ? buf : buf.subarray(0, len)
+  return crcOfView(ph, view, len + ICRC, ph.family === 4 ? ipIdOf(ip) : 0, ip.df ?? true)
+}
+
+function putLE(buf: Uint8Array, at: number, v: number): void {
+  buf[at] = v
+  buf[at + 1] = v >>> 8
+  buf[at + 2] = v >>> 16
+  buf[at + 3] = v >>> 24
 }
 
 /** The ICRC of a packet (UDP payload without the ICRC), as a 32-bit number (stored little-endian). */
@@ -167,75 +66,76 @@ export function icrc(udpPayloadWithoutIcrc: Uint8Array, ip: IpContext): number {
 
 /** Writes the ICRC of buf[0, length) at buf[length, length + 4) and returns length + 4. */
 export function writeIcrc(buf: Uint8Array, length: number, ip: IpContext): number {
-  if (!(length >= 0 && length + HeaderSize.ICRC <= buf.length)) {
+  if (!(length >= 0 && length + ICRC <= buf.length)) {
     throw new WireError(WireErrorCode.TRUNCATED, `no room for the ICRC after ${length} bytes in a ${buf.length}-byte buffer`)
   }
-  const c = icrcOf(buf, length, ip)
-  buf[length] = c
-  buf[length + 1] = c >>> 8
-  buf[length + 2] = c >>> 16
-  buf[length + 3] = c >>> 24
-  return length + HeaderSize.ICRC
+  putLE(buf, length, icrcOf(buf, length, ip))
+  return length + ICRC
 }
 
 /** A new buffer: `buf` followed by its ICRC. */
 export function appendIcrc(buf: Uint8Array, ip: IpContext): Buffer {
-  const out = Buffer.allocUnsafe(buf.length + HeaderSize.ICRC)
+  const out = allocPacket(buf.length + ICRC)
   out.set(buf, 0)
   writeIcrc(out, buf.length, ip)
   return out
 }
 
-/** Encodes `pkt` and appends its ICRC in one allocation: the complete UDP payload. */
+/**
+ * Encodes `pkt` and appends its ICRC in one allocation: the complete UDP payload. The CRC runs
+ * over the headers just written and then the caller's payload directly.
+ */
 export function encodeWithIcrc(pkt: RocePacket, ip: IpContext): Buffer {
-  const out = Buffer.allocUnsafe(encodedLength(pkt) + HeaderSize.ICRC)
-  writeIcrc(out, encodePacketInto(pkt, out, 0), ip)
+  const out = allocPacket(encodedLength(pkt) + ICRC)
+  const len = encodePacketInto(pkt, out, 0)
+  checkLength(len)
+  const ph = pseudoHeader(ip)
+  const hlen = (OPCODE_TABLE[pkt.bth.opcode] as { headerLength: number }).headerLength
+  const plen = pkt.payload.length
+  let c = feedMasked(ph.register(len + ICRC, ph.family === 4 ? ipIdOf(ip) : 0, ip.df ?? true), out, 0, hlen)
+  if (plen > 0) c = ~crc32(pkt.payload, ~c >>> 0) >>> 0
+  c = crcRegister(c, PAD, 0, len - hlen - plen)
+  putLE(out, len, ~c >>> 0)
   return out
-}
-
-function storedIcrc(u: Uint8Array): number {
-  const n = u.length
-  return ((u[n - 4] as number) | ((u[n - 3] as number) << 8) | ((u[n - 2] as number) << 16) | ((u[n - 1] as number) << 24)) >>> 0
 }
 
 /** True if the last 4 bytes of a UDP payload are the ICRC of the rest under `ip`. */
 export function verifyIcrc(udpPayloadWithIcrc: Uint8Array, ip: IpContext): boolean {
-  const len = udpPayloadWithIcrc.length - HeaderSize.ICRC
-  if (len < HeaderSize.BTH) return false
-  return icrcOf(udpPayloadWithIcrc, len, ip) === storedIcrc(udpPayloadWithIcrc)
+  const u = udpPayloadWithIcrc
+  if (u.length < BTH + ICRC) return false
+  checkLength(u.length - ICRC)
+  const ph = pseudoHeader(ip)
+  // A message followed by its own CRC always has the same CRC: no need to split off the ICRC.
+  return crcOfView(ph, u, u.length, ph.family === 4 ? ipIdOf(ip) : 0, ip.df ?? true) === CRC32_RESIDUE
 }
 
 // --- IPv4 ID search ------------------------------------------------------------------------------
-// For equal-length messages CRC-32 is affine: icrc(id) = icrc(0) ^ M·id, where column b of M is
-// the CRC difference made by bit b of the ID. M depends only on how many bytes follow the ID,
-// i.e. on the packet length, so it is computed once per length (17 CRCs) and kept in reduced
-// row-echelon form; each solve is then one CRC plus at most 16 XORs.
+// The CRC over a whole packet (ICRC included) is affine in the ID: crc(id) = crc(0) ^ M·id, and
+// the packet is valid when crc(id) = CRC32_RESIDUE. Column b of M is the register difference that
+// bit b of the ID makes at the end of the pseudo-header, advanced over the packet's length, so M
+// depends only on the length: it is built per length (16 advance maps, no CRC over the data) and
+// kept in reduced row-echelon form. A solve is one CRC plus at most 16 XORs.
 
 interface IdSolver {
-  /** Row i: a 32-bit vector with a pivot bit no other row has, and the ID bits that produce it. */
+  /** Row r: a 32-bit vector whose pivot bit no other row has, and the ID bits that produce it. */
   readonly vec: Uint32Array
   readonly pivot: Uint32Array
   readonly tag: Uint16Array
   readonly rows: number
 }
 const solvers = new Map<number, IdSolver>()
-const SOLVERS_MAX = 256
+const SOLVERS_MAX = 1024
 
-function idSolver(ph: PseudoHeader, body: Uint8Array, len: number, df: boolean): IdSolver {
-  let s = solvers.get(len)
+function idSolver(ph: PseudoHeader, length: number): IdSolver {
+  let s = solvers.get(length)
   if (s !== undefined) return s
-  const rest = len > HeaderSize.BTH ? body.subarray(HeaderSize.BTH, len) : undefined
-  const full = (id: number): number => {
-    const c = headerCrc(ph, body, len, id, df)
-    return rest ? crc32(rest, c) : c
-  }
-  const c0 = full(0)
+  const r0 = ph.register(length, 0, true)
   const vec = new Uint32Array(16)
   const pivot = new Uint32Array(16)
   const tag = new Uint16Array(16)
   let rows = 0
   for (let bit = 0; bit < 16; bit++) {
-    let v = (full(1 << bit) ^ c0) >>> 0
+    let v = crcAdvance((ph.register(length, 1 << bit, true) ^ r0) >>> 0, length)
     let t = 1 << bit
     for (let r = 0; r < rows; r++) {
       if (v & (pivot[r] as number)) {
@@ -243,7 +143,7 @@ function idSolver(ph: PseudoHeader, body: Uint8Array, len: number, df: boolean):
         t ^= tag[r] as number
       }
     }
-    if (v === 0) continue // dependent (cannot happen for CRC-32: it detects all 16-bit bursts)
+    if (v === 0) continue // dependent: cannot happen, CRC-32 detects every 16-bit burst
     const p = (0x80000000 >>> Math.clz32(v)) >>> 0
     for (let r = 0; r < rows; r++) {
       if ((vec[r] as number) & p) {
@@ -258,20 +158,18 @@ function idSolver(ph: PseudoHeader, body: Uint8Array, len: number, df: boolean):
   }
   s = { vec, pivot, tag, rows }
   if (solvers.size >= SOLVERS_MAX) solvers.clear()
-  solvers.set(len, s)
+  solvers.set(length, s)
   return s
 }
 
-function solve(udpPayloadWithIcrc: Uint8Array, ip: IpContext, df: boolean): number | undefined {
-  const u = udpPayloadWithIcrc
-  const len = u.length - HeaderSize.ICRC
-  if (len < HeaderSize.BTH) return undefined
-  checkBody(len)
+function solve(u: Uint8Array, ip: IpContext, df: boolean): number | undefined {
+  if (u.length < BTH + ICRC) return undefined
+  checkLength(u.length - ICRC)
   const ph = pseudoHeader(ip)
   if (ph.family !== 4) throw new WireError(WireErrorCode.ADDRESS, 'solveIpv4Id needs an IPv4 context (family 4)')
-  const s = idSolver(ph, u, len, df)
-  const c = headerCrc(ph, u, len, 0, df)
-  let t = ((len > HeaderSize.BTH ? crc32(u.subarray(HeaderSize.BTH, len), c) : c) ^ storedIcrc(u)) >>> 0
+  let t = (crcOfView(ph, u, u.length, 0, df) ^ CRC32_RESIDUE) >>> 0
+  if (t === 0) return 0
+  const s = idSolver(ph, u.length)
   let id = 0
   for (let r = 0; r < s.rows; r++) {
     if (t & (s.pivot[r] as number)) {
@@ -283,9 +181,9 @@ function solve(udpPayloadWithIcrc: Uint8Array, ip: IpContext, df: boolean): numb
 }
 
 /**
- * The IPv4 ID that makes the packet's ICRC valid under `ip` (whose ipId is ignored; DF is taken
+ * The IPv4 ID that makes the packet's ICRC valid under `ip` (its ipId is ignored; DF is taken
  * from ip.df, default true), or undefined if none does. For receivers that cannot see the IP
- * header (a UDP socket). Note this checks 16 fewer bits than verifyIcrc: a corrupted packet passes
+ * header (a UDP socket). This checks 16 fewer bits than verifyIcrc: a corrupted packet passes
  * with probability 2^-16.
  */
 export function solveIpv4Id(udpPayloadWithIcrc: Uint8Array, ipMinusId: IpContext | Omit<IpContext, 'ipId'>): number | undefined {

@@ -2,6 +2,7 @@
  * RoCEv2 packet codec: BTH + extension headers + payload + pad, as carried in a UDP datagram to
  * port 4791 (IBTA vol. 1 ch. 9, annex A17). The 4-byte ICRC trailer is handled by icrc.ts.
  */
+import { allocPacket } from './buffer-slab.js'
 import { WireError, WireErrorCode, fastWireError } from './errors.js'
 import {
   F_AETH,
@@ -227,7 +228,7 @@ export function encodePacketInto(pkt: RocePacket, out: Uint8Array, offset = 0): 
  * or use encodeWithIcrc (icrc.ts) to do both in one allocation.
  */
 export function encodePacket(pkt: RocePacket): Buffer {
-  const out = Buffer.allocUnsafe(encodedLength(pkt))
+  const out = allocPacket(encodedLength(pkt))
   encodePacketInto(pkt, out, 0)
   return out
 }

@@ -286,7 +286,10 @@ describe('decode of malformed input', () => {
       } else {
         const base = Buffer.from(r.pick(seeds))
         if (mode === 1) {
-          for (let k = 1 + r.int(4); k > 0; k--) base[r.int(base.length)] ^= 1 << r.int(8)
+          for (let k = 1 + r.int(4); k > 0; k--) {
+            const at = r.int(base.length)
+            base[at] = base[at]! ^ (1 << r.int(8))
+          }
           buf = base
         } else if (mode === 2) {
           buf = base.subarray(0, r.int(base.length + 1))

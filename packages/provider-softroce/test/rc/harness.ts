@@ -5,8 +5,8 @@ import { softroce, type SoftRoceDevice, type SoftRoceOptions } from '../../src/i
 export const ALL_ACCESS: readonly AccessName[] = ['local-write', 'remote-read', 'remote-write', 'remote-atomic']
 export const ALL_ACCESS_BITS = 15
 
-/** Fast timers for tests: ACK timeout 5–40 ms, RNR waits at most 5 ms. */
-export const TEST_TIMERS = { ackTimeoutMinMs: 5, ackTimeoutMaxMs: 40, rnrDelayMaxMs: 5 }
+/** Fast timers for tests: ACK timeout 20–40 ms, RNR waits at most 5 ms. */
+export const TEST_TIMERS = { ackTimeoutMinMs: 20, ackTimeoutMaxMs: 40, rnrDelayMaxMs: 5 }
 
 export interface Pair {
   readonly a: Context
@@ -61,7 +61,7 @@ export function connect(p: Pair, o: ConnectOptions = {}): { qa: QueuePair; qb: Q
     state: 'RTR', remote: p.a.endpoint, pathMtu: mtu, destQpn: qa.qpn, rqPsn: psnA, maxDestRdAtomic: 16, minRnrTimer: o.minRnrTimer ?? 1,
     ...(enc ? { encryption: { suite: 'aes-256-gcm', txKey: enc.keyBA, rxKey: enc.keyAB, epoch: enc.epoch ?? 0 } } : {}),
   })
-  const rts = { timeout: o.timeout ?? 10, retryCnt: o.retryCnt ?? 7, rnrRetry: o.rnrRetry ?? 7, maxRdAtomic: 16 }
+  const rts = { timeout: o.timeout ?? 14, retryCnt: o.retryCnt ?? 7, rnrRetry: o.rnrRetry ?? 7, maxRdAtomic: 16 }
   qa.modify({ state: 'RTS', sqPsn: psnA, ...rts })
   qb.modify({ state: 'RTS', sqPsn: psnB, ...rts })
   qa.remoteQpn = qb.qpn
@@ -98,4 +98,17 @@ export async function statusOf(p: Promise<unknown>): Promise<string> {
     const e = err as { status?: string; code?: string; message?: string }
     return e.status ?? e.code ?? String(e.message)
   }
+}
+
+/** Polls `cq` until `n` completions arrived (or fails after `timeoutMs`). */
+export async function takeCompletions(cq: import('@rdma-session/core').CompletionQueue, n: number, timeoutMs = 5000): Promise<import('@rdma-session/core').WorkCompletion[]> {
+  const out: import('@rdma-session/core').WorkCompletion[] = []
+  const deadline = performance.now() + timeoutMs
+  while (out.length < n) {
+    out.push(...cq.poll(n - out.length))
+    if (out.length >= n) break
+    if (performance.now() > deadline) throw new Error(`expected ${n} completions, got ${out.length}: ${JSON.stringify(out.map((w) => [w.wrId, w.status]))}`)
+    await Promise.race([cq.waitReady(), sleep(20)])
+  }
+  return out
 }

@@ -99,14 +99,28 @@ export class Context {
    */
   createQp(options: CreateQpOptions = {}): QueuePair {
     this.#checkOpen()
-    const caps = { ...DEFAULT_QP_CAPS, ...options.caps }
+    const max = this.capabilities
+    const defaults: QpCaps = {
+      maxSendWr: Math.min(DEFAULT_QP_CAPS.maxSendWr, max.maxQpWr),
+      maxRecvWr: Math.min(DEFAULT_QP_CAPS.maxRecvWr, max.maxQpWr),
+      maxSendSge: Math.min(DEFAULT_QP_CAPS.maxSendSge, max.maxSge),
+      maxRecvSge: Math.min(DEFAULT_QP_CAPS.maxRecvSge, max.maxSge),
+      maxInlineData: Math.min(DEFAULT_QP_CAPS.maxInlineData, max.maxInline),
+    }
+    const caps = { ...defaults, ...options.caps }
     this.#checkCaps(caps)
     const qos = normalizeQos(options.qos, options.defaultTrafficClass)
     const ownCq = options.sendCq === undefined && options.recvCq === undefined ? this.createCq({ depth: caps.maxSendWr + caps.maxRecvWr }) : null
     const sendCq = options.sendCq ?? ownCq ?? options.recvCq!
     const recvCq = options.recvCq ?? ownCq ?? sendCq
-    const provider = this.pd.createQp({ sendCq: sendCq.provider, recvCq: recvCq.provider, ...caps, qos })
-    const qp = new QueuePair(provider, sendCq, recvCq, caps, qos, randomPsn(), (closed) => {
+    let provider
+    try {
+      provider = this.pd.createQp({ sendCq: sendCq.provider, recvCq: recvCq.provider, ...caps, qos })
+    } catch (err) {
+      if (ownCq !== null) this.destroyCq(ownCq)
+      throw err
+    }
+    const qp = new QueuePair(provider, sendCq, recvCq, caps, qos, randomPsn(), { atomics: max.atomics, immediate: max.immediate, provider: this.provider.name }, (closed) => {
       this.#qps.delete(closed)
       if (ownCq !== null) this.destroyCq(ownCq)
     })

@@ -5,7 +5,7 @@
  */
 import { Opcode, QpState, RecvOpcode, WcStatus, type CompletionOpcode } from './constants.js'
 import type { CompletionOwner, CompletionQueue } from './completion-queue.js'
-import { ClosedError, InvalidArgumentError, QpStateError, QueueFullError, WorkCompletionError } from './errors.js'
+import { ClosedError, UnsupportedError, InvalidArgumentError, QpStateError, QueueFullError, WorkCompletionError } from './errors.js'
 import { MemorySlice, type RemoteRegion } from './memory-region.js'
 import { canPostRecv, canPostSend, checkQpTransition } from './qp-state-machine.js'
 import type { ProviderQp, QpAttrs, QpEvent, QpModifyAttrs, QpQos, RecvWorkRequest, SendWorkRequest, Sge, WorkCompletion } from './spi.js'
@@ -81,7 +81,10 @@ export class QueuePair implements CompletionOwner {
 
   readonly #onClosed: ((qp: QueuePair) => void) | null
 
-  constructor(provider: ProviderQp, sendCq: CompletionQueue, recvCq: CompletionQueue, caps: QpCaps, qos: QpQos, localPsn: number, onClosed: ((qp: QueuePair) => void) | null = null) {
+  readonly #features: { readonly atomics: boolean; readonly immediate: boolean; readonly provider: string }
+
+  constructor(provider: ProviderQp, sendCq: CompletionQueue, recvCq: CompletionQueue, caps: QpCaps, qos: QpQos, localPsn: number, features: { atomics: boolean; immediate: boolean; provider: string }, onClosed: ((qp: QueuePair) => void) | null = null) {
+    this.#features = features
     this.#onClosed = onClosed
     this.provider = provider
     this.qpn = provider.qpn
@@ -133,6 +136,7 @@ export class QueuePair implements CompletionOwner {
   }
 
   #postSendOne(r: PostSendRequest): void {
+    this.#checkOpcode(r.opcode)
     const sgList = toSges(r.sgList)
     const signaled = r.signaled ?? true
     const pending = this.#pending(r.opcode, r.wrId ?? 0, signaled, r.inlineData?.length ?? payloadBytes(sgList), null, null)
@@ -151,30 +155,50 @@ export class QueuePair implements CompletionOwner {
   // ---- promise operations: each resolves with the WR's completion or rejects with WorkCompletionError
 
   write(local: MemorySlice | Uint8Array, remote: RemoteRegion, options: { imm?: number } = {}): Promise<WorkCompletion> {
-    const opcode = options.imm === undefined ? Opcode.RDMA_WRITE : Opcode.RDMA_WRITE_WITH_IMM
-    return this.#postPayload(opcode, local, options.imm, remote)
+    try {
+      const opcode = options.imm === undefined ? Opcode.RDMA_WRITE : Opcode.RDMA_WRITE_WITH_IMM
+      return this.#postPayload(opcode, local, options.imm, remote)
+    } catch (err) {
+      return Promise.reject(err)
+    }
   }
 
   read(local: MemorySlice, remote: RemoteRegion): Promise<WorkCompletion> {
-    this.#checkRemoteLength(local.length, remote)
-    return this.#postOp(Opcode.RDMA_READ, [local.toSge()], local.length, remote, undefined, undefined, undefined, undefined)
+    try {
+      this.#checkRemoteLength(local.length, remote)
+      return this.#postOp(Opcode.RDMA_READ, [local.toSge()], local.length, remote, undefined, undefined, undefined, undefined)
+    } catch (err) {
+      return Promise.reject(err)
+    }
   }
 
   send(data: MemorySlice | Uint8Array, options: { imm?: number } = {}): Promise<WorkCompletion> {
-    const opcode = options.imm === undefined ? Opcode.SEND : Opcode.SEND_WITH_IMM
-    return this.#postPayload(opcode, data, options.imm, null)
+    try {
+      const opcode = options.imm === undefined ? Opcode.SEND : Opcode.SEND_WITH_IMM
+      return this.#postPayload(opcode, data, options.imm, null)
+    } catch (err) {
+      return Promise.reject(err)
+    }
   }
 
   /** Compares the 8 bytes at `remote` with `compare` and, if equal, stores `swap`; the original lands in `local` (8 bytes). */
   compareAndSwap(local: MemorySlice, remote: RemoteRegion, compare: bigint, swap: bigint): Promise<WorkCompletion> {
-    this.#checkAtomic(local, remote)
-    return this.#postOp(Opcode.ATOMIC_CMP_AND_SWP, [local.toSge()], 8, remote, undefined, compare, swap, undefined)
+    try {
+      this.#checkAtomic(local, remote)
+      return this.#postOp(Opcode.ATOMIC_CMP_AND_SWP, [local.toSge()], 8, remote, undefined, compare, swap, undefined)
+    } catch (err) {
+      return Promise.reject(err)
+    }
   }
 
   /** Adds `add` to the 8 bytes at `remote`; the original lands in `local` (8 bytes). */
   fetchAndAdd(local: MemorySlice, remote: RemoteRegion, add: bigint): Promise<WorkCompletion> {
-    this.#checkAtomic(local, remote)
-    return this.#postOp(Opcode.ATOMIC_FETCH_AND_ADD, [local.toSge()], 8, remote, undefined, add, undefined, undefined)
+    try {
+      this.#checkAtomic(local, remote)
+      return this.#postOp(Opcode.ATOMIC_FETCH_AND_ADD, [local.toSge()], 8, remote, undefined, add, undefined, undefined)
+    } catch (err) {
+      return Promise.reject(err)
+    }
   }
 
   /** Posts a receive into `local`; resolves when a SEND (or WRITE_WITH_IMM) lands. */
@@ -209,7 +233,7 @@ export class QueuePair implements CompletionOwner {
     }
     const visible = own === undefined ? wc : this.#settle(own, wc)
     if (!isRecv && this.#backlog !== null) this.#pumpBacklog()
-    if (this.#drained !== null && this.#sends.size === 0 && this.#recvs.size === 0) this.#drained()
+    if (this.#drained !== null && this.#quiet()) this.#drained()
     return visible
   }
 
@@ -252,8 +276,15 @@ export class QueuePair implements CompletionOwner {
     return this.#postOp(opcode, [], data.length, remote, imm, undefined, undefined, Uint8Array.from(data))
   }
 
+  /** Refuses opcodes the provider declares it cannot do (capabilities.atomics / .immediate). */
+  #checkOpcode(opcode: Opcode): void {
+    if ((opcode === Opcode.ATOMIC_CMP_AND_SWP || opcode === Opcode.ATOMIC_FETCH_AND_ADD) && !this.#features.atomics) throw new UnsupportedError('atomic operations', this.#features.provider)
+    if ((opcode === Opcode.SEND_WITH_IMM || opcode === Opcode.RDMA_WRITE_WITH_IMM) && !this.#features.immediate) throw new UnsupportedError('immediate data', this.#features.provider)
+  }
+
   #postOp(opcode: Opcode, sgList: Sge[], bytes: number, remote: RemoteRegion | null, imm: number | undefined, compareAdd: bigint | undefined, swap: bigint | undefined, inlineData: Uint8Array | undefined): Promise<WorkCompletion> {
     return new Promise((resolve, reject) => {
+      this.#checkOpcode(opcode)
       const pending = this.#pending(opcode, 0, true, bytes, resolve, reject)
       const wr: SendWorkRequest = {
         wrId: pending.id, opcode, sgList, signaled: true, imm, remoteAddr: remote?.addr, rkey: remote?.rkey, compareAdd, swap, inlineData,
@@ -316,13 +347,18 @@ export class QueuePair implements CompletionOwner {
     if (remote.length < 8) throw new InvalidArgumentError(`atomics need an 8-byte remote region, got ${remote.length}`)
   }
 
+  /** Nothing left that will still complete: a trailing unsignaled send that succeeded never produces a completion. */
+  #quiet(): boolean {
+    return this.#recvs.size === 0 && !this.#sends.some((p) => p.signaled)
+  }
+
   async #close(): Promise<void> {
     const backlog = this.#backlog ?? []
     this.#backlog = null
     for (const { pending } of backlog) pending.reject?.(new WorkCompletionError(WcStatus.WR_FLUSH_ERR, pending.opcode, this.qpn))
     const state = this.provider.state
     if (state !== QpState.RESET && state !== QpState.ERR) this.provider.modify({ state: QpState.ERR })
-    if (this.#sends.size + this.#recvs.size > 0 && state !== QpState.RESET) {
+    if (!this.#quiet() && state !== QpState.RESET) {
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, SETTLE_TIMEOUT_MS)
         timer.unref?.()
@@ -337,7 +373,7 @@ export class QueuePair implements CompletionOwner {
     }
     // Anything the provider did not flush in time (or a QP still in RESET) is failed here, so no promise hangs.
     for (const p of [...this.#sends.takeAll(), ...this.#recvs.takeAll()]) {
-      this.stats.errors++
+      if (p.signaled) this.stats.errors++
       p.reject?.(new WorkCompletionError(WcStatus.WR_FLUSH_ERR, p.opcode, this.qpn))
     }
     this.provider.destroy()

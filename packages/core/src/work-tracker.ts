@@ -59,6 +59,12 @@ export class WorkTracker {
     return taken
   }
 
+  /** True when some pending WR matches (used at close only). */
+  some(pred: (wr: PendingWr) => boolean): boolean {
+    for (let i = this.#head; i < this.#items.length; i++) if (pred(this.#items[i]!)) return true
+    return false
+  }
+
   /** Removes every pending WR. */
   takeAll(): PendingWr[] {
     const taken = this.#items.slice(this.#head) as PendingWr[]

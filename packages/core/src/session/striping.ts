@@ -66,7 +66,11 @@ export async function stripe(kind: 'write' | 'read', qpsOf: () => QueuePair[], l
   }
   addLanes()
   // Lanes added while waiting are awaited too.
-  for (let awaited = 0; awaited < lanes.length; awaited = lanes.length) await Promise.all(lanes.slice(awaited))
+  for (let awaited = 0; awaited < lanes.length; ) {
+    const upTo = lanes.length
+    await Promise.all(lanes.slice(awaited, upTo))
+    awaited = upTo
+  }
   if (failure !== null) throw failure
   return { bytes: local.length, chunks, chunksPerQp: perQp }
 }

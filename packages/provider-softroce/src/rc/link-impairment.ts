@@ -20,6 +20,10 @@ export interface ImpairmentOptions {
   readonly reorderMs?: number
   /** PRNG seed (default 1). */
   readonly seed?: number
+  /** Only packets for which this returns true are impaired (e.g. `(p) => p[0] === 0x12` for ATOMIC_ACKNOWLEDGE). */
+  readonly match?: (packet: Buffer) => boolean
+  /** Impair at most this many packets, then pass everything (default: no limit). */
+  readonly limit?: number
 }
 
 export interface ImpairmentStats {
@@ -48,13 +52,18 @@ export class LinkImpairment {
   readonly stats: ImpairmentStats = { lost: 0, duplicated: 0, reordered: 0, corrupted: 0, blackholed: 0 }
   /** Every packet in and out is lost. */
   blackhole = false
-  readonly #o: Required<ImpairmentOptions>
+  readonly #o: Required<Omit<ImpairmentOptions, 'match'>> & { match: ((packet: Buffer) => boolean) | null }
+  #impaired = 0
   readonly #random: () => number
   #held: { packet: Buffer; sink: PacketSink; timer: NodeJS.Timeout } | null = null
 
   constructor(options: ImpairmentOptions = {}) {
-    this.#o = { loss: 0, duplicate: 0, reorder: 0, corrupt: 0, delayMs: 0, reorderMs: 2, seed: 1, ...options }
+    this.#o = { loss: 0, duplicate: 0, reorder: 0, corrupt: 0, delayMs: 0, reorderMs: 2, seed: 1, limit: Infinity, match: null, ...options }
     this.#random = prng(this.#o.seed)
+  }
+
+  get options(): Required<Omit<ImpairmentOptions, 'match'>> & { match: ((packet: Buffer) => boolean) | null } {
+    return this.#o
   }
 
   /** Receive path: false drops the packet. */
@@ -72,6 +81,20 @@ export class LinkImpairment {
     }
     const o = this.#o
     const r = this.#random
+    if (this.#impaired >= o.limit || (o.match !== null && !o.match(packet))) {
+      this.#deliver(packet, sink)
+      this.#release()
+      return
+    }
+    const before = this.stats.lost + this.stats.duplicated + this.stats.reordered + this.stats.corrupted
+    try {
+      this.#impair(packet, sink, o, r)
+    } finally {
+      if (this.stats.lost + this.stats.duplicated + this.stats.reordered + this.stats.corrupted > before) this.#impaired++
+    }
+  }
+
+  #impair(packet: Buffer, sink: PacketSink, o: LinkImpairment['options'], r: () => number): void {
     if (o.loss > 0 && r() < o.loss) {
       this.stats.lost++
       return

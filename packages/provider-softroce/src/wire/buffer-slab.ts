@@ -1,7 +1,8 @@
 /**
  * Packet buffers carved from 64 KiB slabs: one ArrayBuffer per ~60 MTU-sized packets instead of
  * Node's 8 KiB pool (7 packets), which makes per-packet allocation several times cheaper. Like
- * Node's pool, a live packet keeps its slab alive; large buffers get their own allocation.
+ * Node's pool, a live packet keeps its slab alive, and a packet's `.buffer` is the whole slab (never
+ * transfer or detach it); large buffers get their own allocation.
  */
 const SLAB_SIZE = 64 * 1024
 const MAX_SLABBED = 9 * 1024 // up to a jumbo MTU packet

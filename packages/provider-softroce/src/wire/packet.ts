@@ -225,7 +225,8 @@ export function encodePacketInto(pkt: RocePacket, out: Uint8Array, offset = 0): 
 /**
  * Encodes `pkt` as the UDP payload up to, not including, the ICRC: BTH + extension headers +
  * payload + pad to a multiple of 4 (pad count set automatically). Add the ICRC with appendIcrc,
- * or use encodeWithIcrc (icrc.ts) to do both in one allocation.
+ * or use encodeWithIcrc (icrc.ts) to do both in one allocation. The buffer is carved from a
+ * shared 64 KiB slab (like Node's Buffer pool): do not transfer its `.buffer` to a worker.
  */
 export function encodePacket(pkt: RocePacket): Buffer {
   const out = allocPacket(encodedLength(pkt))

@@ -161,6 +161,18 @@ describe('ICRC against the reference implementation', () => {
     expect(() => writeIcrc(buf, body.length + 3, ip)).toThrow(WireError)
   })
 
+  it('encodeWithIcrc takes any Uint8Array payload view (plain, offset subarray, every pad count)', () => {
+    const ip: IpContext = { family: 4, src: '10.0.0.1', dst: '10.0.0.2', srcPort: 4791, dstPort: 4791, ipId: 3 }
+    const backing = new Uint8Array(200).map((_, i) => i)
+    for (let n = 0; n < 9; n++) {
+      for (const payload of [backing.slice(0, n), backing.subarray(13, 13 + n), Buffer.from(backing.subarray(7, 7 + n))]) {
+        const pkt = { ...randomPacket(new Rand(n), ALL_OPCODES[4]!, 0), payload }
+        const full = encodeWithIcrc(pkt, ip)
+        expect(full.readUInt32LE(full.length - 4)).toBe(referenceIcrc(full.subarray(0, -4), ip))
+      }
+    }
+  })
+
   it('stays right when a cached context object is mutated or addresses are spelled differently', () => {
     const body = encodePacket(randomPacket(new Rand(9), ALL_OPCODES[0]!, 32))
     const ip: IpContext = { family: 4, src: '10.0.0.1', dst: '10.0.0.2', srcPort: 4791, dstPort: 4791 }

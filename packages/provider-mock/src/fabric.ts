@@ -212,6 +212,11 @@ export class MockFabric {
     }
   }
 
+  /** @internal True while packets wait on the wire for the next delivery pass. */
+  get delivering(): boolean {
+    return this.#wireHead < this.#wire.length
+  }
+
   /** @internal Delivers what is on the wire. */
   drain(): void {
     let budget = DELIVERY_BATCH

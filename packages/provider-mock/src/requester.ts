@@ -19,6 +19,14 @@ function atomicOperands(w: SendWqe): Uint8Array {
   return b
 }
 
+function retransmitTimeout(r: Requester): void {
+  r.onTimeout()
+}
+
+function rnrWaitOver(r: Requester): void {
+  r.onRnrTimer()
+}
+
 /** What the requester's state looks like, for tests and debugging. */
 export interface RequesterSnapshot {
   /** PSN the next posted WR gets. */
@@ -218,6 +226,8 @@ export class Requester implements EgressSource {
     const code = packet.syndrome === null ? undefined : NAK_CODES[packet.syndrome]
     switch (packet.syndrome) {
       case 'PSN_SEQUENCE_ERROR':
+        // Waiting out an RNR NAK already means going back to the head: not another retry.
+        if (this.#rnrTimer !== null) break
         if (++this.#retries > qp.retryCnt) this.#fail(WcStatus.RETRY_EXC_ERR, code, 'retry count exceeded after sequence errors')
         else this.#rewind()
         break
@@ -226,7 +236,7 @@ export class Requester implements EgressSource {
           this.#fail(WcStatus.RNR_RETRY_EXC_ERR, code, 'RNR retry count exceeded: the peer posted no receive')
         } else {
           this.#rewind()
-          this.#rnrTimer = setTimeout(this.#onRnrTimer, Math.max(0, packet.rnrDelayMs))
+          this.#rnrTimer = setTimeout(rnrWaitOver, Math.max(0, packet.rnrDelayMs), this)
           if (!qp.device.fabric.refTimers) this.#rnrTimer.unref()
         }
         break
@@ -276,8 +286,10 @@ export class Requester implements EgressSource {
     this.#progressed = true
   }
 
-  /** Go-back-N: retransmit everything from the oldest outstanding WR. */
+  /** Go-back-N: retransmit everything from the oldest outstanding WR. Nothing is in flight now, so the ACK timer restarts with the retransmission. */
   #rewind(): void {
+    if (this.#timer !== null) clearTimeout(this.#timer)
+    this.#timer = null
     this.#cursor = this.#first
     this.#segment = 0
     this.#prepared = false
@@ -328,15 +340,17 @@ export class Requester implements EgressSource {
     const ms = this.qp.ackTimeoutMs
     if (this.#timer !== null || ms === Infinity) return
     this.#progressed = false
-    this.#timer = setTimeout(this.#onTimeout, ms)
+    this.#timer = setTimeout(retransmitTimeout, ms, this)
     if (!this.qp.device.fabric.refTimers) this.#timer.unref()
   }
 
-  readonly #onTimeout = (): void => {
+  /** @internal The retransmit timer fired. */
+  onTimeout(): void {
     this.#timer = null
     const qp = this.qp
     if ((qp.state !== 'RTS' && qp.state !== 'SQD') || this.#first >= this.#cursor) return
-    if (this.#progressed) {
+    // Progress since the timer was armed, or packets still queued on the wire (the event loop was busy): not a loss.
+    if (this.#progressed || qp.device.fabric.delivering) {
       this.#armTimer()
       return
     }
@@ -345,11 +359,11 @@ export class Requester implements EgressSource {
       return
     }
     this.#rewind()
-    this.#armTimer()
     this.wake()
   }
 
-  readonly #onRnrTimer = (): void => {
+  /** @internal The RNR wait is over. */
+  onRnrTimer(): void {
     this.#rnrTimer = null
     if (this.qp.state === 'RTS') this.wake()
   }

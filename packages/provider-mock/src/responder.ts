@@ -156,6 +156,8 @@ export class Responder {
     if (this.#first < this.#recvs.length) return true
     const qp = this.qp
     this.#nak(packet.psn, 'RNR', rnrDelayMs(qp.minRnrTimer, qp.device.fabric.maxRnrDelayMs))
+    // The requester goes back to this PSN after its RNR wait: requests already behind it need no sequence NAK.
+    this.#nakSent = true
     return false
   }
 

@@ -29,7 +29,10 @@ async function workload(p: Pair, n: number): Promise<{ sends: WorkCompletion[]; 
       a.qp.postSend({ wrId: i, opcode: 'ATOMIC_FETCH_AND_ADD', sgList: [sge(a, 40000 + i * 8, 8)], signaled: true, remoteAddr: b.mr.addr + 60000, rkey: b.mr.rkey, compareAdd: 1n })
       expected.push([i, 'ATOMIC_FETCH_AND_ADD'])
     } else {
-      a.qp.postSend({ wrId: i, opcode: 'RDMA_WRITE', sgList: [sge(a, i * 16, 16)], signaled: false, remoteAddr: b.mr.addr + i * 16, rkey: b.mr.rkey })
+      // Unsignaled, except the last WR: its completion tells that everything before it is done.
+      const signaled = i === n - 1
+      a.qp.postSend({ wrId: i, opcode: 'RDMA_WRITE', sgList: [sge(a, i * 16, 16)], signaled, remoteAddr: b.mr.addr + i * 16, rkey: b.mr.rkey })
+      if (signaled) expected.push([i, 'RDMA_WRITE'])
     }
   }
   const sends = await completions(a.cq, expected.length, 8000)
@@ -213,6 +216,20 @@ describe('retry limits', () => {
     b.qp.postRecv({ wrId: 9, sgList: [sge(b, 0, 8)] })
     expect(await completions(a.cq, 1)).toMatchObject([{ status: 'SUCCESS' }])
     expect(await completions(b.cq, 1)).toMatchObject([{ wrId: 9, status: 'SUCCESS', imm: 1 }])
+  })
+
+  it('WRs pipelined behind an RNR-NAKed SEND wait with it and do not use up the transport retries', async () => {
+    const { fabric, a, b } = await pair({ rnrRetry: 7, retryCnt: 1, minRnrTimer: 1 })
+    fabric.record()
+    a.buf.fill(6, 0, 64)
+    a.qp.postSend({ wrId: 0, opcode: 'SEND', sgList: [sge(a, 0, 8)], signaled: true })
+    for (let i = 1; i <= 10; i++) a.qp.postSend({ wrId: i, opcode: 'RDMA_WRITE', sgList: [sge(a, 0, 4)], signaled: true, remoteAddr: b.mr.addr + 100 + i * 4, rkey: b.mr.rkey })
+    await sleep(40)
+    expect(a.cq.poll(1)).toEqual([])
+    b.qp.postRecv({ wrId: 9, sgList: [sge(b, 0, 8)] })
+    expect((await completions(a.cq, 11)).map((w) => w.status)).toEqual(Array(11).fill('SUCCESS'))
+    expect(b.buf.subarray(104, 144).every((x) => x === 6)).toBe(true)
+    expect(fabric.recorded.filter((r) => r.syndrome === 'RNR').length).toBeGreaterThan(3)
   })
 
   it('RDMA_WRITE_WITH_IMM also waits for a receive (RNR) and writes nothing until it has one', async () => {

@@ -79,6 +79,26 @@ describe('QP state machine', () => {
   })
 })
 
+describe('RESET', () => {
+  it('drops queued WRs without completions: after reconnecting, nothing old is sent', async () => {
+    const { fabric, a, b } = await pair()
+    a.qp.modify({ state: 'SQD' })
+    a.buf.fill(1, 0, 8)
+    a.qp.postSend({ wrId: 1, opcode: 'RDMA_WRITE', sgList: [sge(a, 0, 8)], signaled: true, remoteAddr: b.mr.addr, rkey: b.mr.rkey })
+    a.qp.modify({ state: 'RESET' })
+    b.qp.modify({ state: 'RESET' })
+    connect(a, b)
+    fabric.record()
+    a.qp.postSend({ wrId: 2, opcode: 'RDMA_WRITE', sgList: [sge(a, 0, 8)], signaled: true, remoteAddr: b.mr.addr + 8, rkey: b.mr.rkey })
+    expect((await completions(a.cq, 1)).map((w) => w.wrId)).toEqual([2])
+    await sleep(5)
+    expect(a.cq.poll(10)).toEqual([])
+    expect(fabric.recorded.filter((r) => r.kind === 'request')).toHaveLength(1)
+    expect(b.buf.subarray(0, 8).every((x) => x === 0)).toBe(true)
+    expect(b.buf.subarray(8, 16).every((x) => x === 1)).toBe(true)
+  })
+})
+
 describe('flush on ERR', () => {
   it('modify(ERR) flushes every outstanding WR with WR_FLUSH_ERR in post order, send queue then receive queue, asynchronously', async () => {
     const { a, b } = await pair()

@@ -1,5 +1,5 @@
-/** Counters of what the fabric did with the packets handed to it, and what a recorded packet looks like. */
-import type { NakSyndrome, PacketOpcode } from './packet.js'
+/** What the fabric reports: counters of what it did with the packets handed to it, and recorded packets. */
+import { isRequest, type NakSyndrome, type Packet, type PacketOpcode } from './packet.js'
 
 /** Why a packet was not delivered. */
 export type DropReason =
@@ -86,4 +86,29 @@ export interface RecordedPacket {
   readonly syndrome: NakSyndrome | null
   /** Faults applied to this packet, if any. */
   readonly faults: readonly FaultKind[]
+}
+
+/** The public view of a packet on the fabric. */
+export function recordedPacket(p: Packet, time: number, faults: readonly FaultKind[]): RecordedPacket {
+  return {
+    time,
+    src: p.src,
+    dst: p.dst,
+    srcQpn: p.srcQpn,
+    dstQpn: p.dstQpn,
+    kind: isRequest(p.opcode) ? 'request' : 'response',
+    opcode: p.opcode,
+    psn: p.psn,
+    packets: p.packets,
+    length: p.length,
+    payload: p.payload,
+    encrypted: p.sealed,
+    epoch: p.epoch,
+    nonce: p.nonce,
+    remoteAddr: p.remoteAddr,
+    rkey: p.rkey,
+    imm: p.imm,
+    syndrome: p.syndrome,
+    faults,
+  }
 }

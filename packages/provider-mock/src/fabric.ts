@@ -6,11 +6,11 @@
  */
 import { randomInt } from 'node:crypto'
 import { InvalidArgumentError } from '@rdma-session/core'
-import { emptyStats, type FabricStats, type FaultKind, type RecordedPacket } from './fabric-stats.js'
+import { emptyStats, recordedPacket, type FabricStats, type FaultKind, type RecordedPacket } from './fabric-stats.js'
 import { FaultInjector } from './fault-injector.js'
 import { hostAddress, hostKey } from './host-key.js'
 import { MockDevice } from './mock-device.js'
-import { isRequest, type Packet } from './packet.js'
+import type { Packet } from './packet.js'
 
 export interface MockFabricOptions {
   /** Egress link rate of every host, bytes per second (headers included). Default: unlimited. */
@@ -183,7 +183,7 @@ export class MockFabric {
     if (!this.faults.hasRules && !this.#recording && this.#listeners.length === 0) return this.#enqueue(packet)
     let view: RecordedPacket | null = null
     const faults: FaultKind[] = []
-    const viewOf = (): RecordedPacket => (view ??= this.#view(packet, faults))
+    const viewOf = (): RecordedPacket => (view ??= recordedPacket(packet, performance.now() - this.#createdAt, faults))
     const decision = this.faults.decide(packet, viewOf)
     if (decision !== null) faults.push(...decision.kinds)
     if (this.#recording) this.recorded.push(viewOf())
@@ -277,30 +277,6 @@ export class MockFabric {
     if (this.#heldTimer !== null) clearTimeout(this.#heldTimer)
     this.#heldTimer = null
     for (const p of held) this.#enqueue(p)
-  }
-
-  #view(p: Packet, faults: FaultKind[]): RecordedPacket {
-    return {
-      time: performance.now() - this.#createdAt,
-      src: p.src,
-      dst: p.dst,
-      srcQpn: p.srcQpn,
-      dstQpn: p.dstQpn,
-      kind: isRequest(p.opcode) ? 'request' : 'response',
-      opcode: p.opcode,
-      psn: p.psn,
-      packets: p.packets,
-      length: p.length,
-      payload: p.payload,
-      encrypted: p.sealed,
-      epoch: p.epoch,
-      nonce: p.nonce,
-      remoteAddr: p.remoteAddr,
-      rkey: p.rkey,
-      imm: p.imm,
-      syndrome: p.syndrome,
-      faults,
-    }
   }
 
   #freeAddress(port: number): string {

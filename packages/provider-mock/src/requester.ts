@@ -6,18 +6,12 @@
  */
 import { Opcode, WcStatus } from '@rdma-session/core'
 import { EgressFlow, type EgressSource } from './egress-scheduler.js'
-import { canScatter, gather, scatter } from './local-memory.js'
+import { scatter } from './local-memory.js'
 import type { MockQp } from './mock-qp.js'
-import { EMPTY_PAYLOAD, HEADER_BYTES, NAK_CODES, Packet } from './packet.js'
+import { HEADER_BYTES, NAK_CODES, Packet } from './packet.js'
+import { requestPayload } from './request-payload.js'
 import { psnAdd, psnDiff } from './psn.js'
 import type { SendWqe } from './work-queue-entries.js'
-
-function atomicOperands(w: SendWqe): Uint8Array {
-  const b = Buffer.allocUnsafe(16)
-  b.writeBigUInt64LE(w.compareAdd, 0)
-  b.writeBigUInt64LE(w.swap, 8)
-  return b
-}
 
 function retransmitTimeout(r: Requester): void {
   r.onTimeout()
@@ -159,23 +153,9 @@ export class Requester implements EgressSource {
   /** Checks the local SGEs and gathers the request payload; false on a protection error. */
   #prepare(w: SendWqe): boolean {
     const qp = this.qp
-    const memory = qp.device.memory
-    switch (w.opcode) {
-      case Opcode.RDMA_READ:
-        if (!canScatter(memory, qp.pd, w.sges, w.length)) return false
-        this.#payload = EMPTY_PAYLOAD
-        break
-      case Opcode.ATOMIC_CMP_AND_SWP:
-      case Opcode.ATOMIC_FETCH_AND_ADD:
-        if (!canScatter(memory, qp.pd, w.sges, 8)) return false
-        this.#payload = atomicOperands(w)
-        break
-      default: {
-        const payload = w.inlineData ?? gather(memory, qp.pd, w.sges, w.length)
-        if (payload === null) return false
-        this.#payload = payload
-      }
-    }
+    const payload = requestPayload(qp.device.memory, qp.pd, w)
+    if (payload === null) return false
+    this.#payload = payload
     const bytes = w.requestBytes
     this.#segments = bytes <= qp.mtu ? 1 : Math.ceil(bytes / qp.mtu)
     this.#segment = 0

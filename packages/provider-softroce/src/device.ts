@@ -225,8 +225,7 @@ export class SoftRoceDevice implements ProviderDevice, PdOwner, QpDevice {
     this.#ackQps.push(qp)
     if (this.#ackScheduled) return
     this.#ackScheduled = true
-    if (this.timers.ackDelayMs > 0) setTimeout(runAckFlush, this.timers.ackDelayMs, this)
-    else setImmediate(runAckFlush, this)
+    setImmediate(runAckFlush, this)
   }
 
   /** @internal Sends the coalesced ACKs of this receive batch. */

@@ -25,7 +25,11 @@ export interface RcTimerOptions {
   readonly ackTimeoutMaxMs?: number
   /** Upper bound of the RNR wait in ms (default 1000). */
   readonly rnrDelayMaxMs?: number
-  /** How long the responder may hold a coalesced ACK, in ms (default 0: until the end of the current receive batch). */
+  /**
+   * How long the responder may hold the ACK of packets that did not ask for one (AckReq clear:
+   * unsignaled WRs), in ms (default 1). ACKs that were asked for go out at the end of the
+   * current receive batch.
+   */
   readonly ackDelayMs?: number
 }
 
@@ -41,6 +45,6 @@ export function resolveTimers(o: RcTimerOptions = {}): RcTimers {
     ackTimeoutMinMs: o.ackTimeoutMinMs ?? 1,
     ackTimeoutMaxMs: o.ackTimeoutMaxMs ?? 10_000,
     rnrDelayMaxMs: o.rnrDelayMaxMs ?? 1000,
-    ackDelayMs: o.ackDelayMs ?? 0,
+    ackDelayMs: o.ackDelayMs ?? 1,
   }
 }

@@ -34,7 +34,7 @@ export interface RequesterHost {
   wake(): void
 }
 
-/** The requester sets AckReq on the last packet of each message and on every this-many packets. */
+/** The requester sets AckReq on the last packet of each signaled message, on every this-many PSNs and when half the window is in flight. */
 const ACK_REQ_EVERY = 16
 
 const SEND_BASE = RcOpcode.SEND_FIRST
@@ -209,7 +209,9 @@ export class Requester {
     const last = k === n - 1
     const pos = n === 1 ? ONLY : k === 0 ? FIRST : last ? LAST : MIDDLE
     bth.opcode = base + pos + (last && w.withImm ? 1 : 0)
-    bth.ackReq = last || (psn & (ACK_REQ_EVERY - 1)) === 0
+    // Unsignaled WRs do not ask for an ACK of their own (the responder ACKs them within
+    // timers.ackDelayMs, or with the next ACK): a stream of unsignaled SENDs needs few ACK packets.
+    bth.ackReq = (last && w.signaled) || (psn & (ACK_REQ_EVERY - 1)) === 0 || psnDiff(psn, this.#una) * 2 >= this.#host.windowPackets
     bth.solicited = last && w.kind === WqeKind.SEND && w.withImm
     if (w.kind === WqeKind.WRITE && k === 0) pkt.reth = { va: BigInt(w.remoteAddr), rkey: w.rkey, dmaLength: w.length }
     if (last && w.withImm) pkt.immDt = w.imm

@@ -34,6 +34,7 @@ export interface ResponderHost {
   readonly accessFlags: number
   /** RNR NAK timer code sent to requesters. */
   readonly minRnrTimer: number
+  readonly timers: { readonly ackDelayMs: number }
   emit(pkt: RocePacket, parts: readonly Uint8Array[], payloadLength: number): number
   completeRecv(wc: WorkCompletion): void
   /** The responder hit a fatal error (NAK sent): the QP must enter ERR. */
@@ -67,6 +68,12 @@ export class Responder {
   #nakSent = false
   #ackPending = false
   #unacked = 0
+  /** Runs while executed packets wait for an ACK nobody asked for. */
+  #ackTimer: NodeJS.Timeout | null = null
+  readonly #onAckTimer = (): void => {
+    this.#ackTimer = null
+    if (this.#unacked > 0 && !this.#stopped) this.#requestAck()
+  }
   readonly #queue = new ResponseQueue()
   readonly #atomics: AtomicReplay
   readonly #pkt = newPacket()
@@ -101,6 +108,8 @@ export class Responder {
     this.#stopped = true
     this.#queue.clear()
     this.#ackPending = false
+    if (this.#ackTimer !== null) clearTimeout(this.#ackTimer)
+    this.#ackTimer = null
   }
 
   /** Removes and returns the receive WQEs not completed, in post order. */
@@ -277,6 +286,7 @@ export class Responder {
     this.#epsn = psnAdd(pkt.bth.psn, 1)
     this.#unacked++
     if (pkt.bth.ackReq || this.#unacked >= ACK_EVERY) this.#requestAck()
+    else if (this.#ackTimer === null && !this.#ackPending) this.#ackTimer = setTimeout(this.#onAckTimer, this.#host.timers.ackDelayMs)
   }
 
   #finishRecv(status: WcStatus, opcode: RecvOpcode, byteLen: number, imm: number | undefined): void {
@@ -350,6 +360,10 @@ export class Responder {
   #sendAck(): number {
     this.#ackPending = false
     this.#unacked = 0
+    if (this.#ackTimer !== null) {
+      clearTimeout(this.#ackTimer)
+      this.#ackTimer = null
+    }
     this.#host.counters.acksSent++
     return this.#emitControl(RcOpcode.ACKNOWLEDGE, psnAdd(this.#epsn, -1), ACK, this.#msn, 0n)
   }

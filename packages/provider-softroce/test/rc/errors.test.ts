@@ -35,7 +35,7 @@ describe('drops', () => {
     const ip = { family: 4 as const, src: '127.0.0.1', dst: '127.0.0.1', srcPort: s.address().port, dstPort: pair.db.info.port, ipId: 0 }
     const bth = { opcode: RcOpcode.SEND_ONLY, solicited: false, migReq: false, padCount: 0, tver: 0, pkey: 0xffff, fecn: false, becn: false, destQpn: qb.qpn, ackReq: true, psn: 0 }
     const bad = encodeWithIcrc({ bth, payload: Buffer.from('hello world!') }, ip)
-    bad[bad.length - 1] ^= 0xff
+    bad[bad.length - 1] = bad[bad.length - 1]! ^ 0xff
     let unknownQpn = (qb.qpn ^ 0x5a5a5a) & 0xffffff
     while (pair.db.qp(unknownQpn) !== undefined || unknownQpn < 2) unknownQpn = (unknownQpn + 7) & 0xffffff
     const stray = encodeWithIcrc({ bth: { ...bth, destQpn: unknownQpn }, payload: Buffer.from('hello world!') }, ip)

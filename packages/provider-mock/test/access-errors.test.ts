@@ -38,8 +38,6 @@ describe('remote access violations', () => {
     await expectRemoteAccessError(p, () =>
       p.a.qp.postSend({ wrId: 1, opcode: 'RDMA_WRITE', sgList: [sge(p.a, 0, 100)], signaled: true, remoteAddr: p.b.mr.addr + 3997, rkey: p.b.mr.rkey }),
     )
-    const before = p.b.mr.addr - 1
-    expect(before % 4096).toBe(4095)
   })
 
   it('an address below the region start is refused', async () => {

@@ -269,6 +269,7 @@ describe('identifiers', () => {
     const mrs = Array.from({ length: 50 }, () => a.pd.registerMemory(new Uint8Array(100), 15))
     expect(new Set(mrs.map((m) => m.rkey)).size).toBe(50)
     expect(mrs.every((m) => m.lkey !== m.rkey && m.addr % 4096 === 0 && m.length === 100)).toBe(true)
-    expect(new Set(mrs.map((m) => m.rkey - mrs[0]!.rkey)).size).toBe(50)
+    const steps = new Set(mrs.slice(1).map((m, i) => m.rkey - mrs[i]!.rkey))
+    expect(steps.size, 'rkeys do not follow a fixed stride').toBeGreaterThan(40)
   })
 })

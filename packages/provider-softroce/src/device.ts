@@ -26,6 +26,7 @@ import type { DeviceSocket } from './device-socket.js'
 import type { IpContext } from './wire/icrc.js'
 import { peekDestQpn, tryDecodePacket, type RocePacket } from './wire/packet.js'
 import { isWireError } from './wire/errors.js'
+import { addressBytes } from './wire/address.js'
 
 /** How a device is set up (resolved from SoftRoceOptions by the provider). */
 export interface DeviceConfig {
@@ -58,6 +59,14 @@ export interface DeviceDiagnostics {
 
 function runAckFlush(d: SoftRoceDevice): void {
   d.flushAcks()
+}
+
+function sameAddress(family: 4 | 6, a: string, b: string): boolean {
+  try {
+    return Buffer.from(addressBytes(family, a)).equals(addressBytes(family, b))
+  } catch {
+    return false
+  }
 }
 
 function toGid(family: 4 | 6, address: string): string {
@@ -269,6 +278,8 @@ export class SoftRoceDevice implements ProviderDevice, PdOwner, QpDevice {
     if (icrc === 'solved') c.ipv4IdSolved++
     const qp = this.#qps.get(peekDestQpn(datagram))
     if (qp === undefined) return c.drop('unknownQpn')
+    // Only the connected peer may talk to a QP (its UDP source port may vary: rxe picks one per QP).
+    if (qp.ip !== null && address !== qp.ip.dst && !sameAddress(this.family, address, qp.ip.dst)) return c.drop('wrongSource')
     let bytes = datagram
     if (qp.protection !== null) {
       const opened = openIncoming(datagram, qp.protection)
@@ -277,6 +288,8 @@ export class SoftRoceDevice implements ProviderDevice, PdOwner, QpDevice {
     }
     const pkt = tryDecodePacket(bytes)
     if (isWireError(pkt)) return c.drop('malformed')
+    // The default partition (full or limited membership) is the only one RoCE QPs here use.
+    if ((pkt.bth.pkey & 0x7fff) !== 0x7fff) return c.drop('malformed')
     const dropped = qp.receivePacket(pkt as RocePacket)
     if (dropped !== null) c.drop(dropped)
   }

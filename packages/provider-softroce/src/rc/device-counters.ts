@@ -10,8 +10,10 @@ export type DropReason =
   | 'decryptFailure'
   | 'replay'
   | 'accessViolation'
+  /** From an address other than the QP's remote (off-path injection). */
+  | 'wrongSource'
 
-export const DROP_REASONS: readonly DropReason[] = ['badIcrc', 'malformed', 'unknownQpn', 'wrongState', 'badPsn', 'decryptFailure', 'replay', 'accessViolation']
+export const DROP_REASONS: readonly DropReason[] = ['badIcrc', 'malformed', 'unknownQpn', 'wrongState', 'badPsn', 'decryptFailure', 'replay', 'accessViolation', 'wrongSource']
 
 export type DropCounts = Record<DropReason, number>
 
@@ -54,7 +56,7 @@ export class DeviceCounters {
   duplicatesAnswered = 0
   ipv4IdSolved = 0
   sendErrors = 0
-  readonly drops: DropCounts = { badIcrc: 0, malformed: 0, unknownQpn: 0, wrongState: 0, badPsn: 0, decryptFailure: 0, replay: 0, accessViolation: 0 }
+  readonly drops: DropCounts = { badIcrc: 0, malformed: 0, unknownQpn: 0, wrongState: 0, badPsn: 0, decryptFailure: 0, replay: 0, accessViolation: 0, wrongSource: 0 }
 
   drop(reason: DropReason): void {
     this.drops[reason]++

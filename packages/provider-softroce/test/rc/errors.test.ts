@@ -151,3 +151,18 @@ describe('error statuses', () => {
     expect(await statusOf(qa.fetchAndAdd(ma.slice(0, 8), mb.region(4, 8), 1n))).toBe('REM_INV_REQ_ERR')
   })
 })
+
+describe('source check', () => {
+  it('a valid packet for a QP from an address other than its remote is dropped as wrongSource', async () => {
+    pair = await openPair()
+    const { qb } = connect(pair)
+    const s = dgram.createSocket('udp4')
+    await new Promise<void>((r) => s.bind(0, '127.0.0.2', r))
+    const ip = { family: 4 as const, src: '127.0.0.2', dst: '127.0.0.1', srcPort: s.address().port, dstPort: pair.db.info.port, ipId: 0 }
+    const bth = { opcode: RcOpcode.SEND_ONLY, solicited: false, migReq: false, padCount: 0, tver: 0, pkey: 0xffff, fecn: false, becn: false, destQpn: qb.qpn, ackReq: true, psn: 0 }
+    s.send(encodeWithIcrc({ bth, payload: Buffer.from('spoofed!') }, ip), ip.dstPort, '127.0.0.1')
+    await until(() => pair!.db.counters.drops.wrongSource > 0)
+    s.close()
+    expect(pair.db.counters.drops.wrongSource).toBe(1)
+  })
+})

@@ -19,6 +19,8 @@ export interface DeviceSocket {
   readonly pmtudiscDo: boolean
   readonly noCheck6Rx: boolean
   readonly reason?: string
+  /** The socket's receive buffer as the kernel granted it (bytes, as getsockopt reports them). */
+  readonly recvBufferBytes: number
 }
 
 /** Socket buffers large enough for a full send window (the kernel caps them at net.core.[rw]mem_max). */
@@ -50,7 +52,14 @@ export async function openDeviceSocket(address: string, port: number): Promise<D
     })
   })
   const bound = socket.address()
+  let recvBufferBytes = 0
+  try {
+    recvBufferBytes = socket.getRecvBufferSize()
+  } catch {
+    recvBufferBytes = 0
+  }
   return {
+    recvBufferBytes,
     socket,
     family,
     address,

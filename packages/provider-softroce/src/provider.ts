@@ -19,7 +19,7 @@ export interface SoftRoceOptions {
   readonly mtu?: PathMtu
   /** Timer overrides (tests shorten the ACK timeout and RNR waits). */
   readonly timers?: RcTimerOptions
-  /** Bytes a QP may have unacknowledged (default 1 MiB). */
+  /** Bytes a QP may have unacknowledged (default: a quarter of the socket receive buffer, 64 KiB–1 MiB). */
   readonly windowBytes?: number
   /** Anti-replay window of encrypted QPs, 64–1024 packets (default 256). */
   readonly replayWindow?: number
@@ -30,6 +30,15 @@ export interface SoftRoceOptions {
 }
 
 let deviceCounter = 0
+
+/**
+ * A quarter of the receive buffer the kernel granted (it counts skb overhead, roughly twice the
+ * payload), between 64 KiB and 1 MiB: a full window then fits a peer with the same buffer.
+ */
+function defaultWindow(recvBufferBytes: number): number {
+  if (recvBufferBytes <= 0) return 256 * 1024
+  return Math.min(1 << 20, Math.max(64 * 1024, Math.floor(recvBufferBytes / 4)))
+}
 
 export class SoftRoceProvider implements Provider {
   readonly name = 'softroce'
@@ -68,7 +77,7 @@ export class SoftRoceProvider implements Provider {
         maxMtu: this.capabilities.maxMtu,
         maxQps: this.capabilities.maxQps,
         timers: resolveTimers(o.timers),
-        windowBytes: Math.max(4096, o.windowBytes ?? 1 << 20),
+        windowBytes: Math.max(4096, o.windowBytes ?? defaultWindow(ds.recvBufferBytes)),
         replayWindow: o.replayWindow ?? 256,
         capture: o.capture ?? null,
         impairment: o.impairment ?? null,

@@ -1,0 +1,13 @@
+{
+  "targets": [
+    {
+      "target_name": "roce_sockopt",
+      "conditions": [
+        ["OS=='linux'", {
+          "sources": ["roce_sockopt.c"],
+          "cflags": ["-std=gnu11", "-Wall", "-Wextra", "-O2"]
+        }]
+      ]
+    }
+  ]
+}

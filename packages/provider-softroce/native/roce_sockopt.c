@@ -1,0 +1,268 @@
+// roce_sockopt - makes the UDP sockets a RoCEv2 stack needs and node:dgram cannot: IPv4 with
+// IP_MTU_DISCOVER = IP_PMTUDISC_DO (Linux then sends IP ID 0 + DF, which the ICRC covers), IPv6
+// with UDP_NO_CHECK6_RX (rxe sends zero UDP checksums). Returns the bound, non-blocking fd for
+// dgram's socket.bind({ fd }). Optionally creates the socket inside a named network namespace.
+//
+//   createUdpSocket({ family: 4|6, address, port, reuseAddr?, netns? }) -> fd
+//   querySocket(fd) -> { family, pmtudisc, noCheck6Rx, v6only }
+//
+// Errors are Error objects with code ('EADDRINUSE', ...), errno, syscall and a message in words.
+#define _GNU_SOURCE
+#define NAPI_VERSION 8
+#include <node_api.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <netinet/udp.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#ifndef UDP_NO_CHECK6_RX
+#define UDP_NO_CHECK6_RX 102
+#endif
+#ifndef SOL_UDP
+#define SOL_UDP 17
+#endif
+
+#define CHECK(call)                                                                     \
+  do {                                                                                  \
+    if ((call) != napi_ok) {                                                            \
+      const napi_extended_error_info *info_;                                            \
+      napi_get_last_error_info(env, &info_);                                            \
+      bool pending_;                                                                    \
+      napi_is_exception_pending(env, &pending_);                                        \
+      if (!pending_)                                                                    \
+        napi_throw_error(env, "ERR_ROCE_SOCKOPT_NAPI",                                  \
+                         info_->error_message ? info_->error_message : "Node-API call failed"); \
+      return NULL;                                                                      \
+    }                                                                                   \
+  } while (0)
+
+static const char *errno_name(int e) {
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 32))
+  const char *n = strerrorname_np(e);
+  if (n) return n;
+#endif
+  static char buf[16];
+  snprintf(buf, sizeof buf, "E%d", e);
+  return buf;
+}
+
+// Throw Error(message) with .code = errno name, .errno, .syscall.
+static void throw_errno(napi_env env, int err, const char *syscall, const char *what) {
+  char msg[768];
+  snprintf(msg, sizeof msg, "%s failed: %s (%s, errno %d)", what, strerror(err), errno_name(err), err);
+  napi_value code, message, error, v;
+  napi_create_string_utf8(env, errno_name(err), NAPI_AUTO_LENGTH, &code);
+  napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &message);
+  napi_create_error(env, code, message, &error);
+  napi_create_int32(env, err, &v);
+  napi_set_named_property(env, error, "errno", v);
+  napi_create_string_utf8(env, syscall, NAPI_AUTO_LENGTH, &v);
+  napi_set_named_property(env, error, "syscall", v);
+  napi_throw(env, error);
+}
+
+static void throw_type(napi_env env, const char *msg) { napi_throw_type_error(env, "ERR_INVALID_ARG_VALUE", msg); }
+
+// Read an optional property; *present = false when missing or undefined.
+static napi_status get_prop(napi_env env, napi_value obj, const char *name, napi_value *out, bool *present) {
+  napi_valuetype t;
+  napi_status s = napi_get_named_property(env, obj, name, out);
+  if (s != napi_ok) return s;
+  s = napi_typeof(env, *out, &t);
+  *present = t != napi_undefined && t != napi_null;
+  return s;
+}
+
+struct udp_request {
+  int family, port, reuse_addr;
+  char address[INET6_ADDRSTRLEN + IF_NAMESIZE + 2];
+  char netns[256];
+};
+
+// socket + options + bind. Returns fd, or -1 with *err_errno, *err_call, *err_what set.
+static int make_socket(const struct udp_request *r, int *err_errno, const char **err_call, char *what, size_t wn) {
+  union { struct sockaddr_in v4; struct sockaddr_in6 v6; } sa;
+  socklen_t salen;
+  memset(&sa, 0, sizeof sa);
+  char addr[sizeof r->address];
+  snprintf(addr, sizeof addr, "%s", r->address);
+  if (r->family == 4) {
+    sa.v4.sin_family = AF_INET;
+    sa.v4.sin_port = htons((uint16_t)r->port);
+    if (inet_pton(AF_INET, addr, &sa.v4.sin_addr) != 1) {
+      *err_errno = EINVAL, *err_call = "inet_pton", snprintf(what, wn, "parsing IPv4 address \"%s\"", addr);
+      return -1;
+    }
+    salen = sizeof sa.v4;
+  } else {
+    char *pct = strchr(addr, '%'); // fe80::1%eth0
+    sa.v6.sin6_family = AF_INET6;
+    sa.v6.sin6_port = htons((uint16_t)r->port);
+    if (pct) *pct = 0;
+    if (inet_pton(AF_INET6, addr, &sa.v6.sin6_addr) != 1) {
+      *err_errno = EINVAL, *err_call = "inet_pton", snprintf(what, wn, "parsing IPv6 address \"%s\"", addr);
+      return -1;
+    }
+    if (pct && !(sa.v6.sin6_scope_id = if_nametoindex(pct + 1))) {
+      *err_errno = errno, *err_call = "if_nametoindex", snprintf(what, wn, "finding interface \"%s\"", pct + 1);
+      return -1;
+    }
+    salen = sizeof sa.v6;
+  }
+  int fd = socket(r->family == 4 ? AF_INET : AF_INET6, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    *err_errno = errno, *err_call = "socket", snprintf(what, wn, "creating a UDP/IPv%d socket", r->family);
+    return -1;
+  }
+  int one = 1, pmtu = IP_PMTUDISC_DO;
+  const char *opt = NULL;
+  if (r->reuse_addr && setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one)) opt = "SO_REUSEADDR";
+  else if (r->family == 4 && setsockopt(fd, IPPROTO_IP, IP_MTU_DISCOVER, &pmtu, sizeof pmtu)) opt = "IP_MTU_DISCOVER=IP_PMTUDISC_DO";
+  else if (r->family == 6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one)) opt = "IPV6_V6ONLY";
+  else if (r->family == 6 && setsockopt(fd, SOL_UDP, UDP_NO_CHECK6_RX, &one, sizeof one)) opt = "UDP_NO_CHECK6_RX";
+  if (opt) {
+    *err_errno = errno, *err_call = "setsockopt", snprintf(what, wn, "setting %s", opt);
+    close(fd);
+    return -1;
+  }
+  if (bind(fd, (struct sockaddr *)&sa, salen)) {
+    *err_errno = errno, *err_call = "bind";
+    snprintf(what, wn, r->family == 4 ? "binding UDP %s:%d" : "binding UDP [%s]:%d", r->address, r->port);
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+// Create the socket inside another network namespace: switch this thread there and back. The
+// socket keeps the namespace it was created in. Needs CAP_SYS_ADMIN.
+static int make_socket_in_netns(napi_env env, const struct udp_request *r, int *err_errno, const char **err_call,
+                                char *what, size_t wn) {
+  char path[300];
+  if (strchr(r->netns, '/')) snprintf(path, sizeof path, "%s", r->netns);
+  else snprintf(path, sizeof path, "/run/netns/%s", r->netns);
+  int here = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+  if (here < 0) {
+    *err_errno = errno, *err_call = "open", snprintf(what, wn, "opening /proc/thread-self/ns/net");
+    return -1;
+  }
+  int there = open(path, O_RDONLY | O_CLOEXEC);
+  if (there < 0) {
+    *err_errno = errno, *err_call = "open", snprintf(what, wn, "opening network namespace %s", path);
+    close(here);
+    return -1;
+  }
+  if (setns(there, CLONE_NEWNET)) {
+    *err_errno = errno, *err_call = "setns", snprintf(what, wn, "entering network namespace %s (needs root)", path);
+    close(here), close(there);
+    return -1;
+  }
+  int fd = make_socket(r, err_errno, err_call, what, wn);
+  if (setns(here, CLONE_NEWNET)) // staying in the wrong namespace would be far worse than stopping
+    napi_fatal_error("roce_sockopt", NAPI_AUTO_LENGTH, "cannot return to the original network namespace",
+                     NAPI_AUTO_LENGTH);
+  close(here), close(there);
+  (void)env;
+  return fd;
+}
+
+static napi_value create_udp_socket(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], v;
+  napi_valuetype t;
+  bool present;
+  struct udp_request r = {0};
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 1 || napi_typeof(env, argv[0], &t) != napi_ok || t != napi_object)
+    return throw_type(env, "createUdpSocket: expected an options object { family, address, port }"), NULL;
+
+  CHECK(get_prop(env, argv[0], "family", &v, &present));
+  if (!present || napi_get_value_int32(env, v, &r.family) != napi_ok || (r.family != 4 && r.family != 6))
+    return throw_type(env, "createUdpSocket: family must be 4 or 6"), NULL;
+  CHECK(get_prop(env, argv[0], "address", &v, &present));
+  size_t len = 0;
+  if (!present || napi_get_value_string_utf8(env, v, r.address, sizeof r.address, &len) != napi_ok || !len ||
+      len >= sizeof r.address - 1)
+    return throw_type(env, "createUdpSocket: address must be an IP address string"), NULL;
+  CHECK(get_prop(env, argv[0], "port", &v, &present));
+  r.port = 0;
+  if (present && (napi_get_value_int32(env, v, &r.port) != napi_ok || r.port < 0 || r.port > 65535))
+    return throw_type(env, "createUdpSocket: port must be an integer 0..65535"), NULL;
+  CHECK(get_prop(env, argv[0], "reuseAddr", &v, &present));
+  if (present) {
+    bool b;
+    if (napi_get_value_bool(env, v, &b) != napi_ok) return throw_type(env, "createUdpSocket: reuseAddr must be a boolean"), NULL;
+    r.reuse_addr = b;
+  }
+  CHECK(get_prop(env, argv[0], "netns", &v, &present));
+  if (present && (napi_get_value_string_utf8(env, v, r.netns, sizeof r.netns, &len) != napi_ok || !len ||
+                  len >= sizeof r.netns - 1))
+    return throw_type(env, "createUdpSocket: netns must be a namespace name or path"), NULL;
+
+  int err = 0;
+  const char *call = "";
+  char what[512] = "";
+  int fd = r.netns[0] ? make_socket_in_netns(env, &r, &err, &call, what, sizeof what)
+                      : make_socket(&r, &err, &call, what, sizeof what);
+  if (fd < 0 && !strcmp(call, "inet_pton")) {
+    char msg[600];
+    snprintf(msg, sizeof msg, "createUdpSocket: %s failed: not an IPv%d address", what, r.family);
+    return throw_type(env, msg), NULL;
+  }
+  if (fd < 0) return throw_errno(env, err, call, what), NULL;
+  napi_value out;
+  CHECK(napi_create_int32(env, fd, &out));
+  return out;
+}
+
+// querySocket(fd): what the kernel says about the options that matter for RoCE interop.
+static napi_value query_socket(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], out, v;
+  int fd;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 1 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || fd < 0)
+    return throw_type(env, "querySocket: expected a file descriptor"), NULL;
+  int domain = 0, val = 0;
+  socklen_t l = sizeof domain;
+  if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &l)) return throw_errno(env, errno, "getsockopt", "reading SO_DOMAIN"), NULL;
+  CHECK(napi_create_object(env, &out));
+  CHECK(napi_create_int32(env, domain == AF_INET ? 4 : domain == AF_INET6 ? 6 : 0, &v));
+  CHECK(napi_set_named_property(env, out, "family", v));
+  if (domain == AF_INET) {
+    l = sizeof val;
+    if (getsockopt(fd, IPPROTO_IP, IP_MTU_DISCOVER, &val, &l)) return throw_errno(env, errno, "getsockopt", "reading IP_MTU_DISCOVER"), NULL;
+    const char *names[] = {"dont", "want", "do", "probe", "interface", "omit"};
+    CHECK(napi_create_string_utf8(env, val >= 0 && val <= 5 ? names[val] : "unknown", NAPI_AUTO_LENGTH, &v));
+    CHECK(napi_set_named_property(env, out, "pmtudisc", v));
+  } else if (domain == AF_INET6) {
+    l = sizeof val;
+    if (getsockopt(fd, SOL_UDP, UDP_NO_CHECK6_RX, &val, &l)) return throw_errno(env, errno, "getsockopt", "reading UDP_NO_CHECK6_RX"), NULL;
+    CHECK(napi_get_boolean(env, val != 0, &v));
+    CHECK(napi_set_named_property(env, out, "noCheck6Rx", v));
+    l = sizeof val;
+    if (getsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &val, &l)) return throw_errno(env, errno, "getsockopt", "reading IPV6_V6ONLY"), NULL;
+    CHECK(napi_get_boolean(env, val != 0, &v));
+    CHECK(napi_set_named_property(env, out, "v6only", v));
+  }
+  return out;
+}
+
+NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
+  napi_value fn;
+  if (napi_create_function(env, "createUdpSocket", NAPI_AUTO_LENGTH, create_udp_socket, NULL, &fn) != napi_ok ||
+      napi_set_named_property(env, exports, "createUdpSocket", fn) != napi_ok ||
+      napi_create_function(env, "querySocket", NAPI_AUTO_LENGTH, query_socket, NULL, &fn) != napi_ok ||
+      napi_set_named_property(env, exports, "querySocket", fn) != napi_ok)
+    return NULL;
+  return exports;
+}

@@ -26,6 +26,51 @@ export interface DeviceSocket {
 /** Socket buffers large enough for a full send window (the kernel caps them at net.core.[rw]mem_max). */
 const SOCKET_BUFFER_BYTES = 4 << 20
 
+/** A UDP socket created elsewhere (already bound, socket options set), adopted by file descriptor. */
+export interface AdoptedSocket {
+  readonly fd: number
+  /** IPv4: IP_MTU_DISCOVER = IP_PMTUDISC_DO is set on it. */
+  readonly pmtudiscDo?: boolean
+  /** IPv6: UDP_NO_CHECK6_RX is set on it. */
+  readonly noCheck6Rx?: boolean
+}
+
+function tuneBuffers(socket: Socket): number {
+  try {
+    socket.setRecvBufferSize(SOCKET_BUFFER_BYTES)
+    socket.setSendBufferSize(SOCKET_BUFFER_BYTES)
+    return socket.getRecvBufferSize()
+  } catch {
+    return 0
+  }
+}
+
+const literalLookup = (family: 4 | 6) => (host: string, _options: unknown, cb: (err: Error | null, address: string, family: number) => void): void => cb(null, host, family)
+
+/** Adopts a bound UDP socket by its fd (e.g. one a launcher made with IP_PMTUDISC_DO / UDP_NO_CHECK6_RX). */
+export async function adoptDeviceSocket(adopted: AdoptedSocket, family: 4 | 6): Promise<DeviceSocket> {
+  const socket = dgram.createSocket({ type: family === 4 ? 'udp4' : 'udp6', lookup: literalLookup(family) } as dgram.SocketOptions)
+  await new Promise<void>((resolve, reject) => {
+    socket.once('error', reject)
+    socket.bind({ fd: adopted.fd }, () => {
+      socket.off('error', reject)
+      resolve()
+    })
+  })
+  const bound = socket.address()
+  return {
+    socket,
+    family,
+    address: bound.address,
+    port: bound.port,
+    helper: adopted.pmtudiscDo === true || adopted.noCheck6Rx === true ? 'native' : 'none',
+    pmtudiscDo: adopted.pmtudiscDo === true,
+    noCheck6Rx: adopted.noCheck6Rx === true,
+    recvBufferBytes: tuneBuffers(socket),
+    ...(adopted.pmtudiscDo === true || adopted.noCheck6Rx === true ? {} : { reason: 'adopted socket without the interop options' }),
+  }
+}
+
 export async function openDeviceSocket(address: string, port: number): Promise<DeviceSocket> {
   const family = isIPv4(address) ? 4 : isIPv6(address) ? 6 : 0
   if (family === 0) throw new InvalidArgumentError(`softroce address must be an IPv4 or IPv6 address, got '${address}'`)
@@ -36,7 +81,7 @@ export async function openDeviceSocket(address: string, port: number): Promise<D
     recvBufferSize: SOCKET_BUFFER_BYTES,
     sendBufferSize: SOCKET_BUFFER_BYTES,
     // Addresses are always literal IPs: answer at once instead of a dns.lookup round per datagram.
-    lookup: (host: string, _options: unknown, cb: (err: Error | null, address: string, family: number) => void) => cb(null, host, family),
+    lookup: literalLookup(family),
   } as dgram.SocketOptions)
   await new Promise<void>((resolve, reject) => {
     const onError = (err: Error): void => {

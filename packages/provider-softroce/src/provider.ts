@@ -1,7 +1,7 @@
 /** The softroce provider: `softroce(options)` / `createProvider(options)` for core, one UDP-backed device per openDevice(). */
 import { InvalidArgumentError, PATH_MTUS, type PathMtu, type Provider, type ProviderCapabilities } from '@rdma-session/core'
 import { SoftRoceDevice } from './device.js'
-import { openDeviceSocket } from './device-socket.js'
+import { adoptDeviceSocket, openDeviceSocket, type AdoptedSocket } from './device-socket.js'
 import { resolveTimers, type RcTimerOptions } from './rc/ib-timers.js'
 import type { ImpairmentOptions } from './rc/link-impairment.js'
 import { MAX_REPLAY_WINDOW, MIN_REPLAY_WINDOW } from './crypto/replay-window.js'
@@ -27,6 +27,12 @@ export interface SoftRoceOptions {
   readonly maxQps?: number
   /** Test hook: impair the device's link from the start (see LinkImpairment). */
   readonly impairment?: ImpairmentOptions
+  /**
+   * Use this already-bound UDP socket (by fd) instead of opening one, e.g. one a launcher
+   * created with IP_PMTUDISC_DO (IPv4) or UDP_NO_CHECK6_RX (IPv6) set; say which in the record.
+   * `address` must then be the socket's address family; the bound address and port are read from it.
+   */
+  readonly socket?: AdoptedSocket
 }
 
 let deviceCounter = 0
@@ -70,7 +76,8 @@ export class SoftRoceProvider implements Provider {
 
   async openDevice(): Promise<SoftRoceDevice> {
     const o = this.options
-    const ds = await openDeviceSocket(o.address ?? '127.0.0.1', o.port ?? 4791)
+    const address = o.address ?? '127.0.0.1'
+    const ds = o.socket !== undefined ? await adoptDeviceSocket(o.socket, address.includes(':') ? 6 : 4) : await openDeviceSocket(address, o.port ?? 4791)
     return new SoftRoceDevice(
       {
         name: o.deviceName ?? `softroce${deviceCounter++}`,

@@ -1,0 +1,104 @@
+/**
+ * Loads the native socket-options helper (native/build/Release/roce_sockopt.node) on first use,
+ * from the package root, so the same code works in dist/*.js (ESM), dist/*.cjs and the sources.
+ * RDMA_SESSION_SOFTROCE_NATIVE=off disables it (tests of the fallback);
+ * RDMA_SESSION_SOFTROCE_NATIVE_PATH loads a .node file from elsewhere.
+ */
+import { existsSync, readFileSync } from 'node:fs'
+import { createRequire } from 'node:module'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+const PACKAGE_NAME = '@rdma-session/provider-softroce'
+/** The addon, relative to the package root. */
+export const ADDON_PATH = join('native', 'build', 'Release', 'roce_sockopt.node')
+export const DISABLE_ENV = 'RDMA_SESSION_SOFTROCE_NATIVE'
+export const PATH_ENV = 'RDMA_SESSION_SOFTROCE_NATIVE_PATH'
+export const BUILD_COMMAND = 'pnpm --filter @rdma-session/provider-softroce build:native'
+
+export interface CreateUdpSocketRequest {
+  family: 4 | 6
+  address: string
+  port: number
+  reuseAddr?: boolean
+  /** A network namespace name (/run/netns/NAME) or path to create the socket in (needs root). */
+  netns?: string
+}
+
+/** What the kernel reports for a socket's interop options. */
+export interface SocketOptionsReport {
+  family: 4 | 6 | 0
+  /** IPv4: IP_MTU_DISCOVER as a name ('do', 'want', 'probe', ...). */
+  pmtudisc?: string
+  /** IPv6: UDP_NO_CHECK6_RX. */
+  noCheck6Rx?: boolean
+  v6only?: boolean
+}
+
+/** The functions roce_sockopt.c exports. Errors carry code ('EADDRINUSE', ...), errno and syscall. */
+export interface RoceSockoptAddon {
+  createUdpSocket(request: CreateUdpSocketRequest): number
+  querySocket(fd: number): SocketOptionsReport
+}
+
+export type AddonState =
+  | { readonly loaded: true; readonly addon: RoceSockoptAddon; readonly path: string }
+  | { readonly loaded: false; readonly path?: string; readonly why: string }
+
+let state: AddonState | undefined
+
+/** The directory of this module, in an ESM build, a CJS build, or the sources under vitest. */
+function moduleDir(): string {
+  if (typeof __filename === 'string') return dirname(__filename)
+  return dirname(fileURLToPath(import.meta.url))
+}
+
+/** The nearest directory upwards whose package.json is this package's. */
+export function findPackageRoot(from = moduleDir()): string | undefined {
+  for (let dir = from; ; dir = dirname(dir)) {
+    const pj = join(dir, 'package.json')
+    if (existsSync(pj)) {
+      try {
+        if ((JSON.parse(readFileSync(pj, 'utf8')) as { name?: string }).name === PACKAGE_NAME) return dir
+      } catch {
+        // an unreadable package.json on the way up: keep looking
+      }
+    }
+    if (dirname(dir) === dir) return undefined
+  }
+}
+
+function isDisabled(): boolean {
+  const v = process.env[DISABLE_ENV]?.trim().toLowerCase()
+  return v === '0' || v === 'off' || v === 'false' || v === 'no'
+}
+
+/** Load (once) and return the addon state; never throws. */
+export function loadSockoptAddon(): AddonState {
+  if (state !== undefined) return state
+  state = load()
+  return state
+}
+
+/** Forget the cached result (tests that change the environment). */
+export function resetSockoptAddon(): void {
+  state = undefined
+}
+
+function load(): AddonState {
+  if (isDisabled()) return { loaded: false, why: `it is disabled by ${DISABLE_ENV}=${process.env[DISABLE_ENV] ?? ''}` }
+  if (process.platform !== 'linux') return { loaded: false, why: `its socket options exist only on Linux (this is ${process.platform})` }
+  const root = findPackageRoot()
+  const path = process.env[PATH_ENV] || (root === undefined ? undefined : join(root, ADDON_PATH))
+  if (path === undefined) return { loaded: false, why: `the package root of ${PACKAGE_NAME} was not found from ${moduleDir()}` }
+  if (!existsSync(path)) return { loaded: false, path, why: `it is not built (${path} is missing)` }
+  try {
+    const addon = createRequire(join(root ?? dirname(path), 'package.json'))(path) as RoceSockoptAddon
+    if (typeof addon.createUdpSocket !== 'function' || typeof addon.querySocket !== 'function') {
+      return { loaded: false, path, why: `${path} is not the roce_sockopt addon (no createUdpSocket/querySocket)` }
+    }
+    return { loaded: true, addon, path }
+  } catch (err) {
+    return { loaded: false, path, why: `${path} failed to load: ${(err as Error).message}` }
+  }
+}

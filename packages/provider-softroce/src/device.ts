@@ -259,8 +259,13 @@ export class SoftRoceDevice implements ProviderDevice, PdOwner, QpDevice {
     if (this.#capture !== null) this.#capture.record(datagram, qp.trafficClass === 0 ? ip : { ...ip, tos: qp.trafficClass })
     const imp = this.#impairment
     if (imp === null) this.#socket.send(datagram, ip.dstPort, ip.dst)
-    else imp.outbound(datagram, (d) => this.#socket.send(d, ip.dstPort, ip.dst))
+    else imp.outbound(datagram, (d) => this.#sendLater(d, ip))
     return datagram.length
+  }
+
+  /** A datagram the impairment layer releases later: the socket may be closed by then. */
+  #sendLater(datagram: Buffer, ip: IpContext): void {
+    if (this.#closed === null) this.#socket.send(datagram, ip.dstPort, ip.dst)
   }
 
   // ---- receive path

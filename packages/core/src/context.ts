@@ -8,6 +8,8 @@ import { assertProvider, loadProvider } from './provider-loader.js'
 import { QueuePair, type QpCaps } from './queue-pair.js'
 import { normalizeQos, type QosSpec } from './session/qos.js'
 import { SessionManager } from './session/session-manager.js'
+import type { Session } from './session/session.js'
+import { connectSession, dialPeer, joinSession, listenForPeers, type ConnectOptions, type DialOptions, type JoinOptions, type ListenOptions, type PeerServer, type WsPeerChannel } from './control/ws-peer-channel.js'
 import type { DeviceInfo, Provider, ProviderCapabilities, ProviderDevice, ProviderPd } from './spi.js'
 
 export interface ContextOptions {
@@ -41,6 +43,8 @@ export class Context {
   readonly #regions = new Set<MemoryRegion>()
   readonly #cqs = new Set<CompletionQueue>()
   readonly #qps = new Set<QueuePair>()
+  /** Control-plane servers and channels, closed with the context. */
+  readonly #control = new Set<{ close(): unknown }>()
   #closed: Promise<void> | null = null
 
   constructor(provider: Provider, device: ProviderDevice) {
@@ -128,6 +132,37 @@ export class Context {
     return qp
   }
 
+  // ---- control plane (ws)
+
+  /** Serves the control plane on a TCP port or Unix socket: peers authenticate, then open sessions, add QPs, join with tokens, rekey. */
+  async listen(options: ListenOptions): Promise<PeerServer> {
+    this.#checkOpen()
+    const server = await listenForPeers(this, options)
+    this.#control.add(server)
+    return server
+  }
+
+  /** An authenticated control channel to a peer (`ws://host:port`), for several sessions: `ctx.sessions.create({ peer: channel })`. */
+  async dial(url: string, options: DialOptions): Promise<WsPeerChannel> {
+    this.#checkOpen()
+    const channel = await dialPeer(this, url, options)
+    this.#control.add(channel)
+    channel.onClosed(() => this.#control.delete(channel))
+    return channel
+  }
+
+  /** Connects to a peer's control plane and creates a session with its first QPs (one round trip after the handshake). */
+  async connect(url: string, options: ConnectOptions): Promise<Session> {
+    this.#checkOpen()
+    return connectSession(this, url, options)
+  }
+
+  /** Takes part in a session another connection or process of this host holds, with its join token. */
+  async join(url: string, options: JoinOptions): Promise<Session> {
+    this.#checkOpen()
+    return joinSession(this, url, options)
+  }
+
   /** Closes every session, QP, CQ and region, then the device. */
   close(): Promise<void> {
     this.#closed ??= this.#close()
@@ -158,6 +193,8 @@ export class Context {
 
   async #close(): Promise<void> {
     await this.sessions.closeAll()
+    for (const c of [...this.#control]) await c.close()
+    this.#control.clear()
     await Promise.all([...this.#qps].map((qp) => qp.close()))
     for (const cq of this.#cqs) cq.close()
     this.#cqs.clear()

@@ -24,6 +24,11 @@ export const ErrorCode = {
   CLOSED: 'ERR_CLOSED',
   WORK_COMPLETION: 'ERR_WORK_COMPLETION',
   PEER: 'ERR_PEER',
+  AUTH: 'ERR_AUTH',
+  PROTOCOL: 'ERR_PROTOCOL',
+  JOIN_TOKEN: 'ERR_JOIN_TOKEN',
+  RATE_LIMIT: 'ERR_RATE_LIMIT',
+  TIMEOUT: 'ERR_TIMEOUT',
 } as const
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode]
 
@@ -146,6 +151,41 @@ export class ClosedError extends RdmaError {
 export class PeerError extends RdmaError {
   constructor(message: string, details: Record<string, unknown> = {}) {
     super(ErrorCode.PEER, message, details)
+  }
+}
+
+/** The control-plane handshake failed: wrong pre-shared key, unknown or untrusted identity, bad signature, tampered transcript. */
+export class AuthError extends RdmaError {
+  constructor(message: string, details: Record<string, unknown> = {}) {
+    super(ErrorCode.AUTH, message, details)
+  }
+}
+
+/** A control-plane message was malformed, unknown, out of order or too large; the connection is closed. */
+export class ProtocolError extends RdmaError {
+  constructor(message: string, details: Record<string, unknown> = {}) {
+    super(ErrorCode.PROTOCOL, message, details)
+  }
+}
+
+/** A request from another connection or process named a session without a valid join token (missing, expired, wrong scope, forged). */
+export class JoinTokenError extends RdmaError {
+  constructor(reason: 'missing' | 'malformed' | 'forged' | 'expired' | 'scope' | 'exhausted', message: string, details: Record<string, unknown> = {}) {
+    super(ErrorCode.JOIN_TOKEN, message, { reason, ...details })
+  }
+}
+
+/** A peer created QPs faster than the control plane allows. */
+export class RateLimitError extends RdmaError {
+  constructor(message: string, details: Record<string, unknown> = {}) {
+    super(ErrorCode.RATE_LIMIT, message, details)
+  }
+}
+
+/** A control-plane request or handshake got no answer in time. */
+export class TimeoutError extends RdmaError {
+  constructor(message: string, details: Record<string, unknown> = {}) {
+    super(ErrorCode.TIMEOUT, message, details)
   }
 }
 

@@ -15,6 +15,12 @@ export interface PeerChannel {
   /** True once the channel can carry no more requests. */
   readonly closed: boolean
   close(): void
+  /** Control-plane channels: the secret of a session opened over this channel, derived by both ends from the handshake (it never travels). */
+  sessionSecret?(sessionId: string): Uint8Array
+  /** Throws ERR_RATE_LIMIT when the peer may not make us create `count` more QPs now. */
+  admitQps?(count: number): void
+  /** Calls `listener` once the channel is closed for good (the peer is gone). */
+  onClosed?(listener: (reason: string) => void): void
 }
 
 const KNOWN_CODES = new Set<string>(Object.values(ErrorCode))

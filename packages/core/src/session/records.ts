@@ -93,12 +93,30 @@ export interface RekeyRequest {
   readonly epoch: number
 }
 
+/** Another connection or process asks to take part in a session, with a join token. */
+export interface JoinSessionRequest {
+  readonly type: 'join-session'
+  readonly sessionId: string
+  /** The joiner's RoCE endpoint: on the session's remote host (same address). */
+  readonly from: EndpointRecord
+  /** `rsj1.<payload>.<mac>` (the joiner keeps the key part). */
+  readonly token: string
+}
+
+export interface JoinSessionReply {
+  readonly type: 'join-session'
+  readonly from: EndpointRecord
+  readonly params: SessionParams
+  readonly epoch: number
+  readonly regions: Readonly<Record<string, RemoteRegion>>
+}
+
 export interface AckReply {
   readonly type: 'ack'
 }
 
-export type PeerRequest = OpenSessionRequest | AddQpsRequest | RemoveQpRequest | CloseSessionRequest | RekeyRequest
-export type PeerReply = OpenSessionReply | AddQpsReply | AckReply
+export type PeerRequest = OpenSessionRequest | AddQpsRequest | RemoveQpRequest | CloseSessionRequest | RekeyRequest | JoinSessionRequest
+export type PeerReply = OpenSessionReply | AddQpsReply | AckReply | JoinSessionReply
 
 export interface ErrorRecord {
   readonly code: string

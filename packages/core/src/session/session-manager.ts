@@ -6,7 +6,8 @@
 import { EventEmitter } from 'node:events'
 import { randomBytes } from 'node:crypto'
 import type { PathMtu } from '../constants.js'
-import { EncryptionUnsupportedError, InvalidArgumentError, PeerError, RemoteMismatchError, SessionClosedError, SessionNotFoundError } from '../errors.js'
+import { EncryptionUnsupportedError, InvalidArgumentError, JoinTokenError, PeerError, QpNotFoundError, RemoteMismatchError, SessionClosedError, SessionNotFoundError } from '../errors.js'
+import { createJoinToken, joinQpSecret, splitJoinToken, verifyJoinToken, type JoinScope, type JoinTokenOptions } from '../control/join-token.js'
 import type { RemoteRegion } from '../memory-region.js'
 import type { QueuePair } from '../queue-pair.js'
 import type { Context } from '../context.js'
@@ -14,7 +15,8 @@ import { newSessionSecret } from './keys.js'
 import { normalizeParams, withMtu, withoutEncryption, type SessionParams, type SessionParamsSpec } from './params.js'
 import { createInProcessLink, type PeerChannel } from './peer-channel.js'
 import { connectQp, initQp, qpEncryption, type KeyContext } from './qp-connector.js'
-import { endpointKey, type AddQpsRequest, type EndpointRecord, type OpenSessionRequest, type PeerReply, type PeerRequest, type QpAnswerRecord, type QpOfferRecord, type QpSpec } from './records.js'
+import { endpointKey, type AddQpsRequest, type EndpointRecord, type JoinSessionRequest, type OpenSessionRequest, type PeerReply, type PeerRequest, type QpAnswerRecord, type QpOfferRecord, type QpSpec } from './records.js'
+import { SessionMembers, type SessionMember } from './session-members.js'
 import { Session, type SessionOwner } from './session.js'
 
 export interface CreateSessionOptions {
@@ -49,6 +51,14 @@ export class SessionManager extends EventEmitter implements SessionOwner {
   readonly #secrets = new Map<string, Uint8Array>()
   readonly #exposed = new Map<string, RemoteRegion>()
   readonly #links = new WeakMap<Context, PeerChannel>()
+  /** Joiners of our sessions (other connections/processes with a join token). */
+  readonly #members = new SessionMembers()
+  /** Regions we exposed to each session's peer (joiners get the same). */
+  readonly #exposedTo = new Map<string, Readonly<Record<string, RemoteRegion>>>()
+  /** Sessions this context joined with a token (their secret is the token's QP secret). */
+  readonly #joined = new Set<string>()
+  /** Join token IDs already used, with their expiry (tokens are single-use). */
+  readonly #usedTokens = new Map<string, number>()
 
   constructor(ctx: Context) {
     super()
@@ -58,6 +68,7 @@ export class SessionManager extends EventEmitter implements SessionOwner {
   /** Answers session requests that arrive on `channel` (the control plane calls this per connection). */
   serve(channel: PeerChannel): void {
     channel.setHandler((request, from) => this.#handle(request, from))
+    channel.onClosed?.((reason) => void this.#channelGone(channel, reason))
   }
 
   /** Exposes a region to peers of sessions created from now on. */
@@ -97,12 +108,14 @@ export class SessionManager extends EventEmitter implements SessionOwner {
       params = withoutEncryption(params)
     }
     const sessionId = randomBytes(16).toString('hex')
-    const secret = params.encryption.suite === 'none' ? null : newSessionSecret()
+    // Over the control plane both sides derive the secret from the handshake; the in-process link carries it.
+    const derived = channel.sessionSecret?.(sessionId) ?? null
+    const secret = derived ?? (params.encryption.suite === 'none' ? null : newSessionSecret())
     const qps = this.#createQps(specs, params)
     try {
       const request: OpenSessionRequest = {
         type: 'open-session', sessionId, from: this.#ctx.endpoint, params, maxMtu: caps.maxMtu,
-        ...(secret === null ? {} : { secret: Buffer.from(secret).toString('base64') }),
+        ...(secret === null || derived !== null || params.encryption.suite === 'none' ? {} : { secret: Buffer.from(secret).toString('base64') }),
         qps: qps.map((qp, i) => ({ spec: specs[i]!, ...qp.endpoint() })),
         regions: options.expose ?? Object.fromEntries(this.#exposed),
       }
@@ -116,7 +129,8 @@ export class SessionManager extends EventEmitter implements SessionOwner {
       const keys = params.encryption.suite === 'none' || secret === null ? null : { secret, sessionId, epoch: 0 }
       qps.forEach((qp, i) => connectQp(qp, reply.from, reply.qps[i]!, params, keys))
       const session = new Session({ id: sessionId, remote: reply.from, params, initiator: true, peer: channel, owner: this, remoteRegions: reply.regions })
-      this.#register(session, keys?.secret ?? null, qps)
+      this.#exposedTo.set(sessionId, request.regions)
+      this.#register(session, secret, qps)
       return session
     } catch (err) {
       await Promise.all(qps.map((qp) => qp.close()))
@@ -131,6 +145,36 @@ export class SessionManager extends EventEmitter implements SessionOwner {
       throw new RemoteMismatchError(sessionId, session.remoteKey, remoteKeyOf(options.remote))
     }
     return this.addQpsTo(session, specs)
+  }
+
+  /**
+   * Takes part in a session that another connection or process holds, with a
+   * join token its holder made (session.createJoinToken()). The session appears
+   * in this table with only the QPs added from here.
+   */
+  async join(peer: PeerChannel | Context, token: string): Promise<Session> {
+    const channel = this.#channelTo(peer)
+    const { presented, qpSecret, claims } = splitJoinToken(token)
+    if (this.#table.has(claims.sid)) throw new InvalidArgumentError(`session '${claims.sid}' is already in this context's table`)
+    const reply = await channel.request({ type: 'join-session', sessionId: claims.sid, from: this.#ctx.endpoint, token: presented })
+    if (reply.type !== 'join-session') throw new PeerError('the peer answered join-session with a malformed reply')
+    const params = normalizeParams({ encryption: reply.params.encryption.suite === 'none' ? 'none' : { suite: reply.params.encryption.suite, required: reply.params.encryption.required }, encapsulation: reply.params.encapsulation })
+    if (params.encryption.suite !== 'none' && !this.#ctx.capabilities.encryption) throw new EncryptionUnsupportedError(this.#ctx.provider.name, params.encryption.suite)
+    if (this.#table.has(claims.sid)) throw new InvalidArgumentError(`session '${claims.sid}' is already in this context's table`)
+    const session = new Session({ id: claims.sid, remote: reply.from, params, initiator: false, peer: channel, owner: this, remoteRegions: reply.regions })
+    session.epoch = reply.epoch
+    this.#joined.add(session.id)
+    this.#register(session, qpSecret, [])
+    return session
+  }
+
+  /** @internal SessionOwner */
+  createJoinToken(session: Session, options: JoinTokenOptions = {}): string {
+    session.assertOpen()
+    const secret = this.#secrets.get(session.id)
+    if (secret === undefined) throw new InvalidArgumentError(`session '${session.id}' has no secret to bind a join token to: create it over the control plane (ctx.connect) or encrypted`)
+    if (this.#joined.has(session.id)) throw new InvalidArgumentError('a joined session cannot issue join tokens; ask the session holder')
+    return createJoinToken(secret, session.id, options)
   }
 
   /** @internal SessionOwner */
@@ -157,31 +201,39 @@ export class SessionManager extends EventEmitter implements SessionOwner {
     if (!session.release(qp)) return
     await qp.close()
     if (notifyPeer && qp.remoteQpn !== null && !session.closed) {
-      await session.peer.request({ type: 'remove-qp', sessionId: session.id, from: this.#ctx.endpoint, qpn: qp.remoteQpn }).catch(() => undefined)
+      const channel = this.#members.ownerOf(qp)?.channel ?? session.peer
+      await channel.request({ type: 'remove-qp', sessionId: session.id, from: this.#ctx.endpoint, qpn: qp.remoteQpn }).catch(() => undefined)
     }
   }
 
   /** @internal SessionOwner */
-  async closeSession(session: Session, reason: string, notifyPeer: boolean): Promise<void> {
+  async closeSession(session: Session, reason: string, notifyPeer: boolean, except: PeerChannel | null = null): Promise<void> {
     if (!session.markClosed(reason)) return
     this.#table.delete(session.id)
     this.#secrets.delete(session.id)
+    this.#exposedTo.delete(session.id)
+    this.#joined.delete(session.id)
+    const members = this.#members.channels(session.id, except)
+    this.#members.drop(session.id)
     await Promise.all(session.qps.map(async (qp) => {
       session.release(qp)
       await qp.close()
     }))
-    if (notifyPeer && !session.peer.closed) {
-      await session.peer.request({ type: 'close-session', sessionId: session.id, from: this.#ctx.endpoint, reason }).catch(() => undefined)
-    }
+    const tell = new Set(members.filter((c) => c !== session.peer))
+    if (notifyPeer && !session.peer.closed) tell.add(session.peer)
+    await Promise.all([...tell].map((c) => c.request({ type: 'close-session', sessionId: session.id, from: this.#ctx.endpoint, reason }).catch(() => undefined)))
     session.emitClosed(reason)
     this.emit('session-closed', session)
   }
 
   /** @internal SessionOwner */
   async rekey(session: Session): Promise<void> {
-    if (!this.#secrets.has(session.id)) throw new InvalidArgumentError(`session '${session.id}' is not encrypted; there is no key to rotate`)
+    if (this.#keys(session) === null) throw new InvalidArgumentError(`session '${session.id}' is not encrypted; there is no key to rotate`)
     const epoch = session.epoch + 1
-    await session.peer.request({ type: 'rekey', sessionId: session.id, from: this.#ctx.endpoint, epoch })
+    const request = { type: 'rekey' as const, sessionId: session.id, from: this.#ctx.endpoint, epoch }
+    await session.peer.request(request)
+    // Joiners on other connections move too (a joiner that cannot be told loses its QPs to retry errors).
+    await Promise.all(this.#members.channels(session.id, session.peer).map((c) => c.request(request).catch(() => undefined)))
     this.#installEpoch(session, epoch)
   }
 
@@ -229,9 +281,15 @@ export class SessionManager extends EventEmitter implements SessionOwner {
     }
   }
 
-  #keys(session: Session): KeyContext | null {
-    const secret = this.#secrets.get(session.id)
+  #keys(session: Session, secretOverride?: Uint8Array): KeyContext | null {
+    if (session.params.encryption.suite === 'none') return null
+    const secret = secretOverride ?? this.#secrets.get(session.id)
     return secret === undefined ? null : { secret, sessionId: session.id, epoch: session.epoch }
+  }
+
+  /** A QP's keys: a joiner's QPs are keyed with its token's QP secret. */
+  #qpKeys(session: Session, qp: QueuePair): KeyContext | null {
+    return this.#keys(session, this.#members.ownerOf(qp)?.secret)
   }
 
   #register(session: Session, secret: Uint8Array | null, qps: QueuePair[]): void {
@@ -242,9 +300,8 @@ export class SessionManager extends EventEmitter implements SessionOwner {
 
   #installEpoch(session: Session, epoch: number): void {
     session.epoch = epoch
-    const keys = this.#keys(session)
     for (const qp of session.qps) {
-      const encryption = qpEncryption(keys, qp.qpn, qp.remoteQpn!)
+      const encryption = qpEncryption(this.#qpKeys(session, qp), qp.qpn, qp.remoteQpn!)
       if (encryption !== undefined) qp.modify({ state: 'RTS', encryption })
     }
   }
@@ -258,21 +315,32 @@ export class SessionManager extends EventEmitter implements SessionOwner {
         return this.#acceptOpen(request, channel)
       case 'add-qps':
         return this.#acceptAddQps(request, channel)
+      case 'join-session':
+        return this.#acceptJoin(request, channel)
       case 'remove-qp': {
-        const session = this.#fromPeer(request.sessionId, request.from, channel)
-        await this.removeQp(session, session.qp(request.qpn), false)
+        const { session, member } = this.#fromPeer(request.sessionId, request.from, channel, 'remove-qp')
+        const qp = session.qp(request.qpn)
+        // Each side of a session removes only its own QPs: a joiner those it added, the session's channel the others.
+        if ((this.#members.ownerOf(qp) ?? null) !== member) throw new QpNotFoundError(request.qpn, session.id)
+        await this.removeQp(session, qp, false)
         return { type: 'ack' }
       }
       case 'close-session': {
-        const session = this.#fromPeer(request.sessionId, request.from, channel)
-        await this.closeSession(session, `closed by peer: ${String(request.reason).slice(0, 200)}`, false)
+        const { session, member } = this.#fromPeer(request.sessionId, request.from, channel, null)
+        const reason = `closed by peer: ${String(request.reason).slice(0, 200)}`
+        if (member !== null) await this.#dropMember(session, member)
+        else await this.closeSession(session, reason, false, channel)
         return { type: 'ack' }
       }
       case 'rekey': {
-        const session = this.#fromPeer(request.sessionId, request.from, channel)
-        if (!this.#secrets.has(session.id)) throw new InvalidArgumentError('session is not encrypted')
+        const { session } = this.#fromPeer(request.sessionId, request.from, channel, 'rekey')
+        if (this.#keys(session) === null) throw new InvalidArgumentError('session is not encrypted')
         if (request.epoch !== session.epoch + 1) throw new InvalidArgumentError(`rekey to epoch ${String(request.epoch)} but the session is at epoch ${session.epoch}`)
         this.#installEpoch(session, request.epoch)
+        const notice = { type: 'rekey' as const, sessionId: session.id, from: this.#ctx.endpoint, epoch: request.epoch }
+        const others = this.#members.channels(session.id, channel)
+        if (session.peer !== channel && !session.peer.closed) others.push(session.peer)
+        await Promise.all(others.map((c) => c.request(notice).catch(() => undefined)))
         return { type: 'ack' }
       }
       default:
@@ -280,19 +348,59 @@ export class SessionManager extends EventEmitter implements SessionOwner {
     }
   }
 
-  /** The session a peer request names, checked: it exists, is open, goes to the requester, and came over the session's own channel. */
-  #fromPeer(sessionId: string, from: EndpointRecord, channel: PeerChannel): Session {
+  /**
+   * The session a peer request names, checked: it exists, is open, and the
+   * requester is its remote on the session's own channel, or a member that
+   * joined with a token whose scope allows `op`.
+   */
+  #fromPeer(sessionId: string, from: EndpointRecord, channel: PeerChannel, op: JoinScope | null): { session: Session; member: SessionMember | null } {
     const session = this.#open(String(sessionId))
     const key = endpointKey(from)
-    if (key !== session.remoteKey) throw new RemoteMismatchError(session.id, session.remoteKey, key)
-    if (channel !== session.peer) throw new PeerError(`session '${session.id}' belongs to another connection; a session ID alone does not grant access`)
-    return session
+    if (channel === session.peer && key === session.remoteKey) return { session, member: null }
+    const member = this.#members.find(session.id, channel, key)
+    if (member !== undefined) {
+      if (op !== null && !member.scope.has(op)) throw new JoinTokenError('scope', `the join token of ${key} does not allow '${op}' (scope: ${[...member.scope].join(', ') || 'none'})`, { sessionId: session.id, op })
+      return { session, member }
+    }
+    if (from.address !== session.remote.address) throw new RemoteMismatchError(session.id, session.remoteKey, key)
+    throw new JoinTokenError('missing', `session '${session.id}' belongs to another connection; a session ID alone does not grant access: present a join token from the session holder (session.createJoinToken())`, { sessionId: session.id })
+  }
+
+  /** A joiner asks to take part in one of our sessions. */
+  async #acceptJoin(request: JoinSessionRequest, channel: PeerChannel): Promise<PeerReply> {
+    const session = this.#open(String(request.sessionId))
+    const secret = this.#secrets.get(session.id)
+    if (secret === undefined || this.#joined.has(session.id)) throw new JoinTokenError('forged', `session '${session.id}' cannot check join tokens here`, { sessionId: session.id })
+    const now = Date.now()
+    const claims = verifyJoinToken(secret, session.id, request.token, now)
+    for (const [jti, exp] of this.#usedTokens) if (exp <= now) this.#usedTokens.delete(jti)
+    if (this.#usedTokens.has(claims.jti)) throw new JoinTokenError('exhausted', 'this join token was used already; tokens are single-use', { sessionId: session.id })
+    if (request.from.address !== session.remote.address) throw new RemoteMismatchError(session.id, session.remoteKey, endpointKey(request.from))
+    if (channel === session.peer && endpointKey(request.from) === session.remoteKey) throw new InvalidArgumentError('the session holder needs no join token')
+    this.#usedTokens.set(claims.jti, claims.exp)
+    this.#members.add(session.id, { from: request.from, channel, secret: joinQpSecret(secret, session.id, claims.jti), scope: new Set(claims.scope), maxQps: claims.maxQps })
+    return { type: 'join-session', from: this.#ctx.endpoint, params: session.params, epoch: session.epoch, regions: this.#exposedTo.get(session.id) ?? {} }
+  }
+
+  /** A member leaves: its QPs go, the session stays. */
+  async #dropMember(session: Session, member: SessionMember): Promise<void> {
+    this.#members.remove(session.id, member)
+    await Promise.all(session.qps.filter((qp) => this.#members.ownerOf(qp) === member).map((qp) => this.removeQp(session, qp, false)))
+  }
+
+  /** A control channel closed for good: its sessions close, its joiners leave. */
+  async #channelGone(channel: PeerChannel, reason: string): Promise<void> {
+    for (const session of [...this.#table.values()]) {
+      if (session.peer === channel) await this.closeSession(session, `control channel lost: ${reason}`, false, channel)
+      else for (const m of this.#members.of(session.id)) if (m.channel === channel) await this.#dropMember(session, m)
+    }
   }
 
   async #acceptOpen(request: OpenSessionRequest, channel: PeerChannel): Promise<PeerReply> {
     if (typeof request.sessionId !== 'string' || !SESSION_ID.test(request.sessionId)) throw new InvalidArgumentError('malformed session ID')
     if (this.#table.has(request.sessionId)) throw new InvalidArgumentError(`session '${request.sessionId}' exists already`)
     checkSpecs(request.qps)
+    channel.admitQps?.(request.qps.length)
     const spec = request.params as SessionParams
     let params = normalizeParams({ encryption: (spec?.encryption?.suite === 'none' ? 'none' : spec?.encryption) as SessionParamsSpec['encryption'], encapsulation: spec?.encapsulation })
     const caps = this.#ctx.capabilities
@@ -300,26 +408,35 @@ export class SessionManager extends EventEmitter implements SessionOwner {
       if (params.encryption.required) throw new EncryptionUnsupportedError(this.#ctx.provider.name, params.encryption.suite)
       params = withoutEncryption(params)
     }
-    let secret: Uint8Array | null = null
-    if (params.encryption.suite !== 'none') {
+    let secret: Uint8Array | null = channel.sessionSecret?.(request.sessionId) ?? null
+    if (secret === null && params.encryption.suite !== 'none') {
       secret = typeof request.secret === 'string' ? new Uint8Array(Buffer.from(request.secret, 'base64')) : new Uint8Array(0)
       if (secret.length !== 32) throw new InvalidArgumentError('an encrypted session needs a 32-byte session secret')
     }
     const mtu = Math.min(params.encapsulation.mtu, Number(request.maxMtu) || 256, caps.maxMtu) as PathMtu
     params = withMtu(params, mtu)
-    const keys = secret === null ? null : { secret, sessionId: request.sessionId, epoch: 0 }
+    const keys = secret === null || params.encryption.suite === 'none' ? null : { secret, sessionId: request.sessionId, epoch: 0 }
     const qps = this.#answerQps(request.qps, params, request.from, keys)
     const session = new Session({ id: request.sessionId, remote: request.from, params, initiator: false, peer: channel, owner: this, remoteRegions: request.regions ?? {} })
+    this.#exposedTo.set(session.id, Object.fromEntries(this.#exposed))
     this.#register(session, secret, qps.local)
     this.emit('session', session)
     return { type: 'open-session', from: this.#ctx.endpoint, mtu, encryption: params.encryption.suite === 'none' ? 'none' : 'aes-256-gcm', qps: qps.answers, regions: Object.fromEntries(this.#exposed) }
   }
 
   async #acceptAddQps(request: AddQpsRequest, channel: PeerChannel): Promise<PeerReply> {
-    const session = this.#fromPeer(request.sessionId, request.from, channel)
+    const { session, member } = this.#fromPeer(request.sessionId, request.from, channel, 'add-qps')
     checkSpecs(request.qps)
-    const qps = this.#answerQps(request.qps, session.params, session.remote, this.#keys(session))
-    for (const qp of qps.local) session.adopt(qp)
+    if (member !== null && member.added + request.qps.length > member.maxQps) {
+      throw new JoinTokenError('exhausted', `the join token allows ${member.maxQps} QPs; ${member.added} were added already`, { sessionId: session.id })
+    }
+    channel.admitQps?.(request.qps.length)
+    const qps = this.#answerQps(request.qps, session.params, member?.from ?? session.remote, this.#keys(session, member?.secret))
+    for (const qp of qps.local) {
+      if (member !== null) this.#members.own(qp, member)
+      session.adopt(qp)
+    }
+    if (member !== null) member.added += qps.local.length
     return { type: 'add-qps', qps: qps.answers }
   }
 

@@ -13,6 +13,7 @@ import type { PeerChannel } from './peer-channel.js'
 import { endpointKey, type EndpointRecord, type QpSpec } from './records.js'
 import { stripe, type StripeOptions, type StripeResult } from './striping.js'
 import { Autoscaler, type AutoscaleOptions } from './autoscaler.js'
+import type { JoinTokenOptions } from '../control/join-token.js'
 
 /** What a session needs from its manager. */
 export interface SessionOwner {
@@ -20,6 +21,7 @@ export interface SessionOwner {
   removeQp(session: Session, qp: QueuePair, notifyPeer: boolean): Promise<void>
   closeSession(session: Session, reason: string, notifyPeer: boolean): Promise<void>
   rekey(session: Session): Promise<void>
+  createJoinToken(session: Session, options?: JoinTokenOptions): string
 }
 
 export interface SessionStats {
@@ -97,6 +99,15 @@ export class Session extends EventEmitter {
   rekey(): Promise<void> {
     this.assertOpen()
     return this.owner.rekey(this)
+  }
+
+  /**
+   * A token that lets another connection or process (on this host) take part in
+   * this session: `ctx.join(url, { auth, token })`. Single-use, with an expiry,
+   * a scope and a QP budget; bound to the session secret (sessions created over the control plane or encrypted).
+   */
+  createJoinToken(options?: JoinTokenOptions): string {
+    return this.owner.createJoinToken(this, options)
   }
 
   /** Closes every QP (flushing their WRs), tells the peer, and forgets the session. */

@@ -1,0 +1,188 @@
+/**
+ * A ws endpoint (TCP port or Unix socket) that authenticates every connection
+ * and hands each new channel to its owner; a connection that resumes a channel
+ * is attached to it instead. Also `dialControl`, the client side.
+ */
+import { EventEmitter } from 'node:events'
+import { randomBytes } from 'node:crypto'
+import { chmodSync, lstatSync, unlinkSync } from 'node:fs'
+import { createServer, type Server } from 'node:http'
+import { connect as netConnect } from 'node:net'
+import { WebSocket, WebSocketServer } from 'ws'
+import { InvalidArgumentError, ProtocolError } from '../errors.js'
+import type { NormalizedAuth } from './auth.js'
+import type { ControlChannel } from './control-channel.js'
+import { ControlConnection, failSocket, type ConnectionOptions } from './control-connection.js'
+import { MAX_FRAME_BYTES, type HelloFrame } from './frames.js'
+
+/** ws itself drops frames above this (code 1009); frames between MAX_FRAME_BYTES and this get our error reply first. */
+export const WS_MAX_PAYLOAD = 2 * MAX_FRAME_BYTES
+
+export interface EndpointOptions extends ConnectionOptions {
+  /** TCP port (0 = any free one). */
+  readonly port?: number
+  /** Address to bind; default 127.0.0.1. */
+  readonly host?: string
+  /** A Unix socket path instead of a port; created with mode 0600. */
+  readonly socketPath?: string
+  /** Most simultaneous connections (including unfinished handshakes). Default 256. */
+  readonly maxConnections?: number
+}
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type AnyChannel = ControlChannel<any, any>
+
+export class ControlServer<C extends AnyChannel = AnyChannel> extends EventEmitter {
+  readonly #http: Server
+  readonly #wss: WebSocketServer
+  readonly #channels = new Map<string, C>()
+  readonly #socketPath: string | null
+  #closing: Promise<void> | null = null
+
+  private constructor(http: Server, wss: WebSocketServer, socketPath: string | null) {
+    super()
+    this.#http = http
+    this.#wss = wss
+    this.#socketPath = socketPath
+  }
+
+  /**
+   * Starts listening. `makeChannel` turns a finished handshake into a channel;
+   * `onChannel` gets each new one. Event 'rejected' (err) reports refused connections.
+   */
+  static async start<C extends AnyChannel>(options: EndpointOptions, auth: NormalizedAuth, purpose: HelloFrame['purpose'], makeChannel: (conn: ControlConnection, remoteAddress: string) => C, onChannel: (channel: C) => void): Promise<ControlServer<C>> {
+    if (options.socketPath === undefined && options.port === undefined) throw new InvalidArgumentError('listen() needs a port or a socketPath')
+    const http = createServer((_req, res) => {
+      res.writeHead(426, { 'content-type': 'text/plain' })
+      res.end('rdma-session control plane: connect with a WebSocket client\n')
+    })
+    const wss = new WebSocketServer({ server: http, maxPayload: WS_MAX_PAYLOAD, perMessageDeflate: false })
+    const server = new ControlServer<C>(http, wss, options.socketPath ?? null)
+    const maxConnections = options.maxConnections ?? 256
+    wss.on('connection', (ws, req) => {
+      ws.on('error', () => undefined)
+      if (wss.clients.size > maxConnections || server.#closing !== null) {
+        failSocket(ws, new ProtocolError(`the server is at its limit of ${maxConnections} connections`))
+        return
+      }
+      const accept = (hello: HelloFrame, peerId: string): { id: string; resumed: boolean; resumeKey: Buffer | null } => {
+        const old = hello.resume === undefined ? undefined : server.#channels.get(hello.resume)
+        if (old !== undefined && !old.closed && old.peerId === peerId) return { id: old.id, resumed: true, resumeKey: old.resumeKey }
+        return { id: randomBytes(16).toString('hex'), resumed: false, resumeKey: null }
+      }
+      ControlConnection.server(ws, auth, purpose, accept, options).then(
+        ({ conn }) => {
+          const old = server.#channels.get(conn.result.channelId)
+          if (conn.result.resumed && old !== undefined) {
+            old.attach(conn)
+            return
+          }
+          const channel = makeChannel(conn, req.socket.remoteAddress ?? 'unknown')
+          server.#channels.set(channel.id, channel)
+          channel.onClosed(() => server.#channels.delete(channel.id))
+          onChannel(channel)
+          server.emit('channel', channel)
+        },
+        (err: unknown) => {
+          if (server.listenerCount('rejected') > 0) server.emit('rejected', err)
+        },
+      )
+    })
+    await listen(http, options)
+    return server
+  }
+
+  /** `ws://host:port` or `ws+unix:<path>`: what connect() takes. */
+  get url(): string {
+    if (this.#socketPath !== null) return `ws+unix:${this.#socketPath}`
+    const a = this.#http.address()
+    if (a === null || typeof a === 'string') return `ws+unix:${String(a)}`
+    return `ws://${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`
+  }
+  get port(): number | null {
+    const a = this.#http.address()
+    return a !== null && typeof a === 'object' ? a.port : null
+  }
+  get socketPath(): string | null {
+    return this.#socketPath
+  }
+  /** Open sockets, including unfinished handshakes. */
+  get connections(): number {
+    return this.#wss.clients.size
+  }
+  /** Live channels (connected or waiting to be resumed). */
+  get channels(): C[] {
+    return [...this.#channels.values()]
+  }
+
+  /** Closes every channel and connection, then stops listening (and removes the socket file). */
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      for (const ch of [...this.#channels.values()]) ch.close('server closed')
+      for (const ws of this.#wss.clients) ws.terminate()
+      await new Promise<void>((r) => this.#wss.close(() => r()))
+      await new Promise<void>((r) => this.#http.close(() => r()))
+      this.#http.closeAllConnections?.()
+      if (this.#socketPath !== null) {
+        try {
+          unlinkSync(this.#socketPath)
+        } catch {
+          // already gone
+        }
+      }
+    })()
+    return this.#closing
+  }
+}
+
+async function listen(http: Server, options: EndpointOptions): Promise<void> {
+  const path = options.socketPath
+  if (path !== undefined) await removeStaleSocket(path)
+  await new Promise<void>((resolve, reject) => {
+    http.once('error', reject)
+    if (path !== undefined) {
+      const old = process.umask(0o177)
+      try {
+        http.listen(path, () => resolve())
+      } finally {
+        process.umask(old)
+      }
+    } else http.listen(options.port, options.host ?? '127.0.0.1', () => resolve())
+  })
+  if (path !== undefined) chmodSync(path, 0o600)
+}
+
+/** Removes a socket file left by a process that died; refuses when something still listens there. */
+async function removeStaleSocket(path: string): Promise<void> {
+  let st
+  try {
+    st = lstatSync(path)
+  } catch {
+    return
+  }
+  if (!st.isSocket()) throw new InvalidArgumentError(`${path} exists and is not a socket; choose another socketPath`)
+  const alive = await new Promise<boolean>((resolve) => {
+    const s = netConnect(path)
+    s.once('connect', () => {
+      s.destroy()
+      resolve(true)
+    })
+    s.once('error', () => resolve(false))
+  })
+  if (alive) throw new InvalidArgumentError(`something already listens on ${path} (another daemon?)`)
+  unlinkSync(path)
+}
+
+/** Opens a socket to `url` (ws://… or ws+unix:<path>). */
+export function openSocket(url: string, handshakeTimeoutMs = 10_000): WebSocket {
+  const target = url.startsWith('ws+unix:') && !url.includes(':/', 'ws+unix:'.length) ? `${url}:/` : url
+  return new WebSocket(target, { maxPayload: WS_MAX_PAYLOAD, perMessageDeflate: false, handshakeTimeout: handshakeTimeoutMs })
+}
+
+/** Dials `url`, authenticates, and builds the channel (which redials by itself when the link drops). */
+export async function dialControl<C extends AnyChannel>(url: string, auth: NormalizedAuth, purpose: HelloFrame['purpose'], options: ConnectionOptions, makeChannel: (conn: ControlConnection, redial: (resume: { channelId: string; resumeKey: Buffer }) => Promise<ControlConnection>) => C): Promise<C> {
+  if (typeof url !== 'string' || !/^(ws|wss):\/\/|^ws\+unix:/.test(url)) throw new InvalidArgumentError(`control URL must be ws://host:port or ws+unix:<path>, got ${String(url)}`)
+  const redial = (resume: { channelId: string; resumeKey: Buffer } | null): Promise<ControlConnection> => ControlConnection.client(openSocket(url, options.handshakeTimeoutMs), auth, purpose, resume, options)
+  const conn = await redial(null)
+  return makeChannel(conn, redial)
+}

@@ -1,0 +1,88 @@
+/**
+ * Control-plane frames. The handshake (hello, welcome, finish) and fatal errors
+ * are JSON text frames; after the handshake every message is a sealed binary
+ * frame holding a JSON envelope (request or response). Each is checked
+ * against its schema; anything else is a protocol error that closes the connection.
+ */
+import * as v from 'valibot'
+import { ProtocolError } from '../errors.js'
+import { errorRecordSchema, text, uint } from './record-schema.js'
+
+/** Largest frame a peer may send; larger ones get an error reply and the connection is closed. */
+export const MAX_FRAME_BYTES = 1 << 20
+export const PROTOCOL_VERSION = 1 as const
+
+const b64 = (bytes: number) => v.pipe(v.string(), v.regex(new RegExp(`^[A-Za-z0-9_-]{${Math.ceil((bytes * 4) / 3)}}$`), `${bytes} bytes in base64url`))
+export const key32 = b64(32)
+const sig64 = b64(64)
+const channelId = v.pipe(v.string(), v.regex(/^[0-9a-f]{32}$/))
+
+export const helloSchema = v.strictObject({
+  t: v.literal('hello'),
+  v: v.literal(PROTOCOL_VERSION),
+  /** 'peer': session records; 'daemon': a local client of the session daemon. */
+  purpose: v.picklist(['peer', 'daemon']),
+  auth: v.picklist(['psk', 'ed25519']),
+  pskId: v.optional(v.pipe(v.string(), v.regex(/^[A-Za-z0-9_.:@-]{1,64}$/))),
+  identity: v.optional(key32),
+  eph: key32,
+  nonce: key32,
+  resume: v.optional(channelId),
+})
+export type HelloFrame = v.InferOutput<typeof helloSchema>
+
+export const welcomeSchema = v.strictObject({
+  t: v.literal('welcome'),
+  v: v.literal(PROTOCOL_VERSION),
+  channel: channelId,
+  resumed: v.boolean(),
+  eph: key32,
+  nonce: key32,
+  identity: v.optional(key32),
+  sig: v.optional(sig64),
+  mac: key32,
+})
+export type WelcomeFrame = v.InferOutput<typeof welcomeSchema>
+
+export const finishSchema = v.strictObject({
+  t: v.literal('finish'),
+  sig: v.optional(sig64),
+  mac: key32,
+  resumeProof: v.optional(key32),
+})
+export type FinishFrame = v.InferOutput<typeof finishSchema>
+
+export const errorFrameSchema = v.strictObject({ t: v.literal('error'), code: v.pipe(v.string(), v.regex(/^ERR_[A-Z_]{1,40}$/)), message: text(2048) })
+export type ErrorFrame = v.InferOutput<typeof errorFrameSchema>
+
+const requestId = uint(Number.MAX_SAFE_INTEGER)
+export const envelopeSchema = v.variant('t', [
+  v.strictObject({ t: v.literal('req'), id: requestId, body: v.unknown() }),
+  v.strictObject({ t: v.literal('res'), id: requestId, ok: v.literal(true), body: v.unknown() }),
+  v.strictObject({ t: v.literal('err'), id: requestId, error: errorRecordSchema }),
+])
+export type Envelope = v.InferOutput<typeof envelopeSchema>
+
+/** Parses JSON text and checks it against `schema`; throws ProtocolError naming the first problem. */
+export function parseFrame<S extends v.GenericSchema>(schema: S, raw: string | unknown, what: string): v.InferOutput<S> {
+  let value: unknown = raw
+  if (typeof raw === 'string') {
+    try {
+      value = JSON.parse(raw)
+    } catch {
+      throw new ProtocolError(`${what}: not JSON`)
+    }
+  }
+  return check(schema, value, what)
+}
+
+/** Checks an already parsed value against `schema`. */
+export function check<S extends v.GenericSchema>(schema: S, value: unknown, what: string): v.InferOutput<S> {
+  const r = v.safeParse(schema, value)
+  if (!r.success) {
+    const issue = r.issues[0]
+    const path = issue.path?.map((p: { key: unknown }) => String(p.key)).join('.') ?? ''
+    throw new ProtocolError(`${what}: ${path === '' ? '' : `${path}: `}${issue.message}`.slice(0, 300))
+  }
+  return r.output
+}

@@ -1,0 +1,116 @@
+/**
+ * The session layer's PeerChannel over the ws control plane, and the context
+ * entry points built on it: listen, dial, connect (create a session) and join
+ * (take part in a session another connection holds, with a join token).
+ */
+import type { Context } from '../context.js'
+import type { PeerChannel } from '../session/peer-channel.js'
+import type { CreateSessionOptions } from '../session/session-manager.js'
+import type { Session } from '../session/session.js'
+import type { PeerReply, PeerRequest } from '../session/records.js'
+import { normalizeClientAuth, normalizeServerAuth, type ClientAuth, type ServerAuth } from './auth.js'
+import { ControlChannel, type ChannelOptions } from './control-channel.js'
+import type { ControlConnection } from './control-connection.js'
+import { ControlServer, dialControl, type EndpointOptions } from './control-server.js'
+import { deriveSessionSecret } from './handshake.js'
+import { QpCreationLimiter, type QpRateLimit } from './rate-limit.js'
+import { peerReplySchema, peerRequestSchema } from './record-schema.js'
+
+export class WsPeerChannel extends ControlChannel<PeerRequest, PeerReply> implements PeerChannel {
+  readonly #limiter: QpCreationLimiter | null
+  readonly #limitKey: string
+
+  constructor(conn: ControlConnection, options: ChannelOptions & { limiter?: QpCreationLimiter | null; remoteAddress?: string; redial?: (resume: { channelId: string; resumeKey: Buffer }) => Promise<ControlConnection> }) {
+    super({ ...options, result: conn.result, requestSchema: peerRequestSchema as never, replySchema: peerReplySchema }, conn)
+    this.#limiter = options.limiter ?? null
+    this.#limitKey = `${conn.result.peerId}@${options.remoteAddress ?? 'local'}`
+  }
+
+  /** The secret of a session opened over this channel: derived by both ends from the handshake; it never travels. */
+  sessionSecret(sessionId: string): Uint8Array {
+    return deriveSessionSecret(this.channelSecret, sessionId)
+  }
+
+  /** Throws ERR_RATE_LIMIT when the peer may not create `count` more QPs now. */
+  admitQps(count: number): void {
+    this.#limiter?.admit(this.#limitKey, count)
+  }
+}
+
+export interface ListenOptions extends EndpointOptions, ChannelOptions {
+  readonly auth: ServerAuth
+  /** Bounds on how fast one peer may make us create QPs. */
+  readonly rateLimit?: QpRateLimit
+}
+
+export interface DialOptions extends ChannelOptions {
+  readonly auth: ClientAuth
+  readonly keepalive?: EndpointOptions['keepalive']
+  readonly handshakeTimeoutMs?: number
+}
+
+export interface ConnectOptions extends DialOptions, Omit<CreateSessionOptions, 'peer'> {}
+
+export interface JoinOptions extends DialOptions {
+  /** The token the session holder made with session.createJoinToken(). */
+  readonly token: string
+}
+
+/** The control-plane server of a context: every channel it accepts is served by ctx.sessions. Event 'session' for each session a peer opens through it. */
+export type PeerServer = ControlServer<WsPeerChannel>
+
+export async function listenForPeers(ctx: Context, options: ListenOptions): Promise<PeerServer> {
+  const auth = normalizeServerAuth(options?.auth)
+  const limiter = new QpCreationLimiter(options.rateLimit)
+  const server = await ControlServer.start<WsPeerChannel>(
+    options,
+    auth,
+    'peer',
+    (conn, remoteAddress) => new WsPeerChannel(conn, { ...options, limiter, remoteAddress }),
+    (channel) => ctx.sessions.serve(channel),
+  )
+  const onSession = (s: Session): void => {
+    if (server.channels.includes(s.peer as WsPeerChannel)) server.emit('session', s)
+  }
+  ctx.sessions.on('session', onSession)
+  const close = server.close.bind(server)
+  server.close = () => {
+    ctx.sessions.off('session', onSession)
+    return close()
+  }
+  return server
+}
+
+/** Opens an authenticated channel to a peer's control plane; ctx.sessions answers the peer's requests on it. */
+export async function dialPeer(ctx: Context, url: string, options: DialOptions): Promise<WsPeerChannel> {
+  const auth = normalizeClientAuth(options?.auth)
+  const channel = await dialControl(url, auth, 'peer', options, (conn, redial) => new WsPeerChannel(conn, { ...options, redial }))
+  ctx.sessions.serve(channel)
+  return channel
+}
+
+/** Dials the peer and creates a session with its first QPs; the channel closes with the session. */
+export async function connectSession(ctx: Context, url: string, options: ConnectOptions): Promise<Session> {
+  const channel = await dialPeer(ctx, url, options)
+  try {
+    const session = await ctx.sessions.create({ ...options, peer: channel })
+    session.once('closed', () => channel.close('session closed'))
+    return session
+  } catch (err) {
+    channel.close('session not created')
+    throw err
+  }
+}
+
+/** Dials the peer on a new connection and joins a session another connection holds; the channel closes when the joined session does. */
+export async function joinSession(ctx: Context, url: string, options: JoinOptions): Promise<Session> {
+  const channel = await dialPeer(ctx, url, options)
+  try {
+    const session = await ctx.sessions.join(channel, options.token)
+    session.once('closed', () => channel.close('session closed'))
+    return session
+  } catch (err) {
+    channel.close('join failed')
+    throw err
+  }
+}

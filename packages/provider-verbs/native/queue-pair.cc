@@ -1,0 +1,310 @@
+// queue-pair.cc - Qp: RC queue pair create/modify/query/destroy and the post paths, which read
+// the shared descriptor JS fills (no per-WR object marshalling).
+#include "verbs.h"
+#include <arpa/inet.h>
+#include <cerrno>
+#include <cstring>
+
+namespace rv {
+
+static const ibv_wr_opcode kSendOpcodes[] = {
+  IBV_WR_SEND, IBV_WR_SEND_WITH_IMM, IBV_WR_RDMA_WRITE, IBV_WR_RDMA_WRITE_WITH_IMM,
+  IBV_WR_RDMA_READ, IBV_WR_ATOMIC_CMP_AND_SWP, IBV_WR_ATOMIC_FETCH_AND_ADD,
+};
+constexpr uint32_t kNumSendOpcodes = sizeof(kSendOpcodes) / sizeof(kSendOpcodes[0]);
+
+int ReadSges(const uint8_t* d, ibv_sge* sges, uint32_t max) {
+  uint32_t n;
+  std::memcpy(&n, d + desc::kNumSge, 4);
+  if (n > max) n = max;
+  for (uint32_t i = 0; i < n; i++) {
+    const uint8_t* s = d + desc::kSges + i * desc::kSgeSize;
+    double addr;
+    std::memcpy(&addr, s, 8);
+    sges[i].addr = static_cast<uint64_t>(addr);
+    std::memcpy(&sges[i].length, s + 8, 4);
+    std::memcpy(&sges[i].lkey, s + 12, 4);
+  }
+  return static_cast<int>(n);
+}
+
+Napi::Function Qp::Define(Napi::Env env) {
+  return DefineClass(env, "Qp", {
+    InstanceMethod<&Qp::Modify>("modify"),
+    InstanceMethod<&Qp::Query>("query"),
+    InstanceMethod<&Qp::PostSend>("postSend"),
+    InstanceMethod<&Qp::PostRecv>("postRecv"),
+    InstanceMethod<&Qp::Destroy>("destroy"),
+  });
+}
+
+static Napi::Object CapsObject(Napi::Env env, const ibv_qp_cap& c) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("maxSendWr", c.max_send_wr);
+  o.Set("maxRecvWr", c.max_recv_wr);
+  o.Set("maxSendSge", c.max_send_sge);
+  o.Set("maxRecvSge", c.max_recv_sge);
+  o.Set("maxInlineData", c.max_inline_data);
+  return o;
+}
+
+// new Qp(pd, sendCq, recvCq, { maxSendWr, maxRecvWr, maxSendSge, maxRecvSge, maxInlineData }, srq?)
+// -> this.qpn, this.caps (what the device gave), this.id (for async events)
+Qp::Qp(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Qp>(info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsObject() || !info[1].IsObject() || !info[2].IsObject() || !info[3].IsObject()) {
+    ThrowUsage(env, "Qp(pd, sendCq, recvCq, caps, srq?)");
+  }
+  Pd* pd = Pd::Unwrap(info[0].As<Napi::Object>());
+  pd->CheckOpen(env);
+  Cq* scq = Cq::Unwrap(info[1].As<Napi::Object>());
+  Cq* rcq = Cq::Unwrap(info[2].As<Napi::Object>());
+  scq->CheckOpen(env);
+  rcq->CheckOpen(env);
+  Srq* srq = nullptr;
+  if (info.Length() > 4 && info[4].IsObject()) {
+    srq = Srq::Unwrap(info[4].As<Napi::Object>());
+    srq->CheckOpen(env);
+  }
+  Napi::Object caps = info[3].As<Napi::Object>();
+  ibv_qp_init_attr init{};
+  init.send_cq = scq->cq();
+  init.recv_cq = rcq->cq();
+  init.srq = srq ? srq->srq() : nullptr;
+  init.qp_type = IBV_QPT_RC;
+  init.sq_sig_all = 0;
+  GetU32(caps, "maxSendWr", &init.cap.max_send_wr);
+  GetU32(caps, "maxRecvWr", &init.cap.max_recv_wr);
+  GetU32(caps, "maxSendSge", &init.cap.max_send_sge);
+  GetU32(caps, "maxRecvSge", &init.cap.max_recv_sge);
+  GetU32(caps, "maxInlineData", &init.cap.max_inline_data);
+  if (srq) {
+    init.cap.max_recv_wr = 0;
+    init.cap.max_recv_sge = 0;
+  }
+  device_ = pd->device();
+  id_ = device_->AddQp(this);
+  init.qp_context = reinterpret_cast<void*>(static_cast<uintptr_t>(id_));
+  qp_ = ibv_create_qp(pd->pd(), &init);
+  if (qp_ == nullptr) {
+    int err = errno ? errno : ENOMEM;
+    device_->RemoveQp(id_);
+    ThrowVerbs(env, "ibv_create_qp", err,
+               "send/recv WRs " + std::to_string(init.cap.max_send_wr) + "/" + std::to_string(init.cap.max_recv_wr) +
+                   ", SGEs " + std::to_string(init.cap.max_send_sge) + "/" + std::to_string(init.cap.max_recv_sge) +
+                   ", inline " + std::to_string(init.cap.max_inline_data));
+  }
+  pdRef_ = Napi::Persistent(info[0].As<Napi::Object>());
+  sendCqRef_ = Napi::Persistent(info[1].As<Napi::Object>());
+  recvCqRef_ = Napi::Persistent(info[2].As<Napi::Object>());
+  if (srq) srqRef_ = Napi::Persistent(info[4].As<Napi::Object>());
+  Napi::Object self = info.This().As<Napi::Object>();
+  self.Set("qpn", Napi::Number::New(env, qp_->qp_num));
+  self.Set("id", Napi::Number::New(env, id_));
+  self.Set("caps", CapsObject(env, init.cap));
+}
+
+Qp::~Qp() { Release(); }
+
+void Qp::Release() {
+  if (qp_ == nullptr) return;
+  ibv_destroy_qp(qp_);
+  qp_ = nullptr;
+  device_->RemoveQp(id_);
+  pdRef_.Reset();
+  sendCqRef_.Reset();
+  recvCqRef_.Reset();
+  srqRef_.Reset();
+}
+
+Napi::Value Qp::Destroy(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (qp_ == nullptr) return env.Undefined();
+  int rc = ibv_destroy_qp(qp_);
+  if (rc != 0) ThrowVerbs(env, "ibv_destroy_qp", rc);
+  qp_ = nullptr;
+  device_->RemoveQp(id_);
+  pdRef_.Reset();
+  sendCqRef_.Reset();
+  recvCqRef_.Reset();
+  srqRef_.Reset();
+  return env.Undefined();
+}
+
+static std::string MaskNames(int mask) {
+  static const std::pair<int, const char*> names[] = {
+    {IBV_QP_STATE, "state"}, {IBV_QP_ACCESS_FLAGS, "accessFlags"}, {IBV_QP_PKEY_INDEX, "pkeyIndex"},
+    {IBV_QP_PORT, "portNum"}, {IBV_QP_AV, "remote (address vector)"}, {IBV_QP_PATH_MTU, "pathMtu"},
+    {IBV_QP_DEST_QPN, "destQpn"}, {IBV_QP_RQ_PSN, "rqPsn"}, {IBV_QP_MAX_DEST_RD_ATOMIC, "maxDestRdAtomic"},
+    {IBV_QP_MIN_RNR_TIMER, "minRnrTimer"}, {IBV_QP_SQ_PSN, "sqPsn"}, {IBV_QP_TIMEOUT, "timeout"},
+    {IBV_QP_RETRY_CNT, "retryCnt"}, {IBV_QP_RNR_RETRY, "rnrRetry"}, {IBV_QP_MAX_QP_RD_ATOMIC, "maxRdAtomic"},
+  };
+  std::string s;
+  for (auto& n : names) {
+    if (mask & n.first) s += (s.empty() ? "" : ", ") + std::string(n.second);
+  }
+  return s;
+}
+
+// modify({ qpState, accessFlags?, pkeyIndex?, portNum?, pathMtu? (IBV_MTU_*), destQpn?, rqPsn?,
+//          maxDestRdAtomic?, minRnrTimer?, sqPsn?, timeout?, retryCnt?, rnrRetry?, maxRdAtomic?,
+//          ah?: { dgid: Uint8Array(16), sgidIndex, hopLimit, trafficClass, flowLabel, sl, portNum } })
+Napi::Value Qp::Modify(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (qp_ == nullptr) ThrowUsage(env, "queue pair is destroyed");
+  if (!info[0].IsObject()) ThrowUsage(env, "modify(attrs)");
+  Napi::Object a = info[0].As<Napi::Object>();
+  ibv_qp_attr attr{};
+  int mask = 0;
+  uint32_t v;
+  if (GetU32(a, "qpState", &v)) { attr.qp_state = static_cast<ibv_qp_state>(v); mask |= IBV_QP_STATE; }
+  if (GetU32(a, "accessFlags", &v)) { attr.qp_access_flags = v; mask |= IBV_QP_ACCESS_FLAGS; }
+  if (GetU32(a, "pkeyIndex", &v)) { attr.pkey_index = static_cast<uint16_t>(v); mask |= IBV_QP_PKEY_INDEX; }
+  if (GetU32(a, "portNum", &v)) { attr.port_num = static_cast<uint8_t>(v); mask |= IBV_QP_PORT; }
+  if (GetU32(a, "pathMtu", &v)) { attr.path_mtu = static_cast<ibv_mtu>(v); mask |= IBV_QP_PATH_MTU; }
+  if (GetU32(a, "destQpn", &v)) { attr.dest_qp_num = v; mask |= IBV_QP_DEST_QPN; }
+  if (GetU32(a, "rqPsn", &v)) { attr.rq_psn = v; mask |= IBV_QP_RQ_PSN; }
+  if (GetU32(a, "maxDestRdAtomic", &v)) { attr.max_dest_rd_atomic = static_cast<uint8_t>(v); mask |= IBV_QP_MAX_DEST_RD_ATOMIC; }
+  if (GetU32(a, "minRnrTimer", &v)) { attr.min_rnr_timer = static_cast<uint8_t>(v); mask |= IBV_QP_MIN_RNR_TIMER; }
+  if (GetU32(a, "sqPsn", &v)) { attr.sq_psn = v; mask |= IBV_QP_SQ_PSN; }
+  if (GetU32(a, "timeout", &v)) { attr.timeout = static_cast<uint8_t>(v); mask |= IBV_QP_TIMEOUT; }
+  if (GetU32(a, "retryCnt", &v)) { attr.retry_cnt = static_cast<uint8_t>(v); mask |= IBV_QP_RETRY_CNT; }
+  if (GetU32(a, "rnrRetry", &v)) { attr.rnr_retry = static_cast<uint8_t>(v); mask |= IBV_QP_RNR_RETRY; }
+  if (GetU32(a, "maxRdAtomic", &v)) { attr.max_rd_atomic = static_cast<uint8_t>(v); mask |= IBV_QP_MAX_QP_RD_ATOMIC; }
+  Napi::Value ahv = a.Get("ah");
+  if (ahv.IsObject()) {
+    Napi::Object ah = ahv.As<Napi::Object>();
+    Napi::Value dgid = ah.Get("dgid");
+    if (!dgid.IsTypedArray() || dgid.As<Napi::TypedArray>().ByteLength() != 16) ThrowUsage(env, "ah.dgid must be 16 bytes");
+    Napi::TypedArray g = dgid.As<Napi::TypedArray>();
+    std::memcpy(attr.ah_attr.grh.dgid.raw, static_cast<uint8_t*>(g.ArrayBuffer().Data()) + g.ByteOffset(), 16);
+    attr.ah_attr.is_global = 1;
+    if (GetU32(ah, "sgidIndex", &v)) attr.ah_attr.grh.sgid_index = static_cast<uint8_t>(v);
+    attr.ah_attr.grh.hop_limit = GetU32(ah, "hopLimit", &v) ? static_cast<uint8_t>(v) : 64;
+    if (GetU32(ah, "trafficClass", &v)) attr.ah_attr.grh.traffic_class = static_cast<uint8_t>(v);
+    if (GetU32(ah, "flowLabel", &v)) attr.ah_attr.grh.flow_label = v;
+    if (GetU32(ah, "sl", &v)) attr.ah_attr.sl = static_cast<uint8_t>(v);
+    attr.ah_attr.port_num = GetU32(ah, "portNum", &v) ? static_cast<uint8_t>(v) : 1;
+    mask |= IBV_QP_AV;
+  }
+  int rc = ibv_modify_qp(qp_, &attr, mask);
+  if (rc != 0) ThrowVerbs(env, "ibv_modify_qp", rc, "attributes: " + MaskNames(mask));
+  return env.Undefined();
+}
+
+Napi::Value Qp::Query(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (qp_ == nullptr) ThrowUsage(env, "queue pair is destroyed");
+  ibv_qp_attr a{};
+  ibv_qp_init_attr init{};
+  int mask = IBV_QP_STATE | IBV_QP_ACCESS_FLAGS | IBV_QP_PKEY_INDEX | IBV_QP_PORT | IBV_QP_AV | IBV_QP_PATH_MTU |
+             IBV_QP_DEST_QPN | IBV_QP_RQ_PSN | IBV_QP_MAX_DEST_RD_ATOMIC | IBV_QP_MIN_RNR_TIMER | IBV_QP_SQ_PSN |
+             IBV_QP_TIMEOUT | IBV_QP_RETRY_CNT | IBV_QP_RNR_RETRY | IBV_QP_MAX_QP_RD_ATOMIC | IBV_QP_CAP;
+  int rc = ibv_query_qp(qp_, &a, mask, &init);
+  if (rc != 0) ThrowVerbs(env, "ibv_query_qp", rc);
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("qpState", static_cast<uint32_t>(a.qp_state));
+  o.Set("accessFlags", a.qp_access_flags);
+  o.Set("pkeyIndex", a.pkey_index);
+  o.Set("portNum", a.port_num);
+  o.Set("pathMtu", static_cast<uint32_t>(a.path_mtu));
+  o.Set("destQpn", a.dest_qp_num);
+  o.Set("rqPsn", a.rq_psn);
+  o.Set("sqPsn", a.sq_psn);
+  o.Set("maxDestRdAtomic", a.max_dest_rd_atomic);
+  o.Set("minRnrTimer", a.min_rnr_timer);
+  o.Set("timeout", a.timeout);
+  o.Set("retryCnt", a.retry_cnt);
+  o.Set("rnrRetry", a.rnr_retry);
+  o.Set("maxRdAtomic", a.max_rd_atomic);
+  Napi::Object ah = Napi::Object::New(env);
+  ah.Set("dgid", Napi::Buffer<uint8_t>::Copy(env, a.ah_attr.grh.dgid.raw, 16));
+  ah.Set("sgidIndex", a.ah_attr.grh.sgid_index);
+  ah.Set("hopLimit", a.ah_attr.grh.hop_limit);
+  ah.Set("trafficClass", a.ah_attr.grh.traffic_class);
+  ah.Set("flowLabel", a.ah_attr.grh.flow_label);
+  ah.Set("sl", a.ah_attr.sl);
+  o.Set("ah", ah);
+  o.Set("caps", CapsObject(env, a.cap));
+  return o;
+}
+
+// postSend(inline?): one send WR from the shared descriptor; `inline` (a Uint8Array) is copied now.
+// Returns 0, or the errno of ibv_post_send (ENOMEM: send queue full) so JS can name the failure.
+Napi::Value Qp::PostSend(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (qp_ == nullptr) ThrowUsage(env, "queue pair is destroyed");
+  const uint8_t* d = Data(env)->desc;
+  ibv_sge sges[desc::kMaxSge];
+  ibv_send_wr wr{};
+  double wrId, remoteAddr;
+  uint32_t opcode, flags, imm, rkey;
+  std::memcpy(&wrId, d + desc::kWrId, 8);
+  std::memcpy(&remoteAddr, d + desc::kRemoteAddr, 8);
+  std::memcpy(&opcode, d + desc::kOpcode, 4);
+  std::memcpy(&flags, d + desc::kFlags, 4);
+  std::memcpy(&imm, d + desc::kImm, 4);
+  std::memcpy(&rkey, d + desc::kRkey, 4);
+  if (opcode >= kNumSendOpcodes) ThrowUsage(env, "unknown send opcode");
+  wr.wr_id = (static_cast<uint64_t>(wrId) & kWrIdMask) | (static_cast<uint64_t>(opcode) << kTagShift);
+  wr.opcode = kSendOpcodes[opcode];
+  wr.send_flags = (flags & 1) ? IBV_SEND_SIGNALED : 0;
+  wr.sg_list = sges;
+  if (info.Length() > 0 && info[0].IsTypedArray()) {
+    Napi::TypedArray in = info[0].As<Napi::TypedArray>();
+    size_t len = in.ByteLength();
+    if (len > 0) {
+      sges[0].addr = reinterpret_cast<uintptr_t>(static_cast<uint8_t*>(in.ArrayBuffer().Data()) + in.ByteOffset());
+      sges[0].length = static_cast<uint32_t>(len);
+      sges[0].lkey = 0;
+      wr.num_sge = 1;
+    }
+    wr.send_flags |= IBV_SEND_INLINE;
+  } else {
+    wr.num_sge = ReadSges(d, sges, desc::kMaxSge);
+  }
+  switch (wr.opcode) {
+    case IBV_WR_SEND_WITH_IMM:
+      wr.imm_data = htonl(imm);
+      break;
+    case IBV_WR_RDMA_WRITE_WITH_IMM:
+      wr.imm_data = htonl(imm);
+      [[fallthrough]];
+    case IBV_WR_RDMA_WRITE:
+    case IBV_WR_RDMA_READ:
+      wr.wr.rdma.remote_addr = static_cast<uint64_t>(remoteAddr);
+      wr.wr.rdma.rkey = rkey;
+      break;
+    case IBV_WR_ATOMIC_CMP_AND_SWP:
+    case IBV_WR_ATOMIC_FETCH_AND_ADD:
+      wr.wr.atomic.remote_addr = static_cast<uint64_t>(remoteAddr);
+      wr.wr.atomic.rkey = rkey;
+      std::memcpy(&wr.wr.atomic.compare_add, d + desc::kCompareAdd, 8);
+      std::memcpy(&wr.wr.atomic.swap, d + desc::kSwap, 8);
+      break;
+    default:
+      break;
+  }
+  ibv_send_wr* bad = nullptr;
+  int rc = ibv_post_send(qp_, &wr, &bad);
+  return Napi::Number::New(env, rc);
+}
+
+// postRecv(): one receive WR from the shared descriptor. Returns 0 or the errno (ENOMEM: full).
+Napi::Value Qp::PostRecv(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (qp_ == nullptr) ThrowUsage(env, "queue pair is destroyed");
+  const uint8_t* d = Data(env)->desc;
+  ibv_sge sges[desc::kMaxSge];
+  ibv_recv_wr wr{};
+  double wrId;
+  std::memcpy(&wrId, d + desc::kWrId, 8);
+  wr.wr_id = (static_cast<uint64_t>(wrId) & kWrIdMask) | (uint64_t(0xff) << kTagShift);
+  wr.sg_list = sges;
+  wr.num_sge = ReadSges(d, sges, desc::kMaxSge);
+  ibv_recv_wr* bad = nullptr;
+  int rc = ibv_post_recv(qp_, &wr, &bad);
+  return Napi::Number::New(env, rc);
+}
+
+}  // namespace rv

@@ -1,0 +1,265 @@
+/**
+ * The native binding: its shape, and the lazy loader that turns every way loading can fail
+ * into one AddonMissingError listing what to do. Nothing is loaded until first use.
+ */
+import { createRequire } from 'node:module'
+import { fileURLToPath } from 'node:url'
+import { AddonMissingError, SOFTROCE_HINT, VerbsError } from './errors.js'
+
+export interface NativeDeviceEntry {
+  readonly name: string
+  readonly guid: bigint
+  readonly nodeType: string
+}
+
+export interface NativeDeviceAttrs {
+  readonly name: string
+  readonly fwVer: string
+  readonly nodeGuid: bigint
+  readonly vendorId: number
+  readonly vendorPartId: number
+  readonly maxMrSize: number
+  readonly maxQp: number
+  readonly maxQpWr: number
+  readonly maxSge: number
+  readonly maxCq: number
+  readonly maxCqe: number
+  readonly maxMr: number
+  readonly maxPd: number
+  readonly maxQpRdAtom: number
+  readonly maxQpInitRdAtom: number
+  readonly maxSrq: number
+  readonly maxSrqWr: number
+  readonly maxSrqSge: number
+  readonly maxPkeys: number
+  readonly atomicCap: 'none' | 'hca' | 'global' | 'unknown'
+  readonly physPortCnt: number
+}
+
+export interface NativePortAttrs {
+  readonly port: number
+  readonly state: string
+  readonly stateCode: number
+  readonly maxMtu: number
+  readonly activeMtu: number
+  readonly gidTblLen: number
+  readonly pkeyTblLen: number
+  readonly linkLayer: 'infiniband' | 'ethernet' | 'unspecified'
+  readonly maxMsgSz: number
+}
+
+export interface NativeGidEntry {
+  readonly index: number
+  readonly port: number
+  readonly gid: Uint8Array
+  readonly type: 'ib' | 'roce-v1' | 'roce-v2' | 'unknown'
+  readonly ifindex: number
+}
+
+export interface NativeDevice {
+  close(): void
+  query(): NativeDeviceAttrs
+  queryPort(port: number): NativePortAttrs
+  gidTable(): NativeGidEntry[]
+  watch(onEvent: (name: string, qpKind: 'fatal' | 'path-migrated' | 'last-wqe-reached' | null, qpId: number, port: number) => void): void
+  stats(): { qps: number; cqs: number; mrs: number; pds: number; srqs: number }
+}
+
+export interface NativePd {
+  dealloc(): void
+}
+
+export interface NativeMr {
+  readonly lkey: number
+  readonly rkey: number
+  readonly addr: number
+  readonly length: number
+  dereg(): void
+}
+
+export interface NativeCq {
+  readonly depth: number
+  poll(max: number): number
+  setNotify(fn: () => void): void
+  destroy(): void
+}
+
+export interface NativeSrq {
+  readonly maxWr: number
+  readonly maxSge: number
+  postRecv(): void
+  destroy(): void
+}
+
+export interface NativeQpCaps {
+  readonly maxSendWr: number
+  readonly maxRecvWr: number
+  readonly maxSendSge: number
+  readonly maxRecvSge: number
+  readonly maxInlineData: number
+}
+
+export interface NativeAh {
+  readonly dgid: Uint8Array
+  readonly sgidIndex: number
+  readonly hopLimit: number
+  readonly trafficClass: number
+  readonly flowLabel: number
+  readonly sl: number
+  readonly portNum?: number
+}
+
+/** ibv_qp_attr fields by their verbs meaning; pathMtu and qpState are the IBV_* enum values. */
+export interface NativeModifyAttrs {
+  qpState?: number
+  accessFlags?: number
+  pkeyIndex?: number
+  portNum?: number
+  pathMtu?: number
+  destQpn?: number
+  rqPsn?: number
+  maxDestRdAtomic?: number
+  minRnrTimer?: number
+  sqPsn?: number
+  timeout?: number
+  retryCnt?: number
+  rnrRetry?: number
+  maxRdAtomic?: number
+  ah?: NativeAh
+}
+
+export interface NativeQueryAttrs extends Required<Omit<NativeModifyAttrs, 'ah'>> {
+  readonly ah: NativeAh
+  readonly caps: NativeQpCaps
+}
+
+export interface NativeQp {
+  readonly qpn: number
+  readonly id: number
+  readonly caps: NativeQpCaps
+  modify(attrs: NativeModifyAttrs): void
+  query(): NativeQueryAttrs
+  /** Returns 0 or the errno of ibv_post_send. */
+  postSend(inline?: Uint8Array): number
+  /** Returns 0 or the errno of ibv_post_recv. */
+  postRecv(): number
+  destroy(): void
+}
+
+export interface NativeBinding {
+  Device: new (name: string) => NativeDevice
+  Pd: new (device: NativeDevice) => NativePd
+  Mr: new (pd: NativePd, memory: Uint8Array, access: number) => NativeMr
+  Cq: new (device: NativeDevice, depth: number, eventMode: boolean) => NativeCq
+  Srq: new (pd: NativePd, maxWr: number, maxSge: number) => NativeSrq
+  Qp: new (pd: NativePd, sendCq: NativeCq, recvCq: NativeCq, caps: NativeQpCaps, srq?: NativeSrq) => NativeQp
+  listDevices(): NativeDeviceEntry[]
+  setBuffers(descriptor: ArrayBuffer, records: ArrayBuffer, errorFactory: (verb: string, errno: number, errnoName: string, message: string) => Error): void
+  readonly layout: { readonly descriptorBytes: number; readonly maxSge: number; readonly recordWords: number; readonly maxRecords: number }
+}
+
+/** Where the binding comes from: the package's own build (default), a .node path, or a function (tests). */
+export type AddonSource = string | (() => unknown)
+
+const BUILD_HELP = 'build the addon: apt-get install -y libibverbs-dev rdma-core python3 make g++, then `pnpm --filter @rdma-session/provider-verbs build:addon` (or `npm rebuild @rdma-session/provider-verbs`)'
+
+function packageRoot(): string {
+  return fileURLToPath(new URL('..', import.meta.url))
+}
+
+/** Maps a failure to load the addon to the error that says what to do. */
+export function classifyLoadError(err: unknown, platform: string = process.platform): AddonMissingError {
+  if (platform !== 'linux') {
+    return new AddonMissingError('platform', `libibverbs is Linux-only; this is ${platform}`, [SOFTROCE_HINT], err)
+  }
+  const message = err instanceof Error ? err.message : String(err)
+  if (/libibverbs\.so[.\d]*: cannot open shared object file/.test(message) || /libibverbs/.test(message)) {
+    return new AddonMissingError('libibverbs-missing', 'libibverbs (rdma-core) is not installed, so the native addon cannot load', [
+      'install it: apt-get install -y libibverbs1 ibverbs-providers rdma-core',
+      SOFTROCE_HINT,
+    ], err)
+  }
+  if (/No native build was found|Cannot find module|MODULE_NOT_FOUND|ENOENT/.test(message)) {
+    return new AddonMissingError('not-built', 'the native addon is not built (it needs libibverbs-dev at install time)', [BUILD_HELP, SOFTROCE_HINT], err)
+  }
+  return new AddonMissingError('load-failed', `the native addon failed to load: ${message.split('\n')[0]}`, [
+    `rebuild it for this Node.js (${process.version}): ${BUILD_HELP}`,
+    SOFTROCE_HINT,
+  ], err)
+}
+
+function defaultLoad(source: AddonSource | undefined): unknown {
+  if (typeof source === 'function') return source()
+  const require = createRequire(import.meta.url)
+  if (typeof source === 'string') return require(source)
+  const load = require('node-gyp-build') as (dir: string) => unknown
+  return load(packageRoot())
+}
+
+function checkBinding(b: unknown): NativeBinding {
+  const x = b as Partial<NativeBinding> | null
+  if (x === null || typeof x !== 'object' || typeof x.listDevices !== 'function' || typeof x.Device !== 'function' || typeof x.setBuffers !== 'function') {
+    throw new AddonMissingError('load-failed', 'the loaded native addon is not rdma_verbs (listDevices/Device/setBuffers missing)', [BUILD_HELP])
+  }
+  return x as NativeBinding
+}
+
+const loaded = new Map<AddonSource | undefined, NativeBinding>()
+
+/** Loads (once per source) and initializes the binding; throws AddonMissingError with what to do. */
+export function loadBinding(source?: AddonSource): NativeBinding {
+  const cached = loaded.get(source)
+  if (cached !== undefined) return cached
+  if (process.platform !== 'linux' && source === undefined) throw classifyLoadError(new Error('not linux'))
+  let raw: unknown
+  try {
+    raw = defaultLoad(source)
+  } catch (err) {
+    throw classifyLoadError(err)
+  }
+  const binding = checkBinding(raw)
+  if (typeof binding.setBuffers === 'function' && binding.layout !== undefined) {
+    const buffers = WorkBuffers.create(binding)
+    binding.setBuffers(buffers.descriptor, buffers.records, (verb, errno, errnoName, message) => new VerbsError(verb, errno, errnoName, message))
+    bufferTable.set(binding, buffers)
+  }
+  loaded.set(source, binding)
+  return binding
+}
+
+/** The shared descriptor JS fills for each post, and the completion records poll() fills (see native/verbs.h). */
+export class WorkBuffers {
+  readonly descriptor: ArrayBuffer
+  readonly records: ArrayBuffer
+  readonly f64: Float64Array
+  readonly u32: Uint32Array
+  readonly u64: BigUint64Array
+  readonly wc: Uint32Array
+  readonly maxSge: number
+  readonly recordWords: number
+  readonly maxRecords: number
+
+  private constructor(layout: NativeBinding['layout']) {
+    this.descriptor = new ArrayBuffer(layout.descriptorBytes)
+    this.records = new ArrayBuffer(layout.maxRecords * layout.recordWords * 4)
+    this.f64 = new Float64Array(this.descriptor)
+    this.u32 = new Uint32Array(this.descriptor)
+    this.u64 = new BigUint64Array(this.descriptor)
+    this.wc = new Uint32Array(this.records)
+    this.maxSge = layout.maxSge
+    this.recordWords = layout.recordWords
+    this.maxRecords = layout.maxRecords
+  }
+
+  static create(binding: NativeBinding): WorkBuffers {
+    return new WorkBuffers(binding.layout)
+  }
+}
+
+const bufferTable = new WeakMap<NativeBinding, WorkBuffers>()
+
+export function buffersOf(binding: NativeBinding): WorkBuffers {
+  const b = bufferTable.get(binding)
+  if (b === undefined) throw new Error('provider-verbs: binding not initialized')
+  return b
+}

@@ -1,0 +1,290 @@
+/**
+ * VerbsQp: an RC queue pair. Maps the SPI's modify attributes to ibv_qp_attr (remote address ->
+ * GRH with the right sgid_index, pathMtu -> IBV_MTU_*, defaults for what verbs requires), checks
+ * them against the device's limits (errors name the attribute) and posts WRs through the shared
+ * descriptor.
+ */
+import { constants } from 'node:os'
+import {
+  EncryptionUnsupportedError, InvalidArgumentError, QpAttributeError, QueueFullError, WcStatus,
+  type PathMtu, type ProviderQp, type ProviderQpInit, type QpAttrs, type QpEncapsulation, type QpEvent,
+  type QpModifyAttrs, type QpQos, type QpState, type RecvWorkRequest, type RemoteEndpoint, type SendWorkRequest, type Sge,
+} from '@rdma-session/core'
+import { VerbsError } from './errors.js'
+import { addressToGid, gidForRemote } from './gid.js'
+import type { NativeModifyAttrs, NativeQp, NativeQpCaps, WorkBuffers } from './native.js'
+import { ROCE_V2_PORT, type VerbsDevice } from './device.js'
+import type { VerbsCq, VerbsPd, VerbsSrq } from './resources.js'
+
+const STATE_NUM: Readonly<Record<QpState, number>> = { RESET: 0, INIT: 1, RTR: 2, RTS: 3, SQD: 4, SQE: 5, ERR: 6 }
+const STATE_NAME: readonly QpState[] = ['RESET', 'INIT', 'RTR', 'RTS', 'SQD', 'SQE', 'ERR']
+const MTU_ENUM: Readonly<Record<number, number>> = { 256: 1, 512: 2, 1024: 3, 2048: 4, 4096: 5 }
+const OPCODE_INDEX: Readonly<Record<string, number>> = {
+  SEND: 0, SEND_WITH_IMM: 1, RDMA_WRITE: 2, RDMA_WRITE_WITH_IMM: 3, RDMA_READ: 4, ATOMIC_CMP_AND_SWP: 5, ATOMIC_FETCH_AND_ADD: 6,
+}
+const ENOMEM = constants.errno.ENOMEM
+const ERRNO_NAMES = new Map(Object.entries(constants.errno).map(([k, v]) => [v, k]))
+
+/** Defaults for the attributes ibv_modify_qp requires on RC QPs but the SPI leaves optional. */
+export const QP_DEFAULTS = Object.freeze({ minRnrTimer: 12, timeout: 14, retryCnt: 7, rnrRetry: 7, rdAtomic: 16, hopLimit: 64 })
+
+/** Writes an SGE list into the shared descriptor. */
+export function writeSges(b: WorkBuffers, sgList: readonly Sge[]): void {
+  const n = sgList.length
+  if (n > b.maxSge) throw new InvalidArgumentError(`${n} SGEs exceed the provider's limit of ${b.maxSge}`, { sges: n })
+  b.u32[12] = n
+  for (let i = 0; i < n; i++) {
+    const s = sgList[i]!
+    b.f64[7 + 2 * i] = s.addr
+    b.u32[16 + 4 * i] = s.length
+    b.u32[17 + 4 * i] = s.lkey
+  }
+}
+
+function postError(verb: string, errno: number, queue: 'send' | 'recv', depth: number): Error {
+  if (errno === ENOMEM) return new QueueFullError(queue, depth)
+  const name = ERRNO_NAMES.get(errno) ?? `E${errno}`
+  return new VerbsError(verb, errno, name, `${verb} failed: errno ${errno} (${name})`)
+}
+
+export class VerbsQp implements ProviderQp {
+  readonly qpn: number
+  readonly native: NativeQp
+  readonly pd: VerbsPd
+  readonly device: VerbsDevice
+  readonly sendCq: VerbsCq
+  readonly recvCq: VerbsCq
+  readonly srq: VerbsSrq | null
+  readonly qos: QpQos
+  /** The capacities the device gave (at least what was asked). */
+  readonly caps: NativeQpCaps
+  readonly #buffers: WorkBuffers
+  readonly #maxSendWr: number
+  readonly #maxRecvWr: number
+  #state: QpState = 'RESET'
+  #remote: RemoteEndpoint | undefined
+  #encapsulation: QpEncapsulation | undefined
+  #handler: ((event: QpEvent) => void) | null = null
+  #destroyed = false
+
+  constructor(pd: VerbsPd, sendCq: VerbsCq, recvCq: VerbsCq, init: ProviderQpInit, srq: VerbsSrq | null) {
+    this.pd = pd
+    this.device = pd.device
+    this.sendCq = sendCq
+    this.recvCq = recvCq
+    this.srq = srq
+    this.qos = init.qos
+    this.#buffers = this.device.buffers
+    const caps: NativeQpCaps = {
+      maxSendWr: init.maxSendWr, maxRecvWr: init.maxRecvWr, maxSendSge: init.maxSendSge, maxRecvSge: init.maxRecvSge, maxInlineData: init.maxInlineData,
+    }
+    this.native = srq === null
+      ? new this.device.binding.Qp(pd.native, sendCq.native, recvCq.native, caps)
+      : new this.device.binding.Qp(pd.native, sendCq.native, recvCq.native, caps, srq.native)
+    this.qpn = this.native.qpn
+    this.caps = this.native.caps
+    this.#maxSendWr = init.maxSendWr
+    this.#maxRecvWr = init.maxRecvWr
+    this.device.qpsById.set(this.native.id, this)
+    this.device.qpsByQpn.set(this.qpn, this)
+  }
+
+  get state(): QpState {
+    return this.#state
+  }
+
+  modify(attrs: QpModifyAttrs): void {
+    if (attrs.encryption !== undefined && attrs.encryption !== null) throw new EncryptionUnsupportedError('verbs', attrs.encryption.suite)
+    const from = this.#state
+    const to = attrs.state
+    const n = this.#nativeAttrs(from, attrs)
+    this.native.modify(n)
+    this.#state = to
+    if (to === 'RESET') {
+      this.#remote = undefined
+      this.#encapsulation = undefined
+    } else if (attrs.remote !== undefined) {
+      this.#remote = { address: attrs.remote.address, port: attrs.remote.port }
+      this.#encapsulation = attrs.encapsulation ?? this.#encapsulation
+    }
+  }
+
+  #nativeAttrs(from: QpState, a: QpModifyAttrs): NativeModifyAttrs {
+    const sel = this.device.selection
+    const n: NativeModifyAttrs = { qpState: STATE_NUM[a.state] }
+    if (a.accessFlags !== undefined) n.accessFlags = a.accessFlags
+    if (a.portNum !== undefined) {
+      if (a.portNum < 1 || a.portNum > sel.attrs.physPortCnt) throw new QpAttributeError('portNum', `device ${sel.name} has port(s) 1 to ${sel.attrs.physPortCnt}, got ${a.portNum}`)
+      n.portNum = a.portNum
+    }
+    if (a.pkeyIndex !== undefined) {
+      if (a.pkeyIndex >= sel.portAttrs.pkeyTblLen) throw new QpAttributeError('pkeyIndex', `port ${sel.port} has ${sel.portAttrs.pkeyTblLen} P_Key(s), got index ${a.pkeyIndex}`)
+      n.pkeyIndex = a.pkeyIndex
+    }
+    if (from === 'RESET' && a.state === 'INIT') {
+      n.accessFlags ??= 0
+      n.portNum ??= sel.port
+      n.pkeyIndex ??= 0
+    }
+    if (a.minRnrTimer !== undefined) n.minRnrTimer = a.minRnrTimer
+    if (from === 'INIT' && a.state === 'RTR') {
+      n.ah = this.#addressVector(a)
+      n.pathMtu = this.#pathMtu(a.pathMtu!)
+      n.destQpn = a.destQpn!
+      n.rqPsn = a.rqPsn!
+      n.maxDestRdAtomic = this.#rdAtomic('maxDestRdAtomic', a.maxDestRdAtomic, sel.attrs.maxQpInitRdAtom)
+      n.minRnrTimer ??= QP_DEFAULTS.minRnrTimer
+    }
+    if (from === 'RTR' && a.state === 'RTS') {
+      n.sqPsn = a.sqPsn!
+      n.timeout = a.timeout ?? QP_DEFAULTS.timeout
+      n.retryCnt = a.retryCnt ?? QP_DEFAULTS.retryCnt
+      n.rnrRetry = a.rnrRetry ?? QP_DEFAULTS.rnrRetry
+      n.maxRdAtomic = this.#rdAtomic('maxRdAtomic', a.maxRdAtomic, sel.attrs.maxQpRdAtom)
+    } else {
+      if (a.timeout !== undefined) n.timeout = a.timeout
+      if (a.retryCnt !== undefined) n.retryCnt = a.retryCnt
+      if (a.rnrRetry !== undefined) n.rnrRetry = a.rnrRetry
+      if (a.maxRdAtomic !== undefined) n.maxRdAtomic = this.#rdAtomic('maxRdAtomic', a.maxRdAtomic, sel.attrs.maxQpRdAtom)
+    }
+    return n
+  }
+
+  #rdAtomic(attr: string, value: number | undefined, max: number): number {
+    if (value === undefined) return Math.min(QP_DEFAULTS.rdAtomic, max)
+    if (value > max) throw new QpAttributeError(attr, `device ${this.device.selection.name} allows at most ${max}, got ${value}`)
+    return value
+  }
+
+  #pathMtu(mtu: PathMtu): number {
+    const active = this.device.selection.portAttrs.activeMtu
+    if (mtu > active) throw new QpAttributeError('pathMtu', `${mtu} exceeds the active MTU ${active} of ${this.device.selection.name} port ${this.device.selection.port}`)
+    return MTU_ENUM[mtu]!
+  }
+
+  /** The GRH for RoCEv2: destination GID from the remote address, the local GID of the same family. */
+  #addressVector(a: QpModifyAttrs): NonNullable<NativeModifyAttrs['ah']> {
+    const remote = a.remote!
+    if (remote.port !== ROCE_V2_PORT) throw new QpAttributeError('remote', `RoCEv2 peers receive on UDP port ${ROCE_V2_PORT}, got port ${remote.port}`)
+    let dgid: Uint8Array
+    try {
+      dgid = addressToGid(remote.address)
+    } catch {
+      throw new QpAttributeError('remote', `'${remote.address}' is not an IPv4 or IPv6 address`)
+    }
+    const sel = this.device.selection
+    const sgid = gidForRemote(sel.gidTable, sel.port, sel.gid, dgid)
+    if (sgid === null) throw new QpAttributeError('remote', `${sel.name} port ${sel.port} has no RoCEv2 GID of the address family of ${remote.address}`)
+    const enc = a.encapsulation
+    return {
+      dgid,
+      sgidIndex: sgid.index,
+      hopLimit: enc?.hopLimit ?? QP_DEFAULTS.hopLimit,
+      trafficClass: enc !== undefined ? (enc.dscp << 2) | enc.ecn : this.qos.trafficClass,
+      // rxe and RoCE NICs derive the UDP source port from the flow label (0xC000 | label bits).
+      flowLabel: enc !== undefined && enc.udpSourcePort !== 0 ? enc.udpSourcePort & 0x3fff : 0,
+      sl: this.qos.serviceLevel,
+      portNum: sel.port,
+    }
+  }
+
+  query(): QpAttrs {
+    const q = this.native.query()
+    const state = STATE_NAME[q.qpState] ?? this.#state
+    this.#state = state
+    const connected = this.#remote !== undefined
+    const mtu = (128 << q.pathMtu) as PathMtu
+    return {
+      qpn: this.qpn,
+      state,
+      encrypted: false,
+      accessFlags: q.accessFlags,
+      portNum: q.portNum,
+      pkeyIndex: q.pkeyIndex,
+      ...(connected
+        ? {
+            remote: this.#remote,
+            pathMtu: mtu,
+            destQpn: q.destQpn,
+            rqPsn: q.rqPsn,
+            maxDestRdAtomic: q.maxDestRdAtomic,
+            minRnrTimer: q.minRnrTimer,
+            encapsulation: this.#encapsulation ?? { udpSourcePort: 0, dscp: q.ah.trafficClass >> 2, ecn: q.ah.trafficClass & 3, hopLimit: q.ah.hopLimit },
+          }
+        : {}),
+      ...(state === 'RTS' || state === 'SQD' || state === 'SQE' || (state === 'ERR' && connected)
+        ? { sqPsn: q.sqPsn, timeout: q.timeout, retryCnt: q.retryCnt, rnrRetry: q.rnrRetry, maxRdAtomic: q.maxRdAtomic }
+        : {}),
+    }
+  }
+
+  postSend(wr: SendWorkRequest): void {
+    const b = this.#buffers
+    const op = OPCODE_INDEX[wr.opcode]
+    if (op === undefined) throw new InvalidArgumentError(`unknown opcode '${String(wr.opcode)}'`)
+    b.f64[0] = wr.wrId
+    b.u32[8] = op
+    b.u32[9] = wr.signaled ? 1 : 0
+    b.u32[10] = wr.imm === undefined ? 0 : wr.imm >>> 0
+    b.f64[1] = wr.remoteAddr ?? 0
+    b.u32[11] = wr.rkey ?? 0
+    if (op >= 5) {
+      b.u64[2] = BigInt.asUintN(64, wr.compareAdd ?? 0n)
+      b.u64[3] = BigInt.asUintN(64, wr.swap ?? 0n)
+    }
+    let rc: number
+    if (wr.inlineData !== undefined) {
+      rc = this.native.postSend(wr.inlineData)
+    } else {
+      if (wr.sgList.length > this.caps.maxSendSge) throw new InvalidArgumentError(`${wr.sgList.length} SGEs exceed the QP's maxSendSge (${this.caps.maxSendSge})`)
+      writeSges(b, wr.sgList)
+      rc = this.native.postSend()
+    }
+    if (rc !== 0) throw postError('ibv_post_send', rc, 'send', this.#maxSendWr)
+    this.#afterPost(wr.signaled || this.#state === 'ERR')
+  }
+
+  postRecv(wr: RecvWorkRequest): void {
+    if (this.srq !== null) throw new InvalidArgumentError(`QP ${this.qpn} takes its receives from a shared receive queue; post to the SRQ`)
+    if (wr.sgList.length > this.caps.maxRecvSge) throw new InvalidArgumentError(`${wr.sgList.length} SGEs exceed the QP's maxRecvSge (${this.caps.maxRecvSge})`)
+    const b = this.#buffers
+    b.f64[0] = wr.wrId
+    writeSges(b, wr.sgList)
+    const rc = this.native.postRecv()
+    if (rc !== 0) throw postError('ibv_post_recv', rc, 'recv', this.#maxRecvWr)
+    this.#afterPost(true)
+  }
+
+  #afterPost(expectCompletion: boolean): void {
+    // A WR posted to a QP in ERR must flush at once; rxe's responder only runs (and flushes
+    // receive WRs) when something kicks it, and a move from ERR to ERR does.
+    if (this.#state === 'ERR') this.native.modify({ qpState: STATE_NUM.ERR })
+    if (this.device.pollMode && expectCompletion) {
+      this.device.outstanding++
+      this.device.kick()
+    }
+  }
+
+  setEventHandler(cb: (event: QpEvent) => void): void {
+    this.#handler = cb
+  }
+
+  /** @internal async event from the device. */
+  onAsyncEvent(kind: QpEvent['type'], reason: string): void {
+    if (kind === 'fatal') this.#state = 'ERR'
+    this.#handler?.({ type: kind, qpn: this.qpn, reason })
+  }
+
+  /** @internal a completion of this QP failed: the QP is in ERR now (as verbs specifies). */
+  noteCompletionError(status: WcStatus): void {
+    if (status !== WcStatus.WR_FLUSH_ERR) this.#state = 'ERR'
+  }
+
+  destroy(): void {
+    if (this.#destroyed) return
+    this.native.destroy()
+    this.#destroyed = true
+    this.device.qpsById.delete(this.native.id)
+    if (this.device.qpsByQpn.get(this.qpn) === this) this.device.qpsByQpn.delete(this.qpn)
+  }
+}

@@ -1,13 +1,15 @@
 /**
- * Opens the one UDP socket of a device. Until the native socket-options
- * helper (src/socket/roce-socket.ts) is available this is a plain node:dgram
- * socket: IPv4 packets then leave with an unpredictable IP ID (so kernel rxe
- * drops them: their ICRC assumes ID 0) and IPv6 datagrams with UDP checksum 0
- * are dropped by the kernel. `helper`/`reason` say so.
+ * Opens the one UDP socket of a device through openRoceSocket (src/socket):
+ * with the native helper it carries IP_PMTUDISC_DO (IPv4: IP ID 0 + DF, the
+ * header our ICRC assumes) or UDP_NO_CHECK6_RX (IPv6: rxe's checksum-0
+ * datagrams are delivered); without it, a plain node:dgram socket, and
+ * `helper`/`reason` say what that loses. A socket made elsewhere can be
+ * adopted by fd instead.
  */
 import dgram, { type Socket } from 'node:dgram'
 import { isIPv4, isIPv6 } from 'node:net'
-import { InvalidArgumentError, RdmaError, ErrorCode } from '@rdma-session/core'
+import { InvalidArgumentError, RdmaError, ErrorCode, isRdmaError } from '@rdma-session/core'
+import { openRoceSocket, type RoceSocket } from './socket/roce-socket.js'
 
 export interface DeviceSocket {
   readonly socket: Socket
@@ -75,43 +77,30 @@ export async function openDeviceSocket(address: string, port: number): Promise<D
   const family = isIPv4(address) ? 4 : isIPv6(address) ? 6 : 0
   if (family === 0) throw new InvalidArgumentError(`softroce address must be an IPv4 or IPv6 address, got '${address}'`)
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new InvalidArgumentError(`softroce port must be 0–65535, got ${String(port)}`)
-  const socket = dgram.createSocket({
-    type: family === 4 ? 'udp4' : 'udp6',
-    ipv6Only: family === 6,
-    recvBufferSize: SOCKET_BUFFER_BYTES,
-    sendBufferSize: SOCKET_BUFFER_BYTES,
-    // Addresses are always literal IPs: answer at once instead of a dns.lookup round per datagram.
-    lookup: literalLookup(family),
-  } as dgram.SocketOptions)
-  await new Promise<void>((resolve, reject) => {
-    const onError = (err: Error): void => {
-      socket.close()
-      const code = (err as NodeJS.ErrnoException).code
-      const hint = code === 'EADDRINUSE' ? `; another stack (kernel rdma_rxe or a second softroce device) holds UDP ${port}: pass port: 0 for an ephemeral port` : ''
-      reject(new RdmaError(ErrorCode.INVALID_ARGUMENT, `cannot bind UDP ${address}:${port} (${code ?? err.message})${hint}`, { address, port, code }))
-    }
-    socket.once('error', onError)
-    socket.bind({ address, port, exclusive: true }, () => {
-      socket.off('error', onError)
-      resolve()
-    })
-  })
-  const bound = socket.address()
+  let rs: RoceSocket
+  try {
+    rs = await openRoceSocket({ family, address, port, recvBufferSize: SOCKET_BUFFER_BYTES, sendBufferSize: SOCKET_BUFFER_BYTES })
+  } catch (err) {
+    if (isRdmaError(err)) throw err
+    const code = (err as NodeJS.ErrnoException).code
+    const hint = code === 'EADDRINUSE' ? `; another stack (kernel rdma_rxe or a second softroce device) holds UDP ${port}: pass port: 0 for an ephemeral port` : ''
+    throw new RdmaError(ErrorCode.INVALID_ARGUMENT, `cannot bind UDP ${address}:${port} (${code ?? (err as Error).message})${hint}`, { address, port, code })
+  }
   let recvBufferBytes = 0
   try {
-    recvBufferBytes = socket.getRecvBufferSize()
+    recvBufferBytes = rs.socket.getRecvBufferSize()
   } catch {
     recvBufferBytes = 0
   }
   return {
-    recvBufferBytes,
-    socket,
+    socket: rs.socket,
     family,
-    address,
-    port: bound.port,
-    helper: 'none',
-    pmtudiscDo: false,
-    noCheck6Rx: false,
-    reason: 'plain node:dgram socket: the native socket-options helper is not available',
+    address: rs.address,
+    port: rs.port,
+    helper: rs.helper,
+    pmtudiscDo: rs.interop.pmtudiscDo,
+    noCheck6Rx: rs.interop.noCheck6Rx,
+    recvBufferBytes,
+    ...(rs.reason === undefined ? {} : { reason: rs.reason }),
   }
 }

@@ -7,8 +7,10 @@ const log = (...args) => console.log(...args)
 const REMOTE_ACCESS = ['local-write', 'remote-read', 'remote-write', 'remote-atomic']
 
 // Two endpoints. With no provider given, createContext() loads $RDMA_SESSION_PROVIDER (default: mock).
-const alice = await createContext()
-const bob = await createContext()
+// softroce binds UDP 4791 unless told otherwise; two endpoints in one process take ephemeral ports.
+const providerOptions = process.env.RDMA_SESSION_PROVIDER === 'softroce' ? { port: 0 } : undefined
+const alice = await createContext({ providerOptions })
+const bob = await createContext({ providerOptions })
 log(`provider: ${alice.provider.name}; alice at ${alice.info.address}:${alice.info.port}, bob at ${bob.info.address}:${bob.info.port}`)
 
 // Bob exposes a 64 KiB region that peers may read, write and use for atomics.

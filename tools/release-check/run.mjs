@@ -1,0 +1,147 @@
+#!/usr/bin/env node
+// `pnpm release:check`: proves the packages as users get them. Packs every publishable
+// package with pnpm, lints the tarballs (publint, attw), publishes them to a Verdaccio
+// started here on 127.0.0.1, installs them with npm into a fresh app outside the workspace,
+// and runs an ESM consumer, a CJS consumer, a strict tsc check of ESM and CJS type imports,
+// and the quickstart on each provider that works on this machine. Ends with one line
+// `release:check: PASS …` or `release:check: FAIL …` and exits 0 or 1.
+//
+// Options: --skip-build (dist/ is fresh), --keep (leave the temp dir for inspection),
+// --exclude=NAME[,NAME] (leave a package out, e.g. one still being written; CI passes none).
+import { spawnSync } from 'node:child_process'
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { startLocalRegistry } from './local-registry.mjs'
+import { lintTarball, packPackage, publishablePackages, publishTarball } from './packed-packages.mjs'
+
+const here = dirname(fileURLToPath(import.meta.url))
+const root = join(here, '..', '..')
+const args = new Set(process.argv.slice(2))
+const excluded = process.argv.slice(2).filter((a) => a.startsWith('--exclude=')).flatMap((a) => a.slice('--exclude='.length).split(','))
+const t0 = performance.now()
+const elapsed = () => `${((performance.now() - t0) / 1000).toFixed(1)} s`
+const log = (msg) => console.log(`[release:check ${elapsed().padStart(7)}] ${msg}`)
+
+/** Runs a command; throws with its output when it fails. */
+function run(cmd, argv, opts = {}) {
+  const r = spawnSync(cmd, argv, { encoding: 'utf8', maxBuffer: 64 << 20, timeout: 300_000, ...opts })
+  if (r.status !== 0) {
+    const why = r.error ? r.error.message : `exit ${r.status ?? r.signal}`
+    throw new Error(`${[cmd, ...argv].join(' ')} failed (${why}):\n${r.stdout ?? ''}${r.stderr ?? ''}`)
+  }
+  return r.stdout
+}
+
+/** `text` must match every pattern, else the step fails. */
+function expectLines(step, text, patterns) {
+  const missing = patterns.filter((p) => !p.test(text))
+  if (missing.length > 0) throw new Error(`${step}: output lacks ${missing.map(String).join(', ')}:\n${text}`)
+}
+
+const work = mkdtempSync(join(tmpdir(), 'rdma-release-check-'))
+let registry = null
+const results = []
+let failure = null
+
+try {
+  if (!args.has('--skip-build')) {
+    log('building the workspace (pnpm build)')
+    run('pnpm', ['build'], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] })
+  }
+
+  // 1. Pack and lint every publishable package.
+  const pkgs = publishablePackages(root).filter((p) => !excluded.includes(p.name))
+  if (excluded.length > 0) log(`left out on request: ${excluded.join(', ')}`)
+  const tarballs = join(work, 'tarballs')
+  mkdirSync(tarballs)
+  const packed = []
+  for (const pkg of pkgs) {
+    const p = packPackage(pkg, tarballs)
+    lintTarball(root, p.tarball)
+    packed.push({ ...pkg, ...p })
+    log(`packed ${pkg.name}@${pkg.version}: ${p.files.length} files, publint --strict and attw clean, no workspace: ranges`)
+  }
+  results.push(`${packed.length} packages packed and linted`)
+
+  // 2. A registry on loopback; publish everything to it.
+  registry = await startLocalRegistry(join(work, 'registry'), { log })
+  for (const p of packed) publishTarball(p.tarball, registry)
+  for (const p of packed) {
+    const view = JSON.parse(run('npm', ['view', `${p.name}@${p.version}`, '--json', '--registry', registry.url, '--userconfig', registry.npmrc]))
+    if (view.version !== p.version) throw new Error(`${p.name}: the registry serves ${view.version}, expected ${p.version}`)
+  }
+  log(`published ${packed.map((p) => `${p.name}@${p.version}`).join(', ')}`)
+  results.push(`${packed.length} published`)
+
+  // 3. A fresh app outside the workspace, installed with npm from the local registry.
+  const app = join(work, 'app')
+  mkdirSync(app)
+  for (const f of readdirSync(join(here, 'consumer'))) copyFileSync(join(here, 'consumer', f), join(app, f))
+  copyFileSync(join(root, 'examples', 'quickstart', 'quickstart.mjs'), join(app, 'quickstart.mjs'))
+  writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'rdma-session-release-check-app', version: '1.0.0', private: true }, null, 2))
+  const has = (name) => packed.some((p) => p.name === name)
+  const wanted = ['@rdma-session/core', '@rdma-session/provider-mock', '@rdma-session/provider-softroce', '@rdma-session/cli'].filter(has)
+  const spec = (name) => `${name}@${packed.find((p) => p.name === name).version}`
+  const npm = (argv) => run('npm', [...argv, '--registry', registry.url, '--userconfig', registry.npmrc], { cwd: app })
+  npm(['install', '--no-audit', '--no-fund', ...wanted.map(spec), '@types/node@20'])
+  log(`installed ${wanted.join(', ')} (and their third-party dependencies through the registry's uplink) into ${app}`)
+
+  // 4. The consumers.
+  const node = (file, env = {}) => run(process.execPath, [file], { cwd: app, env: { ...process.env, RDMA_SESSION_PROVIDER: '', ...env } })
+  const esm = node('esm.mjs')
+  expectLines('esm consumer', esm, [/esm: session ok, write ok, errors ok/])
+  log(esm.trim())
+  const cjs = node('cjs.cjs')
+  expectLines('cjs consumer', cjs, [/cjs: striped read ok, errors ok/])
+  log(cjs.trim())
+  run(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json'], { cwd: app })
+  log('ts: tsc --noEmit (strict, skipLibCheck false, NodeNext) clean on an ESM (.mts) and a CJS (.cts) consumer')
+  results.push('esm, cjs and ts consumers ok')
+
+  // 5. The quickstart on each provider that works here.
+  const providers = ['mock']
+  if (wanted.includes('@rdma-session/provider-softroce')) providers.push('softroce')
+  for (const provider of providers) {
+    const out = node('quickstart.mjs', { RDMA_SESSION_PROVIDER: provider })
+    expectLines(`quickstart on ${provider}`, out, [new RegExp(`provider: ${provider}`), /the session now has 2 QPs/, /write: .*all match/, /read: "hello from bob"/, /striped write: 65536 bytes/, / 0 errors/, /closed:/])
+    log(`quickstart on ${provider}: ok (${out.trim().split('\n').length} lines, every step as expected)`)
+  }
+  if (has('@rdma-session/provider-verbs')) {
+    // verbs needs libibverbs and a device: install it apart, run where it opens a device.
+    try {
+      npm(['install', '--no-audit', '--no-fund', spec('@rdma-session/provider-verbs')])
+      const probe = spawnSync(process.execPath, ['probe.mjs', 'verbs'], { cwd: app, encoding: 'utf8' })
+      if (probe.status === 0) {
+        const out = node('quickstart.mjs', { RDMA_SESSION_PROVIDER: 'verbs' })
+        expectLines('quickstart on verbs', out, [/provider: verbs/, /closed:/, / 0 errors/])
+        providers.push('verbs')
+        log('quickstart on verbs: ok')
+      } else log(`quickstart on verbs: not run, the provider is not usable here (${probe.stdout.trim()})`)
+    } catch (err) {
+      throw new Error(`@rdma-session/provider-verbs does not install from the registry: ${err.message}`)
+    }
+  }
+  results.push(`quickstart ok on ${providers.join(', ')}`)
+
+  if (wanted.includes('@rdma-session/cli')) {
+    const out = run(join(app, 'node_modules', '.bin', 'rdma-session'), ['--help'], { cwd: app })
+    if (!/rdma-session/.test(out)) throw new Error(`rdma-session --help printed no usage:\n${out}`)
+    log('cli: npx rdma-session --help works from the installed package')
+    results.push('cli bin ok')
+  }
+} catch (err) {
+  failure = err
+} finally {
+  if (registry !== null) await registry.stop()
+  if (args.has('--keep') || failure !== null) console.log(`[release:check] work directory kept: ${work}`)
+  else rmSync(work, { recursive: true, force: true })
+}
+
+if (failure !== null) {
+  console.error(failure.message ?? failure)
+  console.log(`release:check: FAIL after ${elapsed()} (${failure.message.split('\n')[0]})`)
+  process.exit(1)
+}
+console.log(`release:check: PASS in ${elapsed()}: ${results.join('; ')}`)

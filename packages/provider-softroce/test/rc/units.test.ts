@@ -61,10 +61,10 @@ describe('PacketProtection', () => {
     const b = rx()
     const d = datagram(a.seal(bth, [Buffer.from('payload')])!)
     const badBth = Buffer.from(d)
-    badBth[11] ^= 1
+    badBth[11] = badBth[11]! ^ 1
     expect(b.open(badBth)).toBe('decryptFailure')
     const badBody = Buffer.from(d)
-    badBody[12 + PSP_HEADER_BYTES] ^= 1
+    badBody[12 + PSP_HEADER_BYTES] = badBody[12 + PSP_HEADER_BYTES]! ^ 1
     expect(b.open(badBody)).toBe('decryptFailure')
     const ecn = Buffer.from(d)
     ecn[4] = 0xc0

@@ -9,11 +9,13 @@ import { NakCode } from '../wire/aeth.js'
 import { RcOpcode } from '../wire/opcodes.js'
 import { psnAdd, psnDiff, psnLess, psnLessOrEqual } from '../wire/psn.js'
 import type { RocePacket } from '../wire/packet.js'
-import { gatherViews, scatter } from '../memory/scatter-gather.js'
+import { scatter } from '../memory/scatter-gather.js'
 import type { DeviceCounters } from './device-counters.js'
 import { ackTimeoutMs, rnrDelayMs, type RcTimers } from './ib-timers.js'
 import { WqeKind, type SendWqe } from './send-wqe.js'
 import { newPacket } from './packet-template.js'
+import { RetransmitTimer } from './retransmit-timer.js'
+import { fillRequestPacket } from './request-packets.js'
 
 /** What the requester needs from its QP. */
 export interface RequesterHost {
@@ -37,22 +39,12 @@ export interface RequesterHost {
 /** The requester sets AckReq on the last packet of each signaled message, on every this-many PSNs and when half the window is in flight. */
 const ACK_REQ_EVERY = 16
 
-const SEND_BASE = RcOpcode.SEND_FIRST
-const WRITE_BASE = RcOpcode.RDMA_WRITE_FIRST
-/** Opcode offsets from SEND_FIRST / RDMA_WRITE_FIRST. */
-const FIRST = 0
-const MIDDLE = 1
-const LAST = 2
-const ONLY = 4
-
 const NAK_STATUS: Record<number, WcStatus> = {
   [NakCode.INVALID_REQUEST]: WcStatus.REM_INV_REQ_ERR,
   [NakCode.REMOTE_ACCESS_ERROR]: WcStatus.REM_ACCESS_ERR,
   [NakCode.REMOTE_OPERATIONAL_ERROR]: WcStatus.REM_OP_ERR,
   [NakCode.INVALID_RD_REQUEST]: WcStatus.REM_INV_REQ_ERR,
 }
-
-const now = (): number => performance.now()
 
 export class Requester {
   readonly #host: RequesterHost
@@ -69,25 +61,22 @@ export class Requester {
   #una: number
   #rdAtomicInFlight = 0
   readonly #maxRdAtomic: number
-  readonly #timeoutMs: number
   readonly #retryCnt: number
   readonly #rnrRetry: number
   #retryLeft: number
   #rnrLeft: number
-  #timer: NodeJS.Timeout | null = null
-  #deadline = 0
+  readonly #timer: RetransmitTimer
   #rnrTimer: NodeJS.Timeout | null = null
   #stopped = false
   readonly #pkt = newPacket()
   readonly #parts: Uint8Array[] = []
-  readonly #onTimer = (): void => this.#timerFired()
 
   constructor(host: RequesterHost, attrs: { sqPsn: number; pmtu: number; timeout: number; retryCnt: number; rnrRetry: number; maxRdAtomic: number }) {
     this.#host = host
     this.#pmtu = attrs.pmtu
     this.#freshPsn = attrs.sqPsn
     this.#una = attrs.sqPsn
-    this.#timeoutMs = ackTimeoutMs(attrs.timeout, host.timers.ackTimeoutMinMs, host.timers.ackTimeoutMaxMs)
+    this.#timer = new RetransmitTimer(ackTimeoutMs(attrs.timeout, host.timers.ackTimeoutMinMs, host.timers.ackTimeoutMaxMs), () => this.#timerFired())
     this.#retryCnt = attrs.retryCnt
     this.#rnrRetry = attrs.rnrRetry
     this.#retryLeft = attrs.retryCnt
@@ -118,9 +107,8 @@ export class Requester {
   /** Stops all activity (QP left RTS for ERR/RESET, or was destroyed). */
   stop(): void {
     this.#stopped = true
-    if (this.#timer !== null) clearTimeout(this.#timer)
+    this.#timer.stop()
     if (this.#rnrTimer !== null) clearTimeout(this.#rnrTimer)
-    this.#timer = null
     this.#rnrTimer = null
   }
 
@@ -168,57 +156,19 @@ export class Requester {
       const bytes = this.#emitPacket(w, psn)
       // The ACK timeout runs from the latest transmission: a paced (rate-limited) sender is not
       // mistaken for a lost one; losses in a stream are caught by the responder's sequence NAK.
-      if (this.#timer === null) this.#armTimer()
-      else this.#deadline = now() + this.#timeoutMs
+      this.#timer.restart()
       return bytes
     }
     return 0
   }
 
   #emitPacket(w: SendWqe, psn: number): number {
-    const pkt = this.#pkt
-    const bth = pkt.bth
-    bth.psn = psn
-    bth.solicited = false
-    pkt.reth = undefined
-    pkt.immDt = undefined
-    pkt.atomicEth = undefined
-    const parts = this.#parts
-    parts.length = 0
-    if (w.kind === WqeKind.READ) {
-      const offset = w.received * this.#pmtu
-      bth.opcode = RcOpcode.RDMA_READ_REQUEST
-      bth.ackReq = true
-      pkt.reth = { va: BigInt(w.remoteAddr + offset), rkey: w.rkey, dmaLength: w.length - offset }
-      this.#advanceWqe()
-      return this.#host.emit(pkt, parts, 0)
-    }
-    if (w.kind === WqeKind.ATOMIC) {
-      const cas = w.opcode === 'ATOMIC_CMP_AND_SWP'
-      bth.opcode = cas ? RcOpcode.COMPARE_SWAP : RcOpcode.FETCH_ADD
-      bth.ackReq = true
-      pkt.atomicEth = { va: BigInt(w.remoteAddr), rkey: w.rkey, swapAdd: cas ? w.swap : w.compareAdd, compare: cas ? w.compareAdd : 0n }
-      this.#advanceWqe()
-      return this.#host.emit(pkt, parts, 0)
-    }
     const k = this.#txPkt
-    const n = w.packets
-    const offset = k * this.#pmtu
-    const len = Math.min(this.#pmtu, w.length - offset)
-    const base = w.kind === WqeKind.SEND ? SEND_BASE : WRITE_BASE
-    const last = k === n - 1
-    const pos = n === 1 ? ONLY : k === 0 ? FIRST : last ? LAST : MIDDLE
-    bth.opcode = base + pos + (last && w.withImm ? 1 : 0)
-    // Unsignaled WRs do not ask for an ACK of their own (the responder ACKs them within
-    // timers.ackDelayMs, or with the next ACK): a stream of unsignaled SENDs needs few ACK packets.
-    bth.ackReq = (last && w.signaled) || (psn & (ACK_REQ_EVERY - 1)) === 0 || psnDiff(psn, this.#una) * 2 >= this.#host.windowPackets
-    bth.solicited = last && w.kind === WqeKind.SEND && w.withImm
-    if (w.kind === WqeKind.WRITE && k === 0) pkt.reth = { va: BigInt(w.remoteAddr), rkey: w.rkey, dmaLength: w.length }
-    if (last && w.withImm) pkt.immDt = w.imm
-    if (len > 0) gatherViews(w.sgl, offset, len, parts)
-    if (last) this.#advanceWqe()
+    const periodic = (psn & (ACK_REQ_EVERY - 1)) === 0 || psnDiff(psn, this.#una) * 2 >= this.#host.windowPackets
+    const len = fillRequestPacket(w, k, psn, this.#pmtu, periodic, this.#pkt, this.#parts)
+    if (w.kind >= WqeKind.READ || k === w.packets - 1) this.#advanceWqe()
     else this.#txPkt++
-    return this.#host.emit(pkt, parts, len)
+    return this.#host.emit(this.#pkt, this.#parts, len)
   }
 
   #advanceWqe(): void {
@@ -285,8 +235,7 @@ export class Requester {
       this.#rnrLeft--
     }
     // Stop sending until the RNR timer expires, then go back to the refused PSN.
-    if (this.#timer !== null) clearTimeout(this.#timer)
-    this.#timer = null
+    this.#timer.stop()
     if (this.#rnrTimer !== null) clearTimeout(this.#rnrTimer)
     this.#rewindTo(psn)
     this.#rnrTimer = setTimeout(() => {
@@ -407,39 +356,26 @@ export class Requester {
     this.#rnrLeft = this.#rnrRetry
     if (this.#head >= this.#wqes.length || this.#wqes[this.#head]!.firstPsn < 0) {
       // Nothing in flight.
-      if (this.#timer !== null) clearTimeout(this.#timer)
-      this.#timer = null
-    } else this.#deadline = now() + this.#timeoutMs
+      this.#timer.stop()
+    } else this.#timer.restart()
     this.#host.wake()
   }
 
   // ---- retransmission
 
-  #armTimer(): void {
-    if (this.#timeoutMs === Infinity) return
-    this.#deadline = now() + this.#timeoutMs
-    this.#timer = setTimeout(this.#onTimer, this.#timeoutMs)
-  }
-
   #timerFired(): void {
-    this.#timer = null
     if (this.#stopped) return
     if (this.#head >= this.#wqes.length || this.#wqes[this.#head]!.firstPsn < 0) return
-    const left = this.#deadline - now()
-    if (left > 0.5) {
-      this.#timer = setTimeout(this.#onTimer, left)
-      return
-    }
     this.#host.counters.timeouts++
     const w = this.#wqes[this.#head]!
     if (this.#retryLeft === 0) {
-      this.#fail(w, WcStatus.RETRY_EXC_ERR, `transport retries exhausted for WR ${w.wrId} (no ACK within ${this.#timeoutMs.toFixed(1)} ms, ${this.#retryCnt} retries)`)
+      this.#fail(w, WcStatus.RETRY_EXC_ERR, `transport retries exhausted for WR ${w.wrId} (no ACK within ${this.#timer.timeoutMs.toFixed(1)} ms, ${this.#retryCnt} retries)`)
       return
     }
     this.#retryLeft--
     w.rewoundAt = -1
     this.#rewind(this.#una)
-    this.#armTimer()
+    this.#timer.restart()
   }
 
   /** Go-back-N: the next packet sent is `psn` and everything after it again. */

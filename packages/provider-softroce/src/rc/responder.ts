@@ -15,7 +15,7 @@ import { scatter, type ResolvedSgl } from '../memory/scatter-gather.js'
 import { AtomicReplay } from './atomic-replay.js'
 import type { DeviceCounters, DropReason } from './device-counters.js'
 import { newPacket } from './packet-template.js'
-import { ResponseQueue, type ControlJob } from './response-queue.js'
+import { fillReadResponse, ResponseQueue, type ControlJob } from './response-queue.js'
 
 export interface RecvWqe {
   readonly wrId: number
@@ -404,29 +404,16 @@ export class Responder {
       return this.#emitControl(job.opcode, job.psn, job.syndrome, job.msn, job.orig)
     }
     const k = job.next++
-    const n = job.packets
-    const pmtu = this.#pmtu
-    const last = k === n - 1
-    const pkt = this.#pkt
-    pkt.bth.opcode = n === 1 ? RcOpcode.RDMA_READ_RESPONSE_ONLY : k === 0 ? RcOpcode.RDMA_READ_RESPONSE_FIRST : last ? RcOpcode.RDMA_READ_RESPONSE_LAST : RcOpcode.RDMA_READ_RESPONSE_MIDDLE
-    pkt.bth.psn = psnAdd(job.psn, k)
-    pkt.bth.ackReq = false
-    pkt.reth = undefined
-    pkt.atomicAckEth = undefined
-    pkt.aeth = k === 0 || last ? { syndrome: ACK, msn: this.#msn } : undefined
-    const parts = this.#parts
-    parts.length = 0
-    const off = k * pmtu
-    const len = Math.min(pmtu, job.data.length - off)
-    if (len > 0) parts.push(job.data.subarray(off, off + len))
+    const last = k === job.packets - 1
+    const len = fillReadResponse(job, k, this.#pmtu, ACK, this.#msn, this.#pkt, this.#parts)
     if (last) {
       this.#queue.shift()
       // The READ response ACKs everything before it: an ACK waiting only for it is no longer needed.
-      if (this.#ackPending && this.#queue.empty && psnAdd(job.psn, n) === this.#epsn) {
+      if (this.#ackPending && this.#queue.empty && psnAdd(job.psn, job.packets) === this.#epsn) {
         this.#ackPending = false
         this.#unacked = 0
       }
     }
-    return this.#host.emit(pkt, parts, len)
+    return this.#host.emit(this.#pkt, this.#parts, len)
   }
 }

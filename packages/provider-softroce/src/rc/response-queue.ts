@@ -3,6 +3,9 @@
  * one packet at a time through the device scheduler) and ACK/NAK/atomic ACKs
  * queued behind them, so no acknowledgment overtakes a READ response it implies.
  */
+import { RcOpcode } from '../wire/opcodes.js'
+import type { RocePacket } from '../wire/packet.js'
+import { psnAdd } from '../wire/psn.js'
 
 export interface ReadResponseJob {
   readonly kind: 'read'
@@ -63,4 +66,21 @@ export class ResponseQueue {
     this.#jobs = []
     this.#head = 0
   }
+}
+
+/** Sets `pkt` and `parts` for response packet `k` of a READ job (AETH on FIRST/LAST/ONLY); returns the payload length. */
+export function fillReadResponse(job: ReadResponseJob, k: number, pmtu: number, ackSyndrome: number, msn: number, pkt: RocePacket, parts: Uint8Array[]): number {
+  const n = job.packets
+  const last = k === n - 1
+  pkt.bth.opcode = n === 1 ? RcOpcode.RDMA_READ_RESPONSE_ONLY : k === 0 ? RcOpcode.RDMA_READ_RESPONSE_FIRST : last ? RcOpcode.RDMA_READ_RESPONSE_LAST : RcOpcode.RDMA_READ_RESPONSE_MIDDLE
+  pkt.bth.psn = psnAdd(job.psn, k)
+  pkt.bth.ackReq = false
+  pkt.reth = undefined
+  pkt.atomicAckEth = undefined
+  pkt.aeth = k === 0 || last ? { syndrome: ackSyndrome, msn } : undefined
+  parts.length = 0
+  const off = k * pmtu
+  const len = Math.min(pmtu, job.data.length - off)
+  if (len > 0) parts.push(job.data.subarray(off, off + len))
+  return len
 }

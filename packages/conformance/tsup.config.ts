@@ -1,12 +1,7 @@
 import { defineConfig } from 'tsup'
+import { tsupConfig } from '../../tsup.shared.mjs'
 
-export default defineConfig({
-  entry: ['src/index.ts'],
-  format: ['esm', 'cjs'],
-  dts: true,
-  sourcemap: true,
-  clean: true,
-  target: 'node20',
+export default defineConfig(tsupConfig({
   // vitest is a peer dependency: the provider's own copy runs the suite.
   external: ['vitest', '@rdma-session/core'],
-})
+}))

@@ -1,11 +1,6 @@
 import { defineConfig } from 'tsup'
+import { tsupConfig } from '../../tsup.shared.mjs'
 
-export default defineConfig({
-  entry: ['src/index.ts'],
-  format: ['esm', 'cjs'],
-  dts: true,
-  sourcemap: true,
-  clean: true,
+export default defineConfig(tsupConfig({
   shims: true,
-  target: 'node20',
-})
+}))

@@ -36,6 +36,7 @@ export interface DeviceConfig {
   readonly timers: RcTimers
   readonly windowBytes: number
   readonly replayWindow: number
+  readonly lazyAcks: boolean
   readonly capture: string | null
   readonly impairment: ImpairmentOptions | null
 }
@@ -81,6 +82,7 @@ export class SoftRoceDevice implements ProviderDevice, PdOwner, QpDevice {
   readonly maxMtu: number
   readonly windowBytes: number
   readonly replayWindow: number
+  readonly lazyAcks: boolean
   readonly diagnostics: DeviceDiagnostics
   readonly family: 4 | 6
   readonly #socket: Socket
@@ -105,6 +107,7 @@ export class SoftRoceDevice implements ProviderDevice, PdOwner, QpDevice {
     this.maxMtu = config.maxMtu
     this.windowBytes = config.windowBytes
     this.replayWindow = config.replayWindow
+    this.lazyAcks = config.lazyAcks
     this.info = Object.freeze({ name: config.name, address: ds.address, port: ds.port, gid: toGid(ds.family, ds.address) })
     this.diagnostics = Object.freeze({
       helper: ds.helper,

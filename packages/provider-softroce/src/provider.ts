@@ -23,6 +23,13 @@ export interface SoftRoceOptions {
   readonly windowBytes?: number
   /** Anti-replay window of encrypted QPs, 64–1024 packets (default 256). */
   readonly replayWindow?: number
+  /**
+   * Unsignaled WRs do not set AckReq on their last packet (default false). A softroce responder
+   * still ACKs them within timers.ackDelayMs, so a verbs-style ping-pong (signal every N) needs
+   * far fewer ACK packets. Leave it off toward kernel rxe and NICs: they ACK only on AckReq
+   * (and on duplicates), so a trailing unsignaled message would wait for the ACK timeout.
+   */
+  readonly lazyAcks?: boolean
   /** Most QPs per device (default 65536). */
   readonly maxQps?: number
   /** Test hook: impair the device's link from the start (see LinkImpairment). */
@@ -86,6 +93,7 @@ export class SoftRoceProvider implements Provider {
         timers: resolveTimers(o.timers),
         windowBytes: Math.max(4096, o.windowBytes ?? defaultWindow(ds.recvBufferBytes)),
         replayWindow: o.replayWindow ?? 256,
+        lazyAcks: o.lazyAcks === true,
         capture: o.capture ?? null,
         impairment: o.impairment ?? null,
       },

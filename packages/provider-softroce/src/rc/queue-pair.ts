@@ -33,6 +33,7 @@ export interface QpDevice {
   /** Bytes a QP may have unacknowledged. */
   readonly windowBytes: number
   readonly replayWindow: number
+  readonly lazyAcks: boolean
   /** Sends one packet of `qp`; returns the bytes put on the wire. */
   transmit(qp: SoftRoceQp, pkt: RocePacket, parts: readonly Uint8Array[], payloadLength: number): number
   /** The IP/UDP context (for the ICRC) of packets to `remote`. */
@@ -86,6 +87,7 @@ export class SoftRoceQp implements ProviderQp, PacketSource, RequesterHost, Resp
   accessFlags = 0
   minRnrTimer = 12
   windowPackets = 64
+  readonly lazyAcks: boolean
 
   constructor(qpn: number, pd: PdHandle, init: ProviderQpInit, device: QpDevice) {
     this.qpn = qpn
@@ -96,6 +98,7 @@ export class SoftRoceQp implements ProviderQp, PacketSource, RequesterHost, Resp
     this.timers = device.timers
     this.memory = device.memory
     this.qos = init.qos
+    this.lazyAcks = device.lazyAcks
     this.sendCq = init.sendCq as SoftRoceCq
     this.recvCq = init.recvCq as SoftRoceCq
     this.sendCq.attach(this)

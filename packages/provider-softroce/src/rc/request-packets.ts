@@ -13,9 +13,10 @@ const ONLY = 4
 /**
  * Sets `pkt`'s headers and `parts` for packet `k` of `w` (READ: the request for the responses
  * not received yet; atomics: the one request) and returns the payload length. `ackReq` is the
- * AckReq bit the caller wants besides the one READ/atomics always carry.
+ * AckReq bit the caller wants besides the one READ/atomics always carry and the one on the last
+ * packet of each message (of signaled messages only, when `lazyAcks`).
  */
-export function fillRequestPacket(w: SendWqe, k: number, psn: number, pmtu: number, ackReq: boolean, pkt: RocePacket, parts: Uint8Array[]): number {
+export function fillRequestPacket(w: SendWqe, k: number, psn: number, pmtu: number, ackReq: boolean, lazyAcks: boolean, pkt: RocePacket, parts: Uint8Array[]): number {
   const bth = pkt.bth
   bth.psn = psn
   bth.solicited = false
@@ -43,9 +44,9 @@ export function fillRequestPacket(w: SendWqe, k: number, psn: number, pmtu: numb
   const last = k === n - 1
   const pos = n === 1 ? ONLY : k === 0 ? FIRST : last ? LAST : MIDDLE
   bth.opcode = (w.kind === WqeKind.SEND ? RcOpcode.SEND_FIRST : RcOpcode.RDMA_WRITE_FIRST) + pos + (last && w.withImm ? 1 : 0)
-  // Unsignaled WRs do not ask for an ACK of their own (the responder ACKs them within
-  // timers.ackDelayMs, or with the next ACK): a stream of unsignaled SENDs needs few ACK packets.
-  bth.ackReq = (last && w.signaled) || ackReq
+  // With lazyAcks, unsignaled WRs do not ask for an ACK of their own (a softroce responder ACKs
+  // them within timers.ackDelayMs): a stream of unsignaled SENDs then needs few ACK packets.
+  bth.ackReq = (last && (w.signaled || !lazyAcks)) || ackReq
   bth.solicited = last && w.kind === WqeKind.SEND && w.withImm
   if (w.kind === WqeKind.WRITE && k === 0) pkt.reth = { va: BigInt(w.remoteAddr), rkey: w.rkey, dmaLength: w.length }
   if (last && w.withImm) pkt.immDt = w.imm

@@ -24,6 +24,8 @@ export interface RequesterHost {
   readonly timers: RcTimers
   /** Packets the requester may have unacknowledged. */
   readonly windowPackets: number
+  /** Unsignaled WRs do not set AckReq on their last packet (see SoftRoceOptions.lazyAcks). */
+  readonly lazyAcks: boolean
   /** True while the QP may transmit requests (RTS, or SQD for WQEs already started). */
   requesterMayStart(): boolean
   requesterMayContinue(): boolean
@@ -165,7 +167,7 @@ export class Requester {
   #emitPacket(w: SendWqe, psn: number): number {
     const k = this.#txPkt
     const periodic = (psn & (ACK_REQ_EVERY - 1)) === 0 || psnDiff(psn, this.#una) * 2 >= this.#host.windowPackets
-    const len = fillRequestPacket(w, k, psn, this.#pmtu, periodic, this.#pkt, this.#parts)
+    const len = fillRequestPacket(w, k, psn, this.#pmtu, periodic, this.#host.lazyAcks, this.#pkt, this.#parts)
     if (w.kind >= WqeKind.READ || k === w.packets - 1) this.#advanceWqe()
     else this.#txPkt++
     return this.#host.emit(this.#pkt, this.#parts, len)

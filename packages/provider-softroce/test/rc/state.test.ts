@@ -133,3 +133,31 @@ describe('QP state', () => {
     expect((cq.provider as unknown as { overflows: number }).overflows).toBeGreaterThan(0)
   })
 })
+
+describe('ACK policy', () => {
+  async function pingPong(pairOptions: { lazyAcks?: boolean }): Promise<{ acks: number; messages: number; outstanding: number }> {
+    pair = await openPair(pairOptions)
+    const { qa, qb } = connect(pair, { caps: { maxSendWr: 256, maxRecvWr: 256 } })
+    const ma = register(pair.a, 4096)
+    const mb = register(pair.b, 4096)
+    const n = 200
+    for (let i = 0; i < n; i++) {
+      const r = qb.recv(mb.slice(0, 64))
+      qa.postSend({ wrId: i, opcode: 'SEND', sgList: [ma.slice(0, 8)], signaled: i === n - 1 })
+      await r
+    }
+    await takeCompletions(qa.sendCq, 1)
+    return { acks: pair.db.counters.acksSent, messages: n, outstanding: qa.outstanding.send }
+  }
+
+  it('by default every message asks for an ACK (what kernel rxe and NICs expect)', async () => {
+    const { acks, messages } = await pingPong({})
+    expect(acks).toBeGreaterThanOrEqual(messages)
+  })
+
+  it('with lazyAcks, unsignaled SENDs are ACKed in batches and still complete', async () => {
+    const { acks, messages, outstanding } = await pingPong({ lazyAcks: true })
+    expect(acks).toBeLessThan(messages / 2)
+    expect(outstanding, 'every WR retired').toBe(0)
+  })
+})

@@ -52,6 +52,8 @@ export class ControlChannel<Req, Rep> {
   #nextId = 1
   readonly #answered = new Map<number, Promise<Envelope>>()
   #inFlight = 0
+  /** Requests that came before the owner set a handler. */
+  readonly #early: [ControlConnection, number, unknown][] = []
   #closed: RdmaError | null = null
   #closeListeners: ((reason: string) => void)[] = []
   #grace: NodeJS.Timeout | null = null
@@ -80,6 +82,7 @@ export class ControlChannel<Req, Rep> {
 
   setHandler(handler: ChannelHandler<Req, Rep>): void {
     this.#handler = handler
+    for (const [conn, id, body] of this.#early.splice(0)) this.#onRequest(conn, id, body)
   }
 
   onClosed(listener: (reason: string) => void): void {
@@ -118,7 +121,7 @@ export class ControlChannel<Req, Rep> {
     this.#conn = conn
     if (this.#grace !== null) clearTimeout(this.#grace)
     this.#grace = null
-    conn.onEnvelope = (env) => this.#onEnvelope(conn, env)
+    conn.setEnvelopeHandler((env) => this.#onEnvelope(conn, env))
     conn.onClose((info) => this.#onConnectionClosed(conn, info))
     for (const [id, p] of this.#pending) conn.send({ t: 'req', id, body: p.body })
   }
@@ -156,6 +159,11 @@ export class ControlChannel<Req, Rep> {
   }
 
   #onRequest(conn: ControlConnection, id: number, body: unknown): void {
+    if (this.#handler === null) {
+      if (this.#early.length >= MAX_IN_FLIGHT) conn.fail(new ProtocolError(`more than ${MAX_IN_FLIGHT} requests in flight`))
+      else this.#early.push([conn, id, body])
+      return
+    }
     const known = this.#answered.get(id)
     if (known !== undefined) {
       void known.then((reply) => this.#conn?.send(reply))

@@ -43,8 +43,9 @@ function rawToBuffer(data: RawData): Buffer {
 export class ControlConnection {
   readonly ws: WebSocket
   readonly result: HandshakeResult
-  /** Called with each envelope the peer sends (already authenticated and schema-checked). */
-  onEnvelope: (env: Envelope) => void = () => undefined
+  #onEnvelope: ((env: Envelope) => void) | null = null
+  /** Envelopes that arrived before a handler was set (they can share a TCP segment with the finish). */
+  #inbox: Envelope[] = []
   #closeListeners: ((info: CloseInfo) => void)[] = []
   #sealer: FrameSealer
   #opener: FrameOpener
@@ -57,7 +58,6 @@ export class ControlConnection {
     this.result = result
     this.#sealer = new FrameSealer(result.sendKey, result.sendIv)
     this.#opener = new FrameOpener(result.recvKey, result.recvIv)
-    ws.removeAllListeners('message')
     ws.on('message', (data, isBinary) => this.#onMessage(rawToBuffer(data), isBinary))
     ws.on('pong', () => (this.#lastHeard = Date.now()))
     ws.on('close', (code, reason) => this.#onSocketClose(code, reason.toString()))
@@ -66,6 +66,12 @@ export class ControlConnection {
 
   get closed(): boolean {
     return this.#closed !== null
+  }
+
+  /** Sets who gets each envelope the peer sends (authenticated and schema-checked); earlier ones are delivered now. */
+  setEnvelopeHandler(handler: (env: Envelope) => void): void {
+    this.#onEnvelope = handler
+    for (const env of this.#inbox.splice(0)) if (this.#closed === null) handler(env)
   }
 
   onClose(listener: (info: CloseInfo) => void): void {
@@ -116,6 +122,7 @@ export class ControlConnection {
         if (settled) return
         settled = true
         clearTimeout(timer)
+        cleanup()
         if (err !== null) {
           failSocket(ws, err)
           reject(err)
@@ -125,9 +132,18 @@ export class ControlConnection {
         hs = clientHello(auth, purpose, resume?.channelId ?? null)
         ws.send(JSON.stringify(hs.hello))
       })
-      ws.on('error', (e) => done(new RdmaError(ErrorCode.CLOSED, `control connection failed: ${e.message}`)))
-      ws.once('close', (code, reason) => done(closeError(code, reason.toString(), 'the server closed the connection during the handshake')))
-      ws.on('message', (data, isBinary) => {
+      const onError = (e: Error): void => done(new RdmaError(ErrorCode.CLOSED, `control connection failed: ${e.message}`))
+      const onClose = (code: number, reason: Buffer): void => done(closeError(code, reason.toString(), 'the server closed the connection during the handshake') ?? new RdmaError(ErrorCode.CLOSED, 'the server closed the connection during the handshake'))
+      const cleanup = (): void => {
+        ws.off('error', onError)
+        ws.off('close', onClose)
+        ws.off('message', onMessage)
+      }
+      ws.on('error', () => undefined)
+      ws.on('error', onError)
+      ws.on('close', onClose)
+      ws.on('message', onMessage)
+      function onMessage(data: RawData, isBinary: boolean): void {
         if (settled) return
         try {
           const buf = rawToBuffer(data)
@@ -138,14 +154,12 @@ export class ControlConnection {
           if (resume !== null && welcome.resumed && welcome.channel !== resume.channelId) throw new ProtocolError('the server resumed another channel')
           const { finish, result } = clientFinish(auth, hs, welcome, resume !== null && welcome.resumed ? resume.resumeKey : null)
           ws.send(JSON.stringify(finish))
-          ws.removeAllListeners('close')
-          ws.removeAllListeners('error')
-          ws.on('error', () => undefined)
+          cleanup()
           done(null, new ControlConnection(ws, result, options))
         } catch (err) {
           done(asRdmaError(err))
         }
-      })
+      }
     })
   }
 
@@ -164,14 +178,23 @@ export class ControlConnection {
         if (settled) return
         settled = true
         clearTimeout(timer)
+        cleanup()
         if (err !== null) {
           failSocket(ws, err)
           reject(err)
         } else resolve({ conn: conn!, hello: hello! })
       }
-      ws.on('error', () => done(new RdmaError(ErrorCode.CLOSED, 'control connection failed during the handshake')))
-      ws.once('close', (code, reason) => done(closeError(code, reason.toString(), 'the client left during the handshake')))
-      ws.on('message', (data, isBinary) => {
+      const onError = (): void => done(new RdmaError(ErrorCode.CLOSED, 'control connection failed during the handshake'))
+      const onClose = (code: number, reason: Buffer): void => done(closeError(code, reason.toString(), 'the client left during the handshake') ?? new RdmaError(ErrorCode.CLOSED, 'the client left during the handshake'))
+      const cleanup = (): void => {
+        ws.off('error', onError)
+        ws.off('close', onClose)
+        ws.off('message', onMessage)
+      }
+      ws.on('error', onError)
+      ws.on('close', onClose)
+      ws.on('message', onMessage)
+      function onMessage(data: RawData, isBinary: boolean): void {
         if (settled) return
         try {
           const buf = rawToBuffer(data)
@@ -189,15 +212,13 @@ export class ControlConnection {
             stage = 'finish'
           } else {
             const result = serverFinish(pending!.hs, check(finishSchema, raw, 'finish'), pending!.resumeKey)
-            ws.removeAllListeners('close')
-            ws.removeAllListeners('error')
-            ws.on('error', () => undefined)
+            cleanup()
             done(null, new ControlConnection(ws, result, options))
           }
         } catch (err) {
           done(asRdmaError(err))
         }
-      })
+      }
     })
   }
 
@@ -217,7 +238,10 @@ export class ControlConnection {
       }
       const plain = this.#opener.open(buf)
       if (plain === null) throw new ProtocolError('a frame did not authenticate (forged, replayed or out of order)')
-      this.onEnvelope(parseFrame(envelopeSchema, plain.toString('utf8'), 'message'))
+      const env = parseFrame(envelopeSchema, plain.toString('utf8'), 'message')
+      if (this.#onEnvelope !== null) this.#onEnvelope(env)
+      else if (this.#inbox.length < 256) this.#inbox.push(env)
+      else throw new ProtocolError('too many messages before the channel was ready')
     } catch (err) {
       this.fail(asRdmaError(err))
     }

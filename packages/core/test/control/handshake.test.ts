@@ -1,0 +1,175 @@
+/** The control-plane handshake over real ws sockets on loopback, without a provider: PSK, Ed25519, and every way it must fail. */
+import { afterEach, describe, expect, it } from 'vitest'
+import { WebSocket, WebSocketServer } from 'ws'
+import * as v from 'valibot'
+import { ControlChannel, ControlServer, generateIdentity, isRdmaError, publicKeyId, type ClientAuth, type ServerAuth } from '../../src/index.js'
+import { normalizeClientAuth, normalizeServerAuth } from '../../src/control/auth.js'
+import { dialControl } from '../../src/control/control-server.js'
+import type { ControlConnection } from '../../src/control/control-connection.js'
+
+const echoSchema = v.strictObject({ say: v.pipe(v.string(), v.maxLength(100)) })
+type Echo = v.InferOutput<typeof echoSchema>
+const psk = 'correct horse battery staple 42'
+
+class EchoChannel extends ControlChannel<Echo, Echo> {
+  constructor(conn: ControlConnection, redial?: (r: { channelId: string; resumeKey: Buffer }) => Promise<ControlConnection>) {
+    super({ result: conn.result, requestSchema: echoSchema, replySchema: echoSchema, ...(redial ? { redial } : {}) }, conn)
+  }
+}
+
+const cleanups: (() => Promise<unknown> | unknown)[] = []
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c()
+})
+
+async function echoServer(auth: ServerAuth): Promise<ControlServer<EchoChannel>> {
+  const server = await ControlServer.start<EchoChannel>({ port: 0 }, normalizeServerAuth(auth), 'peer', (conn) => new EchoChannel(conn), (ch) => ch.setHandler(async (req: Echo) => ({ say: `echo ${req.say}` })))
+  cleanups.push(() => server.close())
+  return server
+}
+
+async function dial(url: string, auth: ClientAuth): Promise<EchoChannel> {
+  const ch = await dialControl(url, normalizeClientAuth(auth), 'peer', {}, (conn, redial) => new EchoChannel(conn, redial))
+  cleanups.push(() => ch.close())
+  return ch
+}
+
+async function codeOf(p: Promise<unknown>): Promise<string> {
+  try {
+    await p
+  } catch (err) {
+    expect(isRdmaError(err)).toBe(true)
+    return (err as { code: string }).code
+  }
+  throw new Error('expected a failure')
+}
+
+describe('control handshake', () => {
+  it('PSK: both sides derive the same channel secret and sealed requests flow both ways', async () => {
+    const server = await echoServer({ psk })
+    const ch = await dial(server.url, { psk })
+    expect(await ch.request({ say: 'hi' })).toEqual({ say: 'echo hi' })
+    const serverSide = server.channels[0]!
+    expect(serverSide.channelSecret.equals(ch.channelSecret)).toBe(true)
+    expect(serverSide.peerId).toBe('psk:default')
+    ch.setHandler(async (req: Echo) => ({ say: `client ${req.say}` }))
+    expect(await serverSide.request({ say: 'x' })).toEqual({ say: 'client x' })
+  })
+
+  it('Ed25519: mutual identities, each side names the other by public key', async () => {
+    const s = generateIdentity()
+    const c = generateIdentity()
+    const server = await echoServer({ identity: s.privateKey, trusted: [c.publicKey] })
+    const ch = await dial(server.url, { identity: c.privateKey, trusted: [publicKeyId(s.publicKey)] })
+    expect(await ch.request({ say: 'id' })).toEqual({ say: 'echo id' })
+    expect(server.channels[0]!.peerId).toBe(`ed25519:${publicKeyId(c.publicKey)}`)
+    expect(ch.peerId).toBe(`ed25519:${publicKeyId(s.publicKey)}`)
+  })
+
+  it('a wrong PSK fails with ERR_AUTH on the client and the server keeps no channel', async () => {
+    const server = await echoServer({ psk })
+    const rejected: unknown[] = []
+    server.on('rejected', (e) => rejected.push(e))
+    const err = await dial(server.url, { psk: 'wrong horse battery staple 42' }).catch((e: unknown) => e)
+    expect(err).toMatchObject({ code: 'ERR_AUTH', message: expect.stringContaining('wrong pre-shared key') })
+    await new Promise((r) => setTimeout(r, 50))
+    expect(server.channels).toHaveLength(0)
+    expect(rejected.length).toBe(1)
+  })
+
+  it('an unknown client identity fails with ERR_AUTH naming it; an untrusted server identity too', async () => {
+    const s = generateIdentity()
+    const c = generateIdentity()
+    const stranger = generateIdentity()
+    const server = await echoServer({ identity: s.privateKey, trusted: [c.publicKey] })
+    const err = await dial(server.url, { identity: stranger.privateKey, trusted: [s.publicKey] }).catch((e: unknown) => e)
+    expect(err).toMatchObject({ code: 'ERR_AUTH', message: expect.stringContaining('unknown identity') })
+    expect((err as Error).message).toContain(publicKeyId(stranger.publicKey))
+    const err2 = await dial(server.url, { identity: c.privateKey, trusted: [stranger.publicKey] }).catch((e: unknown) => e)
+    expect(err2).toMatchObject({ code: 'ERR_AUTH', message: expect.stringContaining('unknown server identity') })
+  })
+
+  it('PSK client against an identity-only server, and a wrong PSK id, fail with ERR_AUTH', async () => {
+    const s = generateIdentity()
+    const server = await echoServer({ identity: s.privateKey, trusted: [generateIdentity().publicKey] })
+    expect(await codeOf(dial(server.url, { psk }))).toBe('ERR_AUTH')
+    const server2 = await echoServer({ psk, pskId: 'lab' })
+    expect(await codeOf(dial(server2.url, { psk, pskId: 'other' }))).toBe('ERR_AUTH')
+  })
+
+  for (const field of ['nonce', 'pskId'] as const) {
+    it(`a man in the middle changing hello.${field} is caught by the transcript MAC (ERR_AUTH)`, async () => {
+      const server = await echoServer({ psk, pskId: 'lab' })
+      const proxy = await tamperingProxy(server.url, (frame) => {
+        const f = JSON.parse(frame) as Record<string, unknown>
+        if (f.t !== 'hello') return frame
+        if (field === 'nonce') f.nonce = Buffer.alloc(32, 7).toString('base64url')
+        else f.pskId = 'other'
+        return JSON.stringify(f)
+      })
+      const err = await dial(proxy, { psk, pskId: 'lab' }).catch((e: unknown) => e)
+      expect(err).toMatchObject({ code: 'ERR_AUTH', message: expect.stringContaining(field === 'nonce' ? 'tampered' : 'unknown pre-shared key id') })
+    })
+  }
+
+  it('a man in the middle changing the welcome (Ed25519) fails the signature check', async () => {
+    const s = generateIdentity()
+    const c = generateIdentity()
+    const server = await echoServer({ identity: s.privateKey, trusted: [c.publicKey] })
+    const proxy = await tamperingProxy(server.url, (frame) => {
+      const f = JSON.parse(frame) as Record<string, unknown>
+      if (f.t === 'welcome') f.nonce = Buffer.alloc(32, 9).toString('base64url')
+      return JSON.stringify(f)
+    })
+    const err = await dial(proxy, { identity: c.privateKey, trusted: [s.publicKey] }).catch((e: unknown) => e)
+    expect(err).toMatchObject({ code: 'ERR_AUTH', message: expect.stringContaining('signature') })
+  })
+
+  it('a flipped bit in a sealed frame closes the connection with ERR_PROTOCOL', async () => {
+    const server = await echoServer({ psk })
+    let flip = false
+    const proxy = await tamperingProxy(server.url, (frame) => frame, (bin) => {
+      if (!flip) return bin
+      const copy = Buffer.from(bin)
+      copy[0]! ^= 1
+      return copy
+    })
+    const ch = await dial(proxy, { psk })
+    expect(await ch.request({ say: 'ok' })).toEqual({ say: 'echo ok' })
+    flip = true
+    const err = await ch.request({ say: 'tampered' }).catch((e: unknown) => e)
+    expect(err).toMatchObject({ code: 'ERR_PROTOCOL' })
+    expect(ch.closed).toBe(true)
+  })
+
+  it('short PSKs and mixed credentials are refused before dialing', () => {
+    expect(() => normalizeClientAuth({ psk: 'short' })).toThrow(/at least 16 bytes/)
+    expect(() => normalizeClientAuth({ psk, identity: generateIdentity().privateKey } as never)).toThrow(/either psk or identity/)
+    expect(() => normalizeServerAuth({})).toThrow(/psk/)
+  })
+})
+
+/** A ws proxy that passes frames through `text`/`binary` rewriters (loopback only). */
+async function tamperingProxy(target: string, text: (frame: string) => string, binary: (frame: Buffer) => Buffer = (b) => b): Promise<string> {
+  const wss = new WebSocketServer({ port: 0, host: '127.0.0.1' })
+  await new Promise((r) => wss.once('listening', r))
+  wss.on('connection', (client) => {
+    const upstream = new WebSocket(target)
+    const queue: [Buffer, boolean][] = []
+    upstream.on('open', () => {
+      for (const [d, b] of queue.splice(0)) upstream.send(b ? binary(d) : text(d.toString()), { binary: b })
+    })
+    client.on('message', (d: Buffer, isBinary) => {
+      if (upstream.readyState === WebSocket.OPEN) upstream.send(isBinary ? binary(d) : text(d.toString()), { binary: isBinary })
+      else queue.push([d, isBinary])
+    })
+    upstream.on('message', (d: Buffer, isBinary) => client.readyState === WebSocket.OPEN && client.send(isBinary ? d : text(d.toString()), { binary: isBinary }))
+    upstream.on('close', () => client.terminate())
+    client.on('close', () => upstream.terminate())
+    upstream.on('error', () => client.terminate())
+    client.on('error', () => upstream.terminate())
+  })
+  cleanups.push(() => new Promise((r) => { for (const c of wss.clients) c.terminate(); wss.close(r) }))
+  const port = (wss.address() as { port: number }).port
+  return `ws://127.0.0.1:${port}`
+}

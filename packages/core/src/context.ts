@@ -4,6 +4,7 @@ import { accessNamesToBits, type AccessName } from './constants.js'
 import { CompletionQueue } from './completion-queue.js'
 import { ClosedError, InvalidArgumentError, UnsupportedError } from './errors.js'
 import { MemoryRegion, type RegistrableMemory } from './memory-region.js'
+import { renderPrometheus, type PrometheusOptions } from './metrics/prometheus.js'
 import { assertProvider, loadProvider } from './provider-loader.js'
 import { QueuePair, type QpCaps } from './queue-pair.js'
 import { normalizeQos, type QosSpec } from './session/qos.js'
@@ -161,6 +162,11 @@ export class Context {
   async join(url: string, options: JoinOptions): Promise<Session> {
     this.#checkOpen()
     return joinSession(this, url, options)
+  }
+
+  /** This context's sessions, QPs and device counters in the Prometheus text format (see renderPrometheus). */
+  metrics(options?: PrometheusOptions): string {
+    return renderPrometheus(this, options)
   }
 
   /** Closes every session, QP, CQ and region, then the device. */

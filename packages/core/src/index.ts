@@ -27,3 +27,5 @@ export { ControlConnection, type KeepaliveOptions, type ConnectionOptions, type 
 export { MAX_FRAME_BYTES, PROTOCOL_VERSION } from './control/frames.js'
 export { createJoinToken, verifyJoinToken, splitJoinToken, JOIN_SCOPES, type JoinScope, type JoinTokenOptions, type JoinClaims } from './control/join-token.js'
 export { QpCreationLimiter, type QpRateLimit } from './control/rate-limit.js'
+export { collectMetrics, renderPrometheus, prometheusHandler, type PrometheusOptions } from './metrics/prometheus.js'
+export { formatExposition, PROMETHEUS_CONTENT_TYPE, type MetricFamily, type Sample as MetricSample, type HistogramSample, type Labels as MetricLabels } from './metrics/exposition.js'

@@ -66,6 +66,31 @@ export interface ProviderDevice {
   allocPd(): ProviderPd
   /** Releases the device. Every child must be destroyed first. */
   close(): Promise<void>
+  /** Optional: the device's transport counters (see ProviderMetrics); core exports them in the Prometheus format. */
+  metrics?(): ProviderMetrics
+}
+
+/**
+ * Counters a provider keeps, for a device (`ProviderDevice.metrics?()`) or a QP
+ * (`ProviderQp.metrics?()`). Both hooks are optional. Values only grow (they are
+ * exported as Prometheus counters); names are camelCase and become snake_case metric
+ * names (`retransmits` -> `rdma_session_device_retransmits_total`). Names to use
+ * where they apply, so dashboards work across providers: `packetsSent`, `bytesSent`,
+ * `packetsReceived`, `bytesReceived`, `retransmits`, `timeouts`; labeled `naksSent`
+ * and `naksReceived` by `kind` (`PSN_SEQUENCE_ERROR`, `RNR`, `INVALID_REQUEST`,
+ * `REMOTE_ACCESS_ERROR`, `REMOTE_OPERATIONAL_ERROR`), `drops` by `reason`.
+ * Providers call them on demand (a scrape): return a fresh plain object.
+ */
+export interface ProviderMetrics {
+  readonly counters: Readonly<Record<string, number>>
+  /** Counters split by one label, e.g. `{ drops: { label: 'reason', values: { badIcrc: 1 } } }`. */
+  readonly labeled?: Readonly<Record<string, ProviderLabeledCounter>>
+}
+
+export interface ProviderLabeledCounter {
+  /** The label's name (`kind`, `reason`, …). */
+  readonly label: string
+  readonly values: Readonly<Record<string, number>>
 }
 
 export interface ProviderPd {
@@ -110,6 +135,8 @@ export interface ProviderQp {
   setEventHandler(cb: (event: QpEvent) => void): void
   /** Releases the QP; outstanding WRs are dropped without completions. */
   destroy(): void
+  /** Optional: this QP's transport counters (see ProviderMetrics). */
+  metrics?(): ProviderMetrics
 }
 
 export interface QpEvent {

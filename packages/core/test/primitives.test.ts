@@ -74,9 +74,10 @@ describe('in-process peer link', () => {
 
 describe('provider loader', () => {
   it('names the package to install when a provider is missing', async () => {
-    const err = await loadProvider('softroce').catch((e: unknown) => e)
+    // A package no workspace member has (softroce and verbs are reachable once examples depend on them).
+    const err = await loadProvider('@rdma-session/provider-not-installed').catch((e: unknown) => e)
     expect(isRdmaError(err, 'ERR_PROVIDER_MISSING')).toBe(true)
-    expect((err as Error).message).toContain('pnpm add @rdma-session/provider-softroce')
+    expect((err as Error).message).toContain('pnpm add @rdma-session/provider-not-installed')
   })
   it('rejects a package that is not a provider', async () => {
     const err = await loadProvider('x', {}, async () => ({ notAProvider: true })).catch((e: unknown) => e)

@@ -2,7 +2,7 @@
  * A mock device is one host on the fabric: its address and port, its QPs (by
  * QPN), its registered memory, and its egress scheduler.
  */
-import { ClosedError, QpStateError, type DeviceInfo, type ProviderDevice } from '@rdma-session/core'
+import { ClosedError, QpStateError, type DeviceInfo, type ProviderDevice, type ProviderMetrics } from '@rdma-session/core'
 import { EgressScheduler } from './egress-scheduler.js'
 import type { DropReason } from './fabric-stats.js'
 import type { MockFabric } from './fabric.js'
@@ -11,6 +11,7 @@ import { MemoryTable } from './memory-region.js'
 import { MockPd } from './mock-pd.js'
 import type { MockQp } from './mock-qp.js'
 import type { Packet } from './packet.js'
+import { TransportCounters } from './transport-counters.js'
 import { randomQpn } from './unpredictable-ids.js'
 
 /** The GID of an address: IPv4-mapped IPv6 for IPv4, the address itself for IPv6. */
@@ -23,6 +24,8 @@ export class MockDevice implements ProviderDevice {
   /** `address:port`, the host's name on the fabric. */
   readonly key: string
   readonly memory = new MemoryTable()
+  /** Packets, retransmits, NAKs by kind and drops by reason of this host. */
+  readonly counters = new TransportCounters()
   readonly scheduler: EgressScheduler
   /** Set by fabric.killHost(): the host neither sends nor receives. */
   killed = false
@@ -95,12 +98,30 @@ export class MockDevice implements ProviderDevice {
   }
 
   transmit(packet: Packet): void {
+    this.counters.sent(packet)
     this.fabric.transmit(packet)
   }
 
   /** A packet arrived for this host; returns why it was dropped, or null. */
   deliver(packet: Packet): DropReason | null {
     const qp = this.#qps.get(packet.dstQpn)
-    return qp === undefined ? 'unknown-qpn' : qp.receive(packet)
+    if (qp === undefined) {
+      this.counters.dropped('unknown-qpn')
+      return 'unknown-qpn'
+    }
+    const reason = qp.receive(packet)
+    if (reason === null) {
+      this.counters.received(packet)
+      qp.counters.received(packet)
+    } else {
+      this.counters.dropped(reason)
+      qp.counters.dropped(reason)
+    }
+    return reason
+  }
+
+  /** Transport counters of this host (SPI metrics hook; fabric.stats has the fabric's view). */
+  metrics(): ProviderMetrics {
+    return this.counters.metrics()
   }
 }

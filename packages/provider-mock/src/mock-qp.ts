@@ -12,6 +12,7 @@ import {
   QpStateError,
   QueueFullError,
   WcStatus,
+  type ProviderMetrics,
   type ProviderQp,
   type ProviderQpInit,
   type QpAttrs,
@@ -33,6 +34,7 @@ import { isRequest, type Packet } from './packet.js'
 import { PacketCipher } from './packet-cipher.js'
 import { Requester, type RequesterSnapshot } from './requester.js'
 import { Responder } from './responder.js'
+import { TransportCounters } from './transport-counters.js'
 import { recvWqeFrom, sendWqeFrom, type SendWqe } from './work-queue-entries.js'
 
 /** RC timers and limits a QP uses when modify() did not set them. */
@@ -73,6 +75,8 @@ export class MockQp implements ProviderQp, CompletionProducer {
   cipher: PacketCipher | null = null
   requester: Requester | null = null
   responder: Responder | null = null
+  /** Packets, retransmits, NAKs by kind and drops by reason of this QP. */
+  readonly counters = new TransportCounters()
 
   readonly maxSendWr: number
   readonly maxRecvWr: number
@@ -213,7 +217,13 @@ export class MockQp implements ProviderQp, CompletionProducer {
       this.enterError('nonce space of the tx key is used up; rekey before 2^40 packets')
       return
     }
+    this.counters.sent(packet)
     this.device.transmit(packet)
+  }
+
+  /** This QP's transport counters (SPI metrics hook). */
+  metrics(): ProviderMetrics {
+    return this.counters.metrics()
   }
 
   /** Moves the QP to ERR and flushes it (asynchronously). `reason` non-null: the provider did it, so report a 'fatal' event. */

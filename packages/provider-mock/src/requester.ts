@@ -145,6 +145,10 @@ export class Requester implements EgressSource {
     this.#prepared = false
     this.#segment = 0
     if (w.needsResponse) this.#readsInFlight++
+    if (this.#cursor < this.#sentEnd) {
+      qp.counters.retransmits++
+      qp.device.counters.retransmits++
+    }
     if (++this.#cursor > this.#sentEnd) this.#sentEnd = this.#cursor
     this.#armTimer()
     qp.transmit(p)
@@ -334,6 +338,8 @@ export class Requester implements EgressSource {
       this.#armTimer()
       return
     }
+    qp.counters.timeouts++
+    qp.device.counters.timeouts++
     if (++this.#retries > qp.retryCnt) {
       this.#fail(WcStatus.RETRY_EXC_ERR, undefined, 'retry count exceeded: the peer does not answer')
       return

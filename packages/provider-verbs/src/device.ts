@@ -42,7 +42,7 @@ export class VerbsDevice extends EventEmitter implements ProviderDevice {
   /** Live QPs by native id (async events) and by QPN (completions). */
   readonly qpsById = new Map<number, VerbsQp>()
   readonly qpsByQpn = new Map<number, VerbsQp>()
-  /** Poll mode: WRs that may still complete; the spin loop runs while this is above zero. */
+  /** Poll mode: signaled send WRs not yet completed; the spin loop runs while this is above zero (receives wait for events). */
   outstanding = 0
   readonly #pollCqs = new Set<VerbsCq>()
   #spinning = false
@@ -93,7 +93,7 @@ export class VerbsDevice extends EventEmitter implements ProviderDevice {
   kick(): void {
     if (this.#spinning || !this.pollMode) return
     this.#spinning = true
-    setImmediate(this.#spin).unref()
+    setImmediate(this.#spin)
   }
 
   readonly #spin = (): void => {
@@ -103,7 +103,8 @@ export class VerbsDevice extends EventEmitter implements ProviderDevice {
       return
     }
     for (const cq of this.#pollCqs) cq.pollPending()
-    setImmediate(this.#spin).unref()
+    // A ref'd immediate keeps libuv's poll phase non-blocking while we spin (unref'd ones do not).
+    setImmediate(this.#spin)
   }
 
   #onAsyncEvent(name: string, qpKind: 'fatal' | 'path-migrated' | 'last-wqe-reached' | null, qpId: number, port: number): void {

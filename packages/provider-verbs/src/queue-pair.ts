@@ -252,7 +252,7 @@ export class VerbsQp implements ProviderQp {
     writeSges(b, wr.sgList)
     const rc = this.native.postRecv()
     if (rc !== 0) throw postError('ibv_post_recv', rc, 'recv', this.#maxRecvWr)
-    this.#afterPost(true)
+    this.#afterPost(false)
   }
 
   #afterPost(expectCompletion: boolean): void {

@@ -132,7 +132,7 @@ export class VerbsCq implements ProviderCq {
         if (status !== WcStatus.SUCCESS) this.device.qpsByQpn.get(qpn)?.noteCompletionError(status)
         out.push(wc)
       }
-      if (this.device.pollMode) this.device.outstanding -= n
+      if (this.device.pollMode) for (let i = 0; i < n; i++) if (r[i * words + 3]! < 7) this.device.outstanding--
       max -= n
       if (n < want) break
     }
@@ -180,7 +180,6 @@ export class VerbsSrq {
       if (err instanceof VerbsError && err.errno === 12) throw new QueueFullError('recv', this.maxWr)
       throw err
     }
-    if (this.device.pollMode) this.device.outstanding++
   }
 
   destroy(): void {

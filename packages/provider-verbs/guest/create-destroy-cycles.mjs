@@ -1,0 +1,55 @@
+#!/usr/bin/env node
+// Runs inside the rxe guest: N cycles of PD + MR (4 KiB Buffer) + CQ + QP (taken to INIT) created
+// and destroyed through provider-verbs, with RSS sampled along the way. Prints progress lines and
+// one `GUEST-RESULT {...}` line; exits 1 if RSS grew more than the bound or a native object leaked.
+//   node --expose-gc guest/create-destroy-cycles.mjs [N] [boundMiB]
+import { verbs } from '../dist/index.js'
+
+const N = Number(process.argv[2] ?? 10_000)
+const BOUND_MIB = Number(process.argv[3] ?? 8)
+const WARMUP = Math.min(500, Math.max(1, N >> 4))
+const qos = { serviceLevel: 0, trafficClass: 0, className: 'default', weight: 1, rateLimitBps: 0 }
+const mib = (b) => +(b / 2 ** 20).toFixed(2)
+const rss = () => {
+  globalThis.gc?.()
+  return process.memoryUsage().rss
+}
+
+const provider = verbs({ device: process.env.RXE_DEVICE ?? 'rxe0' })
+const device = await provider.openDevice()
+
+function cycle() {
+  const pd = device.allocPd()
+  const mr = pd.registerMemory(Buffer.alloc(4096), 0b1111)
+  const cq = pd.createCq(64)
+  const qp = pd.createQp({ sendCq: cq, recvCq: cq, maxSendWr: 16, maxRecvWr: 16, maxSendSge: 1, maxRecvSge: 1, maxInlineData: 0, qos })
+  qp.modify({ state: 'INIT', accessFlags: 0b1111, portNum: 1, pkeyIndex: 0 })
+  qp.destroy()
+  cq.destroy()
+  mr.deregister()
+  pd.dealloc()
+}
+
+const t0 = performance.now()
+for (let i = 0; i < WARMUP; i++) cycle()
+const start = rss()
+const samples = [{ cycle: 0, rssMiB: mib(start) }]
+console.log(`cycles: warm-up ${WARMUP} done, RSS ${mib(start)} MiB`)
+const t1 = performance.now()
+for (let i = 1; i <= N; i++) {
+  cycle()
+  if (i % 2000 === 0 || i === N) {
+    const r = rss()
+    samples.push({ cycle: i, rssMiB: mib(r) })
+    console.log(`cycles: ${i}/${N} RSS ${mib(r)} MiB (+${mib(r - start)})`)
+  }
+}
+const ms = performance.now() - t1
+const end = rss()
+const left = device.stats()
+await device.close()
+const growth = mib(end - start)
+const ok = growth <= BOUND_MIB && left.qps + left.cqs + left.mrs + left.pds + left.srqs === 0
+const result = { part: 'cycles', cycles: N, warmup: WARMUP, rssStartMiB: mib(start), rssEndMiB: mib(end), growthMiB: growth, boundMiB: BOUND_MIB, usPerCycle: +((ms * 1000) / N).toFixed(1), ms: Math.round(ms), totalMs: Math.round(performance.now() - t0), leftOver: left, samples, ok }
+console.log(`GUEST-RESULT ${JSON.stringify(result)}`)
+process.exit(ok ? 0 : 1)

@@ -47,10 +47,25 @@ export type AddonState =
 
 let state: AddonState | undefined
 
-/** The directory of this module, in an ESM build, a CJS build, or the sources under vitest. */
+/**
+ * The directory of this module, in the ESM build, the CJS build and the sources under vitest.
+ * It is read from a stack frame rather than import.meta.url, which does not exist in CJS (and
+ * makes esbuild warn when building the CJS output); __filename does not exist in ESM.
+ */
 function moduleDir(): string {
-  if (typeof __filename === 'string') return dirname(__filename)
-  return dirname(fileURLToPath(import.meta.url))
+  const saved = { prepare: Error.prepareStackTrace, limit: Error.stackTraceLimit }
+  let file: string | null | undefined
+  try {
+    Error.prepareStackTrace = (_err, frames) => frames
+    Error.stackTraceLimit = 1
+    const frames = new Error().stack as unknown as NodeJS.CallSite[]
+    file = frames[0]?.getFileName()
+  } finally {
+    Error.prepareStackTrace = saved.prepare
+    Error.stackTraceLimit = saved.limit
+  }
+  if (!file) return process.cwd()
+  return dirname(file.startsWith('file:') ? fileURLToPath(file) : file)
 }
 
 /** The nearest directory upwards whose package.json is this package's. */

@@ -1,10 +1,11 @@
 // The native helper's own API: the options it sets (as getsockopt reports them), its errors, and
 // sockets made inside a network namespace.
 import { execFileSync } from 'node:child_process'
-import { closeSync } from 'node:fs'
+import { closeSync, rmSync } from 'node:fs'
+import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { RoceSockoptAddon } from '../../src/socket/sockopt-addon.js'
-import { ensureAddonBuilt, hasIpNetns, isRoot, makeNetns } from './helpers.js'
+import { ensureAddonBuilt, hasIpNetns, isRoot, makeNetns, packageRoot } from './helpers.js'
 
 let addon: RoceSockoptAddon
 const fds: number[] = []
@@ -83,4 +84,21 @@ describe('roce_sockopt.createUdpSocket', () => {
       ns.remove()
     }
   })
+})
+
+describe('the loader in built bundles', () => {
+  it('ESM and CJS bundles (as tsup builds dist/) find the package root and load the addon', () => {
+    const out = join(packageRoot, `.bundle-check-${process.pid}`)
+    try {
+      execFileSync(join(packageRoot, '..', '..', 'node_modules', '.bin', 'tsup'),
+        ['src/socket/roce-socket.ts', '--no-config', '--format', 'esm,cjs', '--target', 'node20', '--out-dir', out, '--silent'],
+        { cwd: packageRoot, stdio: 'pipe' })
+      const probe = (code: string, ...args: string[]): string => execFileSync(process.execPath, [...args, '-e', code], { cwd: packageRoot, encoding: 'utf8' }).trim()
+      const use = (m: string): string => `${m}.then((m) => m.openRoceSocket({ family: 4, address: '127.0.0.1', port: 0 })).then((s) => { console.log(s.helper); s.socket.close() })`
+      expect(probe(use(`Promise.resolve(require(${JSON.stringify(join(out, 'roce-socket.cjs'))}))`))).toBe('native')
+      expect(probe(use(`import(${JSON.stringify(join(out, 'roce-socket.js'))})`), '--input-type=module')).toBe('native')
+    } finally {
+      rmSync(out, { recursive: true, force: true })
+    }
+  }, 60_000)
 })

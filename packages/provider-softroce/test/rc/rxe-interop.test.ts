@@ -95,12 +95,13 @@ describe.skipIf(vm === null)('kernel rxe interop (rxe-vm guest)', () => {
       const r = await runChild(fam)
       console.info(`[softroce] IPv${fam} interop: softroce ${JSON.stringify(r.counters)}; rxe ${JSON.stringify(r.peerCounters)}`)
       expect(r.checks.filter((c) => !c.ok), JSON.stringify(r.checks)).toEqual([])
-      expect(r.checks.length).toBe(12)
+      expect(r.checks.length).toBe(14)
       expect(r.counters.drops.badIcrc, 'softroce dropped rxe packets for a bad ICRC').toBe(0)
       expect(r.counters.drops.malformed).toBe(0)
       if (fam === 4) expect(r.counters.ipv4IdSolved, "rxe's IPv4 IDs were solved").toBeGreaterThan(0)
       // rxe counts what it received; a packet it rejected (bad ICRC) never reaches rcvd_pkts.
       if (r.peerCounters.rcvd_pkts !== undefined) expect(r.peerCounters.rcvd_pkts).toBeGreaterThan(50)
+      if (r.peerCounters.rcvd_seq_err !== undefined) expect(r.peerCounters.rcvd_seq_err, 'rxe saw no PSN gaps').toBe(0)
     }, 60_000)
   }
 })

@@ -157,6 +157,36 @@ await check('64 KiB WRITE and READ round trip (64 packets each)', async () => {
   await qp.read(mr.slice(700_000, 60_000), remote(0, 60_000))
   return view.subarray(700_000, 760_000).equals(big.subarray(0, 60_000)) || 'bytes differ'
 })
+await check('rxe RNR NAK (no receive posted), then the SEND completes once one is', async () => {
+  const send = qp.send(mr.slice(0, 100))
+  await new Promise((r) => setTimeout(r, 50))
+  await peer.recv(50_000, 1024)
+  await send
+  const wc = await peer.waitRecv(10_000)
+  return (wc.len === 100 && device.counters.rnrNaksReceived > 0) || `len ${wc.len}, RNR NAKs ${device.counters.rnrNaksReceived}`
+})
+// Last: a remote access error moves the QPs to ERR. IPv4 checks rxe's NAK, IPv6 ours.
+if (fam === 4) {
+  await check('rxe NAKs a bad rkey: softroce completes REM_ACCESS_ERR', async () => {
+    try {
+      await qp.write(mr.slice(0, 64), { addr: Number(h.addr), rkey: (h.rkey ^ 0x5a5a5a) >>> 0, length: 64 })
+      return 'the WRITE succeeded'
+    } catch (err) {
+      return (err as { status?: string }).status === 'REM_ACCESS_ERR' || String(err)
+    }
+  })
+} else {
+  await check('softroce NAKs a bad rkey: rxe completes REM_ACCESS_ERR, memory untouched', async () => {
+    const before = Buffer.from(view)
+    try {
+      await peer.write(0, 0, 64, { rkey: (mr.rkey ^ 0x5a5a5a) >>> 0 })
+      return 'the WRITE succeeded'
+    } catch (err) {
+      const status = (err as { status?: string }).status
+      return (/REMOTE_ACCESS|REM_ACCESS|remote access/i.test(String(status ?? err)) && view.equals(before) && device.counters.drops.accessViolation === 1) || `${String(status)} ${String(err)}`
+    }
+  })
+}
 const counters = device.counters.snapshot()
 const peerCounters = await peer.counters().catch(() => ({}))
 await qp.close()

@@ -1,6 +1,7 @@
 /** Finds a provider by name (RDMA_SESSION_PROVIDER) with a dynamic import, and checks it looks like one. */
 import { createRequire } from 'node:module'
-import { join } from 'node:path'
+import { readFileSync } from 'node:fs'
+import { dirname, join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { ProviderInvalidError, ProviderMissingError } from './errors.js'
 import type { Provider } from './spi.js'
@@ -46,12 +47,38 @@ async function importFromApp(specifier: string): Promise<unknown> {
   } catch (err) {
     let resolved: string
     try {
-      resolved = createRequire(join(process.cwd(), 'package.json')).resolve(specifier)
+      resolved = resolveAsImport(specifier, join(process.cwd(), 'package.json'))
     } catch {
       throw err
     }
     return await import(pathToFileURL(resolved).href)
   }
+}
+
+/**
+ * Resolves a bare package name from `parent` the way `import` would: through the
+ * package's "import" export condition, not "require" (createRequire alone would pick
+ * the CJS build, and the app, which imported the ESM build, would then meet a second
+ * copy of the provider's classes: `instanceof MockFabric` fails, for one).
+ */
+function resolveAsImport(specifier: string, parent: string): string {
+  const require = createRequire(parent)
+  let manifestPath: string
+  try {
+    manifestPath = require.resolve(`${specifier}/package.json`)
+  } catch {
+    return require.resolve(specifier)
+  }
+  const manifest = JSON.parse(readFileSync(manifestPath, 'utf8')) as { exports?: unknown; module?: string; main?: string }
+  const root = (manifest.exports !== null && typeof manifest.exports === 'object' && '.' in manifest.exports ? (manifest.exports as Record<string, unknown>)['.'] : manifest.exports) as unknown
+  const pick = (entry: unknown): string | undefined => {
+    if (typeof entry === 'string') return entry
+    if (entry === null || typeof entry !== 'object') return undefined
+    const e = entry as Record<string, unknown>
+    return pick(e.import) ?? pick(e.node) ?? pick(e.default)
+  }
+  const target = pick(root) ?? manifest.module
+  return target === undefined ? require.resolve(specifier) : join(dirname(manifestPath), target)
 }
 
 function exportsOf(mod: unknown): Partial<ProviderModule> {

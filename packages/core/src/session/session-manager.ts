@@ -45,6 +45,16 @@ function checkSpecs(specs: readonly unknown[]): void {
   if (specs.length > MAX_QPS_PER_REQUEST) throw new InvalidArgumentError(`at most ${MAX_QPS_PER_REQUEST} QPs per request, got ${specs.length}`)
 }
 
+/** How long closing waits for the peer to acknowledge a notice (a peer that is unreachable must not hold up a close). */
+export const NOTICE_TIMEOUT_MS = 2000
+
+/** Waits for a best-effort notice to the peer, at most NOTICE_TIMEOUT_MS; its failure is ignored. */
+async function notice(request: Promise<unknown>): Promise<void> {
+  let timer: NodeJS.Timeout | undefined
+  await Promise.race([request.catch(() => undefined), new Promise((r) => (timer = setTimeout(r, NOTICE_TIMEOUT_MS)))])
+  clearTimeout(timer)
+}
+
 export class SessionManager extends EventEmitter implements SessionOwner {
   readonly #ctx: Context
   readonly #table = new Map<string, Session>()
@@ -202,7 +212,7 @@ export class SessionManager extends EventEmitter implements SessionOwner {
     await qp.close()
     if (notifyPeer && qp.remoteQpn !== null && !session.closed) {
       const channel = this.#members.ownerOf(qp)?.channel ?? session.peer
-      await channel.request({ type: 'remove-qp', sessionId: session.id, from: this.#ctx.endpoint, qpn: qp.remoteQpn }).catch(() => undefined)
+      await notice(channel.request({ type: 'remove-qp', sessionId: session.id, from: this.#ctx.endpoint, qpn: qp.remoteQpn }))
     }
   }
 
@@ -221,7 +231,7 @@ export class SessionManager extends EventEmitter implements SessionOwner {
     }))
     const tell = new Set(members.filter((c) => c !== session.peer))
     if (notifyPeer && !session.peer.closed) tell.add(session.peer)
-    await Promise.all([...tell].map((c) => c.request({ type: 'close-session', sessionId: session.id, from: this.#ctx.endpoint, reason }).catch(() => undefined)))
+    await Promise.all([...tell].map((c) => notice(c.request({ type: 'close-session', sessionId: session.id, from: this.#ctx.endpoint, reason }))))
     session.emitClosed(reason)
     this.emit('session-closed', session)
   }

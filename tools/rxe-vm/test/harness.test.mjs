@@ -65,19 +65,23 @@ describe('rxe-vm harness', { skip, concurrency: false }, () => {
     assert.ok(noTapInRootNetns(), 'no tap device in the root netns')
   })
 
-  test('timeout -> 124 and kill() -> 143, two guests at once, both cleaned up', { timeout: 120_000 }, async () => {
-    const [slow, killed] = await Promise.all([
+  test('timeout -> 124, kill() -> 143, kernel panic -> 125: three guests at once, all cleaned up', { timeout: 150_000 }, async () => {
+    const [slow, killed, panic] = await Promise.all([
       startGuest({ command: 'sleep 600', timeoutMs: 14_000 }),
       startGuest({ command: 'sleep 600', timeoutMs: 100_000 }),
+      startGuest({ command: 'echo c > /proc/sysrq-trigger', timeoutMs: 100_000 }),
     ])
-    assert.notEqual(slow.netns, killed.netns)
+    assert.equal(new Set([slow.netns, killed.netns, panic.netns]).size, 3)
     await killed.ready
     const k = await killed.kill()
     assert.equal(k.code, 143)
     const s = await slow.exited
     assert.equal(s.code, 124, s.stderr)
     assert.match(s.stderr, /timeout after 14s/)
-    for (const g of [slow, killed]) {
+    const p = await panic.exited
+    assert.equal(p.code, 125, p.stderr)
+    assert.match(p.stderr, /guest ended without reporting an exit code/)
+    for (const g of [slow, killed, panic]) {
       assert.ok(!netnsExists(g.netns), `netns ${g.netns} deleted`)
       if (g.qemuPid) assert.ok(!isQemu(g.qemuPid), `qemu ${g.qemuPid} gone`)
     }

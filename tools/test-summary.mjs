@@ -6,13 +6,23 @@ import { existsSync, readFileSync, readdirSync } from 'node:fs'
 import { join } from 'node:path'
 
 const root = new URL('..', import.meta.url).pathname
-const dirs = ['packages', 'examples'].flatMap((d) => (existsSync(join(root, d)) ? readdirSync(join(root, d)).map((n) => join(root, d, n)) : []))
+const dirs = ['packages', 'examples', 'tools'].flatMap((d) => (existsSync(join(root, d)) ? readdirSync(join(root, d)).map((n) => join(root, d, n)) : []))
 let passed = 0
 let failed = 0
 let skipped = 0
 const missing = []
 for (const dir of dirs) {
   const hasTests = existsSync(join(dir, 'test')) || existsSync(join(dir, 'vitest.config.ts'))
+  const tap = join(dir, 'test-results.tap')
+  if (existsSync(tap)) {
+    // node:test's TAP reporter ends with `# pass N`, `# fail N`, `# skipped N`, `# todo N`.
+    const text = readFileSync(tap, 'utf8')
+    const count = (k) => Number(new RegExp(`^# ${k} (\\d+)$`, 'm').exec(text)?.[1] ?? 0)
+    passed += count('pass')
+    failed += count('fail') + count('cancelled')
+    skipped += count('skipped') + count('todo')
+    continue
+  }
   const report = join(dir, 'test-results.json')
   if (!existsSync(report)) {
     if (hasTests) missing.push(dir)

@@ -11,12 +11,12 @@ const LAST = 2
 const ONLY = 4
 
 /**
- * Sets `pkt`'s headers and `parts` for packet `k` of `w` (READ: the request for the responses
- * not received yet; atomics: the one request) and returns the payload length. `ackReq` is the
+ * Sets `pkt`'s headers and `parts` for packet `k` of `w` (READ: the request for `readChunk`
+ * responses from response `k` on; atomics: the one request) and returns the payload length. `ackReq` is the
  * AckReq bit the caller wants besides the one READ/atomics always carry and the one on the last
  * packet of each message (of signaled messages only, when `lazyAcks`).
  */
-export function fillRequestPacket(w: SendWqe, k: number, psn: number, pmtu: number, ackReq: boolean, lazyAcks: boolean, pkt: RocePacket, parts: Uint8Array[]): number {
+export function fillRequestPacket(w: SendWqe, k: number, psn: number, pmtu: number, readChunk: number, ackReq: boolean, lazyAcks: boolean, pkt: RocePacket, parts: Uint8Array[]): number {
   const bth = pkt.bth
   bth.psn = psn
   bth.solicited = false
@@ -25,10 +25,10 @@ export function fillRequestPacket(w: SendWqe, k: number, psn: number, pmtu: numb
   pkt.atomicEth = undefined
   parts.length = 0
   if (w.kind === WqeKind.READ) {
-    const offset = w.received * pmtu
+    const offset = k * pmtu
     bth.opcode = RcOpcode.RDMA_READ_REQUEST
     bth.ackReq = true
-    pkt.reth = { va: BigInt(w.remoteAddr + offset), rkey: w.rkey, dmaLength: w.length - offset }
+    pkt.reth = { va: BigInt(w.remoteAddr + offset), rkey: w.rkey, dmaLength: Math.min(w.length - offset, readChunk * pmtu) }
     return 0
   }
   if (w.kind === WqeKind.ATOMIC) {

@@ -143,9 +143,15 @@ export class Requester {
         if (!this.#host.requesterMayStart()) return 0
         if (w.isReadOrAtomic && this.#rdAtomicInFlight >= this.#maxRdAtomic) return 0
       } else if (!this.#host.requesterMayContinue()) return 0
-      const psn = w.firstPsn >= 0 ? psnAdd(w.firstPsn, w.kind === WqeKind.READ ? w.received : this.#txPkt) : this.#freshPsn
-      const inFlight = psnDiff(psn, this.#una)
-      if (inFlight > 0 && inFlight + (w.isReadOrAtomic ? w.packets - w.received : 1) > this.#host.windowPackets) return 0
+      const psn = w.firstPsn >= 0 ? psnAdd(w.firstPsn, this.#txPkt) : this.#freshPsn
+      const inFlight = psnDiff(psn, this.#txIdx === this.#head ? this.#windowBase() : this.#una)
+      // A READ asks for at most a window of responses per request: a large READ is requested in
+      // window-sized pieces with fixed boundaries, each a READ request of its own at its first PSN.
+      // A retry asks for the rest of its piece only, so every later request keeps its original PSN
+      // (a request reaching past the responder's expected PSN would be neither new nor a duplicate).
+      const W = this.#host.windowPackets
+      const chunk = w.kind === WqeKind.READ ? Math.min(w.packets, (Math.floor(this.#txPkt / W) + 1) * W) - this.#txPkt : 1
+      if (inFlight > 0 && inFlight + chunk > this.#host.windowPackets) return 0
       if (w.firstPsn < 0) {
         w.firstPsn = psn
         w.lastPsn = psnAdd(psn, w.packets - 1)
@@ -155,7 +161,7 @@ export class Requester {
         w.started = true
         if (w.isReadOrAtomic) this.#rdAtomicInFlight++
       }
-      const bytes = this.#emitPacket(w, psn)
+      const bytes = this.#emitPacket(w, psn, chunk)
       // The ACK timeout runs from the latest transmission: a paced (rate-limited) sender is not
       // mistaken for a lost one; losses in a stream are caught by the responder's sequence NAK.
       this.#timer.restart()
@@ -164,18 +170,27 @@ export class Requester {
     return 0
   }
 
-  #emitPacket(w: SendWqe, psn: number): number {
+  /** The oldest PSN still outstanding: unacknowledged, or a READ response not received yet. */
+  #windowBase(): number {
+    const head = this.#wqes[this.#head]
+    if (head !== undefined && head.kind === WqeKind.READ && head.firstPsn >= 0) return psnAdd(head.firstPsn, head.received)
+    return this.#una
+  }
+
+  #emitPacket(w: SendWqe, psn: number, chunk: number): number {
     const k = this.#txPkt
     const periodic = (psn & (ACK_REQ_EVERY - 1)) === 0 || psnDiff(psn, this.#una) * 2 >= this.#host.windowPackets
-    const len = fillRequestPacket(w, k, psn, this.#pmtu, periodic, this.#host.lazyAcks, this.#pkt, this.#parts)
-    if (w.kind >= WqeKind.READ || k === w.packets - 1) this.#advanceWqe()
-    else this.#txPkt++
+    const len = fillRequestPacket(w, k, psn, this.#pmtu, chunk, periodic, this.#host.lazyAcks, this.#pkt, this.#parts)
+    this.#txPkt += chunk
+    if (w.kind === WqeKind.ATOMIC || this.#txPkt >= w.packets) this.#advanceWqe()
     return this.#host.emit(this.#pkt, this.#parts, len)
   }
 
   #advanceWqe(): void {
     this.#txIdx++
-    this.#txPkt = 0
+    // A READ whose first responses already arrived is asked only for the rest.
+    const next = this.#wqes[this.#txIdx]
+    this.#txPkt = next !== undefined && next.kind === WqeKind.READ ? next.received : 0
   }
 
   // ---- responses
@@ -276,7 +291,9 @@ export class Requester {
     const op = pkt.bth.opcode
     const finalOp = op === RcOpcode.RDMA_READ_RESPONSE_LAST || op === RcOpcode.RDMA_READ_RESPONSE_ONLY
     const want = lastPkt ? w.length - idx * this.#pmtu : this.#pmtu
-    if (finalOp !== lastPkt || pkt.payload.length !== want) {
+    // Responses are placed by PSN. A piece requested separately (window-sized pieces, retries)
+    // starts with FIRST and ends with LAST in the middle of the WR; the WR's last must be final.
+    if ((lastPkt && !finalOp) || pkt.payload.length !== want) {
       this.#fail(w, WcStatus.BAD_RESP_ERR, `malformed READ response at PSN ${psn}`)
       return true
     }
@@ -395,7 +412,7 @@ export class Requester {
         const was = psnDiff(this.#currentTxPsn(), psn)
         if (was > 0) this.#host.counters.retransmits += was
         this.#txIdx = i
-        this.#txPkt = w.kind === WqeKind.READ || w.kind === WqeKind.ATOMIC ? 0 : k
+        this.#txPkt = w.kind === WqeKind.READ ? w.received : w.kind === WqeKind.ATOMIC ? 0 : k
         return true
       }
     }
@@ -406,7 +423,7 @@ export class Requester {
   #currentTxPsn(): number {
     const w = this.#wqes[this.#txIdx]
     if (w === undefined || w.firstPsn < 0) return this.#freshPsn
-    return psnAdd(w.firstPsn, w.kind === WqeKind.READ ? w.received : this.#txPkt)
+    return psnAdd(w.firstPsn, this.#txPkt)
   }
 
   /** Completes `w` with an error status and hands the QP to ERR. */

@@ -138,3 +138,20 @@ describe('16 MiB over an impaired link', () => {
     expect(pair.da.counters.retransmits, 'the requester retransmitted').toBeGreaterThan(0)
   }, 60_000)
 })
+
+describe('large READs', () => {
+  it('a READ larger than the window is requested in window-sized pieces and lands byte-exact, also over a lossy link', async () => {
+    pair = await openPair({ windowBytes: 64 * 1024 }, { windowBytes: 64 * 1024, impairment: { loss: 0.02, seed: 9 } })
+    const { qa } = connect(pair, { mtu: 4096 })
+    const size = 2 << 20
+    const ma = register(pair.a, size)
+    const mb = register(pair.b, size)
+    const data = pattern(size, 31)
+    mb.bytes.set(data)
+    await qa.read(ma.slice(0, size), mb.region(0, size))
+    expect(Buffer.from(ma.bytes).equals(data)).toBe(true)
+    // 512 responses, at most 16 per request: at least 32 READ requests reached the responder.
+    expect(pair.db.counters.packetsReceived).toBeGreaterThanOrEqual(32)
+    expect(pair.db.impairment.stats.lost).toBeGreaterThan(0)
+  })
+})

@@ -49,7 +49,8 @@ async function check(name: string, fn: () => Promise<boolean | string>): Promise
 }
 
 const ctx = await createContext({
-  provider: softroce({ address: me, socket: { fd, pmtudiscDo: fam === 4, noCheck6Rx: fam === 6 }, ...(process.env.SOFTROCE_CAPTURE ? { capture: process.env.SOFTROCE_CAPTURE } : {}) }),
+  // A 16 KiB window: the 60 KB READ below is requested from rxe in pieces of 16 responses.
+  provider: softroce({ address: me, windowBytes: 16 * 1024, socket: { fd, pmtudiscDo: fam === 4, noCheck6Rx: fam === 6 }, ...(process.env.SOFTROCE_CAPTURE ? { capture: process.env.SOFTROCE_CAPTURE } : {}) }),
 })
 const device = ctx.device as SoftRoceDevice
 /** rc_peer may still be starting in the guest: retry the TCP connect for a while. */

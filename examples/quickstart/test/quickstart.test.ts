@@ -20,6 +20,18 @@ describe('quickstart example', () => {
     expect(stdout).toContain('closed:')
   })
 
+  it('runs on softroce with RDMA_SESSION_PROVIDER=softroce (two UDP stacks on loopback, ephemeral ports)', async () => {
+    const { stdout } = await run(process.execPath, ['quickstart.mjs'], { cwd: new URL('..', import.meta.url).pathname, env: { ...process.env, RDMA_SESSION_PROVIDER: 'softroce' } })
+    expect(stdout).toMatch(/provider: softroce; alice at 127\.0\.0\.1:\d+, bob at 127\.0\.0\.1:\d+/)
+    expect(stdout).toMatch(/the session now has 2 QPs \(latency, bulk\)/)
+    expect(stdout).toMatch(/write: .*all match/)
+    expect(stdout).toContain('read: "hello from bob"')
+    expect(stdout).toContain('bob received 4 bytes: "ping"')
+    expect(stdout).toContain('counter now 100')
+    expect(stdout).toMatch(/striped write: 65536 bytes in 8 chunks over 2 QPs/)
+    expect(stdout).toMatch(/ 0 errors/)
+  })
+
   it('names the package to install when RDMA_SESSION_PROVIDER is a provider that is not installed', async () => {
     const err = await run(process.execPath, ['quickstart.mjs'], { cwd: new URL('..', import.meta.url).pathname, env: { ...process.env, RDMA_SESSION_PROVIDER: 'verbs' } }).catch((e: { stderr: string }) => e)
     expect((err as { stderr: string }).stderr).toMatch(/ERR_PROVIDER_MISSING|pnpm add @rdma-session\/provider-verbs/)

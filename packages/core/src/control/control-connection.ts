@@ -201,7 +201,7 @@ export class ControlConnection {
           if (buf.length > MAX_FRAME_BYTES) throw tooBig(buf.length)
           if (isBinary) throw new ProtocolError(`expected a ${stage} text frame, got a binary frame`)
           const raw = parseJson(buf.toString('utf8'), stage)
-          if ((raw as { t?: unknown } | null)?.t === 'error') throw remoteError(check(errorFrameSchema, raw, 'error frame'))
+          if ((raw as { t?: unknown } | null)?.t === 'error') throw new ProtocolError(`the client aborted the handshake: ${check(errorFrameSchema, raw, 'error frame').message}`)
           if (stage === 'hello') {
             hello = check(helloSchema, raw, 'hello')
             if (hello.purpose !== purpose) throw new ProtocolError(`this endpoint serves '${purpose}' connections, not '${hello.purpose}'`)

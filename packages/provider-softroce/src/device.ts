@@ -9,7 +9,7 @@ import { randomInt } from 'node:crypto'
 import type { Socket } from 'node:dgram'
 import {
   ClosedError, QpAttributeError, QpStateError,
-  type DeviceInfo, type ProviderCq, type ProviderDevice, type ProviderPd, type ProviderQp, type ProviderQpInit, type QpQos, type RemoteEndpoint,
+  type DeviceInfo, type ProviderCq, type ProviderMetrics, type ProviderDevice, type ProviderPd, type ProviderQp, type ProviderQpInit, type QpQos, type RemoteEndpoint,
 } from '@rdma-session/core'
 import { PacketCapture } from './capture.js'
 import { SoftRoceCq } from './cq.js'
@@ -137,6 +137,11 @@ export class SoftRoceDevice implements ProviderDevice, PdOwner, QpDevice {
 
   get capturePath(): string | null {
     return this.#capture?.path ?? null
+  }
+
+  /** ProviderDevice.metrics: the device counters, drops by reason and NAKs by kind. */
+  metrics(): ProviderMetrics {
+    return this.counters.metrics()
   }
 
   /** Live QPs (diagnostics). */
@@ -298,6 +303,8 @@ export class SoftRoceDevice implements ProviderDevice, PdOwner, QpDevice {
     if (isWireError(pkt)) return c.drop('malformed')
     // The default partition (full or limited membership) is the only one RoCE QPs here use.
     if ((pkt.bth.pkey & 0x7fff) !== 0x7fff) return c.drop('malformed')
+    qp.qpCounters.packetsReceived++
+    qp.qpCounters.bytesReceived += datagram.length
     const dropped = qp.receivePacket(pkt as RocePacket)
     if (dropped !== null) c.drop(dropped)
   }

@@ -17,6 +17,35 @@ export const DROP_REASONS: readonly DropReason[] = ['badIcrc', 'malformed', 'unk
 
 export type DropCounts = Record<DropReason, number>
 
+/** NAK kinds, named as core's metrics expect (label `kind`). */
+export type NakKind = 'PSN_SEQUENCE_ERROR' | 'RNR' | 'INVALID_REQUEST' | 'REMOTE_ACCESS_ERROR' | 'REMOTE_OPERATIONAL_ERROR' | 'OTHER'
+
+const NAK_CODES: readonly NakKind[] = ['PSN_SEQUENCE_ERROR', 'INVALID_REQUEST', 'REMOTE_ACCESS_ERROR', 'REMOTE_OPERATIONAL_ERROR']
+
+/** The NAK kind of an AETH syndrome (RNR NAK or NAK), or null for an ACK. */
+export function nakKind(syndrome: number): NakKind | null {
+  const kind = syndrome & 0x60
+  if (kind === 0x00) return null
+  if (kind === 0x20) return 'RNR'
+  return NAK_CODES[syndrome & 0x1f] ?? 'OTHER'
+}
+
+const zeroNaks = (): Record<NakKind, number> => ({ PSN_SEQUENCE_ERROR: 0, RNR: 0, INVALID_REQUEST: 0, REMOTE_ACCESS_ERROR: 0, REMOTE_OPERATIONAL_ERROR: 0, OTHER: 0 })
+
+/** The counters of one QP (ProviderQp.metrics). */
+export class QpCounters {
+  packetsSent = 0
+  bytesSent = 0
+  packetsReceived = 0
+  bytesReceived = 0
+  retransmits = 0
+  timeouts = 0
+
+  metrics(): { counters: Record<string, number> } {
+    return { counters: { packetsSent: this.packetsSent, bytesSent: this.bytesSent, packetsReceived: this.packetsReceived, bytesReceived: this.bytesReceived, retransmits: this.retransmits, timeouts: this.timeouts } }
+  }
+}
+
 /** A plain copy of a device's counters. */
 export interface DeviceCountersSnapshot {
   readonly packetsSent: number
@@ -56,10 +85,44 @@ export class DeviceCounters {
   duplicatesAnswered = 0
   ipv4IdSolved = 0
   sendErrors = 0
+  readonly naksSentByKind = zeroNaks()
+  readonly naksReceivedByKind = zeroNaks()
   readonly drops: DropCounts = { badIcrc: 0, malformed: 0, unknownQpn: 0, wrongState: 0, badPsn: 0, decryptFailure: 0, replay: 0, accessViolation: 0, wrongSource: 0 }
 
   drop(reason: DropReason): void {
     this.drops[reason]++
+  }
+
+  /** Counts a NAK or RNR NAK sent with `syndrome`. */
+  nakSent(syndrome: number): void {
+    const kind = nakKind(syndrome)
+    if (kind === null) return
+    this.naksSent++
+    if (kind === 'RNR') this.rnrNaksSent++
+    this.naksSentByKind[kind]++
+  }
+
+  /** Counts a NAK or RNR NAK received with `syndrome`. */
+  nakReceived(syndrome: number): void {
+    const kind = nakKind(syndrome)
+    if (kind === null) return
+    if (kind === 'RNR') this.rnrNaksReceived++
+    if (kind === 'PSN_SEQUENCE_ERROR') this.seqNaksReceived++
+    this.naksReceivedByKind[kind]++
+  }
+
+  /** The counters in core's ProviderMetrics shape (a fresh object per call). */
+  metrics(): { counters: Record<string, number>; labeled: Record<string, { label: string; values: Record<string, number> }> } {
+    const s = this.snapshot()
+    const { drops, ...plain } = s
+    return {
+      counters: { ...plain },
+      labeled: {
+        drops: { label: 'reason', values: { ...drops } },
+        naksSent: { label: 'kind', values: { ...this.naksSentByKind } },
+        naksReceived: { label: 'kind', values: { ...this.naksReceivedByKind } },
+      },
+    }
   }
 
   get totalDrops(): number {

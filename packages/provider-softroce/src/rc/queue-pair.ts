@@ -7,7 +7,7 @@
 import {
   ClosedError, InvalidArgumentError, QpAttributeError, QpState, QpStateError, QueueFullError, RecvOpcode, WcStatus,
   checkQpTransition,
-  type ProviderQp, type ProviderQpInit, type QpAttrs, type QpEvent, type QpModifyAttrs, type QpQos, type RecvWorkRequest, type RemoteEndpoint,
+  type ProviderMetrics, type ProviderQp, type ProviderQpInit, type QpAttrs, type QpEvent, type QpModifyAttrs, type QpQos, type RecvWorkRequest, type RemoteEndpoint,
   type SendWorkRequest, type WorkCompletion,
 } from '@rdma-session/core'
 import type { SoftRoceCq } from '../cq.js'
@@ -18,7 +18,7 @@ import type { PacketSource, SendFlow } from '../scheduler/send-scheduler.js'
 import type { IpContext } from '../wire/icrc.js'
 import { opcodeInfo } from '../wire/opcodes.js'
 import type { RocePacket } from '../wire/packet.js'
-import type { DeviceCounters, DropReason } from './device-counters.js'
+import { QpCounters, type DeviceCounters, type DropReason } from './device-counters.js'
 import type { RcTimers } from './ib-timers.js'
 import { Requester, type RequesterHost } from './requester.js'
 import { Responder, type RecvWqe, type ResponderHost } from './responder.js'
@@ -57,6 +57,7 @@ function runFlush(qp: SoftRoceQp): void {
 export class SoftRoceQp implements ProviderQp, PacketSource, RequesterHost, ResponderHost {
   readonly qpn: number
   readonly counters: DeviceCounters
+  readonly qpCounters = new QpCounters()
   readonly timers: RcTimers
   readonly memory: MemoryTable
   readonly pd: PdHandle
@@ -298,7 +299,17 @@ export class SoftRoceQp implements ProviderQp, PacketSource, RequesterHost, Resp
 
   emit(pkt: RocePacket, parts: readonly Uint8Array[], payloadLength: number): number {
     pkt.bth.destQpn = this.destQpn
-    return this.#device.transmit(this, pkt, parts, payloadLength)
+    const n = this.#device.transmit(this, pkt, parts, payloadLength)
+    if (n > 0) {
+      this.qpCounters.packetsSent++
+      this.qpCounters.bytesSent += n
+    }
+    return n
+  }
+
+  /** ProviderQp.metrics: this QP's packets, bytes, retransmits and timeouts. */
+  metrics(): ProviderMetrics {
+    return this.qpCounters.metrics()
   }
 
   requesterMayStart(): boolean {

@@ -10,7 +10,7 @@ import { RcOpcode } from '../wire/opcodes.js'
 import { psnAdd, psnDiff, psnLess, psnLessOrEqual } from '../wire/psn.js'
 import type { RocePacket } from '../wire/packet.js'
 import { scatter } from '../memory/scatter-gather.js'
-import type { DeviceCounters } from './device-counters.js'
+import type { DeviceCounters, QpCounters } from './device-counters.js'
 import { ackTimeoutMs, rnrDelayMs, type RcTimers } from './ib-timers.js'
 import { WqeKind, type SendWqe } from './send-wqe.js'
 import { newPacket } from './packet-template.js'
@@ -21,6 +21,7 @@ import { fillRequestPacket } from './request-packets.js'
 export interface RequesterHost {
   readonly qpn: number
   readonly counters: DeviceCounters
+  readonly qpCounters: QpCounters
   readonly timers: RcTimers
   /** Packets the requester may have unacknowledged. */
   readonly windowPackets: number
@@ -218,6 +219,7 @@ export class Requester {
       this.#ackThrough(psn)
       return true
     }
+    this.#host.counters.nakReceived(syndrome)
     if (kind === 0x20) {
       this.#onRnrNak(psn, syndrome & 0x1f)
       return true
@@ -227,7 +229,6 @@ export class Requester {
     this.#ackThrough(psnAdd(psn, -1))
     if (this.#stopped) return true
     if (code === NakCode.PSN_SEQUENCE_ERROR) {
-      this.#host.counters.seqNaksReceived++
       if (psnLess(psn, this.#freshPsn)) this.#rewind(psn)
       return true
     }
@@ -239,7 +240,6 @@ export class Requester {
   }
 
   #onRnrNak(psn: number, timer: number): void {
-    this.#host.counters.rnrNaksReceived++
     this.#ackThrough(psnAdd(psn, -1))
     if (this.#stopped) return
     const w = this.#wqeAt(psn)
@@ -386,6 +386,7 @@ export class Requester {
     if (this.#stopped) return
     if (this.#head >= this.#wqes.length || this.#wqes[this.#head]!.firstPsn < 0) return
     this.#host.counters.timeouts++
+    this.#host.qpCounters.timeouts++
     const w = this.#wqes[this.#head]!
     if (this.#retryLeft === 0) {
       this.#fail(w, WcStatus.RETRY_EXC_ERR, `transport retries exhausted for WR ${w.wrId} (no ACK within ${this.#timer.timeoutMs.toFixed(1)} ms, ${this.#retryCnt} retries)`)
@@ -410,7 +411,10 @@ export class Requester {
       if (psnLessOrEqual(psn, w.lastPsn)) {
         const k = Math.max(0, psnDiff(psn, w.firstPsn))
         const was = psnDiff(this.#currentTxPsn(), psn)
-        if (was > 0) this.#host.counters.retransmits += was
+        if (was > 0) {
+          this.#host.counters.retransmits += was
+          this.#host.qpCounters.retransmits += was
+        }
         this.#txIdx = i
         this.#txPkt = w.kind === WqeKind.READ ? w.received : w.kind === WqeKind.ATOMIC ? 0 : k
         return true

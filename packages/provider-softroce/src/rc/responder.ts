@@ -324,7 +324,6 @@ export class Responder {
   // ---- responses
 
   #rnr(psn: number): DropReason | null {
-    this.#host.counters.rnrNaksSent++
     this.#nakSent = true
     this.#control(RcOpcode.ACKNOWLEDGE, psn, rnrNakSyndrome(this.#host.minRnrTimer & 0x1f), 0n)
     return null
@@ -339,7 +338,7 @@ export class Responder {
   #fatal(psn: number, code: number, reason: string): DropReason | null {
     while (!this.#queue.empty) this.sendNext()
     this.#emitControl(RcOpcode.ACKNOWLEDGE, psn, nakSyndrome(code), this.#msn, 0n)
-    this.#host.counters.naksSent++
+    this.#host.counters.nakSent(nakSyndrome(code))
     this.stop()
     this.#host.responderFailed(`responder: ${reason}`)
     return null
@@ -370,7 +369,7 @@ export class Responder {
 
   /** Sends a control packet now, or queues it behind responses already queued. */
   #control(opcode: number, psn: number, syndrome: number, orig: bigint): void {
-    if ((syndrome & 0x60) !== 0) this.#host.counters.naksSent++
+    this.#host.counters.nakSent(syndrome)
     if (this.#queue.empty) {
       this.#emitControl(opcode, psn, syndrome, this.#msn, orig)
       return

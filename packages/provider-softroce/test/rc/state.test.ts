@@ -161,3 +161,23 @@ describe('ACK policy', () => {
     expect(outstanding, 'every WR retired').toBe(0)
   })
 })
+
+describe('metrics hooks', () => {
+  it('device and QP metrics in core\'s ProviderMetrics shape: counters, drops by reason, NAKs by kind', async () => {
+    pair = await openPair()
+    const { qa, qb } = connect(pair, { rnrRetry: 1 })
+    const ma = register(pair.a, 8192)
+    const mb = register(pair.b, 8192)
+    await qa.write(ma.slice(0, 8192), mb.region(0, 8192))
+    expect(await statusOf(qa.send(ma.slice(0, 8)))).toBe('RNR_RETRY_EXC_ERR')
+    const m = pair.da.metrics()
+    expect(m.counters.packetsSent).toBeGreaterThanOrEqual(8)
+    expect(m.labeled?.naksReceived).toEqual({ label: 'kind', values: expect.objectContaining({ RNR: 2, PSN_SEQUENCE_ERROR: 0 }) })
+    expect(pair.db.metrics().labeled?.naksSent?.values.RNR).toBe(2)
+    expect(pair.db.metrics().labeled?.drops?.label).toBe('reason')
+    const qm = qa.provider.metrics!()
+    expect(qm.counters.packetsSent).toBeGreaterThanOrEqual(8)
+    expect(qm.counters.bytesSent).toBeGreaterThan(8192)
+    expect(qb.provider.metrics!().counters.packetsReceived).toBeGreaterThanOrEqual(8)
+  })
+})

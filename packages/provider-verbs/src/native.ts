@@ -199,7 +199,7 @@ function defaultLoad(source: AddonSource | undefined): unknown {
 function checkBinding(b: unknown): NativeBinding {
   const x = b as Partial<NativeBinding> | null
   if (x === null || typeof x !== 'object' || typeof x.listDevices !== 'function' || typeof x.Device !== 'function' || typeof x.setBuffers !== 'function') {
-    throw new AddonMissingError('load-failed', 'the loaded native addon is not rdma_verbs (listDevices/Device/setBuffers missing)', [BUILD_HELP])
+    throw new AddonMissingError('load-failed', 'the loaded native addon is not rdma_verbs (listDevices/Device/setBuffers missing)', [BUILD_HELP, SOFTROCE_HINT])
   }
   return x as NativeBinding
 }

@@ -66,6 +66,12 @@ export class VerbsQp implements ProviderQp {
   #encapsulation: QpEncapsulation | undefined
   #handler: ((event: QpEvent) => void) | null = null
   #destroyed = false
+  /**
+   * Send WRs posted while the QP is in SQD. rxe holds such WRs but does not restart its requester
+   * on SQD -> RTS, so the provider holds them itself and posts them on the way back to RTS (or to
+   * ERR, where they flush in order after everything posted before them).
+   */
+  #held: SendWorkRequest[] = []
 
   constructor(pd: VerbsPd, sendCq: VerbsCq, recvCq: VerbsCq, init: ProviderQpInit, srq: VerbsSrq | null) {
     this.pd = pd
@@ -100,6 +106,7 @@ export class VerbsQp implements ProviderQp {
     const n = this.#nativeAttrs(from, attrs)
     this.native.modify(n)
     this.#state = to
+    if (this.#held.length > 0 && to !== 'SQD') this.#releaseHeld(to)
     if (to === 'RESET') {
       this.#remote = undefined
       this.#encapsulation = undefined
@@ -218,7 +225,19 @@ export class VerbsQp implements ProviderQp {
     }
   }
 
+  #releaseHeld(to: QpState): void {
+    const held = this.#held
+    this.#held = []
+    if (to === 'RESET') return // a QP moved to RESET drops its WRs without completions
+    for (const wr of held) this.postSend(wr)
+  }
+
   postSend(wr: SendWorkRequest): void {
+    if (this.#state === 'SQD') {
+      if (this.#held.length >= this.#maxSendWr) throw new QueueFullError('send', this.#maxSendWr)
+      this.#held.push(wr.inlineData === undefined ? wr : { ...wr, inlineData: Uint8Array.from(wr.inlineData) })
+      return
+    }
     const b = this.#buffers
     const op = OPCODE_INDEX[wr.opcode]
     if (op === undefined) throw new InvalidArgumentError(`unknown opcode '${String(wr.opcode)}'`)
@@ -240,7 +259,12 @@ export class VerbsQp implements ProviderQp {
       writeSges(b, wr.sgList)
       rc = this.native.postSend()
     }
-    if (rc !== 0) throw postError('ibv_post_send', rc, 'send', this.#maxSendWr)
+    if (rc !== 0) {
+      if (op >= 5 && (wr.remoteAddr ?? 0) % 8 !== 0) {
+        throw new InvalidArgumentError(`atomic remote address 0x${(wr.remoteAddr ?? 0).toString(16)} is not 8-byte aligned (the device refused the WR at post time: errno ${rc})`, { remoteAddr: wr.remoteAddr })
+      }
+      throw postError('ibv_post_send', rc, 'send', this.#maxSendWr)
+    }
     this.#afterPost(wr.signaled || this.#state === 'ERR')
   }
 
@@ -282,6 +306,7 @@ export class VerbsQp implements ProviderQp {
 
   destroy(): void {
     if (this.#destroyed) return
+    this.#held = []
     this.native.destroy()
     this.#destroyed = true
     this.device.qpsById.delete(this.native.id)

@@ -1,0 +1,131 @@
+/**
+ * Host tests (no RDMA here): every way loading the verbs provider can fail gives one error with a
+ * stable code and what to do; importing the package never loads anything native.
+ */
+import { existsSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
+import { describe, expect, it } from 'vitest'
+import { createContext, isRdmaError, loadProvider } from '@rdma-session/core'
+import { AddonMissingError, NoDeviceError, classifyLoadError, verbs, type AddonMissingReason, type NoDeviceReason } from '../src/index.js'
+import { fakeBinding } from './fake-binding.js'
+
+const realAddon = fileURLToPath(new URL('../build/Release/rdma_verbs.node', import.meta.url))
+const hostHasRdma = existsSync('/sys/class/infiniband_verbs')
+
+function catchError(fn: () => unknown): Error & { code?: string; details?: Record<string, unknown> } {
+  try {
+    fn()
+  } catch (err) {
+    return err as Error & { code?: string }
+  }
+  throw new Error('expected an error')
+}
+
+function expectAddonMissing(err: unknown, reason: AddonMissingReason, ...mentions: string[]): void {
+  expect(err).toBeInstanceOf(AddonMissingError)
+  const e = err as AddonMissingError
+  expect(e.code).toBe('ERR_ADDON_MISSING')
+  expect(e.reason).toBe(reason)
+  expect(isRdmaError(e)).toBe(true)
+  expect(e.message).toContain('Possible solutions:')
+  expect(e.message).toContain('provider-softroce')
+  for (const m of mentions) expect(e.message).toContain(m)
+  expect(e.details.solutions).toEqual(e.solutions)
+}
+
+function expectNoDevice(err: unknown, reason: NoDeviceReason, ...mentions: string[]): void {
+  expect(err).toBeInstanceOf(NoDeviceError)
+  const e = err as NoDeviceError
+  expect(e.code).toBe('ERR_NO_DEVICE')
+  expect(e.reason).toBe(reason)
+  expect(isRdmaError(e)).toBe(true)
+  expect(e.message).toContain('Possible solutions:')
+  expect(e.message).toContain('rdma link add rxe0 type rxe netdev eth0')
+  expect(e.message).toContain('provider-softroce')
+  for (const m of mentions) expect(e.message).toContain(m)
+}
+
+describe('importing and constructing', () => {
+  it('importing the package loads nothing native, and verbs() does not either', async () => {
+    let loads = 0
+    const mod = await import('../src/index.js')
+    const p = mod.verbs({ addon: () => { loads++; throw new Error('should not load yet') } })
+    expect(p.name).toBe('verbs')
+    expect(loads).toBe(0)
+  })
+
+  it('bad options fail at once with ERR_INVALID_ARGUMENT', () => {
+    expect(catchError(() => verbs({ port: 4792 })).code).toBe('ERR_INVALID_ARGUMENT')
+    expect(catchError(() => verbs({ gidType: 'roce-v1' as 'roce-v2' })).code).toBe('ERR_INVALID_ARGUMENT')
+  })
+})
+
+describe('addon missing: ERR_ADDON_MISSING with what to do', () => {
+  it('not built (no .node file)', () => {
+    const err = catchError(() => verbs({ addon: '/nonexistent/rdma_verbs.node' }).capabilities)
+    expectAddonMissing(err, 'not-built', 'apt-get install -y libibverbs-dev', 'build:addon')
+  })
+
+  it("not built, as node-gyp-build reports it", () => {
+    const err = catchError(() => verbs({ addon: () => { throw new Error('No native build was found for platform=linux arch=x64 runtime=node abi=115 uv=1 libc=glibc node=20.20.2') } }).capabilities)
+    expectAddonMissing(err, 'not-built', 'libibverbs-dev')
+  })
+
+  it('libibverbs itself missing (the dynamic linker cannot find libibverbs.so.1)', () => {
+    const err = catchError(() => verbs({ addon: () => { throw new Error('/x/build/Release/rdma_verbs.node: libibverbs.so.1: cannot open shared object file: No such file or directory') } }).capabilities)
+    expectAddonMissing(err, 'libibverbs-missing', 'apt-get install -y libibverbs1 ibverbs-providers rdma-core')
+    expect((err as AddonMissingError).cause).toBeInstanceOf(Error)
+  })
+
+  it('built for another Node.js (or otherwise broken)', () => {
+    const err = catchError(() => verbs({ addon: () => { throw new Error('The module was compiled against a different Node.js version using NODE_MODULE_VERSION 108') } }).capabilities)
+    expectAddonMissing(err, 'load-failed', 'rebuild it for this Node.js')
+  })
+
+  it('a module that is not the rdma_verbs addon', () => {
+    expectAddonMissing(catchError(() => verbs({ addon: () => ({ hello: 1 }) }).capabilities), 'load-failed')
+  })
+
+  it('not Linux', () => {
+    expectAddonMissing(classifyLoadError(new Error('whatever'), 'darwin'), 'platform', 'Linux-only')
+  })
+
+  it('createContext rejects with the same error (the first use), and so does loading by name', async () => {
+    await expect(createContext({ provider: verbs({ addon: '/nonexistent/rdma_verbs.node' }) })).rejects.toMatchObject({ code: 'ERR_ADDON_MISSING' })
+    const importer = (s: string): Promise<unknown> => import(s === '@rdma-session/provider-verbs' ? '../src/index.js' : s)
+    await expect(loadProvider('verbs', { addon: '/nonexistent/rdma_verbs.node' }, importer)).rejects.toMatchObject({ code: 'ERR_ADDON_MISSING', reason: 'not-built' })
+  })
+})
+
+describe('libibverbs present, no usable device: ERR_NO_DEVICE with what to do', () => {
+  it('the kernel has no verbs support (ibv_get_device_list: ENOSYS)', () => {
+    expectNoDevice(catchError(() => verbs({ addon: () => fakeBinding('ENOSYS') }).capabilities), 'no-kernel-support', 'modprobe ib_uverbs rdma_rxe')
+  })
+
+  it('no devices', () => {
+    expectNoDevice(catchError(() => verbs({ addon: () => fakeBinding([]) }).devices()), 'no-devices')
+    expectNoDevice(catchError(() => verbs({ addon: () => fakeBinding([]) }).capabilities), 'no-devices')
+  })
+
+  it('the named device does not exist', () => {
+    const err = catchError(() => verbs({ device: 'mlx5_0', addon: () => fakeBinding([{ name: 'rxe0', gids: [{ index: 1, address: '10.0.2.15' }] }]) }).capabilities)
+    expectNoDevice(err, 'device-not-found', "'mlx5_0'", 'rxe0')
+  })
+
+  it('no ACTIVE port', () => {
+    const err = catchError(() => verbs({ addon: () => fakeBinding([{ name: 'rxe0', portState: 'PORT_DOWN', gids: [{ index: 1, address: '10.0.2.15' }] }]) }).capabilities)
+    expectNoDevice(err, 'no-active-port', 'ip link set', 'PORT_DOWN')
+  })
+
+  it('no RoCEv2 GID (interface without an address)', () => {
+    const err = catchError(() => verbs({ addon: () => fakeBinding([{ name: 'rxe0', gids: [{ index: 0, address: 'fe80::1', type: 'roce-v1' }] }]) }).capabilities)
+    expectNoDevice(err, 'no-roce-gid', 'ip addr add')
+  })
+
+  it.skipIf(!existsSync(realAddon) || hostHasRdma)('the real addon on this host (no RDMA in the kernel) reports ERR_NO_DEVICE', () => {
+    const p = verbs({ addon: realAddon })
+    expectNoDevice(catchError(() => p.capabilities), 'no-kernel-support')
+    expect(p.binding.listDevices).toBeTypeOf('function')
+  })
+  if (!existsSync(realAddon)) console.info(`[provider-verbs] skipped the real-addon test: ${realAddon} is not built (apt-get install libibverbs-dev, then pnpm build)`)
+})

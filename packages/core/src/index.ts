@@ -30,3 +30,6 @@ export { createJoinToken, verifyJoinToken, splitJoinToken, JOIN_SCOPES, type Joi
 export { QpCreationLimiter, type QpRateLimit } from './control/rate-limit.js'
 export { collectMetrics, renderPrometheus, prometheusHandler, type PrometheusOptions } from './metrics/prometheus.js'
 export { formatExposition, PROMETHEUS_CONTENT_TYPE, type MetricFamily, type Sample as MetricSample, type HistogramSample, type Labels as MetricLabels } from './metrics/exposition.js'
+export { SessionDaemon, DaemonChannel, DAEMON_PSK_ID, type SessionDaemonOptions } from './control/daemon-server.js'
+export { DaemonClient, connectDaemon, type DaemonClientOptions, type DaemonConnectOptions } from './control/daemon-client.js'
+export type { DaemonSessionInfo } from './control/daemon-protocol.js'

@@ -1,0 +1,105 @@
+/**
+ * The session daemon: two local processes share one session through the
+ * daemon's Unix socket (mode 0600, token); one is killed with SIGKILL mid-transfer:
+ * its QPs are removed and the peer told, the other keeps its session.
+ * Data moves between processes over provider-softroce on 127.0.0.1.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { mkdtempSync, rmSync, statSync, writeFileSync, existsSync } from 'node:fs'
+import { randomBytes } from 'node:crypto'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { connectDaemon, createContext, type Context, type PeerServer, type Session } from '@rdma-session/core'
+import { softroce } from '@rdma-session/provider-softroce'
+import { JsonProcess, stopAll } from './processes.js'
+import { waitFor } from './helpers.js'
+
+const psk = randomBytes(32)
+let dir: string
+let socketPath: string
+let tokenFile: string
+let peer: Context
+let server: PeerServer
+let peerBuf: Buffer
+let daemon: JsonProcess
+const removed: number[] = []
+
+const pattern = (len: number, seed: number): Buffer => Buffer.from(Array.from({ length: len }, (_, i) => (i * 13 + seed) & 0xff))
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'rdma-daemon-'))
+  socketPath = join(dir, 'd.sock')
+  tokenFile = join(dir, 'token')
+  writeFileSync(tokenFile, randomBytes(32).toString('hex'), { mode: 0o600 })
+  peer = await createContext({ provider: softroce({ address: '127.0.0.1', port: 0, timers: { ackTimeoutMinMs: 5, ackTimeoutMaxMs: 100, rnrDelayMaxMs: 20 } }) })
+  peerBuf = Buffer.alloc(4 << 20)
+  const mr = peer.registerMemory(peerBuf, { access: ['local-write', 'remote-read', 'remote-write'] })
+  peer.sessions.expose('buf', mr.region(0, peerBuf.length))
+  server = await peer.listen({ port: 0, auth: { psk }, keepalive: { intervalMs: 200, timeoutMs: 1500 } })
+  peer.sessions.on('session', (s: Session) => s.on('qp-removed', (qp: { qpn: number }) => removed.push(qp.qpn)))
+  daemon = new JsonProcess('node', ['daemon.mjs', socketPath, tokenFile], {}, 'daemon')
+  await daemon.wait('listening')
+})
+
+afterAll(async () => {
+  await stopAll()
+  await peer?.close()
+  rmSync(dir, { recursive: true, force: true })
+})
+
+describe('session daemon', () => {
+  it('two processes share one session through the daemon; SIGKILL of one removes its QPs and tells the peer; the other keeps running', async () => {
+    expect(statSync(socketPath).mode & 0o777).toBe(0o600)
+    const p1 = new JsonProcess('node', ['session-process.mjs', 'create', socketPath, tokenFile, server.url, psk.toString('hex')], {}, 'p1')
+    const r1 = await p1.wait('ready')
+    const sessionId = String(r1.sessionId)
+    await waitFor(() => peer.sessions.list().includes(sessionId), 5000, 'the peer has the session')
+    const s = peer.sessions.get(sessionId)
+    expect(s.size).toBe(1)
+
+    const remote = `${peer.endpoint.address}:${peer.endpoint.port}`
+    const p2 = new JsonProcess('node', ['session-process.mjs', 'join', socketPath, tokenFile, remote], {}, 'p2')
+    const r2 = await p2.wait('ready')
+    expect(r2.sessionId).toBe(sessionId)
+    expect((r2.endpoint as { port: number }).port).not.toBe((r1.endpoint as { port: number }).port)
+    await waitFor(() => s.size === 3, 5000, 'the peer has the joiner QPs')
+
+    // Both processes write into the peer's memory over their own QPs (encrypted, the joiner with its own key).
+    await p1.ask(`write ${sessionId} 0 0 65536 1`, 'written')
+    await p2.ask(`write ${sessionId} 1 1048576 200000 2`, 'written')
+    expect(peerBuf.subarray(0, 65536).equals(pattern(65536, 1))).toBe(true)
+    expect(peerBuf.subarray(1048576, 1048576 + 200000).equals(pattern(200000, 2))).toBe(true)
+
+    const lister = await connectDaemon(null, { socketPath, token: (await import('node:fs')).readFileSync(tokenFile, 'utf8').trim() })
+    const listed = await lister.list({ remote })
+    expect(listed).toMatchObject([{ id: sessionId, clients: 2, qps: 3 }])
+
+    // SIGKILL p2 in the middle of a transfer.
+    p2.send(`stream ${sessionId} 0 2097152`)
+    await p2.wait('streaming')
+    p2.child.kill('SIGKILL')
+    await p2.exited
+    await waitFor(() => s.size === 1, 10_000, 'the peer removed the dead process QPs')
+    expect(removed).toHaveLength(2)
+    const gone = await daemon.wait('client-gone')
+    expect(gone).toMatchObject({ sessionId, qps: 2 })
+    expect(s.closed).toBe(false)
+    expect(await lister.list()).toMatchObject([{ id: sessionId, clients: 1, qps: 1 }])
+
+    // The survivor's session keeps running.
+    await p1.ask(`write ${sessionId} 0 65536 65536 9`, 'written')
+    expect(peerBuf.subarray(65536, 131072).equals(pattern(65536, 9))).toBe(true)
+
+    // The last process leaves: the session closes on the peer; nothing leaks.
+    const exited = await p1.ask('exit', 'exited')
+    expect(exited.handles).toMatchObject({ qps: 0, sessions: 0 })
+    await waitFor(() => s.closed, 5000, 'the peer closed the session')
+    expect(await lister.list()).toEqual([])
+    expect(peer.handles).toMatchObject({ qps: 0, sessions: 0 })
+    lister.close()
+
+    daemon.child.kill('SIGTERM')
+    expect(await daemon.exited).toBe(0)
+    expect(existsSync(socketPath)).toBe(false)
+  }, 60_000)
+})

@@ -251,10 +251,15 @@ Napi::Value Qp::PostSend(const Napi::CallbackInfo& info) {
   wr.send_flags = (flags & 1) ? IBV_SEND_SIGNALED : 0;
   wr.sg_list = sges;
   if (info.Length() > 0 && info[0].IsTypedArray()) {
-    Napi::TypedArray in = info[0].As<Napi::TypedArray>();
-    size_t len = in.ByteLength();
+    // One napi call for pointer and length (node-addon-api's accessors make one each).
+    napi_typedarray_type type;
+    size_t len = 0;
+    void* data = nullptr;
+    if (napi_get_typedarray_info(env, info[0], &type, &len, &data, nullptr, nullptr) != napi_ok || type != napi_uint8_array) {
+      ThrowUsage(env, "inline data must be a Uint8Array");
+    }
     if (len > 0) {
-      sges[0].addr = reinterpret_cast<uintptr_t>(static_cast<uint8_t*>(in.ArrayBuffer().Data()) + in.ByteOffset());
+      sges[0].addr = reinterpret_cast<uintptr_t>(data);
       sges[0].length = static_cast<uint32_t>(len);
       sges[0].lkey = 0;
       wr.num_sge = 1;

@@ -196,6 +196,8 @@ export class SoftRoceQp implements ProviderQp, PacketSource, RequesterHost, Resp
   /** Moves the QP to ERR and flushes it (asynchronously). `reason` non-null: the provider did it, so report a 'fatal' event. */
   enterError(reason: string | null): void {
     if (this.#destroyed || this.#state === QpState.ERR) return
+    // Asked for by the application: what the responder executed (and completed) is ACKed first.
+    if (reason === null && this.#state !== QpState.RESET) this.#responder?.acknowledgeExecuted()
     this.#state = QpState.ERR
     this.#requester?.stop()
     this.#responder?.stop()
@@ -223,6 +225,7 @@ export class SoftRoceQp implements ProviderQp, PacketSource, RequesterHost, Resp
 
   destroy(): void {
     if (this.#destroyed) return
+    if (this.#state !== QpState.ERR && this.#state !== QpState.RESET) this.#responder?.acknowledgeExecuted()
     this.#destroyed = true
     this.#requester?.stop()
     this.#responder?.stop()

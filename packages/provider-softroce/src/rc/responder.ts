@@ -350,6 +350,17 @@ export class Responder {
     this.#host.scheduleAck()
   }
 
+  /**
+   * Sends the ACK still owed for executed requests (coalesced and not yet sent). For when the
+   * application moves the QP to ERR or destroys it right after its receive completions: kernel
+   * rxe and NICs have ACKed by then, and a requester left without the ACK retries into
+   * RETRY_EXC_ERR (rc_pingpong's last SEND, for one).
+   */
+  acknowledgeExecuted(): void {
+    if (this.#stopped || !this.#queue.empty || (!this.#ackPending && this.#unacked === 0)) return
+    this.#sendAck()
+  }
+
   /** Sends a coalesced ACK now unless responses are queued (the last of them carries it instead). */
   flushAck(): void {
     if (!this.#ackPending || this.#stopped || !this.#queue.empty) return

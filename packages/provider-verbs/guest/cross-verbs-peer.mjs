@@ -46,10 +46,12 @@ async function serve(fam) {
         await qp.compareAndSwap(scratch.slice(40960 + mine * 16 + 8, 8), { addr: peer.addr + 8, rkey: peer.rkey, length: 8 }, 0n, BigInt(0x1000 + mine))
         const back = scratch.slice(49152 + mine * 1024, 1024)
         await qp.read(back, { addr: peer.addr + off, rkey: peer.rkey, length: 1024 })
-        await qp.send(Buffer.from(`done:${sha(back.bytes)}`))
+        const reply = scratch.slice(57344 + mine * 256, 69)
+        reply.bytes.set(Buffer.from(`done:${sha(back.bytes)}`))
+        await qp.send(reply)
       }
     }
-    void loop()
+    loop().catch((err) => console.error(`cross: QP ${qp.qpn}: ${err?.stack ?? err}`))
   }
   server.on('session', (session) => {
     for (const qp of session.qps) serveQp(session, qp)

@@ -75,7 +75,7 @@ describe.skipIf(Boolean(skipWhy))('provider-verbs (guest rxe2) <-> provider-soft
       const r = await runSide(fam)
       console.log(`[provider-verbs] cross IPv${fam}: ${r.checks.filter((c) => c.ok).length}/${r.checks.length} checks in ${Date.now() - t0} ms`)
       expect(r.checks.filter((c) => !c.ok), JSON.stringify(r.checks, null, 1)).toEqual([])
-      expect(r.checks.length).toBe(17)
+      expect(r.checks.length).toBe(18)
     }, 240_000)
   }
 })

@@ -4,6 +4,7 @@ import { benchCommand } from './bench.js'
 import { captureCommand } from './capture.js'
 import { daemonCommand } from './daemon.js'
 import { doctorCommand } from './doctor.js'
+import { pingpongCommand } from './pingpong.js'
 import { sessionsCommand } from './sessions.js'
 
-export const COMMANDS: readonly Command[] = [doctorCommand, benchCommand, captureCommand, daemonCommand, sessionsCommand]
+export const COMMANDS: readonly Command[] = [doctorCommand, benchCommand, captureCommand, daemonCommand, sessionsCommand, pingpongCommand]

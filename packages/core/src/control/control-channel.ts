@@ -166,7 +166,7 @@ export class ControlChannel<Req, Rep> {
     }
     const known = this.#answered.get(id)
     if (known !== undefined) {
-      void known.then((reply) => this.#conn?.send(reply))
+      void known.then((reply) => this.#deliver(reply))
       return
     }
     let request: Req
@@ -186,8 +186,17 @@ export class ControlChannel<Req, Rep> {
     if (this.#answered.size > REMEMBERED_REPLIES) this.#answered.delete(this.#answered.keys().next().value!)
     void answer.then((reply) => {
       this.#inFlight--
-      this.#conn?.send(reply)
+      this.#deliver(reply)
     })
+  }
+
+  /** Sends a reply on the live connection (if any; a resumed peer asks again); one too large to send becomes an error reply. */
+  #deliver(reply: Envelope): void {
+    try {
+      this.#conn?.send(reply)
+    } catch (err) {
+      this.#conn?.send({ t: 'err', id: reply.id, error: { code: 'ERR_PROTOCOL', message: (err as Error).message.slice(0, 500) } })
+    }
   }
 
   async #answer(request: Req): Promise<{ ok: true; reply: Rep } | { ok: false; error: { code: string; message: string; details?: Record<string, string | number | boolean | null> } }> {

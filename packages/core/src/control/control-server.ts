@@ -57,6 +57,8 @@ export class ControlServer<C extends AnyChannel = AnyChannel> extends EventEmitt
       res.end('rdma-session control plane: connect with a WebSocket client\n')
     })
     const wss = new WebSocketServer({ server: http, maxPayload: WS_MAX_PAYLOAD, perMessageDeflate: false })
+    // Socket-level errors (EMFILE, resets) must not crash the process; each connection handles its own.
+    wss.on('error', () => undefined)
     const server = new ControlServer<C>(http, wss, options.socketPath ?? null)
     const maxConnections = options.maxConnections ?? 256
     wss.on('connection', (ws, req) => {
@@ -72,6 +74,10 @@ export class ControlServer<C extends AnyChannel = AnyChannel> extends EventEmitt
       }
       ControlConnection.server(ws, auth, purpose, accept, options).then(
         ({ conn }) => {
+          if (server.#closing !== null) {
+            conn.close('server closing')
+            return
+          }
           const old = server.#channels.get(conn.result.channelId)
           if (conn.result.resumed && old !== undefined) {
             old.attach(conn)
@@ -86,7 +92,10 @@ export class ControlServer<C extends AnyChannel = AnyChannel> extends EventEmitt
         (err: unknown) => {
           if (server.listenerCount('rejected') > 0) server.emit('rejected', err)
         },
-      )
+      ).catch((err: unknown) => {
+        // An owner that fails to take a channel must not take the process down.
+        if (server.listenerCount('rejected') > 0) server.emit('rejected', err)
+      })
     })
     await listen(http, options)
     return server
@@ -150,6 +159,7 @@ async function listen(http: Server, options: EndpointOptions): Promise<void> {
     } else http.listen(options.port, options.host ?? '127.0.0.1', () => resolve())
   })
   if (path !== undefined) chmodSync(path, 0o600)
+  http.on('error', () => undefined)
 }
 
 /** Removes a socket file left by a process that died; refuses when something still listens there. */

@@ -70,9 +70,16 @@ describe('session daemon', () => {
     expect(peerBuf.subarray(0, 65536).equals(pattern(65536, 1))).toBe(true)
     expect(peerBuf.subarray(1048576, 1048576 + 200000).equals(pattern(200000, 2))).toBe(true)
 
+    // A rekey from one process reaches the peer and the other process (through the daemon).
+    expect((await p1.ask(`rekey ${sessionId}`, 'rekeyed')).epoch).toBe(1)
+    expect(s.epoch).toBe(1)
+    expect(await p2.ask(`epoch ${sessionId}`, 'epoch')).toMatchObject({ epoch: 1, encrypted: [true, true] })
+    await p2.ask(`write ${sessionId} 0 1572864 65536 5`, 'written')
+    expect(peerBuf.subarray(1572864, 1572864 + 65536).equals(pattern(65536, 5))).toBe(true)
+
     const lister = await connectDaemon(null, { socketPath, token: (await import('node:fs')).readFileSync(tokenFile, 'utf8').trim() })
     const listed = await lister.list({ remote })
-    expect(listed).toMatchObject([{ id: sessionId, clients: 2, qps: 3 }])
+    expect(listed).toMatchObject([{ id: sessionId, clients: 2, qps: 3, epoch: 1 }])
 
     // SIGKILL p2 in the middle of a transfer.
     p2.send(`stream ${sessionId} 0 2097152`)

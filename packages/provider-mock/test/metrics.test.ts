@@ -90,7 +90,7 @@ describe('mock transport counters (SPI metrics hook)', () => {
       const session = await a.sessions.create({ peer: b, qps: [{ qos: { class: 'latency', serviceLevel: 3 } }, { qos: { class: 'bulk', weight: 4 } }] })
       const [latency, bulk] = session.qps
       const local = a.registerMemory(Buffer.alloc(65536))
-      fabric.faults.drop({ opcode: 'RDMA_WRITE', dstQpn: bulk!.remoteQpn, count: 1 })
+      fabric.faults.drop({ opcode: 'RDMA_WRITE', dstQpn: bulk!.remoteQpn!, count: 1 })
       await bulk!.write(local.slice(0, 4096), session.remoteRegions.get('t')!)
       for (let i = 0; i < 10; i++) await latency!.read(local.slice(0, 64), { ...session.remoteRegions.get('t')!, length: 64 })
       const text = a.metrics()

@@ -29,6 +29,8 @@ softroce:
                          address (default: the local address of the TCP connection)
   --roce-port=<port>     local UDP port (default 4791)
   --remote-roce-port=<port>  the peer's UDP port (default: --roce-port)
+  --stats                after the summary, print the softroce device's counters (packets,
+                         retransmits, drops by reason) as one JSON line on stderr
 
 Kernel rxe and RoCE NICs need the socket helper (pnpm --filter @rdma-session/provider-softroce
 build:native): IPv4 packets carry IP ID 0 + DF, IPv6 accepts rxe's zero UDP checksums.
@@ -52,7 +54,7 @@ function inRange(text: string | undefined, option: string, fallback: number, min
 }
 
 /** The options of a command line (exported for tests). */
-export function parsePingpongArgs(args: readonly string[]): Omit<PingpongOptions, 'out'> {
+export function parsePingpongArgs(args: readonly string[]): Omit<PingpongOptions, 'out'> & { stats: boolean } {
   let parsed
   try {
     parsed = parseArgs({
@@ -74,6 +76,7 @@ export function parsePingpongArgs(args: readonly string[]): Omit<PingpongOptions
         address: { type: 'string' },
         'roce-port': { type: 'string' },
         'remote-roce-port': { type: 'string' },
+        stats: { type: 'boolean' },
       },
     })
   } catch (err) {
@@ -98,6 +101,7 @@ export function parsePingpongArgs(args: readonly string[]): Omit<PingpongOptions
     iters: inRange(v.iters, '-n/--iters', 1000, 0, 0x7fffffff),
     sl: inRange(v.sl, '-l/--sl', 0, 0, 15),
     validate: v.chk === true,
+    stats: v.stats === true,
     ...(v.address === undefined ? {} : { address: v.address }),
     rocePort,
     ...(v['remote-roce-port'] === undefined ? {} : { remoteRocePort: inRange(v['remote-roce-port'], '--remote-roce-port', 4791, 1, 65535) }),
@@ -109,9 +113,10 @@ export const pingpongCommand: Command = {
   summary: 'ibv_rc_pingpong on softroce: same options, TCP exchange and SEND ping-pong (talks to rdma-core\'s)',
   usage,
   async run(args, io) {
-    const options = parsePingpongArgs(args)
+    const { stats, ...options } = parsePingpongArgs(args)
     try {
-      await runPingpong({ ...options, out: io.out })
+      const result = await runPingpong({ ...options, out: io.out })
+      if (stats) io.err(`softroce counters: ${JSON.stringify(result.counters ?? null)}\n`)
       return 0
     } catch (err) {
       if (!(err instanceof PingpongFailure)) throw err

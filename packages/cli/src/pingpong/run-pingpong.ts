@@ -46,6 +46,8 @@ export interface PingpongResult {
   readonly usec: number
   /** Pages whose first byte was not what the client wrote (server with -c). */
   readonly invalidPages: readonly number[]
+  /** The softroce device's counters at the end (packets, retransmits, drops by reason, ...). */
+  readonly counters?: Record<string, unknown>
 }
 
 /** What rc_pingpong reports on stderr before it exits 1. */
@@ -167,6 +169,12 @@ class PingpongEndpoint {
     this.qp.modify({ state: 'RTS', sqPsn: this.qp.localPsn, timeout: 14, retryCnt: 7, rnrRetry: 7, maxRdAtomic: 1 })
   }
 
+  /** The device's counters, when the provider keeps them (softroce's `counters.snapshot()`). */
+  counters(): Record<string, unknown> | undefined {
+    const device = this.ctx.device as { counters?: { snapshot?: () => Record<string, unknown> } }
+    return device.counters?.snapshot?.()
+  }
+
   async close(): Promise<void> {
     await this.ctx.close()
   }
@@ -248,7 +256,8 @@ export async function runPingpong(o: PingpongOptions): Promise<PingpongResult> {
         }
       }
     }
-    return { local: e.dest, remote, bytes: o.size * o.iters * 2, iters: o.iters, usec, invalidPages }
+    const counters = e.counters()
+    return { local: e.dest, remote, bytes: o.size * o.iters * 2, iters: o.iters, usec, invalidPages, ...(counters === undefined ? {} : { counters }) }
   } finally {
     await (ep as PingpongEndpoint | null)?.close()
   }

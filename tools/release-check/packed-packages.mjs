@@ -1,7 +1,7 @@
 // The workspace's publishable packages: list them in dependency order, pack each with
 // pnpm (which rewrites workspace: ranges), check what went into the tarball, lint the
 // tarball with publint and attw, and publish it.
-import { execFileSync } from 'node:child_process'
+import { execFile, execFileSync } from 'node:child_process'
 import { readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 
@@ -67,8 +67,17 @@ export function packPackage(pkg, dest) {
   return { tarball, manifest, files }
 }
 
-/** publint --strict and attw (node16 profile) on the tarball itself: what users download. */
-export function lintTarball(root, tarball) {
+/** True when no export offers a "require" condition and `main` is not CJS: an ESM-only package (the CLI). */
+function esmOnly(manifest) {
+  const text = JSON.stringify(manifest.exports ?? {})
+  return !text.includes('"require"') && !/\.cjs$/.test(manifest.main ?? '')
+}
+
+/**
+ * publint --strict and attw (node16 profile) on the tarball itself: what users download.
+ * An ESM-only package is allowed what that means (require() of it is a dynamic import).
+ */
+export function lintTarball(root, tarball, manifest = {}) {
   const bin = (name) => join(root, 'node_modules', '.bin', name)
   try {
     sh(bin('publint'), ['--strict', tarball], { cwd: root })
@@ -76,17 +85,18 @@ export function lintTarball(root, tarball) {
     throw new Error(`publint --strict ${tarball}:\n${err.stdout}${err.stderr}`)
   }
   try {
-    sh(bin('attw'), [tarball, '--profile', 'node16', '--format', 'table-flipped'], { cwd: root })
+    sh(bin('attw'), [tarball, '--profile', 'node16', '--format', 'table-flipped', ...(esmOnly(manifest) ? ['--ignore-rules', 'cjs-resolves-to-esm'] : [])], { cwd: root })
   } catch (err) {
     throw new Error(`attw ${tarball}:\n${err.stdout}${err.stderr}`)
   }
 }
 
-/** npm publish of a packed tarball to the local registry. */
+/** npm publish of a packed tarball to the local registry (asynchronous: several run at once). */
 export function publishTarball(tarball, { url, npmrc }) {
-  try {
-    sh('npm', ['publish', tarball, '--registry', url, '--userconfig', npmrc, '--access', 'public', '--ignore-scripts'])
-  } catch (err) {
-    throw new Error(`npm publish ${tarball}:\n${err.stdout}${err.stderr}`)
-  }
+  return new Promise((resolve, reject) => {
+    execFile('npm', ['publish', tarball, '--registry', url, '--userconfig', npmrc, '--access', 'public', '--ignore-scripts'], { encoding: 'utf8', maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
+      if (err) reject(new Error(`npm publish ${tarball}:\n${stdout}${stderr}`))
+      else resolve()
+    })
+  })
 }

@@ -59,15 +59,15 @@ try {
   const packed = []
   for (const pkg of pkgs) {
     const p = packPackage(pkg, tarballs)
-    lintTarball(root, p.tarball)
+    lintTarball(root, p.tarball, p.manifest)
     packed.push({ ...pkg, ...p })
-    log(`packed ${pkg.name}@${pkg.version}: ${p.files.length} files, publint --strict and attw clean, no workspace: ranges`)
+    log(`packed ${pkg.name}@${pkg.version}: ${p.files.length} files, publint --strict and attw clean${p.manifest.exports && !JSON.stringify(p.manifest.exports).includes('"require"') ? ' (ESM-only)' : ''}, no workspace: ranges`)
   }
   results.push(`${packed.length} packages packed and linted`)
 
   // 2. A registry on loopback; publish everything to it.
   registry = await startLocalRegistry(join(work, 'registry'), { log })
-  for (const p of packed) publishTarball(p.tarball, registry)
+  await Promise.all(packed.map((p) => publishTarball(p.tarball, registry)))
   for (const p of packed) {
     const view = JSON.parse(run('npm', ['view', `${p.name}@${p.version}`, '--json', '--registry', registry.url, '--userconfig', registry.npmrc]))
     if (view.version !== p.version) throw new Error(`${p.name}: the registry serves ${view.version}, expected ${p.version}`)
@@ -126,10 +126,13 @@ try {
   results.push(`quickstart ok on ${providers.join(', ')}`)
 
   if (wanted.includes('@rdma-session/cli')) {
-    const out = run(join(app, 'node_modules', '.bin', 'rdma-session'), ['--help'], { cwd: app })
-    if (!/rdma-session/.test(out)) throw new Error(`rdma-session --help printed no usage:\n${out}`)
-    log('cli: npx rdma-session --help works from the installed package')
-    results.push('cli bin ok')
+    const cli = join(app, 'node_modules', '.bin', 'rdma-session')
+    const help = run(cli, ['--help'], { cwd: app })
+    expectLines('rdma-session --help', help, [/usage: rdma-session <command>/, /doctor/, /bench/, /capture/])
+    const doctor = run(cli, ['doctor', '--require', 'mock', ...(providers.includes('softroce') ? ['--require', 'softroce'] : [])], { cwd: app })
+    expectLines('rdma-session doctor', doctor, [/✓ mock +usable/, /providers usable here/])
+    log(`cli: rdma-session --help and doctor work from the installed package (${/(\d+ of \d+ providers usable here[^\n]*)/.exec(doctor)?.[1]})`)
+    results.push('cli ok')
   }
 } catch (err) {
   failure = err

@@ -47,6 +47,16 @@ export async function handleToResult(handler: PeerRequestHandler | null, request
   }
 }
 
+/** How long closing waits for the peer to acknowledge a notice (an unreachable peer must not hold up a close). */
+export const NOTICE_TIMEOUT_MS = 2000
+
+/** Waits for a best-effort notice to the peer, at most NOTICE_TIMEOUT_MS; its failure is ignored. */
+export async function notice(request: Promise<unknown>): Promise<void> {
+  let timer: NodeJS.Timeout | undefined
+  await Promise.race([request.catch(() => undefined), new Promise((r) => (timer = setTimeout(r, NOTICE_TIMEOUT_MS)))])
+  clearTimeout(timer)
+}
+
 class InProcessEnd implements PeerChannel {
   other!: InProcessEnd
   handler: PeerRequestHandler | null = null

@@ -7,13 +7,13 @@ import { EventEmitter } from 'node:events'
 import { randomBytes } from 'node:crypto'
 import type { PathMtu } from '../constants.js'
 import { EncryptionUnsupportedError, InvalidArgumentError, JoinTokenError, PeerError, QpNotFoundError, RemoteMismatchError, SessionClosedError, SessionNotFoundError } from '../errors.js'
-import { createJoinToken, joinQpSecret, splitJoinToken, verifyJoinToken, type JoinScope, type JoinTokenOptions } from '../control/join-token.js'
+import { createJoinToken, splitJoinToken, type JoinScope, type JoinTokenOptions } from '../control/join-token.js'
 import type { RemoteRegion } from '../memory-region.js'
 import type { QueuePair } from '../queue-pair.js'
 import type { Context } from '../context.js'
 import { newSessionSecret } from './keys.js'
 import { normalizeParams, withMtu, withoutEncryption, type SessionParams, type SessionParamsSpec } from './params.js'
-import { createInProcessLink, type PeerChannel } from './peer-channel.js'
+import { createInProcessLink, notice, type PeerChannel } from './peer-channel.js'
 import { connectQp, initQp, qpEncryption, type KeyContext } from './qp-connector.js'
 import { endpointKey, type AddQpsRequest, type EndpointRecord, type JoinSessionRequest, type OpenSessionRequest, type PeerReply, type PeerRequest, type QpAnswerRecord, type QpOfferRecord, type QpSpec } from './records.js'
 import { SessionMembers, type SessionMember } from './session-members.js'
@@ -45,16 +45,6 @@ function checkSpecs(specs: readonly unknown[]): void {
   if (specs.length > MAX_QPS_PER_REQUEST) throw new InvalidArgumentError(`at most ${MAX_QPS_PER_REQUEST} QPs per request, got ${specs.length}`)
 }
 
-/** How long closing waits for the peer to acknowledge a notice (a peer that is unreachable must not hold up a close). */
-export const NOTICE_TIMEOUT_MS = 2000
-
-/** Waits for a best-effort notice to the peer, at most NOTICE_TIMEOUT_MS; its failure is ignored. */
-async function notice(request: Promise<unknown>): Promise<void> {
-  let timer: NodeJS.Timeout | undefined
-  await Promise.race([request.catch(() => undefined), new Promise((r) => (timer = setTimeout(r, NOTICE_TIMEOUT_MS)))])
-  clearTimeout(timer)
-}
-
 export class SessionManager extends EventEmitter implements SessionOwner {
   readonly #ctx: Context
   readonly #table = new Map<string, Session>()
@@ -67,8 +57,6 @@ export class SessionManager extends EventEmitter implements SessionOwner {
   readonly #exposedTo = new Map<string, Readonly<Record<string, RemoteRegion>>>()
   /** Sessions this context joined with a token (their secret is the token's QP secret). */
   readonly #joined = new Set<string>()
-  /** Join token IDs already used, with their expiry (tokens are single-use). */
-  readonly #usedTokens = new Map<string, number>()
 
   constructor(ctx: Context) {
     super()
@@ -365,30 +353,14 @@ export class SessionManager extends EventEmitter implements SessionOwner {
    */
   #fromPeer(sessionId: string, from: EndpointRecord, channel: PeerChannel, op: JoinScope | null): { session: Session; member: SessionMember | null } {
     const session = this.#open(String(sessionId))
-    const key = endpointKey(from)
-    if (channel === session.peer && key === session.remoteKey) return { session, member: null }
-    const member = this.#members.find(session.id, channel, key)
-    if (member !== undefined) {
-      if (op !== null && !member.scope.has(op)) throw new JoinTokenError('scope', `the join token of ${key} does not allow '${op}' (scope: ${[...member.scope].join(', ') || 'none'})`, { sessionId: session.id, op })
-      return { session, member }
-    }
-    if (from.address !== session.remote.address) throw new RemoteMismatchError(session.id, session.remoteKey, key)
-    throw new JoinTokenError('missing', `session '${session.id}' belongs to another connection; a session ID alone does not grant access: present a join token from the session holder (session.createJoinToken())`, { sessionId: session.id })
+    return { session, member: this.#members.authorize(session, from, channel, op) }
   }
 
   /** A joiner asks to take part in one of our sessions. */
   async #acceptJoin(request: JoinSessionRequest, channel: PeerChannel): Promise<PeerReply> {
     const session = this.#open(String(request.sessionId))
-    const secret = this.#secrets.get(session.id)
-    if (secret === undefined || this.#joined.has(session.id)) throw new JoinTokenError('forged', `session '${session.id}' cannot check join tokens here`, { sessionId: session.id })
-    const now = Date.now()
-    const claims = verifyJoinToken(secret, session.id, request.token, now)
-    for (const [jti, exp] of this.#usedTokens) if (exp <= now) this.#usedTokens.delete(jti)
-    if (this.#usedTokens.has(claims.jti)) throw new JoinTokenError('exhausted', 'this join token was used already; tokens are single-use', { sessionId: session.id })
-    if (request.from.address !== session.remote.address) throw new RemoteMismatchError(session.id, session.remoteKey, endpointKey(request.from))
-    if (channel === session.peer && endpointKey(request.from) === session.remoteKey) throw new InvalidArgumentError('the session holder needs no join token')
-    this.#usedTokens.set(claims.jti, claims.exp)
-    this.#members.add(session.id, { from: request.from, channel, secret: joinQpSecret(secret, session.id, claims.jti), scope: new Set(claims.scope), maxQps: claims.maxQps })
+    const secret = this.#joined.has(session.id) ? undefined : this.#secrets.get(session.id)
+    this.#members.admit(session, secret, request, channel)
     return { type: 'join-session', from: this.#ctx.endpoint, params: session.params, epoch: session.epoch, regions: this.#exposedTo.get(session.id) ?? {} }
   }
 

@@ -4,10 +4,11 @@
  * session's remote host). Each member has its endpoint, its channel, its scope,
  * a QP budget and its own QP secret; the QPs it added are its own.
  */
-import type { JoinScope } from '../control/join-token.js'
+import { joinQpSecret, verifyJoinToken, type JoinScope } from '../control/join-token.js'
+import { InvalidArgumentError, JoinTokenError, RemoteMismatchError } from '../errors.js'
 import type { QueuePair } from '../queue-pair.js'
 import type { PeerChannel } from './peer-channel.js'
-import { endpointKey, type EndpointRecord } from './records.js'
+import { endpointKey, type EndpointRecord, type JoinSessionRequest } from './records.js'
 
 export interface SessionMember {
   readonly from: EndpointRecord
@@ -23,6 +24,25 @@ export interface SessionMember {
 export class SessionMembers {
   readonly #bySession = new Map<string, SessionMember[]>()
   readonly #owner = new WeakMap<QueuePair, SessionMember>()
+  /** Token IDs already used, with their expiry: tokens are single-use. */
+  readonly #usedTokens = new Map<string, number>()
+
+  /**
+   * Checks a join request (token MAC and expiry with the session secret, single
+   * use, joiner on the session's remote host) and adds the joiner as a member.
+   */
+  admit(session: { readonly id: string; readonly remote: EndpointRecord; readonly remoteKey: string; readonly peer: PeerChannel }, secret: Uint8Array | undefined, request: JoinSessionRequest, channel: PeerChannel): SessionMember {
+    if (secret === undefined) throw new JoinTokenError('forged', `session '${session.id}' cannot check join tokens here`, { sessionId: session.id })
+    const now = Date.now()
+    const claims = verifyJoinToken(secret, session.id, request.token, now)
+    for (const [jti, exp] of this.#usedTokens) if (exp <= now) this.#usedTokens.delete(jti)
+    if (this.#usedTokens.has(claims.jti)) throw new JoinTokenError('exhausted', 'this join token was used already; tokens are single-use', { sessionId: session.id })
+    const key = endpointKey(request.from)
+    if (request.from.address !== session.remote.address) throw new RemoteMismatchError(session.id, session.remoteKey, key)
+    if (channel === session.peer && key === session.remoteKey) throw new InvalidArgumentError('the session holder needs no join token')
+    this.#usedTokens.set(claims.jti, claims.exp)
+    return this.add(session.id, { from: request.from, channel, secret: joinQpSecret(secret, session.id, claims.jti), scope: new Set(claims.scope), maxQps: claims.maxQps })
+  }
 
   add(sessionId: string, init: Omit<SessionMember, 'key' | 'added'>): SessionMember {
     const member: SessionMember = { ...init, key: endpointKey(init.from), added: 0 }
@@ -30,6 +50,23 @@ export class SessionMembers {
     list.push(member)
     this.#bySession.set(sessionId, list)
     return member
+  }
+
+  /**
+   * Who a request about `session` comes from: null for the session's remote on
+   * its own channel, else a member whose scope allows `op`. Anyone else gets
+   * ERR_JOIN_TOKEN (same host) or ERR_REMOTE_MISMATCH (another host).
+   */
+  authorize(session: { readonly id: string; readonly remote: EndpointRecord; readonly remoteKey: string; readonly peer: PeerChannel }, from: EndpointRecord, channel: PeerChannel, op: JoinScope | null): SessionMember | null {
+    const key = endpointKey(from)
+    if (channel === session.peer && key === session.remoteKey) return null
+    const member = this.find(session.id, channel, key)
+    if (member !== undefined) {
+      if (op !== null && !member.scope.has(op)) throw new JoinTokenError('scope', `the join token of ${key} does not allow '${op}' (scope: ${[...member.scope].join(', ') || 'none'})`, { sessionId: session.id, op })
+      return member
+    }
+    if (from.address !== session.remote.address) throw new RemoteMismatchError(session.id, session.remoteKey, key)
+    throw new JoinTokenError('missing', `session '${session.id}' belongs to another connection; a session ID alone does not grant access: present a join token from the session holder (session.createJoinToken())`, { sessionId: session.id })
   }
 
   find(sessionId: string, channel: PeerChannel, key: string): SessionMember | undefined {

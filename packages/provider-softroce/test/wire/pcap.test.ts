@@ -1,4 +1,3 @@
-import { execFileSync, spawnSync } from 'node:child_process'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
@@ -11,6 +10,7 @@ import type { RocePacket } from '../../src/wire/packet.js'
 import { LINKTYPE_ETHERNET, LINKTYPE_RAW, PcapWriter } from '../../src/wire/pcap.js'
 import { readPcap } from './pcap-reader.js'
 import { ALL_OPCODES, Rand, randomPacket } from './random-packets.js'
+import { one, tshark } from './tshark.js'
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'wire-pcap-'))
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }))
@@ -141,36 +141,7 @@ describe('PcapWriter', () => {
 
 // --- tshark: an independent decoder ---------------------------------------------------------------
 
-const TSHARK_MISSING =
-  'tshark is not installed, and this test needs it to check the packets with an independent decoder. ' +
-  "Install it: echo 'wireshark-common wireshark-common/install-setuid boolean false' | debconf-set-selections; " +
-  'DEBIAN_FRONTEND=noninteractive apt-get install -y tshark  (CI installs it)'
-
-type Layers = Record<string, string[] | undefined>
-
-function tshark(file: string): Layers[] {
-  const probe = spawnSync('tshark', ['--version'], { encoding: 'utf8' })
-  if (probe.error || probe.status !== 0) throw new Error(TSHARK_MISSING)
-  const fields = [
-    'frame.number', 'ip.checksum.status', 'udp.checksum.status', 'ipv6.flow',
-    'infiniband.bth.opcode', 'infiniband.bth.se', 'infiniband.bth.m', 'infiniband.bth.padcnt', 'infiniband.bth.tver',
-    'infiniband.bth.p_key', 'infiniband.bth.destqp', 'infiniband.bth.a', 'infiniband.bth.psn',
-    'infiniband.reth.va', 'infiniband.reth.r_key', 'infiniband.reth.dmalen',
-    'infiniband.aeth.syndrome', 'infiniband.aeth.msn', 'infiniband.immdt', 'infiniband.ieth',
-    'infiniband.atomiceth.swapdt', 'infiniband.atomiceth.cmpdt', 'infiniband.atomicacketh.origremdt',
-    'infiniband.invariant.crc', 'data.data', '_ws.expert', '_ws.expert.severity', '_ws.malformed',
-  ]
-  const out = execFileSync(
-    'tshark',
-    ['-r', file, '-d', 'udp.port==4791,infiniband', '--disable-protocol', 'rpcordma',
-      '-o', 'ip.check_checksum:TRUE', '-o', 'udp.check_checksum:TRUE', '-T', 'json', ...fields.flatMap((f) => ['-e', f])],
-    { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 60_000, maxBuffer: 64 << 20 },
-  )
-  return (JSON.parse(out) as { _source: { layers: Layers } }[]).map((x) => x._source.layers)
-}
-
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex')
-const one = (l: Layers, f: string): string | undefined => l[f]?.[0]
 
 describe('tshark decodes what we write', () => {
   it('every RC opcode over IPv4 and IPv6 decodes field for field, with no expert info; a malformed control packet is flagged', async () => {

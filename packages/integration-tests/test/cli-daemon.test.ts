@@ -57,6 +57,12 @@ describe('rdma-session daemon / sessions', () => {
     expect((await cli('sessions', 'query', '--remote', '192.0.2.1:4791')).code).toBe(1)
     expect((await cli('sessions', 'bogus')).code).toBe(2)
 
+    // The peer adds QPs to the session too: the daemon hands them to the process that created it.
+    const fromPeer = await peer.sessions.get(session.id).addQps([{ qos: { class: 'bulk' } }])
+    expect(fromPeer).toHaveLength(1)
+    expect(session.qps).toHaveLength(3)
+    expect(session.qps.map((q) => q.remoteQpn)).toContain(fromPeer[0]!.qpn)
+
     // A token file others can read is refused.
     chmodSync(tokenFile, 0o644)
     const refused = await cli('sessions', 'list')

@@ -1,0 +1,86 @@
+/** Control-plane limits on provider-mock: Unix-socket listeners, handshake timeout, connection limit, a closed server. */
+import { afterEach, describe, expect, it } from 'vitest'
+import { mkdtempSync, rmSync, statSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { WebSocket } from 'ws'
+import type { Context } from '@rdma-session/core'
+import { PSK, expectCode, mockContexts, waitFor } from './helpers.js'
+
+const auth = { psk: PSK }
+const cleanups: (() => Promise<unknown> | unknown)[] = []
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c()
+})
+
+async function two(): Promise<[Context, Context]> {
+  const { ctxs } = await mockContexts(2)
+  cleanups.push(() => ctxs[1]!.close(), () => ctxs[0]!.close())
+  return ctxs as [Context, Context]
+}
+
+/** Opens a raw socket, sends `first` (if any), and resolves with the error frame's code and the close code. */
+function rawSocket(url: string, first?: string): Promise<{ code: string | null; close: number }> {
+  return new Promise((resolve) => {
+    const ws = new WebSocket(url)
+    let code: string | null = null
+    ws.on('open', () => first !== undefined && ws.send(first))
+    ws.on('message', (d: Buffer) => {
+      const m = JSON.parse(d.toString()) as { t: string; code?: string }
+      if (m.t === 'error') code = m.code ?? null
+    })
+    ws.on('error', () => undefined)
+    ws.on('close', (c) => resolve({ code, close: c }))
+  })
+}
+
+describe('control-plane limits', () => {
+  it('serves peers on a Unix socket created with mode 0600, and removes it on close', async () => {
+    const [a, b] = await two()
+    const dir = mkdtempSync(join(tmpdir(), 'rdma-ctl-'))
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }))
+    const socketPath = join(dir, 'peer.sock')
+    const server = await a.listen({ socketPath, auth })
+    expect(server.url).toBe(`ws+unix:${socketPath}`)
+    expect(statSync(socketPath).mode & 0o777).toBe(0o600)
+    const session = await b.connect(server.url, { auth, qps: [{}] })
+    expect(a.sessions.get(session.id).qps).toHaveLength(1)
+    await session.close()
+    await server.close()
+    expect(() => statSync(socketPath)).toThrow()
+  })
+
+  it('a client that never finishes the handshake is dropped with ERR_TIMEOUT', async () => {
+    const [a] = await two()
+    const server = await a.listen({ port: 0, auth, handshakeTimeoutMs: 150 })
+    const t0 = Date.now()
+    const out = await rawSocket(server.url)
+    expect(out.code).toBe('ERR_TIMEOUT')
+    expect(Date.now() - t0).toBeLessThan(3000)
+    await waitFor(() => server.connections === 0, 2000, 'the server dropped the socket')
+  })
+
+  it('connections beyond maxConnections get an error reply and are closed; the others keep working', async () => {
+    const [a, b] = await two()
+    const server = await a.listen({ port: 0, auth, maxConnections: 2, handshakeTimeoutMs: 5000 })
+    const idle = [new WebSocket(server.url), new WebSocket(server.url)]
+    cleanups.push(() => idle.forEach((w) => w.terminate()))
+    await Promise.all(idle.map((w) => new Promise((r) => w.once('open', r))))
+    const third = await rawSocket(server.url)
+    expect(third.code).toBe('ERR_PROTOCOL')
+    idle.forEach((w) => w.terminate())
+    await new Promise((r) => setTimeout(r, 100))
+    const session = await b.connect(server.url, { auth, qps: [{}] })
+    expect(session.qps).toHaveLength(1)
+  })
+
+  it('connecting to a server that is gone fails with a clear code, and creates nothing', async () => {
+    const [a, b] = await two()
+    const server = await a.listen({ port: 0, auth })
+    const url = server.url
+    await server.close()
+    const err = await expectCode(b.connect(url, { auth, handshakeTimeoutMs: 1000 }), 'ERR_CLOSED')
+    expect(err.message).toMatch(/control connection failed/)
+    expect(b.handles).toMatchObject({ qps: 0, sessions: 0 })
+  })
+})

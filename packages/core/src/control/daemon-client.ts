@@ -15,7 +15,6 @@ import type { KeepaliveOptions } from './control-connection.js'
 import { dialControl } from './control-server.js'
 import type { DaemonRequest, DaemonSessionInfo, WireAuth } from './daemon-protocol.js'
 import { DAEMON_PSK_ID, DaemonChannel } from './daemon-server.js'
-import { deriveSessionSecret } from './handshake.js'
 
 export interface DaemonClientOptions {
   readonly socketPath: string
@@ -33,13 +32,17 @@ class DaemonRelay implements PeerChannel {
   #closeListeners: ((reason: string) => void)[] = []
   closed = false
 
-  constructor(private readonly daemon: DaemonChannel, private readonly target: { url: string; auth: WireAuth; channelSecret: Buffer } | null) {}
+  /** Secrets of the sessions this relay opened, as the daemon handed them over. */
+  readonly #secrets = new Map<string, Uint8Array>()
+
+  constructor(private readonly daemon: DaemonChannel, private readonly target: { url: string; auth: WireAuth } | null) {}
 
   async request(request: PeerRequest): Promise<PeerReply> {
     if (request.type === 'open-session') {
       if (this.target === null) throw new InvalidArgumentError('this relay cannot open sessions')
       const r = await this.daemon.request({ op: 'open', url: this.target.url, auth: this.target.auth, request })
       if (r.op !== 'opened') throw new PeerError('the daemon answered open with a malformed reply')
+      this.#secrets.set(request.sessionId, new Uint8Array(Buffer.from(r.secret, 'base64url')))
       return r.reply
     }
     const r = await this.daemon.request({ op: 'relay', sessionId: request.sessionId, request })
@@ -47,9 +50,12 @@ class DaemonRelay implements PeerChannel {
     return r.reply
   }
 
+  /** The secret of a session opened through this relay (derived by the daemon and the peer from their channel). */
   sessionSecret(sessionId: string): Uint8Array {
-    if (this.target === null) throw new InvalidArgumentError('no channel secret on this relay')
-    return deriveSessionSecret(this.target.channelSecret, sessionId)
+    const secret = this.#secrets.get(sessionId)
+    if (secret === undefined) throw new InvalidArgumentError(`no secret for session '${sessionId}' on this relay`)
+    this.#secrets.delete(sessionId)
+    return secret
   }
 
   setHandler(handler: PeerRequestHandler): void {
@@ -131,10 +137,7 @@ export class DaemonClient {
   /** Creates a session through the daemon (which holds the control connection); other local processes can then join it. */
   async connect(url: string, options: DaemonConnectOptions): Promise<Session> {
     const ctx = this.#requireCtx()
-    const auth = wireAuth(options.auth)
-    const d = await this.#channel.request({ op: 'dial', url, auth })
-    if (d.op !== 'dialed') throw new PeerError('malformed reply')
-    const relay = new DaemonRelay(this.#channel, { url, auth, channelSecret: Buffer.from(d.channelSecret, 'base64url') })
+    const relay = new DaemonRelay(this.#channel, { url, auth: wireAuth(options.auth) })
     ctx.sessions.serve(relay)
     const { auth: _auth, ...create } = options
     void _auth

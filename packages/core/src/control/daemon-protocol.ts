@@ -17,7 +17,6 @@ const url = v.pipe(v.string(), v.maxLength(512), v.regex(/^(ws|wss):\/\/|^ws\+un
 export const daemonRequestSchema = v.variant('op', [
   v.strictObject({ op: v.literal('register'), endpoint: endpointSchema, pid: uint(2 ** 31) }),
   v.strictObject({ op: v.literal('list'), remote: v.optional(text(80)) }),
-  v.strictObject({ op: v.literal('dial'), url, auth: wireAuthSchema }),
   v.strictObject({ op: v.literal('open'), url, auth: wireAuthSchema, request: peerRequestSchema }),
   v.strictObject({ op: v.literal('token'), sessionId: sessionIdSchema }),
   v.strictObject({ op: v.literal('relay'), sessionId: sessionIdSchema, request: peerRequestSchema }),
@@ -27,7 +26,6 @@ export const daemonRequestSchema = v.variant('op', [
 export type DaemonRequest =
   | { op: 'register'; endpoint: EndpointRecord; pid: number }
   | { op: 'list'; remote?: string }
-  | { op: 'dial'; url: string; auth: WireAuth }
   | { op: 'open'; url: string; auth: WireAuth; request: PeerRequest }
   | { op: 'token'; sessionId: string }
   | { op: 'relay'; sessionId: string; request: PeerRequest }
@@ -59,15 +57,14 @@ export interface DaemonSessionInfo {
 export const daemonReplySchema = v.variant('op', [
   v.strictObject({ op: v.literal('registered'), clientId: uint(Number.MAX_SAFE_INTEGER) }),
   v.strictObject({ op: v.literal('sessions'), sessions: v.pipe(v.array(sessionInfoSchema), v.maxLength(100_000)) }),
-  v.strictObject({ op: v.literal('dialed'), channelSecret: v.pipe(v.string(), v.regex(/^[A-Za-z0-9_-]{43}$/)) }),
-  v.strictObject({ op: v.literal('opened'), reply: peerReplySchema }),
+  v.strictObject({ op: v.literal('opened'), reply: peerReplySchema, secret: v.pipe(v.string(), v.regex(/^[A-Za-z0-9_-]{43}$/)) }),
   v.strictObject({ op: v.literal('token'), token: text(1024), url }),
   v.strictObject({ op: v.literal('relayed'), reply: peerReplySchema }),
 ])
 export type DaemonReply =
   | { op: 'registered'; clientId: number }
   | { op: 'sessions'; sessions: DaemonSessionInfo[] }
-  | { op: 'dialed'; channelSecret: string }
-  | { op: 'opened'; reply: PeerReply }
+  /** `secret`: the opened session's secret (the creating process keys its QPs with it). */
+  | { op: 'opened'; reply: PeerReply; secret: string }
   | { op: 'token'; token: string; url: string }
   | { op: 'relayed'; reply: PeerReply }

@@ -126,11 +126,6 @@ export class SessionDaemon extends EventEmitter {
       }
       case 'list':
         return { op: 'sessions', sessions: this.list(req.remote) }
-      case 'dial': {
-        // Local clients derive the secrets of the sessions they open on this channel (the daemon token makes them trusted).
-        const peer = await this.#peer(req.url, req.auth)
-        return { op: 'dialed', channelSecret: peer.channelSecret.toString('base64url') }
-      }
       case 'open':
         return this.#open(client, req.url, req.auth, req.request)
       case 'token': {
@@ -153,7 +148,8 @@ export class SessionDaemon extends EventEmitter {
     const secret = peer.sessionSecret(request.sessionId)
     const qps = new Map(request.qps.map((o, i) => [o.qpn, reply.qps[i]!.qpn]))
     this.#sessions.set(request.sessionId, { id: request.sessionId, url, peer, secret, remote: reply.from, local: request.from, epoch: 0, members: new Map([[client, { endpoint: me.endpoint, qps }]]) })
-    return { op: 'opened', reply }
+    // The creating process gets this session's secret only (never the channel's): it keys its QPs with it.
+    return { op: 'opened', reply, secret: Buffer.from(secret).toString('base64url') }
   }
 
   async #relay(client: DaemonChannel, s: DaemonSession, request: PeerRequest): Promise<PeerReply> {

@@ -106,20 +106,21 @@ export class SessionManager extends EventEmitter implements SessionOwner {
       params = withoutEncryption(params)
     }
     const sessionId = randomBytes(16).toString('hex')
-    // Over the control plane both sides derive the secret from the handshake; the in-process link carries it.
-    const derived = channel.sessionSecret?.(sessionId) ?? null
-    const secret = derived ?? (params.encryption.suite === 'none' ? null : newSessionSecret())
+    // Over the control plane both sides derive the secret (the channel gives it once the peer has answered); the in-process link carries it.
+    const derives = typeof channel.sessionSecret === 'function'
+    let secret = derives || params.encryption.suite === 'none' ? null : newSessionSecret()
     const qps = this.#createQps(specs, params)
     try {
       const request: OpenSessionRequest = {
         type: 'open-session', sessionId, from: this.#ctx.endpoint, params, maxMtu: caps.maxMtu,
-        ...(secret === null || derived !== null || params.encryption.suite === 'none' ? {} : { secret: Buffer.from(secret).toString('base64') }),
+        ...(secret === null ? {} : { secret: Buffer.from(secret).toString('base64') }),
         qps: qps.map((qp, i) => ({ spec: specs[i]!, ...qp.endpoint() })),
         regions: options.expose ?? Object.fromEntries(this.#exposed),
       }
       const reply = await channel.request(request)
       if (reply.type !== 'open-session' || reply.qps.length !== qps.length) throw new PeerError('the peer answered open-session with a malformed reply')
-      if (reply.encryption === 'none' && secret !== null) {
+      if (derives) secret = channel.sessionSecret!(sessionId)
+      if (reply.encryption === 'none' && params.encryption.suite !== 'none') {
         if (params.encryption.required) throw new EncryptionUnsupportedError('peer', params.encryption.suite)
         params = withoutEncryption(params)
       }

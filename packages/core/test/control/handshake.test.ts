@@ -2,10 +2,9 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import { WebSocket, WebSocketServer } from 'ws'
 import * as v from 'valibot'
-import { ControlChannel, ControlServer, generateIdentity, isRdmaError, publicKeyId, type ClientAuth, type ServerAuth } from '../../src/index.js'
+import { ControlChannel, ControlConnection, ControlServer, generateIdentity, isRdmaError, openSocket, publicKeyId, type ClientAuth, type ServerAuth } from '../../src/index.js'
 import { normalizeClientAuth, normalizeServerAuth } from '../../src/control/auth.js'
 import { dialControl } from '../../src/control/control-server.js'
-import type { ControlConnection } from '../../src/control/control-connection.js'
 
 const echoSchema = v.strictObject({ say: v.pipe(v.string(), v.maxLength(100)) })
 type Echo = v.InferOutput<typeof echoSchema>
@@ -140,6 +139,23 @@ describe('control handshake', () => {
     const err = await ch.request({ say: 'tampered' }).catch((e: unknown) => e)
     expect(err).toMatchObject({ code: 'ERR_PROTOCOL' })
     expect(ch.closed).toBe(true)
+  })
+
+  it('resuming a channel needs its resume key: a wrong proof is ERR_AUTH and the real channel is untouched', async () => {
+    const server = await echoServer({ psk })
+    const ch = await dial(server.url, { psk })
+    const forged = ControlConnection.client(openSocket(server.url), normalizeClientAuth({ psk }), 'peer', { channelId: ch.id, resumeKey: Buffer.alloc(32, 3) })
+    await expect(forged).resolves.toBeDefined() // the client side cannot tell; the server refuses the finish
+    const conn = await forged
+    const closed = await new Promise<{ error: { code: string } | null }>((r) => conn.onClose((info) => r(info as never)))
+    expect(closed.error?.code).toBe('ERR_AUTH')
+    expect(await ch.request({ say: 'still here' })).toEqual({ say: 'echo still here' })
+    expect(server.channels).toHaveLength(1)
+    // The real key resumes it: the server attaches the new connection to the same channel.
+    const again = await ControlConnection.client(openSocket(server.url), normalizeClientAuth({ psk }), 'peer', { channelId: ch.id, resumeKey: ch.resumeKey })
+    expect(again.result.resumed).toBe(true)
+    expect(again.result.channelId).toBe(ch.id)
+    again.close()
   })
 
   it('short PSKs and mixed credentials are refused before dialing', () => {

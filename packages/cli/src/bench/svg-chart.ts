@@ -1,8 +1,8 @@
 /** Hand-written SVG charts for the bench report: a line chart (log2 x axis) and a grouped bar chart. No dependency. */
 
-const W = 760
+const W = 840
 const H = 420
-const M = { left: 70, right: 190, top: 40, bottom: 60 }
+const M = { left: 70, right: 260, top: 40, bottom: 60 }
 const COLORS = ['#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b', '#e377c2', '#7f7f7f']
 
 const esc = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;')
@@ -30,11 +30,23 @@ function frame(title: string, yLabel: string, xLabel: string, body: string[]): s
   ].join('\n')
 }
 
-function yAxis(max: number, fmt: (v: number) => string): { y: (v: number) => number; lines: string[] } {
-  const { top, step } = niceScale(max)
-  const y = (v: number): number => H - M.bottom - (v / top) * (H - M.top - M.bottom)
+function yAxis(max: number, fmt: (v: number) => string, log = false): { y: (v: number) => number; lines: string[] } {
+  const plot = H - M.top - M.bottom
   const lines: string[] = []
-  for (let v = 0; v <= top + step / 2; v += step) {
+  let y: (v: number) => number
+  let ticks: number[]
+  if (log) {
+    // Powers of ten from 1 up: latencies span µs to seconds.
+    const decades = Math.max(1, Math.ceil(Math.log10(Math.max(max, 10))))
+    y = (v) => H - M.bottom - (Math.log10(Math.max(v, 1)) / decades) * plot
+    ticks = Array.from({ length: decades + 1 }, (_, i) => 10 ** i)
+  } else {
+    const { top, step } = niceScale(max)
+    y = (v) => H - M.bottom - (v / top) * plot
+    ticks = []
+    for (let v = 0; v <= top + step / 2; v += step) ticks.push(v)
+  }
+  for (const v of ticks) {
     lines.push(`<line x1="${M.left}" x2="${W - M.right}" y1="${num(y(v))}" y2="${num(y(v))}" stroke="#e5e5e5"/>`)
     lines.push(`<text x="${M.left - 6}" y="${num(y(v) + 4)}" text-anchor="end">${esc(fmt(v))}</text>`)
   }
@@ -82,11 +94,11 @@ export interface BarGroup {
   readonly bars: ReadonlyArray<{ readonly name: string; readonly value: number }>
 }
 
-/** Groups of bars (e.g. per provider and percentile: baseline vs subject). */
-export function barChart(o: { title: string; yLabel: string; xLabel: string; groups: readonly BarGroup[]; yFormat: (y: number) => string }): string {
+/** Groups of bars (e.g. per provider and percentile: baseline vs subject); `log` for a log10 y axis (values below 1 sit on the axis). */
+export function barChart(o: { title: string; yLabel: string; xLabel: string; groups: readonly BarGroup[]; yFormat: (y: number) => string; log?: boolean }): string {
   const names = [...new Set(o.groups.flatMap((g) => g.bars.map((b) => b.name)))]
   const maxY = Math.max(0, ...o.groups.flatMap((g) => g.bars.map((b) => b.value)))
-  const { y, lines } = yAxis(maxY, o.yFormat)
+  const { y, lines } = yAxis(maxY, o.yFormat, o.log === true)
   const slot = (W - M.left - M.right) / Math.max(1, o.groups.length)
   const barW = Math.max(4, (slot * 0.8) / Math.max(1, names.length))
   const body = [...lines]

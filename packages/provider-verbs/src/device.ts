@@ -7,6 +7,9 @@ import { VerbsPd } from './resources.js'
 import type { VerbsCq } from './resources.js'
 import type { VerbsQp } from './queue-pair.js'
 
+/** Event mode: how many turns of the event loop a CQ is polled after a post before only events count. */
+const RECHECK_TURNS = 2
+
 /** The RoCEv2 UDP port; fixed by the protocol. */
 export const ROCE_V2_PORT = 4791
 
@@ -45,6 +48,9 @@ export class VerbsDevice extends EventEmitter implements ProviderDevice {
   /** Poll mode: signaled send WRs not yet completed; the spin loop runs while this is above zero (receives wait for events). */
   outstanding = 0
   readonly #pollCqs = new Set<VerbsCq>()
+  /** Event mode: CQs of QPs that posted since the last turn of the event loop; polled once then. */
+  readonly #recheck = new Map<VerbsCq, number>()
+  #recheckScheduled = false
   #spinning = false
   #closed = false
 
@@ -87,6 +93,34 @@ export class VerbsDevice extends EventEmitter implements ProviderDevice {
   /** @internal */
   removePollCq(cq: VerbsCq): void {
     this.#pollCqs.delete(cq)
+  }
+
+  /**
+   * @internal event mode: called after a post. Polls the CQ on the next turns of the event loop,
+   * before (and besides) waiting for the completion channel: rxe processes a request inside the
+   * post's system call, so its completion is often there already, while the channel's event comes
+   * through deferred kernel work that can wait for a timer tick.
+   */
+  recheck(cq: VerbsCq): void {
+    this.#recheck.set(cq, RECHECK_TURNS)
+    if (this.#recheckScheduled) return
+    this.#recheckScheduled = true
+    setImmediate(this.#runRecheck)
+  }
+
+  readonly #runRecheck = (): void => {
+    this.#recheckScheduled = false
+    if (this.#closed) return
+    // Keep polling a CQ for a few turns of the loop until it yields something; after that the
+    // completion channel's event (which always comes) takes over.
+    for (const [cq, turns] of [...this.#recheck.entries()]) {
+      if (cq.pollPending() || turns <= 1) this.#recheck.delete(cq)
+      else this.#recheck.set(cq, turns - 1)
+    }
+    if (this.#recheck.size > 0) {
+      this.#recheckScheduled = true
+      setImmediate(this.#runRecheck)
+    }
   }
 
   /** @internal poll mode: called after each post; starts the spin loop if it is not running. */

@@ -265,7 +265,7 @@ export class VerbsQp implements ProviderQp {
       }
       throw postError('ibv_post_send', rc, 'send', this.#maxSendWr)
     }
-    this.#afterPost(wr.signaled || this.#state === 'ERR')
+    this.#afterPost(wr.signaled || this.#state === 'ERR', this.sendCq)
   }
 
   postRecv(wr: RecvWorkRequest): void {
@@ -276,14 +276,16 @@ export class VerbsQp implements ProviderQp {
     writeSges(b, wr.sgList)
     const rc = this.native.postRecv()
     if (rc !== 0) throw postError('ibv_post_recv', rc, 'recv', this.#maxRecvWr)
-    this.#afterPost(false)
+    this.#afterPost(false, this.recvCq)
   }
 
-  #afterPost(expectCompletion: boolean): void {
+  #afterPost(expectCompletion: boolean, cq: VerbsCq): void {
     // A WR posted to a QP in ERR must flush at once; rxe's responder only runs (and flushes
     // receive WRs) when something kicks it, and a move from ERR to ERR does.
     if (this.#state === 'ERR') this.native.modify({ qpState: STATE_NUM.ERR })
-    if (this.device.pollMode && expectCompletion) {
+    if (!this.device.pollMode) {
+      if (expectCompletion) this.device.recheck(cq)
+    } else if (expectCompletion) {
       this.device.outstanding++
       this.device.kick()
     }

@@ -83,9 +83,10 @@ export class VerbsCq implements ProviderCq {
   readonly native: NativeCq
   readonly depth: number
   readonly #buffers: WorkBuffers
-  /** Poll mode: completions the spin loop took from the device before core asked. */
+  /** Completions taken from the device (poll mode's spin, event mode's recheck) before core asked. */
   #pending: WorkCompletion[] = []
   #notify: (() => void) | null = null
+  #destroyed = false
 
   constructor(device: VerbsDevice, native: NativeCq) {
     this.device = device
@@ -138,11 +139,14 @@ export class VerbsCq implements ProviderCq {
     }
   }
 
-  /** @internal poll mode: called by the device's spin loop. */
-  pollPending(): void {
+  /** @internal called from the event loop (poll mode's spin, event mode's recheck after a post); true if it found completions. */
+  pollPending(): boolean {
+    if (this.#destroyed) return true
     const before = this.#pending.length
     this.#take(this.#buffers.maxRecords, this.#pending)
-    if (this.#pending.length > before) this.#notify?.()
+    if (this.#pending.length === before) return false
+    this.#notify?.()
+    return true
   }
 
   setNotify(cb: () => void): void {
@@ -153,6 +157,7 @@ export class VerbsCq implements ProviderCq {
 
   destroy(): void {
     this.native.destroy()
+    this.#destroyed = true
     this.device.removePollCq(this)
     this.#notify = null
   }

@@ -41,7 +41,7 @@ const skipWhy = off
         : ''
 if (skipWhy) console.warn(`[provider-verbs] rxe guest tests skipped: ${skipWhy}`)
 
-interface ConformanceResult { part: 'conformance'; exit: number; ms: number; passed: number; failed: number; skipped: number; failures: { name: string; message: string }[] }
+interface ConformanceResult { part: 'conformance'; exit: number; ms: number; passed: number; failed: number; skipped: number; failures: { name: string; message: string }[]; startup?: string }
 interface CyclesResult { part: 'cycles'; cycles: number; rssStartMiB: number; rssEndMiB: number; growthMiB: number; boundMiB: number; usPerCycle: number; ms: number; leftOver: Record<string, number>; ok: boolean }
 
 function results(output: string): Map<string, unknown> {
@@ -99,7 +99,7 @@ describe.skipIf(Boolean(skipWhy))('provider-verbs in the rxe guest (kernel soft-
       console.log(`${known ? 'known rxe deviation' : 'FAILED'}: ${f.name}${known ? ` (${known[1]})` : `\n${f.message}`}`)
     }
     expect(unexpected.map((f) => `${f.name}\n${f.message}`), 'conformance failures that are not known rxe 6.1 deviations').toEqual([])
-    expect(r!.passed, 'conformance tests that passed').toBeGreaterThanOrEqual(60)
+    expect(r!.passed, `conformance tests that passed; the run's output ends:\n${r!.startup ?? ''}`).toBeGreaterThanOrEqual(60)
     expect(r!.failures.length).toBe(r!.failed)
   })
 

@@ -19,7 +19,7 @@ import { DeviceCounters } from './rc/device-counters.js'
 import { IcrcChecker } from './rc/icrc-check.js'
 import type { RcTimers } from './rc/ib-timers.js'
 import { LinkImpairment, type ImpairmentOptions } from './rc/link-impairment.js'
-import { frameOutgoing, openIncoming, SendSlab } from './rc/packet-framing.js'
+import { contiguous, frameOutgoing, openIncoming, SendSlab } from './rc/packet-framing.js'
 import { SoftRoceQp, type QpDevice } from './rc/queue-pair.js'
 import { SendFlow, SendScheduler, type PacketSource } from './scheduler/send-scheduler.js'
 import type { DeviceSocket } from './device-socket.js'
@@ -264,10 +264,10 @@ export class SoftRoceDevice implements ProviderDevice, PdOwner, QpDevice {
     const c = this.counters
     c.packetsSent++
     c.bytesSent += datagram.length
-    if (this.#capture !== null) this.#capture.record(datagram, qp.trafficClass === 0 ? ip : { ...ip, tos: qp.trafficClass })
+    if (this.#capture !== null) this.#capture.record(contiguous(datagram), qp.trafficClass === 0 ? ip : { ...ip, tos: qp.trafficClass })
     const imp = this.#impairment
-    if (imp === null) this.#socket.send(datagram, ip.dstPort, ip.dst)
-    else imp.outbound(datagram, (d) => this.#sendLater(d, ip))
+    if (imp === null) this.#socket.send(datagram.parts, ip.dstPort, ip.dst)
+    else imp.outbound(contiguous(datagram), (d) => this.#sendLater(d, ip))
     return datagram.length
   }
 

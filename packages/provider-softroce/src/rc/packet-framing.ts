@@ -1,14 +1,17 @@
 /**
- * Turns an outgoing packet record into the UDP payload (headers, payload, pad,
- * optional AEAD, ICRC) in one contiguous buffer carved from a send slab, and an
- * incoming encrypted datagram back into a decodable plaintext packet.
+ * Turns an outgoing packet record into the UDP payload (headers, payload, pad, optional AEAD,
+ * ICRC), and an incoming encrypted datagram back into a decodable plaintext packet.
  *
- * The ICRC is computed over contiguous bytes (wire/icrc.ts), so the payload is
- * copied once into the datagram; slabs are never reused, so a datagram the
- * kernel has not taken yet is never overwritten.
+ * A plaintext packet is not copied together: the headers and the trailer (pad + ICRC) come from a
+ * send slab, the payload stays in the registered memory it was gathered from, the ICRC runs over
+ * the pieces in order (wire/icrc.ts writeIcrcOfParts) and the socket sends them with one sendmsg.
+ * The verbs contract (a WR's memory is not modified before its completion, and a completion
+ * needs the ACK of the data) keeps the payload stable until the kernel has copied it. Slabs are
+ * never reused, so a header the kernel has not taken yet is never overwritten. Encrypted packets
+ * are sealed into one contiguous buffer.
  */
 import { PacketProtection, PSP_HEADER_BYTES } from '../crypto/packet-protection.js'
-import { writeIcrc, type IpContext } from '../wire/icrc.js'
+import { writeIcrc, writeIcrcOfParts, type IpContext } from '../wire/icrc.js'
 import { HeaderSize, OPCODE_TABLE } from '../wire/opcodes.js'
 import { encodePacketInto, type RocePacket } from '../wire/packet.js'
 import type { DropReason } from './device-counters.js'
@@ -45,24 +48,44 @@ function copyParts(out: Buffer, at: number, parts: readonly Uint8Array[]): numbe
   return o
 }
 
+/** One datagram as the pieces to send in order, `length` bytes in all. */
+export interface OutgoingDatagram {
+  readonly parts: Uint8Array[]
+  readonly length: number
+}
+
+/** The datagram as one buffer (for captures and the impairment layer). */
+export function contiguous(d: OutgoingDatagram): Buffer {
+  const only = d.parts.length === 1 ? d.parts[0] : undefined
+  if (only !== undefined && Buffer.isBuffer(only)) return only
+  return Buffer.concat(d.parts, d.length)
+}
+
 /**
  * Builds the datagram for `pkt` (whose payload field is ignored) with `parts`
  * (payloadLength bytes) as payload. Returns null when the QP's tx key is used up.
  */
-export function frameOutgoing(slab: SendSlab, pkt: RocePacket, parts: readonly Uint8Array[], payloadLength: number, protection: PacketProtection | null, ip: IpContext): Buffer | null {
+export function frameOutgoing(slab: SendSlab, pkt: RocePacket, parts: readonly Uint8Array[], payloadLength: number, protection: PacketProtection | null, ip: IpContext): OutgoingDatagram | null {
   const info = OPCODE_TABLE[pkt.bth.opcode]!
   const hlen = info.headerLength
   const pad = (4 - (payloadLength & 3)) & 3
   pkt.payload = EMPTY
   if (protection === null) {
-    const total = hlen + payloadLength + pad + ICRC
-    const out = slab.take(total)
-    encodePacketInto(pkt, out, 0)
-    out[1] = (out[1]! & 0xcf) | (pad << 4)
-    let o = copyParts(out, hlen, parts)
-    for (let i = 0; i < pad; i++) out[o++] = 0
-    writeIcrc(out, o, ip)
-    return out
+    // headers | payload views | pad + ICRC: one slab piece holds the headers and the trailer
+    const piece = slab.take(hlen + pad + ICRC)
+    encodePacketInto(pkt, piece, 0)
+    piece[1] = (piece[1]! & 0xcf) | (pad << 4)
+    const hdr = piece.subarray(0, hlen)
+    const out: Uint8Array[] = [hdr]
+    for (const p of parts) if (p.length > 0) out.push(p)
+    const trailer = piece.subarray(hlen)
+    trailer.fill(0, 0, pad)
+    const length = hlen + payloadLength + pad
+    if (pad > 0) out.push(trailer.subarray(0, pad))
+    writeIcrcOfParts(out, length, ip, trailer, pad)
+    if (pad > 0) out[out.length - 1] = trailer
+    else out.push(trailer)
+    return { parts: out, length: length + ICRC }
   }
   const hdr = Buffer.allocUnsafe(hlen)
   encodePacketInto(pkt, hdr, 0)
@@ -77,7 +100,7 @@ export function frameOutgoing(slab: SendSlab, pkt: RocePacket, parts: readonly U
   out.set(hdr.subarray(0, BTH), 0)
   const o = copyParts(out, BTH, sealed)
   writeIcrc(out, o, ip)
-  return out
+  return { parts: [out], length: out.length }
 }
 
 /**

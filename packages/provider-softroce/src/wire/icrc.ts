@@ -73,6 +73,23 @@ export function writeIcrc(buf: Uint8Array, length: number, ip: IpContext): numbe
   return length + ICRC
 }
 
+/**
+ * Writes at `out[at, at + 4)` the ICRC of the packet that is `parts` laid end to end (UDP payload
+ * without the ICRC, `length` bytes in all; the BTH in `parts[0]`). The parts are not copied: a
+ * sender can hand headers, the payload views and the trailer to one sendmsg.
+ */
+export function writeIcrcOfParts(parts: readonly Uint8Array[], length: number, ip: IpContext, out: Uint8Array, at: number): void {
+  checkLength(length)
+  const first = parts[0]
+  if (first === undefined || first.length <= BTH_MASKED_BYTE) {
+    throw new WireError(WireErrorCode.TRUNCATED, 'the first part of a packet must hold the BTH')
+  }
+  const ph = pseudoHeader(ip)
+  let c = ~ph.register(length + ICRC, ph.family === 4 ? ipIdOf(ip) : 0, ip.df ?? true) >>> 0
+  for (const p of parts) if (p.length > 0) c = crc32(p, c)
+  putLE(out, at, (c ^ maskCorrection(first[BTH_MASKED_BYTE] as number, length)) >>> 0)
+}
+
 /** A new buffer: `buf` followed by its ICRC. */
 export function appendIcrc(buf: Uint8Array, ip: IpContext): Buffer {
   const out = allocPacket(buf.length + ICRC)

@@ -282,11 +282,19 @@ export class SoftRoceQp implements ProviderQp, PacketSource, RequesterHost, Resp
     return this.#requester.receive(pkt) ? null : 'badPsn'
   }
 
-  /** PacketSource: the scheduler's turn for this QP. Responses go first. */
+  /**
+   * PacketSource: the scheduler's turn for this QP. Responses go first, except that a bare
+   * coalesced ACK lets a ready request pass: the request may be the reply a ping-pong waits for,
+   * while the ACK goes out at the end of the receive batch anyway (device.flushAcks).
+   */
   sendNextPacket(): number {
     const s = this.#state
     if (s === QpState.ERR || s === QpState.RESET || this.#destroyed) return 0
     const responder = this.#responder
+    if (responder !== null && responder.onlyAckDue && this.#requester !== null) {
+      const n = this.#requester.transmitNext()
+      if (n > 0) return n
+    }
     if (responder !== null && responder.hasWork) {
       const n = responder.sendNext()
       if (n > 0) return n

@@ -96,6 +96,11 @@ export class Responder {
     return !this.#stopped && (!this.#queue.empty || this.#ackPending)
   }
 
+  /** Only a coalesced ACK is due (no READ response or NAK queued). */
+  get onlyAckDue(): boolean {
+    return !this.#stopped && this.#ackPending && this.#queue.empty
+  }
+
   postRecv(wqe: RecvWqe): void {
     this.#recvs.push(wqe)
   }

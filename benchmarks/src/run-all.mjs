@@ -11,6 +11,9 @@ const benches = [
   { file: 'core/add-qp-vs-new-session.mjs', flags: [] },
   { file: 'core/dispatch-overhead.mjs', flags: [] },
   { file: 'core/qp-scale.mjs', flags: ['--expose-gc'] },
+  { file: 'softroce/write-throughput.mjs', flags: [] },
+  { file: 'softroce/send-latency.mjs', flags: [] },
+  { file: 'softroce/qos-isolation.mjs', flags: [] },
 ]
 let failed = 0
 for (const b of benches) {

@@ -1,0 +1,90 @@
+// softroce QoS isolation: one session over the ws control plane to a peer process, a
+// `latency` QP and a `bulk` QP added to it by session ID. The latency QP's 64-byte RDMA WRITE
+// round trips (one at a time) are timed with the link idle, then while the bulk QP floods it
+// with 1 MiB WRITEs (4 in flight); for contrast, the same probes on the bulk QP itself.
+// The sender's scheduler (deficit round robin per QP) lets the probe pass the bulk queue; what
+// it cannot pass is what the bulk QP already has in flight, queued in the one receive socket of
+// the peer device, which the device window bounds. So it runs twice: with the default window
+// (a quarter of the socket buffer, 1 MiB) and with a 64 KiB window.
+// Target: the latency QP's p99 under the flood <= 2x its idle p99.
+import { randomBytes } from 'node:crypto'
+import { createContext } from '@rdma-session/core'
+import { softroce } from '@rdma-session/provider-softroce'
+import { fmt, report } from '../measure.mjs'
+import { PeerProcess, percentile } from './peer-process.mjs'
+
+const PROBES = Number(process.env.BENCH_PROBES ?? 1000)
+/** Probes on the bulk QP itself (each waits behind the whole bulk queue: tens of ms). */
+const CONTRAST_PROBES = 100
+const MiB = 1 << 20
+
+async function run(windowBytes) {
+  const options = windowBytes === undefined ? {} : { windowBytes }
+  const peer = new PeerProcess()
+  const psk = randomBytes(32)
+  const { url } = await peer.call('listen', { psk: psk.toString('hex'), options, regionBytes: 16 * MiB })
+  const ctx = await createContext({ provider: softroce({ port: 0, ...options }) })
+  const session = await ctx.connect(url, { auth: { psk }, qps: [{ qos: { class: 'latency', serviceLevel: 3 } }] })
+  const [bulk] = await ctx.sessions.addQps(session.id, [{ qos: { class: 'bulk', weight: 4 } }], { remote: session.remote })
+  const [latency] = session.qpsOfClass('latency')
+  const remote = session.remoteRegions.get('data')
+  const local = ctx.registerMemory(Buffer.alloc(8 * MiB, 5))
+  const probeTarget = { addr: remote.addr + 16 * MiB - 64, rkey: remote.rkey, length: 64 }
+  const probeSrc = local.slice(8 * MiB - 64, 64)
+
+  const probe = async (qp, n) => {
+    const us = []
+    for (let i = 0; i < n; i++) {
+      const t0 = performance.now()
+      await qp.write(probeSrc, probeTarget)
+      us.push((performance.now() - t0) * 1000)
+    }
+    return us.sort((a, b) => a - b)
+  }
+  const flood = () => {
+    let running = true
+    let bytes = 0
+    const t0 = performance.now()
+    const lane = async (k) => {
+      while (running) {
+        await bulk.write(local.slice(k * MiB, MiB), { addr: remote.addr + k * MiB, rkey: remote.rkey, length: MiB })
+        bytes += MiB
+      }
+    }
+    const lanes = Promise.all([0, 1, 2, 3].map(lane))
+    return async () => {
+      running = false
+      await lanes
+      return (bytes / ((performance.now() - t0) / 1000))
+    }
+  }
+  const under = async (qp, n) => {
+    const stop = flood()
+    await new Promise((r) => setTimeout(r, 100)) // the bulk queues fill
+    const us = await probe(qp, n)
+    return { us, rate: await stop() }
+  }
+
+  await probe(latency, 200)
+  const idle = await probe(latency, PROBES)
+  const flooded = await under(latency, PROBES)
+  const shared = await under(bulk, CONTRAST_PROBES)
+  const windowKiB = ctx.device.windowBytes / 1024
+  await ctx.close()
+  await peer.close()
+  return { windowKiB, idle, flooded, shared }
+}
+
+const p = (us, q) => percentile(us, q)
+const us = (x) => (x >= 1000 ? `${fmt(x / 1000)} ms` : `${fmt(x, 0)} µs`)
+const describe = (xs) => `p50 ${us(p(xs, 0.5))}, p99 ${us(p(xs, 0.99))}`
+for (const windowBytes of [undefined, 64 * 1024]) {
+  const r = await run(windowBytes)
+  const ratio = p(r.flooded.us, 0.99) / p(r.idle, 0.99)
+  report(`softroce QoS isolation: latency QP vs a flooding bulk QP in the same session (window ${r.windowKiB} KiB${windowBytes === undefined ? ', the default' : ''})`, [
+    `latency QP, link idle:                ${describe(r.idle)}`,
+    `latency QP, bulk QP flooding:         ${describe(r.flooded.us)}  (bulk at ${fmt(r.flooded.rate / 1e6, 0)} MB/s)`,
+    `same probes on the bulk QP, flooding: ${describe(r.shared.us)}  (no isolation, for contrast)`,
+    `${PROBES} probes per phase (${CONTRAST_PROBES} on the bulk QP), 64-byte RDMA WRITEs one at a time; bulk: 1 MiB WRITEs, 4 in flight`,
+  ], { ok: ratio <= 2, text: `latency QP p99 under the flood is ${fmt(ratio)}x its idle p99 (target <= 2x)` })
+}

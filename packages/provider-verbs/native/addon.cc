@@ -48,6 +48,7 @@ static Napi::Value SetBuffers(const Napi::CallbackInfo& info) {
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   auto* data = new AddonData();
+  data->env = env;
   env.SetInstanceData(data);
   data->deviceCtor = Napi::Persistent(Device::Define(env));
   data->pdCtor = Napi::Persistent(Pd::Define(env));

@@ -9,8 +9,23 @@
 
 namespace rv {
 
-static std::mutex gDevicesMutex;
-static std::set<Device*> gDevices;
+// Every open Device of every env (main thread and workers). Allocated once and never freed: a
+// worker's env teardown (which closes its devices) can still be running while the process exits
+// and runs static destructors.
+static std::mutex& gDevicesMutex = *new std::mutex();
+static std::set<Device*>& gDevices = *new std::set<Device*>();
+static std::set<napi_env>& gTearingDown = *new std::set<napi_env>();
+
+bool EnvTearingDown(napi_env env) {
+  std::lock_guard<std::mutex> lock(gDevicesMutex);
+  return gTearingDown.count(env) > 0;
+}
+
+void SetEnvTearingDown(napi_env env, bool on) {
+  std::lock_guard<std::mutex> lock(gDevicesMutex);
+  if (on) gTearingDown.insert(env);
+  else gTearingDown.erase(env);
+}
 
 static void SetNonBlocking(int fd) {
   int flags = fcntl(fd, F_GETFL);
@@ -92,7 +107,7 @@ Device::Device(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Device>(info),
 }
 
 Device::~Device() {
-  ForceClose();
+  ForceClose(EnvTearingDown(env_));
   std::lock_guard<std::mutex> lock(gDevicesMutex);
   gDevices.erase(this);
 }
@@ -134,18 +149,26 @@ void Device::StopWatching() {
 }
 
 // Children first (QPs, SRQs, MRs, CQs, PDs), then the channel and the context.
-void Device::ForceClose() {
+void Device::ForceClose(bool teardown) {
   if (ctx_ == nullptr) return;
   std::vector<Qp*> qps;
   for (auto& kv : qps_) qps.push_back(kv.second);
-  for (Qp* q : qps) q->Release();
-  for (Srq* s : std::vector<Srq*>(srqs.begin(), srqs.end())) s->Release();
-  for (Mr* m : std::vector<Mr*>(mrs.begin(), mrs.end())) m->Release();
+  for (Qp* q : qps) teardown ? q->Abandon() : q->Release();
+  for (Srq* x : std::vector<Srq*>(srqs.begin(), srqs.end())) teardown ? x->Abandon() : x->Release();
+  for (Mr* m : std::vector<Mr*>(mrs.begin(), mrs.end())) teardown ? m->Abandon() : m->Release();
   std::vector<Cq*> cqs;
   for (auto& kv : cqs_) cqs.push_back(kv.second);
-  for (Cq* c : cqs) c->Release();
-  for (Pd* p : std::vector<Pd*>(pds.begin(), pds.end())) p->Release();
-  StopWatching();
+  for (Cq* c : cqs) teardown ? c->Abandon() : c->Release();
+  for (Pd* p : std::vector<Pd*>(pds.begin(), pds.end())) teardown ? p->Abandon() : p->Release();
+  if (teardown) {
+    if (compPoll_ != nullptr) compPoll_->data = nullptr;
+    if (asyncPoll_ != nullptr) asyncPoll_->data = nullptr;
+    ClosePollHandle(compPoll_);
+    ClosePollHandle(asyncPoll_);
+    onEvent_.SuppressDestruct();
+  } else {
+    StopWatching();
+  }
   if (channel_ != nullptr) ibv_destroy_comp_channel(channel_);
   channel_ = nullptr;
   ibv_close_device(ctx_);
@@ -382,13 +405,14 @@ void Device::DrainAsyncEvents() {
 
 // At env teardown (process exit, worker end): close every device this env opened, children first.
 void CloseDevicesOfEnv(napi_env env) {
+  SetEnvTearingDown(env, true);
   std::vector<Device*> mine;
   {
     std::lock_guard<std::mutex> lock(gDevicesMutex);
     for (Device* d : gDevices) mine.push_back(d);
   }
   for (Device* d : mine) {
-    if (static_cast<napi_env>(d->Env()) == env) d->ForceClose();
+    if (static_cast<napi_env>(d->Env()) == env) d->ForceClose(true);
   }
 }
 

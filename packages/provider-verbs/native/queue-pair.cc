@@ -104,7 +104,21 @@ Qp::Qp(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Qp>(info) {
   self.Set("caps", CapsObject(env, init.cap));
 }
 
-Qp::~Qp() { Release(); }
+Qp::~Qp() {
+  if (EnvTearingDown(Env())) Abandon();
+  else Release();
+}
+
+void Qp::Abandon() {
+  if (qp_ == nullptr) return;
+  ibv_destroy_qp(qp_);
+  qp_ = nullptr;
+  device_->RemoveQp(id_);
+  pdRef_.SuppressDestruct();
+  sendCqRef_.SuppressDestruct();
+  recvCqRef_.SuppressDestruct();
+  srqRef_.SuppressDestruct();
+}
 
 void Qp::Release() {
   if (qp_ == nullptr) return;

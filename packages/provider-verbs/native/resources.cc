@@ -23,7 +23,18 @@ Pd::Pd(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Pd>(info) {
   device_->pds.insert(this);
 }
 
-Pd::~Pd() { Release(); }
+Pd::~Pd() {
+  if (EnvTearingDown(Env())) Abandon();
+  else Release();
+}
+
+void Pd::Abandon() {
+  if (pd_ == nullptr) return;
+  ibv_dealloc_pd(pd_);
+  pd_ = nullptr;
+  device_->pds.erase(this);
+  deviceRef_.SuppressDestruct();
+}
 
 void Pd::CheckOpen(Napi::Env env) const {
   if (pd_ == nullptr) ThrowUsage(env, "protection domain is deallocated");
@@ -85,7 +96,19 @@ Mr::Mr(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Mr>(info) {
   self.Set("length", Napi::Number::New(env, static_cast<double>(length)));
 }
 
-Mr::~Mr() { Release(); }
+Mr::~Mr() {
+  if (EnvTearingDown(Env())) Abandon();
+  else Release();
+}
+
+void Mr::Abandon() {
+  if (mr_ == nullptr) return;
+  ibv_dereg_mr(mr_);
+  mr_ = nullptr;
+  device_->mrs.erase(this);
+  pdRef_.SuppressDestruct();
+  memoryRef_.SuppressDestruct();
+}
 
 void Mr::Release() {
   if (mr_ == nullptr) return;
@@ -147,7 +170,19 @@ Cq::Cq(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Cq>(info) {
   info.This().As<Napi::Object>().Set("depth", Napi::Number::New(env, cq_->cqe));
 }
 
-Cq::~Cq() { Release(); }
+Cq::~Cq() {
+  if (EnvTearingDown(Env())) Abandon();
+  else Release();
+}
+
+void Cq::Abandon() {
+  if (cq_ == nullptr) return;
+  ibv_destroy_cq(cq_);
+  cq_ = nullptr;
+  device_->RemoveCq(id_);
+  notify_.SuppressDestruct();
+  deviceRef_.SuppressDestruct();
+}
 
 void Cq::CheckOpen(Napi::Env env) const {
   if (cq_ == nullptr) ThrowUsage(env, "completion queue is destroyed");
@@ -257,7 +292,18 @@ Srq::Srq(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Srq>(info) {
   self.Set("maxSge", Napi::Number::New(env, init.attr.max_sge));
 }
 
-Srq::~Srq() { Release(); }
+Srq::~Srq() {
+  if (EnvTearingDown(Env())) Abandon();
+  else Release();
+}
+
+void Srq::Abandon() {
+  if (srq_ == nullptr) return;
+  ibv_destroy_srq(srq_);
+  srq_ = nullptr;
+  device_->srqs.erase(this);
+  pdRef_.SuppressDestruct();
+}
 
 void Srq::CheckOpen(Napi::Env env) const {
   if (srq_ == nullptr) ThrowUsage(env, "shared receive queue is destroyed");

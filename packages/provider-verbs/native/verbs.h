@@ -48,6 +48,10 @@ constexpr uint32_t kOpRecv = 7;
 constexpr uint32_t kOpRecvRdmaWithImm = 8;
 constexpr uint32_t kOpWithImmFlag = 0x10;
 
+// True once the env's cleanup hook has run: from then on destructors make no Node-API call.
+bool EnvTearingDown(napi_env env);
+void SetEnvTearingDown(napi_env env, bool on);
+
 struct AddonData {
   Napi::FunctionReference deviceCtor, pdCtor, mrCtor, cqCtor, srqCtor, qpCtor;
   Napi::FunctionReference errorFactory;  // (verb, errno, message) => Error
@@ -56,7 +60,8 @@ struct AddonData {
   uint32_t* wc = nullptr;
   std::map<uint32_t, Device*> devices;
   uint32_t nextId = 1;
-  uint64_t liveObjects = 0;
+  napi_env env = nullptr;
+  ~AddonData() { SetEnvTearingDown(env, false); }
 };
 
 AddonData* Data(Napi::Env env);
@@ -66,6 +71,7 @@ AddonData* Data(Napi::Env env);
 // Throws a plain TypeError/Error for misuse (closed objects, wrong arguments).
 [[noreturn]] void ThrowUsage(Napi::Env env, const std::string& message);
 std::string ErrnoName(int err);
+
 
 // Helpers for reading optional numeric properties.
 bool GetU32(const Napi::Object& o, const char* key, uint32_t* out);
@@ -99,7 +105,8 @@ class Device : public Napi::ObjectWrap<Device> {
   size_t Children() const { return pds.size() + mrs.size() + srqs.size() + cqs_.size() + qps_.size(); }
 
   // Destroys every child still alive (QPs, SRQs, MRs, CQs, PDs) then the device; used at env teardown.
-  void ForceClose();
+  // With `teardown`, no Node-API call is made (the env is going away): references are abandoned.
+  void ForceClose(bool teardown = false);
 
  private:
   Napi::Value Close(const Napi::CallbackInfo& info);
@@ -135,6 +142,8 @@ class Pd : public Napi::ObjectWrap<Pd> {
   static Napi::Function Define(Napi::Env env);
   explicit Pd(const Napi::CallbackInfo& info);
   ~Pd() override;
+  // Destroys the verbs object without any Node-API call (env teardown); the destructor then does nothing.
+  void Abandon();
   ibv_pd* pd() const { return pd_; }
   Device* device() const { return device_; }
   void CheckOpen(Napi::Env env) const;
@@ -153,6 +162,8 @@ class Mr : public Napi::ObjectWrap<Mr> {
   static Napi::Function Define(Napi::Env env);
   explicit Mr(const Napi::CallbackInfo& info);
   ~Mr() override;
+  // Destroys the verbs object without any Node-API call (env teardown); the destructor then does nothing.
+  void Abandon();
   void Release();
 
  private:
@@ -169,6 +180,8 @@ class Cq : public Napi::ObjectWrap<Cq> {
   static Napi::Function Define(Napi::Env env);
   explicit Cq(const Napi::CallbackInfo& info);
   ~Cq() override;
+  // Destroys the verbs object without any Node-API call (env teardown); the destructor then does nothing.
+  void Abandon();
   ibv_cq* cq() const { return cq_; }
   void CheckOpen(Napi::Env env) const;
   void Release();
@@ -192,6 +205,8 @@ class Srq : public Napi::ObjectWrap<Srq> {
   static Napi::Function Define(Napi::Env env);
   explicit Srq(const Napi::CallbackInfo& info);
   ~Srq() override;
+  // Destroys the verbs object without any Node-API call (env teardown); the destructor then does nothing.
+  void Abandon();
   ibv_srq* srq() const { return srq_; }
   void CheckOpen(Napi::Env env) const;
   void Release();
@@ -210,6 +225,8 @@ class Qp : public Napi::ObjectWrap<Qp> {
   static Napi::Function Define(Napi::Env env);
   explicit Qp(const Napi::CallbackInfo& info);
   ~Qp() override;
+  // Destroys the verbs object without any Node-API call (env teardown); the destructor then does nothing.
+  void Abandon();
   void Release();
   Napi::Object JsObject() { return Value(); }
 

@@ -101,10 +101,15 @@ export function selectGid(entries: readonly NativeGidEntry[], port: number, choi
   return v2.find((e) => isIpv4Mapped(e.gid)) ?? v2.find((e) => !isLinkLocal(e.gid)) ?? v2[0] ?? null
 }
 
-/** A RoCEv2 GID on `port` of the same family as `remote` (IPv4-mapped or not), preferring `preferred`. */
+/**
+ * The RoCEv2 GID on `port` a QP to `remote` sends from: same family (IPv4-mapped or IPv6) and same
+ * scope (a link-local remote from a link-local GID, a global one from a global GID), preferring
+ * `preferred`. Null when the device has none.
+ */
 export function gidForRemote(entries: readonly NativeGidEntry[], port: number, preferred: NativeGidEntry, remote: Uint8Array): NativeGidEntry | null {
   const v4 = isIpv4Mapped(remote)
-  if (isIpv4Mapped(preferred.gid) === v4) return preferred
-  const candidates = entries.filter((e) => e.port === port && e.type === 'roce-v2' && !isZero(e.gid) && isIpv4Mapped(e.gid) === v4)
-  return candidates.find((e) => !isLinkLocal(e.gid)) ?? candidates[0] ?? null
+  const linkLocal = !v4 && isLinkLocal(remote)
+  const fits = (g: Uint8Array): boolean => isIpv4Mapped(g) === v4 && (v4 || isLinkLocal(g) === linkLocal)
+  if (fits(preferred.gid)) return preferred
+  return entries.find((e) => e.port === port && e.type === 'roce-v2' && !isZero(e.gid) && fits(e.gid)) ?? null
 }

@@ -46,5 +46,8 @@ describe('selectGid', () => {
     expect(gidForRemote(rxe2, 1, rxe2[1]!, addressToGid('10.77.0.1'))?.index).toBe(1)
     expect(gidForRemote(rxe2, 1, rxe2[1]!, addressToGid('fd77::1'))?.index).toBe(2)
     expect(gidForRemote([rxe2[1]!], 1, rxe2[1]!, addressToGid('fd77::1'))).toBeNull()
+    // Scope follows the remote: a global IPv6 remote never goes out from the link-local GID.
+    expect(gidForRemote([rxe2[0]!, rxe2[1]!], 1, rxe2[1]!, addressToGid('fd77::1'))).toBeNull()
+    expect(gidForRemote(rxe2, 1, rxe2[1]!, addressToGid('fe80::1'))?.index).toBe(0)
   })
 })

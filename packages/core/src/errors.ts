@@ -29,6 +29,12 @@ export const ErrorCode = {
   JOIN_TOKEN: 'ERR_JOIN_TOKEN',
   RATE_LIMIT: 'ERR_RATE_LIMIT',
   TIMEOUT: 'ERR_TIMEOUT',
+  /** A native provider's addon is not built for this platform or Node.js (provider-verbs). */
+  ADDON_MISSING: 'ERR_ADDON_MISSING',
+  /** The provider loaded but found no usable device (no RDMA NIC, no rxe link). */
+  NO_DEVICE: 'ERR_NO_DEVICE',
+  /** A verbs call failed; `details.errno` and the message say why. */
+  VERBS: 'ERR_VERBS',
 } as const
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode]
 

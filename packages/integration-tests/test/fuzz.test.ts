@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { generateKeyPairSync } from 'node:crypto'
 import { WebSocket } from 'ws'
 import * as v from 'valibot'
-import { ControlConnection, MAX_FRAME_BYTES, WS_MAX_PAYLOAD, normalizeClientAuth, openSocket, peerRequestSchema, type Context, type PeerServer } from '@rdma-session/core'
+import { ControlConnection, MAX_FRAME_BYTES, WS_MAX_PAYLOAD, normalizeClientAuth, openSocket, peerRequestSchema, seededRandom, type Context, type PeerServer } from '@rdma-session/core'
 import { PSK, exposeBuffer, mockContexts } from './helpers.js'
 
 const auth = { psk: PSK }
@@ -18,17 +18,8 @@ let b: Context
 let server: PeerServer
 let baselineHandles = 0
 
-/** Deterministic PRNG (mulberry32) so a failure can be replayed. */
-function prng(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0
-    let t = seed
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
-const rnd = prng(0x5eed)
+/** Seeded, so a failure can be replayed. */
+const rnd = seededRandom(0x5eed)
 const int = (n: number): number => Math.floor(rnd() * n)
 const pick = <T>(xs: readonly T[]): T => xs[int(xs.length)]!
 const bytes = (n: number): Buffer => Buffer.from(Array.from({ length: n }, () => int(256)))

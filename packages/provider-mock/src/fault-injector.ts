@@ -3,7 +3,7 @@
  * reorder packets, chosen by source, destination, QPN, opcode or any predicate,
  * each firing with a probability, at most `count` times, after `skip` matches.
  */
-import { InvalidArgumentError } from '@rdma-session/core'
+import { InvalidArgumentError, seededRandom } from '@rdma-session/core'
 import type { FaultKind, RecordedPacket } from './fabric-stats.js'
 import { hostMatches } from './host-key.js'
 import { isRequest, type Packet, type PacketOpcode } from './packet.js'
@@ -92,18 +92,6 @@ export interface FaultDecision {
   reorder: boolean
   delayMs: number
   kinds: FaultKind[]
-}
-
-/** A small seeded PRNG (mulberry32), so probabilistic faults are reproducible with a seed. */
-function seededRandom(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
 }
 
 function checkOptions(o: FaultOptions): void {

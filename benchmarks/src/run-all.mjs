@@ -11,6 +11,7 @@ const benches = [
   { file: 'core/add-qp-vs-new-session.mjs', flags: [] },
   { file: 'core/dispatch-overhead.mjs', flags: [] },
   { file: 'core/qp-scale.mjs', flags: ['--expose-gc'] },
+  { file: 'control/join-vs-new-session.mjs', flags: [] },
   { file: 'softroce/write-throughput.mjs', flags: [] },
   { file: 'softroce/send-latency.mjs', flags: [] },
   { file: 'softroce/qos-isolation.mjs', flags: [] },

@@ -116,10 +116,8 @@ export function toRts(qp: QueuePair, options: RawPairOptions = {}): void {
   qp.modify({ state: 'RTS', sqPsn: qp.localPsn, timeout: options.timeout ?? 14, retryCnt: options.retryCnt ?? 7, rnrRetry: options.rnrRetry ?? 7, maxRdAtomic: 16 })
 }
 
-/** Two QPs (a on env.a, b on env.b), each with its own CQ, connected by hand: RESET -> INIT -> RTR -> RTS. */
-export function rawPair(env: ConformanceEnv, options: RawPairOptions = {}): RawPair {
-  const a = env.a.createQp({ caps: options.caps ?? {} })
-  const b = env.b.createQp({ caps: options.caps ?? {} })
+/** Connects `a` (on env.a) and `b` (on env.b), both in RESET, to each other by hand: RESET -> INIT -> RTR -> RTS. */
+export function connectRaw(env: ConformanceEnv, a: QueuePair, b: QueuePair, options: RawPairOptions = {}): void {
   const mtu = commonMtu(env)
   toInit(a)
   toInit(b)
@@ -127,6 +125,13 @@ export function rawPair(env: ConformanceEnv, options: RawPairOptions = {}): RawP
   toRtr(b, env.a, a, mtu, options.minRnrTimer)
   toRts(a, options)
   toRts(b, options)
+}
+
+/** Two QPs (a on env.a, b on env.b), each with its own CQ, connected by hand: RESET -> INIT -> RTR -> RTS. */
+export function rawPair(env: ConformanceEnv, options: RawPairOptions = {}): RawPair {
+  const a = env.a.createQp({ caps: options.caps ?? {} })
+  const b = env.b.createQp({ caps: options.caps ?? {} })
+  connectRaw(env, a, b, options)
   return { a, b }
 }
 

@@ -2,7 +2,7 @@
 import { expect } from 'vitest'
 import type { QpModifyAttrs, QpState, QueuePair } from '@rdma-session/core'
 import type { Suite } from '../suite.js'
-import { ALL_ACCESS_BITS, commonMtu, expectBytes, expectCode, fill, outcomes, register, settleOrder, snapshot, sleep, toInit, toRtr, toRts } from '../fixtures.js'
+import { ALL_ACCESS_BITS, commonMtu, connectRaw, expectBytes, expectCode, fill, outcomes, rawPair, register, settleOrder, snapshot, sleep, toInit, toRtr, toRts } from '../fixtures.js'
 
 /** Invalid targets from each reachable state (transitions absent from the IB RC table). */
 const INVALID: Record<'RESET' | 'INIT' | 'RTR' | 'RTS' | 'SQD' | 'ERR', QpState[]> = {
@@ -66,12 +66,7 @@ export function stateMachineTests(suite: Suite): void {
 
     // A reset QP can be connected again (here to a fresh peer QP) and works.
     const qb2 = b.createQp()
-    toInit(qa)
-    toInit(qb2)
-    toRtr(qa, b, qb2, mtu)
-    toRtr(qb2, a, qa, mtu)
-    toRts(qa)
-    toRts(qb2)
+    connectRaw(suite.env, qa, qb2)
     const again = fill(mrA, 2)
     await qa.write(mrA.slice(), mrB.region())
     expectBytes(snapshot(mrB), again, 'WRITE after RESET and reconnect')
@@ -155,17 +150,8 @@ export function stateMachineTests(suite: Suite): void {
   })
 
   suite.test('modify to ERR flushes outstanding receives in post order, without closing the QP', async () => {
-    const { a, b } = suite.env
-    const mtu = commonMtu(suite.env)
-    const qa = a.createQp()
-    const qb = b.createQp()
-    toInit(qa)
-    toInit(qb)
-    toRtr(qa, b, qb, mtu)
-    toRtr(qb, a, qa, mtu)
-    toRts(qa)
-    toRts(qb)
-    const mrB = register(b, 1024)
+    const { a: qa, b: qb } = rawPair(suite.env)
+    const mrB = register(suite.env.b, 1024)
     const recvs = [0, 1, 2, 3].map((i) => qb.recv(mrB.slice(i * 64, 64)))
     const order = settleOrder(recvs)
     qb.modify({ state: 'ERR' })
@@ -177,15 +163,7 @@ export function stateMachineTests(suite: Suite): void {
 
   suite.test('a send posted in SQD waits for RTS; one still held when the QP enters ERR flushes', async () => {
     const { a, b } = suite.env
-    const mtu = commonMtu(suite.env)
-    const qa = a.createQp()
-    const qb = b.createQp()
-    toInit(qa)
-    toInit(qb)
-    toRtr(qa, b, qb, mtu)
-    toRtr(qb, a, qa, mtu)
-    toRts(qa)
-    toRts(qb)
+    const { a: qa } = rawPair(suite.env)
     const mrA = register(a, 256)
     const mrB = register(b, 256)
     const sent = fill(mrA, 4, 0, 64)

@@ -25,6 +25,8 @@ export declare const paths: {
 }
 
 export declare function hostSupport(): { ok: boolean; reasons: string[] }
+/** null when a built guest can boot here; otherwise why not (host support, or no build). Builds nothing. */
+export declare function guestSupport(): string | null
 export declare function ensureBuilt(options?: { force?: boolean; onLog?: (text: string) => void }): Promise<{ dir: string; ms: number; log: string }>
 export declare function netnsExists(name: string): boolean
 
@@ -35,6 +37,13 @@ export interface GuestExit {
   /** The guest console. */
   output: string
   /** run.sh's messages (netns, qemu pid, ready, timings). */
+  stderr: string
+}
+
+export interface RunResult {
+  code: number | null
+  signal: NodeJS.Signals | null
+  stdout: string
   stderr: string
 }
 
@@ -66,6 +75,8 @@ export interface Guest {
   kill(signal?: NodeJS.Signals): Promise<GuestExit>
   /** child_process.spawn inside the netns. */
   spawn(command: string, args?: readonly string[], options?: SpawnOptions): ChildProcess
+  /** Runs a program inside the netns to its end; SIGKILLed after timeoutMs (default: no limit). */
+  run(command: string, args?: readonly string[], options?: SpawnOptions & { timeoutMs?: number }): Promise<RunResult>
   /** A stream to a TCP port in the guest (default host 10.77.0.2), retried until it connects. */
   connect(port: number, options?: { host?: string; timeoutMs?: number }): Promise<Duplex>
 }

@@ -53,6 +53,19 @@ export function hostSupport() {
 }
 
 /**
+ * Can a test use an already built guest here? null when it can; otherwise why not, for the test's
+ * skip message: what hostSupport() says is missing, or that the build (vmlinux, initramfs.cpio,
+ * rc_peer) is not in the cache dir. Builds nothing (tests that may build call ensureBuilt()).
+ */
+export function guestSupport() {
+  const host = hostSupport()
+  if (!host.ok) return host.reasons.join('; ')
+  const dir = vmDir()
+  const built = existsSync(join(dir, 'vmlinux')) && existsSync(join(dir, 'initramfs.cpio')) && existsSync(paths.rcPeer)
+  return built ? null : `rxe-vm is not built (${dir}); run tools/rxe-vm/build.sh`
+}
+
+/**
  * Run build.sh (installs missing apt packages, fetches the kernel once, rebuilds the initramfs
  * and rc_peer only when an input changed; ~0.2 s when up to date). Resolves with
  * `{ dir, ms, log }`; rejects with the build log when it fails.
@@ -94,6 +107,8 @@ process.once('exit', () => { for (const c of running) try { c.kill('SIGTERM') } 
  *             exit code, 124 timeout, 125 no code (panic), 143 killed
  *   kill()    SIGTERM to run.sh (it stops qemu and deletes the netns); returns `exited`
  *   spawn(cmd, args, opts)   child_process.spawn inside the netns
+ *   run(cmd, args, { timeoutMs, ...spawn opts })   runs a program inside the netns to its end:
+ *             { code, signal, stdout, stderr }; SIGKILLed after timeoutMs (default: no limit)
  *   connect(port, { host = '10.77.0.2', timeoutMs })  a Duplex stream to a TCP port in the guest,
  *             retried until it connects (through a small bridge process in the netns)
  */
@@ -167,6 +182,21 @@ export async function startGuest({
       return exited
     },
     spawn: inNetns,
+    run(cmd, argv = [], { timeoutMs: runMs, ...opts } = {}) {
+      const p = inNetns(cmd, argv, { ...opts, stdio: ['ignore', 'pipe', 'pipe'] })
+      let stdout = ''
+      let stderr = ''
+      p.stdout.setEncoding('utf8').on('data', (d) => { stdout += d })
+      p.stderr.setEncoding('utf8').on('data', (d) => { stderr += d })
+      const timer = runMs === undefined ? null : setTimeout(() => p.kill('SIGKILL'), runMs)
+      return new Promise((resolve, reject) => {
+        p.on('error', (err) => { if (timer) clearTimeout(timer); reject(err) })
+        p.on('close', (code, signal) => {
+          if (timer) clearTimeout(timer)
+          resolve({ code, signal, stdout, stderr })
+        })
+      })
+    },
     connect(port, { host = TAP.guestIpv4, timeoutMs: connectMs = 60_000 } = {}) {
       const bridge = inNetns(process.execPath, [paths.bridge, host, String(port), String(connectMs)], { stdio: ['pipe', 'pipe', 'pipe'] })
       bridges.add(bridge)

@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto'
 import { execFileSync, spawnSync } from 'node:child_process'
 import { existsSync, readFileSync } from 'node:fs'
 import { after, before, describe, test } from 'node:test'
-import { RcPeerClient, RcPeerError, TAP, ensureBuilt, hostSupport, netnsExists, paths, startGuest } from '../index.mjs'
+import { RcPeerClient, RcPeerError, TAP, ensureBuilt, guestSupport, hostSupport, netnsExists, paths, startGuest } from '../index.mjs'
 
 const support = hostSupport()
 const skip = support.ok ? false : `rxe-vm cannot run here: ${support.reasons.join('; ')}`
@@ -16,6 +16,12 @@ const isQemu = (pid) => {
 }
 const noTapInRootNetns = () => spawnSync('ip', ['link', 'show', 'rxetap0']).status !== 0
 const sha256 = (b) => createHash('sha256').update(b).digest('hex')
+
+test('guestSupport(): hostSupport()\'s reasons, else null or that the build is missing', () => {
+  const why = guestSupport()
+  if (!support.ok) assert.equal(why, support.reasons.join('; '))
+  else if (why !== null) assert.match(why, /^rxe-vm is not built \(.*\); run tools\/rxe-vm\/build\.sh$/)
+})
 
 describe('rxe-vm harness', { skip, concurrency: false }, () => {
   before(async () => {
@@ -30,6 +36,7 @@ describe('rxe-vm harness', { skip, concurrency: false }, () => {
     assert.ok(existsSync(paths.rcPeer), 'rc_peer built into the cache dir')
     const help = execFileSync(paths.rcPeer, ['-h'], { encoding: 'utf8' })
     assert.match(help, /usage: rc_peer/)
+    assert.equal(guestSupport(), null, 'built: tests that do not build may boot it')
   })
 
   test('--tap boot: rxe2 ACTIVE with GIDs fe80::..58 / ::ffff:10.77.0.2 / fd77::2, exit code passthrough, pingpong, cleanup', { timeout: 180_000 }, async () => {
@@ -167,6 +174,19 @@ describe('rxe-vm harness', { skip, concurrency: false }, () => {
         await B.quit()
       })
     }
+
+    test('guest.run: a program in the netns to its end (code, stdout, stderr), SIGKILLed after timeoutMs', { timeout: 30_000 }, async () => {
+      assert.ok(g, 'guest started')
+      const r = await g.run('ip', ['-br', 'addr', 'show', 'dev', TAP.hostInterface])
+      assert.equal(r.code, 0, r.stderr)
+      assert.match(r.stdout, /10\.77\.0\.1\/24/)
+      const e = await g.run('sh', ['-c', 'echo out; echo err >&2; exit 3'])
+      assert.deepEqual(e, { code: 3, signal: null, stdout: 'out\n', stderr: 'err\n' })
+      const t0 = Date.now()
+      const k = await g.run('sleep', ['30'], { timeoutMs: 300 })
+      assert.equal(k.signal, 'SIGKILL')
+      assert.ok(Date.now() - t0 < 10_000, `took ${Date.now() - t0} ms`)
+    })
 
     test('the guest command ends with the rc_peers (exit 0), cleanup', { timeout: 60_000 }, async () => {
       assert.ok(g, 'guest started')

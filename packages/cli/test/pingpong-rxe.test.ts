@@ -10,43 +10,18 @@
  * Skipped, with the reason printed, only when the guest cannot run here: no root, no
  * /dev/net/tun, or tools/rxe-vm not built (tools/rxe-vm/build.sh; CI builds it).
  */
-import type { ChildProcess } from 'node:child_process'
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { guestSupport, startGuest, type Guest, type RunResult } from '../../../tools/rxe-vm/index.mjs'
 
 const here = fileURLToPath(new URL('.', import.meta.url))
 const pkg = join(here, '..')
-const rxeVm = join(pkg, '..', '..', 'tools', 'rxe-vm', 'index.mjs')
 
-interface GuestExit { code: number | null; output: string; stderr: string }
-interface Guest {
-  netns: string
-  ready: Promise<void>
-  exited: Promise<GuestExit>
-  output(): string
-  kill(): Promise<GuestExit>
-  spawn(cmd: string, args: string[], opts?: object): ChildProcess
-}
-interface RxeVm {
-  hostSupport(): { ok: boolean; reasons: string[] }
-  paths: { rcPeer: string; dir: string }
-  startGuest(o: object): Promise<Guest>
-}
-
-async function loadRxeVm(): Promise<{ vm: RxeVm | null; why: string }> {
-  if (!existsSync(rxeVm)) return { vm: null, why: 'tools/rxe-vm is not in this checkout' }
-  const vm = (await import(rxeVm)) as RxeVm
-  const support = vm.hostSupport()
-  if (!support.ok) return { vm: null, why: support.reasons.join('; ') }
-  if (!existsSync(join(vm.paths.dir, 'vmlinux')) || !existsSync(join(vm.paths.dir, 'initramfs.cpio'))) return { vm: null, why: `rxe-vm is not built (${vm.paths.dir}); run tools/rxe-vm/build.sh` }
-  return { vm, why: '' }
-}
-
-const { vm, why } = await loadRxeVm()
-if (vm === null) console.info(`[cli] skipped pingpong against kernel rxe: ${why}`)
+const why = guestSupport()
+if (why !== null) console.info(`[cli] skipped pingpong against kernel rxe: ${why}`)
 
 const ITERS = 200
 const MTU = 1024
@@ -112,7 +87,7 @@ function expectSuccess(out: string, s: Step, who: string): void {
   expect(out, `${who} output`).not.toMatch(/invalid data|Failed status/)
 }
 
-describe.skipIf(vm === null)('rdma-session pingpong <-> ibv_rc_pingpong on kernel rxe (rxe-vm guest)', () => {
+describe.skipIf(why !== null)('rdma-session pingpong <-> ibv_rc_pingpong on kernel rxe (rxe-vm guest)', () => {
   let guest: Guest | null = null
   let bin = ''
   let share = ''
@@ -134,7 +109,7 @@ describe.skipIf(vm === null)('rdma-session pingpong <-> ibv_rc_pingpong on kerne
     bin = join(outDir, 'rdma-session.mjs')
     share = mkdtempSync(join(tmpdir(), 'pingpong-rxe-'))
     writeFileSync(join(share, 'steps.sh'), guestScript())
-    guest = await vm!.startGuest({ command: 'bash steps.sh', share, timeoutMs: 900_000 })
+    guest = await startGuest({ command: 'bash steps.sh', share, timeoutMs: 900_000 })
     await guest.ready
   }, 240_000)
 
@@ -144,41 +119,30 @@ describe.skipIf(vm === null)('rdma-session pingpong <-> ibv_rc_pingpong on kerne
   })
 
   /** One host-side run inside the netns: exit code, stdout, stderr. */
-  function runHost(args: string[], timeoutMs: number): Promise<{ code: number | null; out: string; err: string }> {
-    const p = guest!.spawn(process.execPath, [bin, 'pingpong', ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
-    let out = ''
-    let err = ''
-    p.stdout!.on('data', (d: Buffer) => (out += d))
-    p.stderr!.on('data', (d: Buffer) => (err += d))
-    const timer = setTimeout(() => p.kill('SIGKILL'), timeoutMs)
-    return new Promise((resolve) => p.on('close', (code) => {
-      clearTimeout(timer)
-      resolve({ code, out, err })
-    }))
-  }
+  const runHost = (args: string[], timeoutMs: number): Promise<RunResult> => guest!.run(process.execPath, [bin, 'pingpong', ...args], { timeoutMs })
 
   for (const s of STEPS) {
     const role = s.guest === 'server' ? 'softroce client -> rxe server' : 'rxe client -> softroce server'
     it(`IPv${s.fam} (GID ${gidIndex(s.fam)}), ${role}, ${s.size} bytes, MTU ${MTU}, ${ITERS} iterations`, async () => {
       const common = ['-g', String(gidIndex(s.fam)), '-p', String(s.tcpPort), '-s', String(s.size), '-m', String(MTU), '-n', String(ITERS), '-c', '--stats']
       const t0 = Date.now()
-      let r: { code: number | null; out: string; err: string }
+      let r: RunResult
       if (s.guest === 'server') {
         // ibv_rc_pingpong's server listens on IPv4 only: the exchange goes to 10.77.0.2 for both families.
         const args = [...common, '--address', s.fam === 4 ? '10.77.0.1' : 'fd77::1', '10.77.0.2']
         for (;;) {
           r = await runHost(args, 150_000)
-          if (!(r.code === 1 && /Couldn't connect/.test(r.err)) || Date.now() - t0 > 180_000) break
+          if (!(r.code === 1 && /Couldn't connect/.test(r.stderr)) || Date.now() - t0 > 180_000) break
           await new Promise((res) => setTimeout(res, 250))
         }
       } else {
         // No --address: the GID comes from the TCP connection the guest makes (10.77.0.1 / fd77::1).
         r = await runHost(common, 150_000)
       }
-      expect(r.code, `rdma-session pingpong: ${r.out}\n${r.err}`).toBe(0)
-      expectSuccess(r.out, s, 'rdma-session pingpong')
-      expect(r.out).toMatch(new RegExp(`GID ${s.fam === 4 ? '::ffff:10\\.77\\.0\\.2' : 'fd77::2'}$`, 'm'))
-      expect(r.out).toMatch(new RegExp(`local address: {2}LID 0x0000, .*GID ${s.fam === 4 ? '::ffff:10\\.77\\.0\\.1' : 'fd77::1'}$`, 'm'))
+      expect(r.code, `rdma-session pingpong: ${r.stdout}\n${r.stderr}`).toBe(0)
+      expectSuccess(r.stdout, s, 'rdma-session pingpong')
+      expect(r.stdout).toMatch(new RegExp(`GID ${s.fam === 4 ? '::ffff:10\\.77\\.0\\.2' : 'fd77::2'}$`, 'm'))
+      expect(r.stdout).toMatch(new RegExp(`local address: {2}LID 0x0000, .*GID ${s.fam === 4 ? '::ffff:10\\.77\\.0\\.1' : 'fd77::1'}$`, 'm'))
       // the guest's side of the same step
       let g: string[] = []
       for (let i = 0; i < 600 && !g.some((l) => l.startsWith('exit=')); i++) {
@@ -186,7 +150,7 @@ describe.skipIf(vm === null)('rdma-session pingpong <-> ibv_rc_pingpong on kerne
         g = tagged(guest!.output(), String(s.k))
       }
       const gOut = g.join('\n')
-      console.info(`[cli] step ${s.k} IPv${s.fam} ${role} ${s.size} B: host ${Date.now() - t0} ms\n  host: ${r.out.trim().split('\n').slice(-2).join(' | ')}\n  rxe:  ${g.filter((l) => /bytes in|iters in/.test(l)).join(' | ')}`)
+      console.info(`[cli] step ${s.k} IPv${s.fam} ${role} ${s.size} B: host ${Date.now() - t0} ms\n  host: ${r.stdout.trim().split('\n').slice(-2).join(' | ')}\n  rxe:  ${g.filter((l) => /bytes in|iters in/.test(l)).join(' | ')}`)
       expect(g, `ibv_rc_pingpong (guest): ${gOut}`).toContain('exit=0')
       expectSuccess(gOut, s, 'ibv_rc_pingpong')
 
@@ -194,8 +158,8 @@ describe.skipIf(vm === null)('rdma-session pingpong <-> ibv_rc_pingpong on kerne
       // after its ICRC check, so rcvd_pkts = UDP InDatagrams unless a datagram failed the ICRC or
       // the header check; the only header-check drop a clean run can have is a retransmission of
       // ours that arrives after ibv_rc_pingpong destroyed its QP, so the gap is bounded by them.
-      const sr = JSON.parse(/^softroce counters: (.*)$/m.exec(r.err)?.[1] ?? 'null') as SoftroceCounters | null
-      expect(sr, `--stats line in: ${r.err}`).not.toBeNull()
+      const sr = JSON.parse(/^softroce counters: (.*)$/m.exec(r.stderr)?.[1] ?? 'null') as SoftroceCounters | null
+      expect(sr, `--stats line in: ${r.stderr}`).not.toBeNull()
       const before = parseCounters(tagged(guest!.output(), s.k === 0 ? 'c-start' : `c${s.k - 1}`)[0])
       const rxe = delta(parseCounters(tagged(guest!.output(), `c${s.k}`)[0]), before)
       perStep.push({ k: s.k, rxe, softroce: sr! })

@@ -9,38 +9,17 @@
  * perl launcher that creates the socket with IP_PMTUDISC_DO (IPv4: the kernel then writes IP ID
  * 0, the header our ICRC assumes) or UDP_NO_CHECK6_RX (IPv6: rxe sends UDP checksum 0).
  */
-import { existsSync, mkdirSync } from 'node:fs'
+import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { guestSupport, startGuest, type Guest } from '../../../../tools/rxe-vm/index.mjs'
 
 const here = fileURLToPath(new URL('.', import.meta.url))
 const pkg = join(here, '..', '..')
-const rxeVm = join(pkg, '..', '..', 'tools', 'rxe-vm', 'index.mjs')
 
-interface Guest {
-  netns: string
-  ready: Promise<void>
-  kill(): Promise<unknown>
-  spawn(cmd: string, args: string[], opts?: object): import('node:child_process').ChildProcess
-}
-interface RxeVm {
-  hostSupport(): { ok: boolean; reasons: string[] }
-  paths: { rcPeer: string; dir: string }
-  startGuest(o: object): Promise<Guest>
-}
-
-async function loadRxeVm(): Promise<{ vm: RxeVm | null; why: string }> {
-  if (!existsSync(rxeVm)) return { vm: null, why: 'tools/rxe-vm is not in this checkout' }
-  const vm = (await import(rxeVm)) as RxeVm
-  const support = vm.hostSupport()
-  if (!support.ok) return { vm: null, why: support.reasons.join('; ') }
-  if (!existsSync(vm.paths.rcPeer) || !existsSync(join(vm.paths.dir, 'initramfs.cpio'))) return { vm: null, why: `rxe-vm is not built (${vm.paths.dir}); run tools/rxe-vm/build.sh` }
-  return { vm, why: '' }
-}
-
-const { vm, why } = await loadRxeVm()
-if (vm === null) console.info(`[softroce] skipped kernel rxe interop: ${why}`)
+const why = guestSupport()
+if (why !== null) console.info(`[softroce] skipped kernel rxe interop: ${why}`)
 
 // Makes the UDP socket, sets the interop option, binds it, clears close-on-exec, execs node on the child.
 const LAUNCHER = `use Socket qw(:all); use Fcntl; my ($v6, $port, $addr) = splice(@ARGV, 0, 3);
@@ -55,7 +34,7 @@ interface ChildResult {
   peerCounters: Record<string, number>
 }
 
-describe.skipIf(vm === null)('kernel rxe interop (rxe-vm guest)', () => {
+describe.skipIf(why !== null)('kernel rxe interop (rxe-vm guest)', () => {
   let guest: Guest | null = null
   let child = ''
 
@@ -69,7 +48,7 @@ describe.skipIf(vm === null)('kernel rxe interop (rxe-vm guest)', () => {
       outExtension: () => ({ js: '.mjs' }),
     })
     child = join(outDir, 'rxe-child.mjs')
-    guest = await vm!.startGuest({ command: 'rc_peer -l 18600 -g 1 & rc_peer -l 18601 -g 2 & wait', timeoutMs: 100_000 })
+    guest = await startGuest({ command: 'rc_peer -l 18600 -g 1 & rc_peer -l 18601 -g 2 & wait', timeoutMs: 100_000 })
     await guest.ready
   }, 90_000)
 
@@ -79,12 +58,7 @@ describe.skipIf(vm === null)('kernel rxe interop (rxe-vm guest)', () => {
 
   async function runChild(fam: 4 | 6): Promise<ChildResult> {
     const args = ['-e', LAUNCHER, fam === 6 ? '1' : '0', '4791', fam === 4 ? '10.77.0.1' : 'fd77::1', process.execPath, child, String(fam), fam === 4 ? '18600' : '18601']
-    const p = guest!.spawn('perl', args, { stdio: ['ignore', 'pipe', 'pipe'] })
-    let out = ''
-    let err = ''
-    p.stdout!.on('data', (d: Buffer) => (out += d))
-    p.stderr!.on('data', (d: Buffer) => (err += d))
-    const code = await new Promise<number | null>((resolve) => p.on('close', resolve))
+    const { code, stdout: out, stderr: err } = await guest!.run('perl', args)
     const line = out.trim().split('\n').pop() ?? ''
     if (code !== 0 || !line.startsWith('{')) throw new Error(`softroce child (IPv${fam}) exit ${code}:\n${out}\n${err}`)
     return JSON.parse(line) as ChildResult

@@ -266,7 +266,11 @@ export class SoftRoceDevice implements ProviderDevice, PdOwner, QpDevice {
     c.bytesSent += datagram.length
     if (this.#capture !== null) this.#capture.record(contiguous(datagram), qp.trafficClass === 0 ? ip : { ...ip, tos: qp.trafficClass })
     const imp = this.#impairment
-    if (imp === null) this.#socket.send(datagram.parts, ip.dstPort, ip.dst)
+    if (imp === null) {
+      const parts = datagram.parts
+      // One piece goes as a plain buffer: dgram copies and checks an array of pieces first.
+      this.#socket.send(parts.length === 1 ? parts[0]! : parts, ip.dstPort, ip.dst)
+    }
     else imp.outbound(contiguous(datagram), (d) => this.#sendLater(d, ip))
     return datagram.length
   }

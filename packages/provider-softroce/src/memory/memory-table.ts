@@ -68,7 +68,10 @@ export class MemoryTable {
     let rkey = randomKey()
     while (this.#byRkey.has(rkey) || rkey === lkey) rkey = randomKey()
     const addr = randomInt(MIN_PAGE, MAX_PAGE) * 4096
-    const mr = new SoftRoceMr(this, pd, bytes, access, lkey, rkey, addr)
+    // A plain Uint8Array view: its subarray() (one per SGE and per remote request) is a V8
+    // builtin, while Buffer's goes through JS.
+    const view = new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+    const mr = new SoftRoceMr(this, pd, view, access, lkey, rkey, addr)
     this.#byLkey.set(lkey, mr)
     this.#byRkey.set(rkey, mr)
     return mr

@@ -17,6 +17,8 @@ import { encodePacketInto, type RocePacket } from '../wire/packet.js'
 import type { DropReason } from './device-counters.js'
 
 const SLAB_BYTES = 1 << 20
+/** Payloads up to this many bytes are copied next to their headers instead of sent as views. */
+export const SMALL_PAYLOAD = 512
 const EMPTY = new Uint8Array(0)
 const ZERO_PAD = new Uint8Array(4)
 const BTH = HeaderSize.BTH
@@ -70,6 +72,21 @@ export function frameOutgoing(slab: SendSlab, pkt: RocePacket, parts: readonly U
   const hlen = info.headerLength
   const pad = (4 - (payloadLength & 3)) & 3
   pkt.payload = EMPTY
+  if (protection === null && payloadLength <= SMALL_PAYLOAD) {
+    // A small packet is cheaper copied together: one CRC pass, one buffer for the socket.
+    const length = hlen + payloadLength + pad
+    const out = slab.take(length + ICRC)
+    encodePacketInto(pkt, out, 0)
+    out[1] = (out[1]! & 0xcf) | (pad << 4)
+    let o = hlen
+    for (const p of parts) {
+      out.set(p, o)
+      o += p.length
+    }
+    for (; o < length; o++) out[o] = 0
+    writeIcrc(out, length, ip)
+    return { parts: [out], length: length + ICRC }
+  }
   if (protection === null) {
     // headers | payload views | pad + ICRC: one slab piece holds the headers and the trailer
     const piece = slab.take(hlen + pad + ICRC)

@@ -110,7 +110,7 @@ export class Requester {
   /** Stops all activity (QP left RTS for ERR/RESET, or was destroyed). */
   stop(): void {
     this.#stopped = true
-    this.#timer.stop()
+    this.#timer.dispose()
     if (this.#rnrTimer !== null) clearTimeout(this.#rnrTimer)
     this.#rnrTimer = null
   }

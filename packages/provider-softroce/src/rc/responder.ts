@@ -68,11 +68,20 @@ export class Responder {
   #nakSent = false
   #ackPending = false
   #unacked = 0
-  /** Runs while executed packets wait for an ACK nobody asked for. */
+  /**
+   * Runs while executed packets wait for an ACK nobody asked for. Sending the ACK does not cancel
+   * it (no timer churn per ACK): when it comes due it checks whether packets still wait, and for
+   * how long.
+   */
   #ackTimer: NodeJS.Timeout | null = null
+  /** When the oldest packet not yet acknowledged was executed (performance.now()). */
+  #unackedSince = 0
   readonly #onAckTimer = (): void => {
     this.#ackTimer = null
-    if (this.#unacked > 0 && !this.#stopped) this.#requestAck()
+    if (this.#unacked === 0 || this.#stopped || this.#ackPending) return
+    const left = this.#unackedSince + this.#host.timers.ackDelayMs - performance.now()
+    if (left > 0.1) this.#armAckTimer(left)
+    else this.#requestAck()
   }
   readonly #queue = new ResponseQueue()
   readonly #atomics: AtomicReplay
@@ -289,9 +298,15 @@ export class Responder {
   /** Bookkeeping after a SEND/WRITE packet executed: next PSN, ACK coalescing. */
   #executed(pkt: RocePacket): void {
     this.#epsn = psnAdd(pkt.bth.psn, 1)
-    this.#unacked++
+    if (this.#unacked++ === 0) this.#unackedSince = performance.now()
     if (pkt.bth.ackReq || this.#unacked >= ACK_EVERY) this.#requestAck()
-    else if (this.#ackTimer === null && !this.#ackPending) this.#ackTimer = setTimeout(this.#onAckTimer, this.#host.timers.ackDelayMs)
+    else if (this.#ackTimer === null && !this.#ackPending) this.#armAckTimer(this.#host.timers.ackDelayMs)
+  }
+
+  #armAckTimer(ms: number): void {
+    const t = setTimeout(this.#onAckTimer, ms)
+    t.unref()
+    this.#ackTimer = t
   }
 
   #finishRecv(status: WcStatus, opcode: RecvOpcode, byteLen: number, imm: number | undefined): void {
@@ -375,10 +390,6 @@ export class Responder {
   #sendAck(): number {
     this.#ackPending = false
     this.#unacked = 0
-    if (this.#ackTimer !== null) {
-      clearTimeout(this.#ackTimer)
-      this.#ackTimer = null
-    }
     this.#host.counters.acksSent++
     return this.#emitControl(RcOpcode.ACKNOWLEDGE, psnAdd(this.#epsn, -1), ACK, this.#msn, 0n)
   }

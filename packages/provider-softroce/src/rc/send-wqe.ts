@@ -48,8 +48,9 @@ export class SendWqe {
     this.length = length
     this.remoteAddr = wr.remoteAddr ?? 0
     this.rkey = (wr.rkey ?? 0) >>> 0
-    this.compareAdd = BigInt.asUintN(64, wr.compareAdd ?? 0n)
-    this.swap = BigInt.asUintN(64, wr.swap ?? 0n)
+    // BigInt arithmetic is not free: only atomics carry these operands.
+    this.compareAdd = kind === WqeKind.ATOMIC ? BigInt.asUintN(64, wr.compareAdd ?? 0n) : 0n
+    this.swap = kind === WqeKind.ATOMIC ? BigInt.asUintN(64, wr.swap ?? 0n) : 0n
     this.error = error
   }
 

@@ -50,6 +50,7 @@ export class SendScheduler {
   #scheduled = false
   #immediate = false
   #closed = false
+  readonly #turn = (): void => this.runTurn()
   /** Turns run so far (diagnostics). */
   turns = 0
 
@@ -83,7 +84,7 @@ export class SendScheduler {
     if (this.#scheduled) return
     this.#scheduled = true
     if (this.#immediate) setImmediate(runTurn, this)
-    else queueMicrotask(() => runTurn(this))
+    else queueMicrotask(this.#turn)
   }
 
   /** @internal One turn: up to PACKETS_PER_TURN packets, round robin by deficit. */

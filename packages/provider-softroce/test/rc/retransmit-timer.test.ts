@@ -50,4 +50,24 @@ describe('RetransmitTimer', () => {
     expect(timer.running).toBe(false)
     socket.close()
   })
+
+  it('a stopped timer that is restarted expires a full timeout after the restart, not at the lapsed deadline', async () => {
+    const socket = dgram.createSocket('udp4') // keeps the loop alive: the timer itself is unref'd
+    await new Promise<void>((r) => socket.bind(0, '127.0.0.1', r))
+    const expiries: number[] = []
+    const timer = new RetransmitTimer(20, () => expiries.push(performance.now()))
+    timer.restart()
+    await sleep(5)
+    timer.stop()
+    expect(timer.running).toBe(false)
+    await sleep(10)
+    const restartedAt = performance.now()
+    timer.restart()
+    while (expiries.length === 0) await sleep(5)
+    expect(expiries).toHaveLength(1)
+    expect(expiries[0]! - restartedAt).toBeGreaterThanOrEqual(19.5)
+    expect(timer.running).toBe(false)
+    timer.dispose()
+    socket.close()
+  })
 })

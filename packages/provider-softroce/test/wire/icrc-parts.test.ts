@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest'
 import { encodeWithIcrc, verifyIcrc, writeIcrc, writeIcrcOfParts, type IpContext } from '../../src/wire/icrc.js'
-import { contiguous, frameOutgoing, SendSlab } from '../../src/rc/packet-framing.js'
+import { contiguous, frameOutgoing, SendSlab, SMALL_PAYLOAD } from '../../src/rc/packet-framing.js'
 import { encodePacket } from '../../src/wire/packet.js'
 import { ALL_OPCODES, Rand, randomPacket } from './random-packets.js'
 
@@ -46,13 +46,15 @@ describe('ICRC over parts', () => {
     }
   })
 
-  it('plaintext framing sends headers, the payload views and the trailer; the bytes equal encodeWithIcrc', () => {
+  it('plaintext framing sends headers, the payload views and the trailer (small payloads copied into one buffer); the bytes equal encodeWithIcrc', () => {
     const r = new Rand(5)
     const slab = new SendSlab()
+    let small = 0
+    let large = 0
     for (let i = 0; i < 1000; i++) {
       const ip = r.pick(IPS)
       const info = r.pick(ALL_OPCODES)
-      const pkt = randomPacket(r, info, 300)
+      const pkt = randomPacket(r, info, 1500)
       pkt.bth.pkey = 0xffff
       const payload = Buffer.from(pkt.payload)
       const expected = encodeWithIcrc({ ...pkt, bth: { ...pkt.bth }, payload }, ip)
@@ -61,8 +63,18 @@ describe('ICRC over parts', () => {
       const bytes = contiguous(framed)
       expect(bytes.equals(expected)).toBe(true)
       expect(verifyIcrc(bytes, ip)).toBe(true)
-      // the payload travels as views of the caller's memory, not copies
-      if (payload.length > 0) expect(framed.parts.some((p) => p.buffer === payload.buffer)).toBe(true)
+      if (payload.length > SMALL_PAYLOAD) {
+        // a large payload travels as views of the caller's memory, not copies
+        expect(framed.parts.some((p) => p.buffer === payload.buffer)).toBe(true)
+        large++
+      } else {
+        // a small one is copied next to its headers: one buffer, one CRC pass
+        expect(framed.parts).toHaveLength(1)
+        expect(framed.parts[0]!.buffer).not.toBe(payload.buffer)
+        small++
+      }
     }
+    expect(small).toBeGreaterThan(100)
+    expect(large).toBeGreaterThan(100)
   })
 })

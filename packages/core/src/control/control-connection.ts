@@ -114,52 +114,28 @@ export class ControlConnection {
   // ---- handshakes
 
   static client(ws: WebSocket, auth: NormalizedAuth, purpose: HelloFrame['purpose'], resume: { channelId: string; resumeKey: Buffer } | null, options: ConnectionOptions = {}): Promise<ControlConnection> {
-    return new Promise((resolve, reject) => {
-      let hs: ReturnType<typeof clientHello> | null = null
-      const timer = setTimeout(() => done(new TimeoutError(`the control handshake did not finish within ${options.handshakeTimeoutMs ?? 10_000} ms`)), options.handshakeTimeoutMs ?? 10_000)
-      let settled = false
-      const done = (err: RdmaError | null, conn?: ControlConnection): void => {
-        if (settled) return
-        settled = true
-        clearTimeout(timer)
-        cleanup()
-        if (err !== null) {
-          failSocket(ws, err)
-          reject(err)
-        } else resolve(conn!)
-      }
-      ws.once('open', () => {
-        hs = clientHello(auth, purpose, resume?.channelId ?? null)
-        ws.send(JSON.stringify(hs.hello))
-      })
-      const onError = (e: Error): void => done(new RdmaError(ErrorCode.CLOSED, `control connection failed: ${e.message}`))
-      const onClose = (code: number, reason: Buffer): void => done(closeError(code, reason.toString(), 'the server closed the connection during the handshake') ?? new RdmaError(ErrorCode.CLOSED, 'the server closed the connection during the handshake'))
-      const cleanup = (): void => {
-        ws.off('error', onError)
-        ws.off('close', onClose)
-        ws.off('message', onMessage)
-      }
-      ws.on('error', () => undefined)
-      ws.on('error', onError)
-      ws.on('close', onClose)
-      ws.on('message', onMessage)
-      function onMessage(data: RawData, isBinary: boolean): void {
-        if (settled) return
-        try {
-          const buf = rawToBuffer(data)
-          if (isBinary || hs === null) throw new ProtocolError('expected a welcome text frame')
-          const frame = parseJson(buf.toString('utf8'), 'welcome') as { t?: unknown } | null
-          if (frame?.t === 'error') throw remoteError(check(errorFrameSchema, frame, 'error frame'))
-          const welcome = check(welcomeSchema, frame, 'welcome')
-          if (resume !== null && welcome.resumed && welcome.channel !== resume.channelId) throw new ProtocolError('the server resumed another channel')
-          const { finish, result } = clientFinish(auth, hs, welcome, resume !== null && welcome.resumed ? resume.resumeKey : null)
-          ws.send(JSON.stringify(finish))
-          cleanup()
-          done(null, new ControlConnection(ws, result, options))
-        } catch (err) {
-          done(asRdmaError(err))
-        }
-      }
+    let hs: ReturnType<typeof clientHello> | null = null
+    ws.once('open', () => {
+      hs = clientHello(auth, purpose, resume?.channelId ?? null)
+      ws.send(JSON.stringify(hs.hello))
+    })
+    ws.on('error', () => undefined)
+    const timeoutMs = options.handshakeTimeoutMs ?? 10_000
+    return runHandshake<ControlConnection>(ws, {
+      timeoutMs,
+      timeoutMessage: `the control handshake did not finish within ${timeoutMs} ms`,
+      socketError: (e) => new RdmaError(ErrorCode.CLOSED, `control connection failed: ${e.message}`),
+      closedWhat: 'the server closed the connection during the handshake',
+      onFrame: (buf, isBinary, finish) => {
+        if (isBinary || hs === null) throw new ProtocolError('expected a welcome text frame')
+        const frame = parseJson(buf.toString('utf8'), 'welcome') as { t?: unknown } | null
+        if (frame?.t === 'error') throw remoteError(check(errorFrameSchema, frame, 'error frame'))
+        const welcome = check(welcomeSchema, frame, 'welcome')
+        if (resume !== null && welcome.resumed && welcome.channel !== resume.channelId) throw new ProtocolError('the server resumed another channel')
+        const { finish: finishFrame, result } = clientFinish(auth, hs, welcome, resume !== null && welcome.resumed ? resume.resumeKey : null)
+        ws.send(JSON.stringify(finishFrame))
+        finish(new ControlConnection(ws, result, options))
+      },
     })
   }
 
@@ -168,57 +144,33 @@ export class ControlConnection {
    * the one it resumes: then it returns that channel's resume key).
    */
   static server(ws: WebSocket, auth: NormalizedAuth, purpose: HelloFrame['purpose'], acceptChannel: (hello: HelloFrame, peerId: string) => { id: string; resumed: boolean; resumeKey: Buffer | null }, options: ConnectionOptions = {}): Promise<{ conn: ControlConnection; hello: HelloFrame }> {
-    return new Promise((resolve, reject) => {
-      let stage: 'hello' | 'finish' = 'hello'
-      let hello: HelloFrame | null = null
-      let pending: { hs: ReturnType<typeof serverWelcome>; resumeKey: Buffer | null } | null = null
-      let settled = false
-      const timer = setTimeout(() => done(new TimeoutError(`no finished handshake within ${options.handshakeTimeoutMs ?? 10_000} ms`)), options.handshakeTimeoutMs ?? 10_000)
-      const done = (err: RdmaError | null, conn?: ControlConnection): void => {
-        if (settled) return
-        settled = true
-        clearTimeout(timer)
-        cleanup()
-        if (err !== null) {
-          failSocket(ws, err)
-          reject(err)
-        } else resolve({ conn: conn!, hello: hello! })
-      }
-      const onError = (): void => done(new RdmaError(ErrorCode.CLOSED, 'control connection failed during the handshake'))
-      const onClose = (code: number, reason: Buffer): void => done(closeError(code, reason.toString(), 'the client left during the handshake') ?? new RdmaError(ErrorCode.CLOSED, 'the client left during the handshake'))
-      const cleanup = (): void => {
-        ws.off('error', onError)
-        ws.off('close', onClose)
-        ws.off('message', onMessage)
-      }
-      ws.on('error', onError)
-      ws.on('close', onClose)
-      ws.on('message', onMessage)
-      function onMessage(data: RawData, isBinary: boolean): void {
-        if (settled) return
-        try {
-          const buf = rawToBuffer(data)
-          if (buf.length > MAX_FRAME_BYTES) throw tooBig(buf.length)
-          if (isBinary) throw new ProtocolError(`expected a ${stage} text frame, got a binary frame`)
-          const raw = parseJson(buf.toString('utf8'), stage)
-          if ((raw as { t?: unknown } | null)?.t === 'error') throw new ProtocolError(`the client aborted the handshake: ${check(errorFrameSchema, raw, 'error frame').message}`)
-          if (stage === 'hello') {
-            hello = check(helloSchema, raw, 'hello')
-            if (hello.purpose !== purpose) throw new ProtocolError(`this endpoint serves '${purpose}' connections, not '${hello.purpose}'`)
-            const peerId = hello.auth === 'psk' ? `psk:${String(hello.pskId)}` : `ed25519:${String(hello.identity)}`
-            const channel = acceptChannel(hello, peerId)
-            pending = { hs: serverWelcome(auth, hello, channel), resumeKey: channel.resumeKey }
-            ws.send(JSON.stringify(pending.hs.welcome))
-            stage = 'finish'
-          } else {
-            const result = serverFinish(pending!.hs, check(finishSchema, raw, 'finish'), pending!.resumeKey)
-            cleanup()
-            done(null, new ControlConnection(ws, result, options))
-          }
-        } catch (err) {
-          done(asRdmaError(err))
+    let stage: 'hello' | 'finish' = 'hello'
+    let hello: HelloFrame | null = null
+    let pending: { hs: ReturnType<typeof serverWelcome>; resumeKey: Buffer | null } | null = null
+    const timeoutMs = options.handshakeTimeoutMs ?? 10_000
+    return runHandshake<{ conn: ControlConnection; hello: HelloFrame }>(ws, {
+      timeoutMs,
+      timeoutMessage: `no finished handshake within ${timeoutMs} ms`,
+      socketError: () => new RdmaError(ErrorCode.CLOSED, 'control connection failed during the handshake'),
+      closedWhat: 'the client left during the handshake',
+      onFrame: (buf, isBinary, finish) => {
+        if (buf.length > MAX_FRAME_BYTES) throw tooBig(buf.length)
+        if (isBinary) throw new ProtocolError(`expected a ${stage} text frame, got a binary frame`)
+        const raw = parseJson(buf.toString('utf8'), stage)
+        if ((raw as { t?: unknown } | null)?.t === 'error') throw new ProtocolError(`the client aborted the handshake: ${check(errorFrameSchema, raw, 'error frame').message}`)
+        if (stage === 'hello') {
+          hello = check(helloSchema, raw, 'hello')
+          if (hello.purpose !== purpose) throw new ProtocolError(`this endpoint serves '${purpose}' connections, not '${hello.purpose}'`)
+          const peerId = hello.auth === 'psk' ? `psk:${String(hello.pskId)}` : `ed25519:${String(hello.identity)}`
+          const channel = acceptChannel(hello, peerId)
+          pending = { hs: serverWelcome(auth, hello, channel), resumeKey: channel.resumeKey }
+          ws.send(JSON.stringify(pending.hs.welcome))
+          stage = 'finish'
+        } else {
+          const result = serverFinish(pending!.hs, check(finishSchema, raw, 'finish'), pending!.resumeKey)
+          finish({ conn: new ControlConnection(ws, result, options), hello: hello! })
         }
-      }
+      },
     })
   }
 
@@ -299,6 +251,54 @@ function asRdmaError(err: unknown): RdmaError {
 function remoteError(frame: { code: string; message: string }): RdmaError {
   const known = (Object.values(ErrorCode) as string[]).includes(frame.code) ? (frame.code as ErrorCode) : ErrorCode.PEER
   return new RdmaError(known, `peer: ${frame.message}`, { peerCode: frame.code })
+}
+
+interface HandshakeSteps<T> {
+  readonly timeoutMs: number
+  readonly timeoutMessage: string
+  /** The error a socket error during the handshake gives. */
+  readonly socketError: (e: Error) => RdmaError
+  /** What a close during the handshake says. */
+  readonly closedWhat: string
+  /** One frame from the peer: throws to fail the handshake, calls `finish` with the result when it is done. */
+  readonly onFrame: (buf: Buffer, isBinary: boolean, finish: (result: T) => void) => void
+}
+
+/**
+ * What both sides of the handshake share: it settles once, on a timeout, a socket error or close,
+ * a frame that throws (the socket then gets an error frame and is closed), or `finish`; then its
+ * timer and listeners are gone.
+ */
+function runHandshake<T>(ws: WebSocket, steps: HandshakeSteps<T>): Promise<T> {
+  return new Promise((resolve, reject) => {
+    let settled = false
+    const timer = setTimeout(() => done(new TimeoutError(steps.timeoutMessage)), steps.timeoutMs)
+    const done = (err: RdmaError | null, result?: T): void => {
+      if (settled) return
+      settled = true
+      clearTimeout(timer)
+      ws.off('error', onError)
+      ws.off('close', onClose)
+      ws.off('message', onMessage)
+      if (err !== null) {
+        failSocket(ws, err)
+        reject(err)
+      } else resolve(result!)
+    }
+    const onError = (e: Error): void => done(steps.socketError(e))
+    const onClose = (code: number, reason: Buffer): void => done(closeError(code, reason.toString(), steps.closedWhat) ?? new RdmaError(ErrorCode.CLOSED, steps.closedWhat))
+    function onMessage(data: RawData, isBinary: boolean): void {
+      if (settled) return
+      try {
+        steps.onFrame(rawToBuffer(data), isBinary, (result) => done(null, result))
+      } catch (err) {
+        done(asRdmaError(err))
+      }
+    }
+    ws.on('error', onError)
+    ws.on('close', onClose)
+    ws.on('message', onMessage)
+  })
 }
 
 /** The error a close code and reason stand for; null for a normal close. */

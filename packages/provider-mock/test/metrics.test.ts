@@ -34,7 +34,8 @@ describe('mock transport counters (SPI metrics hook)', () => {
   it('count NAKs by kind: the responder sends an RNR NAK, the requester receives it', async () => {
     const p = await pair({ minRnrTimer: 1 })
     p.a.qp.postSend({ wrId: 1, opcode: 'SEND', sgList: [sge(p.a, 0, 8)], signaled: true })
-    await sleep(2)
+    // Post the receive only once the responder has answered with an RNR NAK (not after a fixed sleep).
+    for (let i = 0; i < 500 && (p.b.device.metrics().labeled!.naksSent!.values.RNR ?? 0) === 0; i++) await sleep(2)
     p.b.qp.postRecv({ wrId: 9, sgList: [sge(p.b, 0, 64)] })
     expect((await completions(p.a.cq, 1))[0]!.status).toBe('SUCCESS')
     const sent = p.b.device.metrics().labeled!.naksSent!

@@ -26,13 +26,15 @@ const ICRC = HeaderSize.ICRC
 
 /** Hands out slices of large buffers for outgoing datagrams. */
 export class SendSlab {
-  #slab = Buffer.allocUnsafeSlow(SLAB_BYTES)
+  // A plain Uint8Array: subarray() is a V8 builtin (Buffer's runs through JS), and dgram takes
+  // any ArrayBufferView.
+  #slab = new Uint8Array(SLAB_BYTES)
   #used = 0
 
-  take(n: number): Buffer {
-    if (n > SLAB_BYTES) return Buffer.allocUnsafeSlow(n)
+  take(n: number): Uint8Array {
+    if (n > SLAB_BYTES) return new Uint8Array(n)
     if (this.#used + n > SLAB_BYTES) {
-      this.#slab = Buffer.allocUnsafeSlow(SLAB_BYTES)
+      this.#slab = new Uint8Array(SLAB_BYTES)
       this.#used = 0
     }
     const at = this.#used
@@ -41,7 +43,7 @@ export class SendSlab {
   }
 }
 
-function copyParts(out: Buffer, at: number, parts: readonly Uint8Array[]): number {
+function copyParts(out: Uint8Array, at: number, parts: readonly Uint8Array[]): number {
   let o = at
   for (const p of parts) {
     out.set(p, o)
@@ -59,7 +61,7 @@ export interface OutgoingDatagram {
 /** The datagram as one buffer (for captures and the impairment layer). */
 export function contiguous(d: OutgoingDatagram): Buffer {
   const only = d.parts.length === 1 ? d.parts[0] : undefined
-  if (only !== undefined && Buffer.isBuffer(only)) return only
+  if (only !== undefined) return Buffer.isBuffer(only) ? only : Buffer.from(only.buffer, only.byteOffset, only.byteLength)
   return Buffer.concat(d.parts, d.length)
 }
 

@@ -285,11 +285,17 @@ export class Responder {
   }
 
   #takeRecv(): RecvWqe | undefined {
-    const recv = this.#recvs[this.#recvHead]
+    const recvs = this.#recvs
+    const recv = recvs[this.#recvHead]
     if (recv === undefined) return undefined
-    this.#recvHead++
-    if (this.#recvHead === this.#recvs.length) {
+    recvs[this.#recvHead++] = undefined as unknown as RecvWqe
+    if (this.#recvHead === recvs.length) {
       this.#recvs = []
+      this.#recvHead = 0
+    } else if (this.#recvHead >= 256 && this.#recvHead * 2 >= recvs.length) {
+      // Receives posted ahead (a ping-pong keeps a few dozen) never let the head catch up with
+      // the tail: drop the consumed part instead of growing the array forever.
+      this.#recvs = recvs.slice(this.#recvHead)
       this.#recvHead = 0
     }
     return recv

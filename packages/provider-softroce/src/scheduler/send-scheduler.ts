@@ -2,7 +2,8 @@
  * The device's send scheduler: deficit round robin over the QPs that have
  * packets ready, by QoS weight, with a token bucket per rate-limited QP. A
  * saturating bulk QP gets one quantum per round, so a latency QP's packets go
- * out between the bulk QP's packets instead of behind them. Work runs in a
+ * out between the bulk QP's packets instead of behind them. An idle device
+ * sends the first packets of a post at once; otherwise work runs in a
  * microtask after a post (so a burst of posts is sent together) and continues
  * in setImmediate turns, letting ACKs in between turns.
  */
@@ -18,6 +19,8 @@ export interface PacketSource {
 export const QUANTUM_BYTES = 4096 + 64
 /** Packets sent per scheduler turn before yielding to the event loop. */
 const PACKETS_PER_TURN = 64
+/** Packets an idle device sends inside the post call that woke it. */
+const DIRECT_PACKETS = 4
 
 const now = (): number => performance.now()
 
@@ -50,16 +53,28 @@ export class SendScheduler {
   #scheduled = false
   #immediate = false
   #closed = false
+  #inTurn = false
   readonly #turn = (): void => this.runTurn()
   /** Turns run so far (diagnostics). */
   turns = 0
 
-  /** Marks a flow as having packets ready and makes sure a turn runs soon. */
+  /**
+   * Marks a flow as having packets ready and makes sure a turn runs soon. When nothing else is
+   * queued and no turn is pending or running (an idle device: a ping-pong's request, a lone
+   * probe), the first few packets go out at once, inside the post call, instead of a deferred turn.
+   */
   wake(flow: SendFlow): void {
     if (this.#closed || flow.removed) return
+    const idle = this.#ring.length === 0 && !this.#scheduled && !this.#inTurn
     if (!flow.active && !flow.parked) {
       flow.active = true
       this.#ring.push(flow)
+    }
+    if (idle && flow.active) {
+      this.#turnOf(DIRECT_PACKETS)
+      // The rest of a burst follows in a microtask, as posts do on a busy device.
+      if (this.#ring.length > 0) this.#schedule()
+      return
     }
     this.#schedule()
   }
@@ -90,9 +105,28 @@ export class SendScheduler {
   /** @internal One turn: up to PACKETS_PER_TURN packets, round robin by deficit. */
   runTurn(): void {
     this.#scheduled = false
+    this.#turnOf(PACKETS_PER_TURN)
+    if (this.#ring.length > 0) {
+      // More work: continue after the event loop has polled for I/O (ACKs).
+      this.#immediate = true
+      this.#schedule()
+      this.#immediate = false
+    }
+  }
+
+  #turnOf(packets: number): void {
+    this.#inTurn = true
+    try {
+      this.#sendRound(packets)
+    } finally {
+      this.#inTurn = false
+    }
+  }
+
+  #sendRound(packets: number): void {
     this.turns++
     const ring = this.#ring
-    let budget = PACKETS_PER_TURN
+    let budget = packets
     const t = now()
     while (ring.length > 0 && budget > 0) {
       if (this.#cursor >= ring.length) this.#cursor = 0
@@ -121,12 +155,6 @@ export class SendScheduler {
       } else if (flow.deficit <= 0) {
         this.#cursor++
       }
-    }
-    if (ring.length > 0) {
-      // More work: continue after the event loop has polled for I/O (ACKs).
-      this.#immediate = true
-      this.#schedule()
-      this.#immediate = false
     }
   }
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs inside the rxe guest (cwd = the repo, shared read-only; node = the host's, via 9p):
-#   guest/run-in-guest.sh conformance   the conformance suite and the verbs extras through provider-verbs (vitest)
+#   guest/run-in-guest.sh conformance   the conformance suite, the verbs extras and the fast-path tests through provider-verbs (vitest)
 #   guest/run-in-guest.sh cycles [N]    N create/destroy cycles of PD/MR/CQ/QP with RSS (default 10000)
 #   guest/run-in-guest.sh bench         8 B WRITE latency and 64 KiB WRITE bandwidth vs perftest
 #   guest/run-in-guest.sh all           conformance, then cycles
@@ -24,7 +24,7 @@ conformance() {
   for attempt in 1 2 3; do
     rm -f "$out"
     node ../../node_modules/vitest/vitest.mjs run --config guest/vitest.config.mjs --configLoader runner \
-      --reporter=default --reporter=json --outputFile.json="$out" guest/conformance.test.ts guest/verbs-extras.test.ts 2>&1 | tee /tmp/conformance.log
+      --reporter=default --reporter=json --outputFile.json="$out" guest/conformance.test.ts guest/verbs-extras.test.ts guest/fast-path.test.ts 2>&1 | tee /tmp/conformance.log
     rc=${PIPESTATUS[0]}
     grep -q 'Failed to start .* worker\|Timeout starting .* runner' /tmp/conformance.log || break
     echo "run-in-guest: vitest's worker did not start in time (attempt $attempt); retrying" >&2

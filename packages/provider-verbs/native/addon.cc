@@ -64,6 +64,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("Qp", data->qpCtor.Value());
   exports.Set("listDevices", Napi::Function::New(env, ListDevices, "listDevices"));
   exports.Set("setBuffers", Napi::Function::New(env, SetBuffers, "setBuffers"));
+  InitPrepared(env, exports, data);
   Napi::Object layout = Napi::Object::New(env);
   layout.Set("descriptorBytes", static_cast<double>(desc::kBytes));
   layout.Set("maxSge", desc::kMaxSge);

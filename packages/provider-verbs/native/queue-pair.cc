@@ -3,6 +3,7 @@
 #include "verbs.h"
 #include <arpa/inet.h>
 #include <cerrno>
+#include <algorithm>
 #include <cstring>
 
 namespace rv {
@@ -34,6 +35,7 @@ Napi::Function Qp::Define(Napi::Env env) {
     InstanceMethod<&Qp::Query>("query"),
     InstanceMethod<&Qp::PostSend>("postSend"),
     InstanceMethod<&Qp::PostRecv>("postRecv"),
+    InstanceMethod<&Qp::PrepareSend>("prepareSend"),
     InstanceMethod<&Qp::Destroy>("destroy"),
   });
 }
@@ -83,6 +85,7 @@ Qp::Qp(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Qp>(info) {
     init.cap.max_recv_sge = 0;
   }
   device_ = pd->device();
+  data_ = Data(env);
   id_ = device_->AddQp(this);
   init.qp_context = reinterpret_cast<void*>(static_cast<uintptr_t>(id_));
   qp_ = ibv_create_qp(pd->pd(), &init);
@@ -111,6 +114,7 @@ Qp::~Qp() {
 
 void Qp::Abandon() {
   if (qp_ == nullptr) return;
+  ReleasePrepared(true);
   ibv_destroy_qp(qp_);
   qp_ = nullptr;
   device_->RemoveQp(id_);
@@ -122,6 +126,7 @@ void Qp::Abandon() {
 
 void Qp::Release() {
   if (qp_ == nullptr) return;
+  ReleasePrepared(false);
   ibv_destroy_qp(qp_);
   qp_ = nullptr;
   device_->RemoveQp(id_);
@@ -136,6 +141,7 @@ Napi::Value Qp::Destroy(const Napi::CallbackInfo& info) {
   if (qp_ == nullptr) return env.Undefined();
   int rc = ibv_destroy_qp(qp_);
   if (rc != 0) ThrowVerbs(env, "ibv_destroy_qp", rc);
+  ReleasePrepared(false);
   qp_ = nullptr;
   device_->RemoveQp(id_);
   pdRef_.Reset();
@@ -243,14 +249,8 @@ Napi::Value Qp::Query(const Napi::CallbackInfo& info) {
   return o;
 }
 
-// postSend(inline?): one send WR from the shared descriptor; `inline` (a Uint8Array) is copied now.
-// Returns 0, or the errno of ibv_post_send (ENOMEM: send queue full) so JS can name the failure.
-Napi::Value Qp::PostSend(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (qp_ == nullptr) ThrowUsage(env, "queue pair is destroyed");
-  const uint8_t* d = Data(env)->desc;
-  ibv_sge sges[desc::kMaxSge];
-  ibv_send_wr wr{};
+// Fills `wr` (and `sges`) from the shared descriptor. The caller sets the inline SGE, if any.
+static void DecodeSend(Napi::Env env, const uint8_t* d, ibv_send_wr& wr, ibv_sge* sges, bool inlineData) {
   double wrId, remoteAddr;
   uint32_t opcode, flags, imm, rkey;
   std::memcpy(&wrId, d + desc::kWrId, 8);
@@ -264,20 +264,7 @@ Napi::Value Qp::PostSend(const Napi::CallbackInfo& info) {
   wr.opcode = kSendOpcodes[opcode];
   wr.send_flags = (flags & 1) ? IBV_SEND_SIGNALED : 0;
   wr.sg_list = sges;
-  if (info.Length() > 0 && info[0].IsTypedArray()) {
-    // One napi call for pointer and length (node-addon-api's accessors make one each).
-    napi_typedarray_type type;
-    size_t len = 0;
-    void* data = nullptr;
-    if (napi_get_typedarray_info(env, info[0], &type, &len, &data, nullptr, nullptr) != napi_ok || type != napi_uint8_array) {
-      ThrowUsage(env, "inline data must be a Uint8Array");
-    }
-    if (len > 0) {
-      sges[0].addr = reinterpret_cast<uintptr_t>(data);
-      sges[0].length = static_cast<uint32_t>(len);
-      sges[0].lkey = 0;
-      wr.num_sge = 1;
-    }
+  if (inlineData) {
     wr.send_flags |= IBV_SEND_INLINE;
   } else {
     wr.num_sge = ReadSges(d, sges, desc::kMaxSge);
@@ -304,16 +291,248 @@ Napi::Value Qp::PostSend(const Napi::CallbackInfo& info) {
     default:
       break;
   }
+}
+
+// postSend(inline?): one send WR from the shared descriptor; `inline` (a Uint8Array) is copied now.
+// Returns 0, or the errno of ibv_post_send (ENOMEM: send queue full) so JS can name the failure.
+Napi::Value Qp::PostSend(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (qp_ == nullptr) ThrowUsage(env, "queue pair is destroyed");
+  const uint8_t* d = data_->desc;
+  ibv_sge sges[desc::kMaxSge];
+  ibv_send_wr wr{};
+  bool inlineData = info.Length() > 0 && info[0].IsTypedArray();
+  DecodeSend(env, d, wr, sges, inlineData);
+  if (inlineData) {
+    // One napi call for pointer and length (node-addon-api's accessors make one each).
+    napi_typedarray_type type;
+    size_t len = 0;
+    void* p = nullptr;
+    if (napi_get_typedarray_info(env, info[0], &type, &len, &p, nullptr, nullptr) != napi_ok || type != napi_uint8_array) {
+      ThrowUsage(env, "inline data must be a Uint8Array");
+    }
+    if (len > 0) {
+      sges[0].addr = reinterpret_cast<uintptr_t>(p);
+      sges[0].length = static_cast<uint32_t>(len);
+      sges[0].lkey = 0;
+      wr.num_sge = 1;
+    }
+  }
   ibv_send_wr* bad = nullptr;
   int rc = ibv_post_send(qp_, &wr, &bad);
   return Napi::Number::New(env, rc);
+}
+
+// prepareSend(inline?): encodes the send WR in the shared descriptor once and returns a handle for
+// postPrepared(). With `inline` (a Uint8Array), the WR is inline and each post reads the array's
+// bytes as they are then: its ArrayBuffer stays referenced until the handle is released.
+Napi::Value Qp::PrepareSend(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (qp_ == nullptr) ThrowUsage(env, "queue pair is destroyed");
+  AddonData* data = data_;
+  if (data->preparedLive >= kMaxPrepared - 1) ThrowUsage(env, "too many prepared send WRs (release some)");
+  auto p = std::make_unique<PreparedSend>();
+  bool inlineData = info.Length() > 0 && info[0].IsTypedArray();
+  DecodeSend(env, data->desc, p->wr, p->sges, inlineData);
+  if (inlineData) {
+    napi_typedarray_type type;
+    size_t len = 0, offset = 0;
+    napi_value ab;
+    if (napi_get_typedarray_info(env, info[0], &type, &len, nullptr, &ab, &offset) != napi_ok || type != napi_uint8_array) {
+      ThrowUsage(env, "inline data must be a Uint8Array");
+    }
+    // Asking for the ArrayBuffer materializes an on-heap typed array: the pointer is stable from here on.
+    void* base = nullptr;
+    size_t abLen = 0;
+    if (napi_get_arraybuffer_info(env, ab, &base, &abLen) != napi_ok) ThrowUsage(env, "inline data: no ArrayBuffer");
+    if (napi_create_reference(env, ab, 1, &p->inlineRef) != napi_ok) ThrowUsage(env, "inline data: cannot reference");
+    if (len > 0) {
+      p->sges[0].addr = reinterpret_cast<uintptr_t>(static_cast<uint8_t*>(base) + offset);
+      p->sges[0].length = static_cast<uint32_t>(len);
+      p->sges[0].lkey = 0;
+      p->wr.num_sge = 1;
+    }
+  }
+  p->wr.sg_list = p->sges;
+  p->wr.next = nullptr;
+  p->qp = this;
+  uint32_t index;
+  if (!data->preparedFree.empty()) {
+    index = data->preparedFree.back();
+    data->preparedFree.pop_back();
+    p->gen = data->prepared[index]->gen + 1;
+    data->prepared[index] = std::move(p);
+  } else {
+    index = static_cast<uint32_t>(data->prepared.size());
+    p->gen = 1;
+    data->prepared.push_back(std::move(p));
+  }
+  data->preparedLive++;
+  double handle = static_cast<double>(data->prepared[index]->gen) * kMaxPrepared + index;
+  return Napi::Number::New(env, handle);
+}
+
+static void FreePrepared(AddonData* data, uint32_t index, bool teardown) {
+  PreparedSend& p = *data->prepared[index];
+  if (p.inlineRef != nullptr && !teardown) napi_delete_reference(data->env, p.inlineRef);
+  p.inlineRef = nullptr;
+  p.qp = nullptr;
+  p.wr = ibv_send_wr{};
+  data->preparedFree.push_back(index);
+  data->preparedLive--;
+}
+
+void Qp::ReleasePrepared(bool teardown) {
+  AddonData* data = data_;
+  if (data == nullptr || data->preparedLive == 0) return;
+  for (uint32_t i = 0; i < data->prepared.size(); i++) {
+    if (data->prepared[i]->qp == this) FreePrepared(data, i, teardown);
+  }
+}
+
+// The slot of a live handle, or nullptr.
+static PreparedSend* LookupPrepared(AddonData* data, double handle, uint32_t* indexOut) {
+  if (!(handle >= 0) || handle > 9007199254740991.0) return nullptr;
+  uint64_t h = static_cast<uint64_t>(handle);
+  if (static_cast<double>(h) != handle) return nullptr;
+  uint32_t index = static_cast<uint32_t>(h & (kMaxPrepared - 1));
+  uint64_t gen = h >> kPreparedIndexBits;
+  if (index >= data->prepared.size()) return nullptr;
+  PreparedSend* p = data->prepared[index].get();
+  if (p->qp == nullptr || p->gen != gen || p->qp->qp() == nullptr) return nullptr;
+  if (indexOut != nullptr) *indexOut = index;
+  return p;
+}
+
+static bool InlineDetached(napi_env env, const PreparedSend* p) {
+  if (p->inlineRef == nullptr) return false;
+  napi_value ab;
+  bool detached = false;
+  if (napi_get_reference_value(env, p->inlineRef, &ab) != napi_ok || ab == nullptr) return true;
+  if (napi_is_detached_arraybuffer(env, ab, &detached) != napi_ok) return true;
+  return detached;
+}
+
+static napi_value Int(napi_env env, int v) {
+  napi_value out;
+  napi_create_int32(env, v, &out);
+  return out;
+}
+
+// postPrepared(handle): posts a prepared WR. Plain Node-API (no wrapper object to unwrap, the
+// addon data comes with the call). Returns 0, the errno of ibv_post_send, -1 for a handle that is
+// not live (never issued, released, or its QP destroyed), -2 when the inline data was detached.
+static napi_value PostPrepared(napi_env env, napi_callback_info cb) {
+  size_t argc = 1;
+  napi_value argv[1];
+  void* vdata = nullptr;
+  napi_get_cb_info(env, cb, &argc, argv, nullptr, &vdata);
+  double handle = -1;
+  if (argc < 1 || napi_get_value_double(env, argv[0], &handle) != napi_ok) {
+    napi_throw_type_error(env, "ERR_INVALID_ARGUMENT", "postPrepared(handle): handle must be a number");
+    return nullptr;
+  }
+  PreparedSend* p = LookupPrepared(static_cast<AddonData*>(vdata), handle, nullptr);
+  if (p == nullptr) return Int(env, kPreparedBadHandle);
+  if (InlineDetached(env, p)) return Int(env, kPreparedInlineDetached);
+  ibv_send_wr* bad = nullptr;
+  return Int(env, ibv_post_send(p->qp->qp(), &p->wr, &bad));
+}
+
+// postPreparedList(handles: Float64Array, count): posts handles[0..count), which must all belong to
+// one QP, chained in one ibv_post_send per 64 (one doorbell, one system call on rxe). Every handle
+// is checked before anything is posted. Returns 0 when all were posted, else [code, posted, index]:
+// code as postPrepared's, `posted` how many (the first ones) were posted, `index` the entry at fault.
+static napi_value ListFailure(napi_env env, int code, uint32_t posted, uint32_t index) {
+  napi_value arr;
+  napi_create_array_with_length(env, 3, &arr);
+  napi_set_element(env, arr, 0, Int(env, code));
+  napi_set_element(env, arr, 1, Int(env, static_cast<int>(posted)));
+  napi_set_element(env, arr, 2, Int(env, static_cast<int>(index)));
+  return arr;
+}
+
+static napi_value PostPreparedList(napi_env env, napi_callback_info cb) {
+  size_t argc = 2;
+  napi_value argv[2];
+  void* vdata = nullptr;
+  napi_get_cb_info(env, cb, &argc, argv, nullptr, &vdata);
+  AddonData* data = static_cast<AddonData*>(vdata);
+  napi_typedarray_type type;
+  size_t len = 0;
+  void* raw = nullptr;
+  uint32_t count = 0;
+  bool isTa = false;
+  if (argc < 2 || napi_is_typedarray(env, argv[0], &isTa) != napi_ok || !isTa ||
+      napi_get_typedarray_info(env, argv[0], &type, &len, &raw, nullptr, nullptr) != napi_ok || type != napi_float64_array ||
+      napi_get_value_uint32(env, argv[1], &count) != napi_ok) {
+    napi_throw_type_error(env, "ERR_INVALID_ARGUMENT", "postPreparedList(handles: Float64Array, count)");
+    return nullptr;
+  }
+  if (count > len) count = static_cast<uint32_t>(len);
+  if (count == 0) return Int(env, 0);
+  const double* handles = static_cast<const double*>(raw);
+  Qp* qp = nullptr;
+  for (uint32_t i = 0; i < count; i++) {
+    PreparedSend* p = LookupPrepared(data, handles[i], nullptr);
+    if (p == nullptr) return ListFailure(env, kPreparedBadHandle, 0, i);
+    if (qp != nullptr && p->qp != qp) return ListFailure(env, kPreparedMixedQps, 0, i);
+    if (InlineDetached(env, p)) return ListFailure(env, kPreparedInlineDetached, 0, i);
+    qp = p->qp;
+  }
+  constexpr uint32_t kChain = 64;
+  ibv_send_wr chain[kChain];
+  uint32_t done = 0;
+  while (done < count) {
+    uint32_t n = std::min(kChain, count - done);
+    for (uint32_t i = 0; i < n; i++) {
+      chain[i] = LookupPrepared(data, handles[done + i], nullptr)->wr;
+      chain[i].next = i + 1 < n ? &chain[i + 1] : nullptr;
+    }
+    ibv_send_wr* bad = nullptr;
+    int rc = ibv_post_send(qp->qp(), chain, &bad);
+    if (rc != 0) {
+      uint32_t at = done + (bad != nullptr ? static_cast<uint32_t>(bad - chain) : 0);
+      return ListFailure(env, rc, at, at);
+    }
+    done += n;
+  }
+  return Int(env, 0);
+}
+
+// releasePrepared(handle): frees a prepared WR (and its reference to the inline data). Returns
+// true if the handle was live.
+static napi_value ReleasePreparedFn(napi_env env, napi_callback_info cb) {
+  size_t argc = 1;
+  napi_value argv[1];
+  void* vdata = nullptr;
+  napi_get_cb_info(env, cb, &argc, argv, nullptr, &vdata);
+  double handle = -1;
+  if (argc >= 1) napi_get_value_double(env, argv[0], &handle);
+  AddonData* data = static_cast<AddonData*>(vdata);
+  uint32_t index = 0;
+  PreparedSend* p = LookupPrepared(data, handle, &index);
+  if (p != nullptr) FreePrepared(data, index, false);
+  napi_value out;
+  napi_get_boolean(env, p != nullptr, &out);
+  return out;
+}
+
+void InitPrepared(Napi::Env env, Napi::Object exports, AddonData* data) {
+  struct Fn { const char* name; napi_callback cb; };
+  const Fn fns[] = {{"postPrepared", PostPrepared}, {"postPreparedList", PostPreparedList}, {"releasePrepared", ReleasePreparedFn}};
+  for (const Fn& f : fns) {
+    napi_value fn;
+    NAPI_THROW_IF_FAILED_VOID(env, napi_create_function(env, f.name, NAPI_AUTO_LENGTH, f.cb, data, &fn));
+    exports.Set(f.name, Napi::Value(env, fn));
+  }
 }
 
 // postRecv(): one receive WR from the shared descriptor. Returns 0 or the errno (ENOMEM: full).
 Napi::Value Qp::PostRecv(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (qp_ == nullptr) ThrowUsage(env, "queue pair is destroyed");
-  const uint8_t* d = Data(env)->desc;
+  const uint8_t* d = data_->desc;
   ibv_sge sges[desc::kMaxSge];
   ibv_recv_wr wr{};
   double wrId;

@@ -6,8 +6,10 @@
 #include <uv.h>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <set>
 #include <string>
+#include <vector>
 
 namespace rv {
 
@@ -52,6 +54,25 @@ constexpr uint32_t kOpWithImmFlag = 0x10;
 bool EnvTearingDown(napi_env env);
 void SetEnvTearingDown(napi_env env, bool on);
 
+// A send WR encoded once (prepareSend) and posted many times by handle (postPrepared): the
+// ibv_send_wr and its SGEs live here. Inline data points into a JS ArrayBuffer kept referenced,
+// so JS updates the bytes in place and the post reads them.
+struct PreparedSend {
+  Qp* qp = nullptr;  // nullptr: free slot
+  uint32_t gen = 0;  // bumped each time the slot is taken; part of the handle, so stale handles fail
+  ibv_send_wr wr{};
+  ibv_sge sges[desc::kMaxSge]{};
+  napi_ref inlineRef = nullptr;  // the ArrayBuffer under the inline bytes
+};
+
+// Handles: slot index in the low 20 bits, the slot's generation above (a JS safe integer).
+constexpr uint32_t kPreparedIndexBits = 20;
+constexpr uint32_t kMaxPrepared = 1u << kPreparedIndexBits;
+// postPrepared's results besides 0 and errno values.
+constexpr int kPreparedBadHandle = -1;      // never issued, released, or its QP is destroyed
+constexpr int kPreparedInlineDetached = -2; // the inline data's ArrayBuffer was detached (transferred)
+constexpr int kPreparedMixedQps = -3;       // postPreparedList: handles of more than one QP
+
 struct AddonData {
   Napi::FunctionReference deviceCtor, pdCtor, mrCtor, cqCtor, srqCtor, qpCtor;
   Napi::FunctionReference errorFactory;  // (verb, errno, message) => Error
@@ -59,6 +80,9 @@ struct AddonData {
   uint8_t* desc = nullptr;
   uint32_t* wc = nullptr;
   std::map<uint32_t, Device*> devices;
+  std::vector<std::unique_ptr<PreparedSend>> prepared;
+  std::vector<uint32_t> preparedFree;
+  uint32_t preparedLive = 0;
   uint32_t nextId = 1;
   napi_env env = nullptr;
   ~AddonData() { SetEnvTearingDown(env, false); }
@@ -79,6 +103,8 @@ bool GetU32(const Napi::Object& o, const char* key, uint32_t* out);
 void InitDevice(Napi::Env env, Napi::Object exports);
 void InitResources(Napi::Env env, Napi::Object exports);
 void InitQp(Napi::Env env, Napi::Object exports);
+// Module functions of the prepared-send fast path (queue-pair.cc): postPrepared, postPreparedList, releasePrepared.
+void InitPrepared(Napi::Env env, Napi::Object exports, AddonData* data);
 
 // ---------------------------------------------------------------------------------------------
 // Device: an open ibv_context with one completion channel and the async-event fd, both on uv_poll.
@@ -229,13 +255,18 @@ class Qp : public Napi::ObjectWrap<Qp> {
   void Abandon();
   void Release();
   Napi::Object JsObject() { return Value(); }
+  ibv_qp* qp() const { return qp_; }
 
  private:
   Napi::Value Modify(const Napi::CallbackInfo& info);
   Napi::Value Query(const Napi::CallbackInfo& info);
   Napi::Value PostSend(const Napi::CallbackInfo& info);
   Napi::Value PostRecv(const Napi::CallbackInfo& info);
+  Napi::Value PrepareSend(const Napi::CallbackInfo& info);
   Napi::Value Destroy(const Napi::CallbackInfo& info);
+  // Frees the prepared WRs of this QP; with `teardown`, no Node-API call (their references are abandoned).
+  void ReleasePrepared(bool teardown);
+  AddonData* data_ = nullptr;
   ibv_qp* qp_ = nullptr;
   Device* device_ = nullptr;
   uint32_t id_ = 0;

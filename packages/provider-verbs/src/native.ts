@@ -143,8 +143,15 @@ export interface NativeQp {
   postSend(inline?: Uint8Array): number
   /** Returns 0 or the errno of ibv_post_recv. */
   postRecv(): number
+  /** Encodes the send WR in the descriptor (and `inline`, kept referenced) once; returns a handle for postPrepared. */
+  prepareSend(inline?: Uint8Array): number
   destroy(): void
 }
+
+/** postPrepared's results besides 0 and errno values (native/verbs.h). */
+export const PREPARED_BAD_HANDLE = -1
+export const PREPARED_INLINE_DETACHED = -2
+export const PREPARED_MIXED_QPS = -3
 
 export interface NativeBinding {
   Device: new (name: string) => NativeDevice
@@ -154,6 +161,12 @@ export interface NativeBinding {
   Srq: new (pd: NativePd, maxWr: number, maxSge: number) => NativeSrq
   Qp: new (pd: NativePd, sendCq: NativeCq, recvCq: NativeCq, caps: NativeQpCaps, srq?: NativeSrq) => NativeQp
   listDevices(): NativeDeviceEntry[]
+  /** Posts a prepared send WR: 0, the errno of ibv_post_send, or a PREPARED_* code. */
+  postPrepared(handle: number): number
+  /** Posts handles[0..count) (one QP) chained: 0, or [code, how many were posted, the entry at fault]. */
+  postPreparedList(handles: Float64Array, count: number): 0 | [number, number, number]
+  /** Frees a prepared WR; true if the handle was live. */
+  releasePrepared(handle: number): boolean
   setBuffers(descriptor: ArrayBuffer, records: ArrayBuffer, errorFactory: (verb: string, errno: number, errnoName: string, message: string) => Error): void
   readonly layout: { readonly descriptorBytes: number; readonly maxSge: number; readonly recordWords: number; readonly maxRecords: number }
 }

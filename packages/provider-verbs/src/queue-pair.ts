@@ -12,7 +12,7 @@ import {
 } from '@rdma-session/core'
 import { VerbsError } from './errors.js'
 import { addressToGid, gidForRemote } from './gid.js'
-import type { NativeModifyAttrs, NativeQp, NativeQpCaps, WorkBuffers } from './native.js'
+import { PREPARED_BAD_HANDLE, PREPARED_INLINE_DETACHED, PREPARED_MIXED_QPS, type NativeModifyAttrs, type NativeQp, type NativeQpCaps, type WorkBuffers } from './native.js'
 import { ROCE_V2_PORT, type VerbsDevice } from './device.js'
 import type { VerbsCq, VerbsPd, VerbsSrq } from './resources.js'
 
@@ -47,6 +47,49 @@ function postError(verb: string, errno: number, queue: 'send' | 'recv', depth: n
   return new VerbsError(verb, errno, name, `${verb} failed: errno ${errno} (${name})`)
 }
 
+/**
+ * A send WR encoded once in the addon by `VerbsQp.prepareSend(wr)` and posted any number of times
+ * with `qp.postPrepared(prepared)`: one native call with one number, no WR marshalling. The WR is
+ * fixed (opcode, wrId, SGEs, remote address, flags); the *bytes* are read at each post: the SGEs'
+ * memory, or for an inline WR the `inlineData` array given to prepareSend (kept referenced; update
+ * it in place, then post). Release it with `release()`; destroying the QP releases it too.
+ */
+export class PreparedSend {
+  readonly qp: VerbsQp
+  /** The addon's handle (a safe integer; stale handles are refused, never reused by accident). */
+  readonly handle: number
+  /** The WR as prepared (a copy, except `inlineData`: the caller's array, read at each post). */
+  readonly wr: Readonly<SendWorkRequest>
+  readonly signaled: boolean
+  /** @internal */
+  readonly op: number
+  #released = false
+
+  /** @internal created by VerbsQp.prepareSend */
+  constructor(qp: VerbsQp, handle: number, wr: SendWorkRequest, op: number) {
+    this.qp = qp
+    this.handle = handle
+    this.wr = wr
+    this.signaled = wr.signaled
+    this.op = op
+  }
+
+  get released(): boolean {
+    return this.#released
+  }
+
+  /** Frees the native WR and the reference to its inline data. Idempotent. */
+  release(): void {
+    if (this.#released) return
+    this.qp.releasePrepared(this)
+  }
+
+  /** @internal */
+  markReleased(): void {
+    this.#released = true
+  }
+}
+
 export class VerbsQp implements ProviderQp {
   readonly qpn: number
   readonly native: NativeQp
@@ -72,6 +115,11 @@ export class VerbsQp implements ProviderQp {
    * ERR, where they flush in order after everything posted before them).
    */
   #held: SendWorkRequest[] = []
+  /** Live prepared WRs (released when the QP is destroyed). */
+  readonly #prepared = new Set<PreparedSend>()
+  /** The addon's module functions of the prepared path (plain Node-API functions, no receiver needed). */
+  readonly #postPreparedFn: (handle: number) => number
+  #listScratch = new Float64Array(64)
 
   constructor(pd: VerbsPd, sendCq: VerbsCq, recvCq: VerbsCq, init: ProviderQpInit, srq: VerbsSrq | null) {
     this.pd = pd
@@ -81,6 +129,7 @@ export class VerbsQp implements ProviderQp {
     this.srq = srq
     this.qos = init.qos
     this.#buffers = this.device.buffers
+    this.#postPreparedFn = this.device.binding.postPrepared
     const caps: NativeQpCaps = {
       maxSendWr: init.maxSendWr, maxRecvWr: init.maxRecvWr, maxSendSge: init.maxSendSge, maxRecvSge: init.maxRecvSge, maxInlineData: init.maxInlineData,
     }
@@ -232,12 +281,8 @@ export class VerbsQp implements ProviderQp {
     for (const wr of held) this.postSend(wr)
   }
 
-  postSend(wr: SendWorkRequest): void {
-    if (this.#state === 'SQD') {
-      if (this.#held.length >= this.#maxSendWr) throw new QueueFullError('send', this.#maxSendWr)
-      this.#held.push(wr.inlineData === undefined ? wr : { ...wr, inlineData: Uint8Array.from(wr.inlineData) })
-      return
-    }
+  /** Fills the shared descriptor with `wr` (everything but inline data); returns the opcode index. */
+  #encode(wr: SendWorkRequest): number {
     const b = this.#buffers
     const op = OPCODE_INDEX[wr.opcode]
     if (op === undefined) throw new InvalidArgumentError(`unknown opcode '${String(wr.opcode)}'`)
@@ -251,21 +296,118 @@ export class VerbsQp implements ProviderQp {
       b.u64[2] = BigInt.asUintN(64, wr.compareAdd ?? 0n)
       b.u64[3] = BigInt.asUintN(64, wr.swap ?? 0n)
     }
-    let rc: number
-    if (wr.inlineData !== undefined) {
-      rc = this.native.postSend(wr.inlineData)
-    } else {
+    if (wr.inlineData === undefined) {
       if (wr.sgList.length > this.caps.maxSendSge) throw new InvalidArgumentError(`${wr.sgList.length} SGEs exceed the QP's maxSendSge (${this.caps.maxSendSge})`)
       writeSges(b, wr.sgList)
-      rc = this.native.postSend()
     }
-    if (rc !== 0) {
-      if (op >= 5 && (wr.remoteAddr ?? 0) % 8 !== 0) {
-        throw new InvalidArgumentError(`atomic remote address 0x${(wr.remoteAddr ?? 0).toString(16)} is not 8-byte aligned (the device refused the WR at post time: errno ${rc})`, { remoteAddr: wr.remoteAddr })
-      }
-      throw postError('ibv_post_send', rc, 'send', this.#maxSendWr)
+    return op
+  }
+
+  #postFailure(rc: number, op: number, remoteAddr: number | undefined): Error {
+    if (op >= 5 && (remoteAddr ?? 0) % 8 !== 0) {
+      return new InvalidArgumentError(`atomic remote address 0x${(remoteAddr ?? 0).toString(16)} is not 8-byte aligned (the device refused the WR at post time: errno ${rc})`, { remoteAddr })
     }
+    return postError('ibv_post_send', rc, 'send', this.#maxSendWr)
+  }
+
+  #hold(wr: SendWorkRequest): void {
+    if (this.#held.length >= this.#maxSendWr) throw new QueueFullError('send', this.#maxSendWr)
+    this.#held.push(wr.inlineData === undefined ? wr : { ...wr, inlineData: Uint8Array.from(wr.inlineData) })
+  }
+
+  postSend(wr: SendWorkRequest): void {
+    if (this.#state === 'SQD') return this.#hold(wr)
+    const op = this.#encode(wr)
+    const rc = wr.inlineData !== undefined ? this.native.postSend(wr.inlineData) : this.native.postSend()
+    if (rc !== 0) throw this.#postFailure(rc, op, wr.remoteAddr)
     this.#afterPost(wr.signaled || this.#state === 'ERR', this.sendCq)
+  }
+
+  /**
+   * Encodes `wr` once in the addon and returns a handle to post it with `postPrepared` (the fast
+   * path for a WR posted again and again, e.g. a ping-pong or a stream of equal WRITEs). Inline
+   * data (at most `caps.maxInlineData` bytes) is read from `wr.inlineData` at each post.
+   */
+  prepareSend(wr: SendWorkRequest): PreparedSend {
+    if (this.#destroyed) throw new InvalidArgumentError(`prepareSend: QP ${this.qpn} is destroyed`)
+    const data = wr.inlineData
+    if (data !== undefined) {
+      if (!(data instanceof Uint8Array)) throw new InvalidArgumentError('prepareSend: inlineData must be a Uint8Array')
+      if (data.length > this.caps.maxInlineData) throw new InvalidArgumentError(`prepareSend: ${data.length} bytes of inline data exceed the QP's maxInlineData (${this.caps.maxInlineData})`, { bytes: data.length })
+    }
+    const op = this.#encode(wr)
+    const handle = data !== undefined ? this.native.prepareSend(data) : this.native.prepareSend()
+    const copy: SendWorkRequest = { ...wr, sgList: wr.sgList.map((s) => ({ ...s })) }
+    const p = new PreparedSend(this, handle, copy, op)
+    this.#prepared.add(p)
+    return p
+  }
+
+  /** Posts a prepared WR (see prepareSend). Throws ERR_INVALID_ARGUMENT for a released one or one of another QP. */
+  postPrepared(p: PreparedSend): void {
+    if (p.qp !== this) throw new InvalidArgumentError(`postPrepared: not a prepared WR of QP ${this.qpn}`)
+    const state = this.#state
+    if (state === 'SQD') return this.#holdPrepared(p)
+    const rc = this.#postPreparedFn(p.handle)
+    if (rc !== 0) throw this.#preparedFailure(rc, p)
+    this.#afterPost(p.signaled || state === 'ERR', this.sendCq)
+  }
+
+  /**
+   * Posts `list[0..count)` (prepared WRs of this QP) chained, one `ibv_post_send` per 64: one
+   * native call and one doorbell for the lot. Every entry is checked before anything is posted; if
+   * the device refuses one, those before it are posted. The error says how many were posted
+   * (`details.posted`) and which entry failed (`details.index`).
+   */
+  postPreparedList(list: readonly PreparedSend[], count: number = list.length): void {
+    if (count > list.length) count = list.length
+    let handles = this.#listScratch
+    if (handles.length < count) handles = this.#listScratch = new Float64Array(Math.max(count, handles.length * 2))
+    for (let i = 0; i < count; i++) {
+      const p = list[i]!
+      if (p.qp !== this) throw new InvalidArgumentError(`postPreparedList: entry ${i} is not a prepared WR of QP ${this.qpn}`, { index: i })
+      handles[i] = p.handle
+    }
+    const state = this.#state
+    if (state === 'SQD') {
+      for (let i = 0; i < count; i++) this.#holdPrepared(list[i]!)
+      return
+    }
+    const r = this.device.binding.postPreparedList(handles, count)
+    const posted = r === 0 ? count : r[1]
+    let completions = 0
+    for (let i = 0; i < posted; i++) if (list[i]!.signaled || state === 'ERR') completions++
+    if (posted > 0) this.#afterPost(completions, this.sendCq)
+    if (r === 0) return
+    const err = this.#preparedFailure(r[0], list[r[2]]!) as Error & { details?: Record<string, unknown> }
+    if (err.details !== undefined) Object.assign(err.details, { posted, index: r[2] })
+    throw err
+  }
+
+  #holdPrepared(p: PreparedSend): void {
+    if (p.released) throw this.#preparedFailure(PREPARED_BAD_HANDLE, p)
+    this.#hold(p.wr)
+  }
+
+  #preparedFailure(rc: number, p: PreparedSend): Error {
+    switch (rc) {
+      case PREPARED_BAD_HANDLE:
+        return new InvalidArgumentError(`prepared send WR ${p.handle} is not live: it was released, or QP ${this.qpn} was destroyed`, { handle: p.handle })
+      case PREPARED_INLINE_DETACHED:
+        return new InvalidArgumentError(`prepared send WR ${p.handle}: the ArrayBuffer of its inline data was detached (transferred); prepare it again`, { handle: p.handle })
+      case PREPARED_MIXED_QPS:
+        return new InvalidArgumentError('postPreparedList: the WRs belong to more than one QP', { handle: p.handle })
+      default:
+        return this.#postFailure(rc, p.op, p.wr.remoteAddr)
+    }
+  }
+
+  /** Frees a prepared WR (PreparedSend.release() calls this). */
+  releasePrepared(p: PreparedSend): void {
+    if (p.qp !== this || p.released) return
+    this.device.binding.releasePrepared(p.handle)
+    p.markReleased()
+    this.#prepared.delete(p)
   }
 
   postRecv(wr: RecvWorkRequest): void {
@@ -279,14 +421,16 @@ export class VerbsQp implements ProviderQp {
     this.#afterPost(false, this.recvCq)
   }
 
-  #afterPost(expectCompletion: boolean, cq: VerbsCq): void {
+  /** After a post: `completions` is how many completions the posted WRs will produce (a boolean for one WR). */
+  #afterPost(completions: number | boolean, cq: VerbsCq): void {
     // A WR posted to a QP in ERR must flush at once; rxe's responder only runs (and flushes
     // receive WRs) when something kicks it, and a move from ERR to ERR does.
     if (this.#state === 'ERR') this.native.modify({ qpState: STATE_NUM.ERR })
+    if (completions === false || completions === 0) return
     if (!this.device.pollMode) {
-      if (expectCompletion) this.device.recheck(cq)
-    } else if (expectCompletion) {
-      this.device.outstanding++
+      this.device.recheck(cq)
+    } else {
+      this.device.outstanding += completions === true ? 1 : completions
       this.device.kick()
     }
   }
@@ -311,6 +455,8 @@ export class VerbsQp implements ProviderQp {
     this.#held = []
     this.native.destroy()
     this.#destroyed = true
+    for (const p of this.#prepared) p.markReleased()
+    this.#prepared.clear()
     this.device.qpsById.delete(this.native.id)
     if (this.device.qpsByQpn.get(this.qpn) === this) this.device.qpsByQpn.delete(this.qpn)
   }

@@ -1,7 +1,7 @@
 /**
  * provider-verbs on a real kernel soft-RoCE device: boots the rxe-vm guest (tools/rxe-vm) with the
  * repo shared read-only and the host's node, runs guest/run-in-guest.sh there (the conformance
- * suite and guest/verbs-extras.test.ts through provider-verbs on rxe0, then 10,000 create/destroy
+ * suite, guest/verbs-extras.test.ts and guest/fast-path.test.ts through provider-verbs on rxe0, then 10,000 create/destroy
  * cycles of PD/MR/CQ/QP with RSS)
  * and checks what it reports. Needs root and QEMU (ensureBuilt() installs it) and the built addon;
  * RDMA_SESSION_RXE_VM=off skips it, RXE_VM_DEBUG=1 streams the guest console.
@@ -90,7 +90,7 @@ describe.skipIf(Boolean(skipWhy))('provider-verbs in the rxe guest (kernel soft-
     await guest?.kill()
   })
 
-  it('runs the conformance suite and the verbs extras through provider-verbs; only the documented rxe 6.1 deviations fail', () => {
+  it('runs the conformance suite, the verbs extras and the fast-path tests through provider-verbs; only the documented rxe 6.1 deviations fail', () => {
     const r = parts.get('conformance') as ConformanceResult | undefined
     expect(r, `no conformance result in the guest output:\n${exit?.output.slice(-3000)}`).toBeDefined()
     console.log(`conformance in the guest: ${r!.passed} passed, ${r!.failed} failed, ${r!.skipped} skipped in ${(r!.ms / 1000).toFixed(1)} s`)
@@ -100,8 +100,8 @@ describe.skipIf(Boolean(skipWhy))('provider-verbs in the rxe guest (kernel soft-
       console.log(`${known ? 'known rxe deviation' : 'FAILED'}: ${f.name}${known ? ` (${known[1]})` : `\n${f.message}`}`)
     }
     expect(unexpected.map((f) => `${f.name}\n${f.message}`), 'conformance failures that are not known rxe 6.1 deviations').toEqual([])
-    // 60 of the suite's 72 (8 skipped by capability, 4 rxe deviations) + the 4 verbs extras.
-    expect(r!.passed, `tests that passed; the run's output ends:\n${r!.startup ?? ''}`).toBeGreaterThanOrEqual(64)
+    // 60 of the suite's 72 (8 skipped by capability, 4 rxe deviations) + the 4 verbs extras + the 4 fast-path tests.
+    expect(r!.passed, `tests that passed; the run's output ends:\n${r!.startup ?? ''}`).toBeGreaterThanOrEqual(68)
     expect(r!.failures.length).toBe(r!.failed)
   })
 

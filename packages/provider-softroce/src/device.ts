@@ -16,12 +16,13 @@ import { SoftRoceCq } from './cq.js'
 import { MemoryTable } from './memory/memory-table.js'
 import { SoftRocePd, type PdOwner } from './memory/protection-domain.js'
 import { DeviceCounters } from './rc/device-counters.js'
+import type { DelayWindowConfig } from './rc/delay-window.js'
 import { IcrcChecker } from './rc/icrc-check.js'
 import type { RcTimers } from './rc/ib-timers.js'
 import { LinkImpairment, type ImpairmentOptions } from './rc/link-impairment.js'
 import { contiguous, frameOutgoing, openIncoming, SendSlab } from './rc/packet-framing.js'
 import { SoftRoceQp, type QpDevice } from './rc/queue-pair.js'
-import { SendFlow, SendScheduler, type PacketSource } from './scheduler/send-scheduler.js'
+import { priorityOfClass, SendFlow, SendScheduler, type PacketSource } from './scheduler/send-scheduler.js'
 import type { DeviceSocket } from './device-socket.js'
 import type { IpContext } from './wire/icrc.js'
 import { peekDestQpn, tryDecodePacket, type RocePacket } from './wire/packet.js'
@@ -37,6 +38,7 @@ export interface DeviceConfig {
   readonly windowBytes: number
   readonly replayWindow: number
   readonly lazyAcks: boolean
+  readonly delayWindow: DelayWindowConfig | null
   readonly capture: string | null
   readonly impairment: ImpairmentOptions | null
 }
@@ -83,6 +85,7 @@ export class SoftRoceDevice implements ProviderDevice, PdOwner, QpDevice {
   readonly windowBytes: number
   readonly replayWindow: number
   readonly lazyAcks: boolean
+  readonly delayWindow: DelayWindowConfig | null
   readonly diagnostics: DeviceDiagnostics
   readonly family: 4 | 6
   readonly #socket: Socket
@@ -108,6 +111,7 @@ export class SoftRoceDevice implements ProviderDevice, PdOwner, QpDevice {
     this.windowBytes = config.windowBytes
     this.replayWindow = config.replayWindow
     this.lazyAcks = config.lazyAcks
+    this.delayWindow = config.delayWindow
     this.info = Object.freeze({ name: config.name, address: ds.address, port: ds.port, gid: toGid(ds.family, ds.address) })
     this.diagnostics = Object.freeze({
       helper: ds.helper,
@@ -227,7 +231,7 @@ export class SoftRoceDevice implements ProviderDevice, PdOwner, QpDevice {
   }
 
   createFlow(source: PacketSource, qos: QpQos): SendFlow {
-    return new SendFlow(source, qos.weight, qos.rateLimitBps)
+    return new SendFlow(source, qos.weight, qos.rateLimitBps, priorityOfClass(qos.className))
   }
 
   wakeFlow(flow: SendFlow): void {

@@ -4,6 +4,7 @@ import { SoftRoceDevice } from './device.js'
 import { adoptDeviceSocket, openDeviceSocket, type AdoptedSocket } from './device-socket.js'
 import { resolveTimers, type RcTimerOptions } from './rc/ib-timers.js'
 import type { ImpairmentOptions } from './rc/link-impairment.js'
+import { resolveDelayWindow, type DelayWindowOptions } from './rc/delay-window.js'
 import { MAX_REPLAY_WINDOW, MIN_REPLAY_WINDOW } from './crypto/replay-window.js'
 
 export interface SoftRoceOptions {
@@ -30,6 +31,14 @@ export interface SoftRoceOptions {
    * (and on duplicates), so a trailing unsignaled message would wait for the ACK timeout.
    */
   readonly lazyAcks?: boolean
+  /**
+   * The delay-based congestion window of QPs of QoS class `bulk` (default; `classes` selects
+   * others; false: every QP's window stays at windowBytes). Such a QP's requester samples its
+   * round trips from ACKs and keeps its packets in flight at the round-trip floor plus a small
+   * queue (see rc/delay-window.ts), so it does not park a window's worth of packets in front of
+   * a latency QP of the same device at the peer's socket.
+   */
+  readonly congestion?: DelayWindowOptions | false
   /** Most QPs per device (default 65536). */
   readonly maxQps?: number
   /** Test hook: impair the device's link from the start (see LinkImpairment). */
@@ -94,6 +103,7 @@ export class SoftRoceProvider implements Provider {
         windowBytes: Math.max(4096, o.windowBytes ?? defaultWindow(ds.recvBufferBytes)),
         replayWindow: o.replayWindow ?? 256,
         lazyAcks: o.lazyAcks === true,
+        delayWindow: resolveDelayWindow(o.congestion),
         capture: o.capture ?? null,
         impairment: o.impairment ?? null,
       },

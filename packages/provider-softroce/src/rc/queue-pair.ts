@@ -23,6 +23,8 @@ import type { RcTimers } from './ib-timers.js'
 import { Requester, type RequesterHost } from './requester.js'
 import { Responder, type RecvWqe, type ResponderHost } from './responder.js'
 import { createSendWqe, type SendWqe } from './send-wqe.js'
+import type { DelayWindowConfig } from './delay-window.js'
+import { priorityOfClass, PRIORITY_LATENCY } from '../scheduler/send-scheduler.js'
 
 /** What a QP needs from its device. */
 export interface QpDevice {
@@ -34,6 +36,8 @@ export interface QpDevice {
   readonly windowBytes: number
   readonly replayWindow: number
   readonly lazyAcks: boolean
+  /** The delay-based congestion window of every QP (null: off). */
+  readonly delayWindow: DelayWindowConfig | null
   /** Sends one packet of `qp`; returns the bytes put on the wire. */
   transmit(qp: SoftRoceQp, pkt: RocePacket, parts: readonly Uint8Array[], payloadLength: number): number
   /** The IP/UDP context (for the ICRC) of packets to `remote`. */
@@ -89,6 +93,9 @@ export class SoftRoceQp implements ProviderQp, PacketSource, RequesterHost, Resp
   minRnrTimer = 12
   windowPackets = 64
   readonly lazyAcks: boolean
+  readonly delayWindow: DelayWindowConfig | null
+  /** QoS class `latency`: the responder ACKs at once, not at the end of the receive batch. */
+  readonly immediateAcks: boolean
 
   constructor(qpn: number, pd: PdHandle, init: ProviderQpInit, device: QpDevice) {
     this.qpn = qpn
@@ -100,6 +107,9 @@ export class SoftRoceQp implements ProviderQp, PacketSource, RequesterHost, Resp
     this.memory = device.memory
     this.qos = init.qos
     this.lazyAcks = device.lazyAcks
+    const dw = device.delayWindow
+    this.delayWindow = dw !== null && dw.classes.has(init.qos.className) ? dw : null
+    this.immediateAcks = priorityOfClass(init.qos.className) === PRIORITY_LATENCY
     this.sendCq = init.sendCq as SoftRoceCq
     this.recvCq = init.recvCq as SoftRoceCq
     this.sendCq.attach(this)
@@ -300,6 +310,11 @@ export class SoftRoceQp implements ProviderQp, PacketSource, RequesterHost, Resp
       if (n > 0) return n
     }
     return this.#requester?.transmitNext() ?? 0
+  }
+
+  /** The requester's congestion window (diagnostics, tests); null before RTS or when off. */
+  get congestion(): import('./delay-window.js').DelayWindow | null {
+    return this.#requester?.congestion ?? null
   }
 
   flushAck(): void {

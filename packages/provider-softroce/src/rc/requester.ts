@@ -15,6 +15,7 @@ import { ackTimeoutMs, rnrDelayMs, type RcTimers } from './ib-timers.js'
 import { WqeKind, type SendWqe } from './send-wqe.js'
 import { newPacket } from './packet-template.js'
 import { RetransmitTimer } from './retransmit-timer.js'
+import { DelayWindow, type DelayWindowConfig } from './delay-window.js'
 import { fillRequestPacket } from './request-packets.js'
 
 /** What the requester needs from its QP. */
@@ -27,6 +28,8 @@ export interface RequesterHost {
   readonly windowPackets: number
   /** Unsignaled WRs do not set AckReq on their last packet (see SoftRoceOptions.lazyAcks). */
   readonly lazyAcks: boolean
+  /** The delay-based congestion window's settings; null: the window is windowPackets, fixed. */
+  readonly delayWindow: DelayWindowConfig | null
   /** True while the QP may transmit requests (RTS, or SQD for WQEs already started). */
   requesterMayStart(): boolean
   requesterMayContinue(): boolean
@@ -73,6 +76,11 @@ export class Requester {
   #stopped = false
   readonly #pkt = newPacket()
   readonly #parts: Uint8Array[] = []
+  /** The congestion window (null: fixed at windowPackets) and the send time of recent PSNs. */
+  readonly #cc: DelayWindow | null
+  readonly #txAt: Float64Array
+  readonly #txPsn: Int32Array
+  readonly #txMask: number
 
   constructor(host: RequesterHost, attrs: { sqPsn: number; pmtu: number; timeout: number; retryCnt: number; rnrRetry: number; maxRdAtomic: number }) {
     this.#host = host
@@ -85,6 +93,24 @@ export class Requester {
     this.#retryLeft = attrs.retryCnt
     this.#rnrLeft = attrs.rnrRetry
     this.#maxRdAtomic = Math.max(1, attrs.maxRdAtomic)
+    const cfg = host.delayWindow
+    this.#cc = cfg === null ? null : new DelayWindow(host.windowPackets, cfg)
+    const slots = cfg === null ? 1 : 2 ** Math.ceil(Math.log2(Math.max(2, host.windowPackets * 2)))
+    this.#txAt = new Float64Array(slots)
+    this.#txPsn = new Int32Array(slots).fill(-1)
+    this.#txMask = slots - 1
+  }
+
+  /** The congestion window (diagnostics, tests); null when the window is fixed. */
+  get congestion(): DelayWindow | null {
+    return this.#cc
+  }
+
+  /** Packets that may be unacknowledged now: the device window, or less under delay. */
+  get window(): number {
+    const W = this.#host.windowPackets
+    const cc = this.#cc
+    return cc === null ? W : Math.min(W, cc.packets)
   }
 
   /** WQEs posted and not completed. */
@@ -152,7 +178,7 @@ export class Requester {
       // (a request reaching past the responder's expected PSN would be neither new nor a duplicate).
       const W = this.#host.windowPackets
       const chunk = w.kind === WqeKind.READ ? Math.min(w.packets, (Math.floor(this.#txPkt / W) + 1) * W) - this.#txPkt : 1
-      if (inFlight > 0 && inFlight + chunk > this.#host.windowPackets) return 0
+      if (inFlight > 0 && inFlight + chunk > this.window) return 0
       if (w.firstPsn < 0) {
         w.firstPsn = psn
         w.lastPsn = psnAdd(psn, w.packets - 1)
@@ -180,7 +206,12 @@ export class Requester {
 
   #emitPacket(w: SendWqe, psn: number, chunk: number): number {
     const k = this.#txPkt
-    const periodic = (psn & (ACK_REQ_EVERY - 1)) === 0 || psnDiff(psn, this.#una) * 2 >= this.#host.windowPackets
+    const periodic = (psn & (ACK_REQ_EVERY - 1)) === 0 || psnDiff(psn, this.#una) * 2 >= this.window
+    if (this.#cc !== null) {
+      const i = psn & this.#txMask
+      this.#txAt[i] = performance.now()
+      this.#txPsn[i] = psn
+    }
     const len = fillRequestPacket(w, k, psn, this.#pmtu, chunk, periodic, this.#host.lazyAcks, this.#pkt, this.#parts)
     this.#txPkt += chunk
     if (w.kind === WqeKind.ATOMIC || this.#txPkt >= w.packets) this.#advanceWqe()
@@ -216,6 +247,7 @@ export class Requester {
     if (!this.#inWindow(psn)) return false
     const kind = syndrome & 0x60
     if (kind === 0x00) {
+      if (this.#cc !== null) this.#sampleRtt(psn)
       this.#ackThrough(psn)
       return true
     }
@@ -237,6 +269,15 @@ export class Requester {
     const status = NAK_STATUS[code] ?? WcStatus.BAD_RESP_ERR
     this.#fail(w, status, `NAK ${status} for PSN ${psn} (WR ${w.wrId})`, code)
     return true
+  }
+
+  /** A round-trip sample for the congestion window from an ACK of `psn` (sent by us, newly acknowledged). */
+  #sampleRtt(psn: number): void {
+    if (psnDiff(psn, this.#una) < 0) return
+    const i = psn & this.#txMask
+    if (this.#txPsn[i] !== psn) return
+    const t = performance.now()
+    this.#cc!.onSample(t - this.#txAt[i]!, t)
   }
 
   #onRnrNak(psn: number, timer: number): void {

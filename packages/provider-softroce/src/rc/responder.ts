@@ -35,6 +35,11 @@ export interface ResponderHost {
   /** RNR NAK timer code sent to requesters. */
   readonly minRnrTimer: number
   readonly timers: { readonly ackDelayMs: number }
+  /**
+   * ACK as soon as a request asks for it (QoS class `latency`) instead of at the end of the
+   * receive batch, where ACKs of all QPs are coalesced.
+   */
+  readonly immediateAcks: boolean
   emit(pkt: RocePacket, parts: readonly Uint8Array[], payloadLength: number): number
   completeRecv(wc: WorkCompletion): void
   /** The responder hit a fatal error (NAK sent): the QP must enter ERR. */
@@ -372,6 +377,11 @@ export class Responder {
 
   #requestAck(): void {
     if (this.#ackPending) return
+    if (this.#host.immediateAcks && this.#queue.empty && !this.#stopped) {
+      // Latency class: the ACK goes now, not after the rest of this receive batch.
+      this.#sendAck()
+      return
+    }
     this.#ackPending = true
     this.#host.scheduleAck()
   }

@@ -1,11 +1,15 @@
 /**
- * The device's send scheduler: deficit round robin over the QPs that have
- * packets ready, by QoS weight, with a token bucket per rate-limited QP. A
- * saturating bulk QP gets one quantum per round, so a latency QP's packets go
- * out between the bulk QP's packets instead of behind them. An idle device
- * sends the first packets of a post at once; otherwise work runs in a
- * microtask after a post (so a burst of posts is sent together) and continues
- * in setImmediate turns, letting ACKs in between turns.
+ * The device's send scheduler: strict priority between two levels, and deficit
+ * round robin by QoS weight within a level, with a token bucket per
+ * rate-limited QP. QPs of QoS class `latency` are on the high level: whenever
+ * one has a packet ready it goes before any other QP's, and when one is woken
+ * (a post, an ACK opening its window) outside a turn, its packets go out at
+ * once instead of waiting for the turn in progress to come round. Every other
+ * QP shares the normal level by weight, so a saturating bulk QP gets one
+ * quantum per round. An idle device also sends the first packets of a post at
+ * once; otherwise work runs in a microtask after a post (so a burst of posts
+ * is sent together) and continues in setImmediate turns of a few packets,
+ * letting ACKs (and latency-class posts) in between turns.
  */
 import { TokenBucket } from './token-bucket.js'
 
@@ -17,10 +21,30 @@ export interface PacketSource {
 
 /** Bytes a weight-1 flow may send per round (one 4096-byte MTU packet with headers). */
 export const QUANTUM_BYTES = 4096 + 64
-/** Packets sent per scheduler turn before yielding to the event loop. */
-const PACKETS_PER_TURN = 64
+/**
+ * Packets sent per scheduler turn before yielding to the event loop. Short turns keep the time an
+ * ACK (or a latency-class post) waits for the event loop short: a turn of 4 KiB packets costs
+ * tens of microseconds per packet in sendmsg alone.
+ */
+const PACKETS_PER_TURN = 16
+/**
+ * A turn also ends after this long (ms), whatever it sent: big packets of an encrypted QP cost
+ * far more than small ones, and what waits for the event loop (an ACK, a latency-class post)
+ * should wait about the same time either way.
+ */
+const TURN_MS = 0.25
 /** Packets an idle device sends inside the post call that woke it. */
 const DIRECT_PACKETS = 4
+
+/** Strict priority levels: 0 (QoS class `latency`) goes before 1 (every other class). */
+export const PRIORITY_LATENCY = 0
+export const PRIORITY_NORMAL = 1
+const LEVELS = 2
+
+/** The priority level of a QoS class name. */
+export function priorityOfClass(className: string): number {
+  return className === 'latency' ? PRIORITY_LATENCY : PRIORITY_NORMAL
+}
 
 const now = (): number => performance.now()
 
@@ -37,6 +61,7 @@ export class SendFlow {
     readonly source: PacketSource,
     weight: number,
     rateLimitBps: number,
+    readonly priority: number = PRIORITY_NORMAL,
   ) {
     this.quantum = QUANTUM_BYTES * Math.max(1, Math.min(1000, Math.floor(weight) || 1))
     this.bucket = rateLimitBps > 0 ? new TokenBucket(rateLimitBps, now()) : null
@@ -47,33 +72,49 @@ function runTurn(s: SendScheduler): void {
   s.runTurn()
 }
 
+/** The flows of one priority level with packets ready, served round robin by deficit. */
+class Level {
+  readonly ring: SendFlow[] = []
+  cursor = 0
+}
+
 export class SendScheduler {
-  readonly #ring: SendFlow[] = []
-  #cursor = 0
+  readonly #levels: Level[] = Array.from({ length: LEVELS }, () => new Level())
   #scheduled = false
   #immediate = false
   #closed = false
   #inTurn = false
+  #turnEnds = 0
   readonly #turn = (): void => this.runTurn()
   /** Turns run so far (diagnostics). */
   turns = 0
+  /** Packets sent at once on a wake (idle device or latency class), not in a turn (diagnostics). */
+  directPackets = 0
+
+  /** Flows with packets ready, all levels. */
+  get activeFlows(): number {
+    let n = 0
+    for (const l of this.#levels) n += l.ring.length
+    return n
+  }
 
   /**
    * Marks a flow as having packets ready and makes sure a turn runs soon. When nothing else is
    * queued and no turn is pending or running (an idle device: a ping-pong's request, a lone
-   * probe), the first few packets go out at once, inside the post call, instead of a deferred turn.
+   * probe), the first few packets go out at once, inside the post call, instead of a deferred
+   * turn; a latency-class flow does so whenever no turn is running.
    */
   wake(flow: SendFlow): void {
     if (this.#closed || flow.removed) return
-    const idle = this.#ring.length === 0 && !this.#scheduled && !this.#inTurn
+    const idle = !this.#scheduled && !this.#inTurn && this.activeFlows === 0
     if (!flow.active && !flow.parked) {
       flow.active = true
-      this.#ring.push(flow)
+      this.#levels[flow.priority]!.ring.push(flow)
     }
-    if (idle && flow.active) {
-      this.#turnOf(DIRECT_PACKETS)
-      // The rest of a burst follows in a microtask, as posts do on a busy device.
-      if (this.#ring.length > 0) this.#schedule()
+    if (flow.active && !this.#inTurn && (idle || flow.priority === PRIORITY_LATENCY)) {
+      this.directPackets += this.#turnOf(idle ? DIRECT_PACKETS : PACKETS_PER_TURN, idle ? LEVELS : PRIORITY_LATENCY + 1)
+      // The rest follows in a microtask, as posts do on a busy device.
+      if (this.activeFlows > 0) this.#schedule()
       return
     }
     this.#schedule()
@@ -83,16 +124,17 @@ export class SendScheduler {
   remove(flow: SendFlow): void {
     flow.active = false
     flow.removed = true
-    const i = this.#ring.indexOf(flow)
+    const level = this.#levels[flow.priority]!
+    const i = level.ring.indexOf(flow)
     if (i >= 0) {
-      this.#ring.splice(i, 1)
-      if (this.#cursor > i) this.#cursor--
+      level.ring.splice(i, 1)
+      if (level.cursor > i) level.cursor--
     }
   }
 
   close(): void {
     this.#closed = true
-    this.#ring.length = 0
+    for (const l of this.#levels) l.ring.length = 0
   }
 
   #schedule(): void {
@@ -102,11 +144,11 @@ export class SendScheduler {
     else queueMicrotask(this.#turn)
   }
 
-  /** @internal One turn: up to PACKETS_PER_TURN packets, round robin by deficit. */
+  /** @internal One turn: up to PACKETS_PER_TURN packets, highest level first, round robin by deficit within a level. */
   runTurn(): void {
     this.#scheduled = false
-    this.#turnOf(PACKETS_PER_TURN)
-    if (this.#ring.length > 0) {
+    this.#turnOf(PACKETS_PER_TURN, LEVELS)
+    if (this.activeFlows > 0) {
       // More work: continue after the event loop has polled for I/O (ACKs).
       this.#immediate = true
       this.#schedule()
@@ -114,23 +156,27 @@ export class SendScheduler {
     }
   }
 
-  #turnOf(packets: number): void {
+  /** Sends up to `packets` packets from levels below `levels`, highest first; returns how many it sent. */
+  #turnOf(packets: number, levels: number): number {
     this.#inTurn = true
+    this.turns++
+    let budget = packets
     try {
-      this.#sendRound(packets)
+      const t = now()
+      this.#turnEnds = t + TURN_MS
+      for (let p = 0; p < levels && budget > 0; p++) budget = this.#serve(this.#levels[p]!, budget, t)
     } finally {
       this.#inTurn = false
     }
+    return packets - budget
   }
 
-  #sendRound(packets: number): void {
-    this.turns++
-    const ring = this.#ring
-    let budget = packets
-    const t = now()
+  /** Deficit round robin over one level; returns the budget left. */
+  #serve(level: Level, budget: number, t: number): number {
+    const ring = level.ring
     while (ring.length > 0 && budget > 0) {
-      if (this.#cursor >= ring.length) this.#cursor = 0
-      const flow = ring[this.#cursor]!
+      if (level.cursor >= ring.length) level.cursor = 0
+      const flow = ring[level.cursor]!
       if (flow.deficit <= 0) flow.deficit += flow.quantum
       const bucket = flow.bucket
       if (bucket !== null) bucket.refill(t)
@@ -145,23 +191,26 @@ export class SendScheduler {
         budget--
         flow.deficit -= n
         if (bucket !== null) bucket.tokens -= n
+        // Out of time: end the turn here (the flow keeps its place and its deficit).
+        if (budget > 0 && (budget & 3) === 0 && now() >= this.#turnEnds) budget = 0
       }
       if (idle) {
         flow.deficit = 0
-        this.#drop(this.#cursor)
+        this.#drop(level, level.cursor)
       } else if (bucket !== null && bucket.tokens < 0) {
-        this.#drop(this.#cursor)
+        this.#drop(level, level.cursor)
         this.#park(flow, bucket.waitMs())
       } else if (flow.deficit <= 0) {
-        this.#cursor++
+        level.cursor++
       }
     }
+    return budget
   }
 
-  #drop(i: number): void {
-    const flow = this.#ring[i]!
+  #drop(level: Level, i: number): void {
+    const flow = level.ring[i]!
     flow.active = false
-    this.#ring.splice(i, 1)
+    level.ring.splice(i, 1)
   }
 
   #park(flow: SendFlow, ms: number): void {

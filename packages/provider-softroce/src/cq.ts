@@ -1,7 +1,11 @@
 /**
  * A softroce completion queue. Completions are added only from socket, timer
  * or flush callbacks, never inside a post call, and the notify callback runs in
- * a later macrotask (setImmediate), once per batch. A completion that does not
+ * a later macrotask (setImmediate), once per batch. Completions of
+ * latency-class QPs added while a received packet is handled (`soon`) are
+ * notified in a microtask at the end of that socket callback instead: still
+ * never inside a post call, but before the rest of the read batch and before
+ * the send scheduler's next turn. A completion that does not
  * fit is lost and every QP using the CQ goes to ERR with a 'fatal' event
  * (reason 'cq-overflow'), as a NIC does on CQ overrun.
  */
@@ -26,6 +30,11 @@ export class SoftRoceCq implements ProviderCq {
   #head = 0
   #notify: (() => void) | null = null
   #notifyScheduled = false
+  #soonScheduled = false
+  readonly #notifySoon = (): void => {
+    this.#soonScheduled = false
+    if (this.#notify !== null && this.count > 0) this.#notify()
+  }
   readonly #producers = new Set<CompletionProducer>()
   #destroyed = false
   readonly #onDestroy: (cq: SoftRoceCq) => void
@@ -90,8 +99,11 @@ export class SoftRoceCq implements ProviderCq {
     this.#producers.delete(qp)
   }
 
-  /** @internal Adds a completion (from an asynchronous context only). Returns false on overflow. */
-  push(wc: WorkCompletion): boolean {
+  /**
+   * @internal Adds a completion (from an asynchronous context only). Returns false on overflow.
+   * `soon`: added from a socket callback (never from a post call): notify in a microtask.
+   */
+  push(wc: WorkCompletion, soon = false): boolean {
     if (this.#destroyed) return false
     if (this.#wcs.length - this.#head >= this.depth) {
       this.overflows++
@@ -99,7 +111,12 @@ export class SoftRoceCq implements ProviderCq {
       return false
     }
     this.#wcs.push(wc)
-    if (!this.#notifyScheduled && this.#notify !== null) this.#schedule()
+    if (soon && this.#notify !== null) {
+      if (!this.#soonScheduled) {
+        this.#soonScheduled = true
+        queueMicrotask(this.#notifySoon)
+      }
+    } else if (!this.#notifyScheduled && this.#notify !== null) this.#schedule()
     return true
   }
 

@@ -22,7 +22,7 @@ import type { RcTimers } from './rc/ib-timers.js'
 import { LinkImpairment, type ImpairmentOptions } from './rc/link-impairment.js'
 import { contiguous, frameOutgoing, openIncoming, SendSlab } from './rc/packet-framing.js'
 import { SoftRoceQp, type QpDevice } from './rc/queue-pair.js'
-import { priorityOfClass, SendFlow, SendScheduler, type PacketSource } from './scheduler/send-scheduler.js'
+import { PRIORITY_LATENCY, priorityOfClass, SendFlow, SendScheduler, type PacketSource } from './scheduler/send-scheduler.js'
 import type { DeviceSocket } from './device-socket.js'
 import type { IpContext } from './wire/icrc.js'
 import { peekDestQpn, tryDecodePacket, type RocePacket } from './wire/packet.js'
@@ -64,6 +64,13 @@ function runAckFlush(d: SoftRoceDevice): void {
   d.flushAcks()
 }
 
+/** Time (ms) held-back datagrams are handled for before the socket is read again. */
+const DEFERRED_MS = 0.2
+
+function runDeferred(d: SoftRoceDevice): void {
+  d.receiveDeferred()
+}
+
 function sameAddress(family: 4 | 6, a: string, b: string): boolean {
   try {
     return Buffer.from(addressBytes(family, a)).equals(addressBytes(family, b))
@@ -99,6 +106,12 @@ export class SoftRoceDevice implements ProviderDevice, PdOwner, QpDevice {
   readonly #capture: PacketCapture | null
   #impairment: LinkImpairment | null
   #ackQps: SoftRoceQp[] = []
+  /** Live QPs of QoS class latency: while there are any, received packets of other QPs wait for the end of the read batch. */
+  #latencyQps = 0
+  /** Datagrams of normal-priority QPs held back in this read batch: datagram, address, port, … */
+  #deferred: (Buffer | string | number)[] = []
+  #deferScheduled = false
+  #receiving = false
   #ackScheduled = false
   #closed: Promise<void> | null = null
 
@@ -180,6 +193,7 @@ export class SoftRoceDevice implements ProviderDevice, PdOwner, QpDevice {
     while (this.#qps.has(qpn)) qpn = randomInt(2, 0x1000000)
     const qp = new SoftRoceQp(qpn, pd, init, this)
     this.#qps.set(qpn, qp)
+    if (qp.priority === PRIORITY_LATENCY) this.#latencyQps++
     return qp
   }
 
@@ -194,7 +208,10 @@ export class SoftRoceDevice implements ProviderDevice, PdOwner, QpDevice {
   }
 
   forgetQp(qp: SoftRoceQp): void {
-    if (this.#qps.get(qp.qpn) === qp) this.#qps.delete(qp.qpn)
+    if (this.#qps.get(qp.qpn) === qp) {
+      this.#qps.delete(qp.qpn)
+      if (qp.priority === PRIORITY_LATENCY) this.#latencyQps--
+    }
   }
 
   close(): Promise<void> {
@@ -286,7 +303,71 @@ export class SoftRoceDevice implements ProviderDevice, PdOwner, QpDevice {
 
   // ---- receive path
 
+  /**
+   * Receive-side priority: node reads a socket in batches (up to 32 datagrams per poll), and
+   * while the device has latency-class QPs their packets are handled as they are read, the
+   * others at the end of the batch (setImmediate runs after the poll phase), in arrival order.
+   * A latency packet read behind a row of bulk packets then does not wait for their ICRC checks,
+   * copies and decryption.
+   */
   #receive(datagram: Buffer, address: string, port: number): void {
+    if (this.#latencyQps > 0) {
+      const qp = this.#qps.get(peekDestQpn(datagram))
+      if (qp === undefined || qp.priority !== PRIORITY_LATENCY) {
+        this.#deferred.push(datagram, address, port)
+        if (!this.#deferScheduled) {
+          this.#deferScheduled = true
+          setImmediate(runDeferred, this)
+        }
+        return
+      }
+    }
+    this.#process(datagram, address, port)
+  }
+
+  /**
+   * @internal Handles the datagrams held back, in arrival order, for at most DEFERRED_MS; the
+   * rest waits for the next turn of the event loop, which reads the socket first (a latency
+   * packet that arrived meanwhile goes ahead of them).
+   */
+  receiveDeferred(): void {
+    this.#deferScheduled = false
+    if (this.#closed !== null) {
+      this.#deferred = []
+      return
+    }
+    const d = this.#deferred
+    const until = performance.now() + DEFERRED_MS
+    let i = 0
+    while (i < d.length) {
+      this.#process(d[i] as Buffer, d[i + 1] as string, d[i + 2] as number)
+      i += 3
+      if ((i & 3) === 0 && performance.now() >= until) break
+    }
+    if (i >= d.length) {
+      if (this.#deferred === d) this.#deferred = []
+      return
+    }
+    this.#deferred = i === 0 ? d : d.slice(i)
+    this.#deferScheduled = true
+    setImmediate(runDeferred, this)
+  }
+
+  /** QpDevice: a received packet is being handled now. */
+  get receiving(): boolean {
+    return this.#receiving
+  }
+
+  #process(datagram: Buffer, address: string, port: number): void {
+    this.#receiving = true
+    try {
+      this.#handle(datagram, address, port)
+    } finally {
+      this.#receiving = false
+    }
+  }
+
+  #handle(datagram: Buffer, address: string, port: number): void {
     const c = this.counters
     c.packetsReceived++
     c.bytesReceived += datagram.length

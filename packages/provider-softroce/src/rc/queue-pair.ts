@@ -45,6 +45,8 @@ export interface QpDevice {
   createFlow(source: PacketSource, qos: QpQos): SendFlow
   wakeFlow(flow: SendFlow): void
   removeFlow(flow: SendFlow): void
+  /** True while a received packet is being handled (a socket callback, never a post call). */
+  readonly receiving: boolean
   /** Flush `qp`'s coalesced ACK at the end of the current receive batch. */
   scheduleAck(qp: SoftRoceQp): void
   forgetQp(qp: SoftRoceQp): void
@@ -94,6 +96,8 @@ export class SoftRoceQp implements ProviderQp, PacketSource, RequesterHost, Resp
   windowPackets = 64
   readonly lazyAcks: boolean
   readonly delayWindow: DelayWindowConfig | null
+  /** The scheduler's priority level of this QP (PRIORITY_LATENCY for QoS class `latency`). */
+  readonly priority: number
   /** QoS class `latency`: the responder ACKs at once, not at the end of the receive batch. */
   readonly immediateAcks: boolean
 
@@ -109,7 +113,8 @@ export class SoftRoceQp implements ProviderQp, PacketSource, RequesterHost, Resp
     this.lazyAcks = device.lazyAcks
     const dw = device.delayWindow
     this.delayWindow = dw !== null && dw.classes.has(init.qos.className) ? dw : null
-    this.immediateAcks = priorityOfClass(init.qos.className) === PRIORITY_LATENCY
+    this.priority = priorityOfClass(init.qos.className)
+    this.immediateAcks = this.priority === PRIORITY_LATENCY
     this.sendCq = init.sendCq as SoftRoceCq
     this.recvCq = init.recvCq as SoftRoceCq
     this.sendCq.attach(this)
@@ -347,11 +352,16 @@ export class SoftRoceQp implements ProviderQp, PacketSource, RequesterHost, Resp
   }
 
   completeSend(wc: WorkCompletion): void {
-    this.sendCq.push(wc)
+    this.sendCq.push(wc, this.#soon())
   }
 
   completeRecv(wc: WorkCompletion): void {
-    this.recvCq.push(wc)
+    this.recvCq.push(wc, this.#soon())
+  }
+
+  /** A latency-class completion found while handling a received packet is notified at once (microtask). */
+  #soon(): boolean {
+    return this.priority === PRIORITY_LATENCY && this.#device.receiving
   }
 
   requesterFailed(reason: string): void {

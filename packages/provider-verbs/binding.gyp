@@ -13,7 +13,7 @@
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED"],
       "cflags_cc": ["-std=c++17", "-fexceptions", "-O2", "-Wall", "-Wno-missing-field-initializers"],
       "cflags_cc!": ["-fno-exceptions"],
-      "libraries": ["-libverbs"]
+      "libraries": ["-libverbs", "-ldl"]
     }
   ]
 }

@@ -126,4 +126,36 @@ describe('provider-verbs extras on rxe', () => {
     expect(r.status, r.stderr).toBe(0)
     expect(r.signal).toBeNull()
   })
+
+  it('a worker thread that ends with objects still open (exit or terminate) does not crash the process', () => {
+    // The worker is the only user of the addon, so Node unloads it when the worker's env goes;
+    // libuv then still called the close callbacks of the device's poll handles (SIGSEGV, fixed by
+    // pinning the library). Three workers in a row: load, open, end, load again.
+    const dist = JSON.stringify(fileURLToPath(new URL('../dist/index.js', import.meta.url)))
+    const script = `
+      import { Worker } from 'node:worker_threads'
+      const body = \`
+        const { parentPort, workerData } = await import('node:worker_threads')
+        const { verbs } = await import(\${JSON.stringify(${dist})})
+        const d = await verbs({ device: ${JSON.stringify(device)} }).openDevice()
+        const pd = d.allocPd(); const cq = pd.createCq(8)
+        pd.registerMemory(new Uint8Array(4096), 1)
+        pd.createQp({ sendCq: cq, recvCq: cq, maxSendWr: 2, maxRecvWr: 2, maxSendSge: 1, maxRecvSge: 1, maxInlineData: 0, qos: { serviceLevel: 0, trafficClass: 0, className: 'x', weight: 1, rateLimitBps: 0 } })
+        parentPort.postMessage(JSON.stringify(d.stats()))
+        if (workerData === 'exit') process.exit(0)\`
+      for (const how of ['exit', 'terminate', 'exit']) {
+        const w = new Worker(body, { eval: true, workerData: how })
+        const exited = new Promise((resolve) => w.once('exit', resolve))
+        const stats = await new Promise((resolve) => w.once('message', resolve))
+        if (how === 'terminate') await w.terminate()
+        console.log('worker', how, stats, 'exit', await exited)
+      }
+      console.log('main done')`
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 120_000 })
+    expect(r.signal, r.stderr).toBeNull()
+    expect(r.status, r.stderr).toBe(0)
+    expect(r.stdout).toContain('worker exit {"qps":1,"cqs":1,"mrs":1,"pds":1,"srqs":0} exit 0')
+    expect(r.stdout).toContain('worker terminate {"qps":1,"cqs":1,"mrs":1,"pds":1,"srqs":0} exit 1')
+    expect(r.stdout).toContain('main done')
+  })
 })

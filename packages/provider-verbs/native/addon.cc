@@ -2,6 +2,8 @@
 // the error factory, and the env cleanup hook that closes every device (children first) at exit.
 #include "verbs.h"
 #include <cerrno>
+#include <dlfcn.h>
+#include <mutex>
 
 namespace rv {
 
@@ -46,7 +48,25 @@ static Napi::Value SetBuffers(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// Keeps this library mapped for the life of the process. Node unloads (dlclose) an addon when the
+// last env that loaded it is destroyed, e.g. a worker thread that was the only user. But the
+// worker's teardown still runs code of ours after that: libuv invokes the close callbacks of the
+// uv_poll handles our cleanup hook closed when the worker's loop is drained one last time, after
+// the env (and the library) are gone, which jumped into unmapped memory (SIGSEGV). The addon also
+// holds process-wide state (the device registry) that must outlive every env.
+static void PinLibrary() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    Dl_info self{};
+    if (dladdr(reinterpret_cast<void*>(&PinLibrary), &self) != 0 && self.dli_fname != nullptr) {
+      // RTLD_NOLOAD: only mark the loaded copy; the handle is kept on purpose (never dlclosed).
+      dlopen(self.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
+    }
+  });
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  PinLibrary();
   auto* data = new AddonData();
   data->env = env;
   env.SetInstanceData(data);

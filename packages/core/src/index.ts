@@ -34,3 +34,5 @@ export { SessionDaemon, DaemonChannel, DAEMON_PSK_ID, type SessionDaemonOptions 
 export { DaemonClient, connectDaemon, type DaemonClientOptions, type DaemonConnectOptions } from './control/daemon-client.js'
 export type { DaemonSessionInfo } from './control/daemon-protocol.js'
 export { seededRandom } from './util/seeded-random.js'
+// For providers written in JavaScript.
+export { CompletionRing, type CompletionProducer } from './provider-kit/completion-ring.js'

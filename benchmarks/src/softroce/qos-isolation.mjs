@@ -77,7 +77,7 @@ async function run(windowBytes) {
   const idle = await probe(latency, PROBES)
   const flooded = await under(latency, PROBES)
   const cc = bulk.provider.congestion
-  const window = cc === null ? 'off' : `${cc.packets} packets at the end (floor ${fmt(cc.floorMs * 1000, 0)} µs, target ${fmt(cc.targetMs * 1000, 0)} µs, ${cc.decreases} decreases)`
+  const window = cc == null ? 'off' : `${cc.packets} packets at the end (floor ${fmt(cc.floorMs * 1000, 0)} µs, target ${fmt(cc.targetMs * 1000, 0)} µs, ${cc.decreases} decreases)`
   const shared = await under(bulk, CONTRAST_PROBES)
   const windowKiB = ctx.device.windowBytes / 1024
   await ctx.close()

@@ -248,7 +248,9 @@ export class SoftRoceDevice implements ProviderDevice, PdOwner, QpDevice {
   }
 
   createFlow(source: PacketSource, qos: QpQos): SendFlow {
-    return new SendFlow(source, qos.weight, qos.rateLimitBps, priorityOfClass(qos.className))
+    const flow = new SendFlow(source, qos.weight, qos.rateLimitBps, priorityOfClass(qos.className))
+    this.#scheduler.add(flow)
+    return flow
   }
 
   wakeFlow(flow: SendFlow): void {

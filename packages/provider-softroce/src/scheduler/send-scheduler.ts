@@ -21,18 +21,17 @@ export interface PacketSource {
 
 /** Bytes a weight-1 flow may send per round (one 4096-byte MTU packet with headers). */
 export const QUANTUM_BYTES = 4096 + 64
+/** Packets sent per scheduler turn before yielding to the event loop. */
+const PACKETS_PER_TURN = 64
 /**
- * Packets sent per scheduler turn before yielding to the event loop. Short turns keep the time an
- * ACK (or a latency-class post) waits for the event loop short: a turn of 4 KiB packets costs
- * tens of microseconds per packet in sendmsg alone.
+ * While the device has latency-class QPs, turns are short: at most this many packets, and they
+ * end after SHORT_TURN_MS whatever they sent (big packets of an encrypted QP cost far more than
+ * small ones). What waits for the event loop (a latency-class ACK or post) then waits about a
+ * quarter of a millisecond, not a turn of 64 packets at tens of microseconds each. Without
+ * latency-class QPs, long turns cost less per packet.
  */
-const PACKETS_PER_TURN = 16
-/**
- * A turn also ends after this long (ms), whatever it sent: big packets of an encrypted QP cost
- * far more than small ones, and what waits for the event loop (an ACK, a latency-class post)
- * should wait about the same time either way.
- */
-const TURN_MS = 0.25
+const SHORT_TURN_PACKETS = 16
+const SHORT_TURN_MS = 0.25
 /** Packets an idle device sends inside the post call that woke it. */
 const DIRECT_PACKETS = 4
 
@@ -90,6 +89,17 @@ export class SendScheduler {
   turns = 0
   /** Packets sent at once on a wake (idle device or latency class), not in a turn (diagnostics). */
   directPackets = 0
+  /** Flows of latency-class QPs that exist (not only ready ones): while > 0, turns are short. */
+  latencyFlows = 0
+
+  /** A flow was created (counts latency-class flows). */
+  add(flow: SendFlow): void {
+    if (flow.priority === PRIORITY_LATENCY) this.latencyFlows++
+  }
+
+  get #turnPackets(): number {
+    return this.latencyFlows > 0 ? SHORT_TURN_PACKETS : PACKETS_PER_TURN
+  }
 
   /** Flows with packets ready, all levels. */
   get activeFlows(): number {
@@ -112,7 +122,7 @@ export class SendScheduler {
       this.#levels[flow.priority]!.ring.push(flow)
     }
     if (flow.active && !this.#inTurn && (idle || flow.priority === PRIORITY_LATENCY)) {
-      this.directPackets += this.#turnOf(idle ? DIRECT_PACKETS : PACKETS_PER_TURN, idle ? LEVELS : PRIORITY_LATENCY + 1)
+      this.directPackets += this.#turnOf(idle ? DIRECT_PACKETS : this.#turnPackets, idle ? LEVELS : PRIORITY_LATENCY + 1)
       // The rest follows in a microtask, as posts do on a busy device.
       if (this.activeFlows > 0) this.#schedule()
       return
@@ -122,6 +132,7 @@ export class SendScheduler {
 
   /** Forgets a flow (its QP is destroyed). */
   remove(flow: SendFlow): void {
+    if (!flow.removed && flow.priority === PRIORITY_LATENCY) this.latencyFlows--
     flow.active = false
     flow.removed = true
     const level = this.#levels[flow.priority]!
@@ -147,7 +158,7 @@ export class SendScheduler {
   /** @internal One turn: up to PACKETS_PER_TURN packets, highest level first, round robin by deficit within a level. */
   runTurn(): void {
     this.#scheduled = false
-    this.#turnOf(PACKETS_PER_TURN, LEVELS)
+    this.#turnOf(this.#turnPackets, LEVELS)
     if (this.activeFlows > 0) {
       // More work: continue after the event loop has polled for I/O (ACKs).
       this.#immediate = true
@@ -163,7 +174,7 @@ export class SendScheduler {
     let budget = packets
     try {
       const t = now()
-      this.#turnEnds = t + TURN_MS
+      this.#turnEnds = this.latencyFlows > 0 ? t + SHORT_TURN_MS : Infinity
       for (let p = 0; p < levels && budget > 0; p++) budget = this.#serve(this.#levels[p]!, budget, t)
     } finally {
       this.#inTurn = false
@@ -192,7 +203,7 @@ export class SendScheduler {
         flow.deficit -= n
         if (bucket !== null) bucket.tokens -= n
         // Out of time: end the turn here (the flow keeps its place and its deficit).
-        if (budget > 0 && (budget & 3) === 0 && now() >= this.#turnEnds) budget = 0
+        if (budget > 0 && (budget & 3) === 0 && this.#turnEnds !== Infinity && now() >= this.#turnEnds) budget = 0
       }
       if (idle) {
         flow.deficit = 0

@@ -81,6 +81,25 @@ describe('send scheduler priority', () => {
   })
 })
 
+describe('turn length', () => {
+  async function firstTurn(withLatencyQp: boolean): Promise<number> {
+    const s = new SendScheduler()
+    if (withLatencyQp) s.add(new SendFlow(source('idle', { n: 0 }, []), 1, 0, PRIORITY_LATENCY))
+    const order: string[] = []
+    s.wake(new SendFlow(source('bulk', { n: 500 }, order), 1000, 0))
+    for (let i = 0; i < 5; i++) await Promise.resolve() // the direct send and the microtask turn, no I/O turn yet
+    s.close()
+    return order.length
+  }
+
+  it('turns are long without latency-class QPs on the device, short (16 packets at most) with one', async () => {
+    expect(await firstTurn(false)).toBe(4 + 64)
+    const short = await firstTurn(true)
+    expect(short).toBeGreaterThan(4)
+    expect(short).toBeLessThanOrEqual(4 + 16)
+  })
+})
+
 describe('delay-based congestion window', () => {
   const config = resolveDelayWindow({ targetQueueMs: 0.25, minPackets: 2 })!
 

@@ -25,16 +25,22 @@ const BTH = HeaderSize.BTH
 const ICRC = HeaderSize.ICRC
 
 /** Hands out slices of large buffers for outgoing datagrams. */
+/** `n` bytes, not zeroed (every byte handed out is written before it is sent). */
+function uninitialized(n: number): Uint8Array {
+  const b = Buffer.allocUnsafeSlow(n)
+  return new Uint8Array(b.buffer, b.byteOffset, b.length)
+}
+
 export class SendSlab {
-  // A plain Uint8Array: subarray() is a V8 builtin (Buffer's runs through JS), and dgram takes
-  // any ArrayBufferView.
-  #slab = new Uint8Array(SLAB_BYTES)
+  // A plain Uint8Array view: subarray() is a V8 builtin (Buffer's runs through JS), and dgram
+  // takes any ArrayBufferView.
+  #slab = uninitialized(SLAB_BYTES)
   #used = 0
 
   take(n: number): Uint8Array {
-    if (n > SLAB_BYTES) return new Uint8Array(n)
+    if (n > SLAB_BYTES) return uninitialized(n)
     if (this.#used + n > SLAB_BYTES) {
-      this.#slab = new Uint8Array(SLAB_BYTES)
+      this.#slab = uninitialized(SLAB_BYTES)
       this.#used = 0
     }
     const at = this.#used

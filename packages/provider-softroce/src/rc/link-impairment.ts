@@ -4,6 +4,7 @@
  * with a seeded PRNG (so a failing run can be replayed), or blackholes the
  * device entirely ("the host stopped answering").
  */
+import { seededRandom } from '@rdma-session/core'
 
 export interface ImpairmentOptions {
   /** Chance a sent packet is lost, 0–1. */
@@ -34,17 +35,6 @@ export interface ImpairmentStats {
   blackholed: number
 }
 
-/** mulberry32: small, fast, seedable. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 export type PacketSink = (packet: Buffer) => void
 
@@ -59,7 +49,7 @@ export class LinkImpairment {
 
   constructor(options: ImpairmentOptions = {}) {
     this.#o = { loss: 0, duplicate: 0, reorder: 0, corrupt: 0, delayMs: 0, reorderMs: 2, seed: 1, limit: Infinity, match: null, ...options }
-    this.#random = prng(this.#o.seed)
+    this.#random = seededRandom(this.#o.seed)
   }
 
   get options(): Required<Omit<ImpairmentOptions, 'match'>> & { match: ((packet: Buffer) => boolean) | null } {

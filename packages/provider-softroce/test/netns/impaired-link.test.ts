@@ -18,6 +18,7 @@ import { loadSockoptAddon } from '../../src/socket/sockopt-addon.js'
 import type { DeviceCountersSnapshot } from '../../src/index.js'
 import { createImpairedPath, labUnavailable, type ImpairedPath } from './netns-lab.js'
 import type { CompletionTally, Op } from './stack-host.js'
+import { seededRandom } from '@rdma-session/core'
 
 const why = labUnavailable()
 if (why !== null) console.info(`[softroce] skipped the netns impaired-link test: ${why}`)
@@ -40,23 +41,13 @@ const DEPTH = 4
  */
 const TIMERS = { ackTimeoutMinMs: Number(process.env.RDMA_NETNS_TIMEOUT_MS ?? 200), ackTimeoutMaxMs: 1000, rnrDelayMaxMs: 5 }
 
-/** Seeded PRNG for the traffic plan. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = Math.imul(a ^ (a >>> 15), a | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 /**
  * Ops covering [0, TOTAL) once: 4 KiB–2 MiB (odd lengths included), 40 % WRITE, 30 % READ,
  * 30 % SEND, each on the QP with the fewest bytes so far (so the QPs finish together).
  */
 function plan(seed: number): Op[] {
-  const random = rng(seed)
+  const random = seededRandom(seed)
   const ops: Op[] = []
   const load = new Array<number>(QPS).fill(0)
   for (let off = 0; off < TOTAL;) {

@@ -17,20 +17,11 @@
 //   leg: { netns, family: 4 | 6, bind: { address, port }, peer: { address, port } }.
 import dgram from 'node:dgram'
 import { createRequire } from 'node:module'
+import { seededRandom } from '@rdma-session/core'
 
 const config = JSON.parse(process.argv[2] ?? '{}')
 const addon = createRequire(import.meta.url)(config.addonPath)
 
-/** mulberry32: same seed, same impairment decisions. */
-function prng(seed) {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = Math.imul(a ^ (a >>> 15), a | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 /** A binary min-heap of datagrams waiting for their send time (ties keep arrival order). */
 class DueQueue {
@@ -117,7 +108,7 @@ function arm() {
 }
 
 const sockets = await Promise.all(config.legs.map(openLeg))
-const random = [prng(config.seed), prng(config.seed + 1)]
+const random = [seededRandom(config.seed), seededRandom(config.seed + 1)]
 for (const [i, socket] of sockets.entries()) {
   const from = config.legs[i]
   const out = { socket: sockets[1 - i], peer: config.legs[1 - i].peer }

@@ -7,6 +7,7 @@ import { createHash } from 'node:crypto'
 import { afterEach, describe, expect, it } from 'vitest'
 import type { WorkCompletion } from '@rdma-session/core'
 import { connect, openPair, pattern, register, sleep, type Pair } from './harness.js'
+import { seededRandom } from '@rdma-session/core'
 
 let pair: Pair | null = null
 afterEach(async () => {
@@ -43,16 +44,6 @@ describe('PSN wrap-around', () => {
   })
 })
 
-/** Seeded PRNG for the traffic mix. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = Math.imul(a ^ (a >>> 15), a | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 describe('16 MiB over an impaired link', () => {
   it('mixed WRITE/READ/SEND with loss, duplication and reordering ends sha256-identical with one completion per WR', async () => {
@@ -69,7 +60,7 @@ describe('16 MiB over an impaired link', () => {
     srcB.bytes.set(pattern(TOTAL, 22))
 
     // Ops cover [0, TOTAL) once: WRITE and SEND move srcA -> dstB, READ moves srcB -> dstA.
-    const random = rng(5)
+    const random = seededRandom(5)
     type Op = { kind: 'WRITE' | 'SEND' | 'READ'; off: number; len: number }
     const ops: Op[] = []
     for (let off = 0; off < TOTAL;) {

@@ -1,23 +1,12 @@
 /** Test helper: a seeded PRNG and random (valid) RocePackets for every RC opcode. */
 import { OPCODE_TABLE, type OpcodeInfo } from '../../src/wire/opcodes.js'
 import type { RocePacket } from '../../src/wire/packet.js'
-
-/** mulberry32: small, fast, good enough for property tests; same seed, same sequence. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+import { seededRandom } from '@rdma-session/core'
 
 export class Rand {
   private readonly next: () => number
   constructor(seed: number) {
-    this.next = prng(seed)
+    this.next = seededRandom(seed)
   }
   float(): number {
     return this.next()

@@ -1,23 +1,10 @@
 #!/usr/bin/env node
 // Runs inside the rxe guest (tools/rxe-vm/run.sh -n -s <repo> "cd packages/provider-verbs && node bench/post-cost.mjs [N]"):
 // the cost of one call of each post and poll path, in µs (means over N calls; compare within a run).
-import { createContext } from '@rdma-session/core'
-import { verbs } from '../dist/index.js'
+import { loopbackPair } from './loopback-pair.mjs'
 
 const N = Number(process.argv[2] ?? 2000)
-const provider = verbs({ device: 'rxe0', gidIndex: 1, pollMode: true })
-const a = await createContext({ provider })
-const b = await createContext({ provider })
-const access = { access: ['local-write', 'remote-write', 'remote-read'] }
-const mra = a.registerMemory(Buffer.alloc(4096), access)
-const mrb = b.registerMemory(Buffer.alloc(4096), access)
-const caps = { maxSendWr: 256, maxRecvWr: 16, maxInlineData: 64 }
-const qa = a.createQp({ caps }), qb = b.createQp({ caps })
-const mtu = a.capabilities.maxMtu
-qa.modify({ state: 'INIT', accessFlags: 0b111 }); qb.modify({ state: 'INIT', accessFlags: 0b111 })
-qa.modify({ state: 'RTR', remote: b.endpoint, pathMtu: mtu, destQpn: qb.qpn, rqPsn: qb.localPsn })
-qb.modify({ state: 'RTR', remote: a.endpoint, pathMtu: mtu, destQpn: qa.qpn, rqPsn: qa.localPsn })
-qa.modify({ state: 'RTS', sqPsn: qa.localPsn }); qb.modify({ state: 'RTS', sqPsn: qb.localPsn })
+const { a, b, mra, mrb, qa, qb } = await loopbackPair()
 const pa = qa.provider, ca = qa.sendCq.provider
 const ia = new Uint8Array(8)
 const wr = { wrId: 1, opcode: 'RDMA_WRITE', sgList: [], signaled: false, remoteAddr: mrb.addr, rkey: mrb.rkey, inlineData: ia }

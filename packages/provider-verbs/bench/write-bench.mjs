@@ -11,6 +11,7 @@ import { parseArgs } from 'node:util'
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads'
 import { createContext } from '@rdma-session/core'
 import { decodeCompletion, verbs } from '../dist/index.js'
+import { loopbackPair } from './loopback-pair.mjs'
 
 const WARMUP = 200
 
@@ -68,21 +69,8 @@ function median(xs) {
   return s[Math.floor(s.length / 2)]
 }
 
-async function connectedPair(pollMode) {
-  const provider = verbs({ device: o.device, gidIndex: Number(o.gid), pollMode })
-  const a = await createContext({ provider })
-  const b = await createContext({ provider })
-  const access = { access: ['local-write', 'remote-write', 'remote-read'] }
-  const mra = a.registerMemory(Buffer.alloc(BW_SIZE * 2), access)
-  const mrb = b.registerMemory(Buffer.alloc(BW_SIZE * 2), access)
-  const caps = { maxSendWr: TX_DEPTH, maxRecvWr: 16, maxInlineData: 64 }
-  const qa = a.createQp({ caps }), qb = b.createQp({ caps })
-  const mtu = a.capabilities.maxMtu
-  qa.modify({ state: 'INIT', accessFlags: 0b111 }); qb.modify({ state: 'INIT', accessFlags: 0b111 })
-  qa.modify({ state: 'RTR', remote: b.endpoint, pathMtu: mtu, destQpn: qb.qpn, rqPsn: qb.localPsn })
-  qb.modify({ state: 'RTR', remote: a.endpoint, pathMtu: mtu, destQpn: qa.qpn, rqPsn: qa.localPsn })
-  qa.modify({ state: 'RTS', sqPsn: qa.localPsn }); qb.modify({ state: 'RTS', sqPsn: qb.localPsn })
-  return { a, b, mra, mrb, qa, qb }
+function connectedPair(pollMode) {
+  return loopbackPair({ device: o.device, gidIndex: Number(o.gid), pollMode, bytes: BW_SIZE * 2, maxSendWr: TX_DEPTH })
 }
 
 /**

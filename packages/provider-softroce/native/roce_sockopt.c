@@ -5,6 +5,12 @@
 //
 //   createUdpSocket({ family: 4|6, address, port, reuseAddr?, netns? }) -> fd
 //   querySocket(fd) -> { family, pmtudisc, noCheck6Rx, v6only }
+//   makeSockaddr(family, address, port) -> Buffer (a struct sockaddr_in / sockaddr_in6, for sendTo)
+//   sendTo(fd, buffer | buffers[], sockaddr, tos, hopLimit) -> bytes sent, or -errno
+//     One sendmsg(MSG_DONTWAIT) of the pieces (an iovec: nothing is copied) to the pre-encoded
+//     address, with per-datagram IP_TOS + IP_TTL (IPv4) / IPV6_TCLASS + IPV6_HOPLIMIT (IPv6)
+//     ancillary data for the values that are >= 0 (-1: the socket's default). Errors of the
+//     send itself (EAGAIN, ENOBUFS, EMSGSIZE, ...) are returned, not thrown: the caller falls back.
 //
 // Errors are Error objects with code ('EADDRINUSE', ...), errno, syscall and a message in words.
 #define _GNU_SOURCE
@@ -22,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #ifndef UDP_NO_CHECK6_RX
@@ -257,12 +264,136 @@ static napi_value query_socket(napi_env env, napi_callback_info info) {
   return out;
 }
 
+// makeSockaddr(family, address, port): the destination encoded once, so sendTo parses nothing.
+static napi_value make_sockaddr(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3], out;
+  int family = 0, port = -1;
+  char addr[INET6_ADDRSTRLEN + IF_NAMESIZE + 2];
+  size_t len = 0;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 3 || napi_get_value_int32(env, argv[0], &family) != napi_ok || (family != 4 && family != 6))
+    return throw_type(env, "makeSockaddr: family must be 4 or 6"), NULL;
+  if (napi_get_value_string_utf8(env, argv[1], addr, sizeof addr, &len) != napi_ok || !len || len >= sizeof addr - 1)
+    return throw_type(env, "makeSockaddr: address must be an IP address string"), NULL;
+  if (napi_get_value_int32(env, argv[2], &port) != napi_ok || port < 0 || port > 65535)
+    return throw_type(env, "makeSockaddr: port must be an integer 0..65535"), NULL;
+  if (family == 4) {
+    struct sockaddr_in sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons((uint16_t)port);
+    if (inet_pton(AF_INET, addr, &sa.sin_addr) != 1) return throw_type(env, "makeSockaddr: not an IPv4 address"), NULL;
+    CHECK(napi_create_buffer_copy(env, sizeof sa, &sa, NULL, &out));
+  } else {
+    struct sockaddr_in6 sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sin6_family = AF_INET6;
+    sa.sin6_port = htons((uint16_t)port);
+    char *pct = strchr(addr, '%');
+    if (pct) *pct = 0;
+    if (inet_pton(AF_INET6, addr, &sa.sin6_addr) != 1) return throw_type(env, "makeSockaddr: not an IPv6 address"), NULL;
+    if (pct && !(sa.sin6_scope_id = if_nametoindex(pct + 1)))
+      return throw_errno(env, errno, "if_nametoindex", "makeSockaddr: finding the interface of a scoped address"), NULL;
+    CHECK(napi_create_buffer_copy(env, sizeof sa, &sa, NULL, &out));
+  }
+  return out;
+}
+
+// The bytes of a Uint8Array (Buffer included); false when v is none.
+static bool get_bytes(napi_env env, napi_value v, void **data, size_t *len) {
+  napi_typedarray_type type;
+  napi_value ab;
+  size_t offset;
+  if (napi_get_typedarray_info(env, v, &type, len, data, &ab, &offset) != napi_ok) return false;
+  return type == napi_uint8_array || type == napi_uint8_clamped_array || type == napi_int8_array;
+}
+
+#define SEND_MAX_IOV 64
+
+// sendTo(fd, buffer | buffers[], sockaddr, tos, hopLimit) -> bytes sent or -errno.
+static napi_value send_to(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5], out;
+  int32_t fd = -1, tos = -1, hop = -1;
+  struct iovec iov[SEND_MAX_IOV];
+  size_t niov = 0, salen = 0;
+  void *sa = NULL;
+  bool is_array = false;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 3 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || fd < 0)
+    return throw_type(env, "sendTo: expected (fd, buffer | buffers, sockaddr, tos?, hopLimit?)"), NULL;
+  if (!get_bytes(env, argv[1], &iov[0].iov_base, &iov[0].iov_len)) {
+    uint32_t n = 0;
+    if (napi_is_array(env, argv[1], &is_array) != napi_ok || !is_array || napi_get_array_length(env, argv[1], &n) != napi_ok)
+      return throw_type(env, "sendTo: data must be a Uint8Array or an array of them"), NULL;
+    if (n > SEND_MAX_IOV) return throw_type(env, "sendTo: at most 64 pieces"), NULL;
+    for (uint32_t i = 0; i < n; i++) {
+      napi_value el;
+      if (napi_get_element(env, argv[1], i, &el) != napi_ok || !get_bytes(env, el, &iov[i].iov_base, &iov[i].iov_len))
+        return throw_type(env, "sendTo: every piece must be a Uint8Array"), NULL;
+    }
+    niov = n;
+  } else niov = 1;
+  if (!get_bytes(env, argv[2], &sa, &salen) ||
+      !((salen == sizeof(struct sockaddr_in) && ((struct sockaddr *)sa)->sa_family == AF_INET) ||
+        (salen == sizeof(struct sockaddr_in6) && ((struct sockaddr *)sa)->sa_family == AF_INET6)))
+    return throw_type(env, "sendTo: sockaddr must be a Buffer from makeSockaddr"), NULL;
+  if (argc > 3 && napi_get_value_int32(env, argv[3], &tos) != napi_ok) tos = -1;
+  if (argc > 4 && napi_get_value_int32(env, argv[4], &hop) != napi_ok) hop = -1;
+  if (tos > 255 || hop > 255 || hop == 0) return throw_type(env, "sendTo: tos must be -1..255 and hopLimit -1 or 1..255"), NULL;
+
+  union {
+    struct cmsghdr align;
+    char buf[2 * CMSG_SPACE(sizeof(int))];
+  } control;
+  struct msghdr msg;
+  memset(&msg, 0, sizeof msg);
+  msg.msg_name = sa;
+  msg.msg_namelen = (socklen_t)salen;
+  msg.msg_iov = iov;
+  msg.msg_iovlen = niov;
+  if (tos >= 0 || hop > 0) {
+    bool v4 = ((struct sockaddr *)sa)->sa_family == AF_INET;
+    size_t clen = 0;
+    memset(&control, 0, sizeof control);
+    msg.msg_control = control.buf;
+    msg.msg_controllen = sizeof control.buf;
+    struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+    if (tos >= 0) {
+      c->cmsg_level = v4 ? IPPROTO_IP : IPPROTO_IPV6;
+      c->cmsg_type = v4 ? IP_TOS : IPV6_TCLASS;
+      c->cmsg_len = CMSG_LEN(sizeof(int));
+      memcpy(CMSG_DATA(c), &tos, sizeof(int));
+      clen += CMSG_SPACE(sizeof(int));
+      c = CMSG_NXTHDR(&msg, c);
+    }
+    if (hop > 0) {
+      c->cmsg_level = v4 ? IPPROTO_IP : IPPROTO_IPV6;
+      c->cmsg_type = v4 ? IP_TTL : IPV6_HOPLIMIT;
+      c->cmsg_len = CMSG_LEN(sizeof(int));
+      memcpy(CMSG_DATA(c), &hop, sizeof(int));
+      clen += CMSG_SPACE(sizeof(int));
+    }
+    msg.msg_controllen = clen;
+  }
+  ssize_t r;
+  do r = sendmsg(fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+  while (r < 0 && errno == EINTR);
+  CHECK(napi_create_int32(env, r < 0 ? -errno : (int32_t)r, &out));
+  return out;
+}
+
 NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
   napi_value fn;
   if (napi_create_function(env, "createUdpSocket", NAPI_AUTO_LENGTH, create_udp_socket, NULL, &fn) != napi_ok ||
       napi_set_named_property(env, exports, "createUdpSocket", fn) != napi_ok ||
       napi_create_function(env, "querySocket", NAPI_AUTO_LENGTH, query_socket, NULL, &fn) != napi_ok ||
-      napi_set_named_property(env, exports, "querySocket", fn) != napi_ok)
+      napi_set_named_property(env, exports, "querySocket", fn) != napi_ok ||
+      napi_create_function(env, "makeSockaddr", NAPI_AUTO_LENGTH, make_sockaddr, NULL, &fn) != napi_ok ||
+      napi_set_named_property(env, exports, "makeSockaddr", fn) != napi_ok ||
+      napi_create_function(env, "sendTo", NAPI_AUTO_LENGTH, send_to, NULL, &fn) != napi_ok ||
+      napi_set_named_property(env, exports, "sendTo", fn) != napi_ok)
     return NULL;
   return exports;
 }

@@ -18,6 +18,8 @@ export interface DeviceSocket {
   readonly address: string
   readonly port: number
   readonly helper: 'native' | 'none'
+  /** The socket's fd when it is known (made by the helper or adopted): the native send path writes to it. */
+  readonly fd?: number
   readonly pmtudiscDo: boolean
   readonly noCheck6Rx: boolean
   readonly reason?: string
@@ -66,6 +68,7 @@ export async function adoptDeviceSocket(adopted: AdoptedSocket, family: 4 | 6): 
     address: bound.address,
     port: bound.port,
     helper: adopted.pmtudiscDo === true || adopted.noCheck6Rx === true ? 'native' : 'none',
+    fd: adopted.fd,
     pmtudiscDo: adopted.pmtudiscDo === true,
     noCheck6Rx: adopted.noCheck6Rx === true,
     recvBufferBytes: tuneBuffers(socket),
@@ -98,6 +101,7 @@ export async function openDeviceSocket(address: string, port: number): Promise<D
     address: rs.address,
     port: rs.port,
     helper: rs.helper,
+    ...(rs.fd === undefined ? {} : { fd: rs.fd }),
     pmtudiscDo: rs.interop.pmtudiscDo,
     noCheck6Rx: rs.interop.noCheck6Rx,
     recvBufferBytes,

@@ -28,6 +28,8 @@ import type { IpContext } from './wire/icrc.js'
 import { peekDestQpn, tryDecodePacket, type RocePacket } from './wire/packet.js'
 import { isWireError } from './wire/errors.js'
 import { addressBytes } from './wire/address.js'
+import { NativeSender, type WireTarget } from './socket/native-send.js'
+import { loadSockoptAddon, nativeSendOf } from './socket/sockopt-addon.js'
 
 /** How a device is set up (resolved from SoftRoceOptions by the provider). */
 export interface DeviceConfig {
@@ -54,8 +56,17 @@ export interface DeviceDiagnostics {
   /** Why the helper is absent, when it is. */
   readonly reason?: string
   /**
-   * Per-QP traffic class is not applied to the IP header: node:dgram has no
-   * IP_TOS / IPV6_TCLASS setter. It is recorded per QP (and in captures).
+   * 'native': packets are sent with the helper's sendTo (one sendmsg per datagram, per-QP
+   * TOS/traffic class and hop limit on the wire), node:dgram only when the kernel queue is
+   * full; 'dgram': node:dgram's send() for every packet.
+   */
+  readonly sendPath: 'native' | 'dgram'
+  /** With sendPath 'dgram': why the native send path is not used. */
+  readonly sendPathReason?: string
+  /**
+   * Per-QP traffic class (DSCP/ECN) and hop limit are applied to the IP header: only on the
+   * native send path (node:dgram has no per-datagram IP_TOS / IP_TTL). Without it they are
+   * recorded per QP (and in captures) only.
    */
   readonly trafficClassApplied: boolean
 }
@@ -96,6 +107,10 @@ export class SoftRoceDevice implements ProviderDevice, PdOwner, QpDevice {
   readonly diagnostics: DeviceDiagnostics
   readonly family: 4 | 6
   readonly #socket: Socket
+  /** The native send path (null: node:dgram sends everything). */
+  readonly #native: NativeSender | null
+  /** A datagram went to node:dgram's queue: keep to dgram until it is empty (no reordering). */
+  #dgramQueued = false
   readonly #config: DeviceConfig
   readonly #qps = new Map<number, SoftRoceQp>()
   readonly #pds = new Set<SoftRocePd>()
@@ -126,12 +141,17 @@ export class SoftRoceDevice implements ProviderDevice, PdOwner, QpDevice {
     this.lazyAcks = config.lazyAcks
     this.delayWindow = config.delayWindow
     this.info = Object.freeze({ name: config.name, address: ds.address, port: ds.port, gid: toGid(ds.family, ds.address) })
+    const ns = nativeSendOf(loadSockoptAddon())
+    this.#native = ns.ok && ds.fd !== undefined ? new NativeSender(ns.addon, ds.fd, ds.family) : null
+    const sendPathReason = this.#native !== null ? undefined : !ns.ok ? ns.why : 'the socket\'s file descriptor is not known'
     this.diagnostics = Object.freeze({
       helper: ds.helper,
       pmtudiscDo: ds.pmtudiscDo,
       noCheck6Rx: ds.noCheck6Rx,
       ...(ds.reason === undefined ? {} : { reason: ds.reason }),
-      trafficClassApplied: false,
+      sendPath: this.#native !== null ? 'native' : 'dgram',
+      ...(sendPathReason === undefined ? {} : { sendPathReason }),
+      trafficClassApplied: this.#native !== null,
     })
     this.#icrc = new IcrcChecker(ds.family, ds.address, ds.port)
     this.#capture = config.capture === null ? null : new PacketCapture(config.capture)
@@ -289,18 +309,40 @@ export class SoftRoceDevice implements ProviderDevice, PdOwner, QpDevice {
     c.bytesSent += datagram.length
     if (this.#capture !== null) this.#capture.record(contiguous(datagram), qp.trafficClass === 0 ? ip : { ...ip, tos: qp.trafficClass })
     const imp = this.#impairment
-    if (imp === null) {
-      const parts = datagram.parts
-      // One piece goes as a plain buffer: dgram copies and checks an array of pieces first.
-      this.#socket.send(parts.length === 1 ? parts[0]! : parts, ip.dstPort, ip.dst)
+    const pieces = datagram.parts
+    // One piece goes as a plain buffer: dgram copies and checks an array of pieces first.
+    const data = pieces.length === 1 ? pieces[0]! : pieces
+    if (this.#native === null) {
+      if (imp === null) this.#socket.send(data, ip.dstPort, ip.dst)
+      else imp.outbound(contiguous(datagram), (d) => this.#sendLater(d, ip, null))
+      return datagram.length
     }
-    else imp.outbound(contiguous(datagram), (d) => this.#sendLater(d, ip))
+    const target = qp.wireTarget ?? (qp.wireTarget = this.#native.target(ip.dst, ip.dstPort, qp.trafficClass, qp.hopLimit))
+    if (imp === null) this.#send(data, target)
+    else imp.outbound(contiguous(datagram), (d) => this.#sendLater(d, ip, target))
     return datagram.length
   }
 
+  /** The native send path; node:dgram when its queue holds datagrams or the kernel's is full (EAGAIN, ENOBUFS) or on another error (dgram reports it). */
+  #send(data: Uint8Array | Uint8Array[], target: WireTarget): void {
+    if (this.#dgramQueued) {
+      if (this.#socket.getSendQueueCount() > 0) {
+        this.#socket.send(data, target.port, target.address)
+        return
+      }
+      this.#dgramQueued = false
+    }
+    if (this.#native!.send(data, target) >= 0) return
+    this.counters.nativeSendFallbacks++
+    this.#dgramQueued = true
+    this.#socket.send(data, target.port, target.address)
+  }
+
   /** A datagram the impairment layer releases later: the socket may be closed by then. */
-  #sendLater(datagram: Buffer, ip: IpContext): void {
-    if (this.#closed === null) this.#socket.send(datagram, ip.dstPort, ip.dst)
+  #sendLater(datagram: Buffer, ip: IpContext, target: WireTarget | null): void {
+    if (this.#closed !== null) return
+    if (target === null) this.#socket.send(datagram, ip.dstPort, ip.dst)
+    else this.#send(datagram, target)
   }
 
   // ---- receive path

@@ -67,6 +67,8 @@ export interface DeviceCountersSnapshot {
   readonly ipv4IdSolved: number
   /** Socket send errors (the packet is lost; RC recovers it). */
   readonly sendErrors: number
+  /** Datagrams the native send path handed to node:dgram (kernel queue full, or a send error dgram then reports). */
+  readonly nativeSendFallbacks: number
   readonly drops: Readonly<DropCounts>
 }
 
@@ -85,6 +87,7 @@ export class DeviceCounters {
   duplicatesAnswered = 0
   ipv4IdSolved = 0
   sendErrors = 0
+  nativeSendFallbacks = 0
   readonly naksSentByKind = zeroNaks()
   readonly naksReceivedByKind = zeroNaks()
   readonly drops: DropCounts = { badIcrc: 0, malformed: 0, unknownQpn: 0, wrongState: 0, badPsn: 0, decryptFailure: 0, replay: 0, accessViolation: 0, wrongSource: 0 }
@@ -147,6 +150,7 @@ export class DeviceCounters {
       duplicatesAnswered: this.duplicatesAnswered,
       ipv4IdSolved: this.ipv4IdSolved,
       sendErrors: this.sendErrors,
+      nativeSendFallbacks: this.nativeSendFallbacks,
       drops: { ...this.drops },
     }
   }

@@ -4,6 +4,7 @@
  * queue), feeds the device scheduler with packets, and flushes every
  * outstanding WR with WR_FLUSH_ERR, in post order, when it enters ERR.
  */
+import type { WireTarget } from '../socket/native-send.js'
 import {
   ClosedError, InvalidArgumentError, QpAttributeError, QpState, QpStateError, QueueFullError, RecvOpcode, WcStatus,
   checkQpTransition,
@@ -88,6 +89,8 @@ export class SoftRoceQp implements ProviderQp, PacketSource, RequesterHost, Resp
   /** The IP/UDP context of packets to the remote (ICRC), set at RTR. */
   ip: IpContext | null = null
   remote: RemoteEndpoint | null = null
+  /** The device's native send target for this QP (destination sockaddr, TOS, hop limit); dropped at every modify. */
+  wireTarget: WireTarget | null = null
   destQpn = 0
   pmtu = 1024
   protection: PacketProtection | null = null
@@ -136,10 +139,16 @@ export class SoftRoceQp implements ProviderQp, PacketSource, RequesterHost, Resp
     return e !== undefined && this.qos.trafficClass === 0 ? ((e.dscp << 2) | e.ecn) : this.qos.trafficClass
   }
 
+  /** IP TTL / hop limit of this QP's packets from its encapsulation; 0: the socket's default. */
+  get hopLimit(): number {
+    return this.#attrs.encapsulation?.hopLimit ?? 0
+  }
+
   // ---- state
 
   modify(attrs: QpModifyAttrs): void {
     this.#checkAlive()
+    this.wireTarget = null
     const from = this.#state
     checkQpTransition(from, attrs)
     const to = attrs.state
@@ -204,6 +213,7 @@ export class SoftRoceQp implements ProviderQp, PacketSource, RequesterHost, Resp
     this.protection = null
     this.ip = null
     this.remote = null
+    this.wireTarget = null
     this.#attrs = {}
     this.#state = QpState.RESET
   }

@@ -47,6 +47,8 @@ export interface RoceSocket {
   interop: RoceSocketInterop
   /** 'native': the helper made the socket; 'none': a plain dgram socket. */
   helper: 'native' | 'none'
+  /** With helper 'native': the socket's file descriptor (dgram owns it; the native send path writes to it). */
+  fd?: number
   /** With helper 'none': why, what is lost, and how to fix it. */
   reason?: string
 }
@@ -168,5 +170,6 @@ export async function openRoceSocket(options: RoceSocketOptions): Promise<RoceSo
     port: socket.address().port,
     interop: { pmtudiscDo, noCheck6Rx, wireCompatible: family === 4 ? pmtudiscDo : noCheck6Rx },
     helper: 'native',
+    fd,
   }
 }

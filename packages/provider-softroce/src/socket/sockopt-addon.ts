@@ -14,6 +14,8 @@ const PACKAGE_NAME = '@rdma-session/provider-softroce'
 export const ADDON_PATH = join('native', 'build', 'Release', 'roce_sockopt.node')
 export const DISABLE_ENV = 'RDMA_SESSION_SOFTROCE_NATIVE'
 export const PATH_ENV = 'RDMA_SESSION_SOFTROCE_NATIVE_PATH'
+/** RDMA_SESSION_SOFTROCE_NATIVE_SEND=off keeps the socket helper but sends through node:dgram. */
+export const SEND_DISABLE_ENV = 'RDMA_SESSION_SOFTROCE_NATIVE_SEND'
 export const BUILD_COMMAND = 'pnpm --filter @rdma-session/provider-softroce build:native'
 
 export interface CreateUdpSocketRequest {
@@ -39,6 +41,14 @@ export interface SocketOptionsReport {
 export interface RoceSockoptAddon {
   createUdpSocket(request: CreateUdpSocketRequest): number
   querySocket(fd: number): SocketOptionsReport
+  /** A struct sockaddr_in / sockaddr_in6 for sendTo (absent in helpers built before the native send path). */
+  makeSockaddr?(family: 4 | 6, address: string, port: number): Buffer
+  /**
+   * One sendmsg(MSG_DONTWAIT) of the pieces to `sockaddr`, with IP_TOS + IP_TTL (IPv4) or
+   * IPV6_TCLASS + IPV6_HOPLIMIT (IPv6) for the values >= 0 (-1: the socket's default).
+   * Returns the bytes sent or -errno (EAGAIN, ENOBUFS, ...: the caller falls back to dgram).
+   */
+  sendTo?(fd: number, data: Uint8Array | readonly Uint8Array[], sockaddr: Buffer, tos: number, hopLimit: number): number
 }
 
 export type AddonState =
@@ -81,6 +91,22 @@ export function findPackageRoot(from = moduleDir()): string | undefined {
     }
     if (dirname(dir) === dir) return undefined
   }
+}
+
+function isOff(name: string): boolean {
+  const v = process.env[name]?.trim().toLowerCase()
+  return v === '0' || v === 'off' || v === 'false' || v === 'no'
+}
+
+/** The native send path of the loaded helper, or why it is not used. */
+export function nativeSendOf(addon: AddonState): { readonly ok: true; readonly addon: Required<RoceSockoptAddon> } | { readonly ok: false; readonly why: string } {
+  if (!addon.loaded) return { ok: false, why: `the native helper is not used because ${addon.why}` }
+  if (isOff(SEND_DISABLE_ENV)) return { ok: false, why: `it is disabled by ${SEND_DISABLE_ENV}=${process.env[SEND_DISABLE_ENV] ?? ''}` }
+  const a = addon.addon
+  if (typeof a.sendTo !== 'function' || typeof a.makeSockaddr !== 'function') {
+    return { ok: false, why: `${addon.path} predates the native send path (no sendTo); rebuild it with \`${BUILD_COMMAND}\`` }
+  }
+  return { ok: true, addon: a as Required<RoceSockoptAddon> }
 }
 
 function isDisabled(): boolean {

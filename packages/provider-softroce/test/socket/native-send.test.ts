@@ -1,0 +1,126 @@
+/**
+ * The native send path (roce_sockopt.c sendTo): per-QP DSCP/ECN and hop limit from the QP's
+ * encapsulation reach the IP header on the wire. Two softroce devices on loopback (IPv4 and
+ * IPv6) exchange SENDs while `tshark -i lo` captures them; each direction must carry its own
+ * QP's traffic class and TTL / hop limit. Skips (saying why) only without the helper, without
+ * tshark, or without the rights to capture on lo.
+ */
+import { spawn, spawnSync } from 'node:child_process'
+import { createContext, type Context, type QueuePair } from '@rdma-session/core'
+import { describe, expect, it } from 'vitest'
+import { softroce, type SoftRoceDevice } from '../../src/index.js'
+import { loadSockoptAddon, nativeSendOf } from '../../src/socket/sockopt-addon.js'
+import { ALL_ACCESS_BITS, TEST_TIMERS, register } from '../rc/harness.js'
+
+function whyNot(): string | null {
+  const ns = nativeSendOf(loadSockoptAddon())
+  if (!ns.ok) return `the native send path is not available: ${ns.why}`
+  const t = spawnSync('tshark', ['--version'], { encoding: 'utf8' })
+  if (t.error || t.status !== 0) return 'tshark is not installed (apt-get install tshark)'
+  const d = spawnSync('tshark', ['-D'], { encoding: 'utf8' })
+  if (!/\blo\b/.test(d.stdout ?? '')) return `tshark cannot capture on lo here: ${(d.stderr ?? '').trim().split('\n')[0] ?? ''}`
+  return null
+}
+const skip = whyNot()
+if (skip !== null) console.warn(`native-send.test.ts: skipped: ${skip}`)
+
+interface Frame { src: number; dscp: number; ecn: number; ttl: number }
+
+/** Starts tshark on lo for UDP `port`; resolves once it is capturing; `done()` gives the frames. */
+async function captureLo(family: 4 | 6, port: number, count: number): Promise<{ done: () => Promise<Frame[]> }> {
+  const f = family === 4 ? ['ip.dsfield.dscp', 'ip.dsfield.ecn', 'ip.ttl'] : ['ipv6.tclass.dscp', 'ipv6.tclass.ecn', 'ipv6.hlim']
+  const p = spawn('tshark', ['-i', 'lo', '-f', `udp port ${port}`, '-c', String(count), '-a', 'duration:30', '-l', '-T', 'fields', '-e', 'udp.srcport', ...f.flatMap((x) => ['-e', x])], { stdio: ['ignore', 'pipe', 'pipe'] })
+  let out = ''
+  let err = ''
+  p.stdout.on('data', (d: Buffer) => (out += d.toString()))
+  const exited = new Promise<void>((resolve) => p.on('exit', () => resolve()))
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`tshark did not start capturing: ${err}`)), 20_000)
+    p.stderr.on('data', (d: Buffer) => {
+      err += d.toString()
+      // "Capturing on" comes before the filter is live; give it a moment
+      if (err.includes('Capturing on')) {
+        clearTimeout(timer)
+        setTimeout(resolve, 1000)
+      }
+    })
+    p.on('exit', () => reject(new Error(`tshark exited: ${err}`)))
+  })
+  return {
+    done: async () => {
+      await exited
+      return out.trim().split('\n').filter((l) => l !== '').map((l) => {
+        const [src, dscp, ecn, ttl] = l.split('\t').map((x) => Number.parseInt(x, x.startsWith('0x') ? 16 : 10))
+        return { src: src!, dscp: dscp!, ecn: ecn!, ttl: ttl! }
+      })
+    },
+  }
+}
+
+function connectWith(a: Context, b: Context, encA: object, encB: object): { qa: QueuePair; qb: QueuePair } {
+  const qa = a.createQp({ caps: {} })
+  const qb = b.createQp({ caps: {} })
+  for (const q of [qa, qb]) q.modify({ state: 'INIT', accessFlags: ALL_ACCESS_BITS, portNum: 1, pkeyIndex: 0 })
+  qa.modify({ state: 'RTR', remote: b.endpoint, pathMtu: 1024, destQpn: qb.qpn, rqPsn: qb.localPsn, maxDestRdAtomic: 16, minRnrTimer: 1, encapsulation: encA } as never)
+  qb.modify({ state: 'RTR', remote: a.endpoint, pathMtu: 1024, destQpn: qa.qpn, rqPsn: qa.localPsn, maxDestRdAtomic: 16, minRnrTimer: 1, encapsulation: encB } as never)
+  const rts = { timeout: 14, retryCnt: 7, rnrRetry: 7, maxRdAtomic: 16 }
+  qa.modify({ state: 'RTS', sqPsn: qa.localPsn, ...rts })
+  qb.modify({ state: 'RTS', sqPsn: qb.localPsn, ...rts })
+  qa.remoteQpn = qb.qpn
+  qb.remoteQpn = qa.qpn
+  return { qa, qb }
+}
+
+describe.skipIf(skip !== null)('native send path: per-QP traffic class and hop limit on the wire', () => {
+  for (const [family, address] of [[4, '127.0.0.1'], [6, '::1']] as const) {
+    it(`IPv${family}: DSCP/ECN and ${family === 4 ? 'TTL' : 'hop limit'} of each QP's packets as its encapsulation says`, async () => {
+      const a = await createContext({ provider: softroce({ address, port: 0, timers: TEST_TIMERS }) })
+      const b = await createContext({ provider: softroce({ address, port: 0, timers: TEST_TIMERS }) })
+      try {
+        const da = a.device as SoftRoceDevice
+        const db = b.device as SoftRoceDevice
+        expect(da.diagnostics.sendPath).toBe('native')
+        expect(da.diagnostics.trafficClassApplied).toBe(true)
+        const { qa, qb } = connectWith(a, b, { udpSourcePort: 0, dscp: 46, ecn: 1, hopLimit: 17 }, { udpSourcePort: 0, dscp: 10, ecn: 2, hopLimit: 99 })
+        const ma = register(a, 65536)
+        const mb = register(b, 65536)
+        const SENDS = 4
+        const cap = await captureLo(family, da.info.port, SENDS * 2)
+        for (let i = 0; i < SENDS; i++) {
+          const got = qb.recv(mb.slice(0, 8192))
+          await qa.send(ma.slice(0, 100 + i * 1500)) // one- and multi-packet SENDs (iovec pieces)
+          await got
+        }
+        for (let i = 0; i < SENDS; i++) {
+          const got = qa.recv(ma.slice(0, 4096))
+          await qb.send(mb.slice(0, 64))
+          await got
+        }
+        const frames = await cap.done()
+        const fromA = frames.filter((f) => f.src === da.info.port)
+        const fromB = frames.filter((f) => f.src === db.info.port)
+        expect(fromA.length, JSON.stringify(frames)).toBeGreaterThan(0)
+        expect(fromB.length).toBeGreaterThan(0)
+        for (const f of fromA) expect(f).toEqual({ src: da.info.port, dscp: 46, ecn: 1, ttl: 17 })
+        for (const f of fromB) expect(f).toEqual({ src: db.info.port, dscp: 10, ecn: 2, ttl: 99 })
+        expect(da.counters.sendErrors + db.counters.sendErrors).toBe(0)
+      } finally {
+        await Promise.all([a.close(), b.close()])
+      }
+    }, 60_000)
+  }
+
+  it('RDMA_SESSION_SOFTROCE_NATIVE_SEND=off: node:dgram sends, and diagnostics say why', async () => {
+    process.env.RDMA_SESSION_SOFTROCE_NATIVE_SEND = 'off'
+    try {
+      const a = await createContext({ provider: softroce({ port: 0, timers: TEST_TIMERS }) })
+      const d = a.device as SoftRoceDevice
+      expect(d.diagnostics.sendPath).toBe('dgram')
+      expect(d.diagnostics.trafficClassApplied).toBe(false)
+      expect(d.diagnostics.sendPathReason).toMatch(/RDMA_SESSION_SOFTROCE_NATIVE_SEND/)
+      await a.close()
+    } finally {
+      delete process.env.RDMA_SESSION_SOFTROCE_NATIVE_SEND
+    }
+  })
+})

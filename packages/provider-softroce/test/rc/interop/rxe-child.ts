@@ -76,12 +76,16 @@ const mr = ctx.registerMemory(Buffer.alloc(1 << 20), { access: ['local-write', '
 const view = Buffer.from(mr.bytes.buffer, mr.bytes.byteOffset, mr.bytes.length)
 const qp = ctx.createQp({ caps: { maxSendWr: 64, maxRecvWr: 64 } })
 qp.modify({ state: 'INIT', accessFlags: 15, portNum: 1, pkeyIndex: 0 })
-qp.modify({ state: 'RTR', remote: { address: guest, port: 4791 }, pathMtu: 1024, destQpn: h.qpn, rqPsn: h.psn, maxDestRdAtomic: 16, minRnrTimer: 12 })
+// DSCP 46 / ECN 0 / hop limit 17: with the native send path they are in the IP header, which the
+// ICRC masks (TOS / traffic class, TTL / hop limit): rxe must accept the packets all the same.
+qp.modify({ state: 'RTR', remote: { address: guest, port: 4791 }, pathMtu: 1024, destQpn: h.qpn, rqPsn: h.psn, maxDestRdAtomic: 16, minRnrTimer: 12, encapsulation: { udpSourcePort: 0, dscp: 46, ecn: 0, hopLimit: 17 } })
 qp.modify({ state: 'RTS', sqPsn: qp.localPsn, timeout: 14, retryCnt: 7, rnrRetry: 7, maxRdAtomic: 16 })
 const gid = Buffer.from(fam === 4 ? `00000000000000000000ffff${me.split('.').map((x) => Number(x).toString(16).padStart(2, '0')).join('')}` : 'fd770000000000000000000000000001', 'hex')
 await peer.connectQp({ qpn: qp.qpn, psn: qp.localPsn, gid, rkey: mr.rkey, addr: BigInt(mr.addr), len: mr.length, mtu: 1024 })
 const remote = (off: number, length: number): RemoteRegion => ({ addr: Number(h.addr) + off, rkey: h.rkey, length })
 
+await check('the native send path is in use (per-QP DSCP and hop limit on the wire)', async () =>
+  device.diagnostics.sendPath === 'native' || `sendPath ${device.diagnostics.sendPath}: ${device.diagnostics.sendPathReason ?? ''}`)
 const p1 = pattern(5000, 1)
 await check('softroce RDMA_WRITE (5 packets) -> rxe', async () => {
   view.set(p1, 0)

@@ -61,6 +61,7 @@ describe('doctor provider verdicts', () => {
     expect(by.mock).toMatchObject({ usable: true })
     expect(by.softroce).toMatchObject({ usable: true, detail: expect.stringMatching(/UDP RoCEv2 stack: device \S+ at 127\.0\.0\.1:\d+/) })
     expect(by.softroce!.notes.join(' ')).toMatch(/native socket helper: (built|not used)/)
+    expect(by.softroce!.notes.join(' ')).toMatch(/send path: (native sendmsg|node:dgram)/)
     if (by.verbs!.usable) expect(by.verbs!.detail).toMatch(/device \S+ at /)
     else {
       expect(by.verbs!.reason).toMatch(/^(ERR_NO_DEVICE|ERR_ADDON_MISSING|not-installed)$/)

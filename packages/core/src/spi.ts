@@ -6,7 +6,10 @@
  *
  * Rules every provider follows (the conformance suite checks them):
  * - Completions are never delivered synchronously from inside a post call:
- *   a provider calls the CQ's notify callback from a later macrotask.
+ *   a provider calls the CQ's notify callback from a later macrotask, or from a
+ *   microtask queued by a callback that is not a post call (e.g. at the end of
+ *   a socket receive callback, as softroce does for latency-class QPs). Core's
+ *   `CompletionRing` implements both.
  * - Completions of one QP's send queue are polled in the order the WRs were
  *   posted; likewise for its receive queue. Unsignaled send WRs produce a
  *   completion only when they fail.

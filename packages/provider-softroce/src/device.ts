@@ -121,8 +121,6 @@ export class SoftRoceDevice implements ProviderDevice, PdOwner, QpDevice {
   readonly #capture: PacketCapture | null
   #impairment: LinkImpairment | null
   #ackQps: SoftRoceQp[] = []
-  /** Live QPs of QoS class latency: while there are any, received packets of other QPs wait for the end of the read batch. */
-  #latencyQps = 0
   /** Datagrams of normal-priority QPs held back in this read batch: datagram, address, port, … */
   #deferred: (Buffer | string | number)[] = []
   #deferScheduled = false
@@ -213,7 +211,6 @@ export class SoftRoceDevice implements ProviderDevice, PdOwner, QpDevice {
     while (this.#qps.has(qpn)) qpn = randomInt(2, 0x1000000)
     const qp = new SoftRoceQp(qpn, pd, init, this)
     this.#qps.set(qpn, qp)
-    if (qp.priority === PRIORITY_LATENCY) this.#latencyQps++
     return qp
   }
 
@@ -228,10 +225,7 @@ export class SoftRoceDevice implements ProviderDevice, PdOwner, QpDevice {
   }
 
   forgetQp(qp: SoftRoceQp): void {
-    if (this.#qps.get(qp.qpn) === qp) {
-      this.#qps.delete(qp.qpn)
-      if (qp.priority === PRIORITY_LATENCY) this.#latencyQps--
-    }
+    if (this.#qps.get(qp.qpn) === qp) this.#qps.delete(qp.qpn)
   }
 
   close(): Promise<void> {
@@ -355,7 +349,8 @@ export class SoftRoceDevice implements ProviderDevice, PdOwner, QpDevice {
    * copies and decryption.
    */
   #receive(datagram: Buffer, address: string, port: number): void {
-    if (this.#latencyQps > 0) {
+    // Every QP has one send flow for its lifetime: the scheduler's count of latency-class flows is the count of latency-class QPs.
+    if (this.#scheduler.latencyFlows > 0) {
       const qp = this.#qps.get(peekDestQpn(datagram))
       if (qp === undefined || qp.priority !== PRIORITY_LATENCY) {
         this.#deferred.push(datagram, address, port)

@@ -24,13 +24,13 @@ const ZERO_PAD = new Uint8Array(4)
 const BTH = HeaderSize.BTH
 const ICRC = HeaderSize.ICRC
 
-/** Hands out slices of large buffers for outgoing datagrams. */
 /** `n` bytes, not zeroed (every byte handed out is written before it is sent). */
 function uninitialized(n: number): Uint8Array {
   const b = Buffer.allocUnsafeSlow(n)
   return new Uint8Array(b.buffer, b.byteOffset, b.length)
 }
 
+/** Hands out slices of large buffers for outgoing datagrams. */
 export class SendSlab {
   // A plain Uint8Array view: subarray() is a V8 builtin (Buffer's runs through JS), and dgram
   // takes any ArrayBufferView.
@@ -86,12 +86,7 @@ export function frameOutgoing(slab: SendSlab, pkt: RocePacket, parts: readonly U
     const out = slab.take(length + ICRC)
     encodePacketInto(pkt, out, 0)
     out[1] = (out[1]! & 0xcf) | (pad << 4)
-    let o = hlen
-    for (const p of parts) {
-      out.set(p, o)
-      o += p.length
-    }
-    for (; o < length; o++) out[o] = 0
+    for (let o = copyParts(out, hlen, parts); o < length; o++) out[o] = 0
     writeIcrc(out, length, ip)
     return { parts: [out], length: length + ICRC }
   }

@@ -109,11 +109,6 @@ export function nativeSendOf(addon: AddonState): { readonly ok: true; readonly a
   return { ok: true, addon: a as Required<RoceSockoptAddon> }
 }
 
-function isDisabled(): boolean {
-  const v = process.env[DISABLE_ENV]?.trim().toLowerCase()
-  return v === '0' || v === 'off' || v === 'false' || v === 'no'
-}
-
 /** Load (once) and return the addon state; never throws. */
 export function loadSockoptAddon(): AddonState {
   if (state !== undefined) return state
@@ -127,7 +122,7 @@ export function resetSockoptAddon(): void {
 }
 
 function load(): AddonState {
-  if (isDisabled()) return { loaded: false, why: `it is disabled by ${DISABLE_ENV}=${process.env[DISABLE_ENV] ?? ''}` }
+  if (isOff(DISABLE_ENV)) return { loaded: false, why: `it is disabled by ${DISABLE_ENV}=${process.env[DISABLE_ENV] ?? ''}` }
   if (process.platform !== 'linux') return { loaded: false, why: `its socket options exist only on Linux (this is ${process.platform})` }
   const root = findPackageRoot()
   const path = process.env[PATH_ENV] || (root === undefined ? undefined : join(root, ADDON_PATH))

@@ -89,13 +89,14 @@ export function writeIcrcOfParts(parts: readonly Uint8Array[], length: number, i
     throw new WireError(WireErrorCode.TRUNCATED, 'the first part of a packet must hold the BTH')
   }
   const ph = pseudoHeader(ip)
+  const register = ph.register(length + ICRC, ph.family === 4 ? ipIdOf(ip) : 0, ip.df ?? true)
   if (length <= SMALL_CRC) {
-    let r = feedMasked(ph.register(length + ICRC, ph.family === 4 ? ipIdOf(ip) : 0, ip.df ?? true), first, 0, first.length)
+    let r = feedMasked(register, first, 0, first.length)
     for (let i = 1; i < parts.length; i++) r = crcRegister(r, parts[i]!)
     putLE(out, at, ~r >>> 0)
     return
   }
-  let c = ~ph.register(length + ICRC, ph.family === 4 ? ipIdOf(ip) : 0, ip.df ?? true) >>> 0
+  let c = ~register >>> 0
   for (const p of parts) if (p.length > 0) c = crc32(p, c)
   putLE(out, at, (c ^ maskCorrection(first[BTH_MASKED_BYTE] as number, length)) >>> 0)
 }

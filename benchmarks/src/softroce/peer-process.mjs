@@ -61,10 +61,10 @@ export async function withCpu(peer, fn) {
   return { result, cpuSeconds: (l1.user + l1.system) / 1e6 + (p1 - p0) }
 }
 
-/** Creates `n` local QPs in INIT. */
-export function localQps(ctx, n, caps = { maxSendWr: 1024, maxRecvWr: 1024 }) {
+/** Creates `n` local QPs in INIT (`options`: more createQp options, e.g. `qos`). */
+export function localQps(ctx, n, caps = { maxSendWr: 1024, maxRecvWr: 1024 }, options = {}) {
   return Array.from({ length: n }, () => {
-    const q = ctx.createQp({ caps })
+    const q = ctx.createQp({ caps, ...options })
     q.modify({ state: 'INIT', accessFlags: 15, portNum: 1, pkeyIndex: 0 })
     return q
   })

@@ -104,6 +104,8 @@ export class SoftRoceDevice implements ProviderDevice, PdOwner, QpDevice {
   readonly replayWindow: number
   readonly lazyAcks: boolean
   readonly delayWindow: DelayWindowConfig | null
+  /** When a packet of a latency-class QP was last received (performance.now(); -Infinity: never). */
+  latencyTrafficAt = -Infinity
   readonly diagnostics: DeviceDiagnostics
   readonly family: 4 | 6
   readonly #socket: Socket
@@ -360,6 +362,7 @@ export class SoftRoceDevice implements ProviderDevice, PdOwner, QpDevice {
         }
         return
       }
+      this.latencyTrafficAt = performance.now()
     }
     this.#process(datagram, address, port)
   }

@@ -15,12 +15,20 @@
  *
  * The floor is the smallest round trip seen over the last two epochs (about a second each), so
  * it follows a path that changes. The target is the floor plus max(targetQueueMs, the floor):
- * a queue worth one round trip at most.
+ * a queue worth one round trip at most. While latency-class QPs of the same device have
+ * traffic (a packet within the last CONTENDED_MS), the tolerated queue is contendedQueueMs
+ * instead: the bulk QP gives up some throughput so that the latency packets, which share the
+ * peer's receiving socket with it, wait behind a shorter queue.
  */
 
 export interface DelayWindowOptions {
   /** Queueing delay above the round-trip floor that is tolerated, in ms (default 0.25). */
   readonly targetQueueMs?: number
+  /**
+   * The queueing delay tolerated while latency-class QPs of the device have traffic, in ms
+   * (default 0.05).
+   */
+  readonly contendedQueueMs?: number
   /** The smallest window, in packets (default 2). */
   readonly minPackets?: number
   /**
@@ -35,6 +43,7 @@ export interface DelayWindowOptions {
 /** The resolved options (device config). */
 export interface DelayWindowConfig {
   readonly targetQueueMs: number
+  readonly contendedQueueMs: number
   readonly minPackets: number
   readonly classes: ReadonlySet<string>
 }
@@ -43,6 +52,7 @@ export function resolveDelayWindow(o: DelayWindowOptions | false | undefined): D
   if (o === false) return null
   return {
     targetQueueMs: Math.max(0.01, o?.targetQueueMs ?? 0.25),
+    contendedQueueMs: Math.max(0.01, o?.contendedQueueMs ?? 0.05),
     minPackets: Math.max(1, Math.floor(o?.minPackets ?? 2)),
     classes: new Set(o?.classes ?? ['bulk']),
   }
@@ -56,6 +66,8 @@ const GROWTH = 1 / 8
 const EPOCH_MS = 1000
 /** The shortest decision interval, ms. */
 const MIN_INTERVAL_MS = 0.1
+/** Latency-class traffic this recent (ms) makes the window contended. */
+export const CONTENDED_MS = 50
 
 export class DelayWindow {
   /** The window, in packets (fractional). */
@@ -63,6 +75,9 @@ export class DelayWindow {
   readonly #max: number
   readonly #min: number
   readonly #targetQueueMs: number
+  readonly #contendedQueueMs: number
+  /** True when the last decision was taken with latency-class traffic on the device. */
+  contended = false
   #minRtt = Infinity
   #prevMinRtt = Infinity
   #epochStart = -Infinity
@@ -79,6 +94,7 @@ export class DelayWindow {
     this.#max = Math.max(1, maxPackets)
     this.#min = Math.min(this.#max, config.minPackets)
     this.#targetQueueMs = config.targetQueueMs
+    this.#contendedQueueMs = config.contendedQueueMs
     this.#cwnd = this.#max
   }
 
@@ -95,11 +111,15 @@ export class DelayWindow {
   /** The round trip (ms) above which the window shrinks. */
   get targetMs(): number {
     const floor = this.floorMs
-    return floor === Infinity ? Infinity : floor + Math.max(this.#targetQueueMs, floor)
+    if (floor === Infinity) return Infinity
+    return floor + (this.contended ? Math.max(this.#contendedQueueMs, floor) : Math.max(this.#targetQueueMs, floor))
   }
 
-  /** A round-trip sample `rttMs` taken at time `now` (ms, performance.now()). */
-  onSample(rttMs: number, now: number): void {
+  /**
+   * A round-trip sample `rttMs` taken at time `now` (ms, performance.now()); `latencyTrafficAt`:
+   * when the device last had a packet of a latency-class QP (-Infinity: never).
+   */
+  onSample(rttMs: number, now: number, latencyTrafficAt = -Infinity): void {
     if (!(rttMs >= 0)) return
     this.samples++
     this.lastRttMs = rttMs
@@ -116,6 +136,7 @@ export class DelayWindow {
     this.#intervalStart = now
     this.#standing = Infinity
     if (standing === Infinity) return
+    this.contended = now - latencyTrafficAt < CONTENDED_MS
     const target = this.targetMs
     if (standing <= target) {
       this.#cwnd = Math.min(this.#max, this.#cwnd + Math.max(1, this.#cwnd * GROWTH))

@@ -39,6 +39,8 @@ export interface QpDevice {
   readonly lazyAcks: boolean
   /** The delay-based congestion window of every QP (null: off). */
   readonly delayWindow: DelayWindowConfig | null
+  /** When a packet of a latency-class QP was last received (performance.now(); -Infinity: never). */
+  readonly latencyTrafficAt: number
   /** Sends one packet of `qp`; returns the bytes put on the wire. */
   transmit(qp: SoftRoceQp, pkt: RocePacket, parts: readonly Uint8Array[], payloadLength: number): number
   /** The IP/UDP context (for the ICRC) of packets to `remote`. */
@@ -325,6 +327,10 @@ export class SoftRoceQp implements ProviderQp, PacketSource, RequesterHost, Resp
       if (n > 0) return n
     }
     return this.#requester?.transmitNext() ?? 0
+  }
+
+  get latencyTrafficAt(): number {
+    return this.#device.latencyTrafficAt
   }
 
   /** The requester's congestion window (diagnostics, tests); null before RTS or when off. */

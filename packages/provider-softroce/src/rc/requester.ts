@@ -30,6 +30,8 @@ export interface RequesterHost {
   readonly lazyAcks: boolean
   /** The delay-based congestion window's settings; null: the window is windowPackets, fixed. */
   readonly delayWindow: DelayWindowConfig | null
+  /** When the device last received a packet of a latency-class QP (performance.now(); -Infinity: never). */
+  readonly latencyTrafficAt: number
   /** True while the QP may transmit requests (RTS, or SQD for WQEs already started). */
   requesterMayStart(): boolean
   requesterMayContinue(): boolean
@@ -277,7 +279,7 @@ export class Requester {
     const i = psn & this.#txMask
     if (this.#txPsn[i] !== psn) return
     const t = performance.now()
-    this.#cc!.onSample(t - this.#txAt[i]!, t)
+    this.#cc!.onSample(t - this.#txAt[i]!, t, this.#host.latencyTrafficAt)
   }
 
   #onRnrNak(psn: number, timer: number): void {

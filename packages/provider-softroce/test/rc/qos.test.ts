@@ -4,7 +4,7 @@
  * idle device sent inside the post, and the delay-based congestion window of bulk-class QPs.
  */
 import { afterEach, describe, expect, it } from 'vitest'
-import { DelayWindow, resolveDelayWindow } from '../../src/rc/delay-window.js'
+import { CONTENDED_MS, DelayWindow, resolveDelayWindow } from '../../src/rc/delay-window.js'
 import { PRIORITY_LATENCY, PRIORITY_NORMAL, priorityOfClass, SendFlow, SendScheduler } from '../../src/scheduler/send-scheduler.js'
 import type { SoftRoceQp } from '../../src/rc/queue-pair.js'
 import { connect, openPair, register, type Pair } from './harness.js'
@@ -146,6 +146,34 @@ describe('delay-based congestion window', () => {
     }
     expect(w.decreases).toBe(0)
     expect(w.packets).toBe(256)
+  })
+
+  it('tolerates a shorter queue (contendedQueueMs) while the device has latency-class traffic, the long one again once it stops', () => {
+    const w = new DelayWindow(256, config)
+    let t = feed(w, 0.1, 0, 20)
+    // A standing round trip of 0.28 ms: under the usual target (0.1 + 0.25) ...
+    const at = (rtt: number, from: number, ms: number, latencyAt: (now: number) => number): number => {
+      let now = from
+      for (const end = from + ms; now < end; now += 0.05) w.onSample(rtt, now, latencyAt(now))
+      return now
+    }
+    t = at(0.28, t, 50, () => -Infinity)
+    expect(w.contended).toBe(false)
+    expect(w.decreases).toBe(0)
+    expect(w.packets).toBe(256)
+    // ... above the contended one (0.1 + max(0.05, floor 0.1) = 0.2) while latency packets arrive.
+    t = at(0.28, t, 50, (now) => now - 1)
+    expect(w.contended).toBe(true)
+    expect(w.targetMs).toBeCloseTo(0.2)
+    expect(w.decreases).toBeGreaterThan(0)
+    const shrunk = w.packets
+    expect(shrunk).toBeLessThan(256)
+    // Latency traffic last seen more than CONTENDED_MS ago: the usual target again, the window grows.
+    const last = t
+    t = at(0.1, t, CONTENDED_MS + 10, () => last)
+    expect(w.contended).toBe(false)
+    expect(w.targetMs).toBeCloseTo(0.35)
+    expect(w.packets).toBeGreaterThan(shrunk)
   })
 })
 

@@ -90,6 +90,8 @@ export class Responder {
   }
   readonly #queue = new ResponseQueue()
   readonly #atomics: AtomicReplay
+  /** RDMA READ and atomic requests this responder takes at once (the QP's max_dest_rd_atomic). */
+  readonly #maxDestRdAtomic: number
   readonly #pkt = newPacket()
   readonly #parts: Uint8Array[] = []
   #stopped = false
@@ -98,6 +100,7 @@ export class Responder {
     this.#host = host
     this.#epsn = attrs.rqPsn
     this.#pmtu = attrs.pmtu
+    this.#maxDestRdAtomic = attrs.maxDestRdAtomic
     this.#atomics = new AtomicReplay(Math.max(16, attrs.maxDestRdAtomic * 2))
   }
 
@@ -250,6 +253,9 @@ export class Responder {
   #read(pkt: RocePacket, psn: number): DropReason | null {
     if (this.#cur !== CUR_NONE) return this.#fatal(psn, NakCode.INVALID_REQUEST, 'RDMA READ inside a multi-packet message')
     if ((this.#host.accessFlags & AccessFlag.REMOTE_READ) === 0) return this.#fatal(psn, NakCode.INVALID_REQUEST, 'the QP does not allow remote reads')
+    if (this.#queue.freshReads >= this.#maxDestRdAtomic) {
+      return this.#fatal(psn, NakCode.INVALID_REQUEST, `RDMA READ beyond max_dest_rd_atomic (${this.#maxDestRdAtomic} outstanding)`)
+    }
     const reth = pkt.reth!
     const data = this.#remote(reth.rkey, reth.va, reth.dmaLength, AccessFlag.REMOTE_READ)
     if (data === null) return this.#accessError(psn, 'RDMA READ')
@@ -257,7 +263,7 @@ export class Responder {
     this.#msn = (this.#msn + 1) & 0xffffff
     this.#epsn = psnAdd(psn, packets)
     this.#unacked = 0
-    this.#queue.push({ kind: 'read', psn, data, packets, next: 0 })
+    this.#queue.push({ kind: 'read', psn, data, packets, next: 0, fresh: true })
     this.#host.wake()
     return null
   }
@@ -265,6 +271,8 @@ export class Responder {
   #atomic(pkt: RocePacket, psn: number, op: number): DropReason | null {
     if (this.#cur !== CUR_NONE) return this.#fatal(psn, NakCode.INVALID_REQUEST, 'atomic inside a multi-packet message')
     if ((this.#host.accessFlags & AccessFlag.REMOTE_ATOMIC) === 0) return this.#fatal(psn, NakCode.INVALID_REQUEST, 'the QP does not allow remote atomics')
+    // Answered at once, so never outstanding here; with max_dest_rd_atomic 0 none is taken (as rxe).
+    if (this.#maxDestRdAtomic === 0) return this.#fatal(psn, NakCode.INVALID_REQUEST, 'atomic with max_dest_rd_atomic 0')
     const a = pkt.atomicEth!
     if ((a.va & 7n) !== 0n) return this.#fatal(psn, NakCode.INVALID_REQUEST, 'atomic address is not 8-byte aligned')
     const target = this.#remote(a.rkey, a.va, 8, AccessFlag.REMOTE_ATOMIC)
@@ -338,7 +346,7 @@ export class Responder {
       const reth = pkt.reth!
       const data = this.#remote(reth.rkey, reth.va, reth.dmaLength, AccessFlag.REMOTE_READ)
       if (data === null) return 'accessViolation'
-      this.#queue.push({ kind: 'read', psn, data, packets: Math.max(1, Math.ceil(data.length / this.#pmtu)), next: 0 })
+      this.#queue.push({ kind: 'read', psn, data, packets: Math.max(1, Math.ceil(data.length / this.#pmtu)), next: 0, fresh: false })
       this.#host.wake()
       return null
     }

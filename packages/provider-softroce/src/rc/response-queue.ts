@@ -16,6 +16,8 @@ export interface ReadResponseJob {
   readonly packets: number
   /** Next packet to send. */
   next: number
+  /** A new request (not the re-execution of a duplicate): counts against max_dest_rd_atomic. */
+  readonly fresh: boolean
 }
 
 export interface ControlJob {
@@ -33,6 +35,12 @@ export type ResponseJob = ReadResponseJob | ControlJob
 export class ResponseQueue {
   #jobs: ResponseJob[] = []
   #head = 0
+  /**
+   * READs of new requests with responses still to send. A requester counts a READ against its
+   * max_rd_atomic until the last response arrives, so a compliant one never has more of these
+   * than the responder's max_dest_rd_atomic.
+   */
+  freshReads = 0
 
   get empty(): boolean {
     return this.#head === this.#jobs.length
@@ -43,6 +51,7 @@ export class ResponseQueue {
   }
 
   push(job: ResponseJob): void {
+    if (job.kind === 'read' && job.fresh) this.freshReads++
     this.#jobs.push(job)
   }
 
@@ -51,6 +60,8 @@ export class ResponseQueue {
   }
 
   shift(): void {
+    const job = this.#jobs[this.#head]
+    if (job !== undefined && job.kind === 'read' && job.fresh) this.freshReads--
     this.#jobs[this.#head] = undefined as unknown as ResponseJob
     this.#head++
     if (this.#head === this.#jobs.length) {
@@ -65,6 +76,7 @@ export class ResponseQueue {
   clear(): void {
     this.#jobs = []
     this.#head = 0
+    this.freshReads = 0
   }
 }
 

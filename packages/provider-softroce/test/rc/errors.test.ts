@@ -143,6 +143,48 @@ describe('error statuses', () => {
     expect([s, r]).toEqual(['REM_INV_REQ_ERR', 'LOC_LEN_ERR'])
   })
 
+  it('READs beyond the responder\'s max_dest_rd_atomic: the first completes, the next gets REM_INV_REQ_ERR, the rest flush', async () => {
+    pair = await openPair()
+    // A requester that ignores the responder's limit (its max_rd_atomic 4 against B's 1).
+    const { qa, qb } = connect(pair, { maxRdAtomicA: 4, maxDestRdAtomicB: 1 })
+    const size = 256 * 1024 // 256 packets at MTU 1024: the first READ's responses are still queued when the second arrives
+    const ma = register(pair.a, 4 * size)
+    const mb = register(pair.b, 4 * size)
+    mb.bytes.set(pattern(4 * size, 9))
+    const reads = [0, 1, 2, 3].map((i) => statusOf(qa.read(ma.slice(i * size, size), mb.region(i * size, size))))
+    expect(await Promise.all(reads)).toEqual(['SUCCESS', 'REM_INV_REQ_ERR', 'WR_FLUSH_ERR', 'WR_FLUSH_ERR'])
+    expect(Buffer.from(ma.bytes.subarray(0, size)).equals(Buffer.from(mb.bytes.subarray(0, size))), 'the first READ is whole').toBe(true)
+    expect(ma.bytes.subarray(size).every((b) => b === 0), 'nothing of the refused READs landed').toBe(true)
+    expect(pair.db.counters.naksSent).toBeGreaterThanOrEqual(1)
+    expect(qb.state).toBe('ERR')
+  })
+
+  it('READs within max_dest_rd_atomic all complete, however many are posted', async () => {
+    pair = await openPair()
+    const { qa } = connect(pair, { maxRdAtomicA: 2, maxDestRdAtomicB: 2 })
+    const size = 64 * 1024
+    const ma = register(pair.a, 8 * size)
+    const mb = register(pair.b, 8 * size)
+    mb.bytes.set(pattern(8 * size, 3))
+    const reads = Array.from({ length: 8 }, (_, i) => statusOf(qa.read(ma.slice(i * size, size), mb.region(i * size, size))))
+    expect(new Set(await Promise.all(reads))).toEqual(new Set(['SUCCESS']))
+    expect(Buffer.from(ma.bytes).equals(Buffer.from(mb.bytes))).toBe(true)
+  })
+
+  it('with max_dest_rd_atomic 0 a READ and an atomic get REM_INV_REQ_ERR (as rxe)', async () => {
+    for (const op of ['read', 'atomic'] as const) {
+      pair = await openPair()
+      const { qa } = connect(pair, { maxDestRdAtomicB: 0 })
+      const ma = register(pair.a, 64)
+      const mb = register(pair.b, 64)
+      const done = op === 'read' ? qa.read(ma.slice(0, 8), mb.region(0, 8)) : qa.fetchAndAdd(ma.slice(0, 8), mb.region(0, 8), 1n)
+      expect(await statusOf(done), op).toBe('REM_INV_REQ_ERR')
+      expect(Buffer.from(mb.bytes).every((b) => b === 0), 'memory untouched').toBe(true)
+      await pair.close()
+      pair = null
+    }
+  })
+
   it('a misaligned atomic gets REM_INV_REQ_ERR', async () => {
     pair = await openPair()
     const { qa } = connect(pair)

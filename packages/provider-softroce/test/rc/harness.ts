@@ -39,6 +39,9 @@ export interface ConnectOptions {
   readonly minRnrTimer?: number
   readonly psnA?: number
   readonly psnB?: number
+  /** A's max_rd_atomic (RTS) and B's max_dest_rd_atomic (RTR); 16 by default. */
+  readonly maxRdAtomicA?: number
+  readonly maxDestRdAtomicB?: number
   readonly qos?: { weight?: number; rateLimit?: string | number; class?: string }
   readonly qosB?: { weight?: number; rateLimit?: string | number; class?: string }
   readonly encryption?: { keyAB: Uint8Array; keyBA: Uint8Array; epoch?: number }
@@ -58,11 +61,11 @@ export function connect(p: Pair, o: ConnectOptions = {}): { qa: QueuePair; qb: Q
     ...(enc ? { encryption: { suite: 'aes-256-gcm', txKey: enc.keyAB, rxKey: enc.keyBA, epoch: enc.epoch ?? 0 } } : {}),
   })
   qb.modify({
-    state: 'RTR', remote: p.a.endpoint, pathMtu: mtu, destQpn: qa.qpn, rqPsn: psnA, maxDestRdAtomic: 16, minRnrTimer: o.minRnrTimer ?? 1,
+    state: 'RTR', remote: p.a.endpoint, pathMtu: mtu, destQpn: qa.qpn, rqPsn: psnA, maxDestRdAtomic: o.maxDestRdAtomicB ?? 16, minRnrTimer: o.minRnrTimer ?? 1,
     ...(enc ? { encryption: { suite: 'aes-256-gcm', txKey: enc.keyBA, rxKey: enc.keyAB, epoch: enc.epoch ?? 0 } } : {}),
   })
   const rts = { timeout: o.timeout ?? 14, retryCnt: o.retryCnt ?? 7, rnrRetry: o.rnrRetry ?? 7, maxRdAtomic: 16 }
-  qa.modify({ state: 'RTS', sqPsn: psnA, ...rts })
+  qa.modify({ state: 'RTS', sqPsn: psnA, ...rts, maxRdAtomic: o.maxRdAtomicA ?? 16 })
   qb.modify({ state: 'RTS', sqPsn: psnB, ...rts })
   qa.remoteQpn = qb.qpn
   qb.remoteQpn = qa.qpn

@@ -6,6 +6,9 @@
 // Besides bytes/s it reports CPU seconds per GiB of both processes, the figure that stays put
 // when other work shares the machine. QP timeout 16 (268 ms): loopback loses nothing, and on a
 // loaded host the default 14 (67 ms) mostly measures spurious go-back-N after a stalled process.
+// Each measurement moves 64 MiB (about 150 ms): with 16 MiB (40 ms) the ramp of each transfer
+// (the first window, V8 still tiering up the WRITE sizes run once before) weighed on the
+// result and the 1 MiB ratio moved between 0.65x and 0.78x from run to run.
 // Target: WRITE throughput at 1 MiB >= 0.7x the blast.
 import dgram from 'node:dgram'
 import { createContext } from '@rdma-session/core'
@@ -14,8 +17,8 @@ import { fmt, median, report } from '../measure.mjs'
 import { connectToPeer, localQps, PeerProcess, withCpu } from './peer-process.mjs'
 
 const MiB = 1 << 20
-const TOTAL = Number(process.env.BENCH_SOFTROCE_MIB ?? 16) * MiB
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3)
+const TOTAL = Number(process.env.BENCH_SOFTROCE_MIB ?? 64) * MiB
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5)
 const SIZES = [4096, 16384, 65536, 256 * 1024, MiB, 4 * MiB]
 const DATAGRAM = 12 + 4096 + 4
 const ACK_EVERY = 16

@@ -15,6 +15,8 @@ import { encryptionTests } from './groups/encryption.js'
 import { closeTests } from './groups/close.js'
 
 export type { ConformanceEnv, ConformanceFaults, ConformanceTarget } from './target.js'
+/** Deterministic test bytes (xorshift32), different for each seed: for providers' own test suites too. */
+export { pattern } from './fixtures.js'
 
 const DEFAULT_TIMEOUT_MS = 10_000
 

@@ -1,6 +1,7 @@
 /** Test harness: two softroce contexts on 127.0.0.1 (ephemeral ports) and hand-connected QP pairs. */
 import { createContext, type AccessName, type Context, type MemoryRegion, type PathMtu, type QpCaps, type QueuePair } from '@rdma-session/core'
 import { softroce, type SoftRoceDevice, type SoftRoceOptions } from '../../src/index.js'
+import { pattern as conformancePattern } from '@rdma-session/conformance'
 
 export const ALL_ACCESS: readonly AccessName[] = ['local-write', 'remote-read', 'remote-write', 'remote-atomic']
 export const ALL_ACCESS_BITS = 15
@@ -76,19 +77,10 @@ export function register(ctx: Context, size: number, access: readonly AccessName
   return ctx.registerMemory(Buffer.alloc(size), { access })
 }
 
-/** Deterministic bytes (xorshift32). */
+/** Deterministic bytes (the conformance suite's pattern), as a Buffer. */
 export function pattern(size: number, seed: number): Buffer {
-  const out = Buffer.allocUnsafe(size)
-  let x = (seed * 2654435761) >>> 0 || 1
-  for (let i = 0; i < size; i++) {
-    x ^= x << 13
-    x >>>= 0
-    x ^= x >>> 17
-    x ^= x << 5
-    x >>>= 0
-    out[i] = x & 0xff
-  }
-  return out
+  const bytes = conformancePattern(size, seed)
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
 }
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))

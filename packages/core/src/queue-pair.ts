@@ -37,8 +37,10 @@ export interface QpEndpointInfo {
   readonly psn: number
 }
 
+/** Gives a provider's completion (core's after `poll`, see the SPI rules) the application's wrId back. */
 function withWrId(wc: WorkCompletion, wrId: number): WorkCompletion {
-  return { wrId, status: wc.status, opcode: wc.opcode, byteLen: wc.byteLen, qpn: wc.qpn, imm: wc.imm, vendorErr: wc.vendorErr }
+  if (wc.wrId !== wrId) (wc as { wrId: number }).wrId = wrId
+  return wc
 }
 
 const SETTLE_TIMEOUT_MS = 5000
@@ -250,7 +252,7 @@ export class QueuePair implements CompletionOwner {
       this.stats.errors++
       if (wc.status !== WcStatus.WR_FLUSH_ERR) this.onError?.(new WorkCompletionError(wc.status, wc.opcode, this.qpn), wc)
     }
-    const userWc: WorkCompletion = wc.wrId === p.userWrId ? wc : withWrId(wc, p.userWrId)
+    const userWc = withWrId(wc, p.userWrId)
     if (p.resolve === null) return p.signaled || !ok ? userWc : undefined
     if (ok) p.resolve(userWc)
     else {

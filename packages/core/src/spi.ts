@@ -13,6 +13,9 @@
  * - Completions of one QP's send queue are polled in the order the WRs were
  *   posted; likewise for its receive queue. Unsignaled send WRs produce a
  *   completion only when they fail.
+ * - `poll` hands its WorkCompletion objects over: each is a fresh object the
+ *   provider never touches again (core gives it to the application and sets
+ *   its `wrId` back to the application's own, in place).
  * - When a QP enters ERR (a fatal error, retries exhausted, or `modify({state:'ERR'})`),
  *   every outstanding send and receive WR completes with WR_FLUSH_ERR, in
  *   post order, after any completion already due. WRs posted to a QP in ERR

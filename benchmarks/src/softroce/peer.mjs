@@ -49,9 +49,11 @@ const handlers = {
   echo({ qp: index, bytes, depth = 64, signalEvery = 1 }) {
     const qp = qps[index]
     const cq = qp.recvCq
-    let wrId = 0
-    for (let i = 0; i < depth; i++) qp.postRecv({ wrId: wrId++, sgList: [region.slice(i * bytes, bytes)] })
-    const reply = region.slice(depth * bytes, bytes)
+    // The WRs are built once and posted again (as perftest does): receive k goes to slot k.
+    const recvWrs = Array.from({ length: depth }, (_, k) => ({ wrId: k, sgList: [region.slice(k * bytes, bytes).toSge()] }))
+    for (const wr of recvWrs) qp.postRecv(wr)
+    const reply = { wrId: 0, opcode: 'SEND', sgList: [region.slice(depth * bytes, bytes).toSge()], signaled: false }
+    const signaledReply = { ...reply, signaled: true }
     let sent = 0
     echoing = true
     void (async () => {
@@ -67,8 +69,8 @@ const handlers = {
               echoing = false
               break
             }
-            qp.postSend({ wrId: 0, opcode: 'SEND', sgList: [reply], signaled: ++sent % signalEvery === 0 })
-            qp.postRecv({ wrId: wrId++, sgList: [region.slice((wrId % depth) * bytes, bytes)] })
+            qp.postSend(++sent % signalEvery === 0 ? signaledReply : reply)
+            qp.postRecv(recvWrs[wc.wrId])
           }
         }
       }

@@ -77,16 +77,19 @@ const [lqp] = localQps(lazyCtx, 1, undefined, LATENCY_QP)
 await connectToPeer(lazyPeer, lazyCtx, [lqp], lazyOpened)
 await lazyPeer.call('echo', { qp: 0, bytes: 8, depth: DEPTH, signalEvery: SIGNAL_EVERY })
 const lmr = lazyCtx.registerMemory(Buffer.alloc(1 << 16))
-const lsge = [lmr.slice(0, 8)]
+// Like perftest, the WRs are built once (SGEs, not slices: no conversion per post) and posted again.
+const lsge = [lmr.slice(0, 8).toSge()]
+const sendWr = { wrId: 0, opcode: 'SEND', sgList: lsge, signaled: false }
+const signaledSendWr = { ...sendWr, signaled: true }
+const recvWrs = Array.from({ length: DEPTH }, (_, k) => ({ wrId: k, sgList: [lmr.slice(64 + k * 8, 8).toSge()] }))
 const lcq = lqp.sendCq
 let lposted = 0
-let recvId = 0
-for (; recvId < DEPTH; recvId++) lqp.postRecv({ wrId: recvId, sgList: [lmr.slice(64 + (recvId % DEPTH) * 8, 8)] })
+for (const wr of recvWrs) lqp.postRecv(wr)
 async function lazyPingPong(n) {
   const rtts = []
   for (let i = 0; i < n; i++) {
     const t0 = performance.now()
-    lqp.postSend({ wrId: 0, opcode: 'SEND', sgList: lsge, signaled: ++lposted % SIGNAL_EVERY === 0 })
+    lqp.postSend(++lposted % SIGNAL_EVERY === 0 ? signaledSendWr : sendWr)
     for (let echoed = false; !echoed;) {
       const wcs = lcq.poll(16)
       if (wcs.length === 0) {
@@ -97,7 +100,7 @@ async function lazyPingPong(n) {
         if (wc.status !== 'SUCCESS') throw new Error(`${wc.opcode} failed: ${wc.status}`)
         if (wc.opcode === 'RECV') {
           echoed = true
-          lqp.postRecv({ wrId: recvId, sgList: [lmr.slice(64 + (recvId++ % DEPTH) * 8, 8)] })
+          lqp.postRecv(recvWrs[wc.wrId])
         }
       }
     }

@@ -240,6 +240,7 @@ export class QueuePair implements CompletionOwner {
   }
 
   #settle(p: PendingWr, wc: WorkCompletion): WorkCompletion | undefined {
+    const userWc = withWrId(wc, p.userWrId)
     const ok = wc.status === WcStatus.SUCCESS
     const isRecv = wc.opcode === RecvOpcode.RECV || wc.opcode === RecvOpcode.RECV_RDMA_WITH_IMM
     if (ok) {
@@ -250,9 +251,8 @@ export class QueuePair implements CompletionOwner {
       if (p.resolve !== null) this.stats.latency.record((now() - p.postedAt) * 1000)
     } else {
       this.stats.errors++
-      if (wc.status !== WcStatus.WR_FLUSH_ERR) this.onError?.(new WorkCompletionError(wc.status, wc.opcode, this.qpn), wc)
+      if (wc.status !== WcStatus.WR_FLUSH_ERR) this.onError?.(new WorkCompletionError(wc.status, wc.opcode, this.qpn), userWc)
     }
-    const userWc = withWrId(wc, p.userWrId)
     if (p.resolve === null) return p.signaled || !ok ? userWc : undefined
     if (ok) p.resolve(userWc)
     else {

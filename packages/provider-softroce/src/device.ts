@@ -104,7 +104,7 @@ export class SoftRoceDevice implements ProviderDevice, PdOwner, QpDevice {
   readonly replayWindow: number
   readonly lazyAcks: boolean
   readonly delayWindow: DelayWindowConfig | null
-  /** When a packet of a latency-class QP was last received (performance.now(); -Infinity: never). */
+  /** When a latency-class QP last accepted a packet (performance.now(); -Infinity: never). */
   latencyTrafficAt = -Infinity
   readonly diagnostics: DeviceDiagnostics
   readonly family: 4 | 6
@@ -362,7 +362,6 @@ export class SoftRoceDevice implements ProviderDevice, PdOwner, QpDevice {
         }
         return
       }
-      this.latencyTrafficAt = performance.now()
     }
     this.#process(datagram, address, port)
   }
@@ -438,5 +437,8 @@ export class SoftRoceDevice implements ProviderDevice, PdOwner, QpDevice {
     qp.qpCounters.bytesReceived += datagram.length
     const dropped = qp.receivePacket(pkt as RocePacket)
     if (dropped !== null) c.drop(dropped)
+    // Latency-class traffic (what tightens the bulk QPs' delay window): packets a QP accepted
+    // only, so a datagram that merely names a latency QP's QPN does not slow the bulk QPs.
+    else if (qp.priority === PRIORITY_LATENCY) this.latencyTrafficAt = performance.now()
   }
 }

@@ -102,6 +102,7 @@ function connectedPair(pollMode) {
 async function latencyThreads(batch) {
   const data = { device: o.device, gid: Number(o.gid), iters: LAT_ITERS, batch }
   const w = new Worker(new URL(import.meta.url), { workerData: data })
+  const exited = new Promise((resolve) => w.once('exit', resolve)) // from the start: the worker may exit before close() returns
   const failed = new Promise((_, reject) => w.once('error', reject))
   const side = await Promise.race([latencySide(w, data, true), failed])
   return {
@@ -110,7 +111,7 @@ async function latencyThreads(batch) {
     async close() {
       w.postMessage('close')
       await side.close()
-      await new Promise((resolve) => w.once('exit', resolve))
+      await exited
     },
   }
 }

@@ -178,6 +178,10 @@ export class Requester {
       // window-sized pieces with fixed boundaries, each a READ request of its own at its first PSN.
       // A retry asks for the rest of its piece only, so every later request keeps its original PSN
       // (a request reaching past the responder's expected PSN would be neither new nor a duplicate).
+      // A later piece waits until every response of the earlier ones has arrived: each piece is a
+      // READ request the responder counts against its max_dest_rd_atomic, and the WR holds one
+      // slot of this side's max_rd_atomic, so the WR must never have two requests outstanding.
+      if (w.kind === WqeKind.READ && w.received < this.#txPkt) return 0
       const W = this.#host.windowPackets
       const chunk = w.kind === WqeKind.READ ? Math.min(w.packets, (Math.floor(this.#txPkt / W) + 1) * W) - this.#txPkt : 1
       if (inFlight > 0 && inFlight + chunk > this.window) return 0

@@ -102,7 +102,7 @@ class Host {
   }
 }
 
-interface Opened { qps: { qpn: number; psn: number }[]; rkey: number; addr: number; diagnostics: { pmtudiscDo: boolean } }
+interface Opened { qps: { qpn: number; psn: number }[]; rkey: number; addr: number; diagnostics: { pmtudiscDo: boolean; noCheck6Rx: boolean } }
 interface Finished { cpuSeconds: number; sha: string; counters: DeviceCountersSnapshot; sends: CompletionTally; recvs: CompletionTally; stray: number; failures: unknown[] }
 
 let bundle = ''

@@ -171,6 +171,21 @@ describe('error statuses', () => {
     expect(Buffer.from(ma.bytes).equals(Buffer.from(mb.bytes))).toBe(true)
   })
 
+  it('READs larger than the window (several READ requests each) stay within max_dest_rd_atomic 1', async () => {
+    // 256 KiB window at MTU 1024: a 257 KiB READ is requested in two pieces; the second must wait
+    // for the first's responses, or the responder sees two outstanding READs from one WR.
+    pair = await openPair({ windowBytes: 256 * 1024 })
+    const { qa } = connect(pair, { maxRdAtomicA: 1, maxDestRdAtomicB: 1 })
+    const size = 257 * 1024
+    const ma = register(pair.a, 4 * size)
+    const mb = register(pair.b, 4 * size)
+    mb.bytes.set(pattern(4 * size, 5))
+    const reads = [0, 1, 2, 3].map((i) => statusOf(qa.read(ma.slice(i * size, size), mb.region(i * size, size))))
+    expect(await Promise.all(reads)).toEqual(['SUCCESS', 'SUCCESS', 'SUCCESS', 'SUCCESS'])
+    expect(Buffer.from(ma.bytes).equals(Buffer.from(mb.bytes))).toBe(true)
+    expect(pair.db.counters.naksSent).toBe(0)
+  })
+
   it('with max_dest_rd_atomic 0 a READ and an atomic get REM_INV_REQ_ERR (as rxe)', async () => {
     for (const op of ['read', 'atomic'] as const) {
       pair = await openPair()

@@ -16,7 +16,7 @@
  * The floor is the smallest round trip seen over the last two epochs (about a second each), so
  * it follows a path that changes. The target is the floor plus max(targetQueueMs, the floor):
  * a queue worth one round trip at most. While latency-class QPs of the same device have
- * traffic (a packet within the last CONTENDED_MS), the tolerated queue is contendedQueueMs
+ * traffic (a packet accepted within the last CONTENDED_MS), the tolerated queue is contendedQueueMs
  * instead: the bulk QP gives up some throughput so that the latency packets, which share the
  * peer's receiving socket with it, wait behind a shorter queue.
  */

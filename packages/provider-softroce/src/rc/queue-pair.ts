@@ -39,7 +39,7 @@ export interface QpDevice {
   readonly lazyAcks: boolean
   /** The delay-based congestion window of every QP (null: off). */
   readonly delayWindow: DelayWindowConfig | null
-  /** When a packet of a latency-class QP was last received (performance.now(); -Infinity: never). */
+  /** When a latency-class QP of the device last accepted a packet (performance.now(); -Infinity: never). */
   readonly latencyTrafficAt: number
   /** Sends one packet of `qp`; returns the bytes put on the wire. */
   transmit(qp: SoftRoceQp, pkt: RocePacket, parts: readonly Uint8Array[], payloadLength: number): number

@@ -30,7 +30,7 @@ export interface RequesterHost {
   readonly lazyAcks: boolean
   /** The delay-based congestion window's settings; null: the window is windowPackets, fixed. */
   readonly delayWindow: DelayWindowConfig | null
-  /** When the device last received a packet of a latency-class QP (performance.now(); -Infinity: never). */
+  /** When a latency-class QP of the device last accepted a packet (performance.now(); -Infinity: never). */
   readonly latencyTrafficAt: number
   /** True while the QP may transmit requests (RTS, or SQD for WQEs already started). */
   requesterMayStart(): boolean

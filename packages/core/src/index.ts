@@ -36,3 +36,4 @@ export type { DaemonSessionInfo } from './control/daemon-protocol.js'
 export { seededRandom } from './util/seeded-random.js'
 // For providers written in JavaScript.
 export { CompletionRing, type CompletionProducer } from './provider-kit/completion-ring.js'
+export { FifoQueue } from './provider-kit/fifo-queue.js'

@@ -4,6 +4,7 @@
  * all QPs of the host. Messages are scheduled in MTU-sized segments, so a bulk
  * QP's large writes interleave with a latency QP's small ones as on a real link.
  */
+import { FifoQueue } from '@rdma-session/core'
 import { HEADER_BYTES } from './packet.js'
 
 /** A QP's send side as the scheduler sees it. */
@@ -58,8 +59,7 @@ function runLater(s: EgressScheduler): void {
 }
 
 export class EgressScheduler {
-  #queue: EgressFlow[] = []
-  #head = 0
+  readonly #queue = new FifoQueue<EgressFlow>()
   #immediate = false
   #timer: NodeJS.Timeout | null = null
   #linkBudget: number
@@ -95,9 +95,7 @@ export class EgressScheduler {
     this.#stopped = true
     if (this.#timer !== null) clearTimeout(this.#timer)
     this.#timer = null
-    for (const f of this.#queue) if (f !== undefined) f.queued = false
-    this.#queue = []
-    this.#head = 0
+    for (const f of this.#queue.drain()) f.queued = false
   }
 
   /** @internal One scheduling pass: sends until every flow is empty or waits for tokens or link budget. */
@@ -113,12 +111,12 @@ export class EgressScheduler {
     let waitMs = Infinity
     /** Consecutive visits that found the flow waiting for tokens. */
     let blocked = 0
-    outer: while (this.#head < this.#queue.length) {
+    outer: while (!this.#queue.empty) {
       if (this.#linkBudget <= 0) {
         waitMs = Math.min(waitMs, -this.#linkBudget / this.#linkBytesPerMs)
         break
       }
-      const flow = this.#queue[this.#head]!
+      const flow = this.#queue.peek()!
       if (!flow.turnStarted) {
         flow.deficit += QUANTUM * flow.weight
         flow.turnStarted = true
@@ -140,7 +138,7 @@ export class EgressScheduler {
             flow.deficit = Math.min(flow.deficit, QUANTUM * flow.weight)
             this.#rotate(flow)
             // Every queued flow is waiting for tokens: sleep until the first can send.
-            if (++blocked >= this.#queue.length - this.#head) break outer
+            if (++blocked >= this.#queue.length) break outer
             continue outer
           }
         }
@@ -152,31 +150,20 @@ export class EgressScheduler {
         blocked = 0
       }
     }
-    this.#compact()
-    if (this.#head < this.#queue.length && waitMs !== Infinity) this.#sleep(waitMs)
+    if (!this.#queue.empty && waitMs !== Infinity) this.#sleep(waitMs)
   }
 
   #dequeue(flow: EgressFlow): void {
-    this.#queue[this.#head++] = undefined as unknown as EgressFlow
+    this.#queue.shift()
     flow.queued = false
     flow.deficit = 0
     flow.turnStarted = false
   }
 
   #rotate(flow: EgressFlow): void {
-    this.#queue[this.#head++] = undefined as unknown as EgressFlow
+    this.#queue.shift()
     this.#queue.push(flow)
     flow.turnStarted = false
-  }
-
-  #compact(): void {
-    if (this.#head === this.#queue.length) {
-      this.#queue = []
-      this.#head = 0
-    } else if (this.#head >= 256 && this.#head * 2 >= this.#queue.length) {
-      this.#queue = this.#queue.slice(this.#head)
-      this.#head = 0
-    }
   }
 
   #sleep(ms: number): void {

@@ -5,7 +5,7 @@
  * before touching memory, executes the request on registered memory, consumes
  * receive WRs, and answers with ACK, NAK, READ response or atomic acknowledge.
  */
-import { AccessFlag, Opcode, RecvOpcode, WcStatus } from '@rdma-session/core'
+import { AccessFlag, FifoQueue, Opcode, RecvOpcode, WcStatus } from '@rdma-session/core'
 import { rnrDelayMs } from './ib-timers.js'
 import { scatter } from './local-memory.js'
 import type { MockQp } from './mock-qp.js'
@@ -20,15 +20,14 @@ const U64_MASK = (1n << 64n) - 1n
 export class Responder {
   /** PSN of the next new request. */
   expectedPsn = 0
-  #recvs: (RecvWqe | undefined)[] = []
-  #first = 0
+  readonly #recvs = new FifoQueue<RecvWqe>()
   #nakSent = false
   #atomicResults: Map<number, Uint8Array> | null = null
 
   constructor(private readonly qp: MockQp) {}
 
   get outstanding(): number {
-    return this.#recvs.length - this.#first
+    return this.#recvs.length
   }
 
   post(w: RecvWqe): void {
@@ -37,7 +36,7 @@ export class Responder {
 
   /** Completes every posted receive with WR_FLUSH_ERR, in post order. */
   flush(): void {
-    while (this.#first < this.#recvs.length) this.#completeRecv(WcStatus.WR_FLUSH_ERR, RecvOpcode.RECV, 0, undefined)
+    while (!this.#recvs.empty) this.#completeRecv(WcStatus.WR_FLUSH_ERR, RecvOpcode.RECV, 0, undefined)
   }
 
   onRequest(packet: Packet, data: Uint8Array): void {
@@ -86,7 +85,7 @@ export class Responder {
 
   #send(packet: Packet, data: Uint8Array): void {
     if (!this.#hasRecv(packet)) return
-    const r = this.#recvs[this.#first]!
+    const r = this.#recvs.peek()!
     if (data.length > r.capacity) {
       this.#completeRecv(WcStatus.LOC_LEN_ERR, RecvOpcode.RECV, data.length, undefined)
       return this.#fatalNak(packet.psn, 'INVALID_REQUEST', `a ${data.length}-byte SEND does not fit the ${r.capacity}-byte receive buffer`)
@@ -153,7 +152,7 @@ export class Responder {
 
   /** True when a receive WR is posted; otherwise answers with an RNR NAK. */
   #hasRecv(packet: Packet): boolean {
-    if (this.#first < this.#recvs.length) return true
+    if (!this.#recvs.empty) return true
     const qp = this.qp
     this.#nak(packet.psn, 'RNR', rnrDelayMs(qp.minRnrTimer, qp.device.fabric.maxRnrDelayMs))
     // The requester goes back to this PSN after its RNR wait: requests already behind it need no sequence NAK.
@@ -162,15 +161,7 @@ export class Responder {
   }
 
   #completeRecv(status: WcStatus, opcode: RecvOpcode, byteLen: number, imm: number | undefined): void {
-    const r = this.#recvs[this.#first]!
-    this.#recvs[this.#first++] = undefined
-    if (this.#first === this.#recvs.length) {
-      this.#recvs = []
-      this.#first = 0
-    } else if (this.#first >= 1024 && this.#first * 2 >= this.#recvs.length) {
-      this.#recvs = this.#recvs.slice(this.#first)
-      this.#first = 0
-    }
+    const r = this.#recvs.shift()!
     this.qp.completeRecv(r.wrId, status, opcode, byteLen, imm)
   }
 

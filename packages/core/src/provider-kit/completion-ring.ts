@@ -9,6 +9,7 @@
  */
 import { QpStateError } from '../errors.js'
 import type { ProviderCq, WorkCompletion } from '../spi.js'
+import { FifoQueue } from './fifo-queue.js'
 
 /** What a CQ needs from a QP that uses it. */
 export interface CompletionProducer {
@@ -24,8 +25,7 @@ function notifyLater(cq: CompletionRing): void {
 export abstract class CompletionRing implements ProviderCq {
   /** Completions lost to overflow. */
   overflows = 0
-  #wcs: WorkCompletion[] = []
-  #head = 0
+  readonly #wcs = new FifoQueue<WorkCompletion>()
   #notify: (() => void) | null = null
   #notifyScheduled = false
   #soonScheduled = false
@@ -43,7 +43,7 @@ export abstract class CompletionRing implements ProviderCq {
 
   /** Completions ready to poll. */
   get count(): number {
-    return this.#wcs.length - this.#head
+    return this.#wcs.length
   }
 
   get destroyed(): boolean {
@@ -56,18 +56,7 @@ export abstract class CompletionRing implements ProviderCq {
   }
 
   poll(max: number): WorkCompletion[] {
-    const n = Math.min(Math.max(0, Math.floor(max)), this.#wcs.length - this.#head)
-    if (n === 0) return []
-    const out = this.#wcs.slice(this.#head, this.#head + n)
-    this.#head += n
-    if (this.#head === this.#wcs.length) {
-      this.#wcs = []
-      this.#head = 0
-    } else if (this.#head >= 1024 && this.#head * 2 >= this.#wcs.length) {
-      this.#wcs = this.#wcs.slice(this.#head)
-      this.#head = 0
-    }
-    return out
+    return this.#wcs.take(Math.max(0, Math.floor(max)))
   }
 
   setNotify(cb: () => void): void {
@@ -81,8 +70,7 @@ export abstract class CompletionRing implements ProviderCq {
       throw new QpStateError(`CQ still used by ${this.#producers.size} QP(s); destroy the QPs first`, { qps: this.#producers.size })
     }
     this.#destroyed = true
-    this.#wcs = []
-    this.#head = 0
+    this.#wcs.clear()
     this.#notify = null
     this.onDestroyed()
   }
@@ -102,7 +90,7 @@ export abstract class CompletionRing implements ProviderCq {
    */
   push(wc: WorkCompletion, soon = false): boolean {
     if (this.#destroyed) return false
-    if (this.#wcs.length - this.#head >= this.depth) {
+    if (this.#wcs.length >= this.depth) {
       this.overflows++
       for (const qp of [...this.#producers]) qp.fatal('cq-overflow')
       return false

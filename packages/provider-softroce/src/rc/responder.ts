@@ -5,7 +5,7 @@
  * PSN gap once, RNR-NAKs a SEND with no receive posted, checks rkey, bounds
  * and access before touching memory, and coalesces ACKs.
  */
-import { AccessFlag, RecvOpcode, WcStatus, type WorkCompletion } from '@rdma-session/core'
+import { AccessFlag, FifoQueue, RecvOpcode, WcStatus, type WorkCompletion } from '@rdma-session/core'
 import { ackSyndrome, nakSyndrome, NakCode, rnrNakSyndrome } from '../wire/aeth.js'
 import { RcOpcode, opcodeInfo } from '../wire/opcodes.js'
 import { psnAdd, psnDiff } from '../wire/psn.js'
@@ -63,8 +63,7 @@ export class Responder {
   readonly #pmtu: number
   #epsn: number
   #msn = 0
-  #recvs: RecvWqe[] = []
-  #recvHead = 0
+  readonly #recvs = new FifoQueue<RecvWqe>()
   #cur = CUR_NONE
   #curRecv: RecvWqe | null = null
   #curTarget: Uint8Array = EMPTY
@@ -123,7 +122,7 @@ export class Responder {
   }
 
   get postedRecvs(): number {
-    return this.#recvs.length - this.#recvHead
+    return this.#recvs.length
   }
 
   stop(): void {
@@ -138,9 +137,7 @@ export class Responder {
   takeOutstanding(): RecvWqe[] {
     const rest: RecvWqe[] = []
     if (this.#curRecv !== null) rest.push(this.#curRecv)
-    rest.push(...this.#recvs.slice(this.#recvHead))
-    this.#recvs = []
-    this.#recvHead = 0
+    rest.push(...this.#recvs.drain())
     this.#curRecv = null
     return rest
   }
@@ -181,7 +178,7 @@ export class Responder {
       return this.#fatal(psn, NakCode.INVALID_REQUEST, `SEND packet of ${len} bytes with path MTU ${this.#pmtu}`)
     }
     if (starts) {
-      const recv = this.#takeRecv()
+      const recv = this.#recvs.shift()
       if (recv === undefined) return this.#rnr(psn)
       this.#cur = CUR_SEND
       this.#curRecv = recv
@@ -234,7 +231,7 @@ export class Responder {
     if (this.#curOffset + len > target.length || (ends && this.#curOffset + len !== target.length)) {
       return this.#fatal(psn, NakCode.INVALID_REQUEST, `RDMA WRITE payload does not match its length ${target.length}`)
     }
-    if (withImm && this.#recvs[this.#recvHead] === undefined) return this.#rnr(psn)
+    if (withImm && this.#recvs.empty) return this.#rnr(psn)
     this.#cur = ends ? CUR_NONE : CUR_WRITE
     if (len > 0) target.set(pkt.payload, this.#curOffset)
     this.#curOffset += len
@@ -242,7 +239,7 @@ export class Responder {
       this.#msn = (this.#msn + 1) & 0xffffff
       this.#curTarget = EMPTY
       if (withImm) {
-        this.#curRecv = this.#takeRecv()!
+        this.#curRecv = this.#recvs.shift()!
         this.#finishRecv(WcStatus.SUCCESS, RecvOpcode.RECV_RDMA_WITH_IMM, target.length, pkt.immDt)
       }
     }
@@ -297,22 +294,7 @@ export class Responder {
     return this.#host.memory.remote(this.#host.pd, rkey, Number(va), length, access)
   }
 
-  #takeRecv(): RecvWqe | undefined {
-    const recvs = this.#recvs
-    const recv = recvs[this.#recvHead]
-    if (recv === undefined) return undefined
-    recvs[this.#recvHead++] = undefined as unknown as RecvWqe
-    if (this.#recvHead === recvs.length) {
-      this.#recvs = []
-      this.#recvHead = 0
-    } else if (this.#recvHead >= 256 && this.#recvHead * 2 >= recvs.length) {
-      // Receives posted ahead (a ping-pong keeps a few dozen) never let the head catch up with
-      // the tail: drop the consumed part instead of growing the array forever.
-      this.#recvs = recvs.slice(this.#recvHead)
-      this.#recvHead = 0
-    }
-    return recv
-  }
+
 
   /** Bookkeeping after a SEND/WRITE packet executed: next PSN, ACK coalescing. */
   #executed(pkt: RocePacket): void {

@@ -3,6 +3,7 @@
  * one packet at a time through the device scheduler) and ACK/NAK/atomic ACKs
  * queued behind them, so no acknowledgment overtakes a READ response it implies.
  */
+import { FifoQueue } from '@rdma-session/core'
 import { RcOpcode } from '../wire/opcodes.js'
 import type { RocePacket } from '../wire/packet.js'
 import { psnAdd } from '../wire/psn.js'
@@ -33,8 +34,7 @@ export interface ControlJob {
 export type ResponseJob = ReadResponseJob | ControlJob
 
 export class ResponseQueue {
-  #jobs: ResponseJob[] = []
-  #head = 0
+  readonly #jobs = new FifoQueue<ResponseJob>()
   /**
    * READs of new requests with responses still to send. A requester counts a READ against its
    * max_rd_atomic until the last response arrives, so a compliant one never has more of these
@@ -43,11 +43,11 @@ export class ResponseQueue {
   freshReads = 0
 
   get empty(): boolean {
-    return this.#head === this.#jobs.length
+    return this.#jobs.empty
   }
 
   get length(): number {
-    return this.#jobs.length - this.#head
+    return this.#jobs.length
   }
 
   push(job: ResponseJob): void {
@@ -56,26 +56,16 @@ export class ResponseQueue {
   }
 
   peek(): ResponseJob | undefined {
-    return this.#jobs[this.#head]
+    return this.#jobs.peek()
   }
 
   shift(): void {
-    const job = this.#jobs[this.#head]
+    const job = this.#jobs.shift()
     if (job !== undefined && job.kind === 'read' && job.fresh) this.freshReads--
-    this.#jobs[this.#head] = undefined as unknown as ResponseJob
-    this.#head++
-    if (this.#head === this.#jobs.length) {
-      this.#jobs = []
-      this.#head = 0
-    } else if (this.#head >= 256 && this.#head * 2 >= this.#jobs.length) {
-      this.#jobs = this.#jobs.slice(this.#head)
-      this.#head = 0
-    }
   }
 
   clear(): void {
-    this.#jobs = []
-    this.#head = 0
+    this.#jobs.clear()
     this.freshReads = 0
   }
 }

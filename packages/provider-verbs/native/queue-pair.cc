@@ -419,20 +419,30 @@ static napi_value Int(napi_env env, int v) {
   return out;
 }
 
+// The arguments of a plain Node-API call (unset ones stay undefined) and the addon data that
+// comes with it; returns how many arguments the caller passed.
+template <size_t N>
+static size_t CallArgs(napi_env env, napi_callback_info cb, napi_value (&argv)[N], AddonData** data) {
+  size_t argc = N;
+  void* vdata = nullptr;
+  napi_get_cb_info(env, cb, &argc, argv, nullptr, &vdata);
+  *data = static_cast<AddonData*>(vdata);
+  return argc;
+}
+
 // postPrepared(handle): posts a prepared WR. Plain Node-API (no wrapper object to unwrap, the
 // addon data comes with the call). Returns 0, the errno of ibv_post_send, -1 for a handle that is
 // not live (never issued, released, or its QP destroyed), -2 when the inline data was detached.
 static napi_value PostPrepared(napi_env env, napi_callback_info cb) {
-  size_t argc = 1;
   napi_value argv[1];
-  void* vdata = nullptr;
-  napi_get_cb_info(env, cb, &argc, argv, nullptr, &vdata);
+  AddonData* data = nullptr;
+  size_t argc = CallArgs(env, cb, argv, &data);
   double handle = -1;
   if (argc < 1 || napi_get_value_double(env, argv[0], &handle) != napi_ok) {
     napi_throw_type_error(env, "ERR_INVALID_ARGUMENT", "postPrepared(handle): handle must be a number");
     return nullptr;
   }
-  PreparedSend* p = LookupPrepared(static_cast<AddonData*>(vdata), handle, nullptr);
+  PreparedSend* p = LookupPrepared(data, handle, nullptr);
   if (p == nullptr) return Int(env, kPreparedBadHandle);
   if (InlineDetached(env, p)) return Int(env, kPreparedInlineDetached);
   ibv_send_wr* bad = nullptr;
@@ -453,11 +463,9 @@ static napi_value ListFailure(napi_env env, int code, uint32_t posted, uint32_t 
 }
 
 static napi_value PostPreparedList(napi_env env, napi_callback_info cb) {
-  size_t argc = 2;
   napi_value argv[2];
-  void* vdata = nullptr;
-  napi_get_cb_info(env, cb, &argc, argv, nullptr, &vdata);
-  AddonData* data = static_cast<AddonData*>(vdata);
+  AddonData* data = nullptr;
+  size_t argc = CallArgs(env, cb, argv, &data);
   napi_typedarray_type type;
   size_t len = 0;
   void* raw = nullptr;
@@ -503,13 +511,11 @@ static napi_value PostPreparedList(napi_env env, napi_callback_info cb) {
 // releasePrepared(handle): frees a prepared WR (and its reference to the inline data). Returns
 // true if the handle was live.
 static napi_value ReleasePreparedFn(napi_env env, napi_callback_info cb) {
-  size_t argc = 1;
   napi_value argv[1];
-  void* vdata = nullptr;
-  napi_get_cb_info(env, cb, &argc, argv, nullptr, &vdata);
+  AddonData* data = nullptr;
+  size_t argc = CallArgs(env, cb, argv, &data);
   double handle = -1;
   if (argc >= 1) napi_get_value_double(env, argv[0], &handle);
-  AddonData* data = static_cast<AddonData*>(vdata);
   uint32_t index = 0;
   PreparedSend* p = LookupPrepared(data, handle, &index);
   if (p != nullptr) FreePrepared(data, index, false);

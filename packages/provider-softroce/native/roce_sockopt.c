@@ -11,11 +11,23 @@
 //     address, with per-datagram IP_TOS + IP_TTL (IPv4) / IPV6_TCLASS + IPV6_HOPLIMIT (IPv6)
 //     ancillary data for the values that are >= 0 (-1: the socket's default). Errors of the
 //     send itself (EAGAIN, ENOBUFS, EMSGSIZE, ...) are returned, not thrown: the caller falls back.
+//   openReceiver(fd, slab, meta, slotBytes, onBatch, onWritable, onClosed) -> handle
+//     Watches fd on node's event loop (a uv_poll) and reads it with recvmmsg into `slab`, one
+//     datagram per slot of slotBytes, then calls onBatch(count) once per batch: for datagram i,
+//     meta[i*8 ..] = length (-1: larger than a slot), source port, family (4|6), the source
+//     address as 4 big-endian 32-bit words (IPv4: word 0). onBatch(-errno) reports a receive
+//     error. node:dgram's receive path allocates a buffer and an address object per datagram
+//     and reads until EAGAIN; this reads up to a slab per system call.
+//   armWritable(handle): onWritable() once the socket can take datagrams again (after EAGAIN).
+//   closeReceiver(handle): stops watching, closes fd, then calls onClosed().
+//   socketPort(fd) -> the bound UDP port (getsockname).
+//   setBufferSizes(fd, bytes) -> the receive buffer the kernel granted (SO_RCVBUF/SO_SNDBUF).
 //
 // Errors are Error objects with code ('EADDRINUSE', ...), errno, syscall and a message in words.
 #define _GNU_SOURCE
 #define NAPI_VERSION 8
 #include <node_api.h>
+#include <uv.h>
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -384,6 +396,230 @@ static napi_value send_to(napi_env env, napi_callback_info info) {
   return out;
 }
 
+// ---- the receive path
+
+#define RX_MAX_SLOTS 64
+#define RX_META 8
+#define RX_ROUNDS 4
+
+typedef struct receiver {
+  uv_poll_t poll; // first: the handle pointer is the receiver pointer
+  napi_env env;
+  napi_ref on_batch, on_writable, on_closed, slab_ref, meta_ref;
+  napi_async_context async;
+  uint8_t *slab;
+  int32_t *meta;
+  uint32_t slot, slots;
+  int fd, events, closing;
+  struct mmsghdr msgs[RX_MAX_SLOTS];
+  struct iovec iov[RX_MAX_SLOTS];
+  struct sockaddr_in6 names[RX_MAX_SLOTS];
+} receiver_t;
+
+// Calls a JS callback from the event loop (handle scope, async context, microtasks afterwards);
+// an exception it throws becomes an uncaught exception, as in any other I/O callback.
+static void call_js(receiver_t *r, napi_ref fn_ref, int argc, int32_t arg) {
+  napi_env env = r->env;
+  napi_handle_scope scope;
+  if (napi_open_handle_scope(env, &scope) != napi_ok) return;
+  napi_value fn, recv, argv[1], result;
+  if (napi_get_reference_value(env, fn_ref, &fn) == napi_ok && napi_get_global(env, &recv) == napi_ok &&
+      napi_create_int32(env, arg, &argv[0]) == napi_ok) {
+    if (napi_make_callback(env, r->async, recv, fn, (size_t)argc, argv, &result) == napi_pending_exception) {
+      napi_value err;
+      if (napi_get_and_clear_last_exception(env, &err) == napi_ok) napi_fatal_exception(env, err);
+    }
+  }
+  napi_close_handle_scope(env, scope);
+}
+
+static void fill_meta(receiver_t *r, int n) {
+  for (int i = 0; i < n; i++) {
+    int32_t *m = r->meta + (size_t)i * RX_META;
+    struct msghdr *h = &r->msgs[i].msg_hdr;
+    m[0] = (h->msg_flags & MSG_TRUNC) ? -1 : (int32_t)r->msgs[i].msg_len;
+    const struct sockaddr *sa = (const struct sockaddr *)&r->names[i];
+    if (sa->sa_family == AF_INET) {
+      const struct sockaddr_in *v4 = (const struct sockaddr_in *)sa;
+      m[1] = ntohs(v4->sin_port), m[2] = 4, m[3] = (int32_t)ntohl(v4->sin_addr.s_addr), m[4] = m[5] = m[6] = 0;
+    } else {
+      const struct sockaddr_in6 *v6 = (const struct sockaddr_in6 *)sa;
+      uint32_t w[4];
+      memcpy(w, &v6->sin6_addr, sizeof w);
+      m[1] = ntohs(v6->sin6_port), m[2] = 6;
+      for (int k = 0; k < 4; k++) m[3 + k] = (int32_t)ntohl(w[k]);
+    }
+  }
+}
+
+static void on_poll(uv_poll_t *handle, int status, int events) {
+  receiver_t *r = (receiver_t *)handle;
+  if (r->closing) return;
+  if (status < 0) {
+    call_js(r, r->on_batch, 1, status);
+    return;
+  }
+  if (events & UV_WRITABLE) {
+    r->events &= ~UV_WRITABLE;
+    uv_poll_start(&r->poll, r->events, on_poll);
+    call_js(r, r->on_writable, 0, 0);
+    if (r->closing) return;
+  }
+  if (!(events & UV_READABLE)) return;
+  for (int round = 0; round < RX_ROUNDS && !r->closing; round++) {
+    for (uint32_t i = 0; i < r->slots; i++) {
+      r->msgs[i].msg_hdr.msg_namelen = sizeof r->names[i];
+      r->msgs[i].msg_hdr.msg_flags = 0;
+    }
+    int n;
+    do n = recvmmsg(r->fd, r->msgs, r->slots, MSG_DONTWAIT, NULL);
+    while (n < 0 && errno == EINTR);
+    if (n < 0) {
+      if (errno != EAGAIN && errno != EWOULDBLOCK) call_js(r, r->on_batch, 1, -errno);
+      return;
+    }
+    if (n == 0) return;
+    fill_meta(r, n);
+    call_js(r, r->on_batch, 1, n);
+    if ((uint32_t)n < r->slots) return;
+  }
+}
+
+static void on_closed(uv_handle_t *handle) {
+  receiver_t *r = (receiver_t *)handle;
+  napi_env env = r->env;
+  close(r->fd);
+  call_js(r, r->on_closed, 0, 0);
+  napi_delete_reference(env, r->on_batch);
+  napi_delete_reference(env, r->on_writable);
+  napi_delete_reference(env, r->on_closed);
+  napi_delete_reference(env, r->slab_ref);
+  napi_delete_reference(env, r->meta_ref);
+  napi_async_destroy(env, r->async);
+  free(r);
+}
+
+static bool is_function(napi_env env, napi_value v) {
+  napi_valuetype t;
+  return napi_typeof(env, v, &t) == napi_ok && t == napi_function;
+}
+
+// openReceiver(fd, slab, meta, slotBytes, onBatch, onWritable, onClosed) -> handle
+static napi_value open_receiver(napi_env env, napi_callback_info info) {
+  size_t argc = 7;
+  napi_value argv[7], out, name;
+  int32_t fd = -1, slot = 0;
+  void *slab = NULL, *meta = NULL;
+  size_t slab_len = 0, meta_len = 0, off;
+  napi_typedarray_type mt;
+  napi_value ab;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 7 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || fd < 0)
+    return throw_type(env, "openReceiver: expected (fd, slab, meta, slotBytes, onBatch, onWritable, onClosed)"), NULL;
+  if (!get_bytes(env, argv[1], &slab, &slab_len)) return throw_type(env, "openReceiver: slab must be a Buffer"), NULL;
+  if (napi_get_typedarray_info(env, argv[2], &mt, &meta_len, &meta, &ab, &off) != napi_ok || mt != napi_int32_array)
+    return throw_type(env, "openReceiver: meta must be an Int32Array"), NULL;
+  if (napi_get_value_int32(env, argv[3], &slot) != napi_ok || slot < 64 || slot > 65536)
+    return throw_type(env, "openReceiver: slotBytes must be 64..65536"), NULL;
+  if (!is_function(env, argv[4]) || !is_function(env, argv[5]) || !is_function(env, argv[6]))
+    return throw_type(env, "openReceiver: onBatch, onWritable and onClosed must be functions"), NULL;
+  size_t slots = slab_len / (size_t)slot;
+  if (slots > RX_MAX_SLOTS) slots = RX_MAX_SLOTS;
+  if (slots == 0 || meta_len < slots * RX_META) return throw_type(env, "openReceiver: slab or meta too small for one slot"), NULL;
+  uv_loop_t *loop;
+  CHECK(napi_get_uv_event_loop(env, &loop));
+  receiver_t *r = calloc(1, sizeof *r);
+  if (!r) return throw_errno(env, ENOMEM, "calloc", "openReceiver"), NULL;
+  r->env = env, r->fd = fd, r->slab = slab, r->meta = meta, r->slot = (uint32_t)slot, r->slots = (uint32_t)slots;
+  for (uint32_t i = 0; i < r->slots; i++) {
+    r->iov[i].iov_base = r->slab + (size_t)i * r->slot;
+    r->iov[i].iov_len = r->slot;
+    r->msgs[i].msg_hdr.msg_iov = &r->iov[i];
+    r->msgs[i].msg_hdr.msg_iovlen = 1;
+    r->msgs[i].msg_hdr.msg_name = &r->names[i];
+  }
+  int uerr = uv_poll_init(loop, &r->poll, fd);
+  if (uerr) {
+    free(r);
+    return throw_errno(env, -uerr, "uv_poll_init", "openReceiver: watching the socket"), NULL;
+  }
+  napi_create_reference(env, argv[4], 1, &r->on_batch);
+  napi_create_reference(env, argv[5], 1, &r->on_writable);
+  napi_create_reference(env, argv[6], 1, &r->on_closed);
+  napi_create_reference(env, argv[1], 1, &r->slab_ref);
+  napi_create_reference(env, argv[2], 1, &r->meta_ref);
+  napi_create_string_utf8(env, "RoceReceiver", NAPI_AUTO_LENGTH, &name);
+  napi_async_init(env, NULL, name, &r->async);
+  r->events = UV_READABLE;
+  uv_poll_start(&r->poll, r->events, on_poll);
+  CHECK(napi_create_external(env, r, NULL, NULL, &out));
+  return out;
+}
+
+static receiver_t *receiver_arg(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  void *p = NULL;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1 ||
+      napi_get_value_external(env, argv[0], &p) != napi_ok || !p) {
+    throw_type(env, "expected a receiver handle from openReceiver");
+    return NULL;
+  }
+  return p;
+}
+
+static napi_value arm_writable(napi_env env, napi_callback_info info) {
+  receiver_t *r = receiver_arg(env, info);
+  if (r && !r->closing && !(r->events & UV_WRITABLE)) {
+    r->events |= UV_WRITABLE;
+    uv_poll_start(&r->poll, r->events, on_poll);
+  }
+  return NULL;
+}
+
+static napi_value close_receiver(napi_env env, napi_callback_info info) {
+  receiver_t *r = receiver_arg(env, info);
+  if (r && !r->closing) {
+    r->closing = 1;
+    uv_poll_stop(&r->poll);
+    uv_close((uv_handle_t *)&r->poll, on_closed);
+  }
+  return NULL;
+}
+
+static napi_value socket_port(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], out;
+  int32_t fd = -1;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 1 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || fd < 0)
+    return throw_type(env, "socketPort: expected a file descriptor"), NULL;
+  struct sockaddr_in6 sa;
+  socklen_t l = sizeof sa;
+  if (getsockname(fd, (struct sockaddr *)&sa, &l)) return throw_errno(env, errno, "getsockname", "reading the bound port"), NULL;
+  int port = ((struct sockaddr *)&sa)->sa_family == AF_INET ? ntohs(((struct sockaddr_in *)&sa)->sin_port) : ntohs(sa.sin6_port);
+  CHECK(napi_create_int32(env, port, &out));
+  return out;
+}
+
+static napi_value set_buffer_sizes(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2], out;
+  int32_t fd = -1, bytes = 0;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 2 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || fd < 0 ||
+      napi_get_value_int32(env, argv[1], &bytes) != napi_ok || bytes <= 0)
+    return throw_type(env, "setBufferSizes: expected (fd, bytes)"), NULL;
+  // Best effort, as node:dgram's: the kernel caps both at net.core.[rw]mem_max.
+  setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bytes, sizeof bytes);
+  setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &bytes, sizeof bytes);
+  int granted = 0;
+  socklen_t l = sizeof granted;
+  if (getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &granted, &l)) granted = 0;
+  CHECK(napi_create_int32(env, granted, &out));
+  return out;
+}
+
 NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
   napi_value fn;
   if (napi_create_function(env, "createUdpSocket", NAPI_AUTO_LENGTH, create_udp_socket, NULL, &fn) != napi_ok ||
@@ -395,5 +631,13 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
       napi_create_function(env, "sendTo", NAPI_AUTO_LENGTH, send_to, NULL, &fn) != napi_ok ||
       napi_set_named_property(env, exports, "sendTo", fn) != napi_ok)
     return NULL;
+  const struct { const char *name; napi_callback cb; } more[] = {
+      {"openReceiver", open_receiver}, {"armWritable", arm_writable}, {"closeReceiver", close_receiver},
+      {"socketPort", socket_port},     {"setBufferSizes", set_buffer_sizes},
+  };
+  for (size_t i = 0; i < sizeof more / sizeof more[0]; i++)
+    if (napi_create_function(env, more[i].name, NAPI_AUTO_LENGTH, more[i].cb, NULL, &fn) != napi_ok ||
+        napi_set_named_property(env, exports, more[i].name, fn) != napi_ok)
+      return NULL;
   return exports;
 }

@@ -1,18 +1,27 @@
 /**
- * Opens the one UDP socket of a device through openRoceSocket (src/socket):
- * with the native helper it carries IP_PMTUDISC_DO (IPv4: IP ID 0 + DF, the
- * header our ICRC assumes) or UDP_NO_CHECK6_RX (IPv6: rxe's checksum-0
- * datagrams are delivered); without it, a plain node:dgram socket, and
- * `helper`/`reason` say what that loses. A socket made elsewhere can be
- * adopted by fd instead.
+ * Opens the one UDP socket of a device. With the native helper it carries
+ * IP_PMTUDISC_DO (IPv4: IP ID 0 + DF, the header our ICRC assumes) or
+ * UDP_NO_CHECK6_RX (IPv6: rxe's checksum-0 datagrams are delivered), and the
+ * helper also reads and writes it (NativeDatagramSocket) unless its receive
+ * path is missing or disabled, when node:dgram adopts the fd (openRoceSocket);
+ * without the helper, a plain node:dgram socket, and `helper`/`reason` say what
+ * that loses. A socket made elsewhere can be adopted by fd instead (node:dgram).
  */
 import dgram, { type Socket } from 'node:dgram'
+import { closeSync } from 'node:fs'
 import { isIPv4, isIPv6 } from 'node:net'
 import { InvalidArgumentError, RdmaError, ErrorCode, isRdmaError } from '@rdma-session/core'
 import { openRoceSocket, type RoceSocket } from './socket/roce-socket.js'
+import { NativeDatagramSocket } from './socket/native-datagram.js'
+import { loadSockoptAddon, nativeReceiveOf } from './socket/sockopt-addon.js'
 
 export interface DeviceSocket {
-  readonly socket: Socket
+  /** node:dgram reads the socket (and sends when the native send path is not used or is full). */
+  readonly socket?: Socket
+  /** Or the native helper reads and writes it. */
+  readonly io?: NativeDatagramSocket
+  /** With `socket`: why the helper's receive path is not used. */
+  readonly receivePathReason?: string
   readonly family: 4 | 6
   /** The bound address and port. */
   readonly address: string
@@ -72,6 +81,7 @@ export async function adoptDeviceSocket(adopted: AdoptedSocket, family: 4 | 6): 
     pmtudiscDo: adopted.pmtudiscDo === true,
     noCheck6Rx: adopted.noCheck6Rx === true,
     recvBufferBytes: tuneBuffers(socket),
+    receivePathReason: 'an adopted socket is read by node:dgram',
     ...(adopted.pmtudiscDo === true || adopted.noCheck6Rx === true ? {} : { reason: 'adopted socket without the interop options' }),
   }
 }
@@ -80,8 +90,10 @@ export async function openDeviceSocket(address: string, port: number): Promise<D
   const family = isIPv4(address) ? 4 : isIPv6(address) ? 6 : 0
   if (family === 0) throw new InvalidArgumentError(`softroce address must be an IPv4 or IPv6 address, got '${address}'`)
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new InvalidArgumentError(`softroce port must be 0–65535, got ${String(port)}`)
+  const nr = nativeReceiveOf(loadSockoptAddon())
   let rs: RoceSocket
   try {
+    if (nr.ok) return openNativeDeviceSocket(nr.addon, family, address, port)
     rs = await openRoceSocket({ family, address, port, recvBufferSize: SOCKET_BUFFER_BYTES, sendBufferSize: SOCKET_BUFFER_BYTES })
   } catch (err) {
     if (isRdmaError(err)) throw err
@@ -105,6 +117,31 @@ export async function openDeviceSocket(address: string, port: number): Promise<D
     pmtudiscDo: rs.interop.pmtudiscDo,
     noCheck6Rx: rs.interop.noCheck6Rx,
     recvBufferBytes,
+    ...(nr.ok ? {} : { receivePathReason: nr.why }),
     ...(rs.reason === undefined ? {} : { reason: rs.reason }),
+  }
+}
+
+/** The helper makes, binds, reads and writes the socket; node:dgram is not involved. */
+function openNativeDeviceSocket(addon: ConstructorParameters<typeof NativeDatagramSocket>[0], family: 4 | 6, address: string, port: number): DeviceSocket {
+  const fd = addon.createUdpSocket({ family, address, port })
+  try {
+    const report = addon.querySocket(fd)
+    const recvBufferBytes = addon.setBufferSizes(fd, SOCKET_BUFFER_BYTES)
+    const io = new NativeDatagramSocket(addon, fd, family)
+    return {
+      io,
+      family,
+      address,
+      port: io.port,
+      helper: 'native',
+      fd,
+      pmtudiscDo: report.pmtudisc === 'do' || report.pmtudisc === 'probe',
+      noCheck6Rx: report.noCheck6Rx === true,
+      recvBufferBytes,
+    }
+  } catch (err) {
+    closeSync(fd)
+    throw err
   }
 }

@@ -29,6 +29,7 @@ import { peekDestQpn, tryDecodePacket, type RocePacket } from './wire/packet.js'
 import { isWireError } from './wire/errors.js'
 import { addressBytes } from './wire/address.js'
 import { NativeSender, type WireTarget } from './socket/native-send.js'
+import { MAX_DATAGRAM_BYTES, type NativeDatagramSocket } from './socket/native-datagram.js'
 import { loadSockoptAddon, nativeSendOf } from './socket/sockopt-addon.js'
 
 /** How a device is set up (resolved from SoftRoceOptions by the provider). */
@@ -61,6 +62,13 @@ export interface DeviceDiagnostics {
    * full; 'dgram': node:dgram's send() for every packet.
    */
   readonly sendPath: 'native' | 'dgram'
+  /**
+   * 'native': the helper reads the socket (recvmmsg, a batch of datagrams per system call and
+   * per callback); 'dgram': node:dgram's 'message' events, one per datagram.
+   */
+  readonly receivePath: 'native' | 'dgram'
+  /** With receivePath 'dgram': why the native receive path is not used. */
+  readonly receivePathReason?: string
   /** With sendPath 'dgram': why the native send path is not used. */
   readonly sendPathReason?: string
   /**
@@ -108,7 +116,9 @@ export class SoftRoceDevice implements ProviderDevice, PdOwner, QpDevice {
   latencyTrafficAt = -Infinity
   readonly diagnostics: DeviceDiagnostics
   readonly family: 4 | 6
-  readonly #socket: Socket
+  /** node:dgram (null when the native helper reads and writes the socket: #io). */
+  readonly #socket: Socket | null
+  readonly #io: NativeDatagramSocket | null
   /** The native send path (null: node:dgram sends everything). */
   readonly #native: NativeSender | null
   /** A datagram went to node:dgram's queue: keep to dgram until it is empty (no reordering). */
@@ -132,7 +142,8 @@ export class SoftRoceDevice implements ProviderDevice, PdOwner, QpDevice {
 
   constructor(config: DeviceConfig, ds: DeviceSocket) {
     this.#config = config
-    this.#socket = ds.socket
+    this.#socket = ds.socket ?? null
+    this.#io = ds.io ?? null
     this.family = ds.family
     this.timers = config.timers
     this.maxMtu = config.maxMtu
@@ -142,7 +153,7 @@ export class SoftRoceDevice implements ProviderDevice, PdOwner, QpDevice {
     this.delayWindow = config.delayWindow
     this.info = Object.freeze({ name: config.name, address: ds.address, port: ds.port, gid: toGid(ds.family, ds.address) })
     const ns = nativeSendOf(loadSockoptAddon())
-    this.#native = ns.ok && ds.fd !== undefined ? new NativeSender(ns.addon, ds.fd, ds.family) : null
+    this.#native = this.#io !== null ? this.#io.sender : ns.ok && ds.fd !== undefined ? new NativeSender(ns.addon, ds.fd, ds.family) : null
     const sendPathReason = this.#native !== null ? undefined : !ns.ok ? ns.why : 'the socket\'s file descriptor is not known'
     this.diagnostics = Object.freeze({
       helper: ds.helper,
@@ -151,13 +162,28 @@ export class SoftRoceDevice implements ProviderDevice, PdOwner, QpDevice {
       ...(ds.reason === undefined ? {} : { reason: ds.reason }),
       sendPath: this.#native !== null ? 'native' : 'dgram',
       ...(sendPathReason === undefined ? {} : { sendPathReason }),
+      receivePath: this.#io !== null ? 'native' : 'dgram',
+      ...(this.#io !== null || ds.receivePathReason === undefined ? {} : { receivePathReason: ds.receivePathReason }),
       trafficClassApplied: this.#native !== null,
     })
     this.#icrc = new IcrcChecker(ds.family, ds.address, ds.port)
     this.#capture = config.capture === null ? null : new PacketCapture(config.capture)
     this.#impairment = config.impairment === null ? null : new LinkImpairment(config.impairment)
-    this.#socket.on('message', (msg, rinfo) => this.#receive(msg, rinfo.address, rinfo.port))
-    this.#socket.on('error', () => this.counters.sendErrors++)
+    if (this.#io !== null) {
+      this.#io.start({
+        onDatagram: (datagram, address, port) => this.#receive(datagram, address, port),
+        onReceiveError: () => this.counters.receiveErrors++,
+        onOversized: () => {
+          this.counters.packetsReceived++
+          this.counters.drop('malformed')
+        },
+        onSendError: () => this.counters.sendErrors++,
+      })
+    } else {
+      const socket = this.#socket!
+      socket.on('message', (msg, rinfo) => this.#receive(msg, rinfo.address, rinfo.port))
+      socket.on('error', () => this.counters.sendErrors++)
+    }
   }
 
   /** The impairment layer of this device's send and receive paths (created on first use). */
@@ -243,7 +269,8 @@ export class SoftRoceDevice implements ProviderDevice, PdOwner, QpDevice {
   async #close(): Promise<void> {
     this.#scheduler.close()
     this.#impairment?.drain()
-    await new Promise<void>((resolve) => this.#socket.close(() => resolve()))
+    if (this.#io !== null) await this.#io.close()
+    else await new Promise<void>((resolve) => this.#socket!.close(() => resolve()))
     await this.#capture?.close()
   }
 
@@ -309,7 +336,7 @@ export class SoftRoceDevice implements ProviderDevice, PdOwner, QpDevice {
     // One piece goes as a plain buffer: dgram copies and checks an array of pieces first.
     const data = pieces.length === 1 ? pieces[0]! : pieces
     if (this.#native === null) {
-      if (imp === null) this.#socket.send(data, ip.dstPort, ip.dst)
+      if (imp === null) this.#socket!.send(data, ip.dstPort, ip.dst)
       else imp.outbound(contiguous(datagram), (d) => this.#sendLater(d, ip, null))
       return datagram.length
     }
@@ -321,9 +348,14 @@ export class SoftRoceDevice implements ProviderDevice, PdOwner, QpDevice {
 
   /** The native send path; node:dgram when its queue holds datagrams or the kernel's is full (EAGAIN, ENOBUFS) or on another error (dgram reports it). */
   #send(data: Uint8Array | Uint8Array[], target: WireTarget): void {
+    if (this.#io !== null) {
+      if (!this.#io.send(data, target)) this.counters.nativeSendFallbacks++
+      return
+    }
+    const socket = this.#socket!
     if (this.#dgramQueued) {
-      if (this.#socket.getSendQueueCount() > 0) {
-        this.#socket.send(data, target.port, target.address)
+      if (socket.getSendQueueCount() > 0) {
+        socket.send(data, target.port, target.address)
         return
       }
       this.#dgramQueued = false
@@ -331,13 +363,13 @@ export class SoftRoceDevice implements ProviderDevice, PdOwner, QpDevice {
     if (this.#native!.send(data, target) >= 0) return
     this.counters.nativeSendFallbacks++
     this.#dgramQueued = true
-    this.#socket.send(data, target.port, target.address)
+    socket.send(data, target.port, target.address)
   }
 
   /** A datagram the impairment layer releases later: the socket may be closed by then. */
   #sendLater(datagram: Buffer, ip: IpContext, target: WireTarget | null): void {
     if (this.#closed !== null) return
-    if (target === null) this.#socket.send(datagram, ip.dstPort, ip.dst)
+    if (target === null) this.#socket!.send(datagram, ip.dstPort, ip.dst)
     else this.#send(datagram, target)
   }
 
@@ -355,7 +387,8 @@ export class SoftRoceDevice implements ProviderDevice, PdOwner, QpDevice {
     if (this.#scheduler.latencyFlows > 0) {
       const qp = this.#qps.get(peekDestQpn(datagram))
       if (qp === undefined || qp.priority !== PRIORITY_LATENCY) {
-        this.#deferred.push(datagram, address, port)
+        // A datagram the native path read is a view into its slab, which the next batch overwrites.
+        this.#deferred.push(this.#io !== null ? Buffer.from(datagram) : datagram, address, port)
         if (!this.#deferScheduled) {
           this.#deferScheduled = true
           setImmediate(runDeferred, this)
@@ -415,7 +448,7 @@ export class SoftRoceDevice implements ProviderDevice, PdOwner, QpDevice {
     const ip = this.#icrc.contextFrom(address, port)
     if (this.#capture !== null) this.#capture.record(datagram, ip)
     if (this.#impairment !== null && !this.#impairment.inbound()) return
-    if (datagram.length < 16) return c.drop('malformed')
+    if (datagram.length < 16 || datagram.length > MAX_DATAGRAM_BYTES) return c.drop('malformed')
     const icrc = this.#icrc.check(datagram, ip)
     if (icrc === 'bad') return c.drop('badIcrc')
     if (icrc === 'solved') c.ipv4IdSolved++

@@ -67,7 +67,13 @@ export interface DeviceCountersSnapshot {
   readonly ipv4IdSolved: number
   /** Socket send errors (the packet is lost; RC recovers it). */
   readonly sendErrors: number
-  /** Datagrams the native send path handed to node:dgram (kernel queue full, or a send error dgram then reports). */
+  /** Socket receive errors the native receive path reported (errno other than EAGAIN). */
+  readonly receiveErrors: number
+  /**
+   * Datagrams the native send path could not hand to the kernel at once (its queue was full):
+   * with the native receive path they wait in order for the socket to be writable; otherwise
+   * node:dgram queues them.
+   */
   readonly nativeSendFallbacks: number
   readonly drops: Readonly<DropCounts>
 }
@@ -87,6 +93,7 @@ export class DeviceCounters {
   duplicatesAnswered = 0
   ipv4IdSolved = 0
   sendErrors = 0
+  receiveErrors = 0
   nativeSendFallbacks = 0
   readonly naksSentByKind = zeroNaks()
   readonly naksReceivedByKind = zeroNaks()
@@ -150,6 +157,7 @@ export class DeviceCounters {
       duplicatesAnswered: this.duplicatesAnswered,
       ipv4IdSolved: this.ipv4IdSolved,
       sendErrors: this.sendErrors,
+      receiveErrors: this.receiveErrors,
       nativeSendFallbacks: this.nativeSendFallbacks,
       drops: { ...this.drops },
     }

@@ -16,6 +16,7 @@ export const DISABLE_ENV = 'RDMA_SESSION_SOFTROCE_NATIVE'
 export const PATH_ENV = 'RDMA_SESSION_SOFTROCE_NATIVE_PATH'
 /** RDMA_SESSION_SOFTROCE_NATIVE_SEND=off keeps the socket helper but sends through node:dgram. */
 export const SEND_DISABLE_ENV = 'RDMA_SESSION_SOFTROCE_NATIVE_SEND'
+export const RECEIVE_DISABLE_ENV = 'RDMA_SESSION_SOFTROCE_NATIVE_RECEIVE'
 export const BUILD_COMMAND = 'pnpm --filter @rdma-session/provider-softroce build:native'
 
 export interface CreateUdpSocketRequest {
@@ -49,6 +50,23 @@ export interface RoceSockoptAddon {
    * Returns the bytes sent or -errno (EAGAIN, ENOBUFS, ...: the caller falls back to dgram).
    */
   sendTo?(fd: number, data: Uint8Array | readonly Uint8Array[], sockaddr: Buffer, tos: number, hopLimit: number): number
+}
+
+/** The helper's receive path (helpers built before it lack these). */
+export interface RoceReceiveAddon {
+  /**
+   * Watches `fd` on node's event loop and reads it with recvmmsg into `slab` (one datagram per
+   * slot of `slotBytes`); `onBatch(count)` then finds datagram i's length, source port, family and
+   * address in meta[i*8 ..] (RECEIVE_META); onBatch(-errno) reports a receive error.
+   */
+  openReceiver(fd: number, slab: Buffer, meta: Int32Array, slotBytes: number, onBatch: (count: number) => void, onWritable: () => void, onClosed: () => void): object
+  /** Calls onWritable once the socket takes datagrams again (after a send returned -EAGAIN). */
+  armWritable(handle: object): void
+  /** Stops watching, closes the fd, then calls onClosed. */
+  closeReceiver(handle: object): void
+  socketPort(fd: number): number
+  /** SO_RCVBUF and SO_SNDBUF (best effort); returns the receive buffer granted. */
+  setBufferSizes(fd: number, bytes: number): number
 }
 
 export type AddonState =
@@ -107,6 +125,18 @@ export function nativeSendOf(addon: AddonState): { readonly ok: true; readonly a
     return { ok: false, why: `${addon.path} predates the native send path (no sendTo); rebuild it with \`${BUILD_COMMAND}\`` }
   }
   return { ok: true, addon: a as Required<RoceSockoptAddon> }
+}
+
+/** The native receive path of the loaded helper (with its send path), or why it is not used. */
+export function nativeReceiveOf(addon: AddonState): { readonly ok: true; readonly addon: Required<RoceSockoptAddon> & RoceReceiveAddon } | { readonly ok: false; readonly why: string } {
+  const send = nativeSendOf(addon)
+  if (!send.ok) return send
+  if (isOff(RECEIVE_DISABLE_ENV)) return { ok: false, why: `it is disabled by ${RECEIVE_DISABLE_ENV}=${process.env[RECEIVE_DISABLE_ENV] ?? ''}` }
+  const a = send.addon as Required<RoceSockoptAddon> & Partial<RoceReceiveAddon>
+  if (typeof a.openReceiver !== 'function' || typeof a.closeReceiver !== 'function' || typeof a.socketPort !== 'function') {
+    return { ok: false, why: `${(addon as { path: string }).path} predates the native receive path (no openReceiver); rebuild it with \`${BUILD_COMMAND}\`` }
+  }
+  return { ok: true, addon: a as Required<RoceSockoptAddon> & RoceReceiveAddon }
 }
 
 /** Load (once) and return the addon state; never throws. */

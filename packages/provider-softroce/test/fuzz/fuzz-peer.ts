@@ -8,6 +8,7 @@
  * device must stop it (so the test can check every drop counter exactly).
  */
 import { IcrcChecker } from '../../src/rc/icrc-check.js'
+import { MAX_DATAGRAM_BYTES } from '../../src/socket/native-datagram.js'
 import type { IpContext } from '../../src/wire/icrc.js'
 import { OPCODE_TABLE, RcOpcode } from '../../src/wire/opcodes.js'
 import { decodePacket, peekDestQpn } from '../../src/wire/packet.js'
@@ -200,7 +201,7 @@ export class FuzzPeer {
 
   /** The device's receive order: length, ICRC (IPv4: ID 0, else solved), QPN, source address. */
   #stage(datagram: Buffer, ip: IpContext, via: 'peer' | 'offPath'): Stage {
-    if (datagram.length < 16) return 'short'
+    if (datagram.length < 16 || datagram.length > MAX_DATAGRAM_BYTES) return 'short'
     if (this.#checker.check(datagram, this.#checker.contextFrom(ip.src, ip.srcPort)) === 'bad') return 'badIcrc'
     if (!this.#o.deviceQpns().has(peekDestQpn(datagram))) return 'unknownQpn'
     return via === 'offPath' ? 'wrongSource' : 'qp'

@@ -78,11 +78,13 @@ async function checkProvider(name: keyof typeof PACKAGES, importer: Importer): P
       const provider = create({ address: '127.0.0.1', port: 0 })
       const ctx = await createContext({ provider })
       try {
-        const diag = (ctx.device as { diagnostics?: { helper?: string; reason?: string; sendPath?: string; sendPathReason?: string } }).diagnostics
+        const diag = (ctx.device as { diagnostics?: { helper?: string; reason?: string; sendPath?: string; sendPathReason?: string; receivePath?: string; receivePathReason?: string } }).diagnostics
         if (diag?.helper === 'native') notes.push('native socket helper: built (IPv4 DF + IP ID 0, IPv6 zero-checksum receive): kernel rxe and NICs accept our packets')
         else if (diag !== undefined) notes.push(`native socket helper: not used. ${diag.reason ?? ''}`.trim())
         if (diag?.sendPath === 'native') notes.push('send path: native sendmsg (per-QP DSCP/ECN and hop limit on the wire)')
         else if (diag?.sendPath === 'dgram') notes.push(`send path: node:dgram (per-QP DSCP/ECN and hop limit not applied). ${diag.sendPathReason ?? ''}`.trim())
+        if (diag?.receivePath === 'native') notes.push('receive path: native recvmmsg (a batch of datagrams per system call)')
+        else if (diag?.receivePath === 'dgram') notes.push(`receive path: node:dgram (one callback and allocation per datagram). ${diag.receivePathReason ?? ''}`.trim())
         return { provider: name, packageName, usable: true, detail: `UDP RoCEv2 stack: device ${ctx.info.name} at ${ctx.info.address}:${ctx.info.port}, encryption yes`, remedies: [], notes }
       } finally {
         await ctx.close()

@@ -86,6 +86,8 @@ const remote = (off: number, length: number): RemoteRegion => ({ addr: Number(h.
 
 await check('the native send path is in use (per-QP DSCP and hop limit on the wire)', async () =>
   device.diagnostics.sendPath === 'native' || `sendPath ${device.diagnostics.sendPath}: ${device.diagnostics.sendPathReason ?? ''}`)
+await check('the native receive path is in use (recvmmsg: rxe\'s packets, IPv4 IDs and zero IPv6 checksums included)', async () =>
+  device.diagnostics.receivePath === 'native' || `receivePath ${device.diagnostics.receivePath}: ${device.diagnostics.receivePathReason ?? ''}`)
 const p1 = pattern(5000, 1)
 await check('softroce RDMA_WRITE (5 packets) -> rxe', async () => {
   view.set(p1, 0)

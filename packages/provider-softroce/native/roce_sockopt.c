@@ -20,7 +20,7 @@
 //     and reads until EAGAIN; this reads up to a slab per system call.
 //   armWritable(handle): onWritable() once the socket can take datagrams again (after EAGAIN).
 //   closeReceiver(handle): stops watching, closes fd, then calls onClosed().
-//   socketPort(fd) -> the bound UDP port (getsockname).
+//   socketAddress(fd) -> { address, port }: where the socket is bound (getsockname).
 //   setBufferSizes(fd, bytes) -> the receive buffer the kernel granted (SO_RCVBUF/SO_SNDBUF).
 //
 // Errors are Error objects with code ('EADDRINUSE', ...), errno, syscall and a message in words.
@@ -587,18 +587,25 @@ static napi_value close_receiver(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-static napi_value socket_port(napi_env env, napi_callback_info info) {
+static napi_value socket_address(napi_env env, napi_callback_info info) {
   size_t argc = 1;
-  napi_value argv[1], out;
+  napi_value argv[1], out, v;
   int32_t fd = -1;
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   if (argc < 1 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || fd < 0)
-    return throw_type(env, "socketPort: expected a file descriptor"), NULL;
+    return throw_type(env, "socketAddress: expected a file descriptor"), NULL;
   struct sockaddr_in6 sa;
   socklen_t l = sizeof sa;
-  if (getsockname(fd, (struct sockaddr *)&sa, &l)) return throw_errno(env, errno, "getsockname", "reading the bound port"), NULL;
-  int port = ((struct sockaddr *)&sa)->sa_family == AF_INET ? ntohs(((struct sockaddr_in *)&sa)->sin_port) : ntohs(sa.sin6_port);
-  CHECK(napi_create_int32(env, port, &out));
+  if (getsockname(fd, (struct sockaddr *)&sa, &l)) return throw_errno(env, errno, "getsockname", "reading the bound address"), NULL;
+  char text[INET6_ADDRSTRLEN];
+  bool v4 = ((struct sockaddr *)&sa)->sa_family == AF_INET;
+  const void *addr = v4 ? (const void *)&((struct sockaddr_in *)&sa)->sin_addr : (const void *)&sa.sin6_addr;
+  if (!inet_ntop(v4 ? AF_INET : AF_INET6, addr, text, sizeof text)) return throw_errno(env, errno, "inet_ntop", "formatting the bound address"), NULL;
+  CHECK(napi_create_object(env, &out));
+  CHECK(napi_create_string_utf8(env, text, NAPI_AUTO_LENGTH, &v));
+  CHECK(napi_set_named_property(env, out, "address", v));
+  CHECK(napi_create_int32(env, v4 ? ntohs(((struct sockaddr_in *)&sa)->sin_port) : ntohs(sa.sin6_port), &v));
+  CHECK(napi_set_named_property(env, out, "port", v));
   return out;
 }
 
@@ -633,7 +640,7 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
     return NULL;
   const struct { const char *name; napi_callback cb; } more[] = {
       {"openReceiver", open_receiver}, {"armWritable", arm_writable}, {"closeReceiver", close_receiver},
-      {"socketPort", socket_port},     {"setBufferSizes", set_buffer_sizes},
+      {"socketAddress", socket_address},     {"setBufferSizes", set_buffer_sizes},
   };
   for (size_t i = 0; i < sizeof more / sizeof more[0]; i++)
     if (napi_create_function(env, more[i].name, NAPI_AUTO_LENGTH, more[i].cb, NULL, &fn) != napi_ok ||

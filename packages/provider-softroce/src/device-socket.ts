@@ -60,8 +60,28 @@ function tuneBuffers(socket: Socket): number {
 
 const literalLookup = (family: 4 | 6) => (host: string, _options: unknown, cb: (err: Error | null, address: string, family: number) => void): void => cb(null, host, family)
 
-/** Adopts a bound UDP socket by its fd (e.g. one a launcher made with IP_PMTUDISC_DO / UDP_NO_CHECK6_RX). */
+/**
+ * Adopts a bound UDP socket by its fd (e.g. one a launcher made with IP_PMTUDISC_DO /
+ * UDP_NO_CHECK6_RX): the native helper reads and writes it when it can, else node:dgram.
+ */
 export async function adoptDeviceSocket(adopted: AdoptedSocket, family: 4 | 6): Promise<DeviceSocket> {
+  const interop = adopted.pmtudiscDo === true || adopted.noCheck6Rx === true
+  const nr = nativeReceiveOf(loadSockoptAddon())
+  if (nr.ok) {
+    const io = new NativeDatagramSocket(nr.addon, adopted.fd, family)
+    return {
+      io,
+      family,
+      address: io.address,
+      port: io.port,
+      helper: interop ? 'native' : 'none',
+      fd: adopted.fd,
+      pmtudiscDo: adopted.pmtudiscDo === true,
+      noCheck6Rx: adopted.noCheck6Rx === true,
+      recvBufferBytes: nr.addon.setBufferSizes(adopted.fd, SOCKET_BUFFER_BYTES),
+      ...(interop ? {} : { reason: 'adopted socket without the interop options' }),
+    }
+  }
   const socket = dgram.createSocket({ type: family === 4 ? 'udp4' : 'udp6', lookup: literalLookup(family) } as dgram.SocketOptions)
   await new Promise<void>((resolve, reject) => {
     socket.once('error', reject)
@@ -81,8 +101,8 @@ export async function adoptDeviceSocket(adopted: AdoptedSocket, family: 4 | 6): 
     pmtudiscDo: adopted.pmtudiscDo === true,
     noCheck6Rx: adopted.noCheck6Rx === true,
     recvBufferBytes: tuneBuffers(socket),
-    receivePathReason: 'an adopted socket is read by node:dgram',
-    ...(adopted.pmtudiscDo === true || adopted.noCheck6Rx === true ? {} : { reason: 'adopted socket without the interop options' }),
+    receivePathReason: nr.why,
+    ...(interop ? {} : { reason: 'adopted socket without the interop options' }),
   }
 }
 

@@ -71,6 +71,8 @@ function ipv6Text(w: Int32Array, at: number): string {
 
 export class NativeDatagramSocket {
   readonly fd: number
+  /** Where the socket is bound. */
+  readonly address: string
   readonly port: number
   readonly #addon: Required<RoceSockoptAddon> & RoceReceiveAddon
   readonly #sender: NativeSender
@@ -89,7 +91,9 @@ export class NativeDatagramSocket {
   constructor(addon: Required<RoceSockoptAddon> & RoceReceiveAddon, fd: number, family: 4 | 6) {
     this.#addon = addon
     this.fd = fd
-    this.port = addon.socketPort(fd)
+    const bound = addon.socketAddress(fd)
+    this.address = bound.address
+    this.port = bound.port
     this.#sender = new NativeSender(addon, fd, family)
   }
 

@@ -64,7 +64,8 @@ export interface RoceReceiveAddon {
   armWritable(handle: object): void
   /** Stops watching, closes the fd, then calls onClosed. */
   closeReceiver(handle: object): void
-  socketPort(fd: number): number
+  /** Where the socket is bound (getsockname). */
+  socketAddress(fd: number): { address: string; port: number }
   /** SO_RCVBUF and SO_SNDBUF (best effort); returns the receive buffer granted. */
   setBufferSizes(fd: number, bytes: number): number
 }
@@ -133,7 +134,7 @@ export function nativeReceiveOf(addon: AddonState): { readonly ok: true; readonl
   if (!send.ok) return send
   if (isOff(RECEIVE_DISABLE_ENV)) return { ok: false, why: `it is disabled by ${RECEIVE_DISABLE_ENV}=${process.env[RECEIVE_DISABLE_ENV] ?? ''}` }
   const a = send.addon as Required<RoceSockoptAddon> & Partial<RoceReceiveAddon>
-  if (typeof a.openReceiver !== 'function' || typeof a.closeReceiver !== 'function' || typeof a.socketPort !== 'function') {
+  if (typeof a.openReceiver !== 'function' || typeof a.closeReceiver !== 'function' || typeof a.socketAddress !== 'function') {
     return { ok: false, why: `${(addon as { path: string }).path} predates the native receive path (no openReceiver); rebuild it with \`${BUILD_COMMAND}\`` }
   }
   return { ok: true, addon: a as Required<RoceSockoptAddon> & RoceReceiveAddon }

@@ -69,7 +69,7 @@ describe.skipIf(why !== null)('kernel rxe interop (rxe-vm guest)', () => {
       const r = await runChild(fam)
       console.info(`[softroce] IPv${fam} interop: softroce ${JSON.stringify(r.counters)}; rxe ${JSON.stringify(r.peerCounters)}`)
       expect(r.checks.filter((c) => !c.ok), JSON.stringify(r.checks)).toEqual([])
-      expect(r.checks.length).toBe(15)
+      expect(r.checks.length).toBe(16)
       expect(r.counters.drops.badIcrc, 'softroce dropped rxe packets for a bad ICRC').toBe(0)
       expect(r.counters.drops.malformed).toBe(0)
       if (fam === 4) expect(r.counters.ipv4IdSolved, "rxe's IPv4 IDs were solved").toBeGreaterThan(0)

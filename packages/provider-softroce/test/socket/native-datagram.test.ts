@@ -114,7 +114,7 @@ function scripted(results: number[]) {
       closed = true
       cb!.onClosed()
     },
-    socketPort: () => 4791,
+    socketAddress: () => ({ address: '127.0.0.1', port: 4791 }),
     setBufferSizes: () => 0,
   } satisfies Required<RoceSockoptAddon> & RoceReceiveAddon
   return { addon, sent, armed: () => armed, closed: () => closed, cb: () => cb! }

@@ -456,8 +456,12 @@ static void on_poll(uv_poll_t *handle, int status, int events) {
   receiver_t *r = (receiver_t *)handle;
   if (r->closing) return;
   if (status < 0) {
+    // libuv stopped the watcher (POLLERR: a pending socket error). Report it, watch again, and
+    // read: recvmmsg returns the pending error and clears it, so receiving goes on.
     call_js(r, r->on_batch, 1, status);
-    return;
+    if (r->closing) return;
+    uv_poll_start(&r->poll, r->events, on_poll);
+    events = UV_READABLE;
   }
   if (events & UV_WRITABLE) {
     r->events &= ~UV_WRITABLE;

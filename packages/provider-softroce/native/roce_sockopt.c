@@ -14,7 +14,7 @@
 //   openReceiver(fd, slab, meta, slotBytes, onBatch, onWritable, onClosed) -> handle
 //     Watches fd on node's event loop (a uv_poll) and reads it with recvmmsg into `slab`, one
 //     datagram per slot of slotBytes, then calls onBatch(count) once per batch: for datagram i,
-//     meta[i*8 ..] = length (-1: larger than a slot), source port, family (4|6), the source
+//     meta[i*8 ..] = length (negated: larger than a slot, cut short), source port, family (4|6), the source
 //     address as 4 big-endian 32-bit words (IPv4: word 0). onBatch(-errno) reports a receive
 //     error. node:dgram's receive path allocates a buffer and an address object per datagram
 //     and reads until EAGAIN; this reads up to a slab per system call.
@@ -411,6 +411,11 @@ typedef struct receiver {
   int32_t *meta;
   uint32_t slot, slots;
   int fd, events, closing;
+  // The struct is freed once both happened: uv_close finished (closed) and the JS handle was
+  // garbage-collected (finalized), so a stale handle never points at freed memory.
+  int closed, finalized;
+  // The environment is being torn down (worker exit): no more calls into JavaScript.
+  int teardown;
   struct mmsghdr msgs[RX_MAX_SLOTS];
   struct iovec iov[RX_MAX_SLOTS];
   struct sockaddr_in6 names[RX_MAX_SLOTS];
@@ -425,7 +430,9 @@ static void call_js(receiver_t *r, napi_ref fn_ref, int argc, int32_t arg) {
   napi_value fn, recv, argv[1], result;
   if (napi_get_reference_value(env, fn_ref, &fn) == napi_ok && napi_get_global(env, &recv) == napi_ok &&
       napi_create_int32(env, arg, &argv[0]) == napi_ok) {
-    if (napi_make_callback(env, r->async, recv, fn, (size_t)argc, argv, &result) == napi_pending_exception) {
+    bool pending = false;
+    if (napi_make_callback(env, r->async, recv, fn, (size_t)argc, argv, &result) != napi_ok &&
+        napi_is_exception_pending(env, &pending) == napi_ok && pending) {
       napi_value err;
       if (napi_get_and_clear_last_exception(env, &err) == napi_ok) napi_fatal_exception(env, err);
     }
@@ -437,7 +444,8 @@ static void fill_meta(receiver_t *r, int n) {
   for (int i = 0; i < n; i++) {
     int32_t *m = r->meta + (size_t)i * RX_META;
     struct msghdr *h = &r->msgs[i].msg_hdr;
-    m[0] = (h->msg_flags & MSG_TRUNC) ? -1 : (int32_t)r->msgs[i].msg_len;
+    // recvmmsg ran with MSG_TRUNC: msg_len is the datagram's real length even when it did not fit.
+    m[0] = (h->msg_flags & MSG_TRUNC) ? -(int32_t)r->msgs[i].msg_len : (int32_t)r->msgs[i].msg_len;
     const struct sockaddr *sa = (const struct sockaddr *)&r->names[i];
     if (sa->sa_family == AF_INET) {
       const struct sockaddr_in *v4 = (const struct sockaddr_in *)sa;
@@ -456,9 +464,20 @@ static void on_poll(uv_poll_t *handle, int status, int events) {
   receiver_t *r = (receiver_t *)handle;
   if (r->closing) return;
   if (status < 0) {
-    // libuv stopped the watcher (POLLERR: a pending socket error). Report it, watch again, and
-    // read: recvmmsg returns the pending error and clears it, so receiving goes on.
-    call_js(r, r->on_batch, 1, status);
+    // libuv stopped the watcher (POLLERR: a pending socket error, or ICMP errors queued on a
+    // socket with IP_RECVERR). Take the error and drain the error queue so the next poll does
+    // not fire again at once, report it, and watch again.
+    int err = 0;
+    socklen_t l = sizeof err;
+    if (getsockopt(r->fd, SOL_SOCKET, SO_ERROR, &err, &l) || err == 0) err = -status;
+    char scratch[256], control[512];
+    for (int k = 0; k < 64; k++) {
+      struct iovec iov = {scratch, sizeof scratch};
+      struct msghdr m = {0};
+      m.msg_iov = &iov, m.msg_iovlen = 1, m.msg_control = control, m.msg_controllen = sizeof control;
+      if (recvmsg(r->fd, &m, MSG_ERRQUEUE | MSG_DONTWAIT) < 0) break;
+    }
+    call_js(r, r->on_batch, 1, -err);
     if (r->closing) return;
     uv_poll_start(&r->poll, r->events, on_poll);
     events = UV_READABLE;
@@ -476,7 +495,7 @@ static void on_poll(uv_poll_t *handle, int status, int events) {
       r->msgs[i].msg_hdr.msg_flags = 0;
     }
     int n;
-    do n = recvmmsg(r->fd, r->msgs, r->slots, MSG_DONTWAIT, NULL);
+    do n = recvmmsg(r->fd, r->msgs, r->slots, MSG_DONTWAIT | MSG_TRUNC, NULL);
     while (n < 0 && errno == EINTR);
     if (n < 0) {
       if (errno != EAGAIN && errno != EWOULDBLOCK) call_js(r, r->on_batch, 1, -errno);
@@ -489,18 +508,41 @@ static void on_poll(uv_poll_t *handle, int status, int events) {
   }
 }
 
+static void env_teardown(void *arg);
+
 static void on_closed(uv_handle_t *handle) {
   receiver_t *r = (receiver_t *)handle;
   napi_env env = r->env;
   close(r->fd);
-  call_js(r, r->on_closed, 0, 0);
-  napi_delete_reference(env, r->on_batch);
-  napi_delete_reference(env, r->on_writable);
-  napi_delete_reference(env, r->on_closed);
-  napi_delete_reference(env, r->slab_ref);
-  napi_delete_reference(env, r->meta_ref);
-  napi_async_destroy(env, r->async);
-  free(r);
+  r->closed = 1;
+  if (!r->teardown) {
+    napi_remove_env_cleanup_hook(env, env_teardown, r);
+    call_js(r, r->on_closed, 0, 0);
+    napi_delete_reference(env, r->on_batch);
+    napi_delete_reference(env, r->on_writable);
+    napi_delete_reference(env, r->on_closed);
+    napi_delete_reference(env, r->slab_ref);
+    napi_delete_reference(env, r->meta_ref);
+    napi_async_destroy(env, r->async);
+  }
+  if (r->finalized) free(r);
+}
+
+// The environment goes away (a worker thread ends) with the receiver still open: stop watching
+// and close the socket without calling into JavaScript again.
+static void env_teardown(void *arg) {
+  receiver_t *r = arg;
+  if (r->closing) return;
+  r->closing = 1, r->teardown = 1;
+  uv_poll_stop(&r->poll);
+  uv_close((uv_handle_t *)&r->poll, on_closed);
+}
+
+static void finalize_handle(napi_env env, void *data, void *hint) {
+  (void)env, (void)hint;
+  receiver_t *r = data;
+  r->finalized = 1;
+  if (r->closed) free(r);
 }
 
 static bool is_function(napi_env env, napi_value v) {
@@ -556,7 +598,8 @@ static napi_value open_receiver(napi_env env, napi_callback_info info) {
   napi_async_init(env, NULL, name, &r->async);
   r->events = UV_READABLE;
   uv_poll_start(&r->poll, r->events, on_poll);
-  CHECK(napi_create_external(env, r, NULL, NULL, &out));
+  napi_add_env_cleanup_hook(env, env_teardown, r);
+  CHECK(napi_create_external(env, r, finalize_handle, NULL, &out));
   return out;
 }
 
@@ -572,6 +615,7 @@ static receiver_t *receiver_arg(napi_env env, napi_callback_info info) {
   return p;
 }
 
+// A handle whose receiver is closed (or closing) is ignored: the struct lives until the handle is collected.
 static napi_value arm_writable(napi_env env, napi_callback_info info) {
   receiver_t *r = receiver_arg(env, info);
   if (r && !r->closing && !(r->events & UV_WRITABLE)) {

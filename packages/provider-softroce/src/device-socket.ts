@@ -68,6 +68,8 @@ export async function adoptDeviceSocket(adopted: AdoptedSocket, family: 4 | 6): 
   const interop = adopted.pmtudiscDo === true || adopted.noCheck6Rx === true
   const nr = nativeReceiveOf(loadSockoptAddon())
   if (nr.ok) {
+    const actual = nr.addon.querySocket(adopted.fd).family
+    if (actual !== family) throw new InvalidArgumentError(`the adopted socket (fd ${adopted.fd}) is ${actual === 0 ? 'not an IP socket' : `IPv${actual}`}, but the device address is IPv${family}`, { fd: adopted.fd })
     const io = new NativeDatagramSocket(nr.addon, adopted.fd, family)
     return {
       io,

@@ -173,8 +173,9 @@ export class SoftRoceDevice implements ProviderDevice, PdOwner, QpDevice {
       this.#io.start({
         onDatagram: (datagram, address, port) => this.#receive(datagram, address, port),
         onReceiveError: () => this.counters.receiveErrors++,
-        onOversized: () => {
+        onOversized: (bytes) => {
           this.counters.packetsReceived++
+          this.counters.bytesReceived += bytes
           this.counters.drop('malformed')
         },
         onSendError: () => this.counters.sendErrors++,

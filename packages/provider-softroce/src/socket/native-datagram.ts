@@ -36,13 +36,17 @@ export interface NativeDatagramEvents {
   onDatagram: DatagramHandler
   /** A receive error (errno). */
   onReceiveError(errno: number): void
-  /** A datagram larger than a slot arrived (cut short by the kernel: it is dropped). */
-  onOversized(): void
+  /** A datagram larger than a slot arrived (`bytes` long, cut short by the kernel: it is dropped). */
+  onOversized(bytes: number): void
   /** A send failed for another reason than a full queue (errno): the datagram is dropped. */
   onSendError(errno: number): void
 }
 
 function ipv6Text(w: Int32Array, at: number): string {
+  if (w[at] === 0 && w[at + 1] === 0 && w[at + 2] === 0xffff) {
+    const a = w[at + 3]! >>> 0
+    return `::ffff:${a >>> 24}.${(a >>> 16) & 255}.${(a >>> 8) & 255}.${a & 255}`
+  }
   const groups: number[] = []
   for (let k = 0; k < 4; k++) {
     const word = w[at + k]! >>> 0
@@ -124,7 +128,7 @@ export class NativeDatagramSocket {
       const at = i * RECEIVE_META
       const len = m[at]!
       if (len < 0) {
-        ev.onOversized()
+        ev.onOversized(-len)
         continue
       }
       const start = i * RECEIVE_SLOT_BYTES

@@ -134,7 +134,8 @@ export function nativeReceiveOf(addon: AddonState): { readonly ok: true; readonl
   if (!send.ok) return send
   if (isOff(RECEIVE_DISABLE_ENV)) return { ok: false, why: `it is disabled by ${RECEIVE_DISABLE_ENV}=${process.env[RECEIVE_DISABLE_ENV] ?? ''}` }
   const a = send.addon as Required<RoceSockoptAddon> & Partial<RoceReceiveAddon>
-  if (typeof a.openReceiver !== 'function' || typeof a.closeReceiver !== 'function' || typeof a.socketAddress !== 'function') {
+  if (typeof a.openReceiver !== 'function' || typeof a.closeReceiver !== 'function' || typeof a.socketAddress !== 'function' ||
+    typeof a.armWritable !== 'function' || typeof a.setBufferSizes !== 'function') {
     return { ok: false, why: `${(addon as { path: string }).path} predates the native receive path (no openReceiver); rebuild it with \`${BUILD_COMMAND}\`` }
   }
   return { ok: true, addon: a as Required<RoceSockoptAddon> & RoceReceiveAddon }

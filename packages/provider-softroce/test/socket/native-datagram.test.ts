@@ -1,6 +1,7 @@
 // The native receive path (NativeDatagramSocket over the helper's recvmmsg), through a real
 // device and real UDP, and its batch decoding and full-queue handling against a scripted binding.
 import dgram from 'node:dgram'
+import { closeSync } from 'node:fs'
 import { afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { createContext, type Context } from '@rdma-session/core'
 import { softroce, type SoftRoceDevice } from '../../src/index.js'
@@ -64,19 +65,31 @@ describe('native receive path, real sockets', () => {
     for (const q of [qa, qb]) q.close()
   })
 
-  it('takes a burst larger than several batches and counts every datagram; oversized ones are dropped as malformed', async () => {
+  it('takes a burst larger than several batches and counts every datagram and byte; oversized ones are dropped as malformed', async () => {
     const { device } = await open()
     const s = await plainSocket()
     const base = device.counters.snapshot()
     const n = RECEIVE_SLOTS * 9 + 5
-    for (let i = 0; i < n; i++) s.send(Buffer.alloc(64, i), device.info.port, '127.0.0.1')
+    // 8-byte datagrams are shorter than a BTH + ICRC: malformed before any other check.
+    for (let i = 0; i < n; i++) s.send(Buffer.alloc(8, i), device.info.port, '127.0.0.1')
     s.send(Buffer.alloc(MAX_DATAGRAM_BYTES + 100, 1), device.info.port, '127.0.0.1')
     await until(() => device.counters.packetsReceived - base.packetsReceived === n + 1, `${n + 1} datagrams`)
     const c = device.counters.snapshot()
-    // 64 random bytes fail the ICRC (or are malformed); the oversized one is malformed before that.
-    expect(c.drops.malformed + c.drops.badIcrc - base.drops.malformed - base.drops.badIcrc).toBe(n + 1)
-    expect(c.drops.malformed - base.drops.malformed).toBeGreaterThanOrEqual(1)
+    expect(c.drops.malformed - base.drops.malformed).toBe(n + 1)
+    expect(c.bytesReceived - base.bytesReceived).toBe(n * 8 + MAX_DATAGRAM_BYTES + 100)
+    expect(c.drops.badIcrc - base.drops.badIcrc).toBe(0)
     expect(c.receiveErrors).toBe(0)
+  })
+
+  it('an adopted socket of the other family is refused with a clear error', async () => {
+    const state = ensureAddonBuilt()
+    if (!state.loaded) throw new Error(state.why)
+    const fd = state.addon.createUdpSocket({ family: 6, address: '::1', port: 0 })
+    try {
+      await expect(createContext({ provider: softroce({ address: '127.0.0.1', socket: { fd, pmtudiscDo: true } }) })).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT', message: expect.stringContaining('IPv6') })
+    } finally {
+      closeSync(fd)
+    }
   })
 
   it(`${RECEIVE_DISABLE_ENV}=0 keeps node:dgram and says why`, async () => {
@@ -92,7 +105,7 @@ describe('native receive path, real sockets', () => {
 function scripted(results: number[]) {
   const sent: Buffer[] = []
   let armed = 0
-  let closed = false
+  let closed = 0
   let cb: { slab: Buffer; meta: Int32Array; onBatch: (n: number) => void; onWritable: () => void; onClosed: () => void } | null = null
   const addon = {
     createUdpSocket: () => 99,
@@ -111,7 +124,7 @@ function scripted(results: number[]) {
     },
     armWritable: () => void armed++,
     closeReceiver: () => {
-      closed = true
+      closed++
       cb!.onClosed()
     },
     socketAddress: () => ({ address: '127.0.0.1', port: 4791 }),
@@ -121,13 +134,18 @@ function scripted(results: number[]) {
 }
 
 function events() {
-  const log: { datagram?: string; address?: string; port?: number; error?: number; oversized?: boolean; sendError?: number }[] = []
+  const log: { datagram?: string; address?: string; port?: number; error?: number; oversized?: number; sendError?: number }[] = []
+  const views: Buffer[] = []
   return {
     log,
+    views,
     ev: {
-      onDatagram: (d: Buffer, address: string, port: number) => log.push({ datagram: d.toString('hex'), address, port }),
+      onDatagram: (d: Buffer, address: string, port: number) => {
+        views.push(d)
+        log.push({ datagram: d.toString('hex'), address, port })
+      },
       onReceiveError: (error: number) => log.push({ error }),
-      onOversized: () => log.push({ oversized: true }),
+      onOversized: (oversized: number) => log.push({ oversized }),
       onSendError: (sendError: number) => log.push({ sendError }),
     },
   }
@@ -139,7 +157,7 @@ describe('NativeDatagramSocket against a scripted binding', () => {
   it('decodes a batch: each datagram is its slot view, with the source address as text', () => {
     const s = scripted([])
     const sock = new NativeDatagramSocket(s.addon, 99, 6)
-    const { log, ev } = events()
+    const { log, views, ev } = events()
     sock.start(ev)
     const { slab, meta, onBatch } = s.cb()
     const put = (i: number, bytes: number[], port: number, family: number, words: number[]) => {
@@ -152,8 +170,9 @@ describe('NativeDatagramSocket against a scripted binding', () => {
     put(3, [5], 1002, 6, [0x20010db8 | 0, 0x00000001, 0, 1])
     put(4, [6], 1003, 6, [0x00010000, 0x00000002, 0, 3])
     put(5, [7], 1004, 6, [0, 0, 0, 0])
-    meta.set([-1], 6 * RECEIVE_META)
-    onBatch(7)
+    put(6, [8], 1005, 6, [0, 0, 0xffff, (10 << 24) | 1])
+    meta.set([-9000], 7 * RECEIVE_META)
+    onBatch(8)
     onBatch(-104)
     expect(log).toEqual([
       { datagram: '0102', address: '127.0.0.1', port: 4791 },
@@ -162,9 +181,15 @@ describe('NativeDatagramSocket against a scripted binding', () => {
       { datagram: '05', address: '2001:db8:0:1::1', port: 1002 },
       { datagram: '06', address: '1:0:0:2::3', port: 1003 },
       { datagram: '07', address: '::', port: 1004 },
-      { oversized: true },
+      { datagram: '08', address: '::ffff:10.0.0.1', port: 1005 },
+      { oversized: 9000 },
       { error: 104 },
     ])
+    // Views into the slab, not copies: slot i starts at i * RECEIVE_SLOT_BYTES.
+    views.forEach((v, i) => {
+      expect(v.buffer).toBe(slab.buffer)
+      expect(v.byteOffset - slab.byteOffset).toBe(i * RECEIVE_SLOT_BYTES)
+    })
   })
 
   it('a full kernel queue: the datagram is copied and waits, later ones queue behind it, all leave in order once writable', () => {
@@ -203,7 +228,7 @@ describe('NativeDatagramSocket against a scripted binding', () => {
     const closing = sock.close()
     expect(sock.close()).toBe(closing)
     await closing
-    expect(s.closed()).toBe(true)
+    expect(s.closed()).toBe(1)
     expect(sock.queued).toBe(0)
     expect(sock.send(Buffer.from('03', 'hex'), target)).toBe(true) // after close: nothing is sent
     expect(s.sent).toEqual([])

@@ -414,8 +414,11 @@ typedef struct receiver {
   // The struct is freed once both happened: uv_close finished (closed) and the JS handle was
   // garbage-collected (finalized), so a stale handle never points at freed memory.
   int closed, finalized;
-  // The environment is being torn down (worker exit): no more calls into JavaScript.
+  // The environment is being torn down (worker exit): no more calls into JavaScript. Node waits
+  // for the close to finish (an async cleanup hook) before it unloads this addon, whose code
+  // the close callback is.
   int teardown;
+  napi_async_cleanup_hook_handle hook;
   struct mmsghdr msgs[RX_MAX_SLOTS];
   struct iovec iov[RX_MAX_SLOTS];
   struct sockaddr_in6 names[RX_MAX_SLOTS];
@@ -508,15 +511,15 @@ static void on_poll(uv_poll_t *handle, int status, int events) {
   }
 }
 
-static void env_teardown(void *arg);
-
 static void on_closed(uv_handle_t *handle) {
   receiver_t *r = (receiver_t *)handle;
   napi_env env = r->env;
   close(r->fd);
   r->closed = 1;
+  // After a plain close this unregisters the hook; during teardown it says the cleanup is done.
+  if (r->hook) napi_remove_async_cleanup_hook(r->hook);
+  r->hook = NULL;
   if (!r->teardown) {
-    napi_remove_env_cleanup_hook(env, env_teardown, r);
     call_js(r, r->on_closed, 0, 0);
     napi_delete_reference(env, r->on_batch);
     napi_delete_reference(env, r->on_writable);
@@ -529,11 +532,14 @@ static void on_closed(uv_handle_t *handle) {
 }
 
 // The environment goes away (a worker thread ends) with the receiver still open: stop watching
-// and close the socket without calling into JavaScript again.
-static void env_teardown(void *arg) {
+// and close the socket without calling into JavaScript again. A close already in flight
+// finishes the cleanup itself (on_closed).
+static void env_teardown(napi_async_cleanup_hook_handle handle, void *arg) {
   receiver_t *r = arg;
+  r->hook = handle;
+  r->teardown = 1;
   if (r->closing) return;
-  r->closing = 1, r->teardown = 1;
+  r->closing = 1;
   uv_poll_stop(&r->poll);
   uv_close((uv_handle_t *)&r->poll, on_closed);
 }
@@ -598,7 +604,7 @@ static napi_value open_receiver(napi_env env, napi_callback_info info) {
   napi_async_init(env, NULL, name, &r->async);
   r->events = UV_READABLE;
   uv_poll_start(&r->poll, r->events, on_poll);
-  napi_add_env_cleanup_hook(env, env_teardown, r);
+  napi_add_async_cleanup_hook(env, env_teardown, r, &r->hook);
   CHECK(napi_create_external(env, r, finalize_handle, NULL, &out));
   return out;
 }

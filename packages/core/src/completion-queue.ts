@@ -4,6 +4,7 @@
  * queues the rest for `poll()` and `for await … of cq`.
  */
 import { ClosedError } from './errors.js'
+import { FifoQueue } from './provider-kit/fifo-queue.js'
 import type { ProviderCq, WorkCompletion } from './spi.js'
 
 /** The part of a QP the CQ talks to. Returns the completion to surface to the user, or undefined if a promise took it. */
@@ -17,7 +18,7 @@ const DRAIN_BATCH = 64
 export class CompletionQueue {
   readonly provider: ProviderCq
   readonly #owners = new Map<number, CompletionOwner>()
-  #ready: WorkCompletion[] = []
+  readonly #ready = new FifoQueue<WorkCompletion>()
   #wake: (() => void) | null = null
   #closed = false
 
@@ -54,7 +55,7 @@ export class CompletionQueue {
       }
       if (batch.length < DRAIN_BATCH) break
     }
-    if (this.#ready.length > 0 && this.#wake !== null) {
+    if (!this.#ready.empty && this.#wake !== null) {
       const wake = this.#wake
       this.#wake = null
       wake()
@@ -67,19 +68,13 @@ export class CompletionQueue {
    */
   poll(max = 16): WorkCompletion[] {
     this.drain()
-    if (this.#ready.length === 0) return []
-    if (max >= this.#ready.length) {
-      const all = this.#ready
-      this.#ready = []
-      return all
-    }
-    return this.#ready.splice(0, max)
+    return this.#ready.take(max)
   }
 
   /** Resolves once at least one completion is ready to poll. */
   waitReady(): Promise<void> {
     if (this.#closed) return Promise.reject(new ClosedError('completion queue'))
-    if (this.#ready.length > 0) return Promise.resolve()
+    if (!this.#ready.empty) return Promise.resolve()
     return new Promise((resolve) => {
       const previous = this.#wake
       this.#wake = () => {

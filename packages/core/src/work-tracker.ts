@@ -5,6 +5,7 @@
  */
 import type { CompletionOpcode } from './constants.js'
 import type { WorkCompletion } from './spi.js'
+import { FifoQueue } from './provider-kit/fifo-queue.js'
 
 export interface PendingWr {
   readonly id: number
@@ -20,11 +21,10 @@ export interface PendingWr {
 }
 
 export class WorkTracker {
-  #items: (PendingWr | undefined)[] = []
-  #head = 0
+  readonly #items = new FifoQueue<PendingWr>()
 
   get size(): number {
-    return this.#items.length - this.#head
+    return this.#items.length
   }
 
   push(wr: PendingWr): void {
@@ -33,11 +33,7 @@ export class WorkTracker {
 
   /** Removes and returns the oldest WR if its id is `id` (the common case); otherwise undefined. */
   takeHead(id: number): PendingWr | undefined {
-    const head = this.#items[this.#head]
-    if (head === undefined || head.id !== id) return undefined
-    this.#items[this.#head++] = undefined
-    this.#compact()
-    return head
+    return this.#items.peek()?.id === id ? this.#items.shift() : undefined
   }
 
   /**
@@ -45,41 +41,20 @@ export class WorkTracker {
    * first; empty if no such WR is pending (a stray completion).
    */
   takeThrough(id: number): PendingWr[] {
-    let end = -1
-    for (let i = this.#head; i < this.#items.length; i++) {
-      if (this.#items[i]!.id === id) {
-        end = i
-        break
-      }
-    }
-    if (end < 0) return []
-    const taken = this.#items.slice(this.#head, end + 1) as PendingWr[]
-    this.#head = end + 1
-    this.#compact()
-    return taken
+    const n = this.#items.length
+    for (let i = 0; i < n; i++) if (this.#items.at(i)!.id === id) return this.#items.take(i + 1)
+    return []
   }
 
   /** True when some pending WR matches (used at close only). */
   some(pred: (wr: PendingWr) => boolean): boolean {
-    for (let i = this.#head; i < this.#items.length; i++) if (pred(this.#items[i]!)) return true
+    const n = this.#items.length
+    for (let i = 0; i < n; i++) if (pred(this.#items.at(i)!)) return true
     return false
   }
 
   /** Removes every pending WR. */
   takeAll(): PendingWr[] {
-    const taken = this.#items.slice(this.#head) as PendingWr[]
-    this.#items = []
-    this.#head = 0
-    return taken
-  }
-
-  #compact(): void {
-    if (this.#head === this.#items.length) {
-      this.#items = []
-      this.#head = 0
-    } else if (this.#head > 64 && this.#head * 2 > this.#items.length) {
-      this.#items = this.#items.slice(this.#head)
-      this.#head = 0
-    }
+    return this.#items.drain()
   }
 }

@@ -1,71 +1,94 @@
 /**
- * A first-in first-out queue for the hot paths of providers written in JavaScript: an array with
- * a moving head (Array.prototype.shift moves every element). The consumed part is dropped when the
- * queue empties, or once the head is past COMPACT_AFTER items and half the array (amortized O(1)),
- * so a queue that never quite empties (receives posted ahead) does not grow forever.
+ * A first-in first-out queue for the hot paths of providers written in JavaScript: a ring
+ * buffer (Array.prototype.shift moves every element) whose capacity doubles when it is full.
+ * A queue that empties and refills (a completion per round trip) allocates nothing; only
+ * take() and drain() allocate, the array they return. A queue that empties after growing past
+ * SHRINK_ABOVE items goes back to its first capacity.
  */
-const COMPACT_AFTER = 256
+const FIRST_CAPACITY = 16
+const SHRINK_ABOVE = 1024
 
 export class FifoQueue<T> {
-  #items: (T | undefined)[] = []
+  #items: (T | undefined)[] = new Array<T | undefined>(FIRST_CAPACITY).fill(undefined)
+  #mask = FIRST_CAPACITY - 1
   #head = 0
+  #count = 0
 
   get length(): number {
-    return this.#items.length - this.#head
+    return this.#count
   }
 
   get empty(): boolean {
-    return this.#head === this.#items.length
+    return this.#count === 0
   }
 
   push(item: T): void {
-    this.#items.push(item)
+    if (this.#count === this.#items.length) this.#grow()
+    this.#items[(this.#head + this.#count) & this.#mask] = item
+    this.#count++
   }
 
   /** The oldest item, left in place. */
   peek(): T | undefined {
-    return this.#items[this.#head]
+    return this.#count === 0 ? undefined : this.#items[this.#head]
+  }
+
+  /** The item `i` places behind the oldest (0: the oldest), left in place. */
+  at(i: number): T | undefined {
+    return i >= 0 && i < this.#count ? this.#items[(this.#head + i) & this.#mask] : undefined
   }
 
   /** Removes and returns the oldest item. */
   shift(): T | undefined {
-    if (this.#head === this.#items.length) return undefined
+    if (this.#count === 0) return undefined
     const item = this.#items[this.#head]
-    this.#items[this.#head++] = undefined
-    this.#compact()
+    this.#items[this.#head] = undefined
+    this.#head = (this.#head + 1) & this.#mask
+    if (--this.#count === 0) this.#emptied()
     return item
   }
 
   /** Removes and returns up to `n` of the oldest items, oldest first. */
   take(n: number): T[] {
-    const count = Math.min(n, this.#items.length - this.#head)
+    const count = Math.min(Math.floor(n), this.#count)
     if (!(count > 0)) return []
-    const out = this.#items.slice(this.#head, this.#head + count) as T[]
-    this.#items.fill(undefined, this.#head, this.#head + count)
-    this.#head += count
-    this.#compact()
+    // Sized once: pushing into [] would allocate a backing store for 17 items first.
+    const out = new Array<T>(count)
+    const items = this.#items
+    for (let i = 0; i < count; i++) {
+      out[i] = items[this.#head] as T
+      items[this.#head] = undefined
+      this.#head = (this.#head + 1) & this.#mask
+    }
+    this.#count -= count
+    if (this.#count === 0) this.#emptied()
     return out
   }
 
   /** Removes and returns every item, oldest first. */
   drain(): T[] {
-    const out = this.#items.slice(this.#head) as T[]
-    this.clear()
-    return out
+    return this.take(this.#count)
   }
 
   clear(): void {
-    this.#items = []
+    this.#items = new Array<T | undefined>(FIRST_CAPACITY).fill(undefined)
+    this.#mask = FIRST_CAPACITY - 1
     this.#head = 0
+    this.#count = 0
   }
 
-  #compact(): void {
-    if (this.#head === this.#items.length) {
-      this.#items = []
-      this.#head = 0
-    } else if (this.#head >= COMPACT_AFTER && this.#head * 2 >= this.#items.length) {
-      this.#items = this.#items.slice(this.#head)
-      this.#head = 0
-    }
+  #emptied(): void {
+    this.#head = 0
+    if (this.#items.length > SHRINK_ABOVE) this.clear()
+  }
+
+  #grow(): void {
+    const old = this.#items
+    const capacity = old.length * 2
+    const next = new Array<T | undefined>(capacity).fill(undefined)
+    for (let i = 0; i < this.#count; i++) next[i] = old[(this.#head + i) & this.#mask]
+    this.#items = next
+    this.#mask = capacity - 1
+    this.#head = 0
   }
 }

@@ -11,12 +11,12 @@
  * RDMA_NETNS_QPS, RDMA_NETNS_WINDOW_KIB and RDMA_NETNS_TIMEOUT_MS change the run. Skipped, with the reason printed, without root, `ip netns` or nft.
  */
 import { fork, type ChildProcess } from 'node:child_process'
-import { mkdirSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { loadSockoptAddon } from '../../src/socket/sockopt-addon.js'
 import type { DeviceCountersSnapshot } from '../../src/index.js'
+import { bundleHost } from '../bundle-host.js'
 import { createImpairedPath, labUnavailable, type ImpairedPath } from './netns-lab.js'
 import type { CompletionTally, Op } from './stack-host.js'
 import { seededRandom } from '@rdma-session/core'
@@ -117,15 +117,7 @@ afterEach(async () => {
 
 describe.skipIf(why !== null)('two network namespaces, 5 % loss + 1 % duplication + reordering + 10 ms delay', () => {
   beforeAll(async () => {
-    const { build } = await import('tsup')
-    const outDir = join(here, '..', '..', 'node_modules', '.softroce-netns')
-    mkdirSync(outDir, { recursive: true })
-    await build({
-      entry: { 'stack-host': join(here, 'stack-host.ts') }, outDir, format: ['esm'], platform: 'node', target: 'node20',
-      dts: false, sourcemap: false, silent: true, config: false, splitting: false, clean: false, external: ['@rdma-session/core'],
-      outExtension: () => ({ js: '.mjs' }),
-    })
-    bundle = join(outDir, 'stack-host.mjs')
+    bundle = await bundleHost(join(here, 'stack-host.ts'))
   }, 60_000)
 
   it.each([4, 6] as const)('IPv%i: mixed WRITE/READ/SEND end sha256-identical with exactly one completion per WR', async (family) => {

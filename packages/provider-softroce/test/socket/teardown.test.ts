@@ -3,10 +3,10 @@
 // addon of a worker once its cleanup hooks are done; a socket watcher closing after that would
 // call into unmapped code).
 import { spawnSync } from 'node:child_process'
-import { mkdirSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { beforeAll, expect, it } from 'vitest'
+import { bundleHost } from '../bundle-host.js'
 import { ensureAddonBuilt } from './helpers.js'
 
 const here = dirname(fileURLToPath(import.meta.url))
@@ -15,15 +15,7 @@ let bundle = ''
 beforeAll(async () => {
   const state = ensureAddonBuilt()
   if (!state.loaded) throw new Error(state.why)
-  const { build } = await import('tsup')
-  const outDir = join(here, '..', '..', 'node_modules', '.softroce-teardown')
-  mkdirSync(outDir, { recursive: true })
-  await build({
-    entry: { 'teardown-host': join(here, 'teardown-host.ts') }, outDir, format: ['esm'], platform: 'node', target: 'node20',
-    dts: false, sourcemap: false, silent: true, config: false, splitting: false, clean: false, external: ['@rdma-session/core'],
-    outExtension: () => ({ js: '.mjs' }),
-  })
-  bundle = join(outDir, 'teardown-host.mjs')
+  bundle = await bundleHost(join(here, 'teardown-host.ts'))
 }, 200_000)
 
 it('open devices at worker exit, worker terminate and process exit: clean exits, no crash', () => {

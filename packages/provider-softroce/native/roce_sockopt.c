@@ -430,11 +430,12 @@ static void call_js(receiver_t *r, napi_ref fn_ref, int argc, int32_t arg) {
   napi_env env = r->env;
   napi_handle_scope scope;
   if (napi_open_handle_scope(env, &scope) != napi_ok) return;
-  napi_value fn, recv, argv[1], result;
-  if (napi_get_reference_value(env, fn_ref, &fn) == napi_ok && napi_get_global(env, &recv) == napi_ok &&
-      napi_create_int32(env, arg, &argv[0]) == napi_ok) {
+  napi_value fn, argv[1], result;
+  // The callbacks are arrow functions: `this` is the function itself (an object, as
+  // napi_make_callback needs), which spares looking up the global object per batch.
+  if (napi_get_reference_value(env, fn_ref, &fn) == napi_ok && napi_create_int32(env, arg, &argv[0]) == napi_ok) {
     bool pending = false;
-    if (napi_make_callback(env, r->async, recv, fn, (size_t)argc, argv, &result) != napi_ok &&
+    if (napi_make_callback(env, r->async, fn, fn, (size_t)argc, argv, &result) != napi_ok &&
         napi_is_exception_pending(env, &pending) == napi_ok && pending) {
       napi_value err;
       if (napi_get_and_clear_last_exception(env, &err) == napi_ok) napi_fatal_exception(env, err);

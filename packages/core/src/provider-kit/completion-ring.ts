@@ -10,6 +10,7 @@
 import { QpStateError } from '../errors.js'
 import type { ProviderCq, WorkCompletion } from '../spi.js'
 import { FifoQueue } from './fifo-queue.js'
+import { microtaskRunner } from './microtask.js'
 
 /** What a CQ needs from a QP that uses it. */
 export interface CompletionProducer {
@@ -33,6 +34,8 @@ export abstract class CompletionRing implements ProviderCq {
     this.#soonScheduled = false
     if (this.#notify !== null && this.count > 0) this.#notify()
   }
+  readonly #scheduleNotifySoon = microtaskRunner(this.#notifySoon)
+
   readonly #producers = new Set<CompletionProducer>()
   #destroyed = false
 
@@ -100,7 +103,7 @@ export abstract class CompletionRing implements ProviderCq {
     if (soon) {
       if (!this.#soonScheduled) {
         this.#soonScheduled = true
-        queueMicrotask(this.#notifySoon)
+        this.#scheduleNotifySoon()
       }
     } else this.#schedule()
     return true

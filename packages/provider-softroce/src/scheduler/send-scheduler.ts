@@ -11,6 +11,7 @@
  * is sent together) and continues in setImmediate turns of a few packets,
  * letting ACKs (and latency-class posts) in between turns.
  */
+import { microtaskRunner } from '@rdma-session/core'
 import { TokenBucket } from './token-bucket.js'
 
 /** A QP's send side as the scheduler sees it. */
@@ -84,7 +85,7 @@ export class SendScheduler {
   #closed = false
   #inTurn = false
   #turnEnds = 0
-  readonly #turn = (): void => this.runTurn()
+  readonly #turnInMicrotask = microtaskRunner(() => this.runTurn())
   /** Turns run so far (diagnostics). */
   turns = 0
   /** Packets sent at once on a wake (idle device or latency class), not in a turn (diagnostics). */
@@ -152,7 +153,7 @@ export class SendScheduler {
     if (this.#scheduled) return
     this.#scheduled = true
     if (this.#immediate) setImmediate(runTurn, this)
-    else queueMicrotask(this.#turn)
+    else this.#turnInMicrotask()
   }
 
   /** @internal One turn: up to PACKETS_PER_TURN packets, highest level first, round robin by deficit within a level. */

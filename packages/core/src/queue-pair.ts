@@ -11,6 +11,7 @@ import { canPostRecv, canPostSend, checkQpTransition } from './qp-state-machine.
 import type { ProviderQp, QpAttrs, QpEvent, QpModifyAttrs, QpQos, RecvWorkRequest, SendWorkRequest, Sge, WorkCompletion } from './spi.js'
 import { QpStats } from './stats.js'
 import { WorkTracker, type PendingWr } from './work-tracker.js'
+import { performance } from 'node:perf_hooks'
 
 export interface QpCaps {
   readonly maxSendWr: number

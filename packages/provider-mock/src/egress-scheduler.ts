@@ -6,6 +6,7 @@
  */
 import { FifoQueue } from '@rdma-session/core'
 import { HEADER_BYTES } from './packet.js'
+import { performance } from 'node:perf_hooks'
 
 /** A QP's send side as the scheduler sees it. */
 export interface EgressSource {

@@ -11,6 +11,7 @@ import { FaultInjector } from './fault-injector.js'
 import { hostAddress, hostKey } from './host-key.js'
 import { MockDevice } from './mock-device.js'
 import type { Packet } from './packet.js'
+import { performance } from 'node:perf_hooks'
 
 export interface MockFabricOptions {
   /** Egress link rate of every host, bytes per second (headers included). Default: unlimited. */

@@ -9,6 +9,7 @@ import { createCipheriv, createDecipheriv } from 'node:crypto'
 import { QpAttributeError, type QpEncryption } from '@rdma-session/core'
 import type { DropReason } from './fabric-stats.js'
 import { authenticatedHeader, type Packet } from './packet.js'
+import { performance } from 'node:perf_hooks'
 
 const TAG_BYTES = 16
 const MAX_COUNTER = 2 ** 40

@@ -31,6 +31,7 @@ import { addressBytes } from './wire/address.js'
 import { NativeSender, type WireTarget } from './socket/native-send.js'
 import { MAX_DATAGRAM_BYTES, type NativeDatagramSocket } from './socket/native-datagram.js'
 import { loadSockoptAddon, nativeSendOf } from './socket/sockopt-addon.js'
+import { performance } from 'node:perf_hooks'
 
 /** How a device is set up (resolved from SoftRoceOptions by the provider). */
 export interface DeviceConfig {

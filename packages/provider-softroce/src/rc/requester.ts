@@ -17,6 +17,7 @@ import { newPacket } from './packet-template.js'
 import { RetransmitTimer } from './retransmit-timer.js'
 import { DelayWindow, type DelayWindowConfig } from './delay-window.js'
 import { fillRequestPacket } from './request-packets.js'
+import { performance } from 'node:perf_hooks'
 
 /** What the requester needs from its QP. */
 export interface RequesterHost {

@@ -16,6 +16,7 @@ import { AtomicReplay } from './atomic-replay.js'
 import type { DeviceCounters, DropReason } from './device-counters.js'
 import { newPacket } from './packet-template.js'
 import { fillReadResponse, ResponseQueue, type ControlJob } from './response-queue.js'
+import { performance } from 'node:perf_hooks'
 
 export interface RecvWqe {
   readonly wrId: number

@@ -10,6 +10,7 @@
  * an ACK that arrived in time would otherwise be read after a spurious
  * go-back-N of the whole window.
  */
+import { performance } from 'node:perf_hooks'
 
 const now = (): number => performance.now()
 

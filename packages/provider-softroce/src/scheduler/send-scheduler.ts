@@ -13,6 +13,7 @@
  */
 import { microtaskRunner } from '@rdma-session/core'
 import { TokenBucket } from './token-bucket.js'
+import { performance } from 'node:perf_hooks'
 
 /** A QP's send side as the scheduler sees it. */
 export interface PacketSource {

@@ -2,15 +2,16 @@
  * A first-in first-out queue for the hot paths of providers written in JavaScript: a ring
  * buffer (Array.prototype.shift moves every element) whose capacity doubles when it is full.
  * A queue that empties and refills (a completion per round trip) allocates nothing; only
- * take() and drain() allocate, the array they return. A queue that empties after growing past
- * SHRINK_ABOVE items goes back to its first capacity.
+ * take() and drain() allocate, the array they return. The ring is allocated on the first push
+ * (a QP has two queues that may stay empty); a queue that empties after growing past
+ * SHRINK_ABOVE items gives its ring back.
  */
 const FIRST_CAPACITY = 16
 const SHRINK_ABOVE = 1024
 
 export class FifoQueue<T> {
-  #items: (T | undefined)[] = new Array<T | undefined>(FIRST_CAPACITY).fill(undefined)
-  #mask = FIRST_CAPACITY - 1
+  #items: (T | undefined)[] = []
+  #mask = 0
   #head = 0
   #count = 0
 
@@ -71,8 +72,8 @@ export class FifoQueue<T> {
   }
 
   clear(): void {
-    this.#items = new Array<T | undefined>(FIRST_CAPACITY).fill(undefined)
-    this.#mask = FIRST_CAPACITY - 1
+    this.#items = []
+    this.#mask = 0
     this.#head = 0
     this.#count = 0
   }
@@ -84,7 +85,7 @@ export class FifoQueue<T> {
 
   #grow(): void {
     const old = this.#items
-    const capacity = old.length * 2
+    const capacity = Math.max(FIRST_CAPACITY, old.length * 2)
     const next = new Array<T | undefined>(capacity).fill(undefined)
     for (let i = 0; i < this.#count; i++) next[i] = old[(this.#head + i) & this.#mask]
     this.#items = next

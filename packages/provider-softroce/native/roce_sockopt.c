@@ -516,7 +516,6 @@ static void on_closed(uv_handle_t *handle) {
   receiver_t *r = (receiver_t *)handle;
   napi_env env = r->env;
   close(r->fd);
-  r->closed = 1;
   // After a plain close this unregisters the hook; during teardown it says the cleanup is done.
   if (r->hook) napi_remove_async_cleanup_hook(r->hook);
   r->hook = NULL;
@@ -529,6 +528,7 @@ static void on_closed(uv_handle_t *handle) {
     napi_delete_reference(env, r->meta_ref);
     napi_async_destroy(env, r->async);
   }
+  r->closed = 1;
   if (r->finalized) free(r);
 }
 

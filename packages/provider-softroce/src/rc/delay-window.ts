@@ -20,7 +20,6 @@
  * instead: the bulk QP gives up some throughput so that the latency packets, which share the
  * peer's receiving socket with it, wait behind a shorter queue.
  */
-import { performance } from 'node:perf_hooks'
 
 export interface DelayWindowOptions {
   /** Queueing delay above the round-trip floor that is tolerated, in ms (default 0.25). */

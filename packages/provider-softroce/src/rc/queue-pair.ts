@@ -26,7 +26,6 @@ import { Responder, type RecvWqe, type ResponderHost } from './responder.js'
 import { createSendWqe, type SendWqe } from './send-wqe.js'
 import type { DelayWindowConfig } from './delay-window.js'
 import { priorityOfClass, PRIORITY_LATENCY } from '../scheduler/send-scheduler.js'
-import { performance } from 'node:perf_hooks'
 
 /** What a QP needs from its device. */
 export interface QpDevice {

@@ -348,7 +348,11 @@ export class SoftRoceDevice implements ProviderDevice, PdOwner, QpDevice {
     return datagram.length
   }
 
-  /** The native send path; node:dgram when its queue holds datagrams or the kernel's is full (EAGAIN, ENOBUFS) or on another error (dgram reports it). */
+  /**
+   * The native send path. With the native socket (#io) a datagram the kernel cannot queue waits
+   * in its queue; with a node:dgram socket it goes to dgram when dgram's queue holds datagrams or
+   * the kernel's is full (EAGAIN, ENOBUFS) or on another error (dgram reports it).
+   */
   #send(data: Uint8Array | Uint8Array[], target: WireTarget): void {
     if (this.#io !== null) {
       if (!this.#io.send(data, target)) this.counters.nativeSendFallbacks++

@@ -43,7 +43,7 @@ const skipWhy = off
 if (skipWhy) console.warn(`[provider-verbs] rxe guest tests skipped: ${skipWhy}`)
 
 interface ConformanceResult { part: 'conformance'; exit: number; ms: number; passed: number; failed: number; skipped: number; failures: { name: string; message: string }[]; startup?: string }
-interface CyclesResult { part: 'cycles'; cycles: number; rssStartMiB: number; rssEndMiB: number; growthMiB: number; boundMiB: number; usPerCycle: number; ms: number; leftOver: Record<string, number>; ok: boolean }
+interface CyclesResult { part: 'cycles'; cycles: number; rssStartMiB: number; rssEndMiB: number; growthMiB: number; boundMiB: number; quarterClimbMiB: number; quarterBoundMiB: number; usPerCycle: number; ms: number; leftOver: Record<string, number>; samples: { cycle: number; rssMiB: number }[]; ok: boolean }
 
 function results(output: string): Map<string, unknown> {
   const m = new Map<string, unknown>()
@@ -108,10 +108,11 @@ describe.skipIf(Boolean(skipWhy))('provider-verbs in the rxe guest (kernel soft-
   it(`${CYCLES} create/destroy cycles of PD/MR/CQ/QP keep RSS flat and leave no object behind`, () => {
     const r = parts.get('cycles') as CyclesResult | undefined
     expect(r, `no cycles result in the guest output:\n${exit?.output.slice(-3000)}`).toBeDefined()
-    console.log(`cycles in the guest: ${r!.cycles} in ${(r!.ms / 1000).toFixed(1)} s (${r!.usPerCycle} µs each), RSS ${r!.rssStartMiB} -> ${r!.rssEndMiB} MiB (+${r!.growthMiB}, bound ${r!.boundMiB})`)
+    console.log(`cycles in the guest: ${r!.cycles} in ${(r!.ms / 1000).toFixed(1)} s (${r!.usPerCycle} µs each), RSS ${r!.rssStartMiB} -> ${r!.rssEndMiB} MiB (+${r!.growthMiB}, bound ${r!.boundMiB}; climb in the flatter quarter of the second half ${r!.quarterClimbMiB}, bound ${r!.quarterBoundMiB}); RSS by cycle ${r!.samples.map((x) => `${x.cycle}:${x.rssMiB}`).join(' ')}`)
     expect(r!.cycles).toBe(CYCLES)
     expect(r!.leftOver).toEqual({ qps: 0, cqs: 0, mrs: 0, pds: 0, srqs: 0 })
     expect(r!.growthMiB).toBeLessThanOrEqual(r!.boundMiB)
+    expect(r!.quarterClimbMiB, 'RSS climb in both quarters of the second half (a leak)').toBeLessThanOrEqual(r!.quarterBoundMiB)
     expect(r!.ok).toBe(true)
   })
 })

@@ -20,14 +20,22 @@ conformance() {
   local out=/tmp/conformance.json
   local rc attempt
   # vitest gives its pool worker a fixed 60 s to start; loading vitest over 9p in a TCG guest on a
-  # busy host can take longer, so a start timeout (and only that) is retried.
+  # busy host can take longer, so a start timeout is retried. So is a run that ended without
+  # writing its report (vitest gone before any test ran; once in CI it printed only its banner),
+  # with the kernel's last words, in case it was killed.
   for attempt in 1 2 3; do
     rm -f "$out"
     node ../../node_modules/vitest/vitest.mjs run --config guest/vitest.config.mjs --configLoader runner \
       --reporter=default --reporter=json --outputFile.json="$out" guest/conformance.test.ts guest/verbs-extras.test.ts guest/fast-path.test.ts 2>&1 | tee /tmp/conformance.log
     rc=${PIPESTATUS[0]}
-    grep -q 'Failed to start .* worker\|Timeout starting .* runner' /tmp/conformance.log || break
-    echo "run-in-guest: vitest's worker did not start in time (attempt $attempt); retrying" >&2
+    if grep -q 'Failed to start .* worker\|Timeout starting .* runner' /tmp/conformance.log; then
+      echo "run-in-guest: vitest's worker did not start in time (attempt $attempt); retrying" >&2
+    elif [ ! -s "$out" ]; then
+      echo "run-in-guest: vitest exited ($rc) without a report (attempt $attempt); retrying. dmesg:" >&2
+      dmesg 2>/dev/null | tail -5 >&2
+    else
+      break
+    fi
   done
   local ms=$(( (${EPOCHREALTIME/./} - t0) / 1000 ))
   node -e '

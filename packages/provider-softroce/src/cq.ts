@@ -6,8 +6,9 @@
  * end of that socket callback instead: still never inside a post call, but before the rest of
  * the read batch and before the send scheduler's next turn. On the native receive path one
  * callback takes a batch of up to 32 datagrams; while the device has latency-class QPs the
- * others' datagrams in it are only copied aside for later (see the device's receive path). A completion that does not fit is
- * lost and every QP using the CQ goes to ERR with a 'fatal' event (reason 'cq-overflow').
+ * others' datagrams in it are only copied aside for later (see the device's receive path). A
+ * completion that does not fit is lost and every QP using the CQ goes to ERR with a 'fatal'
+ * event (reason 'cq-overflow').
  */
 import { CompletionRing } from '@rdma-session/core'
 

@@ -70,19 +70,8 @@ export async function adoptDeviceSocket(adopted: AdoptedSocket, family: 4 | 6): 
   if (nr.ok) {
     const actual = nr.addon.querySocket(adopted.fd).family
     if (actual !== family) throw new InvalidArgumentError(`the adopted socket (fd ${adopted.fd}) is ${actual === 0 ? 'not an IP socket' : `IPv${actual}`}, but the device address is IPv${family}`, { fd: adopted.fd })
-    const io = new NativeDatagramSocket(nr.addon, adopted.fd, family)
-    return {
-      io,
-      family,
-      address: io.address,
-      port: io.port,
-      helper: interop ? 'native' : 'none',
-      fd: adopted.fd,
-      pmtudiscDo: adopted.pmtudiscDo === true,
-      noCheck6Rx: adopted.noCheck6Rx === true,
-      recvBufferBytes: nr.addon.setBufferSizes(adopted.fd, SOCKET_BUFFER_BYTES),
-      ...(interop ? {} : { reason: 'adopted socket without the interop options' }),
-    }
+    const ds = nativeDeviceSocket(nr.addon, adopted.fd, family, null, { pmtudiscDo: adopted.pmtudiscDo === true, noCheck6Rx: adopted.noCheck6Rx === true })
+    return interop ? ds : { ...ds, reason: 'adopted socket without the interop options' }
   }
   const socket = dgram.createSocket({ type: family === 4 ? 'udp4' : 'udp6', lookup: literalLookup(family) } as dgram.SocketOptions)
   await new Promise<void>((resolve, reject) => {
@@ -144,26 +133,32 @@ export async function openDeviceSocket(address: string, port: number): Promise<D
   }
 }
 
+type ReceiveAddon = ConstructorParameters<typeof NativeDatagramSocket>[0]
+
 /** The helper makes, binds, reads and writes the socket; node:dgram is not involved. */
-function openNativeDeviceSocket(addon: ConstructorParameters<typeof NativeDatagramSocket>[0], family: 4 | 6, address: string, port: number): DeviceSocket {
+function openNativeDeviceSocket(addon: ReceiveAddon, family: 4 | 6, address: string, port: number): DeviceSocket {
   const fd = addon.createUdpSocket({ family, address, port })
   try {
     const report = addon.querySocket(fd)
-    const recvBufferBytes = addon.setBufferSizes(fd, SOCKET_BUFFER_BYTES)
-    const io = new NativeDatagramSocket(addon, fd, family)
-    return {
-      io,
-      family,
-      address,
-      port: io.port,
-      helper: 'native',
-      fd,
-      pmtudiscDo: report.pmtudisc === 'do' || report.pmtudisc === 'probe',
-      noCheck6Rx: report.noCheck6Rx === true,
-      recvBufferBytes,
-    }
+    return nativeDeviceSocket(addon, fd, family, address, { pmtudiscDo: report.pmtudisc === 'do' || report.pmtudisc === 'probe', noCheck6Rx: report.noCheck6Rx === true })
   } catch (err) {
     closeSync(fd)
     throw err
+  }
+}
+
+/** A bound socket the helper reads and writes (`address`: as the caller named it; null: as bound). */
+function nativeDeviceSocket(addon: ReceiveAddon, fd: number, family: 4 | 6, address: string | null, interop: { pmtudiscDo: boolean; noCheck6Rx: boolean }): DeviceSocket {
+  const recvBufferBytes = addon.setBufferSizes(fd, SOCKET_BUFFER_BYTES)
+  const io = new NativeDatagramSocket(addon, fd, family)
+  return {
+    io,
+    family,
+    address: address ?? io.address,
+    port: io.port,
+    helper: interop.pmtudiscDo || interop.noCheck6Rx ? 'native' : 'none',
+    fd,
+    ...interop,
+    recvBufferBytes,
   }
 }

@@ -59,7 +59,7 @@ export abstract class CompletionRing implements ProviderCq {
   }
 
   poll(max: number): WorkCompletion[] {
-    return this.#wcs.take(Math.max(0, Math.floor(max)))
+    return this.#wcs.take(max)
   }
 
   setNotify(cb: () => void): void {

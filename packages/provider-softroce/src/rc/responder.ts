@@ -295,8 +295,6 @@ export class Responder {
     return this.#host.memory.remote(this.#host.pd, rkey, Number(va), length, access)
   }
 
-
-
   /** Bookkeeping after a SEND/WRITE packet executed: next PSN, ACK coalescing. */
   #executed(pkt: RocePacket): void {
     this.#epsn = psnAdd(pkt.bth.psn, 1)

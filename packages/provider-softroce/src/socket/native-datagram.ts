@@ -11,6 +11,7 @@
  * and sent, in order, once the socket is writable again.
  */
 import { closeSync } from 'node:fs'
+import { FifoQueue } from '@rdma-session/core'
 import { NativeSender, type WireTarget } from './native-send.js'
 import type { RoceReceiveAddon, RoceSockoptAddon } from './sockopt-addon.js'
 
@@ -27,8 +28,8 @@ export const RECEIVE_SLOTS = 32
 /** Int32 words per datagram in the meta array: length, port, family, address (4 words). */
 export const RECEIVE_META = 8
 
+/** EAGAIN (= EWOULDBLOCK on Linux): the kernel's send queue is full. */
 const EAGAIN = 11
-const EWOULDBLOCK = EAGAIN
 
 export type DatagramHandler = (datagram: Buffer, address: string, port: number) => void
 
@@ -42,11 +43,12 @@ export interface NativeDatagramEvents {
   onSendError(errno: number): void
 }
 
+function ipv4Text(a: number): string {
+  return `${a >>> 24}.${(a >>> 16) & 255}.${(a >>> 8) & 255}.${a & 255}`
+}
+
 function ipv6Text(w: Int32Array, at: number): string {
-  if (w[at] === 0 && w[at + 1] === 0 && w[at + 2] === 0xffff) {
-    const a = w[at + 3]! >>> 0
-    return `::ffff:${a >>> 24}.${(a >>> 16) & 255}.${(a >>> 8) & 255}.${a & 255}`
-  }
+  if (w[at] === 0 && w[at + 1] === 0 && w[at + 2] === 0xffff) return `::ffff:${ipv4Text(w[at + 3]! >>> 0)}`
   const groups: number[] = []
   for (let k = 0; k < 4; k++) {
     const word = w[at + k]! >>> 0
@@ -88,7 +90,7 @@ export class NativeDatagramSocket {
   #handle: object | null = null
   #events: NativeDatagramEvents | null = null
   /** Datagrams waiting for the socket to be writable (copies), in send order. */
-  #queue: { data: Buffer; target: WireTarget }[] = []
+  readonly #queue = new FifoQueue<{ data: Buffer; target: WireTarget }>()
   #closed: Promise<void> | null = null
   #onClosed: (() => void) | null = null
 
@@ -141,7 +143,7 @@ export class NativeDatagramSocket {
       const a = m[at + 3]! >>> 0
       let name = this.#v4Names.get(a)
       if (name === undefined) {
-        name = `${a >>> 24}.${(a >>> 16) & 255}.${(a >>> 8) & 255}.${a & 255}`
+        name = ipv4Text(a)
         if (this.#v4Names.size >= 4096) this.#v4Names.clear()
         this.#v4Names.set(a, name)
       }
@@ -160,10 +162,10 @@ export class NativeDatagramSocket {
   /** Sends now, or queues a copy behind earlier datagrams while the kernel's queue is full. Returns false when the datagram was queued. */
   send(data: Uint8Array | readonly Uint8Array[], target: WireTarget): boolean {
     if (this.#closed !== null) return true
-    if (this.#queue.length === 0) {
+    if (this.#queue.empty) {
       const r = this.#sender.send(data, target)
       if (r >= 0) return true
-      if (r !== -EAGAIN && r !== -EWOULDBLOCK) {
+      if (r !== -EAGAIN) {
         this.#events?.onSendError(-r)
         return true
       }
@@ -174,23 +176,21 @@ export class NativeDatagramSocket {
   }
 
   #flush(): void {
-    const q = this.#queue
-    let i = 0
-    for (; i < q.length && this.#closed === null; i++) {
-      const r = this.#sender.send(q[i]!.data, q[i]!.target)
+    for (let next = this.#queue.peek(); next !== undefined && this.#closed === null; next = this.#queue.peek()) {
+      const r = this.#sender.send(next.data, next.target)
       if (r === -EAGAIN) {
         this.#addon.armWritable(this.#handle!)
-        break
+        return
       }
       if (r < 0) this.#events?.onSendError(-r)
+      this.#queue.shift()
     }
-    this.#queue = i >= q.length ? [] : q.slice(i)
   }
 
   /** Stops receiving, drops what is queued, closes the fd. */
   close(): Promise<void> {
     if (this.#closed !== null) return this.#closed
-    this.#queue = []
+    this.#queue.clear()
     const handle = this.#handle
     if (handle === null) {
       closeSync(this.fd)

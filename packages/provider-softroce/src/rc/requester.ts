@@ -45,7 +45,11 @@ export interface RequesterHost {
   wake(): void
 }
 
-/** The requester sets AckReq on the last packet of each signaled message, on every this-many PSNs and when half the window is in flight. */
+/**
+ * The requester sets AckReq on the last packet of each signaled message, when this many packets
+ * went out without one, and when half the window is in flight. Counting since the last AckReq
+ * (rather than at fixed PSNs) lets a stream signaled every 16th WR ask for one ACK per 16, not two.
+ */
 const ACK_REQ_EVERY = 16
 
 const NAK_STATUS: Record<number, WcStatus> = {
@@ -64,6 +68,8 @@ export class Requester {
   /** Index and packet of the next packet to transmit (moved back by go-back-N). */
   #txIdx = 0
   #txPkt = 0
+  /** Packets sent since the last one that carried AckReq. */
+  #sinceAckReq = 0
   /** The PSN the next new WQE starts at. */
   #freshPsn: number
   /** The oldest unacknowledged PSN. */
@@ -213,13 +219,14 @@ export class Requester {
 
   #emitPacket(w: SendWqe, psn: number, chunk: number): number {
     const k = this.#txPkt
-    const periodic = (psn & (ACK_REQ_EVERY - 1)) === 0 || psnDiff(psn, this.#una) * 2 >= this.window
+    const periodic = this.#sinceAckReq + 1 >= ACK_REQ_EVERY || psnDiff(psn, this.#una) * 2 >= this.window
     if (this.#cc !== null) {
       const i = psn & this.#txMask
       this.#txAt[i] = performance.now()
       this.#txPsn[i] = psn
     }
     const len = fillRequestPacket(w, k, psn, this.#pmtu, chunk, periodic, this.#host.lazyAcks, this.#pkt, this.#parts)
+    this.#sinceAckReq = this.#pkt.bth.ackReq ? 0 : this.#sinceAckReq + 1
     this.#txPkt += chunk
     if (w.kind === WqeKind.ATOMIC || this.#txPkt >= w.packets) this.#advanceWqe()
     return this.#host.emit(this.#pkt, this.#parts, len)

@@ -135,7 +135,7 @@ describe('QP state', () => {
 })
 
 describe('ACK policy', () => {
-  async function pingPong(pairOptions: { lazyAcks?: boolean }): Promise<{ acks: number; messages: number; outstanding: number }> {
+  async function pingPong(pairOptions: { lazyAcks?: boolean }, signalEvery = 0): Promise<{ acks: number; messages: number; outstanding: number }> {
     pair = await openPair(pairOptions)
     const { qa, qb } = connect(pair, { caps: { maxSendWr: 256, maxRecvWr: 256 } })
     const ma = register(pair.a, 4096)
@@ -143,10 +143,11 @@ describe('ACK policy', () => {
     const n = 200
     for (let i = 0; i < n; i++) {
       const r = qb.recv(mb.slice(0, 64))
-      qa.postSend({ wrId: i, opcode: 'SEND', sgList: [ma.slice(0, 8)], signaled: i === n - 1 })
+      const signaled = i === n - 1 || (signalEvery > 0 && (i + 1) % signalEvery === 0)
+      qa.postSend({ wrId: i, opcode: 'SEND', sgList: [ma.slice(0, 8)], signaled })
       await r
     }
-    await takeCompletions(qa.sendCq, 1)
+    await takeCompletions(qa.sendCq, signalEvery > 0 ? Math.ceil(n / signalEvery) : 1)
     return { acks: pair.db.counters.acksSent, messages: n, outstanding: qa.outstanding.send }
   }
 
@@ -158,6 +159,13 @@ describe('ACK policy', () => {
   it('with lazyAcks, unsignaled SENDs are ACKed in batches and still complete', async () => {
     const { acks, messages, outstanding } = await pingPong({ lazyAcks: true })
     expect(acks).toBeLessThan(messages / 2)
+    expect(outstanding, 'every WR retired').toBe(0)
+  })
+
+  it('with lazyAcks and every 16th SEND signaled (ib_send_lat), one ACK per 16 messages: the periodic AckReq counts from the last one', async () => {
+    const { acks, messages, outstanding } = await pingPong({ lazyAcks: true }, 16)
+    // 200 messages: 12 signaled ones (every 16th) and the last; a PSN-aligned periodic AckReq would add about 12 more.
+    expect(acks).toBeLessThanOrEqual(Math.ceil(messages / 16) + 1)
     expect(outstanding, 'every WR retired').toBe(0)
   })
 })

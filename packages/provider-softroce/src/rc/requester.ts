@@ -62,7 +62,8 @@ const NAK_STATUS: Record<number, WcStatus> = {
 export class Requester {
   readonly #host: RequesterHost
   readonly #pmtu: number
-  readonly #wqes: SendWqe[] = []
+  /** WQEs from #head on; slots before it are cleared (a retired WQE must not outlive its completion). */
+  readonly #wqes: (SendWqe | undefined)[] = []
   /** Index of the oldest WQE not completed. */
   #head = 0
   /** Index and packet of the next packet to transmit (moved back by go-back-N). */
@@ -152,7 +153,7 @@ export class Requester {
 
   /** Removes and returns the WQEs not completed, in post order (for flushing). */
   takeOutstanding(): SendWqe[] {
-    const rest = this.#wqes.slice(this.#head)
+    const rest = this.#wqes.slice(this.#head) as SendWqe[]
     this.#wqes.length = 0
     this.#head = this.#txIdx = this.#txPkt = 0
     return rest
@@ -233,9 +234,13 @@ export class Requester {
   }
 
   #advanceWqe(): void {
-    this.#txIdx++
+    this.#transmitFrom(this.#txIdx + 1)
+  }
+
+  #transmitFrom(idx: number): void {
+    this.#txIdx = idx
     // A READ whose first responses already arrived is asked only for the rest.
-    const next = this.#wqes[this.#txIdx]
+    const next = this.#wqes[idx]
     this.#txPkt = next !== undefined && next.kind === WqeKind.READ ? next.received : 0
   }
 
@@ -411,12 +416,14 @@ export class Requester {
         }
         break
       }
-      this.#head++
+      wqes[this.#head++] = undefined
       if (w.isReadOrAtomic) this.#rdAtomicInFlight--
       this.#una = psnAdd(w.lastPsn, 1)
       progressed = true
       if (w.signaled) this.#host.completeSend({ wrId: w.wrId, status: WcStatus.SUCCESS, opcode: w.opcode, byteLen: w.length, qpn: this.#host.qpn })
     }
+    // An ACK past a go-back-N rewind point retired WQEs not yet re-sent: go on after them.
+    if (this.#txIdx < this.#head) this.#transmitFrom(this.#head)
     if (this.#head > 1024 && this.#head * 2 > wqes.length) {
       wqes.splice(0, this.#head)
       this.#txIdx -= this.#head

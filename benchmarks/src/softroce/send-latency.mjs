@@ -10,7 +10,9 @@
 // - promise API (informative, no target): `qp.send()` signaled and awaited with the echo's
 //   `qp.recv()`: each round trip needs 4 datagrams (SEND, its ACK, the echo SEND, its ACK), and
 //   the echo's side sends the ACK and the echo back to back, so expect about twice the baseline.
-// Rounds alternate the three, after WARMUP round trips of each (the same for all three): the
+// Rounds alternate the three (ROUNDS short rounds of ITERS round trips: a shared VM's speed
+// drifts within minutes, and short alternating rounds expose all three to the same drift; the
+// p99 is then the 240th-worst of 24,000 round trips), after WARMUP round trips of each (the same for all three): the
 // first ten thousand softroce round trips run while V8 is still compiling the stack's hot
 // paths (on this 2-core VM the compiler threads compete with both processes), which is a
 // start-up cost, not the steady-state latency measured here.
@@ -21,8 +23,8 @@ import { softroce } from '@rdma-session/provider-softroce'
 import { fmt, report } from '../measure.mjs'
 import { connectToPeer, localQps, PeerProcess, percentile } from './peer-process.mjs'
 
-const ITERS = Number(process.env.BENCH_PINGPONG_ITERS ?? 5000)
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3)
+const ITERS = Number(process.env.BENCH_PINGPONG_ITERS ?? 2000)
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 12)
 const WARMUP = Number(process.env.BENCH_WARMUP ?? 10000)
 const SIGNAL_EVERY = 16
 const DEPTH = 64

@@ -11,6 +11,8 @@ export class PeerProcess {
 
   constructor() {
     const execArgv = process.env.BENCH_PEER_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PEER_PROF}`] : []
+    // More node/V8 flags for the peer, e.g. BENCH_PEER_NODE_ARGS=--trace-gc
+    if (process.env.BENCH_PEER_NODE_ARGS) execArgv.push(...process.env.BENCH_PEER_NODE_ARGS.split(' '))
     this.#child = fork(PEER, [], { execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
     this.#child.on('message', (m) => {
       const p = this.#pending.get(m.id)

@@ -5,7 +5,7 @@
 // What isolates the latency QP (all in provider-softroce, no link rate or pacing is configured:
 // the bulk QP sends as fast as the two processes can go):
 // - send side: strict priority for QoS class `latency` in the device scheduler (a latency post
-//   goes out at once unless a turn is running; turns end after 16 packets or 0.25 ms);
+//   goes out at once unless a turn is running; turns end after 16 packets or 0.05 ms);
 // - the bulk QP's delay-based congestion window (QoS class `bulk`): it keeps the bulk packets in
 //   flight at the round-trip floor plus a small queue, instead of the device window's worth
 //   queued in the peer's one receive socket in front of the latency packets, and a shorter

@@ -30,6 +30,7 @@ import { isWireError } from './wire/errors.js'
 import { addressBytes } from './wire/address.js'
 import { NativeSender, type WireTarget } from './socket/native-send.js'
 import { MAX_DATAGRAM_BYTES, type NativeDatagramSocket } from './socket/native-datagram.js'
+import { HeldDatagrams } from './socket/held-datagrams.js'
 import { loadSockoptAddon, nativeSendOf } from './socket/sockopt-addon.js'
 import { performance } from 'node:perf_hooks'
 
@@ -85,7 +86,7 @@ function runAckFlush(d: SoftRoceDevice): void {
 }
 
 /** Time (ms) held-back datagrams are handled for before the socket is read again. */
-const DEFERRED_MS = 0.2
+const DEFERRED_MS = 0.05
 
 function runDeferred(d: SoftRoceDevice): void {
   d.receiveDeferred()
@@ -134,8 +135,9 @@ export class SoftRoceDevice implements ProviderDevice, PdOwner, QpDevice {
   readonly #capture: PacketCapture | null
   #impairment: LinkImpairment | null
   #ackQps: SoftRoceQp[] = []
-  /** Datagrams of normal-priority QPs held back in this read batch: datagram, address, port, … */
-  #deferred: (Buffer | string | number)[] = []
+  /** Datagrams of normal-priority QPs held back in this read batch. */
+  readonly #deferred = new HeldDatagrams()
+  readonly #processHeld = (datagram: Buffer, address: string, port: number): void => this.#process(datagram, address, port)
   #deferScheduled = false
   #receiving = false
   #ackScheduled = false
@@ -394,7 +396,7 @@ export class SoftRoceDevice implements ProviderDevice, PdOwner, QpDevice {
       const qp = this.#qps.get(peekDestQpn(datagram))
       if (qp === undefined || qp.priority !== PRIORITY_LATENCY) {
         // A datagram the native path read is a view into its slab, which the next batch overwrites.
-        this.#deferred.push(this.#io !== null ? Buffer.from(datagram) : datagram, address, port)
+        this.#deferred.hold(datagram, address, port, this.#io !== null)
         if (!this.#deferScheduled) {
           this.#deferScheduled = true
           setImmediate(runDeferred, this)
@@ -413,22 +415,10 @@ export class SoftRoceDevice implements ProviderDevice, PdOwner, QpDevice {
   receiveDeferred(): void {
     this.#deferScheduled = false
     if (this.#closed !== null) {
-      this.#deferred = []
+      this.#deferred.clear()
       return
     }
-    const d = this.#deferred
-    const until = performance.now() + DEFERRED_MS
-    let i = 0
-    while (i < d.length) {
-      this.#process(d[i] as Buffer, d[i + 1] as string, d[i + 2] as number)
-      i += 3
-      if ((i & 3) === 0 && performance.now() >= until) break
-    }
-    if (i >= d.length) {
-      if (this.#deferred === d) this.#deferred = []
-      return
-    }
-    this.#deferred = i === 0 ? d : d.slice(i)
+    if (!this.#deferred.handle(this.#processHeld, performance.now() + DEFERRED_MS)) return
     this.#deferScheduled = true
     setImmediate(runDeferred, this)
   }

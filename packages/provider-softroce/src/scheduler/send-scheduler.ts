@@ -29,11 +29,11 @@ const PACKETS_PER_TURN = 64
  * While the device has latency-class QPs, turns are short: at most this many packets, and they
  * end after SHORT_TURN_MS whatever they sent (big packets of an encrypted QP cost far more than
  * small ones). What waits for the event loop (a latency-class ACK or post) then waits about a
- * quarter of a millisecond, not a turn of 64 packets at tens of microseconds each. Without
+ * twentieth of a millisecond, not a turn of 64 packets at tens of microseconds each. Without
  * latency-class QPs, long turns cost less per packet.
  */
 const SHORT_TURN_PACKETS = 16
-const SHORT_TURN_MS = 0.25
+const SHORT_TURN_MS = 0.05
 /** Packets an idle device sends inside the post call that woke it. */
 const DIRECT_PACKETS = 4
 

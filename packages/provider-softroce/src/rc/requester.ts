@@ -62,7 +62,7 @@ const NAK_STATUS: Record<number, WcStatus> = {
 export class Requester {
   readonly #host: RequesterHost
   readonly #pmtu: number
-  /** WQEs from #head on; slots before it are cleared (a retired WQE must not outlive its completion). */
+  /** WQEs from #head on; slots before it are cleared as WQEs retire (a retired WQE must not outlive its completion). */
   readonly #wqes: (SendWqe | undefined)[] = []
   /** Index of the oldest WQE not completed. */
   #head = 0
@@ -168,8 +168,7 @@ export class Requester {
     while (this.#txIdx < wqes.length) {
       const w = wqes[this.#txIdx]!
       if (w.done) {
-        this.#txIdx++
-        this.#txPkt = 0
+        this.#advanceWqe()
         continue
       }
       if (w.error !== null) {
@@ -417,13 +416,13 @@ export class Requester {
         break
       }
       wqes[this.#head++] = undefined
+      // An ACK past a go-back-N rewind point retired WQEs not yet re-sent: go on after them.
+      if (this.#txIdx < this.#head) this.#transmitFrom(this.#head)
       if (w.isReadOrAtomic) this.#rdAtomicInFlight--
       this.#una = psnAdd(w.lastPsn, 1)
       progressed = true
       if (w.signaled) this.#host.completeSend({ wrId: w.wrId, status: WcStatus.SUCCESS, opcode: w.opcode, byteLen: w.length, qpn: this.#host.qpn })
     }
-    // An ACK past a go-back-N rewind point retired WQEs not yet re-sent: go on after them.
-    if (this.#txIdx < this.#head) this.#transmitFrom(this.#head)
     if (this.#head > 1024 && this.#head * 2 > wqes.length) {
       wqes.splice(0, this.#head)
       this.#txIdx -= this.#head

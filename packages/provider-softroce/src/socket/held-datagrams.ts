@@ -8,11 +8,10 @@
  */
 import { FifoQueue } from '@rdma-session/core'
 import { performance } from 'node:perf_hooks'
+import type { DatagramHandler } from './native-datagram.js'
 
 /** Bytes per copy slab: 256 datagrams of a 4096-byte MTU. When one fills, the next is a new one. */
 const SLAB_BYTES = 1 << 20
-
-export type DatagramHandler = (datagram: Buffer, address: string, port: number) => void
 
 export class HeldDatagrams {
   /** datagram, address, port, datagram, … */

@@ -47,11 +47,23 @@ function withWrId(wc: WorkCompletion, wrId: number): WorkCompletion {
 const SETTLE_TIMEOUT_MS = 5000
 const now = (): number => performance.now()
 
+const NO_SGES: readonly Sge[] = []
+
 /** The SGE list as the provider takes it: the same array when it holds no slices. */
 function toSges(list: readonly (Sge | MemorySlice)[] | undefined): readonly Sge[] {
-  if (list === undefined) return []
+  if (list === undefined) return NO_SGES
   for (const e of list) if (e instanceof MemorySlice) return list.map((x) => (x instanceof MemorySlice ? x.toSge() : x))
   return list as readonly Sge[]
+}
+
+type Mutable<T> = { -readonly [K in keyof T]: T[K] }
+
+/** The WR object a QP fills for each raw post (made on the first one). */
+function newPostWr(): Mutable<SendWorkRequest> {
+  return {
+    wrId: 0, opcode: Opcode.SEND, sgList: NO_SGES, signaled: true, imm: undefined, remoteAddr: undefined, rkey: undefined,
+    compareAdd: undefined, swap: undefined, inlineData: undefined,
+  }
 }
 
 function payloadBytes(sgList: readonly Sge[]): number {
@@ -79,6 +91,7 @@ export class QueuePair implements CompletionOwner {
   readonly #recvs = new WorkTracker()
   #backlog: { wr: SendWorkRequest; pending: PendingWr }[] | null = null
   #nextId = 1
+  #postWr: Mutable<SendWorkRequest> | null = null
   #closed: Promise<void> | null = null
   #drained: (() => void) | null = null
 
@@ -143,11 +156,23 @@ export class QueuePair implements CompletionOwner {
     const sgList = toSges(r.sgList)
     const signaled = r.signaled ?? true
     const pending = this.#pending(r.opcode, r.wrId ?? 0, signaled, r.inlineData?.length ?? payloadBytes(sgList), null, null)
-    const wr: SendWorkRequest = {
-      wrId: pending.id, opcode: r.opcode, sgList, signaled, imm: r.imm, remoteAddr: r.remoteAddr, rkey: r.rkey,
-      compareAdd: r.compareAdd, swap: r.swap, inlineData: r.inlineData,
-    }
+    // One WR object per QP, filled again for every raw post (the SPI's postSend does not keep it;
+    // a raw post never waits in the backlog): an object per post was a large part of core's cost per WR.
+    const wr = (this.#postWr ??= newPostWr())
+    wr.wrId = pending.id
+    wr.opcode = r.opcode
+    wr.sgList = sgList
+    wr.signaled = signaled
+    wr.imm = r.imm
+    wr.remoteAddr = r.remoteAddr
+    wr.rkey = r.rkey
+    wr.compareAdd = r.compareAdd
+    wr.swap = r.swap
+    wr.inlineData = r.inlineData
     this.#submitSend(wr, pending, false)
+    // Not kept alive by the QP until the next post.
+    wr.sgList = NO_SGES
+    wr.inlineData = undefined
   }
 
   #postRecvOne(r: PostRecvRequest): void {

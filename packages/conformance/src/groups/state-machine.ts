@@ -185,4 +185,26 @@ export function stateMachineTests(suite: Suite): void {
     expect(await flushed).toEqual(['WR_FLUSH_ERR'])
     expect(mrB.bytes.subarray(64, 128).every((v) => v === 0), 'the flushed WRITE wrote nothing').toBe(true)
   })
+
+  suite.test('raw WRITEs posted in SQD run on RTS as each was posted: own wrId, source and target (the WR object core hands over is reused)', async () => {
+    const { a, b } = suite.env
+    const { a: qa } = rawPair(suite.env)
+    const mrA = register(a, 256)
+    const mrB = register(b, 256)
+    const sent = [1, 2, 3].map((k) => fill(mrA, 10 + k, k * 64, 64))
+    qa.modify({ state: 'SQD' })
+    for (const k of [1, 2, 3]) {
+      const target = mrB.region(k * 64, 64)
+      qa.postSend({ wrId: 100 + k, opcode: 'RDMA_WRITE', sgList: [mrA.slice(k * 64, 64)], remoteAddr: target.addr, rkey: target.rkey })
+    }
+    await sleep(20)
+    qa.modify({ state: 'RTS' })
+    const wcs: { wrId: number; status: string }[] = []
+    for (let i = 0; i < 200 && wcs.length < 3; i++) {
+      wcs.push(...qa.sendCq.poll(8).map((wc) => ({ wrId: wc.wrId, status: wc.status })))
+      if (wcs.length < 3) await sleep(5)
+    }
+    expect(wcs).toEqual([101, 102, 103].map((wrId) => ({ wrId, status: 'SUCCESS' })))
+    for (const k of [1, 2, 3]) expectBytes(snapshot(mrB, k * 64, 64), sent[k - 1]!, `WRITE ${k} posted in SQD`)
+  })
 }

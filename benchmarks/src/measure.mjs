@@ -14,17 +14,28 @@ export async function timeMs(fn) {
 }
 
 /**
- * Alternates baseline and subject for `rounds` rounds (after one warm-up each) and
- * returns the median times and their ratio subject/baseline.
+ * Alternates baseline and subject for `rounds` rounds (after one warm-up each) and returns the
+ * median times and their ratio subject/baseline. The order flips every round (ABBA), so neither
+ * side always runs right after the other (whose garbage the next one collects); with node's
+ * --expose-gc each timed run starts after a full collection.
  */
 export async function compare({ rounds = 7, baseline, subject }) {
   await baseline()
   await subject()
   const b = []
   const s = []
+  const timed = async (fn, into) => {
+    globalThis.gc?.()
+    into.push(await timeMs(fn))
+  }
   for (let i = 0; i < rounds; i++) {
-    b.push(await timeMs(baseline))
-    s.push(await timeMs(subject))
+    if (i % 2 === 0) {
+      await timed(baseline, b)
+      await timed(subject, s)
+    } else {
+      await timed(subject, s)
+      await timed(baseline, b)
+    }
   }
   const baselineMs = median(b)
   const subjectMs = median(s)

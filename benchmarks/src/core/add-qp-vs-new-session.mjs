@@ -12,7 +12,7 @@ const session = await a.sessions.create({ peer: b, params: { encryption: 'aes-25
 const id = session.id
 
 const { baselineMs, subjectMs, ratio } = await compare({
-  rounds: 5,
+  rounds: 6,
   // baseline: N new encrypted sessions, each with one QP, closed afterwards
   baseline: async () => {
     const made = []

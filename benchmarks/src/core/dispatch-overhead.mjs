@@ -105,8 +105,8 @@ async function throughSpi() {
   }
 }
 
-const raw = await compare({ rounds: 15, baseline: throughSpi, subject: throughCoreRaw })
-const promised = await compare({ rounds: 15, baseline: throughSpi, subject: throughCore })
+const raw = await compare({ rounds: 16, baseline: throughSpi, subject: throughCoreRaw })
+const promised = await compare({ rounds: 16, baseline: throughSpi, subject: throughCore })
 const overhead = (raw.ratio - 1) * 100
 const perOp = (ms) => `${fmt((OPS / ms), 1)} k ops/s (${fmt((ms * 1000) / OPS, 2)} µs/op)`
 report('core dispatch overhead, 8-byte RDMA WRITE on the mock, 16 in flight', [

@@ -47,7 +47,7 @@ function withWrId(wc: WorkCompletion, wrId: number): WorkCompletion {
 const SETTLE_TIMEOUT_MS = 5000
 const now = (): number => performance.now()
 
-const NO_SGES: readonly Sge[] = []
+const NO_SGES: readonly Sge[] = Object.freeze([])
 
 /** The SGE list as the provider takes it: the same array when it holds no slices. */
 function toSges(list: readonly (Sge | MemorySlice)[] | undefined): readonly Sge[] {
@@ -169,10 +169,13 @@ export class QueuePair implements CompletionOwner {
     wr.compareAdd = r.compareAdd
     wr.swap = r.swap
     wr.inlineData = r.inlineData
-    this.#submitSend(wr, pending, false)
-    // Not kept alive by the QP until the next post.
-    wr.sgList = NO_SGES
-    wr.inlineData = undefined
+    try {
+      this.#submitSend(wr, pending, false)
+    } finally {
+      // The application's buffers are not kept alive by the QP until its next post.
+      wr.sgList = NO_SGES
+      wr.inlineData = undefined
+    }
   }
 
   #postRecvOne(r: PostRecvRequest): void {

@@ -136,7 +136,8 @@ export interface ProviderQp {
   /**
    * Queues one send WR. Throws QueueFullError when the send queue holds maxSendWr WRs. `wr` is
    * the caller's until postSend returns: core hands the same object over again for its next
-   * post, so a provider copies what it keeps (a WR held back in SQD, say), never the object.
+   * post, so a provider copies what it keeps (a WR held back in SQD, say), never the object;
+   * the SGE list and its entries are the application's too (copy them to keep them).
    */
   postSend(wr: SendWorkRequest): void
   /** Queues one receive WR. Throws QueueFullError when the receive queue is full. */

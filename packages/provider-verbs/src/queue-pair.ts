@@ -312,8 +312,8 @@ export class VerbsQp implements ProviderQp {
 
   #hold(wr: SendWorkRequest): void {
     if (this.#held.length >= this.#maxSendWr) throw new QueueFullError('send', this.#maxSendWr)
-    // A copy: the WR object is the caller's again once postSend returns (core reuses it).
-    this.#held.push({ ...wr, inlineData: wr.inlineData === undefined ? undefined : Uint8Array.from(wr.inlineData) })
+    // A copy (with its SGEs): the WR object is the caller's again once postSend returns (core reuses it).
+    this.#held.push({ ...wr, sgList: wr.sgList.map((s) => ({ ...s })), inlineData: wr.inlineData === undefined ? undefined : Uint8Array.from(wr.inlineData) })
   }
 
   postSend(wr: SendWorkRequest): void {

@@ -2,7 +2,7 @@
 import { expect } from 'vitest'
 import type { QpModifyAttrs, QpState, QueuePair } from '@rdma-session/core'
 import type { Suite } from '../suite.js'
-import { ALL_ACCESS_BITS, commonMtu, connectRaw, expectBytes, expectCode, fill, outcomes, rawPair, register, settleOrder, snapshot, sleep, toInit, toRtr, toRts } from '../fixtures.js'
+import { ALL_ACCESS_BITS, commonMtu, connectRaw, expectBytes, expectCode, fill, outcomes, rawPair, register, settleOrder, snapshot, sleep, takeCompletions, toInit, toRtr, toRts } from '../fixtures.js'
 
 /** Invalid targets from each reachable state (transitions absent from the IB RC table). */
 const INVALID: Record<'RESET' | 'INIT' | 'RTR' | 'RTS' | 'SQD' | 'ERR', QpState[]> = {
@@ -199,11 +199,7 @@ export function stateMachineTests(suite: Suite): void {
     }
     await sleep(20)
     qa.modify({ state: 'RTS' })
-    const wcs: { wrId: number; status: string }[] = []
-    for (let i = 0; i < 200 && wcs.length < 3; i++) {
-      wcs.push(...qa.sendCq.poll(8).map((wc) => ({ wrId: wc.wrId, status: wc.status })))
-      if (wcs.length < 3) await sleep(5)
-    }
+    const wcs = (await takeCompletions(qa.sendCq, 3)).map(({ wrId, status }) => ({ wrId, status }))
     expect(wcs).toEqual([101, 102, 103].map((wrId) => ({ wrId, status: 'SUCCESS' })))
     for (const k of [1, 2, 3]) expectBytes(snapshot(mrB, k * 64, 64), sent[k - 1]!, `WRITE ${k} posted in SQD`)
   })

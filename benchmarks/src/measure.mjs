@@ -16,8 +16,9 @@ export async function timeMs(fn) {
 /**
  * Alternates baseline and subject for `rounds` rounds (after one warm-up each) and returns the
  * median times and their ratio subject/baseline. The order flips every round (ABBA), so neither
- * side always runs right after the other (whose garbage the next one collects); with node's
- * --expose-gc each timed run starts after a full collection.
+ * side always runs right after the other (whose garbage the next one collects). (A forced
+ * collection before each run was tried and dropped: it halved both sides' speed, V8 starting
+ * over after a full collection, and that common cost hid the difference being measured.)
  */
 export async function compare({ rounds = 7, baseline, subject }) {
   await baseline()
@@ -25,7 +26,6 @@ export async function compare({ rounds = 7, baseline, subject }) {
   const b = []
   const s = []
   const timed = async (fn, into) => {
-    globalThis.gc?.()
     into.push(await timeMs(fn))
   }
   for (let i = 0; i < rounds; i++) {

@@ -9,7 +9,7 @@ const here = dirname(fileURLToPath(import.meta.url))
 const only = process.argv.slice(2)
 const benches = [
   { file: 'core/add-qp-vs-new-session.mjs', flags: [] },
-  { file: 'core/dispatch-overhead.mjs', flags: ['--expose-gc'] },
+  { file: 'core/dispatch-overhead.mjs', flags: [] },
   { file: 'core/qp-scale.mjs', flags: ['--expose-gc'] },
   { file: 'control/join-vs-new-session.mjs', flags: [] },
   { file: 'softroce/write-throughput.mjs', flags: [] },

@@ -1,6 +1,5 @@
 // Core dispatch overhead: 8-byte RDMA WRITEs through core (qp.write, one promise per WR)
 // vs the same WRs posted straight to the mock provider's SPI and polled from its CQ.
-// Run with node --expose-gc (run-all.mjs does): compare() then collects before each timed round.
 import { createContext, QpState } from '@rdma-session/core'
 import { MockFabric, mock } from '@rdma-session/provider-mock'
 import { compare, fmt, report } from '../measure.mjs'

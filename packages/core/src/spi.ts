@@ -16,6 +16,9 @@
  * - `poll` hands its WorkCompletion objects over: each is a fresh object the
  *   provider never touches again (core gives it to the application and sets
  *   its `wrId` back to the application's own, in place).
+ * - `postSend` borrows its WR: the object, its SGE list and entries are the
+ *   caller's again once it returns (core fills one object per QP for every raw
+ *   post), so a provider copies whatever it keeps, e.g. a WR held back in SQD.
  * - When a QP enters ERR (a fatal error, retries exhausted, or `modify({state:'ERR'})`),
  *   every outstanding send and receive WR completes with WR_FLUSH_ERR, in
  *   post order, after any completion already due. WRs posted to a QP in ERR

@@ -136,12 +136,7 @@ export interface ProviderQp {
   /** Core checks the transition and attributes first (checkQpTransition); the provider applies them. */
   modify(attrs: QpModifyAttrs): void
   query(): QpAttrs
-  /**
-   * Queues one send WR. Throws QueueFullError when the send queue holds maxSendWr WRs. `wr` is
-   * the caller's until postSend returns: core hands the same object over again for its next
-   * post, so a provider copies what it keeps (a WR held back in SQD, say), never the object;
-   * the SGE list and its entries are the application's too (copy them to keep them).
-   */
+  /** Queues one send WR, borrowed until it returns (see the rules above). Throws QueueFullError when the send queue holds maxSendWr WRs. */
   postSend(wr: SendWorkRequest): void
   /** Queues one receive WR. Throws QueueFullError when the receive queue is full. */
   postRecv(wr: RecvWorkRequest): void

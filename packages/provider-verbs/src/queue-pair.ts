@@ -41,6 +41,11 @@ export function writeSges(b: WorkBuffers, sgList: readonly Sge[]): void {
   }
 }
 
+/** A WR of the provider's own: the fields and SGEs copied (`inlineData` as given). */
+function copyOfWr(wr: SendWorkRequest, inlineData: Uint8Array | undefined): SendWorkRequest {
+  return { ...wr, sgList: wr.sgList.map((s) => ({ ...s })), inlineData }
+}
+
 function postError(verb: string, errno: number, queue: 'send' | 'recv', depth: number): Error {
   if (errno === ENOMEM) return new QueueFullError(queue, depth)
   const name = ERRNO_NAMES.get(errno) ?? `E${errno}`
@@ -312,8 +317,8 @@ export class VerbsQp implements ProviderQp {
 
   #hold(wr: SendWorkRequest): void {
     if (this.#held.length >= this.#maxSendWr) throw new QueueFullError('send', this.#maxSendWr)
-    // A copy (with its SGEs): the WR object is the caller's again once postSend returns (core reuses it).
-    this.#held.push({ ...wr, sgList: wr.sgList.map((s) => ({ ...s })), inlineData: wr.inlineData === undefined ? undefined : Uint8Array.from(wr.inlineData) })
+    // A copy, inline bytes included: the WR is the caller's again once postSend returns (core reuses it).
+    this.#held.push(copyOfWr(wr, wr.inlineData === undefined ? undefined : Uint8Array.from(wr.inlineData)))
   }
 
   postSend(wr: SendWorkRequest): void {
@@ -338,7 +343,7 @@ export class VerbsQp implements ProviderQp {
     }
     const op = this.#encode(wr)
     const handle = data !== undefined ? this.native.prepareSend(data) : this.native.prepareSend()
-    const copy: SendWorkRequest = { ...wr, sgList: wr.sgList.map((s) => ({ ...s })) }
+    const copy = copyOfWr(wr, data)
     const p = new PreparedSend(this, handle, copy, op)
     this.#prepared.add(p)
     return p

@@ -21,6 +21,8 @@ export type DropReason =
   | 'unknown-epoch'
   /** Plaintext to an encrypted QP, or ciphertext to a plaintext QP. */
   | 'encryption-mismatch'
+  /** An ACK, NAK or READ/atomic response for a PSN the requester has not transmitted (forged or corrupt). */
+  | 'ghost-ack'
 
 export const DROP_REASONS: readonly DropReason[] = [
   'fault',
@@ -32,6 +34,7 @@ export const DROP_REASONS: readonly DropReason[] = [
   'decrypt-failure',
   'unknown-epoch',
   'encryption-mismatch',
+  'ghost-ack',
 ]
 
 export interface FabricStats {

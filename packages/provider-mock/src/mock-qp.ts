@@ -207,7 +207,7 @@ export class MockQp implements ProviderQp, CompletionProducer {
       return 'encryption-mismatch'
     }
     if (isRequest(packet.opcode)) this.responder!.onRequest(packet, data)
-    else this.requester?.onResponse(packet, data)
+    else return this.requester?.onResponse(packet, data) ?? null
     return null
   }
 

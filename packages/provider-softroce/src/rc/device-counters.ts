@@ -12,8 +12,10 @@ export type DropReason =
   | 'accessViolation'
   /** From an address other than the QP's remote (off-path injection). */
   | 'wrongSource'
+  /** An ACK, NAK, READ response or atomic ACK for a PSN the requester has not transmitted (forged or corrupt). */
+  | 'ghostAck'
 
-export const DROP_REASONS: readonly DropReason[] = ['badIcrc', 'malformed', 'unknownQpn', 'wrongState', 'badPsn', 'decryptFailure', 'replay', 'accessViolation', 'wrongSource']
+export const DROP_REASONS: readonly DropReason[] = ['badIcrc', 'malformed', 'unknownQpn', 'wrongState', 'badPsn', 'decryptFailure', 'replay', 'accessViolation', 'wrongSource', 'ghostAck']
 
 export type DropCounts = Record<DropReason, number>
 
@@ -97,7 +99,7 @@ export class DeviceCounters {
   nativeSendFallbacks = 0
   readonly naksSentByKind = zeroNaks()
   readonly naksReceivedByKind = zeroNaks()
-  readonly drops: DropCounts = { badIcrc: 0, malformed: 0, unknownQpn: 0, wrongState: 0, badPsn: 0, decryptFailure: 0, replay: 0, accessViolation: 0, wrongSource: 0 }
+  readonly drops: DropCounts = { badIcrc: 0, malformed: 0, unknownQpn: 0, wrongState: 0, badPsn: 0, decryptFailure: 0, replay: 0, accessViolation: 0, wrongSource: 0, ghostAck: 0 }
 
   drop(reason: DropReason): void {
     this.drops[reason]++

@@ -16,6 +16,7 @@ import { normalizeParams, withMtu, withoutEncryption, type SessionParams, type S
 import { createInProcessLink, notice, type PeerChannel } from './peer-channel.js'
 import { connectQp, initQp, qpEncryption, type KeyContext } from './qp-connector.js'
 import { endpointKey, type AddQpsRequest, type EndpointRecord, type JoinSessionRequest, type OpenSessionRequest, type PeerReply, type PeerRequest, type QpAnswerRecord, type QpOfferRecord, type QpSpec } from './records.js'
+import { ExposedRegions } from './exposed-regions.js'
 import { SessionMembers, type SessionMember } from './session-members.js'
 import { Session, type SessionOwner } from './session.js'
 
@@ -25,7 +26,10 @@ export interface CreateSessionOptions {
   readonly params?: SessionParamsSpec
   /** The first QPs, created in the same round trip. Default: one QP with default QoS. */
   readonly qps?: readonly QpSpec[]
-  /** Regions to expose to the peer in this session, by name. Default: those set with sessions.expose(). */
+  /**
+   * Regions to expose to the peer in this session, by name (default: those set with
+   * sessions.expose()). As with expose(), a sub-range gets a key of its own, released when the session ends.
+   */
   readonly expose?: Readonly<Record<string, RemoteRegion>>
 }
 
@@ -49,7 +53,7 @@ export class SessionManager extends EventEmitter implements SessionOwner {
   readonly #ctx: Context
   readonly #table = new Map<string, Session>()
   readonly #secrets = new Map<string, Uint8Array>()
-  readonly #exposed = new Map<string, RemoteRegion>()
+  readonly #exposed: ExposedRegions
   readonly #links = new WeakMap<Context, PeerChannel>()
   /** Joiners of our sessions (other connections/processes with a join token). */
   readonly #members = new SessionMembers()
@@ -61,6 +65,7 @@ export class SessionManager extends EventEmitter implements SessionOwner {
   constructor(ctx: Context) {
     super()
     this.#ctx = ctx
+    this.#exposed = new ExposedRegions((rkey) => ctx.regionByRkey(rkey))
   }
 
   /** Answers session requests that arrive on `channel` (the control plane calls this per connection). */
@@ -69,9 +74,21 @@ export class SessionManager extends EventEmitter implements SessionOwner {
     channel.onClosed?.((reason) => void this.#channelGone(channel, reason))
   }
 
-  /** Exposes a region to peers of sessions created from now on. */
+  /**
+   * Exposes a region (mr.region(offset, length)) to peers of sessions created from now on.
+   * A sub-range of a memory region is exposed under a registration of its own, so the key the
+   * peer gets reaches that range only (an access past it fails with REM_ACCESS_ERR); exposing a
+   * whole region hands out its own key. Exposing a name again withdraws the previous exposure.
+   * Throws ERR_INVALID_ARGUMENT for a record that is not a region of this context,
+   * ERR_OUT_OF_BOUNDS for a range outside it.
+   */
   expose(name: string, region: RemoteRegion): void {
     this.#exposed.set(name, region)
+  }
+
+  /** Withdraws an exposure; true if there was one. A sub-range key is deregistered: peers that hold it lose access. */
+  unexpose(name: string): boolean {
+    return this.#exposed.delete(name)
   }
 
   /** The ID of the oldest established session to `remote`, or undefined. */
@@ -115,7 +132,7 @@ export class SessionManager extends EventEmitter implements SessionOwner {
         type: 'open-session', sessionId, from: this.#ctx.endpoint, params, maxMtu: caps.maxMtu,
         ...(secret === null ? {} : { secret: Buffer.from(secret).toString('base64') }),
         qps: qps.map((qp, i) => ({ spec: specs[i]!, ...qp.endpoint() })),
-        regions: options.expose ?? Object.fromEntries(this.#exposed),
+        regions: options.expose === undefined ? this.#exposed.records() : this.#exposed.forSession(sessionId, options.expose),
       }
       const reply = await channel.request(request)
       if (reply.type !== 'open-session' || reply.qps.length !== qps.length) throw new PeerError('the peer answered open-session with a malformed reply')
@@ -132,6 +149,7 @@ export class SessionManager extends EventEmitter implements SessionOwner {
       this.#register(session, secret, qps)
       return session
     } catch (err) {
+      this.#exposed.endSession(sessionId)
       await Promise.all(qps.map((qp) => qp.close()))
       throw err
     }
@@ -211,6 +229,7 @@ export class SessionManager extends EventEmitter implements SessionOwner {
     this.#table.delete(session.id)
     this.#secrets.delete(session.id)
     this.#exposedTo.delete(session.id)
+    this.#exposed.endSession(session.id)
     this.#joined.delete(session.id)
     const members = this.#members.channels(session.id, except)
     this.#members.drop(session.id)
@@ -401,10 +420,11 @@ export class SessionManager extends EventEmitter implements SessionOwner {
     const keys = secret === null || params.encryption.suite === 'none' ? null : { secret, sessionId: request.sessionId, epoch: 0 }
     const qps = this.#answerQps(request.qps, params, request.from, keys)
     const session = new Session({ id: request.sessionId, remote: request.from, params, initiator: false, peer: channel, owner: this, remoteRegions: request.regions ?? {} })
-    this.#exposedTo.set(session.id, Object.fromEntries(this.#exposed))
+    const regions = this.#exposed.records()
+    this.#exposedTo.set(session.id, regions)
     this.#register(session, secret, qps.local)
     this.emit('session', session)
-    return { type: 'open-session', from: this.#ctx.endpoint, mtu, encryption: params.encryption.suite === 'none' ? 'none' : 'aes-256-gcm', qps: qps.answers, regions: Object.fromEntries(this.#exposed) }
+    return { type: 'open-session', from: this.#ctx.endpoint, mtu, encryption: params.encryption.suite === 'none' ? 'none' : 'aes-256-gcm', qps: qps.answers, regions }
   }
 
   async #acceptAddQps(request: AddQpsRequest, channel: PeerChannel): Promise<PeerReply> {

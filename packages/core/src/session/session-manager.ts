@@ -17,6 +17,7 @@ import { createInProcessLink, notice, type PeerChannel } from './peer-channel.js
 import { connectQp, initQp, qpEncryption, type KeyContext } from './qp-connector.js'
 import { endpointKey, type AddQpsRequest, type EndpointRecord, type JoinSessionRequest, type OpenSessionRequest, type PeerReply, type PeerRequest, type QpAnswerRecord, type QpOfferRecord, type QpSpec } from './records.js'
 import { ExposedRegions } from './exposed-regions.js'
+import { repairFailedQp, type RepairHost } from './qp-repair.js'
 import { SessionMembers, type SessionMember } from './session-members.js'
 import { Session, type SessionOwner } from './session.js'
 
@@ -61,6 +62,13 @@ export class SessionManager extends EventEmitter implements SessionOwner {
   readonly #exposedTo = new Map<string, Readonly<Record<string, RemoteRegion>>>()
   /** Sessions this context joined with a token (their secret is the token's QP secret). */
   readonly #joined = new Set<string>()
+  /** The spec each QP of ours was created with (a failed QP's replacement gets the same). */
+  readonly #specs = new WeakMap<QueuePair, QpSpec>()
+  readonly #repairHost: RepairHost = {
+    removeQp: (session, qp, notifyPeer, failure) => this.removeQp(session, qp, notifyPeer, failure),
+    addQpsTo: (session, specs) => this.addQpsTo(session, specs),
+    replacementSpec: (qp) => (this.#members.ownerOf(qp) === undefined ? this.#specs.get(qp) : undefined),
+  }
 
   constructor(ctx: Context) {
     super()
@@ -214,13 +222,18 @@ export class SessionManager extends EventEmitter implements SessionOwner {
   }
 
   /** @internal SessionOwner */
-  async removeQp(session: Session, qp: QueuePair, notifyPeer: boolean): Promise<void> {
+  async removeQp(session: Session, qp: QueuePair, notifyPeer: boolean, failure?: string): Promise<void> {
     if (!session.release(qp)) return
     await qp.close()
     if (notifyPeer && qp.remoteQpn !== null && !session.closed) {
       const channel = this.#members.ownerOf(qp)?.channel ?? session.peer
-      await notice(channel.request({ type: 'remove-qp', sessionId: session.id, from: this.#ctx.endpoint, qpn: qp.remoteQpn }))
+      await notice(channel.request({ type: 'remove-qp', sessionId: session.id, from: this.#ctx.endpoint, qpn: qp.remoteQpn, ...(failure === undefined ? {} : { failure }) }))
     }
+  }
+
+  /** @internal SessionOwner: see QpFailurePolicy and repairFailedQp. */
+  qpFailed(session: Session, qp: QueuePair, reason: string, detectedBy: 'local' | 'peer'): Promise<void> {
+    return repairFailedQp(this.#repairHost, session, qp, reason, detectedBy)
   }
 
   /** @internal SessionOwner */
@@ -290,6 +303,7 @@ export class SessionManager extends EventEmitter implements SessionOwner {
       for (const spec of specs) {
         const qp = this.#ctx.createQp({ caps: spec?.caps ?? {}, qos: spec?.qos ?? {}, defaultTrafficClass: trafficClass })
         made.push(qp)
+        this.#specs.set(qp, spec ?? {})
         initQp(qp)
       }
       return made
@@ -340,7 +354,8 @@ export class SessionManager extends EventEmitter implements SessionOwner {
         const qp = session.qp(request.qpn)
         // Each side of a session removes only its own QPs: a joiner those it added, the session's channel the others.
         if ((this.#members.ownerOf(qp) ?? null) !== member) throw new QpNotFoundError(request.qpn, session.id)
-        await this.removeQp(session, qp, false)
+        if (typeof request.failure === 'string') await this.qpFailed(session, qp, `peer: ${request.failure.slice(0, 200)}`, 'peer')
+        else await this.removeQp(session, qp, false)
         return { type: 'ack' }
       }
       case 'close-session': {

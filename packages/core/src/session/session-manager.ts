@@ -65,7 +65,10 @@ export class SessionManager extends EventEmitter implements SessionOwner {
   /** The spec each QP of ours was created with (a failed QP's replacement gets the same). */
   readonly #specs = new WeakMap<QueuePair, QpSpec>()
   readonly #repairHost: RepairHost = {
-    removeQp: (session, qp, notifyPeer, failure) => this.removeQp(session, qp, notifyPeer, failure),
+    removeQp: (session, qp, notifyPeer) => this.removeQp(session, qp, notifyPeer),
+    tellPeer: async (session, qp, reason) => {
+      await this.#askRemoveQp(session, qp, reason)
+    },
     addQpsTo: (session, specs) => this.addQpsTo(session, specs),
     replacementSpec: (qp) => (this.#members.ownerOf(qp) === undefined ? this.#specs.get(qp) : undefined),
   }
@@ -222,16 +225,19 @@ export class SessionManager extends EventEmitter implements SessionOwner {
   }
 
   /** @internal SessionOwner */
-  async removeQp(session: Session, qp: QueuePair, notifyPeer: boolean, failure?: string): Promise<void> {
+  async removeQp(session: Session, qp: QueuePair, notifyPeer: boolean): Promise<void> {
     if (!session.release(qp)) return
     await qp.close()
-    if (notifyPeer && qp.remoteQpn !== null && !session.closed) {
-      const channel = this.#members.ownerOf(qp)?.channel ?? session.peer
-      await notice(channel.request({ type: 'remove-qp', sessionId: session.id, from: this.#ctx.endpoint, qpn: qp.remoteQpn, ...(failure === undefined ? {} : { failure }) }))
-    }
+    if (notifyPeer && qp.remoteQpn !== null && !session.closed) await notice(this.#askRemoveQp(session, qp))
   }
 
-  /** @internal SessionOwner: see QpFailurePolicy and repairFailedQp. */
+  /** Asks the peer to remove its end of `qp` (`failure`: ours failed, and why). */
+  #askRemoveQp(session: Session, qp: QueuePair, failure?: string): Promise<PeerReply> {
+    const channel = this.#members.ownerOf(qp)?.channel ?? session.peer
+    return channel.request({ type: 'remove-qp', sessionId: session.id, from: this.#ctx.endpoint, qpn: qp.remoteQpn!, ...(failure === undefined ? {} : { failure }) })
+  }
+
+  /** @internal SessionOwner: see QpFailurePolicy and repairFailedQp (resolves when the repair is done). */
   qpFailed(session: Session, qp: QueuePair, reason: string, detectedBy: 'local' | 'peer'): Promise<void> {
     return repairFailedQp(this.#repairHost, session, qp, reason, detectedBy)
   }

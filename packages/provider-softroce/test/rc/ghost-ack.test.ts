@@ -35,11 +35,13 @@ async function onPeerAddress(): Promise<dgram.Socket> {
   return s
 }
 
-/** An ACKNOWLEDGE (ACK, NAK or RNR NAK by `syndrome`) for `psn`, to QP `destQpn` of the device on `port`. */
-function forgedAck(from: dgram.Socket, port: number, destQpn: number, psn: number, syndrome: number): Buffer {
+/** A response packet for `psn` to QP `destQpn` of the device on `port`: an ACKNOWLEDGE (ACK, NAK or RNR NAK by `syndrome`) unless `opcode` says otherwise. */
+function forgedAck(from: dgram.Socket, port: number, destQpn: number, psn: number, syndrome: number, opcode: number = RcOpcode.ACKNOWLEDGE): Buffer {
   const ip = { family: 4 as const, src: '127.0.0.1', dst: '127.0.0.1', srcPort: from.address().port, dstPort: port, ipId: 0 }
-  const bth = { opcode: RcOpcode.ACKNOWLEDGE, solicited: false, migReq: false, padCount: 0, tver: 0, pkey: 0xffff, fecn: false, becn: false, destQpn, ackReq: false, psn: psn & 0xffffff }
-  return encodeWithIcrc({ bth, aeth: { syndrome, msn: 0 }, payload: new Uint8Array(0) }, ip)
+  const bth = { opcode, solicited: false, migReq: false, padCount: 0, tver: 0, pkey: 0xffff, fecn: false, becn: false, destQpn, ackReq: false, psn: psn & 0xffffff }
+  const atomic = opcode === RcOpcode.ATOMIC_ACKNOWLEDGE ? { atomicAckEth: { origData: 0x4141414141414141n } } : {}
+  const payload = opcode === RcOpcode.RDMA_READ_RESPONSE_ONLY ? new Uint8Array(8).fill(0x41) : new Uint8Array(0)
+  return encodeWithIcrc({ bth, aeth: { syndrome, msn: 0 }, ...atomic, payload }, ip)
 }
 
 /**
@@ -90,6 +92,22 @@ describe('responses for PSNs not transmitted', () => {
     const drops = pair.da.counters.drops
     expect(exactAtCompletion, `B held every byte at completion (forged ${forged} ACKs, drops ${JSON.stringify(drops)})`).toBe(true)
     expect(drops.ghostAck, `forged ${forged} ACKs for PSN ${last}`).toBeGreaterThan(0)
+  })
+
+  it('a forged READ response and atomic ACK for unsent PSNs are dropped as ghostAck', async () => {
+    pair = await openPair()
+    attacker = await onPeerAddress()
+    const port = pair.da.info.port
+    let first = true
+    const { exactAtCompletion } = await attackedWrite(pair, (qpn) => {
+      if (!first) return []
+      first = false
+      // Past the WRITE's last PSN: never transmitted, whatever the timing.
+      const psn = psnAdd(PSN_A, PACKETS + 100)
+      return [forgedAck(attacker!, port, qpn, psn, 0x1f, RcOpcode.RDMA_READ_RESPONSE_ONLY), forgedAck(attacker!, port, qpn, psn, 0x1f, RcOpcode.ATOMIC_ACKNOWLEDGE)]
+    })
+    expect(exactAtCompletion).toBe(true)
+    expect(pair.da.counters.drops.ghostAck, JSON.stringify(pair.da.counters.drops)).toBe(2)
   })
 
   it('NAKs forged at random PSNs beyond what was sent do not fail the WRITE', async () => {

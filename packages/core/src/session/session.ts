@@ -193,7 +193,7 @@ export class Session extends EventEmitter {
   /** @internal Records a failure and emits 'qp-failed'. */
   noteFailure(f: QpFailure): QpFailure {
     this.#failures.add(f)
-    this.emit('qp-failed', f)
+    this.emit('qp-failed', { ...f })
     return f
   }
 

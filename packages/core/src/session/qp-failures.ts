@@ -56,7 +56,7 @@ export class FailureLog {
   }
 }
 
-/** Short reason text from a QP error (WorkCompletionError status or fatal event message). */
+/** Short reason text from a QP error: a failed WR's status (e.g. 'RETRY_EXC_ERR'), or the provider's fatal event message. */
 export function failureReason(err: Error): string {
   const status = (err as { status?: unknown }).status
   return (typeof status === 'string' ? status : err.message).slice(0, 200)

@@ -54,6 +54,8 @@ export class Session extends EventEmitter {
   #closed = false
   readonly #autoscalers = new Set<Autoscaler>()
   readonly #failures = new FailureLog()
+  /** QPs that reported an error this turn, with the reason to record if they turn out failed. */
+  readonly #suspects = new Map<QueuePair, { reason: string; isStatus: boolean }>()
   #replaced = 0
   #qpFailurePolicy: QpFailurePolicy = 'replace'
 
@@ -179,12 +181,7 @@ export class Session extends EventEmitter {
   adopt(qp: QueuePair): void {
     this.#qps.set(qp.qpn, qp)
     qp.onError = (err: Error, wc?: WorkCompletion) => {
-      // A QP in ERR that the application did not close has failed: after the completion or
-      // event is delivered, both ends drop the pair (and the initiator may replace it).
-      const reason = failureReason(err)
-      setImmediate(() => {
-        if (this.has(qp) && !this.#closed && qp.state === QpState.ERR) void this.owner.qpFailed(this, qp, reason, 'local')
-      })
+      this.#suspectFailure(qp, err)
       this.#reportError(err, qp, wc)
     }
     this.emit('qp-added', qp)
@@ -228,6 +225,26 @@ export class Session extends EventEmitter {
 
   assertOpen(): void {
     if (this.#closed) throw new SessionClosedError(this.id)
+  }
+
+  /**
+   * A QP in ERR that the application did not close has failed: once the errors delivered with it
+   * are in (a failed WR's status is preferred to the provider's fatal event as the reason), both
+   * ends drop the pair and the initiator may replace it.
+   */
+  #suspectFailure(qp: QueuePair, err: Error): void {
+    const status = (err as { status?: unknown }).status
+    const known = this.#suspects.get(qp)
+    if (known !== undefined) {
+      if (!known.isStatus && typeof status === 'string') this.#suspects.set(qp, { reason: status, isStatus: true })
+      return
+    }
+    this.#suspects.set(qp, { reason: failureReason(err), isStatus: typeof status === 'string' })
+    setImmediate(() => {
+      const { reason } = this.#suspects.get(qp)!
+      this.#suspects.delete(qp)
+      if (this.has(qp) && !this.#closed && qp.state === QpState.ERR) void this.owner.qpFailed(this, qp, reason, 'local')
+    })
   }
 
   #reportError(err: Error, qp: QueuePair, wc?: WorkCompletion): void {

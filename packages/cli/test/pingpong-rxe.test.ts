@@ -16,12 +16,12 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { guestSupport, startGuest, type Guest, type RunResult } from '../../../tools/rxe-vm/index.mjs'
+import { environmentSkip } from '../../../tools/test-env.mjs'
 
 const here = fileURLToPath(new URL('.', import.meta.url))
 const pkg = join(here, '..')
 
-const why = guestSupport()
-if (why !== null) console.info(`[cli] skipped pingpong against kernel rxe: ${why}`)
+const why = environmentSkip('cli pingpong <-> ibv_rc_pingpong on kernel rxe', guestSupport())
 
 const ITERS = 200
 const MTU = 1024
@@ -87,7 +87,7 @@ function expectSuccess(out: string, s: Step, who: string): void {
   expect(out, `${who} output`).not.toMatch(/invalid data|Failed status/)
 }
 
-describe.skipIf(why !== null)('rdma-session pingpong <-> ibv_rc_pingpong on kernel rxe (rxe-vm guest)', () => {
+describe.skipIf(Boolean(why))('rdma-session pingpong <-> ibv_rc_pingpong on kernel rxe (rxe-vm guest)', () => {
   let guest: Guest | null = null
   let bin = ''
   let share = ''

@@ -13,9 +13,9 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { JsonProcess, stopAll, type Event } from './processes.js'
 import { createHosts, leftoverNamespaces, netnsUnavailable, type Hosts } from './netns.js'
+import { environmentSkip } from '../../../tools/test-env.mjs'
 
-const unavailable = netnsUnavailable()
-if (unavailable !== null) console.warn(`multi-host test skipped: ${unavailable}`)
+const unavailable = environmentSkip('multi-host (network namespaces)', netnsUnavailable())
 
 const psk = randomBytes(32).toString('hex')
 let hosts: Hosts
@@ -25,7 +25,7 @@ function inHost(host: number, args: string[], env: Record<string, string>, name:
   return new JsonProcess('ip', ['netns', 'exec', hosts.names[host - 1]!, 'node', ...args], env, name)
 }
 
-describe.skipIf(unavailable !== null)('three hosts in network namespaces on softroce', () => {
+describe.skipIf(Boolean(unavailable))('three hosts in network namespaces on softroce', () => {
   beforeAll(() => {
     hosts = createHosts(3)
     dir = mkdtempSync(join(tmpdir(), 'rdma-multihost-'))

@@ -15,6 +15,10 @@ const probeScript = join(dirname(fileURLToPath(import.meta.url)), 'udp-probe.py'
 export const isRoot = process.getuid?.() === 0
 export const hasPython = spawnSync('python3', ['-c', 'pass']).status === 0
 export const hasIpNetns = spawnSync('ip', ['netns', 'list']).status === 0
+/** Why a raw capture on loopback cannot run here (null when it can): for environmentSkip(). */
+export const rawCaptureUnavailable = !isRoot ? 'needs root (raw packet capture)' : !hasPython ? 'needs python3' : null
+/** Why a network namespace cannot be made here (null when it can): for environmentSkip(). */
+export const netnsUnavailable = !isRoot ? 'needs root (network namespaces)' : !hasIpNetns ? '`ip netns` is not available (install iproute2)' : null
 
 /**
  * The addon, built first if it is missing (node native/build.mjs, ~2 s). A failed build throws

@@ -11,6 +11,7 @@ import { describe, expect, it } from 'vitest'
 import { softroce, type SoftRoceDevice } from '../../src/index.js'
 import { loadSockoptAddon, nativeSendOf } from '../../src/socket/sockopt-addon.js'
 import { ALL_ACCESS_BITS, TEST_TIMERS, register } from '../rc/harness.js'
+import { environmentSkip } from '../../../../tools/test-env.mjs'
 
 function whyNot(): string | null {
   const ns = nativeSendOf(loadSockoptAddon())
@@ -21,8 +22,7 @@ function whyNot(): string | null {
   if (!/\blo\b/.test(d.stdout ?? '')) return `tshark cannot capture on lo here: ${(d.stderr ?? '').trim().split('\n')[0] ?? ''}`
   return null
 }
-const skip = whyNot()
-if (skip !== null) console.warn(`native-send.test.ts: skipped: ${skip}`)
+const skip = environmentSkip('softroce native send path on the wire', whyNot())
 
 interface Frame { src: number; dscp: number; ecn: number; ttl: number }
 
@@ -71,7 +71,7 @@ function connectWith(a: Context, b: Context, encA: object, encB: object): { qa: 
   return { qa, qb }
 }
 
-describe.skipIf(skip !== null)('native send path: per-QP traffic class and hop limit on the wire', () => {
+describe.skipIf(Boolean(skip))('native send path: per-QP traffic class and hop limit on the wire', () => {
   for (const [family, address] of [[4, '127.0.0.1'], [6, '::1']] as const) {
     it(`IPv${family}: DSCP/ECN and ${family === 4 ? 'TTL' : 'hop limit'} of each QP's packets as its encapsulation says`, async () => {
       const a = await createContext({ provider: softroce({ address, port: 0, timers: TEST_TIMERS }) })

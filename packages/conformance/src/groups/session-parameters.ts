@@ -140,10 +140,12 @@ export function sessionParameterTests(suite: Suite): void {
     const megabytesPerSecond = (chunks * chunk) / seconds / 1e6
     const observed = `${(chunks * chunk / 2 ** 20).toFixed(0)} MiB in ${(seconds * 1000).toFixed(0)} ms = ${megabytesPerSecond.toFixed(2)} MB/s`
     console.info(`[conformance:${suite.provider}] rate limit 80Mb/s: ${observed}`)
-    // 10 MB/s of wire bytes (headers included, so a little less payload). The band is wide for a
-    // loaded machine, yet far from 80 MB/s (megabits read as megabytes) and 1.25 MB/s (bits twice).
+    // 10 MB/s of wire bytes (headers included, so a little less payload). Above: the bucket allows
+    // burst + rate x time, so only a looser limit passes 12.5 (megabits read as megabytes: 80).
+    // Below: a loaded host's late timers and CPU cost rate (6-10 MB/s seen at load 10-20 on 2 cores);
+    // 3.5 is 10 / sqrt(8), as far from 10 as from 1.25 (a limit 8x too strict).
     expect(megabytesPerSecond, observed).toBeLessThan(12.5)
-    expect(megabytesPerSecond, observed).toBeGreaterThan(4)
+    expect(megabytesPerSecond, observed).toBeGreaterThan(3.5)
     expectBytes(snapshot(mrB), sent, 'rate-limited bulk bytes')
   }, { requires: [needs('qosScheduling')], timeoutFactor: 2 })
 }

@@ -124,7 +124,7 @@ export function sessionParameterTests(suite: Suite): void {
   }, { requires: [needs('qosScheduling'), atLeast('maxInline', 1)], timeoutFactor: 2 })
 
   suite.test("a QP limited to '80Mb/s' (megabits) moves about 10 MB/s, not 80", async () => {
-    const { session } = await openSession(suite.env, { params: { encapsulation: { mtu: commonMtu(suite.env) } }, qps: [{ qos: { class: 'bulk', rateLimit: '80Mb/s' } }] })
+    const { session } = await openSession(suite.env, { params: { encapsulation: { mtu: commonMtu(suite.env) } }, qps: [{ qos: { rateLimit: '80Mb/s' } }] })
     const [qp] = session.qps as [QueuePair]
     expect(qp.qos.rateLimitBps).toBe(10_000_000)
     const chunk = 64 * 1024
@@ -142,10 +142,10 @@ export function sessionParameterTests(suite: Suite): void {
     console.info(`[conformance:${suite.provider}] rate limit 80Mb/s: ${observed}`)
     // 10 MB/s of wire bytes (headers included, so a little less payload). Above: the bucket allows
     // burst + rate x time, so only a looser limit passes 12.5 (megabits read as megabytes: 80).
-    // Below: a loaded host's late timers and CPU cost rate (6-10 MB/s seen at load 10-20 on 2 cores);
-    // 3.5 is 10 / sqrt(8), as far from 10 as from 1.25 (a limit 8x too strict).
+    // Below: on a loaded host the CPU, not the limit, may set the pace (softroce moved 4.7 MB/s at
+    // load 21 on 2 cores); 2.5 still tells 10 from 1.25 MB/s (a limit 8x too strict).
     expect(megabytesPerSecond, observed).toBeLessThan(12.5)
-    expect(megabytesPerSecond, observed).toBeGreaterThan(3.5)
-    expectBytes(snapshot(mrB), sent, 'rate-limited bulk bytes')
+    expect(megabytesPerSecond, observed).toBeGreaterThan(2.5)
+    expectBytes(snapshot(mrB), sent, 'rate-limited bytes')
   }, { requires: [needs('qosScheduling')], timeoutFactor: 2 })
 }

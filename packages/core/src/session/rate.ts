@@ -26,7 +26,7 @@ function unitTable(): ReadonlyMap<string, number> {
 /** Every accepted unit spelling and its value in bytes per second. */
 export const RATE_UNITS: ReadonlyMap<string, number> = unitTable()
 
-const ACCEPTED = [...RATE_UNITS.keys()]
+const ACCEPTED: readonly string[] = Object.freeze([...RATE_UNITS.keys()])
 const RATE_TEXT = /^\s*([0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*(\S+)\s*$/
 
 function rateError(name: string, rate: unknown, why: string): InvalidArgumentError {

@@ -1,6 +1,7 @@
 /** The one rate parser: every accepted unit spelling against its bytes per second, and the spellings it refuses. */
 import { describe, expect, it } from 'vitest'
-import { Autoscaler, ErrorCode, MAX_RATE_BYTES_PER_SECOND, normalizeQos, parseRate, RATE_UNITS, type Session } from '../src/index.js'
+import { Autoscaler, ErrorCode, MAX_RATE_BYTES_PER_SECOND, normalizeQos, parseRate, RATE_UNITS, type QueuePair, type Session } from '../src/index.js'
+import { offerOf } from '../src/session/qp-connector.js'
 
 const BIT = 1 / 8
 
@@ -127,5 +128,12 @@ describe('rates where the SDK reads them', () => {
     expect(() => threshold({ rate: '1Gbps', bytesPerSecond: 1 })).toThrow(/not both/)
     expect(() => threshold(undefined)).toThrow(/autoscale needs below/)
     for (const below of [{ rate: 'x' }, { bytesPerSecond: 0 }, {}]) expect(codeOf(() => threshold(below))).toBe(ErrorCode.INVALID_ARGUMENT)
+  })
+
+  it('QP offers tell the peer the limit in bytes per second as this side read it', () => {
+    const qp = (rateLimitBps: number) => ({ qos: { rateLimitBps }, endpoint: () => ({ qpn: 7, psn: 9 }) }) as unknown as QueuePair
+    expect(offerOf(qp(12_500_000), { qos: { class: 'bulk', rateLimit: '100Mb/s' }, caps: { maxSendWr: 4 } })).toEqual({ spec: { qos: { class: 'bulk', rateLimit: 12_500_000 }, caps: { maxSendWr: 4 } }, qpn: 7, psn: 9 })
+    expect(offerOf(qp(0), { qos: { class: 'latency' } })).toEqual({ spec: { qos: { class: 'latency' } }, qpn: 7, psn: 9 })
+    expect(offerOf(qp(0), undefined)).toEqual({ spec: {}, qpn: 7, psn: 9 })
   })
 })

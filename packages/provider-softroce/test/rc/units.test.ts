@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest'
 import { ReplayWindow } from '../../src/crypto/replay-window.js'
 import { PacketProtection, PSP_HEADER_BYTES, TAG_BYTES } from '../../src/crypto/packet-protection.js'
 import { SendFlow, SendScheduler } from '../../src/scheduler/send-scheduler.js'
+import { TokenBucket } from '../../src/scheduler/token-bucket.js'
 import { MemoryTable } from '../../src/memory/memory-table.js'
 import { gatherViews, scatter } from '../../src/memory/scatter-gather.js'
 import { ackTimeoutMs, rnrDelayMs } from '../../src/rc/ib-timers.js'
@@ -112,6 +113,34 @@ describe('SendScheduler', () => {
     expect(w3 / (200 - w3)).toBeLessThan(3.5)
     expect(order.length).toBe(800)
     s.close()
+  })
+})
+
+describe('TokenBucket', () => {
+  // 10 MB/s = 10 000 bytes per ms; burst 5 ms = 50 000 bytes.
+  it('banks at most the burst while idle', () => {
+    const b = new TokenBucket(10e6, 0)
+    expect(b.tokens).toBe(50_000)
+    b.tokens = -4_000
+    b.refill(100)
+    expect(b.tokens).toBe(50_000)
+  })
+
+  it('makes good a late wake-up of a QP waiting with packets ready (up to 50 ms), once', () => {
+    const b = new TokenBucket(10e6, 0)
+    b.tokens = -4_000
+    expect(b.startWaiting()).toBeCloseTo(0.4)
+    // The 0.4 ms timer fired at 20 ms: the QP is owed 19.6 ms of its rate, not just the burst.
+    b.refill(20)
+    expect(b.tokens).toBeCloseTo(196_000)
+    // Once it has sent that and goes idle, the burst caps the bucket again.
+    b.tokens = 0
+    b.refill(40)
+    expect(b.tokens).toBe(50_000)
+    b.tokens = -1_000
+    b.startWaiting()
+    b.refill(1_040)
+    expect(b.tokens).toBe(500_000)
   })
 })
 

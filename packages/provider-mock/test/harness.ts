@@ -139,6 +139,15 @@ export async function completions(cq: MockCq, n: number, timeoutMs = 3000): Prom
   return out
 }
 
+/** Waits until `cond()` holds; after `timeoutMs` fails with `seen()` (what was there instead). */
+export async function until(cond: () => boolean, seen: () => unknown, timeoutMs = 5000): Promise<void> {
+  const deadline = performance.now() + timeoutMs
+  while (!cond()) {
+    if (performance.now() > deadline) throw new Error(`not within ${timeoutMs} ms; saw ${JSON.stringify(seen(), (_, v) => (typeof v === 'bigint' ? String(v) : v))}`)
+    await sleep(1)
+  }
+}
+
 /** Lets the fabric run for `ms` and returns every completion that arrived (none expected: pass 0 to check silence). */
 export async function settle(cq: MockCq, ms = 20): Promise<WorkCompletion[]> {
   await sleep(ms)

@@ -1,7 +1,7 @@
 /** RC reliability under faults: exact data and exactly one completion per WR; retry and RNR limits; dead hosts. */
 import type { QpEvent, WorkCompletion } from '@rdma-session/core'
 import { describe, expect, it } from 'vitest'
-import { completions, pair, settle, sge, sleep, type Pair } from './harness.js'
+import { completions, pair, settle, sge, sleep, until, type Pair } from './harness.js'
 
 const u64 = (buf: Uint8Array, off: number): bigint => Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength).readBigUInt64LE(off)
 
@@ -124,7 +124,9 @@ describe('atomic replay', () => {
     fabric.faults.duplicate({ opcode: 'ATOMIC_FETCH_AND_ADD', count: 1 })
     a.qp.postSend({ wrId: 1, opcode: 'ATOMIC_FETCH_AND_ADD', sgList: [sge(a, 0, 8)], signaled: true, remoteAddr: b.mr.addr, rkey: b.mr.rkey, compareAdd: 5n })
     expect(await completions(a.cq, 1)).toMatchObject([{ wrId: 1, status: 'SUCCESS' }])
-    await sleep(5)
+    // The duplicate's answer may still be on its way when the first one completed the WR.
+    const atomicAcks = (): unknown[] => fabric.recorded.filter((r) => r.opcode === 'ATOMIC_ACKNOWLEDGE')
+    await until(() => atomicAcks().length >= 2, () => ({ atomicAcks: atomicAcks().length, stats: fabric.stats }))
     expect(u64(b.buf, 0)).toBe(105n)
     expect(u64(a.buf, 0)).toBe(100n)
     const acks = fabric.recorded.filter((r) => r.opcode === 'ATOMIC_ACKNOWLEDGE')
@@ -164,7 +166,7 @@ describe('retry limits', () => {
     ])
     expect(performance.now() - t0).toBeGreaterThanOrEqual(4 * 4) // 4 ACK timeouts of ~4 ms at least
     expect(a.qp.state).toBe('ERR')
-    await sleep(1)
+    await until(() => events.length > 0, () => events) // the fatal event comes in a later macrotask
     expect(events).toMatchObject([{ type: 'fatal', qpn: a.qp.qpn }])
     expect(fabric.stats.dropped['host-down']).toBeGreaterThanOrEqual(4)
     expect(b.buf.subarray(0, 8).every((x) => x === 0)).toBe(true)
@@ -208,10 +210,13 @@ describe('retry limits', () => {
   })
 
   it('rnrRetry 7 retries forever: a receive posted later still gets the SEND', async () => {
-    const { a, b } = await pair({ rnrRetry: 7, minRnrTimer: 1 })
+    const { fabric, a, b } = await pair({ rnrRetry: 7, minRnrTimer: 1 })
+    fabric.record()
     a.buf.fill(3, 0, 8)
     a.qp.postSend({ wrId: 1, opcode: 'SEND_WITH_IMM', sgList: [sge(a, 0, 8)], signaled: true, imm: 1 })
-    await sleep(30)
+    // More RNR NAKs than a retry count of 7 would allow (a fixed 30 ms saw one or two on a stalled host).
+    const rnrNaks = (): number => fabric.recorded.filter((r) => r.syndrome === 'RNR').length
+    await until(() => rnrNaks() > 8, () => ({ rnrNaks: rnrNaks(), completions: a.cq.poll(1) }))
     expect(a.cq.poll(1)).toEqual([])
     b.qp.postRecv({ wrId: 9, sgList: [sge(b, 0, 8)] })
     expect(await completions(a.cq, 1)).toMatchObject([{ status: 'SUCCESS' }])
@@ -224,7 +229,10 @@ describe('retry limits', () => {
     a.buf.fill(6, 0, 64)
     a.qp.postSend({ wrId: 0, opcode: 'SEND', sgList: [sge(a, 0, 8)], signaled: true })
     for (let i = 1; i <= 10; i++) a.qp.postSend({ wrId: i, opcode: 'RDMA_WRITE', sgList: [sge(a, 0, 4)], signaled: true, remoteAddr: b.mr.addr + 100 + i * 4, rkey: b.mr.rkey })
-    await sleep(40)
+    // Several RNR rounds (each one a retransmission of the pipelined WRITEs too), more than retryCnt 1 would survive.
+    // A fixed 40 ms sleep saw a single RNR NAK on a stalled host.
+    const rnrNaks = (): number => fabric.recorded.filter((r) => r.syndrome === 'RNR').length
+    await until(() => rnrNaks() > 3, () => ({ rnrNaks: rnrNaks(), completions: a.cq.poll(11) }))
     expect(a.cq.poll(1)).toEqual([])
     b.qp.postRecv({ wrId: 9, sgList: [sge(b, 0, 8)] })
     expect((await completions(a.cq, 11)).map((w) => w.status)).toEqual(Array(11).fill('SUCCESS'))

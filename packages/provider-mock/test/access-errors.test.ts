@@ -1,7 +1,7 @@
 /** Remote and local protection: violations complete with the verbs status and touch no memory. */
 import { AccessFlag, type QpEvent } from '@rdma-session/core'
 import { describe, expect, it } from 'vitest'
-import { completions, pair, sge, sleep, type Pair } from './harness.js'
+import { completions, pair, sge, sleep, until, type Pair } from './harness.js'
 
 const LOCAL_WRITE = AccessFlag.LOCAL_WRITE
 
@@ -19,7 +19,7 @@ async function expectRemoteAccessError(p: Pair, post: () => void, status = 'REM_
   ])
   expect(Buffer.compare(b.buf, before), 'target memory untouched').toBe(0)
   expect(a.qp.state).toBe('ERR')
-  await sleep(1)
+  await until(() => events.length > 0, () => events) // the fatal event comes in a later macrotask
   expect(events).toEqual([expect.objectContaining({ type: 'fatal', qpn: a.qp.qpn })])
 }
 

@@ -47,8 +47,9 @@ describe('rxe-vm harness', { skip, concurrency: false }, () => {
         ibv_devinfo -d rxe2 | grep -E 'state:|active_mtu'
         for i in 0 1 2; do echo "gid$i $(cat /sys/class/infiniband/rxe2/ports/1/gids/$i) $(cat /sys/class/infiniband/rxe2/ports/1/gid_attrs/types/$i)"; done
         ip -br addr show dev eth2
-        ibv_rc_pingpong -d rxe2 -g 1 -n 20 > /tmp/srv.log 2>&1 & sleep 1
-        ibv_rc_pingpong -d rxe2 -g 1 -n 20 10.77.0.2 | grep iters; wait $! && echo pingpong-ok
+        ibv_rc_pingpong -d rxe2 -g 1 -n 20 > /tmp/srv.log 2>&1 & srv=$!
+        for i in $(seq 1 100); do ibv_rc_pingpong -d rxe2 -g 1 -n 20 10.77.0.2 > /tmp/cli.log 2>&1; grep -q "Couldn't connect" /tmp/cli.log || break; sleep 0.2; done
+        grep iters /tmp/cli.log; wait $srv && echo pingpong-ok
         exit 7`,
     })
     assert.ok(netnsExists(g.netns), 'netns exists once startGuest resolves')

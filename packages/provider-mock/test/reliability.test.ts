@@ -129,9 +129,11 @@ describe('atomic replay', () => {
     await until(() => atomicAcks().length >= 2, () => ({ atomicAcks: atomicAcks().length, stats: fabric.stats }))
     expect(u64(b.buf, 0)).toBe(105n)
     expect(u64(a.buf, 0)).toBe(100n)
+    // Every answer, the duplicate's too, is the original value (a retransmission after a stall longer than the
+    // harness's ~1 ms ACK timeout is one more duplicate, answered the same way: at least 2, not exactly 2).
     const acks = fabric.recorded.filter((r) => r.opcode === 'ATOMIC_ACKNOWLEDGE')
-    expect(acks, 'the duplicate got the replayed answer').toHaveLength(2)
-    expect(acks.map((r) => Buffer.from(r.payload).readBigUInt64LE(0))).toEqual([100n, 100n])
+    expect(acks.length, 'the duplicate got an answer').toBeGreaterThanOrEqual(2)
+    expect(acks.map((r) => Buffer.from(r.payload).readBigUInt64LE(0)), 'the replayed answers').toEqual(acks.map(() => 100n))
   })
 
   it('a lost atomic response leads to a retransmission that gets the original value back', async () => {
@@ -144,7 +146,8 @@ describe('atomic replay', () => {
     expect(u64(b.buf, 8)).toBe(9n)
     // Re-executing would have compared 9 with 7, failed, and returned 9.
     expect(u64(a.buf, 0)).toBe(7n)
-    expect(fabric.recorded.filter((r) => r.opcode === 'ATOMIC_CMP_AND_SWP')).toHaveLength(2)
+    // Retransmitted at least once (more after a stall past the ~1 ms ACK timeout: each answered from the replay record).
+    expect(fabric.recorded.filter((r) => r.opcode === 'ATOMIC_CMP_AND_SWP').length).toBeGreaterThanOrEqual(2)
   })
 })
 

@@ -109,6 +109,13 @@ function encryptionKeys(o: PairOptions): { a: QpEncryption; b: QpEncryption } | 
   }
 }
 
+/**
+ * For tests that count packets exactly: an ACK timeout of 268 ms (IB 16, cap 300 ms) that no stall of this process
+ * reaches. The default (IB 8, about 1 ms) is outlasted between a packet and its ACK on a loaded host, and the
+ * spurious retransmission then shows in the counts.
+ */
+export const SLOW_ACK_TIMEOUT = { timeout: 16, fabricOptions: { maxAckTimeoutMs: 300 } } as const satisfies PairOptions
+
 /** Two connected endpoints on a fresh fabric (or `o.fabric`). */
 export async function pair(o: PairOptions = {}): Promise<Pair> {
   const fabric = o.fabric ?? new MockFabric(o.fabricOptions)

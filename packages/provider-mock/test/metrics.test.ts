@@ -2,14 +2,7 @@
 import { createContext } from '@rdma-session/core'
 import { describe, expect, it } from 'vitest'
 import { MockFabric, mock } from '../src/index.js'
-import { completions, connect, pair, queuePair, sge, sleep } from './harness.js'
-
-/**
- * Exact packet and retransmission counts need an ACK timeout no stall of this process reaches: the harness's
- * default (IB timeout 8, about 1 ms) or a 5 ms cap is outlasted between a packet and its ACK on a loaded host,
- * and the spurious retransmission is counted. IB timeout 16 (268 ms) capped at 300 ms.
- */
-const SLOW_ACK_TIMEOUT = { timeout: 16, fabricOptions: { maxAckTimeoutMs: 300 } }
+import { SLOW_ACK_TIMEOUT, completions, connect, pair, queuePair, sge, sleep } from './harness.js'
 
 describe('mock transport counters (SPI metrics hook)', () => {
   it('count packets and bytes on both hosts and on the QPs', async () => {
@@ -89,7 +82,7 @@ describe('mock transport counters (SPI metrics hook)', () => {
   }
 
   it('reach Prometheus through core: ctx.metrics() shows sessions, QPs, retransmits and NAK kinds', async () => {
-    const fabric = new MockFabric({ maxAckTimeoutMs: 300 }) // core's IB timeout 14: 67 ms (see SLOW_ACK_TIMEOUT)
+    const fabric = new MockFabric({ maxAckTimeoutMs: 300 }) // core's IB timeout 14: 67 ms, not 5 (see SLOW_ACK_TIMEOUT)
     const a = await createContext({ provider: mock({ fabric }) })
     const b = await createContext({ provider: mock({ fabric }) })
     try {

@@ -1,7 +1,7 @@
 /** The provider entry points, host addressing, inspection (recording, listeners, stats) and fault rule filters. */
 import { describe, expect, it } from 'vitest'
 import { createProvider, defaultFabric, MOCK_CAPABILITIES, MockFabric, mock, type RecordedPacket } from '../src/index.js'
-import { completions, endpoint, pair, sge, sleep } from './harness.js'
+import { SLOW_ACK_TIMEOUT, completions, endpoint, pair, sge, sleep } from './harness.js'
 
 describe('mock()', () => {
   it('is a provider named mock with the documented capabilities', () => {
@@ -65,7 +65,7 @@ describe('mock()', () => {
 
 describe('inspection', () => {
   it('record() keeps every packet as sent, with addresses, QPNs, opcode, PSN and payload', async () => {
-    const { fabric, a, b } = await pair({ psnA: 500 })
+    const { fabric, a, b } = await pair({ psnA: 500, ...SLOW_ACK_TIMEOUT }) // counts packets
     expect(fabric.recording).toBe(false)
     fabric.record()
     a.buf.set([9, 8, 7], 0)

@@ -14,7 +14,7 @@ import type { Context } from '../context.js'
 import { newSessionSecret } from './keys.js'
 import { normalizeParams, withMtu, withoutEncryption, type SessionParams, type SessionParamsSpec } from './params.js'
 import { createInProcessLink, notice, type PeerChannel } from './peer-channel.js'
-import { connectQp, initQp, qpEncryption, type KeyContext } from './qp-connector.js'
+import { connectQp, initQp, offerOf, qpEncryption, type KeyContext } from './qp-connector.js'
 import { endpointKey, type AddQpsRequest, type EndpointRecord, type JoinSessionRequest, type OpenSessionRequest, type PeerReply, type PeerRequest, type QpAnswerRecord, type QpOfferRecord, type QpSpec } from './records.js'
 import { ExposedRegions } from './exposed-regions.js'
 import { repairFailedQp, type RepairHost } from './qp-repair.js'
@@ -142,7 +142,7 @@ export class SessionManager extends EventEmitter implements SessionOwner {
       const request: OpenSessionRequest = {
         type: 'open-session', sessionId, from: this.#ctx.endpoint, params, maxMtu: caps.maxMtu,
         ...(secret === null ? {} : { secret: Buffer.from(secret).toString('base64') }),
-        qps: qps.map((qp, i) => ({ spec: specs[i]!, ...qp.endpoint() })),
+        qps: qps.map((qp, i) => offerOf(qp, specs[i])),
         regions: options.expose === undefined ? this.#exposed.records() : this.#exposed.forSession(sessionId, options.expose),
       }
       const reply = await channel.request(request)
@@ -210,7 +210,7 @@ export class SessionManager extends EventEmitter implements SessionOwner {
     checkSpecs(specs)
     const qps = this.#createQps(specs, session.params)
     try {
-      const request: AddQpsRequest = { type: 'add-qps', sessionId: session.id, from: this.#ctx.endpoint, qps: qps.map((qp, i) => ({ spec: specs[i]!, ...qp.endpoint() })) }
+      const request: AddQpsRequest = { type: 'add-qps', sessionId: session.id, from: this.#ctx.endpoint, qps: qps.map((qp, i) => offerOf(qp, specs[i])) }
       const reply = await session.peer.request(request)
       if (reply.type !== 'add-qps' || reply.qps.length !== qps.length) throw new PeerError('the peer answered add-qps with a malformed reply')
       session.assertOpen()

@@ -9,7 +9,7 @@ import { chmodSync, lstatSync, unlinkSync } from 'node:fs'
 import { createServer, type Server } from 'node:http'
 import { connect as netConnect } from 'node:net'
 import { WebSocket, WebSocketServer } from 'ws'
-import { InvalidArgumentError, ProtocolError } from '../errors.js'
+import { BusyError, InvalidArgumentError } from '../errors.js'
 import type { NormalizedAuth } from './auth.js'
 import type { ControlChannel } from './control-channel.js'
 import { ControlConnection, failSocket, type ConnectionOptions } from './control-connection.js'
@@ -64,7 +64,8 @@ export class ControlServer<C extends AnyChannel = AnyChannel> extends EventEmitt
     wss.on('connection', (ws, req) => {
       ws.on('error', () => undefined)
       if (wss.clients.size > maxConnections || server.#closing !== null) {
-        failSocket(ws, new ProtocolError(`the server is at its limit of ${maxConnections} connections`))
+        // Refused for now, not for good: a client resuming a channel retries with backoff.
+        failSocket(ws, new BusyError(server.#closing !== null ? 'the server is closing' : `the server is at its limit of ${maxConnections} connections; retry later`, { maxConnections }))
         return
       }
       const accept = (hello: HelloFrame, peerId: string): { id: string; resumed: boolean; resumeKey: Buffer | null } => {
@@ -72,7 +73,7 @@ export class ControlServer<C extends AnyChannel = AnyChannel> extends EventEmitt
         if (old !== undefined && !old.closed && old.peerId === peerId) return { id: old.id, resumed: true, resumeKey: old.resumeKey }
         return { id: randomBytes(16).toString('hex'), resumed: false, resumeKey: null }
       }
-      ControlConnection.server(ws, auth, purpose, accept, options).then(
+      ControlConnection.server(ws, auth, purpose, accept, options, req.socket.remoteAddress).then(
         ({ conn }) => {
           if (server.#closing !== null) {
             conn.close('server closing')

@@ -1,8 +1,8 @@
 /**
- * Control-plane frames. The handshake (hello, welcome, finish) and fatal errors
- * are JSON text frames; after the handshake every message is a sealed binary
- * frame holding a JSON envelope (request or response). Each is checked
- * against its schema; anything else is a protocol error that closes the connection.
+ * Control-plane frames. The handshake (hello, welcome, finish) and errors during
+ * it are JSON text frames; after the handshake every message is a sealed binary
+ * frame holding a JSON envelope (request, response, or `bye`: the end of the
+ * channel, with the error that ended it). Each is checked against its schema.
  */
 import * as v from 'valibot'
 import { ProtocolError } from '../errors.js'
@@ -56,12 +56,17 @@ export const errorFrameSchema = v.strictObject({ t: v.literal('error'), code: v.
 export type ErrorFrame = v.InferOutput<typeof errorFrameSchema>
 
 const requestId = uint(Number.MAX_SAFE_INTEGER)
-export const envelopeSchema = v.variant('t', [
-  v.strictObject({ t: v.literal('req'), id: requestId, body: v.unknown() }),
-  v.strictObject({ t: v.literal('res'), id: requestId, ok: v.literal(true), body: v.unknown() }),
-  v.strictObject({ t: v.literal('err'), id: requestId, error: errorRecordSchema }),
-])
-export type Envelope = v.InferOutput<typeof envelopeSchema>
+const requestEnvelope = v.strictObject({ t: v.literal('req'), id: requestId, body: v.unknown() })
+const replyEnvelope = v.strictObject({ t: v.literal('res'), id: requestId, ok: v.literal(true), body: v.unknown() })
+const errorEnvelope = v.strictObject({ t: v.literal('err'), id: requestId, error: errorRecordSchema })
+/** The sender ends the channel for good (sealed, so only the peer can end it); `error` says why when it was a failure. */
+const byeEnvelope = v.strictObject({ t: v.literal('bye'), error: v.optional(errorRecordSchema) })
+
+/** What a sealed frame holds. */
+export const sealedMessageSchema = v.variant('t', [requestEnvelope, replyEnvelope, errorEnvelope, byeEnvelope])
+/** The envelopes a channel handles (a `bye` is handled by the connection). */
+export type Envelope = v.InferOutput<typeof requestEnvelope> | v.InferOutput<typeof replyEnvelope> | v.InferOutput<typeof errorEnvelope>
+export type ByeEnvelope = v.InferOutput<typeof byeEnvelope>
 
 /** Parses JSON text and checks it against `schema`; throws ProtocolError naming the first problem. */
 export function parseFrame<S extends v.GenericSchema>(schema: S, raw: string | unknown, what: string): v.InferOutput<S> {

@@ -186,8 +186,8 @@ export function serverWelcome(auth: NormalizedAuth, hello: HelloFrame, channel: 
   return { schedule: s, hello, peerId, welcome: { ...core, ...(sig === undefined ? {} : { sig }), mac } }
 }
 
-/** Checks the client's finish (MAC, signature, resume proof) and gives the connection keys. */
-export function serverFinish(hs: ServerHandshake, finish: FinishFrame, resumeKey: Buffer | null): HandshakeResult {
+/** Checks the client's finish (MAC, signature) and gives the connection keys; check the resume proof with `resumeProofHolds`. */
+export function serverFinish(hs: ServerHandshake, finish: FinishFrame): HandshakeResult {
   const s = hs.schedule
   const th2 = th2Of(s, hs.welcome)
   if (hs.hello.auth === 'ed25519') {
@@ -199,10 +199,13 @@ export function serverFinish(hs: ServerHandshake, finish: FinishFrame, resumeKey
   if (!equal(mac, unb64u(finish.mac))) {
     throw new AuthError(hs.hello.auth === 'psk' ? 'handshake MAC does not verify: wrong pre-shared key, or the transcript was tampered with' : 'handshake MAC does not verify: the transcript was tampered with')
   }
-  if (resumeKey !== null && (finish.resumeProof === undefined || !equal(hmac(resumeKey, th2), unb64u(finish.resumeProof)))) {
-    throw new AuthError('the resume proof does not verify: this connection cannot take over the channel')
-  }
   return { channelId: hs.welcome.channel, resumed: hs.welcome.resumed, peerId: hs.peerId, sendKey: s.s2cKey, sendIv: s.s2cIv, recvKey: s.c2sKey, recvIv: s.c2sIv, channelSecret: s.channelSecret, resumeKey: s.resumeKey }
+}
+
+/** True when the finish proves the resume key of the channel the hello asked to resume (or resumes none). */
+export function resumeProofHolds(hs: ServerHandshake, finish: FinishFrame, resumeKey: Buffer | null): boolean {
+  if (resumeKey === null) return true
+  return finish.resumeProof !== undefined && equal(hmac(resumeKey, th2Of(hs.schedule, hs.welcome)), unb64u(finish.resumeProof))
 }
 
 /** A session's secret from its channel's secret: both sides derive it; it never travels. */

@@ -42,15 +42,18 @@ export async function waitFor(cond: () => boolean, ms = 5000, what = 'condition'
   }
 }
 
-/** A TCP proxy on 127.0.0.1 in front of `targetPort`: `drop()` resets every link (a network failure), `freeze()` stops forwarding (a dead peer). */
+/** A TCP proxy on 127.0.0.1 in front of `targetPort`: `drop()` resets every link (a network failure), `blip()` resets only the client side (the server does not notice), `freeze()` stops forwarding (a dead peer). */
 export class TcpProxy {
   readonly #server: Server
   readonly #links = new Set<[Socket, Socket]>()
+  /** Server-side sockets of links cut by blip(): open and silent. */
+  readonly #stale = new Set<Socket>()
   frozen = false
   port = 0
   #closing = false
 
-  constructor(readonly targetPort: number) {
+  /** Where new links go (tests may point it elsewhere between links). */
+  constructor(public targetPort: number) {
     this.#server = createServer((client) => {
       if (this.#closing) {
         client.destroy()
@@ -62,15 +65,15 @@ export class TcpProxy {
         this.#links.add([client, client])
         return
       }
-      const upstream = connect(targetPort, '127.0.0.1')
+      const upstream = connect(this.targetPort, '127.0.0.1')
       const link: [Socket, Socket] = [client, upstream]
       this.#links.add(link)
       for (const s of link) {
         s.on('error', () => undefined)
         s.on('close', () => {
-          client.destroy()
-          upstream.destroy()
           this.#links.delete(link)
+          client.destroy()
+          if (!this.#stale.has(upstream)) upstream.destroy()
         })
       }
       client.on('data', (d) => !this.frozen && upstream.write(d))
@@ -92,6 +95,15 @@ export class TcpProxy {
     this.#links.clear()
   }
 
+  /** Resets the client side of every link and keeps the server side open and silent, as a link that failed where only the client notices. */
+  blip(): void {
+    for (const [client, upstream] of this.#links) {
+      this.#stale.add(upstream)
+      client.resetAndDestroy?.() ?? client.destroy()
+    }
+    this.#links.clear()
+  }
+
   freeze(): void {
     this.frozen = true
   }
@@ -100,6 +112,8 @@ export class TcpProxy {
     this.#closing = true
     const closed = new Promise<void>((r) => this.#server.close(() => r()))
     this.drop()
+    for (const s of this.#stale) s.destroy()
+    this.#stale.clear()
     await closed
   }
 }

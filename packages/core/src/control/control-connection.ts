@@ -14,7 +14,7 @@ import type { IncomingMessage } from 'node:http'
 import { AuthError, ErrorCode, ProtocolError, RdmaError, TimeoutError, isRdmaError } from '../errors.js'
 import type { NormalizedAuth } from './auth.js'
 import { MAX_FRAME_BYTES, check, errorFrameSchema, finishSchema, helloSchema, parseFrame, sealedMessageSchema, welcomeSchema, type ByeEnvelope, type Envelope, type HelloFrame } from './frames.js'
-import { clientFinish, clientHello, resumeProofHolds, serverFinish, serverWelcome, type HandshakeResult } from './handshake.js'
+import { clientFinish, clientHello, clientSharedKey, resumeProofHolds, serverFinish, serverWelcome, type HandshakeResult } from './handshake.js'
 import { FrameOpener, FrameSealer } from './sealed-frames.js'
 
 export interface KeepaliveOptions {
@@ -155,13 +155,14 @@ export class ControlConnection {
       timeoutMessage: `the control handshake did not finish within ${timeoutMs} ms`,
       socketError: (e) => new RdmaError(ErrorCode.CLOSED, `control connection failed: ${e.message}`),
       closedWhat: 'the server closed the connection during the handshake',
-      onFrame: (buf, isBinary, finish) => {
+      onFrame: async (buf, isBinary, finish) => {
         if (isBinary || hs === null) throw new ProtocolError('expected a welcome text frame')
         const frame = parseJson(buf.toString('utf8'), 'welcome') as { t?: unknown } | null
         if (frame?.t === 'error') throw remoteError(check(errorFrameSchema, frame, 'error frame'))
         const welcome = check(welcomeSchema, frame, 'welcome')
         if (resume !== null && welcome.resumed && welcome.channel !== resume.channelId) throw new ProtocolError('the server resumed another channel')
-        const { finish: finishFrame, result } = clientFinish(auth, hs, welcome, resume !== null && welcome.resumed ? resume.resumeKey : null)
+        const sharedKey = await clientSharedKey(auth, hs.hello, welcome)
+        const { finish: finishFrame, result } = clientFinish(auth, hs, welcome, sharedKey, resume !== null && welcome.resumed ? resume.resumeKey : null)
         ws.send(JSON.stringify(finishFrame))
         finish(new ControlConnection(ws, result, options, peerAddress))
       },
@@ -190,7 +191,7 @@ export class ControlConnection {
         if (stage === 'hello') {
           hello = check(helloSchema, raw, 'hello')
           if (hello.purpose !== purpose) throw new ProtocolError(`this endpoint serves '${purpose}' connections, not '${hello.purpose}'`)
-          const peerId = hello.auth === 'psk' ? `psk:${String(hello.pskId)}` : `ed25519:${String(hello.identity)}`
+          const peerId = hello.auth === 'ed25519' ? `ed25519:${String(hello.identity)}` : `${hello.auth}:${String(hello.pskId)}`
           const channel = acceptChannel(hello, peerId)
           pending = { hs: serverWelcome(auth, hello, channel), resumeKey: channel.resumeKey }
           ws.send(JSON.stringify(pending.hs.welcome))
@@ -331,8 +332,8 @@ interface HandshakeSteps<T> {
   readonly socketError: (e: Error) => RdmaError
   /** What a close during the handshake says. */
   readonly closedWhat: string
-  /** One frame from the peer: throws to fail the handshake, calls `finish` with the result when it is done. */
-  readonly onFrame: (buf: Buffer, isBinary: boolean, finish: (result: T) => void) => void
+  /** One frame from the peer: throws (or rejects) to fail the handshake, calls `finish` with the result when it is done. */
+  readonly onFrame: (buf: Buffer, isBinary: boolean, finish: (result: T) => void) => void | Promise<void>
 }
 
 /**
@@ -358,10 +359,20 @@ function runHandshake<T>(ws: WebSocket, steps: HandshakeSteps<T>): Promise<T> {
     }
     const onError = (e: Error): void => done(steps.socketError(e))
     const onClose = (code: number, reason: Buffer): void => done(closeError(code, reason.toString(), steps.closedWhat) ?? new RdmaError(ErrorCode.CLOSED, steps.closedWhat))
+    // A step may wait (a passphrase is stretched); no frame may arrive meanwhile: the peer is waiting for us.
+    let busy = false
     function onMessage(data: RawData, isBinary: boolean): void {
       if (settled) return
+      if (busy) {
+        done(new ProtocolError('a frame arrived before this side answered the last one'))
+        return
+      }
       try {
-        steps.onFrame(rawToBuffer(data), isBinary, (result) => done(null, result))
+        const step = steps.onFrame(rawToBuffer(data), isBinary, (result) => done(null, result))
+        if (step instanceof Promise) {
+          busy = true
+          step.then(() => (busy = false), (err: unknown) => done(asRdmaError(err)))
+        }
       } catch (err) {
         done(asRdmaError(err))
       }

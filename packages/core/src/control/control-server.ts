@@ -10,7 +10,7 @@ import { createServer, type Server } from 'node:http'
 import { connect as netConnect } from 'node:net'
 import { WebSocket, WebSocketServer } from 'ws'
 import { BusyError, InvalidArgumentError } from '../errors.js'
-import type { NormalizedAuth } from './auth.js'
+import { withListenerKey, type NormalizedAuth } from './auth.js'
 import type { ControlChannel } from './control-channel.js'
 import { ControlConnection, failSocket, type ConnectionOptions } from './control-connection.js'
 import { MAX_FRAME_BYTES, type HelloFrame } from './frames.js'
@@ -59,6 +59,8 @@ export class ControlServer<C extends AnyChannel = AnyChannel> extends EventEmitt
     const wss = new WebSocketServer({ server: http, maxPayload: WS_MAX_PAYLOAD, perMessageDeflate: false })
     // Socket-level errors (EMFILE, resets) must not crash the process; each connection handles its own.
     wss.on('error', () => undefined)
+    // A passphrase is stretched once per listener, under a salt drawn now.
+    const keys = await withListenerKey(auth)
     const server = new ControlServer<C>(http, wss, options.socketPath ?? null)
     const maxConnections = options.maxConnections ?? 256
     wss.on('connection', (ws, req) => {
@@ -73,7 +75,7 @@ export class ControlServer<C extends AnyChannel = AnyChannel> extends EventEmitt
         if (old !== undefined && !old.closed && old.peerId === peerId) return { id: old.id, resumed: true, resumeKey: old.resumeKey }
         return { id: randomBytes(16).toString('hex'), resumed: false, resumeKey: null }
       }
-      ControlConnection.server(ws, auth, purpose, accept, options, req.socket.remoteAddress).then(
+      ControlConnection.server(ws, keys, purpose, accept, options, req.socket.remoteAddress).then(
         ({ conn }) => {
           if (server.#closing !== null) {
             conn.close('server closing')

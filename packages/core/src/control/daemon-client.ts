@@ -83,6 +83,7 @@ class DaemonRelay implements PeerChannel {
 function wireAuth(auth: ClientAuth): WireAuth {
   normalizeClientAuth(auth)
   if ('psk' in auth) return { psk: Buffer.from(typeof auth.psk === 'string' ? Buffer.from(auth.psk, 'utf8') : auth.psk).toString('base64url'), ...(auth.pskId ? { pskId: auth.pskId } : {}) }
+  if ('passphrase' in auth) return { passphrase: auth.passphrase, ...(auth.pskId ? { pskId: auth.pskId } : {}) }
   const key: KeyObject = typeof auth.identity === 'string' ? createPrivateKey(auth.identity) : auth.identity
   return { identity: String(key.export({ format: 'pem', type: 'pkcs8' })), trusted: auth.trusted.map((k) => publicKeyId(k)) }
 }

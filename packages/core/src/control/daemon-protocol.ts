@@ -8,6 +8,7 @@ const b64 = v.pipe(v.string(), v.regex(/^[A-Za-z0-9+/_=-]{1,700}$/))
 /** Credentials a client hands the daemon for a peer (the daemon holds the control connection). */
 export const wireAuthSchema = v.union([
   v.strictObject({ psk: b64, pskId: v.optional(text(64)) }),
+  v.strictObject({ passphrase: text(1024), pskId: v.optional(text(64)) }),
   v.strictObject({ identity: text(4096), trusted: v.pipe(v.array(v.pipe(v.string(), v.regex(/^[A-Za-z0-9_-]{43}$/))), v.minLength(1), v.maxLength(64)) }),
 ])
 export type WireAuth = v.InferOutput<typeof wireAuthSchema>

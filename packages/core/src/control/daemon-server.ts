@@ -29,7 +29,7 @@ export class DaemonChannel extends ControlChannel<DaemonRequest, DaemonReply> {
 export interface SessionDaemonOptions {
   /** Unix socket to listen on (created with mode 0600). */
   readonly socketPath: string
-  /** Clients must present this token (at least 16 bytes; 32 random bytes recommended). */
+  /** Clients must present this token (at least 32 bytes of key material; the CLI makes 32 random bytes, hex). */
   readonly token: KeyMaterial
   /** Keepalive of client and peer connections. */
   readonly keepalive?: KeepaliveOptions
@@ -201,10 +201,10 @@ export class SessionDaemon extends EventEmitter {
   // ---- peers
 
   #peer(url: string, auth: WireAuth): Promise<WsPeerChannel> {
-    const key = `${url}|${'psk' in auth ? `psk:${auth.pskId ?? 'default'}:${auth.psk}` : `id:${auth.identity}`}`
+    const key = `${url}|${'psk' in auth ? `psk:${auth.pskId ?? 'default'}:${auth.psk}` : 'passphrase' in auth ? `passphrase:${auth.pskId ?? 'default'}:${auth.passphrase}` : `id:${auth.identity}`}`
     let p = this.#peers.get(key)
     if (p === undefined) {
-      const clientAuth = normalizeClientAuth('psk' in auth ? { psk: Buffer.from(auth.psk, 'base64url'), ...(auth.pskId ? { pskId: auth.pskId } : {}) } : { identity: auth.identity, trusted: auth.trusted })
+      const clientAuth = normalizeClientAuth('identity' in auth ? { identity: auth.identity, trusted: auth.trusted } : 'psk' in auth ? { psk: Buffer.from(auth.psk, 'base64url'), ...(auth.pskId ? { pskId: auth.pskId } : {}) } : auth)
       const opts = { ...(this.#options.keepalive ? { keepalive: this.#options.keepalive } : {}), ...(this.#options.reconnectGraceMs !== undefined ? { reconnectGraceMs: this.#options.reconnectGraceMs } : {}) }
       p = dialControl(url, clientAuth, 'peer', opts, (conn, redial) => new WsPeerChannel(conn, { ...opts, redial })).then((ch) => {
         ch.setHandler((req: PeerRequest) => this.#onPeer(ch, req))

@@ -22,7 +22,8 @@ export const helloSchema = v.strictObject({
   v: v.literal(PROTOCOL_VERSION),
   /** 'peer': session records; 'daemon': a local client of the session daemon. */
   purpose: v.picklist(['peer', 'daemon']),
-  auth: v.picklist(['psk', 'ed25519']),
+  /** 'passphrase': a PSK stretched with scrypt under the salt the welcome carries. */
+  auth: v.picklist(['psk', 'passphrase', 'ed25519']),
   pskId: v.optional(v.pipe(v.string(), v.regex(/^[A-Za-z0-9_.:@-]{1,64}$/))),
   identity: v.optional(key32),
   eph: key32,
@@ -38,6 +39,8 @@ export const welcomeSchema = v.strictObject({
   resumed: v.boolean(),
   eph: key32,
   nonce: key32,
+  /** The listener's scrypt salt (passphrase hellos only). */
+  salt: v.optional(b64(16)),
   identity: v.optional(key32),
   sig: v.optional(sig64),
   mac: key32,

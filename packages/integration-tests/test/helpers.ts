@@ -7,9 +7,14 @@ import { MockFabric, mock } from '@rdma-session/provider-mock'
 
 export const PSK = randomBytes(32)
 
+/**
+ * Contexts on one mock fabric, all on 127.0.0.1 (ports 5000, 5001, …): the
+ * address their control connections come from, which peers bind declared
+ * RoCE endpoints to.
+ */
 export async function mockContexts(n: number, fabric = new MockFabric()): Promise<{ fabric: MockFabric; ctxs: Context[] }> {
   const ctxs: Context[] = []
-  for (let i = 0; i < n; i++) ctxs.push(await createContext({ provider: mock({ fabric }) }))
+  for (let i = 0; i < n; i++) ctxs.push(await createContext({ provider: mock({ fabric, address: '127.0.0.1', port: 5000 + i }) }))
   return { fabric, ctxs }
 }
 

@@ -186,16 +186,16 @@ async function removeStaleSocket(path: string): Promise<void> {
   unlinkSync(path)
 }
 
-/** Opens a socket to `url` (ws://… or ws+unix:<path>). */
-export function openSocket(url: string, handshakeTimeoutMs = 10_000): WebSocket {
+/** Opens a socket to `url` (ws://… or ws+unix:<path>), from `localAddress` when given. */
+export function openSocket(url: string, handshakeTimeoutMs = 10_000, localAddress?: string): WebSocket {
   const target = url.startsWith('ws+unix:') && !url.includes(':/', 'ws+unix:'.length) ? `${url}:/` : url
-  return new WebSocket(target, { maxPayload: WS_MAX_PAYLOAD, perMessageDeflate: false, handshakeTimeout: handshakeTimeoutMs })
+  return new WebSocket(target, { maxPayload: WS_MAX_PAYLOAD, perMessageDeflate: false, handshakeTimeout: handshakeTimeoutMs, ...(localAddress === undefined ? {} : { localAddress }) })
 }
 
 /** Dials `url`, authenticates, and builds the channel (which redials by itself when the link drops). */
-export async function dialControl<C extends AnyChannel>(url: string, auth: NormalizedAuth, purpose: HelloFrame['purpose'], options: ConnectionOptions, makeChannel: (conn: ControlConnection, redial: (resume: { channelId: string; resumeKey: Buffer }) => Promise<ControlConnection>) => C): Promise<C> {
+export async function dialControl<C extends AnyChannel>(url: string, auth: NormalizedAuth, purpose: HelloFrame['purpose'], options: ConnectionOptions & { readonly localAddress?: string }, makeChannel: (conn: ControlConnection, redial: (resume: { channelId: string; resumeKey: Buffer }) => Promise<ControlConnection>) => C): Promise<C> {
   if (typeof url !== 'string' || !/^(ws|wss):\/\/|^ws\+unix:/.test(url)) throw new InvalidArgumentError(`control URL must be ws://host:port or ws+unix:<path>, got ${String(url)}`)
-  const redial = (resume: { channelId: string; resumeKey: Buffer } | null): Promise<ControlConnection> => ControlConnection.client(openSocket(url, options.handshakeTimeoutMs), auth, purpose, resume, options)
+  const redial = (resume: { channelId: string; resumeKey: Buffer } | null): Promise<ControlConnection> => ControlConnection.client(openSocket(url, options.handshakeTimeoutMs, options.localAddress), auth, purpose, resume, options)
   const conn = await redial(null)
   return makeChannel(conn, redial)
 }

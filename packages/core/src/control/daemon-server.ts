@@ -145,6 +145,7 @@ export class SessionDaemon extends EventEmitter {
     if (endpointKey(request.from) !== endpointKey(me.endpoint)) throw new InvalidArgumentError('open-session must come from the client\'s own endpoint')
     const peer = await this.#peer(url, auth)
     const reply = (await peer.request(request)) as OpenSessionReply
+    peer.checkEndpoint(reply.from)
     const secret = peer.sessionSecret(request.sessionId)
     const qps = new Map(request.qps.map((o, i) => [o.qpn, reply.qps[i]!.qpn]))
     this.#sessions.set(request.sessionId, { id: request.sessionId, url, peer, secret, remote: reply.from, local: request.from, epoch: 0, members: new Map([[client, { endpoint: me.endpoint, qps }]]) })
@@ -157,6 +158,7 @@ export class SessionDaemon extends EventEmitter {
     if (request.sessionId !== s.id || endpointKey(request.from) !== endpointKey(me.endpoint)) throw new InvalidArgumentError('a relayed request must name its session and come from the client\'s own endpoint')
     if (request.type === 'join-session') {
       const reply = await s.peer.request(request)
+      if (reply.type === 'join-session') s.peer.checkEndpoint(reply.from)
       s.members.set(client, { endpoint: me.endpoint, qps: new Map() })
       return reply
     }
@@ -224,6 +226,7 @@ export class SessionDaemon extends EventEmitter {
   async #onPeer(channel: WsPeerChannel, request: PeerRequest): Promise<PeerReply> {
     const s = this.#sessions.get(request.sessionId)
     if (s === undefined || s.peer !== channel) throw new SessionNotFoundError(request.sessionId)
+    channel.checkEndpoint(request.from)
     switch (request.type) {
       case 'remove-qp': {
         for (const [client, m] of s.members) {

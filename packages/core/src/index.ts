@@ -35,6 +35,7 @@ export { formatExposition, PROMETHEUS_CONTENT_TYPE, type MetricFamily, type Samp
 export { SessionDaemon, DaemonChannel, DAEMON_PSK_ID, type SessionDaemonOptions } from './control/daemon-server.js'
 export { DaemonClient, connectDaemon, type DaemonClientOptions, type DaemonConnectOptions } from './control/daemon-client.js'
 export type { DaemonSessionInfo } from './control/daemon-protocol.js'
+export { DAEMON_SCOPES, type DaemonScope } from './control/daemon-roles.js'
 export { seededRandom } from './util/seeded-random.js'
 // For providers written in JavaScript.
 export { CompletionRing, type CompletionProducer } from './provider-kit/completion-ring.js'

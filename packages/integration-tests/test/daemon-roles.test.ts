@@ -1,0 +1,104 @@
+/**
+ * Roles in the session daemon, with separate processes: the creator of a
+ * session (process p1) and a process that speaks the daemon protocol directly
+ * (the intruder). A joiner cannot re-register as the creator, close the
+ * creator's session, rekey it, remove the creator's QPs, name itself creator or
+ * grant itself rights; its close is its leaving. A process that joins with a
+ * token the creator granted with 'close' can close the session for everyone.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { randomBytes } from 'node:crypto'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { createContext, type Context, type PeerServer } from '@rdma-session/core'
+import { softroce } from '@rdma-session/provider-softroce'
+import { JsonProcess, stopAll, type Event } from './processes.js'
+import { waitFor } from './helpers.js'
+
+const psk = randomBytes(32)
+let dir: string
+let socketPath: string
+let tokenFile: string
+let peer: Context
+let server: PeerServer
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'rdma-roles-'))
+  socketPath = join(dir, 'd.sock')
+  tokenFile = join(dir, 'token')
+  writeFileSync(tokenFile, randomBytes(32).toString('hex'), { mode: 0o600 })
+  peer = await createContext({ provider: softroce({ address: '127.0.0.1', port: 0, timers: { ackTimeoutMinMs: 5, ackTimeoutMaxMs: 100, rnrDelayMaxMs: 20 } }) })
+  const buf = Buffer.alloc(1 << 20)
+  peer.sessions.expose('buf', peer.registerMemory(buf, { access: ['local-write', 'remote-read', 'remote-write'] }).region(0, buf.length))
+  server = await peer.listen({ port: 0, auth: { psk }, keepalive: { intervalMs: 200, timeoutMs: 1500 } })
+  const daemon = new JsonProcess('node', ['daemon.mjs', socketPath, tokenFile], {}, 'daemon')
+  await daemon.wait('listening')
+})
+
+afterAll(async () => {
+  await stopAll()
+  await peer?.close()
+  rmSync(dir, { recursive: true, force: true })
+})
+
+/** Sends raw daemon requests from the intruder process; resolves with its answer. */
+function requester(intruder: JsonProcess): (req: object) => Promise<Event> {
+  let n = 0
+  return async (req) => {
+    const id = ++n
+    intruder.send(JSON.stringify({ id, req }))
+    return intruder.wait('answer', (e) => e.id === id)
+  }
+}
+
+function expectRefused(answer: Event, code: string, message?: RegExp): void {
+  expect(answer, JSON.stringify(answer)).toMatchObject({ ok: false, code })
+  if (message !== undefined) expect(String(answer.message)).toMatch(message)
+}
+
+describe('session daemon roles (two processes)', () => {
+  it('a joiner manages only its own QPs and cannot take over the creator; a granted close right closes the session for everyone', async () => {
+    const p1 = new JsonProcess('node', ['session-process.mjs', 'create', socketPath, tokenFile, server.url, psk.toString('hex')], {}, 'creator')
+    const r1 = await p1.wait('ready')
+    const sessionId = String(r1.sessionId)
+    await waitFor(() => peer.sessions.list().includes(sessionId), 5000, 'the peer has the session')
+    const peerSession = peer.sessions.get(sessionId)
+    const creatorQpn = peerSession.qps[0]!.qpn
+
+    const intruder = new JsonProcess('node', ['daemon-intruder.mjs', socketPath, tokenFile, '45001'], {}, 'intruder')
+    const me = (await intruder.wait('ready')).endpoint as { address: string; port: number }
+    const ask = requester(intruder)
+
+    // The attack of issue 23: register again, as the creator's endpoint.
+    expectRefused(await ask({ op: 'register', endpoint: r1.endpoint, pid: 1 }), 'ERR_INVALID_ARGUMENT', /registered already/)
+
+    // Join as any local process may: it gets a joiner's rights.
+    const token = await ask({ op: 'token', sessionId })
+    expect(token.ok).toBe(true)
+    const presented = String((token.reply as { token: string }).token).split('.').slice(0, 3).join('.')
+    expect((await ask({ op: 'relay', sessionId, request: { type: 'join-session', sessionId, from: me, token: presented } })).ok).toBe(true)
+
+    const relay = (request: object): Promise<Event> => ask({ op: 'relay', sessionId, request: { sessionId, from: me, ...request } })
+    expectRefused(await ask({ op: 'relay', sessionId, request: { type: 'close-session', sessionId, from: r1.endpoint, reason: 'hijack' } }), 'ERR_INVALID_ARGUMENT', /own endpoint/)
+    expectRefused(await relay({ type: 'rekey', epoch: 1 }), 'ERR_JOIN_TOKEN', /'rekey' right/)
+    expectRefused(await relay({ type: 'remove-qp', qpn: creatorQpn }), 'ERR_QP_NOT_FOUND')
+    expectRefused(await ask({ op: 'set-creator', sessionId, clientId: (await intruder.wait('ready')).clientId }), 'ERR_JOIN_TOKEN', /'creator' right/)
+    expectRefused(await ask({ op: 'token', sessionId, scope: ['close'] }), 'ERR_JOIN_TOKEN', /granting close/)
+    // Its close is its leaving: the session stays.
+    expect((await relay({ type: 'close-session', reason: 'bye' })).ok).toBe(true)
+    expect(peerSession.closed).toBe(false)
+    expect(peerSession.qps.map((q) => q.qpn)).toEqual([creatorQpn])
+    await p1.ask(`write ${sessionId} 0 0 65536 3`, 'written')
+    expect(p1.events.some((e) => e.event === 'session-closed')).toBe(false)
+
+    // The creator grants the close right; the process joining with that token closes the session for everyone.
+    const granted = await p1.ask(`grant ${sessionId} close`, 'granted')
+    const remote = `${peer.endpoint.address}:${peer.endpoint.port}`
+    const p3 = new JsonProcess('node', ['session-process.mjs', 'join', socketPath, tokenFile, remote, String(granted.token)], {}, 'granted')
+    expect((await p3.wait('ready')).sessionId).toBe(sessionId)
+    await p3.ask(`close ${sessionId}`, 'closed')
+    await waitFor(() => peerSession.closed, 5000, 'the peer closed the session')
+    await p1.wait('session-closed', (e) => e.sessionId === sessionId)
+  }, 60_000)
+})

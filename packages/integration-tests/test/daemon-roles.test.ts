@@ -7,39 +7,18 @@
  * token the creator granted with 'close' can close the session for everyone.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { randomBytes } from 'node:crypto'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import { createContext, type Context, type PeerServer } from '@rdma-session/core'
-import { softroce } from '@rdma-session/provider-softroce'
-import { JsonProcess, stopAll, type Event } from './processes.js'
+import { JsonProcess, type Event } from './processes.js'
 import { waitFor } from './helpers.js'
+import { startDaemonHost, type DaemonHost } from './daemon-host.js'
 
-const psk = randomBytes(32)
-let dir: string
-let socketPath: string
-let tokenFile: string
-let peer: Context
-let server: PeerServer
+let host: DaemonHost
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'rdma-roles-'))
-  socketPath = join(dir, 'd.sock')
-  tokenFile = join(dir, 'token')
-  writeFileSync(tokenFile, randomBytes(32).toString('hex'), { mode: 0o600 })
-  peer = await createContext({ provider: softroce({ address: '127.0.0.1', port: 0, timers: { ackTimeoutMinMs: 5, ackTimeoutMaxMs: 100, rnrDelayMaxMs: 20 } }) })
-  const buf = Buffer.alloc(1 << 20)
-  peer.sessions.expose('buf', peer.registerMemory(buf, { access: ['local-write', 'remote-read', 'remote-write'] }).region(0, buf.length))
-  server = await peer.listen({ port: 0, auth: { psk }, keepalive: { intervalMs: 200, timeoutMs: 1500 } })
-  const daemon = new JsonProcess('node', ['daemon.mjs', socketPath, tokenFile], {}, 'daemon')
-  await daemon.wait('listening')
+  host = await startDaemonHost(1 << 20)
 })
 
 afterAll(async () => {
-  await stopAll()
-  await peer?.close()
-  rmSync(dir, { recursive: true, force: true })
+  await host?.stop()
 })
 
 /** Sends raw daemon requests from the intruder process; resolves with its answer. */
@@ -59,6 +38,7 @@ function expectRefused(answer: Event, code: string, message?: RegExp): void {
 
 describe('session daemon roles (two processes)', () => {
   it('a joiner manages only its own QPs and cannot take over the creator; a granted close right closes the session for everyone', async () => {
+    const { psk, socketPath, tokenFile, peer, server } = host
     const p1 = new JsonProcess('node', ['session-process.mjs', 'create', socketPath, tokenFile, server.url, psk.toString('hex')], {}, 'creator')
     const r1 = await p1.wait('ready')
     const sessionId = String(r1.sessionId)

@@ -12,7 +12,8 @@ import { WebSocket, WebSocketServer } from 'ws'
 import { BusyError, InvalidArgumentError } from '../errors.js'
 import { withListenerKey, type NormalizedAuth } from './auth.js'
 import type { ControlChannel } from './control-channel.js'
-import { ControlConnection, failSocket, type ConnectionOptions } from './control-connection.js'
+import { ControlConnection, type ConnectionOptions } from './control-connection.js'
+import { failSocket } from './handshake-runner.js'
 import { MAX_FRAME_BYTES, type HelloFrame } from './frames.js'
 
 /** ws itself drops frames above this (code 1009); frames between MAX_FRAME_BYTES and this get our error reply first. */

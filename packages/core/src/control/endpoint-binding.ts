@@ -8,8 +8,14 @@
  */
 import { networkInterfaces } from 'node:os'
 import { PeerError } from '../errors.js'
-import { normalizeAddress } from './control-connection.js'
 import { endpointKey, type EndpointRecord } from '../session/records.js'
+
+/** An IP address as compared with declared endpoints: IPv4-mapped IPv6 unwrapped, lower case; null when there is none (Unix socket). */
+export function normalizeAddress(address: string | undefined | null): string | null {
+  if (address === undefined || address === null || address === '') return null
+  const a = address.toLowerCase()
+  return a.startsWith('::ffff:') && a.includes('.') ? a.slice(7) : a
+}
 
 /** What a control connection proves about its peer. `address` is null on a Unix socket (a process of this host). */
 export interface ControlPeer {

@@ -58,7 +58,7 @@ describe('control channels that outlive hostile frames and busy servers', () => 
 
   it('a server at its connection limit during a link blip: the reconnect is refused with ERR_BUSY, retried with backoff, and the session survives', async () => {
     // The server allows one connection and holds the blipped one until its keepalive finds it dead.
-    const { a, b, server, buf } = await pair({ port: 0, auth, maxConnections: 1, keepalive: { intervalMs: 100, timeoutMs: 1500 } })
+    const { a, b, server, buf } = await pair({ port: 0, auth, maxConnections: 1, keepalive: { intervalMs: 100, timeoutMs: 3000 } })
     const { proxy, url } = await viaProxy(server.port!)
     const session = await b.connect(url, { auth, qps: [{}], reconnectGraceMs: 20_000 })
     const channel = session.peer as unknown as WsPeerChannel

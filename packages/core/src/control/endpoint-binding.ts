@@ -10,11 +10,28 @@ import { networkInterfaces } from 'node:os'
 import { PeerError } from '../errors.js'
 import { endpointKey, type EndpointRecord } from '../session/records.js'
 
-/** An IP address as compared with declared endpoints: IPv4-mapped IPv6 unwrapped, lower case; null when there is none (Unix socket). */
+/**
+ * An IP address as compared with declared endpoints: lower case, IPv6 in its
+ * RFC 5952 form without a zone, IPv4-mapped IPv6 as the dotted quad; null when
+ * there is none (Unix socket).
+ */
 export function normalizeAddress(address: string | undefined | null): string | null {
   if (address === undefined || address === null || address === '') return null
-  const a = address.toLowerCase()
-  return a.startsWith('::ffff:') && a.includes('.') ? a.slice(7) : a
+  let a = address.toLowerCase().split('%')[0]!
+  if (a.includes(':')) {
+    try {
+      a = new URL(`http://[${a}]/`).hostname.slice(1, -1)
+    } catch {
+      return a
+    }
+    const mapped = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(a)
+    if (mapped !== null) {
+      const hi = parseInt(mapped[1]!, 16)
+      const lo = parseInt(mapped[2]!, 16)
+      return `${hi >> 8}.${hi & 0xff}.${lo >> 8}.${lo & 0xff}`
+    }
+  }
+  return a
 }
 
 /** What a control connection proves about its peer. `address` is null on a Unix socket (a process of this host). */

@@ -38,15 +38,13 @@ export interface CloseInfo {
   readonly transport: boolean
 }
 
-
 /** Frames that do not authenticate one connection drops before it counts as a failed link (the channel then resumes on a new one). */
 export const MAX_DROPPED_FRAMES = 64
-
 
 export class ControlConnection {
   readonly ws: WebSocket
   readonly result: HandshakeResult
-  /** The peer's IP address as the socket sees it (IPv4-mapped IPv6 unwrapped); null on a Unix socket. */
+  /** The peer's IP address as the socket sees it (normalizeAddress: IPv4-mapped IPv6 as the dotted quad); null on a Unix socket. */
   readonly peerAddress: string | null
   #onEnvelope: ((env: Envelope) => void) | null = null
   /** Envelopes that arrived before a handler was set (they can share a TCP segment with the finish). */

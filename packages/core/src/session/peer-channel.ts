@@ -21,6 +21,8 @@ export interface PeerChannel {
   admitQps?(count: number): void
   /** Calls `listener` once the channel is closed for good (the peer is gone). */
   onClosed?(listener: (reason: string) => void): void
+  /** Control-plane channels: frames dropped because they did not authenticate, and resumes on new connections. */
+  stats?(): { readonly droppedFrames: number; readonly resumes: number }
   /** Control-plane channels: throws ERR_PEER when the peer may not declare `declared` as its RoCE endpoint (it is not bound to the connection). */
   checkEndpoint?(declared: EndpointRecord): void
 }

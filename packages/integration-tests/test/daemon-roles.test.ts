@@ -81,4 +81,32 @@ describe('session daemon roles (two processes)', () => {
     await waitFor(() => peerSession.closed, 5000, 'the peer closed the session')
     await p1.wait('session-closed', (e) => e.sessionId === sessionId)
   }, 60_000)
+
+  it('the creator hands its role to another process: the old one keeps a joiner\'s rights, the new one rekeys; the session lives until its last process leaves', async () => {
+    const { psk, socketPath, tokenFile, peer, server } = host
+    const p1 = new JsonProcess('node', ['session-process.mjs', 'create', socketPath, tokenFile, server.url, psk.toString('hex')], {}, 'creator')
+    const sessionId = String((await p1.wait('ready')).sessionId)
+    await waitFor(() => peer.sessions.list().includes(sessionId), 5000, 'the peer has the session')
+    const peerSession = peer.sessions.get(sessionId)
+    const remote = `${peer.endpoint.address}:${peer.endpoint.port}`
+    const p2 = new JsonProcess('node', ['session-process.mjs', 'join', socketPath, tokenFile, remote], {}, 'joiner')
+    const r2 = await p2.wait('ready')
+    expect(r2.sessionId).toBe(sessionId)
+
+    // Before the handover the joiner may not rekey; after it, the old creator may not.
+    expect(await p2.ask(`try-rekey ${sessionId}`, 'rekey-result')).toMatchObject({ ok: false, code: 'ERR_JOIN_TOKEN' })
+    await p1.ask(`set-creator ${sessionId} ${String(r2.clientId)}`, 'creator-set')
+    expect(await p1.ask(`try-rekey ${sessionId}`, 'rekey-result')).toMatchObject({ ok: false, code: 'ERR_JOIN_TOKEN' })
+    expect(await p2.ask(`try-rekey ${sessionId}`, 'rekey-result')).toMatchObject({ ok: true, epoch: 1 })
+    expect(peerSession.epoch).toBe(1)
+    expect(await p1.ask(`epoch ${sessionId}`, 'epoch')).toMatchObject({ epoch: 1 })
+
+    // The old creator's close is now its leaving; the new creator's QPs keep working.
+    await p1.ask(`close ${sessionId}`, 'closed')
+    await waitFor(() => peerSession.size === 2, 5000, `the peer removed the old creator's QP (has ${peerSession.size})`)
+    expect(peerSession.closed).toBe(false)
+    await p2.ask(`write ${sessionId} 0 0 4096 7`, 'written')
+    await p2.ask('exit', 'exited')
+    await waitFor(() => peerSession.closed, 5000, 'the session closed with its last process')
+  }, 60_000)
 })

@@ -8,7 +8,6 @@
  * token ID (single use, until the token expires).
  */
 import { InvalidArgumentError, JoinTokenError } from '../errors.js'
-import type { JoinScope } from './join-token.js'
 
 export const DAEMON_SCOPES = ['add-qps', 'remove-qp', 'rekey', 'close', 'creator'] as const
 export type DaemonScope = (typeof DAEMON_SCOPES)[number]
@@ -17,13 +16,6 @@ export type DaemonScope = (typeof DAEMON_SCOPES)[number]
 export const JOINER_SCOPE: readonly DaemonScope[] = ['add-qps', 'remove-qp']
 /** What the creator may do. */
 export const CREATOR_SCOPE: readonly DaemonScope[] = DAEMON_SCOPES
-
-/** The peer-level part of a daemon scope (what goes into the join token the peer checks). */
-export function peerScope(scope: readonly DaemonScope[]): JoinScope[] {
-  const out: JoinScope[] = ['add-qps', 'remove-qp']
-  if (scope.includes('rekey') || scope.includes('creator')) out.push('rekey')
-  return out
-}
 
 export function checkScopes(scope: readonly unknown[]): DaemonScope[] {
   for (const s of scope) if (!(DAEMON_SCOPES as readonly unknown[]).includes(s)) throw new InvalidArgumentError(`unknown scope '${String(s)}'; use ${DAEMON_SCOPES.join(', ')}`)

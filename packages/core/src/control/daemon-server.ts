@@ -15,7 +15,7 @@ import { ControlChannel, type ChannelOptions } from './control-channel.js'
 import type { ControlConnection, KeepaliveOptions } from './control-connection.js'
 import { ControlServer, dialControl } from './control-server.js'
 import { daemonReplySchema, daemonRequestSchema, type DaemonReply, type DaemonRequest, type DaemonSessionInfo, type WireAuth } from './daemon-protocol.js'
-import { CREATOR_SCOPE, DaemonGrants, JOINER_SCOPE, checkScopes, peerScope, requireScope, type DaemonScope } from './daemon-roles.js'
+import { CREATOR_SCOPE, DaemonGrants, JOINER_SCOPE, checkScopes, requireScope, type DaemonScope } from './daemon-roles.js'
 import { createJoinToken, splitJoinToken, verifyJoinToken } from './join-token.js'
 import { WsPeerChannel } from './ws-peer-channel.js'
 
@@ -149,6 +149,9 @@ export class SessionDaemon extends EventEmitter {
         requireScope(this.#scopeOf(s, client), 'creator', s.id, 'naming another creator')
         const next = [...s.members].find(([c]) => this.#clients.get(c)?.id === req.clientId)
         if (next === undefined) throw new InvalidArgumentError(`client ${req.clientId} does not take part in session '${s.id}'`)
+        // A handover: the old creator keeps only a joiner's rights.
+        const old = s.creator === null ? undefined : s.members.get(s.creator)
+        if (old !== undefined && s.creator !== next[0]) old.scope = new Set(JOINER_SCOPE)
         s.creator = next[0]
         next[1].scope = new Set(CREATOR_SCOPE)
         return { op: 'done' }
@@ -190,8 +193,10 @@ export class SessionDaemon extends EventEmitter {
     const member = s.members.get(client)
     if (member === undefined) throw new JoinTokenError('missing', `this process is not part of session '${s.id}': join it first`, { sessionId: s.id })
     const scope = this.#scopeOf(s, client)
-    if (request.type === 'close-session' && (scope.has('close') || scope.has('creator'))) {
-      await this.#closeSession(s, request.reason, true, client)
+    if (request.type === 'close-session') {
+      // Without the right to close the session, a process's close is its leaving: its QPs go, the session stays.
+      if (scope.has('close') || scope.has('creator')) await this.#closeSession(s, request.reason, true, client)
+      else await this.#leave(s, client, member, request)
       return { type: 'ack' }
     }
     if (request.type === 'add-qps') requireScope(scope, 'add-qps', s.id, 'adding QPs')
@@ -201,17 +206,14 @@ export class SessionDaemon extends EventEmitter {
       // Each process removes only its own QPs.
       if (![...member.qps.values()].includes(request.qpn)) throw new QpNotFoundError(request.qpn, s.id)
     }
-    const reply = await s.peer.request(request)
+    // Session-wide requests go to the peer as the session holder's (the peer knows joiners by their tokens' scope, the daemon by role).
+    const reply = await s.peer.request(request.type === 'rekey' ? { ...request, from: s.local } : request)
     switch (request.type) {
       case 'add-qps':
         if (reply.type === 'add-qps') request.qps.forEach((o, i) => member.qps.set(o.qpn, reply.qps[i]!.qpn))
         break
       case 'remove-qp':
         for (const [local, remote] of member.qps) if (remote === request.qpn) member.qps.delete(local)
-        break
-      case 'close-session':
-        // Without the right to close it, a process's close is its leaving: its QPs go, the session stays.
-        s.members.delete(client)
         break
       case 'rekey':
         s.epoch = request.epoch
@@ -221,6 +223,15 @@ export class SessionDaemon extends EventEmitter {
         break
     }
     return reply
+  }
+
+  /** A process leaves a session it may not close. */
+  async #leave(s: DaemonSession, client: DaemonChannel, member: Participant, request: PeerRequest): Promise<void> {
+    s.members.delete(client)
+    // The peer knows the creating process's endpoint as the session holder's (a close from it ends the
+    // session): a former creator leaves by removing its QPs; a joiner's close is its leaving there too.
+    if (endpointKey(member.endpoint) === endpointKey(s.local)) await Promise.all([...member.qps.values()].map((qpn) => s.peer.request({ type: 'remove-qp', sessionId: s.id, from: s.local, qpn })))
+    else await s.peer.request(request)
   }
 
   /** A client process went away (exit or crash): its QPs are removed and the peer told; a session nobody uses any more is closed. */
@@ -315,7 +326,8 @@ export class SessionDaemon extends EventEmitter {
   #token(client: DaemonChannel, s: DaemonSession, asked: readonly DaemonScope[]): DaemonReply {
     const scope = checkScopes(asked)
     if (scope.length > JOINER_SCOPE.length) requireScope(this.#scopeOf(s, client), 'creator', s.id, `granting ${scope.filter((x) => !JOINER_SCOPE.includes(x)).join(', ')}`)
-    const token = createJoinToken(s.secret, s.id, { scope: peerScope(scope), ttlMs: TOKEN_TTL_MS, maxQps: 65536 })
+    // The peer sees a joiner's own QPs only: session-wide requests reach it from the daemon, as the session holder's.
+    const token = createJoinToken(s.secret, s.id, { scope: ['add-qps', 'remove-qp'], ttlMs: TOKEN_TTL_MS, maxQps: 65536 })
     const { claims } = splitJoinToken(token)
     s.grants.add(claims.jti, scope, claims.exp)
     return { op: 'token', url: s.url, token }

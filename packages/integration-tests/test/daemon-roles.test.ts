@@ -7,6 +7,7 @@
  * token the creator granted with 'close' can close the session for everyone.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import type { Session } from '@rdma-session/core'
 import { JsonProcess, type Event } from './processes.js'
 import { waitFor } from './helpers.js'
 import { startDaemonHost, type DaemonHost } from './daemon-host.js'
@@ -31,6 +32,21 @@ function requester(intruder: JsonProcess): (req: object) => Promise<Event> {
   }
 }
 
+/** A process that creates a session through the daemon, and the peer's side of that session. */
+async function creator(): Promise<{ p1: JsonProcess; ready: Event; sessionId: string; peerSession: Session }> {
+  const p1 = new JsonProcess('node', ['session-process.mjs', 'create', host.socketPath, host.tokenFile, host.server.url, host.psk.toString('hex')], {}, 'creator')
+  const ready = await p1.wait('ready')
+  const sessionId = String(ready.sessionId)
+  await waitFor(() => host.peer.sessions.list().includes(sessionId), 5000, 'the peer has the session')
+  return { p1, ready, sessionId, peerSession: host.peer.sessions.get(sessionId) }
+}
+
+/** A process that joins the session to the peer through the daemon (with `token`, the rights it grants) and adds two QPs. */
+function joiner(name: string, token?: string): JsonProcess {
+  const remote = `${host.peer.endpoint.address}:${host.peer.endpoint.port}`
+  return new JsonProcess('node', ['session-process.mjs', 'join', host.socketPath, host.tokenFile, remote, ...(token === undefined ? [] : [token])], {}, name)
+}
+
 function expectRefused(answer: Event, code: string, message?: RegExp): void {
   expect(answer, JSON.stringify(answer)).toMatchObject({ ok: false, code })
   if (message !== undefined) expect(String(answer.message)).toMatch(message)
@@ -38,12 +54,8 @@ function expectRefused(answer: Event, code: string, message?: RegExp): void {
 
 describe('session daemon roles (two processes)', () => {
   it('a joiner manages only its own QPs and cannot take over the creator; a granted close right closes the session for everyone', async () => {
-    const { psk, socketPath, tokenFile, peer, server } = host
-    const p1 = new JsonProcess('node', ['session-process.mjs', 'create', socketPath, tokenFile, server.url, psk.toString('hex')], {}, 'creator')
-    const r1 = await p1.wait('ready')
-    const sessionId = String(r1.sessionId)
-    await waitFor(() => peer.sessions.list().includes(sessionId), 5000, 'the peer has the session')
-    const peerSession = peer.sessions.get(sessionId)
+    const { socketPath, tokenFile } = host
+    const { p1, ready: r1, sessionId, peerSession } = await creator()
     const creatorQpn = peerSession.qps[0]!.qpn
 
     const intruder = new JsonProcess('node', ['daemon-intruder.mjs', socketPath, tokenFile, '45001'], {}, 'intruder')
@@ -74,8 +86,7 @@ describe('session daemon roles (two processes)', () => {
 
     // The creator grants the close right; the process joining with that token closes the session for everyone.
     const granted = await p1.ask(`grant ${sessionId} close`, 'granted')
-    const remote = `${peer.endpoint.address}:${peer.endpoint.port}`
-    const p3 = new JsonProcess('node', ['session-process.mjs', 'join', socketPath, tokenFile, remote, String(granted.token)], {}, 'granted')
+    const p3 = joiner('granted', String(granted.token))
     expect((await p3.wait('ready')).sessionId).toBe(sessionId)
     await p3.ask(`close ${sessionId}`, 'closed')
     await waitFor(() => peerSession.closed, 5000, 'the peer closed the session')
@@ -83,13 +94,8 @@ describe('session daemon roles (two processes)', () => {
   }, 60_000)
 
   it('the creator hands its role to another process: the old one keeps a joiner\'s rights, the new one rekeys; the session lives until its last process leaves', async () => {
-    const { psk, socketPath, tokenFile, peer, server } = host
-    const p1 = new JsonProcess('node', ['session-process.mjs', 'create', socketPath, tokenFile, server.url, psk.toString('hex')], {}, 'creator')
-    const sessionId = String((await p1.wait('ready')).sessionId)
-    await waitFor(() => peer.sessions.list().includes(sessionId), 5000, 'the peer has the session')
-    const peerSession = peer.sessions.get(sessionId)
-    const remote = `${peer.endpoint.address}:${peer.endpoint.port}`
-    const p2 = new JsonProcess('node', ['session-process.mjs', 'join', socketPath, tokenFile, remote], {}, 'joiner')
+    const { p1, sessionId, peerSession } = await creator()
+    const p2 = joiner('joiner')
     const r2 = await p2.wait('ready')
     expect(r2.sessionId).toBe(sessionId)
 
@@ -107,6 +113,19 @@ describe('session daemon roles (two processes)', () => {
     expect(peerSession.closed).toBe(false)
     await p2.ask(`write ${sessionId} 0 0 4096 7`, 'written')
     await p2.ask('exit', 'exited')
+    await waitFor(() => peerSession.closed, 5000, 'the session closed with its last process')
+  }, 60_000)
+
+  it('when the creator is gone, the last joiner to leave closes the session (nobody is left to hold it)', async () => {
+    const { p1, sessionId, peerSession } = await creator()
+    const p2 = joiner('joiner')
+    await p2.wait('ready')
+    await waitFor(() => peerSession.size === 3, 5000, `the joiner's QPs at the peer (has ${peerSession.size})`)
+    p1.child.kill('SIGKILL')
+    await p1.exited
+    await waitFor(() => peerSession.size === 2, 10_000, `the dead creator's QP removed (has ${peerSession.size})`)
+    expect(peerSession.closed).toBe(false)
+    await p2.ask(`close ${sessionId}`, 'closed')
     await waitFor(() => peerSession.closed, 5000, 'the session closed with its last process')
   }, 60_000)
 })

@@ -230,8 +230,9 @@ export class SessionDaemon extends EventEmitter {
     s.members.delete(client)
     // The peer knows the creating process's endpoint as the session holder's (a close from it ends the
     // session): a former creator leaves by removing its QPs; a joiner's close is its leaving there too.
-    if (endpointKey(member.endpoint) === endpointKey(s.local)) await Promise.all([...member.qps.values()].map((qpn) => s.peer.request({ type: 'remove-qp', sessionId: s.id, from: s.local, qpn })))
-    else await s.peer.request(request)
+    if (endpointKey(member.endpoint) === endpointKey(s.local)) await Promise.all([...member.qps.values()].map((qpn) => s.peer.request({ type: 'remove-qp', sessionId: s.id, from: s.local, qpn }).catch(() => undefined)))
+    else await s.peer.request(request).catch(() => undefined)
+    if (s.members.size === 0) await this.#closeSession(s, 'every local process left', true)
   }
 
   /** A client process went away (exit or crash): its QPs are removed and the peer told; a session nobody uses any more is closed. */

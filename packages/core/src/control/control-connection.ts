@@ -14,7 +14,7 @@ import type { IncomingMessage } from 'node:http'
 import { AuthError, ErrorCode, ProtocolError, RdmaError, TimeoutError } from '../errors.js'
 import type { NormalizedAuth } from './auth.js'
 import { normalizeAddress } from './endpoint-binding.js'
-import { MAX_FRAME_BYTES, check, errorFrameSchema, finishSchema, helloSchema, parseFrame, sealedMessageSchema, welcomeSchema, type ByeEnvelope, type Envelope, type HelloFrame } from './frames.js'
+import { MAX_FRAME_BYTES, check, checkVersion, errorFrameSchema, finishSchema, helloSchema, parseFrame, sealedMessageSchema, welcomeSchema, type ByeEnvelope, type Envelope, type HelloFrame } from './frames.js'
 import { CLOSE_CODE, asRdmaError, parseJson, rawToBuffer, remoteError, runHandshake, terminateLater, tooBig } from './handshake-runner.js'
 import { clientFinish, clientHello, clientSharedKey, resumeProofHolds, serverFinish, serverWelcome, type HandshakeResult } from './handshake.js'
 import { FrameOpener, FrameSealer } from './sealed-frames.js'
@@ -151,6 +151,7 @@ export class ControlConnection {
         if (isBinary || hs === null) throw new ProtocolError('expected a welcome text frame')
         const frame = parseJson(buf.toString('utf8'), 'welcome') as { t?: unknown } | null
         if (frame?.t === 'error') throw remoteError(check(errorFrameSchema, frame, 'error frame'))
+        checkVersion(frame, 'welcome')
         const welcome = check(welcomeSchema, frame, 'welcome')
         if (resume !== null && welcome.resumed && welcome.channel !== resume.channelId) throw new ProtocolError('the server resumed another channel')
         const sharedKey = await clientSharedKey(auth, hs.hello, welcome)
@@ -181,6 +182,7 @@ export class ControlConnection {
         const raw = parseJson(buf.toString('utf8'), stage)
         if ((raw as { t?: unknown } | null)?.t === 'error') throw new ProtocolError(`the client aborted the handshake: ${check(errorFrameSchema, raw, 'error frame').message}`)
         if (stage === 'hello') {
+          checkVersion(raw, 'hello')
           hello = check(helloSchema, raw, 'hello')
           if (hello.purpose !== purpose) throw new ProtocolError(`this endpoint serves '${purpose}' connections, not '${hello.purpose}'`)
           const peerId = hello.auth === 'ed25519' ? `ed25519:${String(hello.identity)}` : `${hello.auth}:${String(hello.pskId)}`

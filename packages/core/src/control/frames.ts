@@ -10,7 +10,8 @@ import { errorRecordSchema, text, uint } from './record-schema.js'
 
 /** Largest frame a peer may send; larger ones get an error reply and the connection is closed. */
 export const MAX_FRAME_BYTES = 1 << 20
-export const PROTOCOL_VERSION = 1 as const
+/** 2: sealed `bye`, passphrase hellos and the welcome's salt in the transcript. */
+export const PROTOCOL_VERSION = 2 as const
 
 const b64 = (bytes: number) => v.pipe(v.string(), v.regex(new RegExp(`^[A-Za-z0-9_-]{${Math.ceil((bytes * 4) / 3)}}$`), `${bytes} bytes in base64url`))
 export const key32 = b64(32)
@@ -70,6 +71,12 @@ export const sealedMessageSchema = v.variant('t', [requestEnvelope, replyEnvelop
 /** The envelopes a channel handles (a `bye` is handled by the connection). */
 export type Envelope = v.InferOutput<typeof requestEnvelope> | v.InferOutput<typeof replyEnvelope> | v.InferOutput<typeof errorEnvelope>
 export type ByeEnvelope = v.InferOutput<typeof byeEnvelope>
+
+/** Throws ProtocolError naming both versions when a handshake frame is of another protocol version. */
+export function checkVersion(raw: unknown, what: string): void {
+  const got = (raw as { v?: unknown } | null)?.v
+  if (typeof got === 'number' && got !== PROTOCOL_VERSION) throw new ProtocolError(`${what}: control protocol version ${got}, but this side speaks ${PROTOCOL_VERSION}; run the same rdma-session version on both ends`, { version: got, expected: PROTOCOL_VERSION })
+}
 
 /** Parses JSON text and checks it against `schema`; throws ProtocolError naming the first problem. */
 export function parseFrame<S extends v.GenericSchema>(schema: S, raw: string | unknown, what: string): v.InferOutput<S> {

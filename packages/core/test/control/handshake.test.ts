@@ -3,7 +3,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { randomBytes } from 'node:crypto'
 import { WebSocket, WebSocketServer } from 'ws'
 import * as v from 'valibot'
-import { ControlChannel, ControlConnection, ControlServer, generateIdentity, isRdmaError, openSocket, publicKeyId, type ClientAuth, type ServerAuth } from '../../src/index.js'
+import { ControlChannel, ControlConnection, ControlServer, PROTOCOL_VERSION, generateIdentity, isRdmaError, openSocket, publicKeyId, type ClientAuth, type ServerAuth } from '../../src/index.js'
 import { normalizeClientAuth, normalizeServerAuth } from '../../src/control/auth.js'
 import { dialControl } from '../../src/control/control-server.js'
 
@@ -123,6 +123,17 @@ describe('control handshake', () => {
     })
     const err = await dial(proxy, { identity: c.privateKey, trusted: [s.publicKey] }).catch((e: unknown) => e)
     expect(err).toMatchObject({ code: 'ERR_AUTH', message: expect.stringContaining('signature') })
+  })
+
+  it('a peer of another protocol version is refused with ERR_PROTOCOL naming both versions', async () => {
+    const server = await echoServer({ psk })
+    const proxy = await tamperingProxy(server.url, (frame) => {
+      const f = JSON.parse(frame) as Record<string, unknown>
+      if (f.t === 'hello') f.v = 1
+      return JSON.stringify(f)
+    })
+    const err = await dial(proxy, { psk }).catch((e: unknown) => e)
+    expect(err).toMatchObject({ code: 'ERR_PROTOCOL', message: expect.stringContaining(`control protocol version 1, but this side speaks ${PROTOCOL_VERSION}`) })
   })
 
   it('a flipped bit in a sealed frame: the frame is not acted on; the next one shows the gap, the link counts as failed and the channel resumes; both requests are answered once', async () => {

@@ -1,6 +1,7 @@
 /** Where the session daemon listens and keeps its token, and reading/making the token (mode 0600). */
 import { chmodSync, closeSync, existsSync, openSync, readFileSync, statSync, writeSync } from 'node:fs'
 import { randomBytes } from 'node:crypto'
+import { MIN_PSK_BYTES } from '@rdma-session/core'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
@@ -21,7 +22,7 @@ export function readToken(tokenFile: string): string {
   const st = statSync(tokenFile)
   if ((st.mode & 0o077) !== 0) throw new Error(`${tokenFile} is readable by others (mode ${(st.mode & 0o777).toString(8)}); chmod 600 it`)
   const token = readFileSync(tokenFile, 'utf8').trim()
-  if (token.length < 16) throw new Error(`${tokenFile} holds no usable token`)
+  if (Buffer.byteLength(token) < MIN_PSK_BYTES) throw new Error(`${tokenFile} holds no usable token (at least ${MIN_PSK_BYTES} bytes; delete it and restart the daemon to make a new one)`)
   return token
 }
 

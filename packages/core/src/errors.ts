@@ -29,6 +29,8 @@ export const ErrorCode = {
   JOIN_TOKEN: 'ERR_JOIN_TOKEN',
   RATE_LIMIT: 'ERR_RATE_LIMIT',
   TIMEOUT: 'ERR_TIMEOUT',
+  /** The peer refused for now (connection limit, shutting down): retry later. */
+  BUSY: 'ERR_BUSY',
   /** A native provider's addon is not built for this platform or Node.js (provider-verbs). */
   ADDON_MISSING: 'ERR_ADDON_MISSING',
   /** The provider loaded but found no usable device (no RDMA NIC, no rxe link). */
@@ -192,6 +194,13 @@ export class RateLimitError extends RdmaError {
 export class TimeoutError extends RdmaError {
   constructor(message: string, details: Record<string, unknown> = {}) {
     super(ErrorCode.TIMEOUT, message, details)
+  }
+}
+
+/** The peer refused a connection for now (at its connection limit, closing): retry with backoff; reconnects do so by themselves within their grace period. */
+export class BusyError extends RdmaError {
+  constructor(message: string, details: Record<string, unknown> = {}) {
+    super(ErrorCode.BUSY, message, details)
   }
 }
 

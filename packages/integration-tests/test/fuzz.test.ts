@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { generateKeyPairSync } from 'node:crypto'
 import { WebSocket } from 'ws'
 import * as v from 'valibot'
-import { ControlConnection, MAX_FRAME_BYTES, WS_MAX_PAYLOAD, normalizeClientAuth, openSocket, peerRequestSchema, seededRandom, type Context, type PeerServer } from '@rdma-session/core'
+import { ControlConnection, MAX_FRAME_BYTES, PROTOCOL_VERSION, WS_MAX_PAYLOAD, normalizeClientAuth, openSocket, peerRequestSchema, seededRandom, type Context, type PeerServer } from '@rdma-session/core'
 import { PSK, exposeBuffer, mockContexts, waitFor } from './helpers.js'
 
 const auth = { psk: PSK }
@@ -57,7 +57,7 @@ function mutate(obj: Record<string, unknown>, required: readonly string[]): stri
 
 function validHello(): Record<string, unknown> {
   const eph = String(generateKeyPairSync('x25519').publicKey.export({ format: 'jwk' }).x)
-  return { t: 'hello', v: 1, purpose: 'peer', auth: 'psk', pskId: 'default', eph, nonce: bytes(32).toString('base64url') }
+  return { t: 'hello', v: PROTOCOL_VERSION, purpose: 'peer', auth: 'psk', pskId: 'default', eph, nonce: bytes(32).toString('base64url') }
 }
 
 interface Outcome {

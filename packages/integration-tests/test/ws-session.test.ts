@@ -1,10 +1,11 @@
 /** Sessions over the ws control plane on provider-mock: negotiation, added QPs, join tokens, rekey, keepalive, reconnect, rate limit. */
 import { afterEach, describe, expect, it } from 'vitest'
-import { createContext, generateIdentity, type Context, type PeerServer, type Session } from '@rdma-session/core'
+import { createContext, generateIdentity, type Context, type EndpointRecord, type PeerServer, type Session } from '@rdma-session/core'
 import { MockFabric, mock } from '@rdma-session/provider-mock'
 import { PSK, TcpProxy, expectCode, exposeBuffer, mockContexts, waitFor } from './helpers.js'
 
 const auth = { psk: PSK }
+const endpointKey = (e: EndpointRecord): string => `${e.address}:${e.port}`
 const cleanups: (() => Promise<unknown> | unknown)[] = []
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c()
@@ -96,7 +97,9 @@ describe('ws control plane on mock', () => {
     const { buf } = exposeBuffer(a)
     // A second process on B's host: same address, another port.
     const b2 = await createContext({ provider: mock({ fabric, address: b.endpoint.address, port: 4792 }) })
-    const far = await createContext({ provider: mock({ fabric }) })
+    // Another host: its own address, and its control connections come from it.
+    const far = await createContext({ provider: mock({ fabric, address: '127.0.0.77' }) })
+    const farAuth = { auth, localAddress: '127.0.0.77' }
     cleanups.push(() => far.close(), () => b2.close())
     const session = await b.connect(server.url, { auth, params: { encryption: 'aes-256-gcm' }, qps: [{}] })
     const peer = a.sessions.get(session.id)
@@ -118,7 +121,7 @@ describe('ws control plane on mock', () => {
     // Expired.
     const old = session.createJoinToken({ ttlMs: 1 })
     await new Promise((r) => setTimeout(r, 10))
-    const expired = await expectCode(far.join(server.url, { auth, token: old }), 'ERR_JOIN_TOKEN')
+    const expired = await expectCode(far.join(server.url, { ...farAuth, token: old }), 'ERR_JOIN_TOKEN')
     expect(expired.details.reason).toBe('expired')
     // Wrong scope: may remove QPs but not add them.
     const b3 = await createContext({ provider: mock({ fabric, address: b.endpoint.address, port: 4793 }) })
@@ -131,11 +134,14 @@ describe('ws control plane on mock', () => {
     const b4 = await createContext({ provider: mock({ fabric, address: b.endpoint.address, port: 4794 }) })
     cleanups.push(() => b4.close())
     await b4.join(server.url, { auth, token: once })
-    expect((await expectCode(far.join(server.url, { auth, token: once }), 'ERR_JOIN_TOKEN')).details.reason).toBe('exhausted')
+    expect((await expectCode(far.join(server.url, { ...farAuth, token: once }), 'ERR_JOIN_TOKEN')).details.reason).toBe('exhausted')
     const [p0, payload, , key] = session.createJoinToken().split('.')
     const forged = `${p0}.${payload}.${Buffer.alloc(32, 1).toString('base64url')}.${key}`
-    expect((await expectCode(far.join(server.url, { auth, token: forged }), 'ERR_JOIN_TOKEN')).details.reason).toBe('forged')
-    await expectCode(far.join(server.url, { auth, token: session.createJoinToken() }), 'ERR_REMOTE_MISMATCH')
+    expect((await expectCode(far.join(server.url, { ...farAuth, token: forged }), 'ERR_JOIN_TOKEN')).details.reason).toBe('forged')
+    await expectCode(far.join(server.url, { ...farAuth, token: session.createJoinToken() }), 'ERR_REMOTE_MISMATCH')
+    // A host that declares an address its control connection does not come from is refused before anything else.
+    const unbound = await expectCode(far.join(server.url, { auth, token: session.createJoinToken() }), 'ERR_PEER')
+    expect(unbound.details).toMatchObject({ reason: 'endpoint-unbound', declared: endpointKey(far.endpoint), source: '127.0.0.1' })
 
     // The joiner leaves: its QPs go, the session stays.
     await joined.close()

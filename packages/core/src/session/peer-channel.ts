@@ -3,7 +3,7 @@
  * it across processes and hosts; `InProcessLink` joins two contexts in one process.
  */
 import { ErrorCode, PeerError, RdmaError, isRdmaError, type ErrorCode as Code } from '../errors.js'
-import type { ErrorRecord, PeerReply, PeerRequest, PeerResult } from './records.js'
+import type { EndpointRecord, ErrorRecord, PeerReply, PeerRequest, PeerResult } from './records.js'
 
 export type PeerRequestHandler = (request: PeerRequest, channel: PeerChannel) => Promise<PeerReply>
 
@@ -21,6 +21,10 @@ export interface PeerChannel {
   admitQps?(count: number): void
   /** Calls `listener` once the channel is closed for good (the peer is gone). */
   onClosed?(listener: (reason: string) => void): void
+  /** Control-plane channels: frames dropped because they did not authenticate, and resumes on new connections. */
+  stats?(): { readonly droppedFrames: number; readonly resumes: number }
+  /** Control-plane channels: throws ERR_PEER when the peer may not declare `declared` as its RoCE endpoint (it is not bound to the connection). */
+  checkEndpoint?(declared: EndpointRecord): void
 }
 
 const KNOWN_CODES = new Set<string>(Object.values(ErrorCode))

@@ -147,6 +147,8 @@ export class SessionManager extends EventEmitter implements SessionOwner {
       }
       const reply = await channel.request(request)
       if (reply.type !== 'open-session' || reply.qps.length !== qps.length) throw new PeerError('the peer answered open-session with a malformed reply')
+      // Our QPs send to the endpoint the peer declares: it must be one its connection proves.
+      channel.checkEndpoint?.(reply.from)
       if (derives) secret = channel.sessionSecret!(sessionId)
       if (reply.encryption === 'none' && params.encryption.suite !== 'none') {
         if (params.encryption.required) throw new EncryptionUnsupportedError('peer', params.encryption.suite)
@@ -186,6 +188,7 @@ export class SessionManager extends EventEmitter implements SessionOwner {
     if (this.#table.has(claims.sid)) throw new InvalidArgumentError(`session '${claims.sid}' is already in this context's table`)
     const reply = await channel.request({ type: 'join-session', sessionId: claims.sid, from: this.#ctx.endpoint, token: presented })
     if (reply.type !== 'join-session') throw new PeerError('the peer answered join-session with a malformed reply')
+    channel.checkEndpoint?.(reply.from)
     const params = normalizeParams({ encryption: reply.params.encryption.suite === 'none' ? 'none' : { suite: reply.params.encryption.suite, required: reply.params.encryption.required }, encapsulation: reply.params.encapsulation })
     if (params.encryption.suite !== 'none' && !this.#ctx.capabilities.encryption) throw new EncryptionUnsupportedError(this.#ctx.provider.name, params.encryption.suite)
     if (this.#table.has(claims.sid)) throw new InvalidArgumentError(`session '${claims.sid}' is already in this context's table`)
@@ -348,6 +351,8 @@ export class SessionManager extends EventEmitter implements SessionOwner {
 
   async #handle(request: PeerRequest, channel: PeerChannel): Promise<PeerReply> {
     if (request === null || typeof request !== 'object') throw new PeerError('malformed request')
+    // The endpoint a request declares is where QPs made or found for it send: it must be bound to the channel.
+    channel.checkEndpoint?.(request.from)
     switch (request.type) {
       case 'open-session':
         return this.#acceptOpen(request, channel)

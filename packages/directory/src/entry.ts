@@ -16,7 +16,7 @@ const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/
 const LABEL_KEY = /^[A-Za-z0-9][A-Za-z0-9._/-]{0,62}$/
 const KEY_ID = /^[A-Za-z0-9_-]{43}$/
 const SESSION_ID = /^[A-Za-z0-9._:-]{1,128}$/
-const URL_RE = /^(wss?|rdmacm|unix):\/\/[^\s]{1,250}$/
+const URL_RE = /^(wss?:\/\/|ws\+unix:|rdmacm:\/\/)[^\s]{1,250}$/
 const GID = /^[0-9a-fA-F:.]{2,45}$/
 
 export interface RoceAddress {

@@ -74,6 +74,8 @@ export interface PublishOptions {
   readonly joiners?: readonly (PublicKeyInput | '*')[]
   /** The directory name of the host at the other end. */
   readonly peer?: string
+  /** This host's end of the session; default the first RoCE address (and port, else 4791) of the registration. */
+  readonly local?: { address: string; port: number }
 }
 
 const RETRY_MIN_MS = 200
@@ -272,7 +274,7 @@ export class Directory extends EventEmitter {
 
   // ---- sessions
 
-  /** Session entries visible to this process (naming its reader key, or '*'), by ID, remote or host. */
+  /** Session entries visible to this process (naming its reader key, or '*'), by ID, an endpoint at either end (`remote`) or publishing host. */
   async findSessions(filter: { id?: string; remote?: { address: string; port: number } | string; host?: string } = {}): Promise<SessionEntry[]> {
     this.#check()
     const remote = filter.remote === undefined ? undefined : typeof filter.remote === 'string' ? filter.remote : `${filter.remote.address}:${filter.remote.port}`
@@ -307,7 +309,10 @@ export class Directory extends EventEmitter {
     return out
   }
 
-  /** The ID of a session to `remote` listed in the directory (the cluster-wide sessions.query()). */
+  /**
+   * The ID of a listed session with `remote` at one of its ends (the cluster-wide sessions.query()):
+   * a process next to one end asks with the other end's RoCE endpoint, as it would ask ctx.sessions.query().
+   */
   async querySession(filter: { remote: { address: string; port: number } | string }): Promise<string | undefined> {
     return (await this.findSessions({ remote: filter.remote }))[0]?.id
   }
@@ -384,7 +389,8 @@ function matches(e: HostRecord, filter: HostFilter): boolean {
 }
 
 function sessionMatches(s: SessionRecord, id: string | undefined, remote: string | undefined, host: string | undefined): boolean {
-  return (id === undefined || s.id === id) && (remote === undefined || `${s.remote.address}:${s.remote.port}` === remote) && (host === undefined || s.host === host)
+  const ends = [`${s.remote.address}:${s.remote.port}`, ...(s.local === undefined ? [] : [`${s.local.address}:${s.local.port}`])]
+  return (id === undefined || s.id === id) && (remote === undefined || ends.includes(remote)) && (host === undefined || s.host === host)
 }
 
 /** Tries each URL until one connects; an authentication failure stops at once (it is not a reachability problem). */
@@ -488,12 +494,15 @@ export class Registration extends EventEmitter {
   async publishSession(session: Session | { id: string; remote: { address: string; port: number } }, options: PublishOptions = {}): Promise<SessionRecord> {
     this.#checkOpen()
     const joiners = (options.joiners ?? []).map((k) => (k === '*' ? '*' : publicKeyId(k)))
+    const first = this.#info.roce[0]
+    const local = options.local ?? (first === undefined ? undefined : { address: first.address, port: first.port ?? 4791 })
     const rec: SessionRecord = {
       v: 1,
       kind: 'session',
       id: checkSessionId(session.id),
       host: this.name,
       remote: { address: session.remote.address, port: session.remote.port },
+      ...(local === undefined ? {} : { local }),
       ...(options.peer === undefined ? {} : { peer: checkName(options.peer, 'peer name') }),
       joiners: [...new Set(joiners)],
       issuedAt: Date.now(),

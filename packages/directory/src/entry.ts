@@ -55,6 +55,8 @@ export interface SessionRecord {
   readonly host: string
   /** The session's remote as the publishing host sees it (RoCE address and port). */
   readonly remote: { readonly address: string; readonly port: number }
+  /** The publishing host's own end of the session (its RoCE address and port), if known. */
+  readonly local?: { readonly address: string; readonly port: number }
   /** The host at the other end, if known. */
   readonly peer?: string
   /** Identity key ids that may see the record; ['*'] for every reader. Joining still needs a join token. */
@@ -142,11 +144,16 @@ function checkSessionRecord(v: unknown): SessionRecord {
   if (!isObj(v) || v.v !== 1 || v.kind !== 'session') throw malformed('not a v1 session entry')
   const id = checkSessionId(v.id)
   const host = checkName(v.host)
-  if (!isObj(v.remote) || typeof v.remote.address !== 'string' || isIP(v.remote.address) === 0 || !Number.isInteger(v.remote.port) || (v.remote.port as number) < 0 || (v.remote.port as number) > 65535) throw malformed('remote must be { address: IP, port }')
+  const endpoint = (e: unknown, what: string): { address: string; port: number } => {
+    if (!isObj(e) || typeof e.address !== 'string' || isIP(e.address) === 0 || !Number.isInteger(e.port) || (e.port as number) < 0 || (e.port as number) > 65535) throw malformed(`${what} must be { address: IP, port }`)
+    return { address: e.address, port: e.port as number }
+  }
+  const remote = endpoint(v.remote, 'remote')
+  const local = v.local === undefined ? undefined : endpoint(v.local, 'local')
   const peer = v.peer === undefined ? undefined : checkName(v.peer, 'peer name')
   const joiners = strings(v.joiners, 'joiners', 256, /^(\*|[A-Za-z0-9_-]{43})$/)
   if (typeof v.issuedAt !== 'number' || !Number.isFinite(v.issuedAt)) throw malformed('issuedAt must be a number')
-  return { v: 1, kind: 'session', id, host, remote: { address: v.remote.address, port: v.remote.port as number }, ...(peer === undefined ? {} : { peer }), joiners, issuedAt: v.issuedAt }
+  return { v: 1, kind: 'session', id, host, remote, ...(local === undefined ? {} : { local }), ...(peer === undefined ? {} : { peer }), joiners, issuedAt: v.issuedAt }
 }
 
 function publicKeyFromId(id: string): KeyObject {

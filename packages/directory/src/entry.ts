@@ -68,6 +68,29 @@ function malformed(what: string, details: Record<string, unknown> = {}): Directo
   return new DirectoryError('ERR_DIRECTORY_MALFORMED', `malformed directory entry: ${what}`, details)
 }
 
+/**
+ * Ed25519 public keys of small order (libsodium's list, compared with the sign bit cleared). With
+ * such a key a crafted signature verifies for many messages (OpenSSL accepts the all-zero key with
+ * an all-zero signature for some), so a "signed" entry would prove nothing: refuse them.
+ */
+const SMALL_ORDER = [
+  '0000000000000000000000000000000000000000000000000000000000000000',
+  '0100000000000000000000000000000000000000000000000000000000000000',
+  '26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05',
+  'c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a',
+  'ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f',
+  'edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f',
+  'eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f',
+].map((h) => Buffer.from(h, 'hex'))
+
+export function isWeakKey(id: string): boolean {
+  const raw = Buffer.from(id, 'base64url')
+  if (raw.length !== 32) return true
+  const masked = Buffer.from(raw)
+  masked[31] = masked[31]! & 0x7f
+  return SMALL_ORDER.some((k) => k.equals(masked))
+}
+
 function isObj(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v)
 }
@@ -118,6 +141,7 @@ export function checkHostInfo(v: unknown): HostInfo {
   const ws = strings(v.urls.ws ?? [], 'urls.ws', 8, URL_RE)
   const rdmaCm = v.urls.rdmaCm === undefined ? undefined : strings(v.urls.rdmaCm, 'urls.rdmaCm', 8, URL_RE)
   if (typeof v.identity !== 'string' || !KEY_ID.test(v.identity)) throw malformed('identity must be a 43-character base64url Ed25519 key id')
+  if (isWeakKey(v.identity)) throw malformed(`identity ${v.identity} is an Ed25519 key of small order, which proves nothing`)
   const caps = v.capabilities ?? { providers: [], encryption: [] }
   if (!isObj(caps)) throw malformed('capabilities must be an object')
   const providers = strings(caps.providers ?? [], 'capabilities.providers', 16, /^[A-Za-z0-9@/._-]{1,64}$/)

@@ -5,6 +5,8 @@
  *   etcd://10.0.0.1:2379,10.0.0.2:2379   etcd v3 cluster (etcds:// for TLS)
  *   file:///run/rdma-session/directory   embedded, the processes of one host (the default)
  *   memory://name                        in-process (tests, simulations)
+ *
+ * $RDMA_SESSION_DIRECTORY_NAMESPACE sets the key prefix when the options do not.
  */
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -55,5 +57,6 @@ export async function openBackend(url: string, etcd: Omit<EtcdBackendOptions, 'e
 /** A Directory on the configured backend. */
 export async function openDirectory(options: OpenDirectoryOptions = {}): Promise<Directory> {
   const backend = options.backend ?? (await openBackend(options.url ?? (process.env.RDMA_SESSION_DIRECTORY || 'file://'), options.etcd))
-  return new Directory({ ...options, backend })
+  const namespace = options.namespace ?? (process.env.RDMA_SESSION_DIRECTORY_NAMESPACE || undefined)
+  return new Directory({ ...options, ...(namespace === undefined ? {} : { namespace }), backend })
 }

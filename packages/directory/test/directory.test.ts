@@ -141,6 +141,7 @@ describe('directory (in-process backend)', () => {
       ['bad address', resign({ ...body, roce: [{ address: 'not-an-ip' }] }), 'ERR_DIRECTORY_MALFORMED'],
       ['bad identity', resign({ ...body, identity: 42 }), 'ERR_DIRECTORY_MALFORMED'],
       ['label type', resign({ ...body, labels: { a: 1 } }), 'ERR_DIRECTORY_MALFORMED'],
+      ['small-order key, zero signature', JSON.stringify({ body: JSON.stringify({ ...body, identity: 'A'.repeat(43) }), sig: Buffer.alloc(64).toString('base64url') }), 'ERR_DIRECTORY_MALFORMED'],
       ['too many urls', resign({ ...body, urls: { ws: Array(9).fill('ws://a:1') } }), 'ERR_DIRECTORY_MALFORMED'],
       ['altered body', (() => { const v = JSON.parse(resign(body)) as { body: string; sig: string }; return JSON.stringify({ body: v.body.replace('7471', '6666'), sig: v.sig }) })(), 'ERR_DIRECTORY_SIGNATURE'],
       ['replayed under another name', good, 'ERR_DIRECTORY_MALFORMED'],

@@ -29,13 +29,13 @@ export async function freePort(): Promise<number> {
 }
 
 /** Polls `cond` until it holds or `timeoutMs` passes (then throws naming `what`). */
-export async function waitFor<T>(what: string, cond: () => T | Promise<T>, timeoutMs = 10_000, stepMs = 25): Promise<T> {
+export async function waitFor<T>(what: string, cond: () => T | Promise<T>, timeoutMs = 10_000, stepMs = 25): Promise<NonNullable<T>> {
   const deadline = Date.now() + timeoutMs
   let last: unknown
   for (;;) {
     try {
       const v = await cond()
-      if (v) return v
+      if (v) return v as NonNullable<T>
     } catch (err) {
       last = err
     }

@@ -156,3 +156,41 @@ describe.skipIf(skip)('directory on a real etcd (single member)', () => {
     }
   })
 })
+
+describe.skipIf(skip)('directory on a real etcd (three members)', () => {
+  let etcd: EtcdCluster
+  beforeAll(async () => {
+    etcd = await EtcdCluster.start(3)
+  })
+  afterAll(async () => {
+    await etcd?.stop()
+  })
+
+  it('a killed member changes nothing for the hosts: entries stay, lookups and watches go on, new hosts register', async () => {
+    const url = `etcd://${etcd.endpoints.map((e) => e.slice('http://'.length)).join(',')}`
+    const a = await openDirectory({ url, etcd: { timeoutMs: 1000 }, namespace: 'c3' })
+    const b = await openDirectory({ url, etcd: { timeoutMs: 1000 }, namespace: 'c3' })
+    try {
+      const events: HostEvent[] = []
+      await b.watch((ev) => events.push(ev))
+      const reg = await a.register(host('c3-h1', 2000).options)
+      await waitFor('join', () => events.some((e) => e.type === 'join' && e.name === 'c3-h1'))
+      const lost: unknown[] = []
+      reg.on('lost', (e) => lost.push(e))
+      // Kill the member the clients most likely talk to first, then one more lease period passes.
+      await etcd.kill(0)
+      const until = Date.now() + 3000
+      await waitFor('lookups keep working on the other members', async () => (await b.lookup('c3-h1')).stale === false, 15_000, 100)
+      await a.register(host('c3-h2', 2000).options)
+      await waitFor('watch sees a host registered after the member died', () => events.some((e) => e.type === 'join' && e.name === 'c3-h2'), 15_000)
+      await waitFor('a full lease period after the kill', () => Date.now() > until, 10_000, 100)
+      expect((await b.lookup('c3-h1')).stale).toBe(false)
+      expect(lost).toEqual([])
+      expect(reg.state).toBe('live')
+      expect(events.some((e) => e.type === 'leave')).toBe(false)
+    } finally {
+      await a.close()
+      await b.close()
+    }
+  })
+})

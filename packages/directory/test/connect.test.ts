@@ -6,7 +6,7 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import { createContext, generateIdentity, publicKeyId, type Context } from '@rdma-session/core'
 import { MockFabric, mock } from '@rdma-session/provider-mock'
-import { Directory, MemoryBackend, MemoryStore } from '../src/index.js'
+import { Directory, MemoryBackend, MemoryStore, endorseHost } from '../src/index.js'
 import { sealEntry } from '../src/entry.js'
 
 const cleanups: (() => Promise<unknown> | unknown)[] = []
@@ -124,5 +124,22 @@ describe('connect and join by name', () => {
     expect((await errOf(dirB.connect(b, 'node-zz', { auth: { identity: client.privateKey, trusted: [a.id.publicKey] } }))).code).toBe('ERR_DIRECTORY_NOT_FOUND')
     const s = await dirB.connect(b, 'node-a', { auth: { identity: client.privateKey, trusted: [a.id.publicKey] } })
     expect(s.qps.length).toBeGreaterThan(0)
+  })
+
+  it('a client trusting an authority connects to an endorsed host without its key; an unendorsed one is refused', async () => {
+    const fabric = new MockFabric()
+    const store = new MemoryStore()
+    const authority = generateIdentity()
+    const client = generateIdentity()
+    const a = await serverHost(fabric, store, 'node-a', [client])
+    await a.reg.update({ endorsement: endorseHost(authority.privateKey, { name: 'node-a', identity: a.id.publicKey }) })
+    const other = await serverHost(fabric, store, 'node-b', [client])
+    const b = await ctxOn(fabric)
+    const dirB = dirOn(store, { trust: { authorities: [authority.publicKey] } })
+    const s = await dirB.connect(b, 'dir://node-a', { auth: { identity: client.privateKey, trusted: [] } })
+    expect(s.qps.length).toBeGreaterThan(0)
+    const err = await errOf(dirB.connect(b, 'dir://node-b', { auth: { identity: client.privateKey, trusted: [] } }))
+    expect(err).toMatchObject({ code: 'ERR_AUTH', details: { directoryCode: 'ERR_DIRECTORY_UNTRUSTED' } })
+    expect(other.ctx.sessions.list()).toEqual([])
   })
 })

@@ -3,7 +3,7 @@
  * alive; processes look hosts up by name or label, watch them come and go, connect by name, and
  * find sessions by ID. Backends (etcd, file, memory) store signed opaque values; all checking is here.
  *
- * Keys: `<namespace>/hosts/<name>` and `<namespace>/sessions/<session id>`.
+ * Keys: `<namespace>/hosts/<name>` and `<namespace>/sessions/<session id>/<host name>` (each end may list a session).
  */
 import { EventEmitter } from 'node:events'
 import { AuthError, isRdmaError, publicKeyId, type ClientAuth, type ConnectOptions, type Context, type DialOptions, type JoinOptions, type PrivateKeyInput, type PublicKeyInput, type Session, type WsPeerChannel } from '@rdma-session/core'
@@ -46,7 +46,8 @@ export interface SessionEntry extends SessionRecord {
 
 export type HostEvent =
   | { readonly type: 'join' | 'update'; readonly name: string; readonly entry: HostEntry }
-  | { readonly type: 'leave'; readonly name: string }
+  /** `last`: the host's last entry this process saw, to clean up after it (sessions to its RoCE addresses…). */
+  | { readonly type: 'leave'; readonly name: string; readonly last?: HostEntry }
   /** An entry under the hosts prefix failed its checks (malformed, forged, untrusted); it is ignored. */
   | { readonly type: 'invalid'; readonly name: string; readonly error: DirectoryError }
   /** The watch broke for good (the backend gave up); open a new one. */
@@ -192,8 +193,9 @@ export class Directory extends EventEmitter {
     const onEvent = (ev: WatchEvent): void => {
       const name = ev.key.slice(this.hostsPrefix.length)
       if (ev.type === 'delete') {
+        const last = this.#hosts.get(name)
         this.#hosts.delete(name)
-        if (known.delete(name)) deliver({ type: 'leave', name })
+        if (known.delete(name)) deliver(last === undefined ? { type: 'leave', name } : { type: 'leave', name, last })
         return
       }
       let entry: HostEntry
@@ -280,30 +282,29 @@ export class Directory extends EventEmitter {
     const remote = filter.remote === undefined ? undefined : typeof filter.remote === 'string' ? filter.remote : `${filter.remote.address}:${filter.remote.port}`
     let rows: Array<{ key: string; value: string }>
     try {
-      if (filter.id !== undefined) {
-        const v = await this.backend.get(this.sessionsPrefix + checkSessionId(filter.id))
-        rows = v === undefined ? [] : [{ key: this.sessionsPrefix + filter.id, value: v }]
-      } else {
-        rows = await this.backend.list(this.sessionsPrefix)
-      }
+      rows = await this.backend.list(this.sessionsPrefix + (filter.id === undefined ? '' : `${checkSessionId(filter.id)}/`))
     } catch (err) {
       if (!isDirectoryError(err, 'ERR_DIRECTORY_UNAVAILABLE')) throw err
-      rows = []
       const cached = [...this.#sessions.values()].map((s) => ({ ...s, stale: true }))
       return cached.filter((s) => sessionMatches(s, filter.id, remote, filter.host))
     }
     const out: SessionEntry[] = []
     for (const { key, value } of rows) {
-      const id = key.slice(this.sessionsPrefix.length)
+      const rest = key.slice(this.sessionsPrefix.length)
+      const slash = rest.lastIndexOf('/')
+      const id = rest.slice(0, slash)
+      const host = rest.slice(slash + 1)
       try {
-        const rec = await openSessionEntry(value, id, async (host) => (await this.lookup(host)).identity)
+        if (slash <= 0) throw new DirectoryError('ERR_DIRECTORY_MALFORMED', `malformed directory entry: session key '${rest.slice(0, 200)}' is not <id>/<host>`)
+        const rec = await openSessionEntry(value, id, async (h) => (await this.lookup(h)).identity)
+        if (rec.host !== host) throw new DirectoryError('ERR_DIRECTORY_MALFORMED', `malformed directory entry: session '${id}' stored under host '${host}' names host '${rec.host}'`, { id, host })
         if (!this.#visible(rec)) continue
         const entry = { ...rec, stale: false }
-        this.#sessions.set(id, entry)
+        this.#sessions.set(rest, entry)
         if (sessionMatches(entry, filter.id, remote, filter.host)) out.push(entry)
       } catch (err) {
-        this.#invalid(id, err)
-        if (filter.id !== undefined) throw err
+        this.#invalid(rest, err)
+        if (filter.id !== undefined && rows.length === 1) throw err
       }
     }
     return out
@@ -318,12 +319,15 @@ export class Directory extends EventEmitter {
   }
 
   /**
-   * Joins a session listed in the directory by its ID: dials the host that published it (pinned to
+   * Joins a session listed in the directory by its ID: dials the host at the far end (an end that
+   * listed it and sees this process's host as the session's remote) (pinned to
    * its key, as connect) and presents the join token. The ID only finds the session; the token is the credential.
    */
   async join(ctx: Context, sessionId: string, options: JoinOptions): Promise<Session> {
-    const [rec] = await this.findSessions({ id: sessionId })
-    if (rec === undefined) throw new DirectoryError('ERR_DIRECTORY_NOT_FOUND', `no session '${sessionId}' visible in the directory`, { sessionId })
+    const recs = await this.findSessions({ id: sessionId })
+    if (recs.length === 0) throw new DirectoryError('ERR_DIRECTORY_NOT_FOUND', `no session '${sessionId}' visible in the directory`, { sessionId })
+    // Each end may list the session; the joiner sits next to one end and dials the other (whose remote is the joiner's host).
+    const rec = recs.find((r) => r.remote.address === ctx.endpoint.address) ?? recs[0]!
     const r = await this.resolve(rec.host, options?.auth)
     return tryUrls(r.urls, (url) => ctx.join(url, { ...options, auth: r.auth }))
   }
@@ -466,7 +470,7 @@ export class Registration extends EventEmitter {
         }
         await this.#dir.backend.put(key, value, lease)
       }
-      for (const rec of this.#published.values()) await this.#dir.backend.put(this.#dir.sessionsPrefix + rec.id, sealEntry(rec, this.#identity), lease)
+      for (const rec of this.#published.values()) await this.#dir.backend.put(this.#sessionKey(rec.id), sealEntry(rec, this.#identity), lease)
     } catch (err) {
       await lease.revoke().catch(() => {})
       throw err
@@ -509,13 +513,17 @@ export class Registration extends EventEmitter {
     }
     this.#published.set(rec.id, rec)
     if (session instanceof EventEmitter) session.once('closed', () => void this.unpublishSession(rec.id).catch(() => {}))
-    if (this.#lease !== null) await this.#dir.backend.put(this.#dir.sessionsPrefix + rec.id, sealEntry(rec, this.#identity), this.#lease)
+    if (this.#lease !== null) await this.#dir.backend.put(this.#sessionKey(rec.id), sealEntry(rec, this.#identity), this.#lease)
     return rec
   }
 
   async unpublishSession(id: string): Promise<void> {
     if (!this.#published.delete(id)) return
-    if (this.#state === 'live') await this.#dir.backend.delete(this.#dir.sessionsPrefix + id)
+    if (this.#state === 'live') await this.#dir.backend.delete(this.#sessionKey(id))
+  }
+
+  #sessionKey(id: string): string {
+    return `${this.#dir.sessionsPrefix}${id}/${this.name}`
   }
 
   /** Revokes the lease: the entries disappear now. */

@@ -64,6 +64,7 @@ describe('directory (in-process backend)', () => {
     const t0 = Date.now()
     await dying.abandon() // keepalives stop, as when the process is killed
     await waitFor('leave event', () => events.some((e) => e.type === 'leave' && e.name === 'n1'), 5000)
+    expect(events.find((e) => e.type === 'leave')).toMatchObject({ last: { name: 'n1', labels: { zone: 'c' } } })
     expect(Date.now() - t0).toBeLessThan(5000)
     expect(await codeOf(watcher.lookup('n1'))).toBe('ERR_DIRECTORY_NOT_FOUND')
   })
@@ -190,7 +191,7 @@ describe('directory (in-process backend)', () => {
     // A session entry signed by a key other than its host's is refused.
     const mallory = generateIdentity()
     const { sealEntry } = await import('../src/entry.js')
-    store.put('rdma-session/sessions/s-forged', sealEntry({ v: 1, kind: 'session', id: 's-forged', host: 'holder', remote: { address: '10.6.6.6', port: 1 }, joiners: ['*'], issuedAt: Date.now() }, mallory.privateKey), null)
+    store.put('rdma-session/sessions/s-forged/holder', sealEntry({ v: 1, kind: 'session', id: 's-forged', host: 'holder', remote: { address: '10.6.6.6', port: 1 }, joiners: ['*'], issuedAt: Date.now() }, mallory.privateKey), null)
     expect(await codeOf(asReader.findSessions({ id: 's-forged' }))).toBe('ERR_DIRECTORY_SIGNATURE')
     await reg.unpublishSession('s-visible')
     expect(await asReader.findSessions()).toEqual([])

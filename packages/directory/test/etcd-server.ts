@@ -58,16 +58,20 @@ export class EtcdCluster {
   readonly members: Member[]
   readonly #root: string
 
-  private constructor(root: string, members: Member[]) {
+  private constructor(root: string, members: Member[], host: string) {
     this.#root = root
     this.members = members
+    this.host = host
   }
 
-  static async start(size = 1): Promise<EtcdCluster> {
+  /** Client address: 127.0.0.1 unless given (e.g. a bridge address network namespaces reach). */
+  readonly host: string
+
+  static async start(size = 1, host = '127.0.0.1'): Promise<EtcdCluster> {
     const root = mkdtempSync(join(tmpdir(), 'rdma-dir-etcd-'))
     const members: Member[] = []
     for (let i = 0; i < size; i++) members.push({ name: `m${i}`, clientPort: await freePort(), peerPort: await freePort(), dataDir: join(root, `m${i}`), proc: null, log: '' })
-    const c = new EtcdCluster(root, members)
+    const c = new EtcdCluster(root, members, host)
     for (let i = 0; i < size; i++) c.startMember(i)
     await Promise.all(members.map((_, i) => c.waitHealthy(i)))
     return c
@@ -75,7 +79,7 @@ export class EtcdCluster {
 
   /** Client URLs of every member. */
   get endpoints(): string[] {
-    return this.members.map((m) => `http://127.0.0.1:${m.clientPort}`)
+    return this.members.map((m) => `http://${this.host}:${m.clientPort}`)
   }
   get endpoint(): string {
     return this.endpoints[0]!
@@ -87,8 +91,8 @@ export class EtcdCluster {
     const args = [
       '--name', m.name,
       '--data-dir', m.dataDir,
-      '--listen-client-urls', `http://127.0.0.1:${m.clientPort}`,
-      '--advertise-client-urls', `http://127.0.0.1:${m.clientPort}`,
+      '--listen-client-urls', `http://${this.host}:${m.clientPort}`,
+      '--advertise-client-urls', `http://${this.host}:${m.clientPort}`,
       '--listen-peer-urls', `http://127.0.0.1:${m.peerPort}`,
       '--initial-advertise-peer-urls', `http://127.0.0.1:${m.peerPort}`,
       '--initial-cluster', cluster,
@@ -108,7 +112,7 @@ export class EtcdCluster {
   async waitHealthy(i: number, timeoutMs = 15_000): Promise<void> {
     const m = this.members[i]!
     await waitFor(`etcd member ${m.name} healthy (log: ${m.log.slice(-500)})`, async () => {
-      const r = await fetch(`http://127.0.0.1:${m.clientPort}/health`, { signal: AbortSignal.timeout(1000) })
+      const r = await fetch(`http://${this.host}:${m.clientPort}/health`, { signal: AbortSignal.timeout(1000) })
       return r.ok && ((await r.json()) as { health?: string }).health === 'true'
     }, timeoutMs, 50)
   }

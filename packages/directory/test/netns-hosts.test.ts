@@ -3,7 +3,8 @@
  * real etcd (started by the test, reached over the bridge). They find each other by name, open
  * sessions by name (handshakes pinned to endorsed keys), add QPs by a session ID found in the
  * directory, and a second process on one host joins a session by ID with a token. A SIGKILLed
- * host's entry expires with its lease and its peers close their sessions to it.
+ * host's entry expires with its lease and its peers close their sessions to it. etcd losing all its
+ * data makes the hosts re-register; no session is lost.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { existsSync, mkdirSync } from 'node:fs'
@@ -89,7 +90,7 @@ describe.skipIf(skip)('four hosts in network namespaces on softroce, found throu
     expect(leftoverNamespaces()).toEqual([])
   })
 
-  it('register, find by name, sessions and QPs by session ID across hosts, join by ID, SIGKILLed host leaves and its peers clean up', async () => {
+  it('register, find by name, sessions and QPs by session ID across hosts, join by ID, SIGKILLed host leaves and its peers clean up, etcd wiped and back', async () => {
     const authority = generateIdentity()
     const ids = hosts.names.map(() => generateIdentity())
     const trusted = ids.map((i) => publicKeyId(i.publicKey)).join(',')
@@ -152,5 +153,14 @@ describe.skipIf(skip)('four hosts in network namespaces on softroce, found throu
     await h1.wait('session-closed', (e) => e.sessionId === s41.sessionId, 15_000)
     // The sessions that did not involve h4 are untouched.
     expect((await h1.call('sessions')).ids).toContain(s12.sessionId)
+
+    // etcd loses everything (killed, data wiped, started again): every host re-registers with its
+    // session entries, no session is lost, and QPs are still added by a session ID from the directory.
+    await etcd.wipeAndRestart()
+    for (const p of [h1, h2, h3]) await p.wait('restored', () => true, 30_000)
+    expect((await h1.call('sessions')).ids).toContain(s12.sessionId)
+    const again = await h1.call('addQps', { peer: 'h2', count: 1 })
+    expect(again, String(again.message)).toMatchObject({ event: 'addQps-done', sessionId: s12.sessionId, added: 1 })
+    await h2.wait('qp-added', (e) => e.sessionId === s12.sessionId && e.qps === 5 + 1)
   }, 120_000)
 })

@@ -45,7 +45,7 @@ describe.skipIf(skip)('directory on a real etcd (single member)', () => {
     etcd = await EtcdCluster.start(1)
     // The SIGKILL test's host process, bundled from TypeScript (externals resolve from this package).
     mkdirSync(join(CHILD, '..'), { recursive: true })
-    const esbuild = join(here, '..', '..', '..', 'node_modules', '.bin', 'esbuild')
+    const esbuild = join(here, '..', 'node_modules', '.bin', 'esbuild')
     const r = spawnSync(esbuild, [join(here, 'fixtures', 'host-child.ts'), '--bundle', '--platform=node', '--format=esm', '--target=node20', `--outfile=${CHILD}`, '--external:etcd3', '--external:@rdma-session/core', '--log-level=warning'], { encoding: 'utf8' })
     if (r.status !== 0) throw new Error(`esbuild failed: ${r.stderr}`)
   })

@@ -77,7 +77,7 @@ describe.skipIf(skip)('four hosts in network namespaces on softroce, found throu
 
   beforeAll(async () => {
     mkdirSync(join(CHILD, '..'), { recursive: true })
-    const esbuild = join(here, '..', '..', '..', 'node_modules', '.bin', 'esbuild')
+    const esbuild = join(here, '..', 'node_modules', '.bin', 'esbuild')
     const r = spawnSync(esbuild, [join(here, 'fixtures', 'netns-host.ts'), '--bundle', '--platform=node', '--format=esm', '--target=node20', `--outfile=${CHILD}`, '--external:etcd3', '--external:@rdma-session/core', '--external:@rdma-session/provider-softroce', '--log-level=warning'], { encoding: 'utf8' })
     if (r.status !== 0) throw new Error(`esbuild failed: ${r.stderr}`)
     hosts = createHosts(4)

@@ -14,8 +14,11 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c()
 })
 
+// Mock contexts sit on 127.0.0.1 (a port each): a peer's declared RoCE address must be the source
+// address of its control connection, which on loopback is 127.0.0.1.
+let nextPort = 6000
 async function ctxOn(fabric: MockFabric, at?: { address: string; port: number }): Promise<Context> {
-  const ctx = await createContext({ provider: mock({ fabric, ...at }) })
+  const ctx = await createContext({ provider: mock({ fabric, ...(at ?? { address: '127.0.0.1', port: nextPort++ }) }) })
   cleanups.push(() => ctx.close())
   return ctx
 }

@@ -144,7 +144,7 @@ export class UnsupportedError extends RdmaError {
 
 export class EncryptionUnsupportedError extends RdmaError {
   constructor(provider: string, suite: string) {
-    super(ErrorCode.ENCRYPTION_UNSUPPORTED, `provider '${provider}' cannot encrypt with ${suite}; use encryption: { suite, required: false } to fall back to plaintext, or a provider that encrypts`, { provider, suite })
+    super(ErrorCode.ENCRYPTION_UNSUPPORTED, `provider '${provider}' cannot encrypt with ${suite} (sessions are encrypted by default); pass encryption: 'preferred' to fall back to plaintext when an end cannot encrypt, encryption: 'none' for plaintext RoCEv2 (kernel rxe, RoCE NICs), or use a provider that encrypts`, { provider, suite })
   }
 }
 

@@ -11,7 +11,7 @@ export { LatencyHistogram, QpStats, type LatencySnapshot, type QpStatsSnapshot }
 export { loadProvider, assertProvider, PROVIDER_PACKAGES, type ProviderModule } from './provider-loader.js'
 export { Session, type SessionStats } from './session/session.js'
 export { SessionManager, MAX_QPS_PER_REQUEST, type CreateSessionOptions, type RemoteSpec } from './session/session-manager.js'
-export { normalizeParams, type SessionParams, type SessionParamsSpec, type EncryptionSpec, type EncapsulationSpec } from './session/params.js'
+export { normalizeParams, DEFAULT_ENCRYPTION, type SessionParams, type SessionParamsSpec, type EncryptionChoice, type EncryptionSpec, type EncapsulationSpec } from './session/params.js'
 export { normalizeQos, parseRate, type QosSpec } from './session/qos.js'
 export { createInProcessLink, errorFromRecord, recordFromError, handleToResult, type PeerChannel, type PeerRequestHandler } from './session/peer-channel.js'
 export { deriveQpKey } from './session/keys.js'

@@ -37,4 +37,5 @@ export { seededRandom } from './util/seeded-random.js'
 // For providers written in JavaScript.
 export { CompletionRing, type CompletionProducer } from './provider-kit/completion-ring.js'
 export { FifoQueue } from './provider-kit/fifo-queue.js'
+export { ResponderResources, type ReadReplay } from './provider-kit/responder-resources.js'
 export { microtaskRunner } from './provider-kit/microtask.js'

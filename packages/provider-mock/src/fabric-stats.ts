@@ -21,6 +21,8 @@ export type DropReason =
   | 'unknown-epoch'
   /** Plaintext to an encrypted QP, or ciphertext to a plaintext QP. */
   | 'encryption-mismatch'
+  /** A duplicate READ or atomic request that matches none of the responder's saved requests. */
+  | 'unmatched-duplicate'
 
 export const DROP_REASONS: readonly DropReason[] = [
   'fault',
@@ -32,6 +34,7 @@ export const DROP_REASONS: readonly DropReason[] = [
   'decrypt-failure',
   'unknown-epoch',
   'encryption-mismatch',
+  'unmatched-duplicate',
 ]
 
 export interface FabricStats {

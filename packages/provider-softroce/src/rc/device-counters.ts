@@ -10,10 +10,12 @@ export type DropReason =
   | 'decryptFailure'
   | 'replay'
   | 'accessViolation'
-  /** From an address other than the QP's remote (off-path injection). */
+  /** From an address (or fixed source port) other than the QP's remote's (off-path injection). */
   | 'wrongSource'
+  /** A duplicate READ or atomic request that matches none of the responder's saved requests. */
+  | 'unmatchedDuplicate'
 
-export const DROP_REASONS: readonly DropReason[] = ['badIcrc', 'malformed', 'unknownQpn', 'wrongState', 'badPsn', 'decryptFailure', 'replay', 'accessViolation', 'wrongSource']
+export const DROP_REASONS: readonly DropReason[] = ['badIcrc', 'malformed', 'unknownQpn', 'wrongState', 'badPsn', 'decryptFailure', 'replay', 'accessViolation', 'wrongSource', 'unmatchedDuplicate']
 
 export type DropCounts = Record<DropReason, number>
 
@@ -97,7 +99,7 @@ export class DeviceCounters {
   nativeSendFallbacks = 0
   readonly naksSentByKind = zeroNaks()
   readonly naksReceivedByKind = zeroNaks()
-  readonly drops: DropCounts = { badIcrc: 0, malformed: 0, unknownQpn: 0, wrongState: 0, badPsn: 0, decryptFailure: 0, replay: 0, accessViolation: 0, wrongSource: 0 }
+  readonly drops: DropCounts = { badIcrc: 0, malformed: 0, unknownQpn: 0, wrongState: 0, badPsn: 0, decryptFailure: 0, replay: 0, accessViolation: 0, wrongSource: 0, unmatchedDuplicate: 0 }
 
   drop(reason: DropReason): void {
     this.drops[reason]++

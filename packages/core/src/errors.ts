@@ -35,6 +35,10 @@ export const ErrorCode = {
   NO_DEVICE: 'ERR_NO_DEVICE',
   /** A verbs call failed; `details.errno` and the message say why. */
   VERBS: 'ERR_VERBS',
+  /** A daemon socket, token file or their directory is not this user's alone (`details.reason`: owner, mode, type, missing). */
+  UNSAFE_PATH: 'ERR_UNSAFE_PATH',
+  /** A per-peer quota (QPs, memory, sessions) is used up; `details.limit` names it. */
+  QUOTA: 'ERR_QUOTA',
 } as const
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode]
 
@@ -178,6 +182,13 @@ export class ProtocolError extends RdmaError {
 export class JoinTokenError extends RdmaError {
   constructor(reason: 'missing' | 'malformed' | 'forged' | 'expired' | 'scope' | 'exhausted', message: string, details: Record<string, unknown> = {}) {
     super(ErrorCode.JOIN_TOKEN, message, { reason, ...details })
+  }
+}
+
+/** A daemon's socket, token or directory may have been made by another user: refused before anything is sent. */
+export class UnsafePathError extends RdmaError {
+  constructor(path: string, message: string, details: Record<string, unknown> = {}) {
+    super(ErrorCode.UNSAFE_PATH, message, { path, ...details })
   }
 }
 

@@ -32,6 +32,7 @@ export { collectMetrics, renderPrometheus, prometheusHandler, type PrometheusOpt
 export { formatExposition, PROMETHEUS_CONTENT_TYPE, type MetricFamily, type Sample as MetricSample, type HistogramSample, type Labels as MetricLabels } from './metrics/exposition.js'
 export { SessionDaemon, DaemonChannel, DAEMON_PSK_ID, type SessionDaemonOptions } from './control/daemon-server.js'
 export { DaemonClient, connectDaemon, type DaemonClientOptions, type DaemonConnectOptions } from './control/daemon-client.js'
+export { checkDaemonSocket, checkPrivateDirectory, checkPrivateEntry, ensurePrivateDirectory } from './control/private-path.js'
 export type { DaemonSessionInfo } from './control/daemon-protocol.js'
 export { seededRandom } from './util/seeded-random.js'
 // For providers written in JavaScript.

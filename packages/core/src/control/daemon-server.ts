@@ -17,6 +17,7 @@ import { ControlServer, dialControl } from './control-server.js'
 import { daemonReplySchema, daemonRequestSchema, type DaemonReply, type DaemonRequest, type DaemonSessionInfo, type WireAuth } from './daemon-protocol.js'
 import { createJoinToken } from './join-token.js'
 import { WsPeerChannel } from './ws-peer-channel.js'
+import { checkDaemonSocket } from './private-path.js'
 
 export const DAEMON_PSK_ID = 'daemon'
 
@@ -70,6 +71,7 @@ export class SessionDaemon extends EventEmitter {
 
   static async start(options: SessionDaemonOptions): Promise<SessionDaemon> {
     if (typeof options?.socketPath !== 'string') throw new InvalidArgumentError('the daemon needs a socketPath')
+    checkDaemonSocket(options.socketPath, false)
     const auth = normalizeServerAuth({ psk: options.token, pskId: DAEMON_PSK_ID })
     let daemon: SessionDaemon | null = null
     const server = await ControlServer.start<DaemonChannel>(

@@ -192,6 +192,13 @@ export class UnsafePathError extends RdmaError {
   }
 }
 
+/** A peer would hold more QPs, sessions or QP memory than its quota allows; `details.limit` names which. */
+export class QuotaError extends RdmaError {
+  constructor(message: string, details: Record<string, unknown>) {
+    super(ErrorCode.QUOTA, message, details)
+  }
+}
+
 /** A peer created QPs faster than the control plane allows. */
 export class RateLimitError extends RdmaError {
   constructor(message: string, details: Record<string, unknown> = {}) {

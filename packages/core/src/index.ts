@@ -28,6 +28,7 @@ export { ControlConnection, type KeepaliveOptions, type ConnectionOptions, type 
 export { MAX_FRAME_BYTES, PROTOCOL_VERSION } from './control/frames.js'
 export { createJoinToken, verifyJoinToken, splitJoinToken, JOIN_SCOPES, type JoinScope, type JoinTokenOptions, type JoinClaims } from './control/join-token.js'
 export { QpCreationLimiter, type QpRateLimit } from './control/rate-limit.js'
+export { DEFAULT_PEER_QUOTA, PeerAccount, PeerQuotas, estimateQpBytes, type PeerQuotaLimits, type QuotaUse } from './control/peer-quota.js'
 export { collectMetrics, renderPrometheus, prometheusHandler, type PrometheusOptions } from './metrics/prometheus.js'
 export { formatExposition, PROMETHEUS_CONTENT_TYPE, type MetricFamily, type Sample as MetricSample, type HistogramSample, type Labels as MetricLabels } from './metrics/exposition.js'
 export { SessionDaemon, DaemonChannel, DAEMON_PSK_ID, type SessionDaemonOptions } from './control/daemon-server.js'

@@ -14,16 +14,20 @@ import type { ControlConnection } from './control-connection.js'
 import { ControlServer, dialControl, type EndpointOptions } from './control-server.js'
 import { deriveSessionSecret } from './handshake.js'
 import { QpCreationLimiter, type QpRateLimit } from './rate-limit.js'
+import { PeerQuotas, type PeerAccount, type PeerQuotaLimits } from './peer-quota.js'
 import { peerReplySchema, peerRequestSchema } from './record-schema.js'
 
 export class WsPeerChannel extends ControlChannel<PeerRequest, PeerReply> implements PeerChannel {
   readonly #limiter: QpCreationLimiter | null
-  readonly #limitKey: string
+  /** The peer's authenticated identity: rate-limit buckets and quotas are kept per identity, whatever its source address. */
+  readonly #identity: string
+  readonly quota?: PeerAccount
 
-  constructor(conn: ControlConnection, options: ChannelOptions & { limiter?: QpCreationLimiter | null; remoteAddress?: string; redial?: (resume: { channelId: string; resumeKey: Buffer }) => Promise<ControlConnection> }) {
+  constructor(conn: ControlConnection, options: ChannelOptions & { limiter?: QpCreationLimiter | null; quotas?: PeerQuotas; redial?: (resume: { channelId: string; resumeKey: Buffer }) => Promise<ControlConnection> }) {
     super({ ...options, result: conn.result, requestSchema: peerRequestSchema as never, replySchema: peerReplySchema }, conn)
     this.#limiter = options.limiter ?? null
-    this.#limitKey = `${conn.result.peerId}@${options.remoteAddress ?? 'local'}`
+    this.#identity = conn.result.peerId
+    if (options.quotas !== undefined) this.quota = options.quotas.account(this.#identity)
   }
 
   /** The secret of a session opened over this channel: derived by both ends from the handshake; it never travels. */
@@ -33,14 +37,16 @@ export class WsPeerChannel extends ControlChannel<PeerRequest, PeerReply> implem
 
   /** Throws ERR_RATE_LIMIT when the peer may not create `count` more QPs now. */
   admitQps(count: number): void {
-    this.#limiter?.admit(this.#limitKey, count)
+    this.#limiter?.admit(this.#identity, count)
   }
 }
 
 export interface ListenOptions extends EndpointOptions, ChannelOptions {
   readonly auth: ServerAuth
-  /** Bounds on how fast one peer may make us create QPs. */
+  /** Bounds on how fast one peer (authenticated identity) may make us create QPs. */
   readonly rateLimit?: QpRateLimit
+  /** What one peer (authenticated identity, over all its connections) may make us hold: QPs, sessions, QP memory. */
+  readonly quota?: PeerQuotaLimits
 }
 
 export interface DialOptions extends ChannelOptions {
@@ -62,11 +68,12 @@ export type PeerServer = ControlServer<WsPeerChannel>
 export async function listenForPeers(ctx: Context, options: ListenOptions): Promise<PeerServer> {
   const auth = normalizeServerAuth(options?.auth)
   const limiter = new QpCreationLimiter(options.rateLimit)
+  const quotas = new PeerQuotas(options.quota)
   const server = await ControlServer.start<WsPeerChannel>(
     options,
     auth,
     'peer',
-    (conn, remoteAddress) => new WsPeerChannel(conn, { ...options, limiter, remoteAddress }),
+    (conn) => new WsPeerChannel(conn, { ...options, limiter, quotas }),
     (channel) => ctx.sessions.serve(channel),
   )
   const onSession = (s: Session): void => {

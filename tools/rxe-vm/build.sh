@@ -12,6 +12,7 @@
 # kernel-version, stamp.   Env: RXE_VM_DIR, RXE_VM_KPKG (pin a linux-image-* package).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
+source "$HERE/../setup-lib.sh"
 OUT=${RXE_VM_DIR:-$HOME/.cache/rdma-session/rxe-vm}
 FORCE=0
 case ${1:-} in
@@ -25,6 +26,8 @@ T0=$EPOCHREALTIME TS=$EPOCHREALTIME
 # One build at a time per cache dir (test files may call ensureBuilt() in parallel).
 exec 9> "$OUT/.build.lock"
 flock 9
+# A failure names its step, command, exit code and last lines of output (setup-lib.sh).
+setup_begin "rxe-vm build" "$OUT/build.log"
 log() { echo "[rxe-vm build] $*" >&2; }
 lap() { # name: print how long the stage took
   local now=$EPOCHREALTIME
@@ -36,22 +39,20 @@ lap() { # name: print how long the stage took
 # bootloader is left alone. gcc/libc6-dev build the guest programs.
 PKGS=(qemu-system-x86 busybox-static cpio xz-utils kmod iproute2 rdma-core ibverbs-utils
       ibverbs-providers perftest rdmacm-utils libibverbs-dev librdmacm-dev gcc libc6-dev)
-missing=($(dpkg-query -W -f='${Package} ${Status}\n' "${PKGS[@]}" 2>&1 |
-           awk -v want="${PKGS[*]}" '{ ok[$1] = ($NF == "installed") }
-             END { n = split(want, w, " "); for (i = 1; i <= n; i++) if (!ok[w[i]]) print w[i] }'))
-apt_install() {
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-    -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "$@" >&2
-}
+setup_step "host packages"
+missing=($(missing_packages "${PKGS[@]}"))
 if ((${#missing[@]})); then
-  log "installing: ${missing[*]}"
-  apt_install "${missing[@]}" 2>/dev/null || { apt-get update -qq >&2; apt_install "${missing[@]}"; }
+  log "missing: ${missing[*]}"
+  install_packages "${missing[@]}"
 fi
+# RXE_VM_STOP_AFTER=packages: stop here (the package detection test uses it with PATH shims).
+[ "${RXE_VM_STOP_AFTER:-}" != packages ] || { lap "host packages"; exit 0; }
 lap "host packages"
 
 # 2. Kernel: the linux-image-*-amd64 that linux-image-amd64 points to (override: RXE_VM_KPKG).
 # apt-cache takes ~1 s without a pkgcache, so the answer is kept until the apt lists change.
-kpkg() { apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ {print $2; exit}'; }
+setup_step "kernel package"
+kpkg() { { apt-cache depends linux-image-amd64 2>/dev/null || true; } | awk '/Depends: linux-image-[0-9]/ {print $2; exit}'; }
 KPKG=${RXE_VM_KPKG:-}
 if [ -z "$KPKG" ] && [ -s "$OUT/kernel-package" ] &&
    [ -z "$(find /var/lib/apt/lists -maxdepth 1 -name '*Packages*' -newer "$OUT/kernel-package" 2>/dev/null)" ]; then
@@ -107,6 +108,7 @@ if ((!FORCE)) && [ "$(cat "$OUT/stamp" 2>/dev/null)" = "$STAMP" ] && [ -s "$OUT/
 fi
 rm -f "$OUT/stamp"
 
+setup_step "guest programs"
 # 4. Guest programs, built on the host (same glibc and libibverbs as the initramfs).
 mkdir -p "$OUT/bin"
 for src in "$HERE"/guest-programs/*.c; do
@@ -116,6 +118,7 @@ for src in "$HERE"/guest-programs/*.c; do
 done
 lap "guest programs"
 
+setup_step "initramfs"
 # 5. Initramfs root, merged-/usr like the host so ldd paths work unchanged.
 ROOT=$(mktemp -d "$OUT/root.XXXXXX")
 mkdir -p "$ROOT"/{usr/bin,usr/sbin,usr/lib/x86_64-linux-gnu,usr/lib64,usr/local/bin,usr/lib/modules,etc,proc,sys,dev,tmp,run,root,mnt}

@@ -38,12 +38,17 @@ for d in /sys/class/net/eth*; do
   ip addr add 10.77.0.2/24 dev eth2
   ip addr add fd77::2/64 dev eth2
   rdma link add rxe2 type rxe netdev eth2 || echo "rxe-vm: rdma link add rxe2 failed"
-  # GIDs appear asynchronously (netdev events): wait until IPv6 (index 2) is there, max ~2 s.
+  # GIDs and carrier appear asynchronously (netdev events): wait until eth2 has carrier and the
+  # IPv6 GID (index 2) is there. Fast on an idle host (~0.1 s); a loaded TCG guest can take
+  # seconds, so the deadline is long (30 s) and a timeout is printed, not hidden.
   i=0
-  while [ $i -lt 200 ]; do
+  while :; do
     g=$(cat /sys/class/infiniband/rxe2/ports/1/gids/2 2>/dev/null)
-    [ -n "$g" ] && [ "$g" != 0000:0000:0000:0000:0000:0000:0000:0000 ] && break
-    i=$((i + 1)); sleep 0.01
+    c=$(cat /sys/class/net/eth2/carrier 2>/dev/null)
+    [ "$c" = 1 ] && [ -n "$g" ] && [ "$g" != 0000:0000:0000:0000:0000:0000:0000:0000 ] && break
+    i=$((i + 1))
+    [ $i -lt 3000 ] || { echo "rxe-vm: eth2/rxe2 not ready after 30 s: carrier=$c gid2=$g"; break; }
+    sleep 0.01
   done
 done
 

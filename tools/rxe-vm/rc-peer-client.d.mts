@@ -69,5 +69,7 @@ export declare class RcPeerClient {
   fadd(loff: number, roff: number, add: bigint | number, options?: RcPeerOpOptions): Promise<bigint>
   /** The device port's hw_counters, e.g. rcvd_pkts (counted after rxe's ICRC check), sent_pkts. */
   counters(): Promise<{ rcvd_pkts: number; sent_pkts: number; [name: string]: number }>
+  /** Polls counters() until `until` holds (default deadline 10 s; rejects naming the last values seen). */
+  waitForCounters(until: (c: { rcvd_pkts: number; sent_pkts: number; [name: string]: number }) => boolean, opts?: { timeoutMs?: number; intervalMs?: number }): Promise<{ rcvd_pkts: number; sent_pkts: number; [name: string]: number }>
   quit(): Promise<void>
 }

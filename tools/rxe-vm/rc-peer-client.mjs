@@ -134,6 +134,21 @@ export class RcPeerClient {
   async counters() {
     return Object.fromEntries(Object.entries(parseFields(await this.request('COUNTERS'))).map(([k, v]) => [k, Number(v)]))
   }
+  /**
+   * Poll counters() until `until(counters)` holds; resolves with them. The kernel refreshes
+   * hw_counters lazily (a read may return a value cached a few ms earlier, longer in a slow TCG
+   * guest), so a counter is asserted on by waiting for it, never by one read right after an event.
+   * Rejects after `timeoutMs` (10 s) naming what was seen last.
+   */
+  async waitForCounters(until, { timeoutMs = 10_000, intervalMs = 100 } = {}) {
+    const deadline = Date.now() + timeoutMs
+    for (;;) {
+      const c = await this.counters()
+      if (until(c)) return c
+      if (Date.now() >= deadline) throw new Error(`rc_peer counters did not reach the expected values within ${timeoutMs} ms; last seen: ${JSON.stringify(c)}`)
+      await new Promise((r) => setTimeout(r, intervalMs))
+    }
+  }
   /** QUIT (rc_peer exits) and end the stream; a second call does nothing. */
   async quit() {
     if (this.#quit || this.#closed) return

@@ -4,18 +4,19 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { countPcapRecords, runCapture } from '../src/capture/run-capture.js'
+import { environmentSkip } from '../../../tools/test-env.mjs'
 
-const hasTshark = (() => {
+const tsharkSkip = environmentSkip('capture decoded by tshark', (() => {
   try {
     execFileSync('tshark', ['--version'], { stdio: 'ignore' })
-    return true
+    return null
   } catch {
-    return false
+    return 'tshark is not installed (apt-get install tshark; CI installs it)'
   }
-})()
+})())
 
 describe('capture', () => {
-  it('writes a pcap of a softroce session with every step; tshark decodes RoCEv2 opcodes from it', async () => {
+  it('writes a pcap of a softroce session with every step', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'capture-'))
     const r = await runCapture({ path: join(dir, 'out.pcap') })
     expect(r.steps).toEqual([expect.stringMatching(/^session [0-9a-f]{32} \(none, MTU 1024\)/), 'RDMA WRITE 3000 bytes (first, middle, last packets)', 'RDMA READ 2048 bytes (request, two responses)', 'SEND "hello wireshark"', 'ATOMIC FETCH_AND_ADD', 'session closed'])
@@ -23,12 +24,15 @@ describe('capture', () => {
     // WRITE: 3 packets + ACK; READ: request + 2 responses; SEND + ACK; atomic + atomic ACK = 11 at least.
     expect(r.packets).toBeGreaterThanOrEqual(11)
     expect(r.tsharkCommand).toContain(`tshark -r ${r.path}`)
-    if (!hasTshark) {
-      console.log('capture test: tshark is not installed, so the decode check is not run (CI installs it)')
-      return
-    }
+  })
+
+  it.skipIf(Boolean(tsharkSkip))('tshark decodes every RoCEv2 opcode of the capture', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'capture-'))
+    const r = await runCapture({ path: join(dir, 'out.pcap') })
     expect(r.decoded).toBeDefined()
-    expect(r.decoded).toMatchObject({ 'RDMA WRITE First': 1, 'RDMA WRITE Middle': 1, 'RDMA WRITE Last': 1, 'RDMA READ Request': 1, 'RDMA READ Response First': 1, 'RDMA READ Response Last': 1, 'SEND Only': 1, FetchAdd: 1, 'ATOMIC Acknowledge': 1 })
+    // At least one of each (a retransmission on a stalled host adds a second copy, not a new opcode).
+    const opcodes = ['RDMA WRITE First', 'RDMA WRITE Middle', 'RDMA WRITE Last', 'RDMA READ Request', 'RDMA READ Response First', 'RDMA READ Response Last', 'SEND Only', 'FetchAdd', 'ATOMIC Acknowledge']
+    expect(opcodes.filter((op) => !((r.decoded![op] ?? 0) >= 1)), JSON.stringify(r.decoded)).toEqual([])
     expect(r.decoded!.Acknowledge).toBeGreaterThanOrEqual(2)
   })
 

@@ -49,7 +49,11 @@ describe('doctor system checks', () => {
     } finally {
       holder.close()
     }
-    const port = 20000 + Math.floor(Math.random() * 20000)
+    // A port the kernel just gave out as free (a random one in 20000-40000 could be any other process's, a parallel test's too).
+    const probe = createSocket('udp4')
+    await new Promise<void>((r) => probe.bind({ port: 0, address: '127.0.0.1', exclusive: true }, r))
+    const port = probe.address().port
+    await new Promise<void>((r) => probe.close(() => r()))
     expect(await checkUdp4791(port)).toMatchObject({ status: 'ok', detail: `bound 127.0.0.1:${port} and received a datagram sent to it` })
   })
 })

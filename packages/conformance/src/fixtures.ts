@@ -221,3 +221,12 @@ export function settleOrder(promises: readonly Promise<unknown>[]): Promise<numb
 }
 
 export const ZERO_HANDLES = { regions: 0, cqs: 0, qps: 0, sessions: 0 }
+
+/** Waits until `cond()` holds, polling; fails after `timeoutMs` with `describe()` (what was seen). */
+export async function until(what: string, cond: () => boolean, describe: () => unknown, timeoutMs = 5000): Promise<void> {
+  const deadline = performance.now() + timeoutMs
+  while (!cond()) {
+    if (performance.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms; saw ${JSON.stringify(describe())}`)
+    await sleep(10)
+  }
+}

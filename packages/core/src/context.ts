@@ -3,7 +3,7 @@ import { randomInt } from 'node:crypto'
 import { accessNamesToBits, type AccessName } from './constants.js'
 import { CompletionQueue } from './completion-queue.js'
 import { ClosedError, InvalidArgumentError, UnsupportedError } from './errors.js'
-import { MemoryRegion, type RegistrableMemory } from './memory-region.js'
+import { MemoryRegion, type RegionRegistrar, type RegistrableMemory } from './memory-region.js'
 import { renderPrometheus, type PrometheusOptions } from './metrics/prometheus.js'
 import { assertProvider, loadProvider } from './provider-loader.js'
 import { QueuePair, type QpCaps } from './queue-pair.js'
@@ -42,6 +42,14 @@ export class Context {
   readonly pd: ProviderPd
   readonly sessions: SessionManager
   readonly #regions = new Set<MemoryRegion>()
+  readonly #registrar: RegionRegistrar = {
+    register: (bytes, access) => {
+      this.#checkOpen()
+      return this.pd.registerMemory(bytes, access)
+    },
+    forget: (r) => this.#regions.delete(r),
+    adopt: (r) => this.#regions.add(r),
+  }
   readonly #cqs = new Set<CompletionQueue>()
   readonly #qps = new Set<QueuePair>()
   /** Control-plane servers and channels, closed with the context. */
@@ -69,7 +77,12 @@ export class Context {
     const { address, port, sourcePort } = this.device.info
     return sourcePort === undefined ? { address, port } : { address, port, sourcePort }
   }
-  /** Live handles, for leak checks. */
+  /** @internal The registered region with this rkey (sub-regions included), if any. */
+  regionByRkey(rkey: number): MemoryRegion | undefined {
+    for (const r of this.#regions) if (r.registered && r.rkey === rkey) return r
+    return undefined
+  }
+    /** Live handles, for leak checks. */
   get handles(): { regions: number; cqs: number; qps: number; sessions: number } {
     return { regions: this.#regions.size, cqs: this.#cqs.size, qps: this.#qps.size, sessions: this.sessions.list().length }
   }
@@ -82,7 +95,7 @@ export class Context {
     if (bytes.length > this.capabilities.maxMrSize) {
       throw new InvalidArgumentError(`${bytes.length} bytes exceed the provider's maximum region size ${this.capabilities.maxMrSize}`)
     }
-    const region = new MemoryRegion(memory, this.pd.registerMemory(bytes, bits), (r) => this.#regions.delete(r))
+    const region = new MemoryRegion(memory, this.pd.registerMemory(bytes, bits), this.#registrar)
     this.#regions.add(region)
     return region
   }

@@ -69,7 +69,8 @@ describe('control-plane limits', () => {
     const third = await rawSocket(server.url)
     expect(third.code).toBe('ERR_PROTOCOL')
     idle.forEach((w) => w.terminate())
-    await new Promise((r) => setTimeout(r, 100))
+    // A free slot once the server has seen both go (a fixed 100 ms could end before it did: ERR_PROTOCOL again).
+    await waitFor(() => server.connections === 0, 5000, () => `the server to drop the idle sockets (connections: ${server.connections})`)
     const session = await b.connect(server.url, { auth, qps: [{}] })
     expect(session.qps).toHaveLength(1)
   })

@@ -34,10 +34,11 @@ export async function expectCode(p: Promise<unknown> | (() => Promise<unknown>),
   return err as Error & { code: string; details: Record<string, unknown> }
 }
 
-export async function waitFor(cond: () => boolean, ms = 5000, what = 'condition'): Promise<void> {
+/** Waits until `cond()` holds; after `ms` fails naming `what` (a function is called then, to say what was seen). */
+export async function waitFor(cond: () => boolean, ms = 5000, what: string | (() => string) = 'condition'): Promise<void> {
   const end = Date.now() + ms
   while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
+    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${typeof what === 'function' ? what() : what}`)
     await new Promise((r) => setTimeout(r, 10))
   }
 }

@@ -13,9 +13,9 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { JsonProcess, stopAll, type Event } from './processes.js'
 import { createHosts, leftoverNamespaces, netnsUnavailable, type Hosts } from './netns.js'
+import { environmentSkip } from '../../../tools/test-env.mjs'
 
-const unavailable = netnsUnavailable()
-if (unavailable !== null) console.warn(`multi-host test skipped: ${unavailable}`)
+const unavailable = environmentSkip('multi-host (network namespaces)', netnsUnavailable())
 
 const psk = randomBytes(32).toString('hex')
 let hosts: Hosts
@@ -25,7 +25,7 @@ function inHost(host: number, args: string[], env: Record<string, string>, name:
   return new JsonProcess('ip', ['netns', 'exec', hosts.names[host - 1]!, 'node', ...args], env, name)
 }
 
-describe.skipIf(unavailable !== null)('three hosts in network namespaces on softroce', () => {
+describe.skipIf(Boolean(unavailable))('three hosts in network namespaces on softroce', () => {
   beforeAll(() => {
     hosts = createHosts(3)
     dir = mkdtempSync(join(tmpdir(), 'rdma-multihost-'))
@@ -59,6 +59,8 @@ describe.skipIf(unavailable !== null)('three hosts in network namespaces on soft
 
     const p3 = inHost(3, ['session-process.mjs', 'direct', url, psk], envOf(a3), 'h3-p3')
     const s3 = String((await p3.wait('ready')).sessionId)
+    // h1 reports the session on its own stdout: p3's 'ready' can be read before that line is.
+    await h1.wait('session', (e) => e.sessionId === s3)
     const opened = h1.events.filter((e) => e.event === 'session') as Event[]
     expect(opened.map((e) => (e.remote as { address: string }).address).sort()).toEqual([a2, a3])
 

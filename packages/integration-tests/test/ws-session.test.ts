@@ -236,7 +236,9 @@ describe('ws control plane on mock', () => {
   })
 
   it('rate-limits QP creation per peer with ERR_RATE_LIMIT; the session keeps working', async () => {
-    const { a, b, server } = await pair({ port: 0, auth, rateLimit: { qpsPerSecond: 1, burst: 4 } })
+    // 0.01 QPs/s after the burst: the refusal below cannot be refilled away by a slow host (at 1/s, 2 s between the
+    // first QPs and the second addQps gave back the 2 tokens asked for).
+    const { a, b, server } = await pair({ port: 0, auth, rateLimit: { qpsPerSecond: 0.01, burst: 4 } })
     const session = await b.connect(server.url, { auth, qps: [{}, {}, {}] })
     await session.addQps([{}])
     const err = await expectCode(session.addQps([{}, {}]), 'ERR_RATE_LIMIT')

@@ -207,7 +207,7 @@ export class MockQp implements ProviderQp, CompletionProducer {
       return 'encryption-mismatch'
     }
     if (isRequest(packet.opcode)) return this.responder!.onRequest(packet, data)
-    this.requester?.onResponse(packet, data)
+    return this.requester?.onResponse(packet, data) ?? null
     return null
   }
 

@@ -10,6 +10,7 @@ import { existsSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ensureBuilt, hostSupport, startGuest, type Guest } from '../../../tools/rxe-vm/index.mjs'
+import { environmentSkip } from '../../../tools/test-env.mjs'
 
 const pkg = fileURLToPath(new URL('..', import.meta.url))
 const repo = fileURLToPath(new URL('../../..', import.meta.url))
@@ -26,8 +27,7 @@ const LAUNCHER = `use Socket qw(:all); use Fcntl; my ($v6, $port, $addr) = splic
 const support = hostSupport()
 const off = /^(0|off|false|no)$/i.test(process.env.RDMA_SESSION_RXE_VM ?? '')
 const missing = needs.filter((f) => !existsSync(f))
-const skipWhy = off ? 'RDMA_SESSION_RXE_VM=off' : !support.ok ? support.reasons.join('; ') : missing.length > 0 ? `not built: ${missing.join(', ')} (pnpm build; the addon needs libibverbs-dev)` : ''
-if (skipWhy) console.warn(`[provider-verbs] cross-provider tests skipped: ${skipWhy}`)
+const skipWhy = environmentSkip('provider-verbs <-> provider-softroce (guest)', off ? 'RDMA_SESSION_RXE_VM=off' : !support.ok ? support.reasons.join('; ') : missing.length > 0 ? `not built: ${missing.join(', ')} (pnpm build; the addon needs libibverbs-dev)` : '')
 
 interface SideResult { checks: { name: string; ok: boolean; detail?: string }[] }
 

@@ -10,6 +10,7 @@ import { copyFileSync, existsSync, mkdirSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ensureBuilt, hostSupport, startGuest, type Guest } from '../../../tools/rxe-vm/index.mjs'
+import { environmentSkip } from '../../../tools/test-env.mjs'
 
 const pkg = fileURLToPath(new URL('..', import.meta.url))
 const repo = fileURLToPath(new URL('../../..', import.meta.url))
@@ -31,7 +32,7 @@ export const RXE_61_DEVIATIONS: Readonly<Record<string, string>> = {
 
 const support = hostSupport()
 const off = /^(0|off|false|no)$/i.test(process.env.RDMA_SESSION_RXE_VM ?? '')
-const skipWhy = off
+const skipWhy = environmentSkip('provider-verbs in the rxe guest', off
   ? 'RDMA_SESSION_RXE_VM=off'
   : !support.ok
     ? support.reasons.join('; ')
@@ -39,8 +40,7 @@ const skipWhy = off
       ? `the addon is not built (${addon}): apt-get install libibverbs-dev, then pnpm build`
       : !existsSync(dist)
         ? `the package is not built (${dist}): pnpm build`
-        : ''
-if (skipWhy) console.warn(`[provider-verbs] rxe guest tests skipped: ${skipWhy}`)
+        : '')
 
 interface ConformanceResult { part: 'conformance'; exit: number; ms: number; passed: number; failed: number; skipped: number; failures: { name: string; message: string }[]; startup?: string }
 interface CyclesResult { part: 'cycles'; cycles: number; rssStartMiB: number; rssEndMiB: number; growthMiB: number; boundMiB: number; quarterClimbMiB: number; quarterBoundMiB: number; usPerCycle: number; ms: number; leftOver: Record<string, number>; samples: { cycle: number; rssMiB: number }[]; ok: boolean }

@@ -8,9 +8,11 @@ import { describe, expect, it } from 'vitest'
 import { createContext, isRdmaError, loadProvider } from '@rdma-session/core'
 import { AddonMissingError, NoDeviceError, classifyLoadError, verbs, type AddonMissingReason, type NoDeviceReason } from '../src/index.js'
 import { fakeBinding } from './fake-binding.js'
+import { environmentSkip } from '../../../tools/test-env.mjs'
 
 const realAddon = fileURLToPath(new URL('../build/Release/rdma_verbs.node', import.meta.url))
 const hostHasRdma = existsSync('/sys/class/infiniband_verbs')
+const realAddonMissing = environmentSkip('provider-verbs real addon', existsSync(realAddon) ? null : `${realAddon} is not built (apt-get install libibverbs-dev, then pnpm build)`)
 
 function catchError(fn: () => unknown): Error & { code?: string; details?: Record<string, unknown> } {
   try {
@@ -122,10 +124,9 @@ describe('libibverbs present, no usable device: ERR_NO_DEVICE with what to do', 
     expectNoDevice(err, 'no-roce-gid', 'ip addr add')
   })
 
-  it.skipIf(!existsSync(realAddon) || hostHasRdma)('the real addon on this host (no RDMA in the kernel) reports ERR_NO_DEVICE', () => {
+  it.skipIf(Boolean(realAddonMissing) || hostHasRdma)('the real addon on this host (no RDMA in the kernel) reports ERR_NO_DEVICE', () => {
     const p = verbs({ addon: realAddon })
     expectNoDevice(catchError(() => p.capabilities), 'no-kernel-support')
     expect(p.binding.listDevices).toBeTypeOf('function')
   })
-  if (!existsSync(realAddon)) console.info(`[provider-verbs] skipped the real-addon test: ${realAddon} is not built (apt-get install libibverbs-dev, then pnpm build)`)
 })

@@ -8,9 +8,10 @@ import { execFileSync, spawnSync } from 'node:child_process'
 import { existsSync, readFileSync } from 'node:fs'
 import { after, before, describe, test } from 'node:test'
 import { RcPeerClient, RcPeerError, TAP, ensureBuilt, guestSupport, hostSupport, netnsExists, paths, startGuest } from '../index.mjs'
+import { environmentSkip } from '../../test-env.mjs'
 
 const support = hostSupport()
-const skip = support.ok ? false : `rxe-vm cannot run here: ${support.reasons.join('; ')}`
+const skip = environmentSkip('rxe-vm harness', support.ok ? null : `rxe-vm cannot run here: ${support.reasons.join('; ')}`)
 const isQemu = (pid) => {
   try { return readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'qemu-system-x86' } catch { return false }
 }
@@ -46,9 +47,11 @@ describe('rxe-vm harness', { skip, concurrency: false }, () => {
       command: `
         ibv_devinfo -d rxe2 | grep -E 'state:|active_mtu'
         for i in 0 1 2; do echo "gid$i $(cat /sys/class/infiniband/rxe2/ports/1/gids/$i) $(cat /sys/class/infiniband/rxe2/ports/1/gid_attrs/types/$i)"; done
-        ip -br addr show dev eth2
-        ibv_rc_pingpong -d rxe2 -g 1 -n 20 > /tmp/srv.log 2>&1 & sleep 1
-        ibv_rc_pingpong -d rxe2 -g 1 -n 20 10.77.0.2 | grep iters; wait $! && echo pingpong-ok
+        ip -br addr show dev eth2; ip -o link show dev eth2
+        ibv_rc_pingpong -d rxe2 -g 1 -n 20 > /tmp/srv.log 2>&1 & srv=$!
+        # The client retries while the server is not listening yet (no fixed head start): up to 60 s.
+        for i in $(seq 1 300); do ibv_rc_pingpong -d rxe2 -g 1 -n 20 10.77.0.2 > /tmp/cli.log 2>&1; grep -q "Couldn't connect" /tmp/cli.log || break; sleep 0.2; done
+        grep iters /tmp/cli.log; wait $srv && echo pingpong-ok
         exit 7`,
     })
     assert.ok(netnsExists(g.netns), 'netns exists once startGuest resolves')
@@ -64,7 +67,10 @@ describe('rxe-vm harness', { skip, concurrency: false }, () => {
     assert.match(r.output, /gid0 fe80:0000:0000:0000:5054:00ff:fe12:3458 RoCE v2/)
     assert.match(r.output, /gid1 0000:0000:0000:0000:0000:ffff:0a4d:0002 RoCE v2/)
     assert.match(r.output, /gid2 fd77:0000:0000:0000:0000:0000:0000:0002 RoCE v2/)
-    assert.match(r.output, /eth2\s+UP\s+10\.77\.0\.2\/24 fd77::2\/64/)
+    // The link's flags, not its operstate: operstate is derived by the kernel's linkwatch some time
+    // after carrier (UNKNOWN meanwhile); UP + LOWER_UP (carrier) is what makes the link work.
+    assert.match(r.output, /eth2\s+\S+\s+10\.77\.0\.2\/24 fd77::2\/64/)
+    assert.match(r.output, /eth2: <[^>]*\bUP\b[^>]*\bLOWER_UP\b[^>]*>/)
     assert.match(r.output, /pingpong-ok/)
     assert.ok(!netnsExists(g.netns), 'netns deleted')
     assert.ok(g.qemuPid > 0, 'qemu pid reported')
@@ -163,7 +169,7 @@ describe('rxe-vm harness', { skip, concurrency: false }, () => {
         assert.deepEqual(await B.waitRecv(5000), { opcode: 'RECV', len: 64, loff: 4000, imm: 0xabcd })
         assert.deepEqual(await B.dump(4000, 64), pattern.subarray(0, 64))
 
-        const c = await B.counters()
+        const c = await B.waitForCounters((x) => x.rcvd_pkts > 0 && x.sent_pkts > 0)
         assert.ok(c.rcvd_pkts > 0 && c.sent_pkts > 0, JSON.stringify(c))
 
         // A bad rkey: remote access error NAK, the QP goes to ERR.

@@ -100,10 +100,13 @@ export function closeTests(suite: Suite): void {
       { wrId: 2, opcode: 'RDMA_WRITE', sgList: [mrA.slice(64, 64)], remoteAddr: mrB.region(64).addr, rkey: mrB.rkey, signaled: false },
     ])
     expect((await takeCompletions(raw.a.sendCq, 1))[0]).toMatchObject({ wrId: 1, status: 'SUCCESS' })
-    for (let i = 0; i < 100 && mrB.bytes[127] !== data[127]; i++) await sleep(5)
+    // The unsignaled WRITE has no completion: wait (deadline) for its bytes, the outcome itself.
+    const deadline = performance.now() + 5000
+    while (snapshot(mrB).some((v, i) => v !== data[i]) && performance.now() < deadline) await sleep(5)
     expectBytes(snapshot(mrB), data, 'both WRITEs landed')
     const started = performance.now()
     await raw.a.close()
-    expect(performance.now() - started, 'close() waited for a completion that never comes').toBeLessThan(1000)
+    // The bug this catches waits for core's 5 s settle timeout; half of it leaves a slow (TCG) guest or a loaded host room.
+    expect(performance.now() - started, 'close() waited for a completion that never comes (core gives up after 5 s)').toBeLessThan(2500)
   })
 }

@@ -60,7 +60,7 @@ const base = { sessionId: sessionIdSchema, from: endpointSchema }
 export const peerRequestSchema = v.variant('type', [
   v.strictObject({ type: v.literal('open-session'), ...base, params: paramsSchema, maxMtu: mtuSchema, qps: qpOffers, regions: regionsSchema }),
   v.strictObject({ type: v.literal('add-qps'), ...base, qps: qpOffers }),
-  v.strictObject({ type: v.literal('remove-qp'), ...base, qpn: uint(0xffffff) }),
+  v.strictObject({ type: v.literal('remove-qp'), ...base, qpn: uint(0xffffff), failure: v.optional(text(256)) }),
   v.strictObject({ type: v.literal('close-session'), ...base, reason: text(256) }),
   v.strictObject({ type: v.literal('rekey'), ...base, epoch: uint(0xffffffff) }),
   v.strictObject({ type: v.literal('join-session'), ...base, token: text(1024) }),

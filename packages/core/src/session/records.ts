@@ -79,6 +79,8 @@ export interface RemoveQpRequest {
   readonly from: EndpointRecord
   /** The QPN on the receiving side. */
   readonly qpn: number
+  /** Set when the sender's end failed (entered ERR on its own): why, e.g. 'RETRY_EXC_ERR'. */
+  readonly failure?: string
 }
 
 export interface CloseSessionRequest {

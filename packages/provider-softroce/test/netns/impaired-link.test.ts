@@ -20,9 +20,9 @@ import { bundleHost } from '../bundle-host.js'
 import { createImpairedPath, labUnavailable, type ImpairedPath } from './netns-lab.js'
 import type { CompletionTally, Op } from './stack-host.js'
 import { seededRandom } from '@rdma-session/core'
+import { environmentSkip } from '../../../../tools/test-env.mjs'
 
-const why = labUnavailable()
-if (why !== null) console.info(`[softroce] skipped the netns impaired-link test: ${why}`)
+const why = environmentSkip('softroce netns impaired link', labUnavailable())
 
 const here = dirname(fileURLToPath(import.meta.url))
 const MiB = 1 << 20
@@ -115,7 +115,7 @@ afterEach(async () => {
   lab = null
 })
 
-describe.skipIf(why !== null)('two network namespaces, 5 % loss + 1 % duplication + reordering + 10 ms delay', () => {
+describe.skipIf(Boolean(why))('two network namespaces, 5 % loss + 1 % duplication + reordering + 10 ms delay', () => {
   beforeAll(async () => {
     bundle = await bundleHost(join(here, 'stack-host.ts'))
   }, 60_000)

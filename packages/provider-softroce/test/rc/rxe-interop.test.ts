@@ -14,12 +14,12 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { guestSupport, startGuest, type Guest } from '../../../../tools/rxe-vm/index.mjs'
+import { environmentSkip } from '../../../../tools/test-env.mjs'
 
 const here = fileURLToPath(new URL('.', import.meta.url))
 const pkg = join(here, '..', '..')
 
-const why = guestSupport()
-if (why !== null) console.info(`[softroce] skipped kernel rxe interop: ${why}`)
+const why = environmentSkip('softroce <-> kernel rxe interop', guestSupport())
 
 // Makes the UDP socket, sets the interop option, binds it, clears close-on-exec, execs node on the child.
 const LAUNCHER = `use Socket qw(:all); use Fcntl; my ($v6, $port, $addr) = splice(@ARGV, 0, 3);
@@ -34,7 +34,7 @@ interface ChildResult {
   peerCounters: Record<string, number>
 }
 
-describe.skipIf(why !== null)('kernel rxe interop (rxe-vm guest)', () => {
+describe.skipIf(Boolean(why))('kernel rxe interop (rxe-vm guest)', () => {
   let guest: Guest | null = null
   let child = ''
 

@@ -15,6 +15,10 @@ const probeScript = join(dirname(fileURLToPath(import.meta.url)), 'udp-probe.py'
 export const isRoot = process.getuid?.() === 0
 export const hasPython = spawnSync('python3', ['-c', 'pass']).status === 0
 export const hasIpNetns = spawnSync('ip', ['netns', 'list']).status === 0
+/** Why a raw capture on loopback cannot run here (null when it can): for environmentSkip(). */
+export const rawCaptureUnavailable = !isRoot ? 'needs root (raw packet capture)' : !hasPython ? 'needs python3' : null
+/** Why a network namespace cannot be made here (null when it can): for environmentSkip(). */
+export const netnsUnavailable = !isRoot ? 'needs root (network namespaces)' : !hasIpNetns ? '`ip netns` is not available (install iproute2)' : null
 
 /**
  * The addon, built first if it is missing (node native/build.mjs, ~2 s). A failed build throws
@@ -112,6 +116,8 @@ export function snmp6(name: string, netns?: string): number {
 /** Make a fresh netns with loopback up; returns its name and a remover. */
 export function makeNetns(tag: string): { name: string; remove: () => void } {
   const name = `rsock-${tag}-${process.pid}`
+  // One left by a crashed run of an earlier process with this pid would make `ip netns add` fail.
+  if (existsSync(`/run/netns/${name}`)) execFileSync('ip', ['netns', 'delete', name])
   execFileSync('ip', ['netns', 'add', name])
   execFileSync('ip', ['-n', name, 'link', 'set', 'lo', 'up'])
   return { name, remove: () => { if (existsSync(`/run/netns/${name}`)) execFileSync('ip', ['netns', 'delete', name]) } }

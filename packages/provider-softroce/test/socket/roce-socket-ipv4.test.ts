@@ -4,7 +4,10 @@
 import { afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { openRoceSocket, type RoceSocket } from '../../src/socket/roce-socket.js'
 import { DISABLE_ENV, resetSockoptAddon } from '../../src/socket/sockopt-addon.js'
-import { ensureAddonBuilt, hasPython, isRoot, runProbe } from './helpers.js'
+import { ensureAddonBuilt, rawCaptureUnavailable, runProbe } from './helpers.js'
+import { environmentSkip } from '../../../../tools/test-env.mjs'
+
+const rawCaptureSkip = environmentSkip('openRoceSocket IPv4 raw capture', rawCaptureUnavailable)
 
 const open: RoceSocket[] = []
 afterEach(() => {
@@ -25,7 +28,7 @@ async function sendAndCapture(from: RoceSocket, count: number) {
   return records
 }
 
-describe.skipIf(!isRoot || !hasPython)('openRoceSocket IPv4 on the wire (raw capture on loopback)', () => {
+describe.skipIf(Boolean(rawCaptureSkip))('openRoceSocket IPv4 on the wire (raw capture on loopback)', () => {
   beforeAll(() => {
     ensureAddonBuilt()
   }, 200_000)

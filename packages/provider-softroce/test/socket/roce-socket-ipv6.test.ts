@@ -4,7 +4,10 @@
 import { afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { openRoceSocket, type RoceSocket } from '../../src/socket/roce-socket.js'
 import { DISABLE_ENV, resetSockoptAddon } from '../../src/socket/sockopt-addon.js'
-import { ensureAddonBuilt, hasPython, isRoot, runProbe, sleep, snmp6 } from './helpers.js'
+import { ensureAddonBuilt, rawCaptureUnavailable, runProbe, sleep, snmp6 } from './helpers.js'
+import { environmentSkip } from '../../../../tools/test-env.mjs'
+
+const rawCaptureSkip = environmentSkip('openRoceSocket IPv6 zero-checksum receive', rawCaptureUnavailable)
 
 const open: RoceSocket[] = []
 afterEach(() => {
@@ -25,7 +28,7 @@ async function zeroChecksumDatagram(rx: RoceSocket, text: string, waitMs: number
   return { got, wire, csumErrors: snmp6('Udp6InCsumErrors') - before }
 }
 
-describe.skipIf(!isRoot || !hasPython)('openRoceSocket IPv6 receive of zero-checksum UDP (loopback)', () => {
+describe.skipIf(Boolean(rawCaptureSkip))('openRoceSocket IPv6 receive of zero-checksum UDP (loopback)', () => {
   beforeAll(() => {
     ensureAddonBuilt()
   }, 200_000)

@@ -5,7 +5,10 @@ import { closeSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { RoceSockoptAddon } from '../../src/socket/sockopt-addon.js'
-import { ensureAddonBuilt, hasIpNetns, isRoot, makeNetns, packageRoot } from './helpers.js'
+import { ensureAddonBuilt, makeNetns, netnsUnavailable, packageRoot } from './helpers.js'
+import { environmentSkip } from '../../../../tools/test-env.mjs'
+
+const netnsSkip = environmentSkip('roce_sockopt in a network namespace', netnsUnavailable)
 
 let addon: RoceSockoptAddon
 const fds: number[] = []
@@ -68,7 +71,7 @@ describe('roce_sockopt.createUdpSocket', () => {
       .toThrow(expect.objectContaining({ code: 'ENOENT', syscall: 'open', message: expect.stringContaining(`/run/netns/no-such-ns-${process.pid}`) }))
   })
 
-  it.skipIf(!isRoot || !hasIpNetns)('netns: the socket lives in that namespace, the process stays where it was', () => {
+  it.skipIf(Boolean(netnsSkip))('netns: the socket lives in that namespace, the process stays where it was', () => {
     const ns = makeNetns('addon')
     try {
       execFileSync('ip', ['-n', ns.name, 'addr', 'add', '10.77.9.1/24', 'dev', 'lo'])

@@ -66,8 +66,18 @@ export interface SessionPair {
   readonly peer: Session
 }
 
+/**
+ * Session options as the tests mean them: the default parameters (encrypted) where the provider
+ * encrypts; where it cannot, plaintext asked for explicitly (`encryption: 'none'`), as an
+ * application toward kernel rxe or a NIC does. A test that sets `encryption` gets what it set.
+ */
+export function sessionOptions(env: ConformanceEnv, options: Omit<CreateSessionOptions, 'peer'> = {}): CreateSessionOptions {
+  if (options.params?.encryption !== undefined || env.a.capabilities.encryption) return { peer: env.b, ...options }
+  return { peer: env.b, ...options, params: { ...options.params, encryption: 'none' } }
+}
+
 export async function openSession(env: ConformanceEnv, options: Omit<CreateSessionOptions, 'peer'> = {}): Promise<SessionPair> {
-  const session = await env.a.sessions.create({ peer: env.b, ...options })
+  const session = await env.a.sessions.create(sessionOptions(env, options))
   return { session, peer: env.b.sessions.get(session.id) }
 }
 

@@ -69,9 +69,13 @@ export class Context {
   get info(): DeviceInfo {
     return this.device.info
   }
-  /** This context's RoCE endpoint ({ address, port }), which is the `remote` its peers see. */
-  get endpoint(): { address: string; port: number } {
-    return { address: this.device.info.address, port: this.device.info.port }
+  /**
+   * This context's RoCE endpoint ({ address, port }), which is the `remote` its peers see; with
+   * `sourcePort` when the device sends every packet from one UDP port (peers then bind our QPs to it).
+   */
+  get endpoint(): { address: string; port: number; sourcePort?: number } {
+    const { address, port, sourcePort } = this.device.info
+    return sourcePort === undefined ? { address, port } : { address, port, sourcePort }
   }
   /** @internal The registered region with this rkey (sub-regions included), if any. */
   regionByRkey(rkey: number): MemoryRegion | undefined {

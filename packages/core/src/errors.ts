@@ -37,6 +37,10 @@ export const ErrorCode = {
   NO_DEVICE: 'ERR_NO_DEVICE',
   /** A verbs call failed; `details.errno` and the message say why. */
   VERBS: 'ERR_VERBS',
+  /** A daemon socket, token file or their directory is not this user's alone (`details.reason`: owner, mode, type, missing). */
+  UNSAFE_PATH: 'ERR_UNSAFE_PATH',
+  /** A per-peer quota (QPs, memory, sessions) is used up; `details.limit` names it. */
+  QUOTA: 'ERR_QUOTA',
 } as const
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode]
 
@@ -146,7 +150,7 @@ export class UnsupportedError extends RdmaError {
 
 export class EncryptionUnsupportedError extends RdmaError {
   constructor(provider: string, suite: string) {
-    super(ErrorCode.ENCRYPTION_UNSUPPORTED, `provider '${provider}' cannot encrypt with ${suite}; use encryption: { suite, required: false } to fall back to plaintext, or a provider that encrypts`, { provider, suite })
+    super(ErrorCode.ENCRYPTION_UNSUPPORTED, `provider '${provider}' cannot encrypt with ${suite} (sessions are encrypted by default); pass encryption: 'preferred' to fall back to plaintext when an end cannot encrypt, encryption: 'none' for plaintext RoCEv2 (kernel rxe, RoCE NICs), or use a provider that encrypts`, { provider, suite })
   }
 }
 
@@ -180,6 +184,20 @@ export class ProtocolError extends RdmaError {
 export class JoinTokenError extends RdmaError {
   constructor(reason: 'missing' | 'malformed' | 'forged' | 'expired' | 'scope' | 'exhausted', message: string, details: Record<string, unknown> = {}) {
     super(ErrorCode.JOIN_TOKEN, message, { reason, ...details })
+  }
+}
+
+/** A daemon's socket, token or directory may have been made by another user: refused before anything is sent. */
+export class UnsafePathError extends RdmaError {
+  constructor(path: string, message: string, details: Record<string, unknown> = {}) {
+    super(ErrorCode.UNSAFE_PATH, message, { path, ...details })
+  }
+}
+
+/** A peer would hold more QPs, sessions or QP memory than its quota allows; `details.limit` names which. */
+export class QuotaError extends RdmaError {
+  constructor(message: string, details: Record<string, unknown>) {
+    super(ErrorCode.QUOTA, message, details)
   }
 }
 

@@ -4,13 +4,15 @@ import { deriveQpKey, normalizeParams, normalizeQos } from '../src/index.js'
 describe('session parameters', () => {
   it('fills defaults and freezes', () => {
     const p = normalizeParams()
-    expect(p.encryption.suite).toBe('none')
+    expect(p.encryption, 'encrypted by default').toEqual({ suite: 'aes-256-gcm', required: true })
     expect(p.encapsulation).toEqual({ mtu: 1024, udpSourcePort: 0, dscp: 0, ecn: 0, hopLimit: 64 })
     expect(Object.isFrozen(p) && Object.isFrozen(p.encapsulation)).toBe(true)
   })
   it('reads encryption shorthands', () => {
     expect(normalizeParams({ encryption: 'aes-256-gcm' }).encryption).toEqual({ suite: 'aes-256-gcm', required: true })
     expect(normalizeParams({ encryption: { suite: 'aes-256-gcm', required: false } }).encryption.required).toBe(false)
+    expect(normalizeParams({ encryption: 'preferred' }).encryption).toEqual({ suite: 'aes-256-gcm', required: false })
+    expect(normalizeParams({ encryption: 'none' }).encryption).toEqual({ suite: 'none', required: false })
     expect(() => normalizeParams({ encryption: 'rot13' as never })).toThrow(/unknown encryption/)
   })
   it('rejects bad encapsulation with the field name', () => {

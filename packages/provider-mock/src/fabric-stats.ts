@@ -23,6 +23,8 @@ export type DropReason =
   | 'encryption-mismatch'
   /** An ACK, NAK or READ/atomic response for a PSN the requester has not transmitted (forged or corrupt). */
   | 'ghost-ack'
+  /** A duplicate READ or atomic request that matches none of the responder's saved requests. */
+  | 'unmatched-duplicate'
 
 export const DROP_REASONS: readonly DropReason[] = [
   'fault',
@@ -35,6 +37,7 @@ export const DROP_REASONS: readonly DropReason[] = [
   'unknown-epoch',
   'encryption-mismatch',
   'ghost-ack',
+  'unmatched-duplicate',
 ]
 
 export interface FabricStats {

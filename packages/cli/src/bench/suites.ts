@@ -55,10 +55,12 @@ export interface BenchPair {
 }
 
 const REGION = 1 << 20
+/** The baseline drives raw QPs in plaintext: the sessions measured against it are plaintext too (asked for, as sessions are encrypted by default). */
+const BENCH_ENCRYPTION = 'none'
 
 async function withSession<T>(pair: BenchPair, fn: (s: Session, target: { addr: number; rkey: number; length: number }, a: Context) => Promise<T>): Promise<T> {
   const target = pair.b.registerMemory(new Uint8Array(REGION), { access: ['local-write', 'remote-write', 'remote-read'] })
-  const session = await pair.a.sessions.create({ peer: pair.b, params: { encapsulation: { mtu: pair.mtu } }, qps: [{ qos: { class: 'latency' }, caps: { maxSendWr: 64 } }] })
+  const session = await pair.a.sessions.create({ peer: pair.b, params: { encryption: BENCH_ENCRYPTION, encapsulation: { mtu: pair.mtu } }, qps: [{ qos: { class: 'latency' }, caps: { maxSendWr: 64 } }] })
   try {
     return await fn(session, target.region(), pair.a)
   } finally {
@@ -141,7 +143,7 @@ export async function latency(pair: BenchPair, samples: number): Promise<Latency
 /** A latency QP and two bulk QPs in one session: small writes idle, during a striped bulk flood, and on a bulk QP during the flood. */
 export async function qosIsolation(pair: BenchPair, probes: number): Promise<QosResult> {
   const target = pair.b.registerMemory(new Uint8Array(4 << 20), { access: ['local-write', 'remote-write'] })
-  const session = await pair.a.sessions.create({ peer: pair.b, params: { encapsulation: { mtu: pair.mtu } }, qps: [{ qos: { class: 'latency', serviceLevel: 3, weight: 1 } }] })
+  const session = await pair.a.sessions.create({ peer: pair.b, params: { encryption: BENCH_ENCRYPTION, encapsulation: { mtu: pair.mtu } }, qps: [{ qos: { class: 'latency', serviceLevel: 3, weight: 1 } }] })
   try {
     const [bulk] = await session.addQps([{ qos: { class: 'bulk', weight: 4 } }, { qos: { class: 'bulk', weight: 4 } }])
     const lat = session.qpsOfClass('latency')[0]!

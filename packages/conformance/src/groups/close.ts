@@ -1,7 +1,7 @@
 /** Close: every handle is released, closing the context closes everything, and nothing works afterwards. */
 import { expect } from 'vitest'
 import type { Suite } from '../suite.js'
-import { expectBytes, expectCode, fill, nextEvent, openSession, outcomes, rawPair, register, sleep, snapshot, takeCompletions, ZERO_HANDLES } from '../fixtures.js'
+import { expectBytes, expectCode, fill, nextEvent, openSession, outcomes, rawPair, sessionOptions, register, sleep, snapshot, takeCompletions, ZERO_HANDLES } from '../fixtures.js'
 
 export function closeTests(suite: Suite): void {
   suite.test('closing sessions, QPs, CQs and regions one by one leaves zero handles on both sides', async () => {
@@ -65,7 +65,7 @@ export function closeTests(suite: Suite): void {
     await expectCode(() => a.registerMemory(Buffer.alloc(64)), 'ERR_CLOSED')
     await expectCode(() => a.createCq(), 'ERR_CLOSED')
     await expectCode(() => a.createQp(), 'ERR_CLOSED')
-    await expectCode(() => a.sessions.create({ peer: b }), 'ERR_CLOSED')
+    await expectCode(() => a.sessions.create(sessionOptions(suite.env)), 'ERR_CLOSED')
   })
 
   suite.test('closing a CQ ends iteration over it; a QP posting to a closed context fails', async () => {

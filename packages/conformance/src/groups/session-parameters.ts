@@ -40,10 +40,11 @@ export function sessionParameterTests(suite: Suite): void {
     const { session, peer } = await openSession(suite.env, { params, qps: [{}] })
     expect(session.params).toEqual(peer.params)
     expect(session.params.encapsulation).toMatchObject(params.encapsulation)
-    expect(session.params.encryption.suite).toBe('none')
+    const encrypted = suite.caps.encryption
+    expect(session.params.encryption.suite, 'the default: encrypted where the provider can').toBe(encrypted ? 'aes-256-gcm' : 'none')
     await suite.env.a.sessions.addQps(session.id, [{}, {}, {}], { remote: session.remote })
     expect(peer.size).toBe(4)
-    expectInherited(session, peer, false)
+    expectInherited(session, peer, encrypted)
     for (const qp of session.qps) expect(qp.qos.trafficClass, 'default traffic class = DSCP << 2 | ECN').toBe((26 << 2) | 1)
   })
 

@@ -16,6 +16,7 @@ import { dialControl } from './control-server.js'
 import type { DaemonRequest, DaemonSessionInfo, WireAuth } from './daemon-protocol.js'
 import type { DaemonScope } from './daemon-roles.js'
 import { DAEMON_PSK_ID, DaemonChannel } from './daemon-server.js'
+import { checkDaemonSocket } from './private-path.js'
 
 export interface DaemonClientOptions {
   readonly socketPath: string
@@ -114,6 +115,8 @@ export class DaemonClient {
 
   /** Connects to the daemon; with a context, registers it so it can create and join sessions. */
   static async connect(ctx: Context | null, options: DaemonClientOptions): Promise<DaemonClient> {
+    // Before the token goes anywhere: the socket and its directory are this user's alone.
+    checkDaemonSocket(options.socketPath, true)
     const auth = normalizeClientAuth({ psk: options.token, pskId: DAEMON_PSK_ID })
     const channel = await dialControl(`ws+unix:${options.socketPath}`, auth, 'daemon', { ...(options.keepalive ? { keepalive: options.keepalive } : {}) }, (conn) => new DaemonChannel(conn, { reconnectGraceMs: 0 }))
     const client = new DaemonClient(channel, ctx)

@@ -18,6 +18,7 @@ import { daemonReplySchema, daemonRequestSchema, type DaemonReply, type DaemonRe
 import { CREATOR_SCOPE, DaemonGrants, JOINER_SCOPE, checkScopes, requireScope, type DaemonScope } from './daemon-roles.js'
 import { createJoinToken, splitJoinToken, verifyJoinToken } from './join-token.js'
 import { WsPeerChannel } from './ws-peer-channel.js'
+import { checkDaemonSocket } from './private-path.js'
 
 export const DAEMON_PSK_ID = 'daemon'
 
@@ -79,6 +80,7 @@ export class SessionDaemon extends EventEmitter {
 
   static async start(options: SessionDaemonOptions): Promise<SessionDaemon> {
     if (typeof options?.socketPath !== 'string') throw new InvalidArgumentError('the daemon needs a socketPath')
+    checkDaemonSocket(options.socketPath, false)
     const auth = normalizeServerAuth({ psk: options.token, pskId: DAEMON_PSK_ID })
     let daemon: SessionDaemon | null = null
     const server = await ControlServer.start<DaemonChannel>(

@@ -20,6 +20,7 @@ const boundedMap = <T extends v.GenericSchema>(value: T, maxEntries: number) =>
 export const endpointSchema = v.strictObject({
   address: v.pipe(v.string(), v.regex(/^[0-9A-Za-z.:%_-]{1,64}$/, 'an address is an IPv4/IPv6 literal or host name')),
   port: uint(65535),
+  sourcePort: v.optional(v.pipe(uint(65535), v.minValue(1))),
 })
 
 const qosSchema = v.strictObject({

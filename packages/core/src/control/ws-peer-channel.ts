@@ -15,6 +15,7 @@ import { ControlServer, dialControl, type EndpointOptions } from './control-serv
 import { checkDeclaredEndpoint, type EndpointPolicy } from './endpoint-binding.js'
 import { deriveSessionSecret } from './handshake.js'
 import { QpCreationLimiter, type QpRateLimit } from './rate-limit.js'
+import { PeerQuotas, type PeerAccount, type PeerQuotaLimits } from './peer-quota.js'
 import { peerReplySchema, peerRequestSchema } from './record-schema.js'
 
 /** Who may declare which RoCE endpoint on a channel. */
@@ -25,15 +26,18 @@ export interface EndpointBindingOptions {
 
 export class WsPeerChannel extends ControlChannel<PeerRequest, PeerReply> implements PeerChannel {
   readonly #limiter: QpCreationLimiter | null
-  readonly #limitKey: string
+  /** The peer's authenticated identity: rate-limit buckets and quotas are kept per identity, whatever its source address. */
+  readonly #identity: string
+  readonly quota?: PeerAccount
   /** The peer's address as the connection that made this channel saw it (null: Unix socket). */
   readonly peerAddress: string | null
   readonly #policy: EndpointPolicy | undefined
 
-  constructor(conn: ControlConnection, options: ChannelOptions & EndpointBindingOptions & { limiter?: QpCreationLimiter | null; remoteAddress?: string; redial?: (resume: { channelId: string; resumeKey: Buffer }) => Promise<ControlConnection> }) {
+  constructor(conn: ControlConnection, options: ChannelOptions & EndpointBindingOptions & { limiter?: QpCreationLimiter | null; quotas?: PeerQuotas; remoteAddress?: string; redial?: (resume: { channelId: string; resumeKey: Buffer }) => Promise<ControlConnection> }) {
     super({ ...options, result: conn.result, requestSchema: peerRequestSchema as never, replySchema: peerReplySchema }, conn)
     this.#limiter = options.limiter ?? null
-    this.#limitKey = `${conn.result.peerId}@${options.remoteAddress ?? 'local'}`
+    this.#identity = conn.result.peerId
+    if (options.quotas !== undefined) this.quota = options.quotas.account(this.#identity)
     this.peerAddress = conn.peerAddress
     this.#policy = options.allowEndpoint
   }
@@ -50,14 +54,16 @@ export class WsPeerChannel extends ControlChannel<PeerRequest, PeerReply> implem
 
   /** Throws ERR_RATE_LIMIT when the peer may not create `count` more QPs now. */
   admitQps(count: number): void {
-    this.#limiter?.admit(this.#limitKey, count)
+    this.#limiter?.admit(this.#identity, count)
   }
 }
 
 export interface ListenOptions extends EndpointOptions, ChannelOptions, EndpointBindingOptions {
   readonly auth: ServerAuth
-  /** Bounds on how fast one peer may make us create QPs. */
+  /** Bounds on how fast one peer (authenticated identity) may make us create QPs. */
   readonly rateLimit?: QpRateLimit
+  /** What one peer (authenticated identity, over all its connections) may make us hold: QPs, sessions, QP memory. */
+  readonly quota?: PeerQuotaLimits
 }
 
 export interface DialOptions extends ChannelOptions, EndpointBindingOptions {
@@ -81,11 +87,12 @@ export type PeerServer = ControlServer<WsPeerChannel>
 export async function listenForPeers(ctx: Context, options: ListenOptions): Promise<PeerServer> {
   const auth = normalizeServerAuth(options?.auth)
   const limiter = new QpCreationLimiter(options.rateLimit)
+  const quotas = new PeerQuotas(options.quota)
   const server = await ControlServer.start<WsPeerChannel>(
     options,
     auth,
     'peer',
-    (conn, remoteAddress) => new WsPeerChannel(conn, { ...options, limiter, remoteAddress }),
+    (conn) => new WsPeerChannel(conn, { ...options, limiter, quotas }),
     (channel) => ctx.sessions.serve(channel),
   )
   const onSession = (s: Session): void => {

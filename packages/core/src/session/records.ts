@@ -10,6 +10,8 @@ import type { SessionParams } from './params.js'
 export interface EndpointRecord {
   readonly address: string
   readonly port: number
+  /** The UDP source port of all the endpoint's packets, when fixed (DeviceInfo.sourcePort). */
+  readonly sourcePort?: number
 }
 
 export interface QpCapsRecord {

@@ -19,6 +19,7 @@ import { endpointKey, type AddQpsRequest, type EndpointRecord, type JoinSessionR
 import { ExposedRegions } from './exposed-regions.js'
 import { repairFailedQp, type RepairHost } from './qp-repair.js'
 import { SessionMembers, type SessionMember } from './session-members.js'
+import { QuotaCharges } from './quota-charges.js'
 import { Session, type SessionOwner } from './session.js'
 
 export interface CreateSessionOptions {
@@ -62,6 +63,8 @@ export class SessionManager extends EventEmitter implements SessionOwner {
   readonly #exposedTo = new Map<string, Readonly<Record<string, RemoteRegion>>>()
   /** Sessions this context joined with a token (their secret is the token's QP secret). */
   readonly #joined = new Set<string>()
+  /** Sessions and QPs peers made us create, by the quota account they are charged to. */
+  readonly #charges = new QuotaCharges()
   /** The spec each QP of ours was created with (a failed QP's replacement gets the same). */
   readonly #specs = new WeakMap<QueuePair, QpSpec>()
   readonly #repairHost: RepairHost = {
@@ -231,6 +234,7 @@ export class SessionManager extends EventEmitter implements SessionOwner {
   async removeQp(session: Session, qp: QueuePair, notifyPeer: boolean): Promise<void> {
     if (!session.release(qp)) return
     await qp.close()
+    this.#charges.releaseQp(qp)
     if (notifyPeer && qp.remoteQpn !== null && !session.closed) await notice(this.#askRemoveQp(session, qp))
   }
 
@@ -258,7 +262,9 @@ export class SessionManager extends EventEmitter implements SessionOwner {
     await Promise.all(session.qps.map(async (qp) => {
       session.release(qp)
       await qp.close()
+      this.#charges.releaseQp(qp)
     }))
+    this.#charges.releaseSession(session.id)
     const tell = new Set(members.filter((c) => c !== session.peer))
     if (notifyPeer && !session.peer.closed) tell.add(session.peer)
     await Promise.all([...tell].map((c) => notice(c.request({ type: 'close-session', sessionId: session.id, from: this.#ctx.endpoint, reason }))))
@@ -429,6 +435,21 @@ export class SessionManager extends EventEmitter implements SessionOwner {
     if (this.#table.has(request.sessionId)) throw new InvalidArgumentError(`session '${request.sessionId}' exists already`)
     checkSpecs(request.qps)
     channel.admitQps?.(request.qps.length)
+    const specs = request.qps.map((o) => o?.spec)
+    const use = this.#charges.reserve(channel.quota, specs, true)
+    let accepted: { reply: PeerReply; local: QueuePair[] }
+    try {
+      accepted = this.#openAccepted(request, channel)
+    } catch (err) {
+      this.#charges.rollback(channel.quota, use)
+      throw err
+    }
+    this.#charges.adopt(channel.quota, accepted.local, specs, request.sessionId)
+    this.emit('session', this.#table.get(request.sessionId))
+    return accepted.reply
+  }
+
+  #openAccepted(request: OpenSessionRequest, channel: PeerChannel): { reply: PeerReply; local: QueuePair[] } {
     const spec = request.params as SessionParams
     let params = normalizeParams({ encryption: (spec?.encryption?.suite === 'none' ? 'none' : spec?.encryption) as SessionParamsSpec['encryption'], encapsulation: spec?.encapsulation })
     const caps = this.#ctx.capabilities
@@ -449,8 +470,7 @@ export class SessionManager extends EventEmitter implements SessionOwner {
     const regions = this.#exposed.records()
     this.#exposedTo.set(session.id, regions)
     this.#register(session, secret, qps.local)
-    this.emit('session', session)
-    return { type: 'open-session', from: this.#ctx.endpoint, mtu, encryption: params.encryption.suite === 'none' ? 'none' : 'aes-256-gcm', qps: qps.answers, regions }
+    return { reply: { type: 'open-session', from: this.#ctx.endpoint, mtu, encryption: params.encryption.suite === 'none' ? 'none' : 'aes-256-gcm', qps: qps.answers, regions }, local: qps.local }
   }
 
   async #acceptAddQps(request: AddQpsRequest, channel: PeerChannel): Promise<PeerReply> {
@@ -460,7 +480,16 @@ export class SessionManager extends EventEmitter implements SessionOwner {
       throw new JoinTokenError('exhausted', `the join token allows ${member.maxQps} QPs; ${member.added} were added already`, { sessionId: session.id })
     }
     channel.admitQps?.(request.qps.length)
-    const qps = this.#answerQps(request.qps, session.params, member?.from ?? session.remote, this.#keys(session, member?.secret))
+    const specs = request.qps.map((o) => o?.spec)
+    const use = this.#charges.reserve(channel.quota, specs, false)
+    let qps: { local: QueuePair[]; answers: QpAnswerRecord[] }
+    try {
+      qps = this.#answerQps(request.qps, session.params, member?.from ?? session.remote, this.#keys(session, member?.secret))
+    } catch (err) {
+      this.#charges.rollback(channel.quota, use)
+      throw err
+    }
+    this.#charges.adopt(channel.quota, qps.local, specs, null)
     for (const qp of qps.local) {
       if (member !== null) this.#members.own(qp, member)
       session.adopt(qp)

@@ -19,6 +19,7 @@ import { newPacket } from './packet-template.js'
 import { RetransmitTimer } from './retransmit-timer.js'
 import { DelayWindow, type DelayWindowConfig } from './delay-window.js'
 import { fillRequestPacket } from './request-packets.js'
+import { SendTimes } from './send-times.js'
 import { performance } from 'node:perf_hooks'
 
 /** What the requester needs from its QP. */
@@ -96,9 +97,8 @@ export class Requester {
   readonly #parts: Uint8Array[] = []
   /** The congestion window (null: fixed at windowPackets) and the send time of recent PSNs. */
   readonly #cc: DelayWindow | null
-  readonly #txAt: Float64Array
-  readonly #txPsn: Int32Array
-  readonly #txMask: number
+  /** Send times of in-flight packets (RTT samples of the delay window); null without one. */
+  readonly #sent: SendTimes | null
 
   constructor(host: RequesterHost, attrs: { sqPsn: number; pmtu: number; timeout: number; retryCnt: number; rnrRetry: number; maxRdAtomic: number }) {
     this.#host = host
@@ -114,10 +114,7 @@ export class Requester {
     this.#maxRdAtomic = Math.max(1, attrs.maxRdAtomic)
     const cfg = host.delayWindow
     this.#cc = cfg === null ? null : new DelayWindow(host.windowPackets, cfg)
-    const slots = cfg === null ? 1 : 2 ** Math.ceil(Math.log2(Math.max(2, host.windowPackets * 2)))
-    this.#txAt = new Float64Array(slots)
-    this.#txPsn = new Int32Array(slots).fill(-1)
-    this.#txMask = slots - 1
+    this.#sent = cfg === null ? null : new SendTimes(2 ** Math.ceil(Math.log2(Math.max(2, host.windowPackets * 2))))
   }
 
   /** The congestion window (diagnostics, tests); null when the window is fixed. */
@@ -229,11 +226,7 @@ export class Requester {
   #emitPacket(w: SendWqe, psn: number, chunk: number): number {
     const k = this.#txPkt
     const periodic = this.#sinceAckReq + 1 >= ACK_REQ_EVERY || psnDiff(psn, this.#una) * 2 >= this.window
-    if (this.#cc !== null) {
-      const i = psn & this.#txMask
-      this.#txAt[i] = performance.now()
-      this.#txPsn[i] = psn
-    }
+    this.#sent?.record(psn, performance.now())
     const len = fillRequestPacket(w, k, psn, this.#pmtu, chunk, periodic, this.#host.lazyAcks, this.#pkt, this.#parts)
     const end = psnAdd(psn, chunk)
     if (psnLess(this.#sentEnd, end)) this.#sentEnd = end
@@ -309,10 +302,10 @@ export class Requester {
   /** A round-trip sample for the congestion window from an ACK of `psn` (sent by us, newly acknowledged). */
   #sampleRtt(psn: number): void {
     if (psnDiff(psn, this.#una) < 0) return
-    const i = psn & this.#txMask
-    if (this.#txPsn[i] !== psn) return
+    const at = this.#sent!.sentAt(psn)
+    if (at < 0) return
     const t = performance.now()
-    this.#cc!.onSample(t - this.#txAt[i]!, t, this.#host.latencyTrafficAt)
+    this.#cc!.onSample(t - at, t, this.#host.latencyTrafficAt)
   }
 
   #onRnrNak(psn: number, timer: number): void {

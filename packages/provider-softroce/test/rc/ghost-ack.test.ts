@@ -51,7 +51,9 @@ function forgedAck(from: dgram.Socket, port: number, destQpn: number, psn: numbe
  * returns whether B held every byte when the completion arrived.
  */
 async function attackedWrite(p: Pair, forge: (qpn: number, frontier: number) => Buffer[]): Promise<{ exactAtCompletion: boolean; forged: number }> {
-  const { qa } = connect(p, { mtu: MTU, psnA: PSN_A, qos: { rateLimit: RATE } })
+  // Address-only binding (as toward rxe): the forger on another port of B's address reaches qa, so
+  // what stops its responses is the PSN check under test, not the source binding.
+  const { qa } = connect(p, { mtu: MTU, psnA: PSN_A, qos: { rateLimit: RATE }, addressOnly: true })
   const ma = register(p.a, SIZE)
   const mb = register(p.b, SIZE)
   const data = pattern(SIZE, 23)

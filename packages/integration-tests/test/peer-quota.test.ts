@@ -9,12 +9,20 @@ import { MockFabric, mock } from '@rdma-session/provider-mock'
 import { PSK, expectCode, waitFor } from './helpers.js'
 
 const auth = { psk: PSK }
+const C1_ADDRESS = '127.0.0.2'
+const C2_ADDRESS = '127.0.0.3'
+const from1 = { auth, localAddress: C1_ADDRESS }
+const from2 = { auth, localAddress: C2_ADDRESS }
 const cleanups: (() => Promise<unknown> | unknown)[] = []
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c()
 })
 
-/** A server and two clients of the same identity (the PSK) on two different addresses. */
+/**
+ * A server and two clients of the same identity (the PSK) on two different loopback addresses;
+ * each client dials from its own address (the declared RoCE endpoint must be the control
+ * connection's source).
+ */
 async function setup(listen: Omit<Parameters<Context['listen']>[0], 'auth'>) {
   const fabric = new MockFabric()
   const make = async (address: string) => {
@@ -22,20 +30,20 @@ async function setup(listen: Omit<Parameters<Context['listen']>[0], 'auth'>) {
     cleanups.push(() => ctx.close())
     return ctx
   }
-  const server = await make('10.9.0.1')
-  const c1 = await make('10.9.0.2')
-  const c2 = await make('10.9.0.3')
-  const srv = await server.listen({ port: 0, auth, ...listen })
+  const server = await make('127.0.0.1')
+  const c1 = await make(C1_ADDRESS)
+  const c2 = await make(C2_ADDRESS)
+  const srv = await server.listen({ port: 0, host: '127.0.0.1', auth, ...listen })
   return { server, srv, c1, c2 }
 }
 
 describe('per-peer quotas', () => {
   it('sessions and QPs are counted per identity across source addresses; ERR_QUOTA names the limit; closing gives them back', async () => {
     const { server, srv, c1, c2 } = await setup({ quota: { sessions: 2, qps: 6 } })
-    const s1 = await c1.connect(srv.url, { auth, qps: [{}, {}] })
-    const s2 = await c2.connect(srv.url, { auth, qps: [{}, {}] })
+    const s1 = await c1.connect(srv.url, { ...from1, qps: [{}, {}] })
+    const s2 = await c2.connect(srv.url, { ...from2, qps: [{}, {}] })
     // A third session from either address is over the identity's session quota.
-    const third = await expectCode(c2.connect(srv.url, { auth, qps: [{}] }), 'ERR_QUOTA')
+    const third = await expectCode(c2.connect(srv.url, { ...from2, qps: [{}] }), 'ERR_QUOTA')
     expect(third.details).toMatchObject({ limit: 'sessions', max: 2, used: 2 })
     expect(third.message).toMatch(/quota is 2/)
     // QPs: 4 held, 2 more fit, the 3rd does not (all or nothing).
@@ -46,7 +54,7 @@ describe('per-peer quotas', () => {
     // Closing returns sessions and QPs.
     await s1.close()
     await waitFor(() => server.handles.qps === 2, 5000, 'the server closed s1\'s QPs')
-    const s3 = await c1.connect(srv.url, { auth, qps: [{}, {}, {}, {}] })
+    const s3 = await c1.connect(srv.url, { ...from1, qps: [{}, {}, {}, {}] })
     expect(s3.size).toBe(4)
     await s2.close()
     await s3.close()
@@ -56,7 +64,7 @@ describe('per-peer quotas', () => {
   it('QP memory is estimated from the queue depths asked for; a request past memoryBytes is refused whole', async () => {
     const big = { caps: { maxSendWr: 4096, maxRecvWr: 4096 } }
     const { server, srv, c1 } = await setup({ quota: { memoryBytes: 3 * estimateQpBytes(big.caps) } })
-    const s = await c1.connect(srv.url, { auth, qps: [big, big] })
+    const s = await c1.connect(srv.url, { ...from1, qps: [big, big] })
     const err = await expectCode(s.addQps([big, big]), 'ERR_QUOTA')
     expect(err.details).toMatchObject({ limit: 'memoryBytes' })
     expect(server.handles.qps).toBe(2)
@@ -66,8 +74,8 @@ describe('per-peer quotas', () => {
 
   it('the QP-creation rate limit is one bucket per identity, not per source address', async () => {
     const { srv, c1, c2 } = await setup({ rateLimit: { qpsPerSecond: 1, burst: 6 } })
-    await c1.connect(srv.url, { auth, qps: Array.from({ length: 4 }, () => ({})) })
-    const err = await expectCode(c2.connect(srv.url, { auth, qps: Array.from({ length: 4 }, () => ({})) }), 'ERR_RATE_LIMIT')
+    await c1.connect(srv.url, { ...from1, qps: Array.from({ length: 4 }, () => ({})) })
+    const err = await expectCode(c2.connect(srv.url, { ...from2, qps: Array.from({ length: 4 }, () => ({})) }), 'ERR_RATE_LIMIT')
     expect(err.details).toMatchObject({ peer: expect.stringMatching(/^psk:/) })
   })
 

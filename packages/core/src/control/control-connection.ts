@@ -5,7 +5,7 @@
  * is closed; keepalive pings find a peer that stopped answering.
  */
 import type { WebSocket, RawData } from 'ws'
-import { ErrorCode, ProtocolError, RdmaError, TimeoutError, isRdmaError } from '../errors.js'
+import { ConnectionRefusedError, ErrorCode, ProtocolError, RdmaError, TimeoutError, isRdmaError } from '../errors.js'
 import type { NormalizedAuth } from './auth.js'
 import { MAX_FRAME_BYTES, check, envelopeSchema, errorFrameSchema, finishSchema, helloSchema, parseFrame, welcomeSchema, type Envelope, type HelloFrame } from './frames.js'
 import { clientFinish, clientHello, serverFinish, serverWelcome, type HandshakeResult } from './handshake.js'
@@ -124,7 +124,7 @@ export class ControlConnection {
     return runHandshake<ControlConnection>(ws, {
       timeoutMs,
       timeoutMessage: `the control handshake did not finish within ${timeoutMs} ms`,
-      socketError: (e) => new RdmaError(ErrorCode.CLOSED, `control connection failed: ${e.message}`),
+      socketError: (e) => dialError(ws.url, e),
       closedWhat: 'the server closed the connection during the handshake',
       onFrame: (buf, isBinary, finish) => {
         if (isBinary || hs === null) throw new ProtocolError('expected a welcome text frame')
@@ -307,6 +307,19 @@ function closeError(code: number, reason: string, what: string): RdmaError | nul
   if (code === TOO_BIG) return new ProtocolError(`${what}: frame too large (1009)`)
   const known = (Object.values(ErrorCode) as string[]).includes(reason) ? (reason as ErrorCode) : ErrorCode.CLOSED
   return new RdmaError(known, `${what} (code ${code}${reason === '' ? '' : `, ${reason}`})`, { closeCode: code })
+}
+
+/**
+ * The error a socket error before the handshake gives the dialling side: nothing listening
+ * (ECONNREFUSED, or ENOENT: no Unix socket file) is ERR_CONNECTION_REFUSED, anything else
+ * (a reset, a TLS or HTTP failure) ERR_CLOSED.
+ */
+function dialError(url: string, e: Error): RdmaError {
+  const errno = (e as NodeJS.ErrnoException).code
+  if (errno === 'ECONNREFUSED' || errno === 'ENOENT') {
+    return new ConnectionRefusedError(url, `nothing listens at ${url} (${errno}): is the peer, or the session daemon, running there?`, { errno })
+  }
+  return new RdmaError(ErrorCode.CLOSED, `control connection failed: ${e.message}`, errno === undefined ? {} : { errno })
 }
 
 /** Sends an error frame (plain text: the last frame) and closes the socket with a code naming the failure. */

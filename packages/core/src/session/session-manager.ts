@@ -3,7 +3,7 @@
  * peer's requests, finds sessions by ID or remote, and adds/removes QPs by ID.
  * Events: 'session' (a peer opened a session with us), 'session-closed'.
  */
-import { EventEmitter } from 'node:events'
+import { TypedEventEmitter } from '../typed-events.js'
 import { randomBytes } from 'node:crypto'
 import type { PathMtu } from '../constants.js'
 import { EncryptionUnsupportedError, InvalidArgumentError, JoinTokenError, PeerError, QpNotFoundError, RemoteMismatchError, SessionClosedError, SessionNotFoundError } from '../errors.js'
@@ -45,7 +45,13 @@ function checkSpecs(specs: readonly unknown[]): void {
   if (specs.length > MAX_QPS_PER_REQUEST) throw new InvalidArgumentError(`at most ${MAX_QPS_PER_REQUEST} QPs per request, got ${specs.length}`)
 }
 
-export class SessionManager extends EventEmitter implements SessionOwner {
+/** `ctx.sessions` events: a session opened by a peer (or joined), and any session of this context closed. */
+export interface SessionManagerEvents {
+  session: [session: Session]
+  'session-closed': [session: Session]
+}
+
+export class SessionManager extends TypedEventEmitter<SessionManagerEvents> implements SessionOwner {
   readonly #ctx: Context
   readonly #table = new Map<string, Session>()
   readonly #secrets = new Map<string, Uint8Array>()

@@ -2,7 +2,7 @@
  * A session: RC QPs that share one remote and one set of frozen parameters.
  * Each QP keeps its own QoS. Events: 'qp-added', 'qp-removed', 'closed', 'error'.
  */
-import { EventEmitter } from 'node:events'
+import { TypedEventEmitter } from '../typed-events.js'
 import { SessionClosedError, QpNotFoundError, isRdmaError } from '../errors.js'
 import type { RemoteRegion, MemorySlice } from '../memory-region.js'
 import type { QueuePair } from '../queue-pair.js'
@@ -29,7 +29,18 @@ export interface SessionStats {
   readonly qps: ReadonlyArray<QpStatsSnapshot & { readonly qpn: number; readonly class: string }>
 }
 
-export class Session extends EventEmitter {
+/** An error a QP of the session reported (a failed completion, a lost connection), with the QP it came from. */
+export type SessionQpError = Error & { readonly qpn: number; readonly completion: WorkCompletion | undefined }
+
+/** A session's events and their listeners' arguments. 'error' is emitted only when someone listens. */
+export interface SessionEvents {
+  'qp-added': [qp: QueuePair]
+  'qp-removed': [qp: QueuePair]
+  closed: [reason: string]
+  error: [err: SessionQpError]
+}
+
+export class Session extends TypedEventEmitter<SessionEvents> {
   readonly id: string
   readonly remote: EndpointRecord
   readonly params: SessionParams

@@ -8,7 +8,7 @@ export { MemoryRegion, MemorySlice, type RemoteRegion, type RegistrableMemory } 
 export { CompletionQueue } from './completion-queue.js'
 export { QueuePair, type QpCaps, type PostSendRequest, type PostRecvRequest, type QpEndpointInfo } from './queue-pair.js'
 export { LatencyHistogram, QpStats, type LatencySnapshot, type QpStatsSnapshot } from './stats.js'
-export { loadProvider, assertProvider, resolveProviderName, PROVIDER_PACKAGES, type ProviderModule } from './provider-loader.js'
+export { loadProvider, assertProvider, resolveProviderName, suggestProvider, PROVIDER_PACKAGES, type ProviderModule } from './provider-loader.js'
 export { CORE_VERSION, checkProviderCore, satisfiesRange } from './provider-package.js'
 export { Session, type SessionStats, type SessionEvents, type SessionQpError } from './session/session.js'
 export { TypedEventEmitter, type EventMap } from './typed-events.js'

@@ -25,7 +25,7 @@ function editDistance(a: string, b: string): number {
 }
 
 /** The known provider `name` most likely stands for (case, a typo, the package name or its tail), or null. */
-function nearestProvider(name: string): string | null {
+export function suggestProvider(name: string): string | null {
   const plain = name.toLowerCase().replace(/^@rdma-session\//, '').replace(/^provider-/, '')
   let best: string | null = null
   let bestDistance = Infinity
@@ -47,7 +47,7 @@ export function resolveProviderName(name: string): string {
   const scoped = /^@[a-z0-9][a-z0-9._~-]*\/[a-z0-9][a-z0-9._~-]*$/.test(name)
   const path = /^(\.{1,2}\/|\/|file:)/.test(name)
   if (scoped || path) return name
-  throw new ProviderUnknownError(name, Object.keys(PROVIDER_PACKAGES), nearestProvider(name))
+  throw new ProviderUnknownError(name, Object.keys(PROVIDER_PACKAGES), suggestProvider(name))
 }
 
 /** What a provider package exports so it can be loaded by name. */

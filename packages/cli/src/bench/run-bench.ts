@@ -3,6 +3,7 @@ import { mkdirSync, writeFileSync } from 'node:fs'
 import { cpus } from 'node:os'
 import { join, resolve } from 'node:path'
 import { createContext, type Context, type PathMtu, type Provider } from '@rdma-session/core'
+import { KNOWN_PROVIDERS, knownProvider } from '../command-errors.js'
 import { barChart, lineChart } from './svg-chart.js'
 import { latency, qosIsolation, throughputAt, type BenchPair, type LatencyResult, type QosResult, type ThroughputPoint } from './suites.js'
 
@@ -74,7 +75,7 @@ const gbps = (bytesPerSecond: number): number => (bytesPerSecond * 8) / 1e9
 
 export async function runBench(options: BenchOptions): Promise<BenchReport> {
   const quick = options.quick === true
-  const wanted = options.providers ?? ['mock', 'softroce', 'verbs']
+  const wanted = (options.providers ?? KNOWN_PROVIDERS).map(knownProvider)
   const sizes = quick ? [64, 4096, 65536] : [64, 512, 4096, 32768, 262144]
   const budget = quick ? 1 << 20 : 8 << 20
   const samples = quick ? 60 : 400

@@ -1,6 +1,7 @@
 /** `rdma-session bench`: the benchmark suites on the providers available here, with a progress bar, a table, JSON and SVG plots. */
 import { parseArgs } from 'node:util'
 import { UsageError, type Command } from '../command.js'
+import { knownProvider } from '../command-errors.js'
 import { progressBar } from '../bench/progress-bar.js'
 import { formatBench, runBench } from '../bench/run-bench.js'
 
@@ -20,6 +21,7 @@ export const benchCommand: Command = {
     } catch (err) {
       throw new UsageError((err as Error).message)
     }
+    for (const p of values.provider ?? []) knownProvider(p)
     const report = await runBench({
       out: values.out ?? 'rdma-session-bench',
       ...(values.provider === undefined ? {} : { providers: values.provider }),

@@ -64,7 +64,7 @@ describe('bench', () => {
     expect(json.throughput).toHaveLength(6)
     expect(json.files).toContain(join(out, 'report.json'))
     const table = formatBench(report)
-    expect(table).toContain('medians over alternating rounds, [interquartile range]')
+    expect(table).toContain('medians over alternating rounds, [lowest–highest round]')
     expect(table).toMatch(/^mock +64 B +\d+ +[\d.]+ \[[\d.]+–[\d.]+\] +[\d.]+ \[[\d.]+–[\d.]+\] +[\d.]+x \[[\d.]+x–[\d.]+x\] +[\d.]+x \[[\d.]+x–[\d.]+x\]$/m)
     expect(existsSync(join(out, 'latency.svg'))).toBe(true)
     renderArtifacts('bench-quick', out)

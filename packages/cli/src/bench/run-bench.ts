@@ -130,7 +130,7 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
   return report
 }
 
-const iqr = (x: Summary): { value: number; lo: number; hi: number } => ({ value: x.median, lo: x.q1, hi: x.q3 })
+const spread = (x: Summary): { value: number; lo: number; hi: number } => ({ value: x.median, lo: x.min, hi: x.max })
 
 /** µs, or ms when the panel's largest value passes 10 ms: returns the divisor and the unit. */
 function timeUnit(maxMicros: number): { div: number; unit: string } {
@@ -148,7 +148,7 @@ function writePlots(r: Omit<BenchReport, 'files'>, out: string): string[] {
   const { rounds, roundMs, latencyPerRound, qosRounds, probesPerRound } = r.plan
   write('throughput.svg', lineChart({
     title: 'RDMA WRITE throughput by message size',
-    desc: `Each point is the median of ${rounds} rounds of about ${roundMs} ms per variant, 16 writes in flight; the variants alternate round by round. Whiskers span the interquartile range of the rounds. Dashed: the provider SPI called directly (baseline); solid: core's qp.write.`,
+    desc: `Each point is the median of ${rounds} rounds of about ${roundMs} ms per variant, 16 writes in flight; the variants alternate round by round. Whiskers span the slowest to the fastest round. Dashed: the provider SPI called directly (baseline); solid: core's qp.write.`,
     xLabel: 'message size (bytes, log2 scale)',
     xFormat: sizeText,
     yFormat: (v) => `${v.toFixed(3)} Gbit/s`,
@@ -159,19 +159,19 @@ function writePlots(r: Omit<BenchReport, 'files'>, out: string): string[] {
         title: p,
         yLabel: 'throughput (Gbit/s)',
         series: [
-          { name: 'SPI directly (baseline)', dashed: true, points: points.map((t) => ({ x: t.size, ...iqr(gb(t.baselineBps)) })) },
-          { name: 'core qp.write', points: points.map((t) => ({ x: t.size, ...iqr(gb(t.coreBps)) })) },
+          { name: 'SPI directly (baseline)', dashed: true, points: points.map((t) => ({ x: t.size, ...spread(gb(t.baselineBps)) })) },
+          { name: 'core qp.write', points: points.map((t) => ({ x: t.size, ...spread(gb(t.coreBps)) })) },
         ],
       }
     }),
   }))
   const latencyBars = (name: string, s: LatencyStats, div: number, q: 'p50' | 'p90' | 'p99') => {
-    const spread = q === 'p50' ? s.roundP50 : q === 'p99' ? s.roundP99 : null
-    return spread === null ? { name, value: s[q] / div } : { name, value: spread.median / div, lo: spread.q1 / div, hi: spread.q3 / div }
+    const rounds = q === 'p50' ? s.roundP50 : q === 'p99' ? s.roundP99 : null
+    return rounds === null ? { name, value: s[q] / div } : { name, value: rounds.median / div, lo: rounds.min / div, hi: rounds.max / div }
   }
   write('latency.svg', barChart({
     title: '8-byte RDMA WRITE latency, one at a time',
-    desc: `Percentiles of ${rounds * latencyPerRound} writes per variant in ${rounds} alternating rounds. p50 and p99: the median of the rounds' percentiles, whiskers their interquartile range; p90: over all samples. Linear axis from zero.`,
+    desc: `Percentiles of ${rounds * latencyPerRound} writes per variant in ${rounds} alternating rounds. p50 and p99: the median of the rounds' percentiles, whiskers from the lowest to the highest round (one that passes the top is cut there, its end written above); p90: over all samples. Linear axis from zero.`,
     xLabel: 'percentile',
     format: shortNumber,
     panels: r.latency.map((l) => {
@@ -185,7 +185,7 @@ function writePlots(r: Omit<BenchReport, 'files'>, out: string): string[] {
   }))
   write('qos.svg', barChart({
     title: 'QoS isolation: 64-byte writes while bulk QPs flood the link',
-    desc: `Latency of ${qosRounds * probesPerRound} 64-byte writes per kind in ${qosRounds} rounds: on the latency QP with the link idle (baseline), on the latency QP during a striped bulk flood of the same session, and on a bulk QP during the flood. Bars: the median of the rounds' percentiles, whiskers their interquartile range. Linear axis from zero.`,
+    desc: `Latency of ${qosRounds * probesPerRound} 64-byte writes per kind in ${qosRounds} rounds: on the latency QP with the link idle (baseline), on the latency QP during a striped bulk flood of the same session, and on a bulk QP during the flood. Bars: the median of the rounds' percentiles, whiskers from the lowest to the highest round (one that passes the top is cut there, its end written above). Linear axis from zero.`,
     xLabel: 'percentile',
     format: shortNumber,
     panels: r.qos.map((q) => {
@@ -200,10 +200,10 @@ function writePlots(r: Omit<BenchReport, 'files'>, out: string): string[] {
   return written
 }
 
-/** The report as a table for the terminal: medians over rounds, with the interquartile range in brackets. */
+/** The report as a table for the terminal: medians over rounds, with the range of the rounds (lowest–highest) in brackets. */
 export function formatBench(r: BenchReport): string {
   const us = (v: number): string => (v >= 1000 ? `${(v / 1000).toFixed(1)} ms` : `${v.toFixed(0)} µs`)
-  const range = (s: Summary, f: (v: number) => string): string => `${f(s.median)} [${f(s.q1)}–${f(s.q3)}]`
+  const range = (s: Summary, f: (v: number) => string): string => `${f(s.median)} [${f(s.min)}–${f(s.max)}]`
   const g = (v: number): string => gbps(v).toFixed(3)
   const rows: string[] = []
   const table = (head: string[], body: string[][]): void => {
@@ -212,11 +212,11 @@ export function formatBench(r: BenchReport): string {
     rows.push(line(head), w.map((x) => '-'.repeat(x)).join('  '), ...body.map(line), '')
   }
   const p = r.plan
-  rows.push(`medians over alternating rounds, [interquartile range]; baseline: the provider SPI directly, same run`, '')
+  rows.push(`medians over alternating rounds, [lowest–highest round]; baseline: the provider SPI directly, same run`, '')
   rows.push(`throughput (RDMA WRITE, 16 in flight, ${p.rounds} rounds of ~${p.roundMs} ms per variant)`)
   table(['provider', 'size', 'ops/round', 'baseline Gb/s', 'core Gb/s', 'core/baseline', 'per CPU time'], r.throughput.map((t) => [t.provider, sizeText(t.size), String(t.ops), range(t.baselineBps, g), range(t.coreBps, g), range(t.ratio, (v) => `${v.toFixed(2)}x`), range(t.cpuRatio, (v) => `${v.toFixed(2)}x`)]))
   rows.push("'per CPU time': core/baseline in bytes per CPU-second of this process, which other processes on the machine do not stretch", '')
-  rows.push(`latency (8-byte RDMA WRITE, one at a time, ${p.rounds} rounds of ${p.latencyPerRound}; median of the rounds' p50/p99 [IQR])`)
+  rows.push(`latency (8-byte RDMA WRITE, one at a time, ${p.rounds} rounds of ${p.latencyPerRound}; median of the rounds' p50/p99 [lowest–highest round])`)
   table(['provider', 'samples', 'SPI p50', 'core p50', 'SPI p99', 'core p99', 'core max'], r.latency.map((l) => [l.provider, String(l.samples), range(l.baselineMicros.roundP50, us), range(l.coreMicros.roundP50, us), range(l.baselineMicros.roundP99, us), range(l.coreMicros.roundP99, us), us(l.coreMicros.max)]))
   rows.push(`QoS isolation (64-byte writes, ${p.qosRounds} rounds of ${p.probesPerRound}; baseline: latency QP with the link idle)`)
   table(['provider', 'idle p50', 'idle p99', 'flood p50', 'flood p99', 'bulk QP p50', 'bulk QP p99', 'bulk Gb/s'], r.qos.map((q) => [q.provider, us(q.idleMicros.p50), us(q.idleMicros.p99), us(q.isolatedMicros.p50), us(q.isolatedMicros.p99), us(q.sharedMicros.p50), us(q.sharedMicros.p99), (q.bulkBitsPerSecond / 1e9).toFixed(2)]))

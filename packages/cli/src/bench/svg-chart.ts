@@ -57,7 +57,8 @@ interface Frame {
   readonly yBottom: number
 }
 
-function svgDocument(text: ChartText, legendNames: readonly string[], dashed: (name: string) => boolean, body: string[]): string {
+/** The whole SVG: title, desc, panels' body, x label and the legend (line samples for line charts, swatches for bars). */
+function svgDocument(text: ChartText, legendNames: readonly string[], lines: boolean, dashed: (name: string) => boolean, body: string[]): string {
   const legendLines = legendRows(legendNames)
   const height = TITLE_H + PANEL_H + AXIS_BELOW + legendLines.length * LEGEND_ROW + 12
   const legend: string[] = []
@@ -68,8 +69,8 @@ function svgDocument(text: ChartText, legendNames: readonly string[], dashed: (n
     row.forEach((n, i) => {
       const c = COLORS[legendNames.indexOf(n) % COLORS.length]
       legend.push(
-        dashed(n)
-          ? `<line x1="${num(x)}" x2="${num(x + 26)}" y1="${y}" y2="${y}" stroke="${c}" stroke-width="3" stroke-dasharray="6 4"/>`
+        lines
+          ? `<line x1="${num(x)}" x2="${num(x + 26)}" y1="${y}" y2="${y}" stroke="${c}" stroke-width="3"${dashed(n) ? ' stroke-dasharray="6 4"' : ''}/>`
           : `<rect x="${num(x)}" y="${y - 6}" width="26" height="12" fill="${c}"/>`,
         `<text x="${num(x + 32)}" y="${y + 4}">${esc(n)}</text>`,
       )
@@ -193,7 +194,7 @@ export function lineChart(o: ChartText & { panels: readonly LinePanel[]; xFormat
       }
     }
   })
-  return svgDocument(o, names, isDashed, body)
+  return svgDocument(o, names, true, isDashed, body)
 }
 
 export interface BarGroup {
@@ -215,7 +216,9 @@ export function barChart(o: ChartText & { panels: readonly BarPanel[]; format: (
   frames(o.panels.length).forEach((f, pi) => {
     const panel = o.panels[pi]
     if (panel === undefined) return
-    const { y, lines } = yAxis(f, Math.max(0, ...panel.groups.flatMap((g) => g.bars.map(topOf))) * 1.08, panel.yLabel, panel.title)
+    // The scale fits the bars; a whisker that reaches past it is cut at the top and its end written there.
+    const { y, lines } = yAxis(f, Math.max(0, ...panel.groups.flatMap((g) => g.bars.map((b) => b.value))) * 1.25, panel.yLabel, panel.title)
+    const clip = (v: number): number => Math.max(f.yTop, y(v))
     body.push(...lines)
     const inPanel = names.filter((n) => panel.groups.some((g) => g.bars.some((b) => b.name === n)))
     const slot = (f.x1 - f.x0) / Math.max(1, panel.groups.length)
@@ -228,10 +231,12 @@ export function barChart(o: ChartText & { panels: readonly BarPanel[]; format: (
         const top = y(b.value)
         const cx = x0 + i * barW + (barW - 2) / 2
         body.push(`<rect x="${num(x0 + i * barW)}" y="${num(top)}" width="${num(barW - 2)}" height="${num(f.yBottom - top)}" fill="${COLORS[names.indexOf(b.name) % COLORS.length]}"><title>${esc(`${g.label}, ${b.name}: ${o.format(b.value)}${b.lo === undefined ? '' : ` (${o.format(b.lo)}–${o.format(b.hi ?? b.value)})`}`)}</title></rect>`)
-        body.push(...whisker(cx, y(b.lo ?? b.value), y(b.hi ?? b.value), Math.min(5, barW / 4)))
-        body.push(`<text x="${num(cx)}" y="${num(y(topOf(b)) - 4)}" text-anchor="middle" font-size="10">${esc(o.format(b.value))}</text>`)
+        body.push(...whisker(cx, clip(b.lo ?? b.value), clip(b.hi ?? b.value), Math.min(5, barW / 4)))
+        const cut = y(topOf(b)) < f.yTop
+        if (cut) body.push(`<text x="${num(cx + 3)}" y="${num(f.yTop - 2)}" font-size="9" fill="#444">↑ ${esc(o.format(topOf(b)))}</text>`)
+        body.push(`<text x="${num(cx)}" y="${num((cut ? top : clip(topOf(b))) - 4)}" text-anchor="middle" font-size="10">${esc(o.format(b.value))}</text>`)
       }
     })
   })
-  return svgDocument(o, names, () => false, body)
+  return svgDocument(o, names, false, () => false, body)
 }

@@ -23,6 +23,9 @@ setup_step() { SETUP_STEP=$1; }
 
 setup_failed() { # CODE LINE COMMAND
   local code=$1 line=$2 cmd=$3
+  # Subshells, command and process substitutions inherit the trap (set -E); their failures are
+  # the caller's to judge (e.g. SIGPIPE of `tail` feeding `xz`), so only the script itself reports.
+  [ "$BASHPID" = "$$" ] || return "$code"
   trap - ERR
   sleep 0.2 # let tee write the failed command's last output
   {

@@ -3,12 +3,14 @@
 // node:test's test-results.tap) and prints the one line CI reads: `tests: N passed, M failed[, K
 // skipped]`. With --details it first names every failing test (file › title, and the first line
 // of its error), every test file that failed to load, every workspace whose tests did not run, and
-// every skipped test. Exits 1 on any failure, or when a workspace that has tests wrote no report.
+// every skipped test (--reported-only: workspaces without a report were not selected). Exits 1 on any failure, or when a workspace that has tests wrote no report.
 import { existsSync, readFileSync, readdirSync } from 'node:fs'
 import { join, relative } from 'node:path'
 
 const root = new URL('..', import.meta.url).pathname
 const details = process.argv.includes('--details')
+// --reported-only: a workspace without a report was not selected (pnpm test --filter=...).
+const reportedOnly = process.argv.includes('--reported-only')
 const dirs = ['packages', 'examples', 'tools'].flatMap((d) => (existsSync(join(root, d)) ? readdirSync(join(root, d)).map((n) => join(root, d, n)) : []))
 const failures = [] // "file › title: message"
 const skippedNames = []
@@ -30,9 +32,11 @@ function readTap(dir, text) {
   lines.forEach((line, i) => {
     const bad = /^\s*not ok \d+ - (.*?)(?: # .*)?$/.exec(line)
     if (bad) {
-      // The YAML block after it holds `error: '...'`.
-      const err = lines.slice(i + 1, i + 12).find((l) => /^\s+error: /.test(l))
-      named.push(`${where} › ${bad[1]}${err ? `: ${err.replace(/^\s+error: /, '').replace(/^['|>-]+\s*/, '').slice(0, 300)}` : ''}`)
+      // The YAML block after it holds `error: '...'` or `error: |-` with the text on the next line.
+      const at = lines.slice(i + 1, i + 12).findIndex((l) => /^\s+error: /.test(l))
+      let err = at < 0 ? '' : lines[i + 1 + at].replace(/^\s+error: /, '').replace(/^['|>-]+\s*/, '')
+      if (at >= 0 && err === '') err = (lines[i + 2 + at] ?? '').trim()
+      named.push(`${where} › ${bad[1]}${err ? `: ${err.slice(0, 300)}` : ''}`)
     }
     const skip = /^\s*ok \d+ - (.*?) # SKIP ?(.*)$/.exec(line)
     if (skip) skippedNames.push(`${where} › ${skip[1]}${skip[2] ? ` (${skip[2]})` : ''}`)
@@ -70,7 +74,7 @@ for (const dir of dirs) {
   const json = join(dir, 'test-results.json')
   if (existsSync(tap)) failed += readTap(dir, readFileSync(tap, 'utf8'))
   else if (existsSync(json)) failed += readJson(dir, JSON.parse(readFileSync(json, 'utf8')))
-  else if (hasTests) missing.push(relative(root, dir))
+  else if (hasTests && !reportedOnly) missing.push(relative(root, dir))
 }
 for (const dir of missing) failures.push(`${dir}: no test report (test-results.json / .tap): its tests did not run or did not finish`)
 failed += missing.length

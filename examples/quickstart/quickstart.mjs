@@ -18,12 +18,16 @@ const bobMemory = bob.registerMemory(Buffer.alloc(65536), { access: REMOTE_ACCES
 bob.sessions.expose('data', bobMemory.region())
 
 // Alice creates a session to Bob with one latency QP; the session and the QP come up in one round trip.
+// Sessions are encrypted by default (aes-256-gcm per packet, required). 'preferred' falls back to
+// plaintext where an end cannot encrypt (provider-verbs); 'none' asks for plaintext RoCEv2, what
+// kernel rxe and RoCE NICs speak.
 const session = await alice.sessions.create({
   peer: bob,
-  params: { encryption: alice.capabilities.encryption ? 'aes-256-gcm' : 'none', encapsulation: { mtu: 1024, dscp: 26 } },
+  params: { encryption: 'preferred', encapsulation: { mtu: 1024, dscp: 26 } },
   qps: [{ qos: { class: 'latency', serviceLevel: 3 } }],
 })
-log(`session created: ${session.id} -> ${session.remoteKey}, encryption ${session.params.encryption.suite}`)
+const suite = session.params.encryption.suite
+log(`session created: ${session.id} -> ${session.remoteKey}, encryption ${suite} (${suite === 'none' ? 'PLAINTEXT: an end cannot encrypt' : 'every packet sealed with AEAD'})`)
 
 // Later (or elsewhere in the app): find the session by its remote and add a bulk QP by its ID.
 const id = alice.sessions.query({ remote: session.remote })

@@ -19,8 +19,9 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5)
 const psk = Buffer.alloc(32, 7)
 
 const fabric = new MockFabric()
-const server = await createContext({ provider: mock({ fabric }) })
-const client = await createContext({ provider: mock({ fabric }) })
+// Both on 127.0.0.1, where their control connections come from (peers bind declared RoCE endpoints to it).
+const server = await createContext({ provider: mock({ fabric, address: '127.0.0.1', port: 5000 }) })
+const client = await createContext({ provider: mock({ fabric, address: '127.0.0.1', port: 5001 }) })
 const listener = await server.listen({ port: 0, auth: { psk }, rateLimit: { qpsPerSecond: 1e9, burst: 1e9 } })
 const url = listener.url
 const params = { encryption: 'aes-256-gcm' }

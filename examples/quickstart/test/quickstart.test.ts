@@ -8,7 +8,7 @@ describe('quickstart example', () => {
   it('runs on the default provider and shows every step working', async () => {
     const { stdout } = await run(process.execPath, ['quickstart.mjs'], { cwd: new URL('..', import.meta.url).pathname, env: { ...process.env, RDMA_SESSION_PROVIDER: undefined } })
     expect(stdout).toMatch(/provider: mock/)
-    expect(stdout).toMatch(/session created: [0-9a-f]{32}/)
+    expect(stdout).toMatch(/session created: [0-9a-f]{32} -> .*, encryption aes-256-gcm \(every packet sealed with AEAD\)/)
     expect(stdout).toMatch(/the session now has 2 QPs \(latency, bulk\)/)
     expect(stdout).toMatch(/write: .*all match/)
     expect(stdout).toContain('read: "hello from bob"')
@@ -23,6 +23,7 @@ describe('quickstart example', () => {
   it('runs on softroce with RDMA_SESSION_PROVIDER=softroce (two UDP stacks on loopback, ephemeral ports)', async () => {
     const { stdout } = await run(process.execPath, ['quickstart.mjs'], { cwd: new URL('..', import.meta.url).pathname, env: { ...process.env, RDMA_SESSION_PROVIDER: 'softroce' } })
     expect(stdout).toMatch(/provider: softroce; alice at 127\.0\.0\.1:\d+, bob at 127\.0\.0\.1:\d+/)
+    expect(stdout).toMatch(/encryption aes-256-gcm \(every packet sealed with AEAD\)/)
     expect(stdout).toMatch(/the session now has 2 QPs \(latency, bulk\)/)
     expect(stdout).toMatch(/write: .*all match/)
     expect(stdout).toContain('read: "hello from bob"')

@@ -43,8 +43,10 @@ export function knownProvider(name: string): KnownProvider {
 export function daemonMissing(err: unknown, socketPath: string, tokenFile: string): unknown {
   const errno = (err as { code?: unknown } | null)?.code
   const refused = isRdmaError(err, 'ERR_CONNECTION_REFUSED')
-  const noToken = errno === 'ENOENT' && !existsSync(tokenFile)
-  if (!refused && !noToken) return err
+  // A missing token file or socket comes as ENOENT, or as ERR_UNSAFE_PATH naming ENOENT (the owner is checked first).
+  const enoent = errno === 'ENOENT' || /\bENOENT\b/.test(String((err as { message?: unknown } | null)?.message))
+  const noToken = enoent && !existsSync(tokenFile)
+  if (!refused && !noToken && !(enoent && !existsSync(socketPath))) return err
   const why = !existsSync(socketPath) ? `no socket at ${socketPath}` : noToken ? `no token file ${tokenFile}` : `nothing listens at ${socketPath}`
   return new CommandError(
     'ERR_DAEMON_MISSING',

@@ -30,7 +30,9 @@ describe('capture', () => {
     const dir = mkdtempSync(join(tmpdir(), 'capture-'))
     const r = await runCapture({ path: join(dir, 'out.pcap') })
     expect(r.decoded).toBeDefined()
-    expect(r.decoded).toMatchObject({ 'RDMA WRITE First': 1, 'RDMA WRITE Middle': 1, 'RDMA WRITE Last': 1, 'RDMA READ Request': 1, 'RDMA READ Response First': 1, 'RDMA READ Response Last': 1, 'SEND Only': 1, FetchAdd: 1, 'ATOMIC Acknowledge': 1 })
+    // At least one of each (a retransmission on a stalled host adds a second copy, not a new opcode).
+    const opcodes = ['RDMA WRITE First', 'RDMA WRITE Middle', 'RDMA WRITE Last', 'RDMA READ Request', 'RDMA READ Response First', 'RDMA READ Response Last', 'SEND Only', 'FetchAdd', 'ATOMIC Acknowledge']
+    expect(opcodes.filter((op) => !((r.decoded![op] ?? 0) >= 1)), JSON.stringify(r.decoded)).toEqual([])
     expect(r.decoded!.Acknowledge).toBeGreaterThanOrEqual(2)
   })
 

@@ -2,7 +2,7 @@ import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { formatDoctor, runDoctor } from '../src/doctor/diagnose.js'
+import { formatDoctor, runDoctor, sessionEncryptionNote } from '../src/doctor/diagnose.js'
 import { checkDevices, checkNode, checkRxe, checkUdp4791, listRdmaDevices, type SystemPaths } from '../src/doctor/system-checks.js'
 
 /** A fake /sys with one rxe device: port 1 ACTIVE, a RoCE v2 GID and a zero GID. */
@@ -49,7 +49,11 @@ describe('doctor system checks', () => {
     } finally {
       holder.close()
     }
-    const port = 20000 + Math.floor(Math.random() * 20000)
+    // A port the kernel just gave out as free (a random one in 20000-40000 could be any other process's, a parallel test's too).
+    const probe = createSocket('udp4')
+    await new Promise<void>((r) => probe.bind({ port: 0, address: '127.0.0.1', exclusive: true }, r))
+    const port = probe.address().port
+    await new Promise<void>((r) => probe.close(() => r()))
     expect(await checkUdp4791(port)).toMatchObject({ status: 'ok', detail: `bound 127.0.0.1:${port} and received a datagram sent to it` })
   })
 })
@@ -62,6 +66,11 @@ describe('doctor provider verdicts', () => {
     expect(by.softroce).toMatchObject({ usable: true, detail: expect.stringMatching(/UDP RoCEv2 stack: device \S+ at 127\.0\.0\.1:\d+/) })
     expect(by.softroce!.notes.join(' ')).toMatch(/native socket helper: (built|not used)/)
     expect(by.softroce!.notes.join(' ')).toMatch(/send path: (native sendmsg|node:dgram)/)
+    // Which encryption a session gets by default, per provider.
+    for (const p of [by.mock!, by.softroce!]) expect(p.notes, p.provider).toContain(sessionEncryptionNote(true))
+    expect(sessionEncryptionNote(true)).toMatch(/encrypted by default \(aes-256-gcm/)
+    expect(sessionEncryptionNote(false)).toMatch(/ERR_ENCRYPTION_UNSUPPORTED.*'none'.*'preferred'/)
+    if (by.verbs!.usable) expect(by.verbs!.notes).toContain(sessionEncryptionNote(false))
     if (by.verbs!.usable) expect(by.verbs!.detail).toMatch(/device \S+ at /)
     else {
       expect(by.verbs!.reason).toMatch(/^(ERR_NO_DEVICE|ERR_ADDON_MISSING|not-installed)$/)

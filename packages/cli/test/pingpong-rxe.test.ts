@@ -46,13 +46,24 @@ const gidIndex = (fam: 4 | 6): number => (fam === 4 ? 1 : 2)
 /**
  * The guest runs the steps in order, each ibv_rc_pingpong bounded by `timeout`; as a client it
  * retries while the host's server is not listening yet. Every output line is tagged "@@<k> ".
+ * A step's counters are read once they are final: after the host's `rdma-session pingpong` has
+ * exited (the test creates host-done-<k> in the share then: no retransmission of ours can follow)
+ * and the guest's UDP counters stopped moving (what was still on the tap link has been taken).
+ * A fixed second could end before either, and a late datagram then counted in the next step.
  */
 function guestScript(): string {
   // rxe2's hw_counters and the UDP MIBs (every datagram the rxe tunnel socket took), tagged.
   const counters = (tag: string): string =>
     `{ for f in /sys/class/infiniband/rxe2/ports/1/hw_counters/*; do printf '%s=%s ' "\${f##*/}" "$(cat $f)"; done; ` +
     `awk '/^Udp:/ { if (n++) printf "udp4_in=%s ", $2 }' /proc/net/snmp; awk '$1 == "Udp6InDatagrams" { printf "udp6_in=%s", $2 }' /proc/net/snmp6; echo; } | sed 's/^/@@${tag} /'`
-  const lines = ['set -u', 'dmesg -n 1 2>/dev/null || true', counters('c-start')]
+  const lines = [
+    'set -u', 'dmesg -n 1 2>/dev/null || true',
+    `udp_in() { awk '/^Udp:/ { if (n++) printf "%s ", $2 }' /proc/net/snmp; awk '$1 == "Udp6InDatagrams" { print $2 }' /proc/net/snmp6; }`,
+    // final() K: waits (at most 180 s) for the host's side of step K to end, then until two reads 0.3 s apart agree.
+    `final() { for i in $(seq 1 900); do [ -e "host-done-$1" ] && break; sleep 0.2; done; [ -e "host-done-$1" ] || echo "@@$1 no host-done-$1 after 180 s"; ` +
+      'local a b; a=$(udp_in); for i in $(seq 1 100); do sleep 0.3; b=$(udp_in); [ "$a" = "$b" ] && break; a=$b; done; }',
+    counters('c-start'),
+  ]
   for (const s of STEPS) {
     const common = `-d rxe2 -g ${gidIndex(s.fam)} -p ${s.tcpPort} -s ${s.size} -m ${MTU} -n ${ITERS} -c`
     if (s.guest === 'server') {
@@ -61,8 +72,7 @@ function guestScript(): string {
       const host = s.fam === 4 ? '10.77.0.1' : 'fd77::1'
       lines.push(`for i in $(seq 1 600); do timeout 150 ibv_rc_pingpong ${common} ${host} > /tmp/${s.k}.out 2>&1; rc=$?; grep -q "Couldn't connect" /tmp/${s.k}.out || break; sleep 0.2; done`)
     }
-    // a late retransmission of the host's lands before the counters are read
-    lines.push('sleep 1', counters(`c${s.k}`), `sed 's/^/@@${s.k} /' /tmp/${s.k}.out; echo "@@${s.k} exit=$rc"`)
+    lines.push(`final ${s.k}`, counters(`c${s.k}`), `sed 's/^/@@${s.k} /' /tmp/${s.k}.out; echo "@@${s.k} exit=$rc"`)
   }
   return `${lines.join('\n')}\n`
 }
@@ -127,17 +137,22 @@ describe.skipIf(Boolean(why))('rdma-session pingpong <-> ibv_rc_pingpong on kern
       const common = ['-g', String(gidIndex(s.fam)), '-p', String(s.tcpPort), '-s', String(s.size), '-m', String(MTU), '-n', String(ITERS), '-c', '--stats']
       const t0 = Date.now()
       let r: RunResult
-      if (s.guest === 'server') {
-        // ibv_rc_pingpong's server listens on IPv4 only: the exchange goes to 10.77.0.2 for both families.
-        const args = [...common, '--address', s.fam === 4 ? '10.77.0.1' : 'fd77::1', '10.77.0.2']
-        for (;;) {
-          r = await runHost(args, 150_000)
-          if (!(r.code === 1 && /Couldn't connect/.test(r.stderr)) || Date.now() - t0 > 180_000) break
-          await new Promise((res) => setTimeout(res, 250))
+      try {
+        if (s.guest === 'server') {
+          // ibv_rc_pingpong's server listens on IPv4 only: the exchange goes to 10.77.0.2 for both families.
+          const args = [...common, '--address', s.fam === 4 ? '10.77.0.1' : 'fd77::1', '10.77.0.2']
+          for (;;) {
+            r = await runHost(args, 150_000)
+            if (!(r.code === 1 && /Couldn't connect/.test(r.stderr)) || Date.now() - t0 > 180_000) break
+            await new Promise((res) => setTimeout(res, 250))
+          }
+        } else {
+          // No --address: the GID comes from the TCP connection the guest makes (10.77.0.1 / fd77::1).
+          r = await runHost(common, 150_000)
         }
-      } else {
-        // No --address: the GID comes from the TCP connection the guest makes (10.77.0.1 / fd77::1).
-        r = await runHost(common, 150_000)
+      } finally {
+        // The host's side has ended (or failed): the guest may read this step's counters now.
+        writeFileSync(join(share, `host-done-${s.k}`), '')
       }
       expect(r.code, `rdma-session pingpong: ${r.stdout}\n${r.stderr}`).toBe(0)
       expectSuccess(r.stdout, s, 'rdma-session pingpong')

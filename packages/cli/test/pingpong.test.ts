@@ -4,6 +4,7 @@
  * below and above the MTU, -c). The kernel-rxe proof against the real ibv_rc_pingpong is
  * pingpong-rxe.test.ts.
  */
+import dgram from 'node:dgram'
 import net from 'node:net'
 import { describe, expect, it } from 'vitest'
 import { UsageError } from '../src/command.js'
@@ -63,8 +64,32 @@ async function freeTcpPort(): Promise<number> {
   return port
 }
 
+/** A UDP port free on both 127.0.0.1 and 127.0.0.2 now (the two sides' RoCE port); a random one could be anyone's. */
+async function freeRocePort(): Promise<number> {
+  for (let attempt = 0; ; attempt++) {
+    const a = dgram.createSocket('udp4')
+    const b = dgram.createSocket('udp4')
+    try {
+      await new Promise<void>((resolve, reject) => a.once('error', reject).bind({ port: 0, address: '127.0.0.1', exclusive: true }, resolve))
+      const { port } = a.address()
+      await new Promise<void>((resolve, reject) => b.once('error', reject).bind({ port, address: '127.0.0.2', exclusive: true }, resolve))
+      return port
+    } catch (err) {
+      if (attempt >= 20) throw err
+    } finally {
+      for (const s of [a, b]) {
+        try {
+          s.close()
+        } catch {
+          // not bound
+        }
+      }
+    }
+  }
+}
+
 async function pair(common: Partial<PingpongOptions>): Promise<{ server: PingpongResult; client: PingpongResult; serverOut: string; clientOut: string }> {
-  const roce = 20000 + Math.floor(Math.random() * 20000)
+  const roce = await freeRocePort()
   const tcp = await freeTcpPort()
   let serverOut = ''
   let clientOut = ''

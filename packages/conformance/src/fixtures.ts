@@ -67,8 +67,18 @@ export interface SessionPair {
   readonly peer: Session
 }
 
+/**
+ * Session options as the tests mean them: the default parameters (encrypted) where the provider
+ * encrypts; where it cannot, plaintext asked for explicitly (`encryption: 'none'`), as an
+ * application toward kernel rxe or a NIC does. A test that sets `encryption` gets what it set.
+ */
+export function sessionOptions(env: ConformanceEnv, options: Omit<CreateSessionOptions, 'peer'> = {}): CreateSessionOptions {
+  if (options.params?.encryption !== undefined || env.a.capabilities.encryption) return { peer: env.b, ...options }
+  return { peer: env.b, ...options, params: { ...options.params, encryption: 'none' } }
+}
+
 export async function openSession(env: ConformanceEnv, options: Omit<CreateSessionOptions, 'peer'> = {}): Promise<SessionPair> {
-  const session = await env.a.sessions.create({ peer: env.b, ...options })
+  const session = await env.a.sessions.create(sessionOptions(env, options))
   return { session, peer: env.b.sessions.get(session.id) }
 }
 
@@ -212,3 +222,12 @@ export function settleOrder(promises: readonly Promise<unknown>[]): Promise<numb
 }
 
 export const ZERO_HANDLES = { regions: 0, cqs: 0, qps: 0, sessions: 0 }
+
+/** Waits until `cond()` holds, polling; fails after `timeoutMs` with `describe()` (what was seen). */
+export async function until(what: string, cond: () => boolean, describe: () => unknown, timeoutMs = 5000): Promise<void> {
+  const deadline = performance.now() + timeoutMs
+  while (!cond()) {
+    if (performance.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms; saw ${JSON.stringify(describe())}`)
+    await sleep(10)
+  }
+}

@@ -13,6 +13,7 @@ import { scaleTests } from './groups/scale.js'
 import { stripingTests } from './groups/striping.js'
 import { encryptionTests } from './groups/encryption.js'
 import { closeTests } from './groups/close.js'
+import { qpFailureTests } from './groups/qp-failures.js'
 
 export type { ConformanceEnv, ConformanceFaults, ConformanceTarget } from './target.js'
 /** Deterministic test bytes (xorshift32), different for each seed: for providers' own test suites too. */
@@ -31,6 +32,7 @@ const CONFORMANCE_GROUPS = {
   'scale': scaleTests,
   'striping': stripingTests,
   'encryption': encryptionTests,
+  'QP failures': qpFailureTests,
   'close and leaks': closeTests,
 } as const satisfies Record<string, (suite: Suite) => void>
 

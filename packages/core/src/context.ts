@@ -3,7 +3,7 @@ import { randomInt } from 'node:crypto'
 import { accessNamesToBits, type AccessName } from './constants.js'
 import { CompletionQueue } from './completion-queue.js'
 import { ClosedError, InvalidArgumentError, UnsupportedError } from './errors.js'
-import { MemoryRegion, type RegistrableMemory } from './memory-region.js'
+import { MemoryRegion, type RegionRegistrar, type RegistrableMemory } from './memory-region.js'
 import { renderPrometheus, type PrometheusOptions } from './metrics/prometheus.js'
 import { assertProvider, loadProvider } from './provider-loader.js'
 import { checkProviderCore } from './provider-package.js'
@@ -43,6 +43,14 @@ export class Context {
   readonly pd: ProviderPd
   readonly sessions: SessionManager
   readonly #regions = new Set<MemoryRegion>()
+  readonly #registrar: RegionRegistrar = {
+    register: (bytes, access) => {
+      this.#checkOpen()
+      return this.pd.registerMemory(bytes, access)
+    },
+    forget: (r) => this.#regions.delete(r),
+    adopt: (r) => this.#regions.add(r),
+  }
   readonly #cqs = new Set<CompletionQueue>()
   readonly #qps = new Set<QueuePair>()
   /** Control-plane servers and channels, closed with the context. */
@@ -62,11 +70,20 @@ export class Context {
   get info(): DeviceInfo {
     return this.device.info
   }
-  /** This context's RoCE endpoint ({ address, port }), which is the `remote` its peers see. */
-  get endpoint(): { address: string; port: number } {
-    return { address: this.device.info.address, port: this.device.info.port }
+  /**
+   * This context's RoCE endpoint ({ address, port }), which is the `remote` its peers see; with
+   * `sourcePort` when the device sends every packet from one UDP port (peers then bind our QPs to it).
+   */
+  get endpoint(): { address: string; port: number; sourcePort?: number } {
+    const { address, port, sourcePort } = this.device.info
+    return sourcePort === undefined ? { address, port } : { address, port, sourcePort }
   }
-  /** Live handles, for leak checks. */
+  /** @internal The registered region with this rkey (sub-regions included), if any. */
+  regionByRkey(rkey: number): MemoryRegion | undefined {
+    for (const r of this.#regions) if (r.registered && r.rkey === rkey) return r
+    return undefined
+  }
+    /** Live handles, for leak checks. */
   get handles(): { regions: number; cqs: number; qps: number; sessions: number } {
     return { regions: this.#regions.size, cqs: this.#cqs.size, qps: this.#qps.size, sessions: this.sessions.list().length }
   }
@@ -79,7 +96,7 @@ export class Context {
     if (bytes.length > this.capabilities.maxMrSize) {
       throw new InvalidArgumentError(`${bytes.length} bytes exceed the provider's maximum region size ${this.capabilities.maxMrSize}`)
     }
-    const region = new MemoryRegion(memory, this.pd.registerMemory(bytes, bits), (r) => this.#regions.delete(r))
+    const region = new MemoryRegion(memory, this.pd.registerMemory(bytes, bits), this.#registrar)
     this.#regions.add(region)
     return region
   }

@@ -35,12 +35,18 @@ export const ErrorCode = {
   JOIN_TOKEN: 'ERR_JOIN_TOKEN',
   RATE_LIMIT: 'ERR_RATE_LIMIT',
   TIMEOUT: 'ERR_TIMEOUT',
+  /** The peer refused for now (connection limit, shutting down): retry later. */
+  BUSY: 'ERR_BUSY',
   /** A native provider's addon is not built for this platform or Node.js (provider-verbs). */
   ADDON_MISSING: 'ERR_ADDON_MISSING',
   /** The provider loaded but found no usable device (no RDMA NIC, no rxe link). */
   NO_DEVICE: 'ERR_NO_DEVICE',
   /** A verbs call failed; `details.errno` and the message say why. */
   VERBS: 'ERR_VERBS',
+  /** A daemon socket, token file or their directory is not this user's alone (`details.reason`: owner, mode, type, missing). */
+  UNSAFE_PATH: 'ERR_UNSAFE_PATH',
+  /** A per-peer quota (QPs, memory, sessions) is used up; `details.limit` names it. */
+  QUOTA: 'ERR_QUOTA',
 } as const
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode]
 
@@ -178,7 +184,7 @@ export class UnsupportedError extends RdmaError {
 
 export class EncryptionUnsupportedError extends RdmaError {
   constructor(provider: string, suite: string) {
-    super(ErrorCode.ENCRYPTION_UNSUPPORTED, `provider '${provider}' cannot encrypt with ${suite}; use encryption: { suite, required: false } to fall back to plaintext, or a provider that encrypts`, { provider, suite })
+    super(ErrorCode.ENCRYPTION_UNSUPPORTED, `provider '${provider}' cannot encrypt with ${suite} (sessions are encrypted by default); pass encryption: 'preferred' to fall back to plaintext when an end cannot encrypt, encryption: 'none' for plaintext RoCEv2 (kernel rxe, RoCE NICs), or use a provider that encrypts`, { provider, suite })
   }
 }
 
@@ -215,6 +221,20 @@ export class JoinTokenError extends RdmaError {
   }
 }
 
+/** A daemon's socket, token or directory may have been made by another user: refused before anything is sent. */
+export class UnsafePathError extends RdmaError {
+  constructor(path: string, message: string, details: Record<string, unknown> = {}) {
+    super(ErrorCode.UNSAFE_PATH, message, { path, ...details })
+  }
+}
+
+/** A peer would hold more QPs, sessions or QP memory than its quota allows; `details.limit` names which. */
+export class QuotaError extends RdmaError {
+  constructor(message: string, details: Record<string, unknown>) {
+    super(ErrorCode.QUOTA, message, details)
+  }
+}
+
 /** A peer created QPs faster than the control plane allows. */
 export class RateLimitError extends RdmaError {
   constructor(message: string, details: Record<string, unknown> = {}) {
@@ -226,6 +246,13 @@ export class RateLimitError extends RdmaError {
 export class TimeoutError extends RdmaError {
   constructor(message: string, details: Record<string, unknown> = {}) {
     super(ErrorCode.TIMEOUT, message, details)
+  }
+}
+
+/** The peer refused a connection for now (at its connection limit, closing): retry with backoff; reconnects do so by themselves within their grace period. */
+export class BusyError extends RdmaError {
+  constructor(message: string, details: Record<string, unknown> = {}) {
+    super(ErrorCode.BUSY, message, details)
   }
 }
 

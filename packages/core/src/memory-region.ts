@@ -3,7 +3,11 @@ import { AccessFlag, accessBitsToNames, type AccessName } from './constants.js'
 import { AccessError, ClosedError, InvalidArgumentError, OutOfBoundsError } from './errors.js'
 import type { ProviderMr, Sge } from './spi.js'
 
-/** What the peer needs to name a region in RDMA READ/WRITE/atomic ops. */
+/**
+ * What the peer needs to name a region in RDMA READ/WRITE/atomic ops. The rkey is the
+ * registration's: it opens the whole registered region, whatever `addr` and `length` say
+ * (a key for a sub-range only: MemoryRegion.subRegion, or sessions.expose of a sub-range).
+ */
 export interface RemoteRegion {
   readonly addr: number
   readonly rkey: number
@@ -49,15 +53,31 @@ function checkRange(offset: number, length: number, size: number): void {
   }
 }
 
+/** How a region registers more of its memory (sub-ranges with keys of their own) and says it is gone. */
+export interface RegionRegistrar {
+  register(bytes: Uint8Array, access: number): ProviderMr
+  /** Called once, when `mr` is deregistered. */
+  forget(mr: MemoryRegion): void
+  /** Called when a sub-range registration is made, so its owner can track it too. */
+  adopt(mr: MemoryRegion): void
+}
+
 export class MemoryRegion {
   readonly bytes: Uint8Array
+  /** For a sub-range registration: the region it is part of, and where in it it starts. */
+  readonly parent: MemoryRegion | null
+  readonly parentOffset: number
   #mr: ProviderMr | null
-  readonly #onDeregister: (mr: MemoryRegion) => void
+  readonly #registrar: RegionRegistrar
+  /** Sub-range registrations made from this region: they go when it goes. */
+  readonly #subRegions = new Set<MemoryRegion>()
 
-  constructor(memory: RegistrableMemory, mr: ProviderMr, onDeregister: (mr: MemoryRegion) => void) {
+  constructor(memory: RegistrableMemory, mr: ProviderMr, registrar: RegionRegistrar, parent: { region: MemoryRegion; offset: number } | null = null) {
     this.bytes = toBytes(memory)
     this.#mr = mr
-    this.#onDeregister = onDeregister
+    this.#registrar = registrar
+    this.parent = parent?.region ?? null
+    this.parentOffset = parent?.offset ?? 0
   }
 
   static toBytes = toBytes
@@ -85,17 +105,47 @@ export class MemoryRegion {
     return new MemorySlice(this, offset, length)
   }
 
-  /** The record to give a peer so it can RDMA READ/WRITE/atomic this range. */
+  /**
+   * The record to give a peer so it can RDMA READ/WRITE/atomic this range. Its rkey is this
+   * region's: a peer holding it reaches the whole region, not only the range. To give a peer
+   * a key for the range only, use subRegion(offset, length).region(), or sessions.expose,
+   * which does that for a sub-range.
+   */
   region(offset = 0, length = this.length - offset): RemoteRegion {
     checkRange(offset, length, this.length)
     const mr = this.#live
     return { addr: mr.addr + offset, rkey: mr.rkey, length }
   }
 
+  /**
+   * A separate registration of bytes [offset, offset + length) of this region, with the same
+   * access and keys of its own: a peer given its rkey reaches that range only (a remote access
+   * outside it fails with REM_ACCESS_ERR). It is deregistered with this region, or by itself.
+   */
+  subRegion(offset: number, length: number): MemoryRegion {
+    checkRange(offset, length, this.length)
+    if (length === 0) throw new InvalidArgumentError('a sub-region needs at least one byte', { offset, length })
+    const mr = this.#live
+    const bytes = this.bytes.subarray(offset, offset + length)
+    const sub = new MemoryRegion(bytes, this.#registrar.register(bytes, mr.access), {
+      register: (b, a) => this.#registrar.register(b, a),
+      forget: (r) => {
+        this.#subRegions.delete(r)
+        this.#registrar.forget(r)
+      },
+      adopt: (r) => this.#registrar.adopt(r),
+    }, { region: this, offset })
+    this.#subRegions.add(sub)
+    this.#registrar.adopt(sub)
+    return sub
+  }
+
+  /** Deregisters this region and every sub-region made from it; idempotent. */
   deregister(): void {
     if (this.#mr === null) return
+    for (const sub of [...this.#subRegions]) sub.deregister()
     this.#mr.deregister()
     this.#mr = null
-    this.#onDeregister(this)
+    this.#registrar.forget(this)
   }
 }

@@ -60,6 +60,12 @@ export interface DeviceInfo {
   readonly address: string
   /** The UDP port peers send RoCE traffic to (4791 unless configured). */
   readonly port: number
+  /**
+   * The UDP source port of every packet this device sends, when it is fixed (softroce: its
+   * socket's port). Absent when it varies per QP (kernel rxe and RoCE NICs pick one per flow):
+   * peers then bind the device's QPs to its address only.
+   */
+  readonly sourcePort?: number
   /** The GID, as an IPv6 text address (IPv4-mapped for IPv4). */
   readonly gid: string
 }
@@ -192,6 +198,12 @@ export interface ProviderQpInit {
 export interface RemoteEndpoint {
   readonly address: string
   readonly port: number
+  /**
+   * The UDP source port of the remote's packets, when the remote announced a fixed one (a
+   * softroce peer): providers that check sources then accept packets from this address AND
+   * port only. Absent: the address is checked (rxe and NICs vary the source port per QP).
+   */
+  readonly sourcePort?: number
 }
 
 /** Per-QP encryption material, installed at RTR. Keys are 32 bytes for aes-256-gcm. */

@@ -5,17 +5,14 @@
  * Data moves between processes over provider-softroce on 127.0.0.1.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { mkdtempSync, rmSync, statSync, writeFileSync, existsSync } from 'node:fs'
-import { randomBytes } from 'node:crypto'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import { connectDaemon, createContext, type Context, type PeerServer, type Session } from '@rdma-session/core'
-import { softroce } from '@rdma-session/provider-softroce'
-import { JsonProcess, stopAll } from './processes.js'
+import { statSync, existsSync } from 'node:fs'
+import { connectDaemon, type Context, type PeerServer, type Session } from '@rdma-session/core'
+import { JsonProcess } from './processes.js'
 import { waitFor } from './helpers.js'
+import { startDaemonHost, type DaemonHost } from './daemon-host.js'
 
-const psk = randomBytes(32)
-let dir: string
+let host: DaemonHost
+let psk: Buffer
 let socketPath: string
 let tokenFile: string
 let peer: Context
@@ -27,24 +24,13 @@ const removed: number[] = []
 const pattern = (len: number, seed: number): Buffer => Buffer.from(Array.from({ length: len }, (_, i) => (i * 13 + seed) & 0xff))
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'rdma-daemon-'))
-  socketPath = join(dir, 'd.sock')
-  tokenFile = join(dir, 'token')
-  writeFileSync(tokenFile, randomBytes(32).toString('hex'), { mode: 0o600 })
-  peer = await createContext({ provider: softroce({ address: '127.0.0.1', port: 0, timers: { ackTimeoutMinMs: 5, ackTimeoutMaxMs: 100, rnrDelayMaxMs: 20 } }) })
-  peerBuf = Buffer.alloc(4 << 20)
-  const mr = peer.registerMemory(peerBuf, { access: ['local-write', 'remote-read', 'remote-write'] })
-  peer.sessions.expose('buf', mr.region(0, peerBuf.length))
-  server = await peer.listen({ port: 0, auth: { psk }, keepalive: { intervalMs: 200, timeoutMs: 1500 } })
+  host = await startDaemonHost(4 << 20)
+  ;({ psk, socketPath, tokenFile, peer, server, peerBuf, daemon } = host)
   peer.sessions.on('session', (s: Session) => s.on('qp-removed', (qp: { qpn: number }) => removed.push(qp.qpn)))
-  daemon = new JsonProcess('node', ['daemon.mjs', socketPath, tokenFile], {}, 'daemon')
-  await daemon.wait('listening')
 })
 
 afterAll(async () => {
-  await stopAll()
-  await peer?.close()
-  rmSync(dir, { recursive: true, force: true })
+  await host?.stop()
 })
 
 describe('session daemon', () => {

@@ -7,9 +7,14 @@ import { MockFabric, mock } from '@rdma-session/provider-mock'
 
 export const PSK = randomBytes(32)
 
+/**
+ * Contexts on one mock fabric, all on 127.0.0.1 (ports 5000, 5001, …): the
+ * address their control connections come from, which peers bind declared
+ * RoCE endpoints to.
+ */
 export async function mockContexts(n: number, fabric = new MockFabric()): Promise<{ fabric: MockFabric; ctxs: Context[] }> {
   const ctxs: Context[] = []
-  for (let i = 0; i < n; i++) ctxs.push(await createContext({ provider: mock({ fabric }) }))
+  for (let i = 0; i < n; i++) ctxs.push(await createContext({ provider: mock({ fabric, address: '127.0.0.1', port: 5000 + i }) }))
   return { fabric, ctxs }
 }
 
@@ -34,23 +39,27 @@ export async function expectCode(p: Promise<unknown> | (() => Promise<unknown>),
   return err as Error & { code: string; details: Record<string, unknown> }
 }
 
-export async function waitFor(cond: () => boolean, ms = 5000, what = 'condition'): Promise<void> {
+/** Waits until `cond()` holds; after `ms` fails naming `what` (a function is called then, to say what was seen). */
+export async function waitFor(cond: () => boolean, ms = 5000, what: string | (() => string) = 'condition'): Promise<void> {
   const end = Date.now() + ms
   while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
+    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${typeof what === 'function' ? what() : what}`)
     await new Promise((r) => setTimeout(r, 10))
   }
 }
 
-/** A TCP proxy on 127.0.0.1 in front of `targetPort`: `drop()` resets every link (a network failure), `freeze()` stops forwarding (a dead peer). */
+/** A TCP proxy on 127.0.0.1 in front of `targetPort`: `drop()` resets every link (a network failure), `blip()` resets only the client side (the server does not notice), `freeze()` stops forwarding (a dead peer). */
 export class TcpProxy {
   readonly #server: Server
   readonly #links = new Set<[Socket, Socket]>()
+  /** Server-side sockets of links cut by blip(): open and silent. */
+  readonly #stale = new Set<Socket>()
   frozen = false
   port = 0
   #closing = false
 
-  constructor(readonly targetPort: number) {
+  /** Where new links go (tests may point it elsewhere between links). */
+  constructor(public targetPort: number) {
     this.#server = createServer((client) => {
       if (this.#closing) {
         client.destroy()
@@ -62,15 +71,15 @@ export class TcpProxy {
         this.#links.add([client, client])
         return
       }
-      const upstream = connect(targetPort, '127.0.0.1')
+      const upstream = connect(this.targetPort, '127.0.0.1')
       const link: [Socket, Socket] = [client, upstream]
       this.#links.add(link)
       for (const s of link) {
         s.on('error', () => undefined)
         s.on('close', () => {
-          client.destroy()
-          upstream.destroy()
           this.#links.delete(link)
+          client.destroy()
+          if (!this.#stale.has(upstream)) upstream.destroy()
         })
       }
       client.on('data', (d) => !this.frozen && upstream.write(d))
@@ -92,6 +101,15 @@ export class TcpProxy {
     this.#links.clear()
   }
 
+  /** Resets the client side of every link and keeps the server side open and silent, as a link that failed where only the client notices. */
+  blip(): void {
+    for (const [client, upstream] of this.#links) {
+      this.#stale.add(upstream)
+      client.resetAndDestroy?.() ?? client.destroy()
+    }
+    this.#links.clear()
+  }
+
   freeze(): void {
     this.frozen = true
   }
@@ -100,6 +118,8 @@ export class TcpProxy {
     this.#closing = true
     const closed = new Promise<void>((r) => this.#server.close(() => r()))
     this.drop()
+    for (const s of this.#stale) s.destroy()
+    this.#stale.clear()
     await closed
   }
 }

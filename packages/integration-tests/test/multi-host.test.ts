@@ -59,6 +59,8 @@ describe.skipIf(Boolean(unavailable))('three hosts in network namespaces on soft
 
     const p3 = inHost(3, ['session-process.mjs', 'direct', url, psk], envOf(a3), 'h3-p3')
     const s3 = String((await p3.wait('ready')).sessionId)
+    // h1 reports the session on its own stdout: p3's 'ready' can be read before that line is.
+    await h1.wait('session', (e) => e.sessionId === s3)
     const opened = h1.events.filter((e) => e.event === 'session') as Event[]
     expect(opened.map((e) => (e.remote as { address: string }).address).sort()).toEqual([a2, a3])
 

@@ -1,10 +1,11 @@
 /** Sessions over the ws control plane on provider-mock: negotiation, added QPs, join tokens, rekey, keepalive, reconnect, rate limit. */
 import { afterEach, describe, expect, it } from 'vitest'
-import { createContext, generateIdentity, type Context, type PeerServer, type Session } from '@rdma-session/core'
+import { createContext, generateIdentity, type Context, type EndpointRecord, type PeerServer, type Session } from '@rdma-session/core'
 import { MockFabric, mock } from '@rdma-session/provider-mock'
 import { PSK, TcpProxy, expectCode, exposeBuffer, mockContexts, waitFor } from './helpers.js'
 
 const auth = { psk: PSK }
+const endpointKey = (e: EndpointRecord): string => `${e.address}:${e.port}`
 const cleanups: (() => Promise<unknown> | unknown)[] = []
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c()
@@ -91,12 +92,14 @@ describe('ws control plane on mock', () => {
     expect(a.handles.qps).toBe(0)
   })
 
-  it('join tokens: a second connection from the same host joins with a valid token; without, expired, wrong-scope, reused or forged tokens fail with ERR_JOIN_TOKEN', async () => {
+  it('join tokens: a second connection from the same host joins with a valid token; expired, wrong-scope or reused tokens fail with ERR_JOIN_TOKEN; without one or with a forged one the session is as unknown', async () => {
     const { fabric, a, b, server } = await pair()
     const { buf } = exposeBuffer(a)
     // A second process on B's host: same address, another port.
     const b2 = await createContext({ provider: mock({ fabric, address: b.endpoint.address, port: 4792 }) })
-    const far = await createContext({ provider: mock({ fabric }) })
+    // Another host: its own address, and its control connections come from it.
+    const far = await createContext({ provider: mock({ fabric, address: '127.0.0.77' }) })
+    const farAuth = { auth, localAddress: '127.0.0.77' }
     cleanups.push(() => far.close(), () => b2.close())
     const session = await b.connect(server.url, { auth, params: { encryption: 'aes-256-gcm' }, qps: [{}] })
     const peer = a.sessions.get(session.id)
@@ -111,14 +114,30 @@ describe('ws control plane on mock', () => {
     await expectCode(joined.addQps([{}, {}]), 'ERR_JOIN_TOKEN') // budget of 2 QPs
     expect(() => joined.createJoinToken()).toThrow(/cannot issue/)
 
-    // Without a token: the session ID alone is refused.
+    // Without a token: the session ID alone is refused, with the very answer an unknown ID gets
+    // (no existence oracle), for every request that names a session.
     const ch = await b2.dial(server.url, { auth })
-    const noToken = await expectCode(ch.request({ type: 'add-qps', sessionId: session.id, from: b2.endpoint, qps: [{ spec: {}, qpn: 1, psn: 1 }] }), 'ERR_JOIN_TOKEN')
-    expect(noToken.details.reason).toBe('missing')
+    const unknownId = 'f'.repeat(32)
+    const requests = (id: string) => [
+      { type: 'add-qps', sessionId: id, from: b2.endpoint, qps: [{ spec: {}, qpn: 1, psn: 1 }] },
+      { type: 'remove-qp', sessionId: id, from: b2.endpoint, qpn: session.qps[0]!.remoteQpn },
+      { type: 'rekey', sessionId: id, from: b2.endpoint, epoch: 1 },
+      { type: 'close-session', sessionId: id, from: b2.endpoint, reason: 'probe' },
+      { type: 'join-session', sessionId: id, from: b2.endpoint, token: 'rsj1.e30.AAAA' },
+    ] as const
+    const answer = async (r: unknown, id: string) => {
+      const err = await expectCode(ch.request(r as never), 'ERR_SESSION_NOT_FOUND')
+      return JSON.stringify({ code: err.code, message: err.message, details: err.details }).replaceAll(id, '<id>')
+    }
+    const known = requests(session.id)
+    const unknown = requests(unknownId)
+    for (let i = 0; i < known.length; i++) expect(await answer(known[i], session.id), known[i]!.type).toBe(await answer(unknown[i], unknownId))
+    expect(peer.closed, 'the probes changed nothing').toBe(false)
+    expect(peer.qps).toHaveLength(2)
     // Expired.
     const old = session.createJoinToken({ ttlMs: 1 })
     await new Promise((r) => setTimeout(r, 10))
-    const expired = await expectCode(far.join(server.url, { auth, token: old }), 'ERR_JOIN_TOKEN')
+    const expired = await expectCode(far.join(server.url, { ...farAuth, token: old }), 'ERR_JOIN_TOKEN')
     expect(expired.details.reason).toBe('expired')
     // Wrong scope: may remove QPs but not add them.
     const b3 = await createContext({ provider: mock({ fabric, address: b.endpoint.address, port: 4793 }) })
@@ -131,11 +150,14 @@ describe('ws control plane on mock', () => {
     const b4 = await createContext({ provider: mock({ fabric, address: b.endpoint.address, port: 4794 }) })
     cleanups.push(() => b4.close())
     await b4.join(server.url, { auth, token: once })
-    expect((await expectCode(far.join(server.url, { auth, token: once }), 'ERR_JOIN_TOKEN')).details.reason).toBe('exhausted')
+    expect((await expectCode(far.join(server.url, { ...farAuth, token: once }), 'ERR_JOIN_TOKEN')).details.reason).toBe('exhausted')
     const [p0, payload, , key] = session.createJoinToken().split('.')
     const forged = `${p0}.${payload}.${Buffer.alloc(32, 1).toString('base64url')}.${key}`
-    expect((await expectCode(far.join(server.url, { auth, token: forged }), 'ERR_JOIN_TOKEN')).details.reason).toBe('forged')
-    await expectCode(far.join(server.url, { auth, token: session.createJoinToken() }), 'ERR_REMOTE_MISMATCH')
+    expect((await expectCode(far.join(server.url, { ...farAuth, token: forged }), 'ERR_SESSION_NOT_FOUND')).details).toMatchObject({ sessionId: session.id })
+    await expectCode(far.join(server.url, { ...farAuth, token: session.createJoinToken() }), 'ERR_REMOTE_MISMATCH')
+    // A host that declares an address its control connection does not come from is refused before anything else.
+    const unbound = await expectCode(far.join(server.url, { auth, token: session.createJoinToken() }), 'ERR_PEER')
+    expect(unbound.details).toMatchObject({ reason: 'endpoint-unbound', declared: endpointKey(far.endpoint), source: '127.0.0.1' })
 
     // The joiner leaves: its QPs go, the session stays.
     await joined.close()
@@ -220,7 +242,9 @@ describe('ws control plane on mock', () => {
   })
 
   it('rate-limits QP creation per peer with ERR_RATE_LIMIT; the session keeps working', async () => {
-    const { a, b, server } = await pair({ port: 0, auth, rateLimit: { qpsPerSecond: 1, burst: 4 } })
+    // 0.01 QPs/s after the burst: the refusal below cannot be refilled away by a slow host (at 1/s, 2 s between the
+    // first QPs and the second addQps gave back the 2 tokens asked for).
+    const { a, b, server } = await pair({ port: 0, auth, rateLimit: { qpsPerSecond: 0.01, burst: 4 } })
     const session = await b.connect(server.url, { auth, qps: [{}, {}, {}] })
     await session.addQps([{}])
     const err = await expectCode(session.addQps([{}, {}]), 'ERR_RATE_LIMIT')

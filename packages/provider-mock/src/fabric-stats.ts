@@ -21,6 +21,10 @@ export type DropReason =
   | 'unknown-epoch'
   /** Plaintext to an encrypted QP, or ciphertext to a plaintext QP. */
   | 'encryption-mismatch'
+  /** An ACK, NAK or READ/atomic response for a PSN the requester has not transmitted (forged or corrupt). */
+  | 'ghost-ack'
+  /** A duplicate READ or atomic request that matches none of the responder's saved requests. */
+  | 'unmatched-duplicate'
 
 export const DROP_REASONS: readonly DropReason[] = [
   'fault',
@@ -32,6 +36,8 @@ export const DROP_REASONS: readonly DropReason[] = [
   'decrypt-failure',
   'unknown-epoch',
   'encryption-mismatch',
+  'ghost-ack',
+  'unmatched-duplicate',
 ]
 
 export interface FabricStats {

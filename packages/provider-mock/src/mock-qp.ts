@@ -132,7 +132,7 @@ export class MockQp implements ProviderQp, CompletionProducer {
       this.destQpn = attrs.destQpn!
       this.mtu = attrs.pathMtu!
       this.cipher = attrs.encryption ? new PacketCipher(attrs.encryption, this.qpn) : null
-      ;(this.responder ??= new Responder(this)).expectedPsn = attrs.rqPsn!
+      ;(this.responder ??= new Responder(this)).connect(attrs.rqPsn!, attrs.maxDestRdAtomic ?? 16)
     }
     if (to === QpState.RTS && from === QpState.RTR) this.requester = new Requester(this, attrs.sqPsn!)
     this.#state = to
@@ -206,8 +206,8 @@ export class MockQp implements ProviderQp, CompletionProducer {
     } else if (packet.sealed) {
       return 'encryption-mismatch'
     }
-    if (isRequest(packet.opcode)) this.responder!.onRequest(packet, data)
-    else this.requester?.onResponse(packet, data)
+    if (isRequest(packet.opcode)) return this.responder!.onRequest(packet, data)
+    return this.requester?.onResponse(packet, data) ?? null
     return null
   }
 

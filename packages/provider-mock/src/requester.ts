@@ -2,9 +2,12 @@
  * The send side of an RC QP: assigns PSNs, hands messages to the host's egress
  * scheduler segment by segment, matches ACKs, NAKs and READ/atomic responses to
  * WRs, retransmits go-back-N on a sequence NAK or a timeout, waits out RNR NAKs,
- * and completes WRs in post order.
+ * and completes WRs in post order. A response is accepted only for a PSN already
+ * transmitted (as IB specifies and kernel rxe does); one beyond is a ghost
+ * (forged or corrupt): dropped, counted, and it changes nothing.
  */
 import { Opcode, WcStatus } from '@rdma-session/core'
+import type { DropReason } from './fabric-stats.js'
 import { EgressFlow, type EgressSource } from './egress-scheduler.js'
 import { scatter } from './local-memory.js'
 import type { MockQp } from './mock-qp.js'
@@ -48,6 +51,8 @@ export class Requester implements EgressSource {
   #payload: Uint8Array | null = null
   #prepared = false
   #nextPsn: number
+  /** One past the last PSN transmitted: responses must be for PSNs before it. */
+  #sentPsnEnd: number
   #retries = 0
   #rnrRetries = 0
   #progressed = false
@@ -63,6 +68,7 @@ export class Requester implements EgressSource {
     sqPsn: number,
   ) {
     this.#nextPsn = sqPsn
+    this.#sentPsnEnd = sqPsn
   }
 
   get outstanding(): number {
@@ -150,6 +156,8 @@ export class Requester implements EgressSource {
       qp.device.counters.retransmits++
     }
     if (++this.#cursor > this.#sentEnd) this.#sentEnd = this.#cursor
+    const end = psnAdd(w.psn, w.packets)
+    if (psnDiff(end, this.#sentPsnEnd) > 0) this.#sentPsnEnd = end
     this.#armTimer()
     qp.transmit(p)
   }
@@ -168,8 +176,11 @@ export class Requester implements EgressSource {
 
   // ---- responses
 
-  onResponse(packet: Packet, data: Uint8Array): void {
-    if (this.#retired) return
+  /** Handles a response; returns why it was dropped (`ghost-ack`: for a PSN not transmitted yet), or null. */
+  onResponse(packet: Packet, data: Uint8Array): DropReason | null {
+    if (this.#retired) return null
+    // At or past the first PSN not transmitted (within half the PSN space; further is stale).
+    if (psnDiff(packet.psn, this.#sentPsnEnd) >= 0) return 'ghost-ack'
     switch (packet.opcode) {
       case 'ACK':
         this.#ackThrough(packet.psn, true)
@@ -182,9 +193,10 @@ export class Requester implements EgressSource {
         this.#onNak(packet)
         break
       default:
-        return
+        return null
     }
     if (this.qp.state === 'RTS') this.wake()
+    return null
   }
 
   #onDataResponse(packet: Packet, data: Uint8Array): void {

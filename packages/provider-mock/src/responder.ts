@@ -1,11 +1,14 @@
 /**
  * The receive side of an RC QP: checks each request's PSN against the expected
- * PSN (duplicates are re-acknowledged without re-executing; atomics replay their
- * saved result; a gap gets one sequence NAK), checks rkey, bounds and access
+ * PSN (duplicates are re-acknowledged without re-executing; a duplicate READ is
+ * read again and a duplicate atomic answered from its saved result only when it
+ * matches one of the saved requests, max_dest_rd_atomic of them, else dropped;
+ * a gap gets one sequence NAK), checks rkey, bounds and access
  * before touching memory, executes the request on registered memory, consumes
  * receive WRs, and answers with ACK, NAK, READ response or atomic acknowledge.
  */
-import { AccessFlag, FifoQueue, Opcode, RecvOpcode, WcStatus } from '@rdma-session/core'
+import { AccessFlag, FifoQueue, Opcode, RecvOpcode, ResponderResources, WcStatus } from '@rdma-session/core'
+import type { DropReason } from './fabric-stats.js'
 import { rnrDelayMs } from './ib-timers.js'
 import { scatter } from './local-memory.js'
 import type { MockQp } from './mock-qp.js'
@@ -13,8 +16,8 @@ import { EMPTY_PAYLOAD, Packet, type NakSyndrome, type ResponseOpcode } from './
 import { psnAdd, psnDiff } from './psn.js'
 import type { RecvWqe } from './work-queue-entries.js'
 
-/** Atomic results kept for replay; more than any requester may have outstanding (maxRdAtomic ≤ 255). */
-const ATOMIC_REPLAY_ENTRIES = 256
+/** Saved READ/atomic requests before connect() sets the QP's max_dest_rd_atomic. */
+const DEFAULT_RESOURCES = 16
 const U64_MASK = (1n << 64n) - 1n
 
 export class Responder {
@@ -22,9 +25,16 @@ export class Responder {
   expectedPsn = 0
   readonly #recvs = new FifoQueue<RecvWqe>()
   #nakSent = false
-  #atomicResults: Map<number, Uint8Array> | null = null
+  /** Saved READ and atomic requests: what a duplicate may read again or replay. */
+  #resources = new ResponderResources(DEFAULT_RESOURCES)
 
   constructor(private readonly qp: MockQp) {}
+
+  /** At RTR: the first PSN expected and how many READ/atomic requests are saved (max_dest_rd_atomic). */
+  connect(rqPsn: number, maxDestRdAtomic: number): void {
+    this.expectedPsn = rqPsn
+    this.#resources = new ResponderResources(maxDestRdAtomic)
+  }
 
   get outstanding(): number {
     return this.#recvs.length
@@ -39,7 +49,8 @@ export class Responder {
     while (!this.#recvs.empty) this.#completeRecv(WcStatus.WR_FLUSH_ERR, RecvOpcode.RECV, 0, undefined)
   }
 
-  onRequest(packet: Packet, data: Uint8Array): void {
+  /** Handles a request; returns why it was dropped, or null. */
+  onRequest(packet: Packet, data: Uint8Array): DropReason | null {
     const d = psnDiff(packet.psn, this.expectedPsn)
     if (d < 0) return this.#onDuplicate(packet)
     if (d > 0) {
@@ -48,38 +59,48 @@ export class Responder {
         this.#nakSent = true
         this.#nak(this.expectedPsn, 'PSN_SEQUENCE_ERROR')
       }
-      return
+      return null
     }
     this.#nakSent = false
     switch (packet.opcode) {
       case Opcode.SEND:
       case Opcode.SEND_WITH_IMM:
-        return this.#send(packet, data)
+        this.#send(packet, data)
+        break
       case Opcode.RDMA_WRITE:
       case Opcode.RDMA_WRITE_WITH_IMM:
-        return this.#write(packet, data)
+        this.#write(packet, data)
+        break
       case Opcode.RDMA_READ:
-        return this.#read(packet, true)
+        this.#read(packet, true)
+        break
       case Opcode.ATOMIC_CMP_AND_SWP:
       case Opcode.ATOMIC_FETCH_AND_ADD:
-        return this.#atomic(packet, data)
+        this.#atomic(packet, data)
     }
+    return null
   }
 
-  #onDuplicate(packet: Packet): void {
+  #onDuplicate(packet: Packet): DropReason | null {
     switch (packet.opcode) {
       case Opcode.RDMA_READ:
-        // Reads have no side effects: read again.
-        return this.#read(packet, false)
+        // Read again only what a saved READ asked for: a forged duplicate gets nothing.
+        if (this.#resources.matchRead(packet.psn, packet.rkey, packet.remoteAddr, packet.length, this.qp.mtu) === null) return 'unmatched-duplicate'
+        this.#read(packet, false)
+        return null
       case Opcode.ATOMIC_CMP_AND_SWP:
       case Opcode.ATOMIC_FETCH_AND_ADD: {
-        // Never execute an atomic twice: replay the original result (or stay silent if it is long gone).
-        const original = this.#atomicResults?.get(packet.psn)
-        if (original !== undefined) this.#reply('ATOMIC_ACKNOWLEDGE', packet.psn, 1, 8, original)
-        return
+        // Never execute an atomic twice: replay the original result, if it is saved.
+        const original = this.#resources.atomicResult(packet.psn)
+        if (original === undefined) return 'unmatched-duplicate'
+        const bytes = new Uint8Array(8)
+        new DataView(bytes.buffer).setBigUint64(0, original, true)
+        this.#reply('ATOMIC_ACKNOWLEDGE', packet.psn, 1, 8, bytes)
+        return null
       }
       default:
         this.#reply('ACK', psnAdd(this.expectedPsn, -1), 1, 0, EMPTY_PAYLOAD)
+        return null
     }
   }
 
@@ -118,7 +139,10 @@ export class Responder {
       if (typeof source === 'string') return this.#fatalNak(packet.psn, source, `RDMA READ rejected: ${source}`)
       bytes = source.slice()
     }
-    if (fresh) this.expectedPsn = psnAdd(packet.psn, packet.packets)
+    if (fresh) {
+      this.expectedPsn = psnAdd(packet.psn, packet.packets)
+      this.#resources.saveRead(packet.psn, packet.packets, packet.rkey, packet.remoteAddr, packet.length)
+    }
     this.#reply('READ_RESPONSE', packet.psn, packet.packets, packet.length, bytes)
   }
 
@@ -134,9 +158,7 @@ export class Responder {
     const operand = operands.getBigUint64(0, true)
     if (packet.opcode === Opcode.ATOMIC_FETCH_AND_ADD) view.setBigUint64(0, (value + operand) & U64_MASK, true)
     else if (value === operand) view.setBigUint64(0, operands.getBigUint64(8, true), true)
-    const results = (this.#atomicResults ??= new Map())
-    results.set(packet.psn, original)
-    if (results.size > ATOMIC_REPLAY_ENTRIES) results.delete(results.keys().next().value!)
+    this.#resources.saveAtomic(packet.psn, new DataView(original.buffer, original.byteOffset, 8).getBigUint64(0, true))
     this.expectedPsn = psnAdd(packet.psn, 1)
     this.#reply('ATOMIC_ACKNOWLEDGE', packet.psn, 1, 8, original)
   }

@@ -6,7 +6,7 @@ import { NAK_CODES, type NakSyndrome, type Packet } from './packet.js'
 const NAK_KINDS = Object.keys(NAK_CODES) as NakSyndrome[]
 
 /** Drops a host decides on when a packet reaches it (the fabric's own drops are in fabric.stats). */
-export const RECEIVE_DROP_REASONS: readonly DropReason[] = ['unknown-qpn', 'qp-not-ready', 'unexpected-source', 'decrypt-failure', 'unknown-epoch', 'encryption-mismatch']
+export const RECEIVE_DROP_REASONS: readonly DropReason[] = ['unknown-qpn', 'qp-not-ready', 'unexpected-source', 'decrypt-failure', 'unknown-epoch', 'encryption-mismatch', 'ghost-ack', 'unmatched-duplicate']
 
 function zeros<K extends string>(keys: readonly K[]): Record<K, number> {
   const o = {} as Record<K, number>

@@ -1,7 +1,7 @@
 /** Remote and local protection: violations complete with the verbs status and touch no memory. */
 import { AccessFlag, type QpEvent } from '@rdma-session/core'
 import { describe, expect, it } from 'vitest'
-import { completions, pair, sge, sleep, type Pair } from './harness.js'
+import { SLOW_ACK_TIMEOUT, completions, pair, sge, sleep, until, type Pair } from './harness.js'
 
 const LOCAL_WRITE = AccessFlag.LOCAL_WRITE
 
@@ -19,7 +19,7 @@ async function expectRemoteAccessError(p: Pair, post: () => void, status = 'REM_
   ])
   expect(Buffer.compare(b.buf, before), 'target memory untouched').toBe(0)
   expect(a.qp.state).toBe('ERR')
-  await sleep(1)
+  await until(() => events.length > 0, () => events) // the fatal event comes in a later macrotask
   expect(events).toEqual([expect.objectContaining({ type: 'fatal', qpn: a.qp.qpn })])
 }
 
@@ -111,7 +111,7 @@ describe('remote access violations', () => {
 
 describe('local protection and length errors', () => {
   it('a bad lkey fails the WR with LOC_PROT_ERR once the WRs before it have completed, and sends nothing for it', async () => {
-    const { fabric, a, b } = await pair()
+    const { fabric, a, b } = await pair(SLOW_ACK_TIMEOUT) // counts requests
     fabric.record()
     a.buf.fill(8)
     a.qp.postSend({ wrId: 1, opcode: 'RDMA_WRITE', sgList: [sge(a, 0, 8)], signaled: true, remoteAddr: b.mr.addr, rkey: b.mr.rkey })

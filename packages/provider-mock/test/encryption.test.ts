@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto'
 import { isRdmaError } from '@rdma-session/core'
 import { describe, expect, it } from 'vitest'
 import type { RecordedPacket } from '../src/index.js'
-import { completions, pair, sge, sleep } from './harness.js'
+import { completions, pair, sge, until } from './harness.js'
 
 const SECRET = Buffer.from('THE SECRET PLAINTEXT THAT MUST NOT APPEAR ON THE WIRE')
 
@@ -80,14 +80,18 @@ describe('encryption', () => {
   })
 
   it('rekey (RTS -> RTS with a higher epoch): packets in flight under the old key are still accepted during the grace period', async () => {
-    const { fabric, a, b } = await pair({ encryption: true, timeout: 14 }) // 50 ms ACK timeout: no retransmission in this test
+    // A 2 s ACK timeout: no retransmission in this test (with 50 ms, a host stalled past the 15 ms delay and the timeout
+    // delivered the delayed writes and retransmitted them under epoch 1 in the same timer phase, before the ACKs came back).
+    const { fabric, a, b } = await pair({ encryption: true, timeout: 20, fabricOptions: { maxAckTimeoutMs: 2000 } })
     fabric.record()
     fabric.faults.delay(15, { kind: 'request' })
     for (let i = 0; i < 20; i++) {
       a.buf[i] = i + 1
       a.qp.postSend({ wrId: i, opcode: 'RDMA_WRITE', sgList: [sge(a, i, 1)], signaled: true, remoteAddr: b.mr.addr + i, rkey: b.mr.rkey })
     }
-    await sleep(3) // the 20 writes are on the wire, sealed under epoch 0
+    // The 20 writes are on the wire, sealed under epoch 0 (a fixed 3 ms could end before the scheduler sent them).
+    const writes0 = (): number => fabric.recorded.filter((r) => r.opcode === 'RDMA_WRITE').length
+    await until(() => writes0() >= 20, () => ({ writes: writes0(), stats: fabric.stats }))
     fabric.faults.clear()
     const k1 = { ab: randomBytes(32), ba: randomBytes(32) }
     a.qp.modify({ state: 'RTS', encryption: { suite: 'aes-256-gcm', txKey: k1.ab, rxKey: k1.ba, epoch: 1 } })
@@ -113,13 +117,14 @@ describe('encryption', () => {
       a.buf[i] = 50 + i
       a.qp.postSend({ wrId: i, opcode: 'RDMA_WRITE', sgList: [sge(a, i, 1)], signaled: true, remoteAddr: b.mr.addr + i, rkey: b.mr.rkey })
     }
-    await sleep(3)
+    await until(() => fabric.stats.sent >= 5, () => fabric.stats) // the 5 writes are on the wire under epoch 0
     const k1 = { ab: randomBytes(32), ba: randomBytes(32) }
     a.qp.modify({ state: 'RTS', encryption: { suite: 'aes-256-gcm', txKey: k1.ab, rxKey: k1.ba, epoch: 5 } })
     b.qp.modify({ state: 'RTS', encryption: { suite: 'aes-256-gcm', txKey: k1.ba, rxKey: k1.ab, epoch: 5 } })
     expect((await completions(a.cq, 5)).every((w) => w.status === 'SUCCESS')).toBe(true)
     expect([...b.buf.subarray(0, 5)]).toEqual([50, 51, 52, 53, 54])
-    await sleep(15) // the delayed originals arrive after the retransmissions did the job
+    // The delayed originals arrive after the retransmissions did the job.
+    await until(() => fabric.stats.dropped['unknown-epoch'] >= 5, () => fabric.stats)
     expect(fabric.stats.dropped['unknown-epoch']).toBe(5)
   })
 

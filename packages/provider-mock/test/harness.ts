@@ -109,6 +109,13 @@ function encryptionKeys(o: PairOptions): { a: QpEncryption; b: QpEncryption } | 
   }
 }
 
+/**
+ * For tests that count packets exactly: an ACK timeout of 268 ms (IB 16, cap 300 ms) that no stall of this process
+ * reaches. The default (IB 8, about 1 ms) is outlasted between a packet and its ACK on a loaded host, and the
+ * spurious retransmission then shows in the counts.
+ */
+export const SLOW_ACK_TIMEOUT = { timeout: 16, fabricOptions: { maxAckTimeoutMs: 300 } } as const satisfies PairOptions
+
 /** Two connected endpoints on a fresh fabric (or `o.fabric`). */
 export async function pair(o: PairOptions = {}): Promise<Pair> {
   const fabric = o.fabric ?? new MockFabric(o.fabricOptions)
@@ -137,6 +144,15 @@ export async function completions(cq: MockCq, n: number, timeoutMs = 3000): Prom
     await (out.length === 0 ? sleep(0) : tick())
   }
   return out
+}
+
+/** Waits until `cond()` holds; after `timeoutMs` fails with `seen()` (what was there instead). */
+export async function until(cond: () => boolean, seen: () => unknown, timeoutMs = 5000): Promise<void> {
+  const deadline = performance.now() + timeoutMs
+  while (!cond()) {
+    if (performance.now() > deadline) throw new Error(`not within ${timeoutMs} ms; saw ${JSON.stringify(seen(), (_, v) => (typeof v === 'bigint' ? String(v) : v))}`)
+    await sleep(1)
+  }
 }
 
 /** Lets the fabric run for `ms` and returns every completion that arrived (none expected: pass 0 to check silence). */

@@ -2,11 +2,11 @@
 import { createContext } from '@rdma-session/core'
 import { describe, expect, it } from 'vitest'
 import { MockFabric, mock } from '../src/index.js'
-import { completions, connect, pair, queuePair, sge, sleep } from './harness.js'
+import { SLOW_ACK_TIMEOUT, completions, connect, pair, queuePair, sge, sleep } from './harness.js'
 
 describe('mock transport counters (SPI metrics hook)', () => {
   it('count packets and bytes on both hosts and on the QPs', async () => {
-    const p = await pair()
+    const p = await pair(SLOW_ACK_TIMEOUT)
     p.a.qp.postSend({ wrId: 1, opcode: 'RDMA_WRITE', sgList: [sge(p.a, 0, 1000)], signaled: true, remoteAddr: p.b.mr.addr, rkey: p.b.mr.rkey })
     expect((await completions(p.a.cq, 1))[0]!.status).toBe('SUCCESS')
     const a = p.a.device.metrics().counters
@@ -22,7 +22,7 @@ describe('mock transport counters (SPI metrics hook)', () => {
   })
 
   it('count a retransmission after the ACK timeout on the host and the QP', async () => {
-    const p = await pair({ fabricOptions: { maxAckTimeoutMs: 5 } })
+    const p = await pair(SLOW_ACK_TIMEOUT)
     p.fabric.faults.drop({ opcode: 'RDMA_WRITE', count: 1 })
     p.a.qp.postSend({ wrId: 1, opcode: 'RDMA_WRITE', sgList: [sge(p.a, 0, 16)], signaled: true, remoteAddr: p.b.mr.addr, rkey: p.b.mr.rkey })
     expect((await completions(p.a.cq, 1))[0]!.status).toBe('SUCCESS')
@@ -82,7 +82,7 @@ describe('mock transport counters (SPI metrics hook)', () => {
   }
 
   it('reach Prometheus through core: ctx.metrics() shows sessions, QPs, retransmits and NAK kinds', async () => {
-    const fabric = new MockFabric({ maxAckTimeoutMs: 5 })
+    const fabric = new MockFabric({ maxAckTimeoutMs: 300 }) // core's IB timeout 14: 67 ms, not 5 (see SLOW_ACK_TIMEOUT)
     const a = await createContext({ provider: mock({ fabric }) })
     const b = await createContext({ provider: mock({ fabric }) })
     try {

@@ -1,7 +1,7 @@
 /** The provider entry points, host addressing, inspection (recording, listeners, stats) and fault rule filters. */
 import { describe, expect, it } from 'vitest'
 import { createProvider, defaultFabric, MOCK_CAPABILITIES, MockFabric, mock, type RecordedPacket } from '../src/index.js'
-import { completions, endpoint, pair, sge, sleep } from './harness.js'
+import { SLOW_ACK_TIMEOUT, completions, endpoint, pair, sge, sleep } from './harness.js'
 
 describe('mock()', () => {
   it('is a provider named mock with the documented capabilities', () => {
@@ -65,7 +65,7 @@ describe('mock()', () => {
 
 describe('inspection', () => {
   it('record() keeps every packet as sent, with addresses, QPNs, opcode, PSN and payload', async () => {
-    const { fabric, a, b } = await pair({ psnA: 500 })
+    const { fabric, a, b } = await pair({ psnA: 500, ...SLOW_ACK_TIMEOUT }) // counts packets
     expect(fabric.recording).toBe(false)
     fabric.record()
     a.buf.set([9, 8, 7], 0)
@@ -175,7 +175,9 @@ describe('fault rules', () => {
 
   it('the same seed gives the same losses', async () => {
     const run = async (): Promise<number[]> => {
-      const { fabric, a, b } = await pair({ fabricOptions: { seed: 42 } })
+      // A 67 ms ACK timeout (IB 14, cap 100): with the harness's ~1 ms, a stall in one run and not the other timed
+      // out a WRITE that was not lost, and the extra packets drew other numbers from the seeded generator.
+      const { fabric, a, b } = await pair({ timeout: 14, fabricOptions: { seed: 42, maxAckTimeoutMs: 100 } })
       fabric.record()
       fabric.faults.drop({ probability: 0.3, kind: 'request' })
       for (let i = 0; i < 20; i++) a.qp.postSend({ wrId: i, opcode: 'RDMA_WRITE', sgList: [sge(a, 0, 8)], signaled: true, remoteAddr: b.mr.addr, rkey: b.mr.rkey })

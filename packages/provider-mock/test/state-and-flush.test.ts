@@ -2,7 +2,7 @@
 import { isRdmaError, type QpEvent } from '@rdma-session/core'
 import { describe, expect, it } from 'vitest'
 import { MockFabric } from '../src/index.js'
-import { ALL_ACCESS, completions, connect, endpoint, pair, queuePair, sge, sleep, teardown, tick } from './harness.js'
+import { ALL_ACCESS, completions, connect, endpoint, pair, queuePair, sge, sleep, teardown, tick, until } from './harness.js'
 
 const code = (fn: () => unknown): string | undefined => {
   try {
@@ -93,7 +93,11 @@ describe('RESET', () => {
     expect((await completions(a.cq, 1)).map((w) => w.wrId)).toEqual([2])
     await sleep(5)
     expect(a.cq.poll(10)).toEqual([])
-    expect(fabric.recorded.filter((r) => r.kind === 'request')).toHaveLength(1)
+    // Only WR 2 went out: every request carries its PSN (a retransmission of it, after a stall longer than the
+    // harness's ~1 ms ACK timeout, is WR 2 again; counting requests would take it for an old WR).
+    const requests = fabric.recorded.filter((r) => r.kind === 'request')
+    expect(requests.length).toBeGreaterThanOrEqual(1)
+    expect(new Set(requests.map((r) => r.psn)), 'PSNs of the requests sent after RESET').toEqual(new Set([requests[0]!.psn]))
     expect(b.buf.subarray(0, 8).every((x) => x === 0)).toBe(true)
     expect(b.buf.subarray(8, 16).every((x) => x === 1)).toBe(true)
   })
@@ -134,11 +138,11 @@ describe('flush on ERR', () => {
     b.qp.setEventHandler((e) => events.push(e))
     a.qp.modify({ state: 'ERR' })
     await sleep(5)
-    expect(events).toEqual([])
+    expect(events, 'none for a user modify(ERR)').toEqual([])
     // a (in ERR) ignores b's request, so b retries until it gives up.
     b.qp.postSend({ wrId: 1, opcode: 'RDMA_WRITE', sgList: [sge(b, 0, 8)], signaled: true, remoteAddr: a.mr.addr, rkey: a.mr.rkey })
     expect((await completions(b.cq, 1))[0]).toMatchObject({ status: 'RETRY_EXC_ERR' })
-    await sleep(1)
+    await until(() => events.length > 0, () => events) // the fatal event comes in a later macrotask
     expect(events).toEqual([{ type: 'fatal', qpn: b.qp.qpn, reason: expect.stringContaining('retry count exceeded') }])
   })
 
@@ -150,9 +154,8 @@ describe('flush on ERR', () => {
     expect(b.device.qp(qpn)).toBeUndefined()
     expect(code(() => b.qp.postRecv({ wrId: 2, sgList: [] }))).toBe('ERR_QP_STATE')
     a.qp.postSend({ wrId: 1, opcode: 'SEND', sgList: [sge(a, 0, 8)], signaled: true })
-    await sleep(20)
+    await until(() => fabric.stats.dropped['unknown-qpn'] > 0, () => fabric.stats)
     expect(b.cq.poll(10)).toEqual([])
-    expect(fabric.stats.dropped['unknown-qpn']).toBeGreaterThan(0)
     a.qp.destroy()
   })
 })
@@ -165,8 +168,8 @@ describe('queue and CQ depths', () => {
     b.qp.postRecv({ wrId: 0, sgList: [] })
     b.qp.postRecv({ wrId: 1, sgList: [] })
     expect(code(() => b.qp.postRecv({ wrId: 2, sgList: [] }))).toBe('ERR_QUEUE_FULL')
-    await sleep(10)
-    // The four unsignaled WRs completed, so the queue has room again.
+    // Once the four unsignaled WRs are acknowledged the queue has room again (a fixed 10 ms could end before that).
+    await until(() => a.qp.snapshot().requester!.outstanding === 0, () => a.qp.snapshot().requester)
     a.qp.postSend({ wrId: 5, opcode: 'RDMA_WRITE', sgList: [sge(a, 0, 8)], signaled: true, remoteAddr: b.mr.addr, rkey: b.mr.rkey })
     expect((await completions(a.cq, 1))[0]).toMatchObject({ wrId: 5, status: 'SUCCESS' })
   })
@@ -182,7 +185,8 @@ describe('queue and CQ depths', () => {
     a.qp.setEventHandler((e) => events.push(e))
     shared.setEventHandler((e) => events.push(e))
     for (let i = 0; i < 3; i++) a.qp.postSend({ wrId: i, opcode: 'RDMA_WRITE', sgList: [sge(a, 0, 8)], signaled: true, remoteAddr: b.mr.addr, rkey: b.mr.rkey })
-    await sleep(20)
+    // Both QPs on the CQ get their fatal event (a fixed 20 ms could end before the third completion).
+    await until(() => events.length >= 2, () => ({ events, overflows: a.cq.overflows, states: [a.qp.state, shared.state] }))
     expect(a.cq.overflows).toBeGreaterThan(0)
     expect(a.qp.state).toBe('ERR')
     expect(shared.state).toBe('ERR')

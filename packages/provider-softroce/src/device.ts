@@ -100,6 +100,18 @@ function sameAddress(family: 4 | 6, a: string, b: string): boolean {
   }
 }
 
+/**
+ * Only the connected peer may talk to a QP: its address, and its UDP source port when the peer
+ * announced a fixed one (a softroce peer). Kernel rxe and NICs pick a source port per QP, so
+ * toward them the address is all there is to check.
+ */
+function fromPeer(family: 4 | 6, qp: SoftRoceQp, address: string, port: number): boolean {
+  const sourcePort = qp.remote!.sourcePort
+  if (sourcePort !== undefined && port !== sourcePort) return false
+  const dst = qp.ip!.dst
+  return address === dst || sameAddress(family, address, dst)
+}
+
 function toGid(family: 4 | 6, address: string): string {
   return family === 4 ? `::ffff:${address}` : address
 }
@@ -154,7 +166,8 @@ export class SoftRoceDevice implements ProviderDevice, PdOwner, QpDevice {
     this.replayWindow = config.replayWindow
     this.lazyAcks = config.lazyAcks
     this.delayWindow = config.delayWindow
-    this.info = Object.freeze({ name: config.name, address: ds.address, port: ds.port, gid: toGid(ds.family, ds.address) })
+    // Every packet leaves from the socket's port: peers bind our QPs to address and port (wrongSource).
+    this.info = Object.freeze({ name: config.name, address: ds.address, port: ds.port, sourcePort: ds.port, gid: toGid(ds.family, ds.address) })
     const ns = nativeSendOf(loadSockoptAddon())
     this.#native = this.#io !== null ? this.#io.sender : ns.ok && ds.fd !== undefined ? new NativeSender(ns.addon, ds.fd, ds.family) : null
     const sendPathReason = this.#native !== null ? undefined : !ns.ok ? ns.why : 'the socket\'s file descriptor is not known'
@@ -450,8 +463,7 @@ export class SoftRoceDevice implements ProviderDevice, PdOwner, QpDevice {
     if (icrc === 'solved') c.ipv4IdSolved++
     const qp = this.#qps.get(peekDestQpn(datagram))
     if (qp === undefined) return c.drop('unknownQpn')
-    // Only the connected peer may talk to a QP (its UDP source port may vary: rxe picks one per QP).
-    if (qp.ip !== null && address !== qp.ip.dst && !sameAddress(this.family, address, qp.ip.dst)) return c.drop('wrongSource')
+    if (qp.ip !== null && !fromPeer(this.family, qp, address, port)) return c.drop('wrongSource')
     let bytes = datagram
     if (qp.protection !== null) {
       const opened = openIncoming(datagram, qp.protection)

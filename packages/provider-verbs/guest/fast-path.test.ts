@@ -40,10 +40,12 @@ async function pair() {
   return { a, b, mra, mrb, qa, qb, pa, pb, ca: pa.sendCq as VerbsCq, close }
 }
 
-/** Polls `cq` with pollRecords until `n` records came (the records of the last poll are returned, decoded). */
+/** Polls `cq` with pollRecords until `n` records came (or 10 s passed: the caller's expectation then shows what did). */
 async function records(cq: VerbsCq, n: number) {
   const out: ReturnType<typeof decodeCompletion>[] = []
-  for (let i = 0; i < 500 && out.length < n; i++) {
+  // A deadline in time, not in polls: 500 polls of 2 ms were about 1 s, short for rxe in a TCG guest on a loaded host.
+  const deadline = performance.now() + 10_000
+  while (out.length < n && performance.now() < deadline) {
     const got = cq.pollRecords(16)
     for (let k = 0; k < got; k++) out.push(decodeCompletion(cq.records, k))
     if (got === 0) await new Promise((r) => setTimeout(r, 2))
@@ -51,8 +53,10 @@ async function records(cq: VerbsCq, n: number) {
   return out
 }
 
+/** Waits until `cond()` holds or 10 s passed (the expectation that follows shows what was seen). */
 async function until(cond: () => boolean): Promise<void> {
-  for (let i = 0; i < 500 && !cond(); i++) await new Promise((r) => setTimeout(r, 2))
+  const deadline = performance.now() + 10_000
+  while (!cond() && performance.now() < deadline) await new Promise((r) => setTimeout(r, 2))
 }
 
 describe('provider-verbs fast path on rxe', () => {
@@ -194,7 +198,7 @@ describe('provider-verbs fast path on rxe', () => {
       // In ERR a posted WR flushes; taken by poll() (objects) after pollRecords() saw nothing.
       t.pa.postPrepared(bad)
       let flushed: ReturnType<VerbsCq['poll']> = []
-      for (let i = 0; i < 500 && flushed.length === 0; i++) {
+      for (const deadline = performance.now() + 10_000; flushed.length === 0 && performance.now() < deadline;) {
         flushed = t.ca.poll(4)
         if (flushed.length === 0) await new Promise((r) => setTimeout(r, 2))
       }

@@ -48,10 +48,10 @@ describe('rxe-vm harness', { skip, concurrency: false }, () => {
         ibv_devinfo -d rxe2 | grep -E 'state:|active_mtu'
         for i in 0 1 2; do echo "gid$i $(cat /sys/class/infiniband/rxe2/ports/1/gids/$i) $(cat /sys/class/infiniband/rxe2/ports/1/gid_attrs/types/$i)"; done
         ip -br addr show dev eth2; ip -o link show dev eth2
-        ibv_rc_pingpong -d rxe2 -g 1 -n 20 > /tmp/srv.log 2>&1 &
-        # The client retries until the server listens (no fixed head start): up to 60 s.
-        for t in $(seq 120); do ibv_rc_pingpong -d rxe2 -g 1 -n 20 10.77.0.2 > /tmp/cli.log 2>&1 && break; sleep 0.5; done
-        grep iters /tmp/cli.log; wait $! && echo pingpong-ok
+        ibv_rc_pingpong -d rxe2 -g 1 -n 20 > /tmp/srv.log 2>&1 & srv=$!
+        # The client retries while the server is not listening yet (no fixed head start): up to 60 s.
+        for i in $(seq 1 300); do ibv_rc_pingpong -d rxe2 -g 1 -n 20 10.77.0.2 > /tmp/cli.log 2>&1; grep -q "Couldn't connect" /tmp/cli.log || break; sleep 0.2; done
+        grep iters /tmp/cli.log; wait $srv && echo pingpong-ok
         exit 7`,
     })
     assert.ok(netnsExists(g.netns), 'netns exists once startGuest resolves')

@@ -14,6 +14,8 @@ export interface BenchOptions {
   readonly providers?: readonly string[]
   /** Fewer sizes and samples (CI, smoke tests). */
   readonly quick?: boolean
+  /** The mock's link rate for the QoS suite, bytes per second (default DEFAULT_MOCK_LINK, 1 Gbit/s). */
+  readonly mockLinkBytesPerSecond?: number
   /** Called after each step: (done, total, what). */
   readonly onProgress?: (done: number, total: number, label: string) => void
   /** How a provider is made; tests may substitute. */
@@ -33,8 +35,8 @@ export interface BenchReport {
   readonly files: readonly string[]
 }
 
-// 1 Gbps for the QoS suite on the mock: slow enough that the link, not the CPU, is what the QPs share.
-const MOCK_LINK = 125e6
+/** 1 Gbit/s for the QoS suite on the mock: slow enough that the link, not the CPU, is what the QPs share. */
+export const DEFAULT_MOCK_LINK = 125e6
 
 async function defaultProvider(name: string, role: 'a' | 'b', fabric: unknown): Promise<Provider> {
   if (name === 'mock') {
@@ -55,7 +57,7 @@ async function openPair(name: string, options: BenchOptions, linkRate: boolean):
     let fabric: unknown
     if (name === 'mock') {
       const { MockFabric } = (await import('@rdma-session/provider-mock')) as { MockFabric: new (o: object) => unknown }
-      fabric = new MockFabric(linkRate ? { linkBytesPerSecond: MOCK_LINK, refTimers: true } : { refTimers: true })
+      fabric = new MockFabric(linkRate ? { linkBytesPerSecond: options.mockLinkBytesPerSecond ?? DEFAULT_MOCK_LINK, refTimers: true } : { refTimers: true })
     }
     make = (n, role) => defaultProvider(n, role, fabric)
   }

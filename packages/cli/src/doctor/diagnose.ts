@@ -47,11 +47,19 @@ function describeError(err: unknown): { reason: string; summary: string; remedie
   return { reason: e.code ?? (err as Error).name ?? 'Error', summary: (e.message ?? String(err)).split('\n')[0]!, remedies: solutions.map(String) }
 }
 
-async function openAndClose(provider: Provider): Promise<string> {
+/** What a session made with this provider gets by default (sessions are encrypted unless asked otherwise). */
+export function sessionEncryptionNote(encrypts: boolean): string {
+  return encrypts
+    ? 'sessions: encrypted by default (aes-256-gcm per packet); plaintext only with encryption: \'none\' (kernel rxe, NICs)'
+    : 'sessions: this provider cannot encrypt: the default (encrypted) fails with ERR_ENCRYPTION_UNSUPPORTED; pass encryption: \'none\' (plaintext) or \'preferred\''
+}
+
+async function openAndClose(provider: Provider): Promise<{ detail: string; encrypts: boolean }> {
   const ctx = await createContext({ provider })
   try {
     const i = ctx.info
-    return `device ${i.name} at ${i.address}:${i.port}, GID ${i.gid}; encryption ${ctx.capabilities.encryption ? 'yes' : 'no'}, max MTU ${ctx.capabilities.maxMtu}`
+    const encrypts = ctx.capabilities.encryption
+    return { detail: `device ${i.name} at ${i.address}:${i.port}, GID ${i.gid}; encryption ${encrypts ? 'yes' : 'no'}, max MTU ${ctx.capabilities.maxMtu}`, encrypts }
   } finally {
     await ctx.close()
   }
@@ -85,12 +93,14 @@ async function checkProvider(name: keyof typeof PACKAGES, importer: Importer): P
         else if (diag?.sendPath === 'dgram') notes.push(`send path: node:dgram (per-QP DSCP/ECN and hop limit not applied). ${diag.sendPathReason ?? ''}`.trim())
         if (diag?.receivePath === 'native') notes.push('receive path: native recvmmsg (a batch of datagrams per system call)')
         else if (diag?.receivePath === 'dgram') notes.push(`receive path: node:dgram (one callback and allocation per datagram). ${diag.receivePathReason ?? ''}`.trim())
+        notes.push(sessionEncryptionNote(ctx.capabilities.encryption))
         return { provider: name, packageName, usable: true, detail: `UDP RoCEv2 stack: device ${ctx.info.name} at ${ctx.info.address}:${ctx.info.port}, encryption yes`, remedies: [], notes }
       } finally {
         await ctx.close()
       }
     }
-    const detail = await openAndClose(create())
+    const { detail, encrypts } = await openAndClose(create())
+    notes.push(sessionEncryptionNote(encrypts))
     return { provider: name, packageName, usable: true, detail, remedies: [], notes }
   } catch (err) {
     const d = describeError(err)

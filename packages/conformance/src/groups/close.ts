@@ -1,7 +1,7 @@
 /** Close: every handle is released, closing the context closes everything, and nothing works afterwards. */
 import { expect } from 'vitest'
 import type { Suite } from '../suite.js'
-import { expectBytes, expectCode, fill, nextEvent, openSession, outcomes, rawPair, register, sleep, snapshot, takeCompletions, ZERO_HANDLES } from '../fixtures.js'
+import { expectBytes, expectCode, fill, nextEvent, openSession, outcomes, rawPair, sessionOptions, register, sleep, snapshot, takeCompletions, ZERO_HANDLES } from '../fixtures.js'
 
 export function closeTests(suite: Suite): void {
   suite.test('closing sessions, QPs, CQs and regions one by one leaves zero handles on both sides', async () => {
@@ -65,7 +65,7 @@ export function closeTests(suite: Suite): void {
     await expectCode(() => a.registerMemory(Buffer.alloc(64)), 'ERR_CLOSED')
     await expectCode(() => a.createCq(), 'ERR_CLOSED')
     await expectCode(() => a.createQp(), 'ERR_CLOSED')
-    await expectCode(() => a.sessions.create({ peer: b }), 'ERR_CLOSED')
+    await expectCode(() => a.sessions.create(sessionOptions(suite.env)), 'ERR_CLOSED')
   })
 
   suite.test('closing a CQ ends iteration over it; a QP posting to a closed context fails', async () => {
@@ -100,10 +100,13 @@ export function closeTests(suite: Suite): void {
       { wrId: 2, opcode: 'RDMA_WRITE', sgList: [mrA.slice(64, 64)], remoteAddr: mrB.region(64).addr, rkey: mrB.rkey, signaled: false },
     ])
     expect((await takeCompletions(raw.a.sendCq, 1))[0]).toMatchObject({ wrId: 1, status: 'SUCCESS' })
-    for (let i = 0; i < 100 && mrB.bytes[127] !== data[127]; i++) await sleep(5)
+    // The unsignaled WRITE has no completion: wait (deadline) for its bytes, the outcome itself.
+    const deadline = performance.now() + 5000
+    while (snapshot(mrB).some((v, i) => v !== data[i]) && performance.now() < deadline) await sleep(5)
     expectBytes(snapshot(mrB), data, 'both WRITEs landed')
     const started = performance.now()
     await raw.a.close()
-    expect(performance.now() - started, 'close() waited for a completion that never comes').toBeLessThan(1000)
+    // The bug this catches waits for core's 5 s settle timeout; half of it leaves a slow (TCG) guest or a loaded host room.
+    expect(performance.now() - started, 'close() waited for a completion that never comes (core gives up after 5 s)').toBeLessThan(2500)
   })
 }

@@ -67,19 +67,50 @@ export function encryptionTests(suite: Suite): void {
     for (const qp of qps) expect(qp.query().encrypted).toBe(true)
   }, { requires: [needs('encryption')] })
 
+  suite.test('by default a session is encrypted on both sides (aes-256-gcm, required), and says so', async () => {
+    const { session, peer } = await openSession(suite.env, { qps: [{}, {}] })
+    expect(session.params.encryption).toEqual({ suite: 'aes-256-gcm', required: true })
+    expect(peer.params.encryption).toEqual({ suite: 'aes-256-gcm', required: true })
+    for (const qa of session.qps) {
+      expect(qa.query().encrypted, `QP ${qa.qpn}`).toBe(true)
+      expect(peerOf(peer, qa).query().encrypted, `peer QP of ${qa.qpn}`).toBe(true)
+    }
+    const added = await suite.env.a.sessions.addQps(session.id, [{}])
+    expect(added[0]!.query().encrypted, 'a QP added by ID').toBe(true)
+    const mrA = register(suite.env.a, 4096)
+    const mrB = register(suite.env.b, 4096)
+    const sent = fill(mrA, 9)
+    await added[0]!.write(mrA.slice(), mrB.region())
+    expectBytes(snapshot(mrB), sent, 'WRITE on a default (encrypted) session')
+  }, { requires: [needs('encryption')] })
+
+  suite.test("'preferred' is encrypted when both ends can; 'none' is plaintext", async () => {
+    const preferred = await openSession(suite.env, { params: { encryption: 'preferred' } })
+    expect(preferred.session.params.encryption).toEqual({ suite: 'aes-256-gcm', required: false })
+    expect(preferred.session.qps[0]!.query().encrypted).toBe(true)
+    const plain = await openSession(suite.env, { params: { encryption: 'none' } })
+    expect(plain.session.params.encryption.suite).toBe('none')
+    expect(plain.peer.params.encryption.suite).toBe('none')
+    expect(plain.session.qps[0]!.query().encrypted).toBe(false)
+  }, { requires: [needs('encryption')] })
+
   suite.test('rekey of an unencrypted session is refused with ERR_INVALID_ARGUMENT', async () => {
-    const { session } = await openSession(suite.env)
+    const { session } = await openSession(suite.env, { params: { encryption: 'none' } })
     await expectCode(() => session.rekey(), 'ERR_INVALID_ARGUMENT')
     expect(session.epoch).toBe(0)
   })
 
-  suite.test('without encryption: a required encrypted session fails with ERR_ENCRYPTION_UNSUPPORTED; an optional one falls back to plaintext', async () => {
+  suite.test('without encryption: the default and a required encrypted session fail with ERR_ENCRYPTION_UNSUPPORTED; an optional one falls back to plaintext', async () => {
     const { a, b } = suite.env
+    const refused = await expectCode(() => a.sessions.create({ peer: b }), 'ERR_ENCRYPTION_UNSUPPORTED')
+    expect(refused.message, 'the error names the choices').toMatch(/'preferred'.*'none'/)
     await expectCode(() => a.sessions.create({ peer: b, params: { encryption: 'aes-256-gcm' } }), 'ERR_ENCRYPTION_UNSUPPORTED')
     expect(a.handles).toMatchObject({ qps: 0, sessions: 0 })
     expect(b.handles).toMatchObject({ qps: 0, sessions: 0 })
     const session = await a.sessions.create({ peer: b, params: { encryption: { suite: 'aes-256-gcm', required: false } } })
     expect(session.params.encryption.suite).toBe('none')
     expect(session.qps[0]!.query().encrypted).toBe(false)
+    const preferred = await a.sessions.create({ peer: b, params: { encryption: 'preferred' } })
+    expect(preferred.params.encryption.suite).toBe('none')
   }, { requires: [lacks('encryption')] })
 }

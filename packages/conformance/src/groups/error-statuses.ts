@@ -48,6 +48,29 @@ export function errorStatusTests(suite: Suite): void {
     expectBytes(snapshot(mrA), local, 'local buffer of a READ that starts before the region')
   })
 
+  suite.test('an exposed sub-range has a key of its own: one byte past it (or before it) is REM_ACCESS_ERR, memory around it untouched', async () => {
+    const { a, b } = suite.env
+    const mrB = register(b, 4096)
+    const before = fill(mrB, 21)
+    b.sessions.expose('window', mrB.region(1024, 512))
+    const { qas } = await qpsOf(suite, 3)
+    const [q1, q2, q3] = qas as [QueuePair, QueuePair, QueuePair]
+    const session = a.sessions.get(a.sessions.list()[0]!)
+    const window = session.remoteRegions.get('window')!
+    expect(window.length, 'the peer sees the exposed length').toBe(512)
+    expect(window.rkey, "a key other than the whole region's").not.toBe(mrB.rkey)
+    const mrA = register(a, 1024)
+    const sent = fill(mrA, 22)
+    await q1.write(mrA.slice(0, 512), window)
+    const expected = before.slice()
+    expected.set(sent.subarray(0, 512), 1024)
+    expectBytes(snapshot(mrB), expected, 'the WRITE inside the exposed range')
+    await expectStatus(() => q2.write(mrA.slice(0, 1), { ...window, addr: window.addr + 512, length: 1 }), 'REM_ACCESS_ERR')
+    await expectStatus(() => q3.write(mrA.slice(0, 513), { ...window, length: 513 }), 'REM_ACCESS_ERR')
+    expectBytes(snapshot(mrB), expected, 'memory after WRITEs one byte past the exposed range')
+    await expectStatus(() => q1.read(mrA.slice(0, 1), { ...window, addr: window.addr - 1, length: 1 }), 'REM_ACCESS_ERR')
+  })
+
   suite.test('REM_ACCESS_ERR when the region lacks remote-write or remote-read', async () => {
     const { qas } = await qpsOf(suite, 4)
     const [q1, q2, q3, q4] = qas as [QueuePair, QueuePair, QueuePair, QueuePair]
@@ -162,8 +185,8 @@ export function errorStatusTests(suite: Suite): void {
   })
 
   suite.test('WR_FLUSH_ERR: after a failed WR the later ones flush in order, and new posts flush at once', async () => {
-    const { qas } = await qpsOf(suite, 1)
-    const q = qas[0]!
+    // A QP outside any session: a session drops a failed QP (both ends), so posts to it would be ERR_CLOSED.
+    const q = rawPair(suite.env).a
     const mrA = register(suite.env.a, 4096)
     const mrB = register(suite.env.b, 4096)
     fill(mrA, 14)

@@ -49,7 +49,7 @@ export function sessionTests(suite: Suite): void {
     const { a, b } = suite.env
     expect(a.sessions.query({ remote: b.endpoint }), 'no session yet').toBeUndefined()
     const { session } = await openSession(suite.env)
-    const second = await a.sessions.create({ peer: b })
+    const { session: second } = await openSession(suite.env)
     expect(a.sessions.query({ remote: session.remote }), 'the oldest session to the remote').toBe(session.id)
     expect(a.sessions.query({ remote: session.remoteKey })).toBe(session.id)
     expect(a.sessions.list().sort()).toEqual([session.id, second.id].sort())
@@ -204,6 +204,32 @@ export function sessionTests(suite: Suite): void {
     const err = await event
     expect(isRdmaError(err, 'ERR_WORK_COMPLETION')).toBe(true)
     expect(err).toMatchObject({ qpn: qp.qpn, status: 'REM_ACCESS_ERR' })
+  })
+
+  suite.test('expose: a sub-range key lives as long as the exposure and its region; bad records are refused with a code', async () => {
+    const { b } = suite.env
+    const mr = register(b, 4096)
+    const regions = b.handles.regions
+    b.sessions.expose('whole', mr.region())
+    expect(b.handles.regions, 'a whole region is exposed under its own key').toBe(regions)
+    b.sessions.expose('part', mr.region(100, 200))
+    expect(b.handles.regions, 'a sub-range gets a registration of its own').toBe(regions + 1)
+    b.sessions.expose('part', mr.region(300, 10))
+    expect(b.handles.regions, 'exposing a name again withdraws the previous key').toBe(regions + 1)
+    expect(b.sessions.unexpose('part')).toBe(true)
+    expect(b.sessions.unexpose('part')).toBe(false)
+    expect(b.handles.regions).toBe(regions)
+    b.sessions.expose('part', mr.region(0, 1))
+    mr.deregister()
+    expect(b.handles.regions, "the sub-range key goes with its region").toBe(regions - 1)
+    const other = register(b, 64)
+    await expectCode(() => b.sessions.expose('forged', { addr: other.addr, rkey: (other.rkey ^ 0x00a5a5a5) >>> 0, length: 8 }), 'ERR_INVALID_ARGUMENT')
+    await expectCode(() => b.sessions.expose('bad', { addr: 'x', rkey: other.rkey, length: 8 } as never), 'ERR_INVALID_ARGUMENT')
+    await expectCode(() => b.sessions.expose('', other.region()), 'ERR_INVALID_ARGUMENT')
+    await expectCode(() => b.sessions.expose('past', { ...other.region(), length: 65 }), 'ERR_OUT_OF_BOUNDS')
+    await expectCode(() => b.sessions.expose('empty', other.region(8, 0)), 'ERR_OUT_OF_BOUNDS')
+    b.sessions.unexpose('whole')
+    b.sessions.unexpose('part')
   })
 
   suite.test('stats count completed ops and bytes per QP and per session, and keep removed QPs in the total', async () => {

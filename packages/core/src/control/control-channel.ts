@@ -27,6 +27,18 @@ export interface ChannelInit<Req> extends ChannelOptions {
   readonly redial?: (resume: { channelId: string; resumeKey: Buffer }) => Promise<ControlConnection>
 }
 
+/** What a channel counts about its connections. */
+export interface ChannelStats {
+  /** Frames dropped because they did not authenticate (injected, unsealed, forged, replayed), over all its connections. */
+  readonly droppedFrames: number
+  /** Times the channel was resumed on a new connection. */
+  readonly resumes: number
+  /** Reconnect attempts that failed and were retried (busy server, timeout, link still down). */
+  readonly failedRedials: number
+  /** Why the last one failed (`ERR_…: message`). */
+  readonly lastRedialError: string | null
+}
+
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type ChannelHandler<Req, Rep> = (request: Req, channel: any) => Promise<Rep>
 
@@ -58,6 +70,11 @@ export class ControlChannel<Req, Rep> {
   #closeListeners: ((reason: string) => void)[] = []
   #grace: NodeJS.Timeout | null = null
   #redialing = false
+  #lastRedialError: string | null = null
+  #failedRedials = 0
+  /** Dropped frames of connections this channel no longer uses. */
+  #droppedBefore = 0
+  #resumes = 0
 
   constructor(init: ChannelInit<Req>, conn: ControlConnection) {
     this.#init = init
@@ -78,6 +95,9 @@ export class ControlChannel<Req, Rep> {
   /** The live connection (tests drop it to exercise reconnects). */
   get connection(): ControlConnection | null {
     return this.#conn
+  }
+  stats(): ChannelStats {
+    return { droppedFrames: this.#droppedBefore + (this.#conn?.droppedFrames ?? 0), resumes: this.#resumes, failedRedials: this.#failedRedials, lastRedialError: this.#lastRedialError }
   }
 
   setHandler(handler: ChannelHandler<Req, Rep>): void {
@@ -117,8 +137,16 @@ export class ControlChannel<Req, Rep> {
       conn.close('channel closed')
       return
     }
-    if (this.#conn !== null && this.#conn !== conn && !this.#conn.closed) this.#conn.close('replaced by a resumed connection')
+    const old = this.#conn
+    // The new connection is the channel's before the old one closes, so that close is not the channel's end.
     this.#conn = conn
+    if (old !== conn) {
+      if (conn.result.resumed) this.#resumes++
+      if (old !== null) {
+        this.#droppedBefore += old.droppedFrames
+        if (!old.closed) old.retire('replaced by a resumed connection')
+      }
+    }
     if (this.#grace !== null) clearTimeout(this.#grace)
     this.#grace = null
     conn.setEnvelopeHandler((env) => this.#onEnvelope(conn, env))
@@ -212,13 +240,14 @@ export class ControlChannel<Req, Rep> {
 
   #onConnectionClosed(conn: ControlConnection, info: CloseInfo): void {
     if (this.#conn !== conn || this.#closed !== null) return
+    this.#droppedBefore += conn.droppedFrames
     this.#conn = null
     if (!info.transport) {
       this.#shut(info.error ?? new PeerError('the peer closed the control channel'))
       return
     }
     const graceMs = this.#init.reconnectGraceMs ?? 30_000
-    this.#grace = setTimeout(() => this.#shut(new PeerError(`control connection lost (${info.error?.message ?? 'closed'}) and not resumed within ${graceMs} ms`)), graceMs)
+    this.#grace = setTimeout(() => this.#shut(new PeerError(`control connection lost (${info.error?.message ?? 'closed'}) and not resumed within ${graceMs} ms${this.#lastRedialError === null ? '' : `; last attempt: ${this.#lastRedialError}`}`)), graceMs)
     this.#grace.unref()
     if (this.#init.redial !== undefined) void this.#redial()
   }
@@ -239,11 +268,15 @@ export class ControlChannel<Req, Rep> {
           this.attach(conn)
           return
         } catch (err) {
-          if (err instanceof RdmaError && (err.code === 'ERR_AUTH' || err.code === 'ERR_PROTOCOL')) {
+          // Refused for good only when authentication fails; a busy server, a timeout or a failed
+          // link is retried with backoff until the grace period ends (its timer closes the channel).
+          if (err instanceof RdmaError && err.code === 'ERR_AUTH') {
             this.#shut(err)
             return
           }
-          await new Promise((r) => setTimeout(r, delay).unref())
+          this.#failedRedials++
+          this.#lastRedialError = err instanceof RdmaError ? `${err.code}: ${err.message}` : String(err)
+          await new Promise((r) => setTimeout(r, delay * (0.5 + Math.random() / 2)).unref())
           delay = Math.min(delay * 2, 1000)
         }
       }

@@ -1,14 +1,22 @@
 /**
  * One authenticated control connection over a ws socket: runs the handshake
- * (client or server side), then carries sealed JSON envelopes. A malformed,
- * unknown, out-of-order or oversized frame gets an error frame and the socket
- * is closed; keepalive pings find a peer that stopped answering.
+ * (client or server side), then carries sealed JSON envelopes. During the
+ * handshake a malformed, unknown, out-of-order or oversized frame gets an error
+ * frame and the socket is closed. After it, only sealed frames are acted on: a
+ * frame that does not authenticate (an injected text or error frame, a forged or
+ * replayed one) is dropped and counted, and a socket that closes without the
+ * peer's sealed `bye` is a failed link (the channel resumes), never a clean
+ * end; an authenticated but malformed message ends the channel with a sealed
+ * `bye` naming the error. Keepalive pings find a peer that stopped answering.
  */
-import type { WebSocket, RawData } from 'ws'
-import { ConnectionRefusedError, ErrorCode, ProtocolError, RdmaError, TimeoutError, isRdmaError } from '../errors.js'
+import type { WebSocket } from 'ws'
+import type { IncomingMessage } from 'node:http'
+import { AuthError, ErrorCode, ProtocolError, RdmaError, TimeoutError } from '../errors.js'
 import type { NormalizedAuth } from './auth.js'
-import { MAX_FRAME_BYTES, check, envelopeSchema, errorFrameSchema, finishSchema, helloSchema, parseFrame, welcomeSchema, type Envelope, type HelloFrame } from './frames.js'
-import { clientFinish, clientHello, serverFinish, serverWelcome, type HandshakeResult } from './handshake.js'
+import { normalizeAddress } from './endpoint-binding.js'
+import { MAX_FRAME_BYTES, check, checkVersion, errorFrameSchema, finishSchema, helloSchema, parseFrame, sealedMessageSchema, welcomeSchema, type ByeEnvelope, type Envelope, type HelloFrame } from './frames.js'
+import { CLOSE_CODE, asRdmaError, parseJson, rawToBuffer, remoteError, runHandshake, terminateLater, tooBig, dialError } from './handshake-runner.js'
+import { clientFinish, clientHello, clientSharedKey, resumeProofHolds, serverFinish, serverWelcome, type HandshakeResult } from './handshake.js'
 import { FrameOpener, FrameSealer } from './sealed-frames.js'
 
 export interface KeepaliveOptions {
@@ -30,19 +38,14 @@ export interface CloseInfo {
   readonly transport: boolean
 }
 
-/** ws close codes used with the error code as the reason. */
-const CLOSE_CODE: Partial<Record<string, number>> = { [ErrorCode.AUTH]: 1008, [ErrorCode.PROTOCOL]: 1002, [ErrorCode.TIMEOUT]: 4000 }
-const TOO_BIG = 1009
-
-function rawToBuffer(data: RawData): Buffer {
-  if (Buffer.isBuffer(data)) return data
-  if (Array.isArray(data)) return Buffer.concat(data)
-  return Buffer.from(data as ArrayBuffer)
-}
+/** Frames that do not authenticate one connection drops before it counts as a failed link (the channel then resumes on a new one). */
+export const MAX_DROPPED_FRAMES = 64
 
 export class ControlConnection {
   readonly ws: WebSocket
   readonly result: HandshakeResult
+  /** The peer's IP address as the socket sees it (normalizeAddress: IPv4-mapped IPv6 as the dotted quad); null on a Unix socket. */
+  readonly peerAddress: string | null
   #onEnvelope: ((env: Envelope) => void) | null = null
   /** Envelopes that arrived before a handler was set (they can share a TCP segment with the finish). */
   #inbox: Envelope[] = []
@@ -52,10 +55,12 @@ export class ControlConnection {
   #closed: CloseInfo | null = null
   #lastHeard = Date.now()
   #keepalive: NodeJS.Timeout | null = null
+  #dropped = 0
 
-  private constructor(ws: WebSocket, result: HandshakeResult, options: ConnectionOptions) {
+  private constructor(ws: WebSocket, result: HandshakeResult, options: ConnectionOptions, peerAddress: string | undefined) {
     this.ws = ws
     this.result = result
+    this.peerAddress = normalizeAddress(peerAddress)
     this.#sealer = new FrameSealer(result.sendKey, result.sendIv)
     this.#opener = new FrameOpener(result.recvKey, result.recvIv)
     ws.on('message', (data, isBinary) => this.#onMessage(rawToBuffer(data), isBinary))
@@ -66,6 +71,10 @@ export class ControlConnection {
 
   get closed(): boolean {
     return this.#closed !== null
+  }
+  /** Frames that did not authenticate (injected, forged, replayed, unsealed) and were dropped. */
+  get droppedFrames(): number {
+    return this.#dropped
   }
 
   /** Sets who gets each envelope the peer sends (authenticated and schema-checked); earlier ones are delivered now. */
@@ -93,14 +102,24 @@ export class ControlConnection {
     if (this.ws.readyState === this.ws.OPEN) this.ws.send(this.#sealer.seal(bytes))
   }
 
-  /** Sends an error frame and closes: what every protocol violation gets. */
+  /** Ends the channel for a protocol violation: a sealed `bye` naming the error, then the socket closes. */
   fail(err: RdmaError): void {
-    failSocket(this.ws, err)
+    this.#sayBye(err)
+    if (this.ws.readyState === this.ws.OPEN) this.ws.close(CLOSE_CODE[err.code] ?? 1011, err.code)
     this.#finish({ error: err, transport: false })
+    terminateLater(this.ws)
   }
 
-  /** Closes normally (code 1000). */
+  /** Ends the channel normally: a sealed `bye`, then close code 1000. */
   close(reason = 'closed'): void {
+    this.#sayBye(null)
+    if (this.#closed === null && this.ws.readyState === this.ws.OPEN) this.ws.close(1000, reason.slice(0, 100))
+    this.#finish({ error: null, transport: false })
+    terminateLater(this.ws)
+  }
+
+  /** Closes a connection its channel no longer uses (replaced by a resumed one), without a `bye`: the channel lives on. */
+  retire(reason: string): void {
     if (this.#closed === null && this.ws.readyState === this.ws.OPEN) this.ws.close(1000, reason.slice(0, 100))
     this.#finish({ error: null, transport: false })
     terminateLater(this.ws)
@@ -115,6 +134,8 @@ export class ControlConnection {
 
   static client(ws: WebSocket, auth: NormalizedAuth, purpose: HelloFrame['purpose'], resume: { channelId: string; resumeKey: Buffer } | null, options: ConnectionOptions = {}): Promise<ControlConnection> {
     let hs: ReturnType<typeof clientHello> | null = null
+    let peerAddress: string | undefined
+    ws.once('upgrade', (res: IncomingMessage) => (peerAddress = res.socket.remoteAddress))
     ws.once('open', () => {
       hs = clientHello(auth, purpose, resume?.channelId ?? null)
       ws.send(JSON.stringify(hs.hello))
@@ -126,15 +147,17 @@ export class ControlConnection {
       timeoutMessage: `the control handshake did not finish within ${timeoutMs} ms`,
       socketError: (e) => dialError(ws.url, e),
       closedWhat: 'the server closed the connection during the handshake',
-      onFrame: (buf, isBinary, finish) => {
+      onFrame: async (buf, isBinary, finish) => {
         if (isBinary || hs === null) throw new ProtocolError('expected a welcome text frame')
         const frame = parseJson(buf.toString('utf8'), 'welcome') as { t?: unknown } | null
         if (frame?.t === 'error') throw remoteError(check(errorFrameSchema, frame, 'error frame'))
+        checkVersion(frame, 'welcome')
         const welcome = check(welcomeSchema, frame, 'welcome')
         if (resume !== null && welcome.resumed && welcome.channel !== resume.channelId) throw new ProtocolError('the server resumed another channel')
-        const { finish: finishFrame, result } = clientFinish(auth, hs, welcome, resume !== null && welcome.resumed ? resume.resumeKey : null)
+        const sharedKey = await clientSharedKey(auth, hs.hello, welcome)
+        const { finish: finishFrame, result } = clientFinish(auth, hs, welcome, sharedKey, resume !== null && welcome.resumed ? resume.resumeKey : null)
         ws.send(JSON.stringify(finishFrame))
-        finish(new ControlConnection(ws, result, options))
+        finish(new ControlConnection(ws, result, options, peerAddress))
       },
     })
   }
@@ -143,7 +166,7 @@ export class ControlConnection {
    * Server side. `acceptChannel` picks the channel for this hello (a new one, or
    * the one it resumes: then it returns that channel's resume key).
    */
-  static server(ws: WebSocket, auth: NormalizedAuth, purpose: HelloFrame['purpose'], acceptChannel: (hello: HelloFrame, peerId: string) => { id: string; resumed: boolean; resumeKey: Buffer | null }, options: ConnectionOptions = {}): Promise<{ conn: ControlConnection; hello: HelloFrame }> {
+  static server(ws: WebSocket, auth: NormalizedAuth, purpose: HelloFrame['purpose'], acceptChannel: (hello: HelloFrame, peerId: string) => { id: string; resumed: boolean; resumeKey: Buffer | null }, options: ConnectionOptions = {}, peerAddress?: string): Promise<{ conn: ControlConnection; hello: HelloFrame }> {
     let stage: 'hello' | 'finish' = 'hello'
     let hello: HelloFrame | null = null
     let pending: { hs: ReturnType<typeof serverWelcome>; resumeKey: Buffer | null } | null = null
@@ -159,16 +182,24 @@ export class ControlConnection {
         const raw = parseJson(buf.toString('utf8'), stage)
         if ((raw as { t?: unknown } | null)?.t === 'error') throw new ProtocolError(`the client aborted the handshake: ${check(errorFrameSchema, raw, 'error frame').message}`)
         if (stage === 'hello') {
+          checkVersion(raw, 'hello')
           hello = check(helloSchema, raw, 'hello')
           if (hello.purpose !== purpose) throw new ProtocolError(`this endpoint serves '${purpose}' connections, not '${hello.purpose}'`)
-          const peerId = hello.auth === 'psk' ? `psk:${String(hello.pskId)}` : `ed25519:${String(hello.identity)}`
+          const peerId = hello.auth === 'ed25519' ? `ed25519:${String(hello.identity)}` : `${hello.auth}:${String(hello.pskId)}`
           const channel = acceptChannel(hello, peerId)
           pending = { hs: serverWelcome(auth, hello, channel), resumeKey: channel.resumeKey }
           ws.send(JSON.stringify(pending.hs.welcome))
           stage = 'finish'
         } else {
-          const result = serverFinish(pending!.hs, check(finishSchema, raw, 'finish'), pending!.resumeKey)
-          finish({ conn: new ControlConnection(ws, result, options), hello: hello! })
+          const finishFrame = check(finishSchema, raw, 'finish')
+          const conn = new ControlConnection(ws, serverFinish(pending!.hs, finishFrame), options, peerAddress)
+          if (!resumeProofHolds(pending!.hs, finishFrame, pending!.resumeKey)) {
+            // The client is authenticated (its MAC held) and its handshake is over: tell it sealed, so it knows the refusal is real.
+            const err = new AuthError('the resume proof does not verify: this connection cannot take over the channel')
+            conn.fail(err)
+            throw err
+          }
+          finish({ conn, hello: hello! })
         }
       },
     })
@@ -178,31 +209,59 @@ export class ControlConnection {
 
   #onMessage(buf: Buffer, isBinary: boolean): void {
     if (this.#closed !== null) return
+    // Only what authenticates is acted on: anyone on the path can inject a text frame or garbage.
+    const sealed = isBinary && buf.length <= MAX_FRAME_BYTES
+    const plain = sealed ? this.#opener.open(buf) : null
+    if (plain === null) {
+      if (sealed && this.#opener.opensAfterGap(buf)) this.#linkFailed(new ProtocolError('a sealed frame was lost or altered on the way (the next one authenticates only after a gap)'))
+      else this.#drop()
+      return
+    }
     this.#lastHeard = Date.now()
     try {
-      if (buf.length > MAX_FRAME_BYTES) throw tooBig(buf.length)
-      if (!isBinary) {
-        const frame = parseFrame(errorFrameSchema, buf.toString('utf8'), 'text frame after the handshake')
-        const err = remoteError(frame)
-        this.#finish({ error: err, transport: false })
-        terminateLater(this.ws)
-        return
-      }
-      const plain = this.#opener.open(buf)
-      if (plain === null) throw new ProtocolError('a frame did not authenticate (forged, replayed or out of order)')
-      const env = parseFrame(envelopeSchema, plain.toString('utf8'), 'message')
-      if (this.#onEnvelope !== null) this.#onEnvelope(env)
-      else if (this.#inbox.length < 256) this.#inbox.push(env)
+      const msg = parseFrame(sealedMessageSchema, plain.toString('utf8'), 'message')
+      if (msg.t === 'bye') this.#onBye(msg)
+      else if (this.#onEnvelope !== null) this.#onEnvelope(msg)
+      else if (this.#inbox.length < 256) this.#inbox.push(msg)
       else throw new ProtocolError('too many messages before the channel was ready')
     } catch (err) {
       this.fail(asRdmaError(err))
     }
   }
 
+  /** Counts a frame that did not authenticate; too many make the link count as failed (the channel resumes on a fresh connection). */
+  #drop(): void {
+    if (++this.#dropped > MAX_DROPPED_FRAMES) this.#linkFailed(new ProtocolError(`more than ${MAX_DROPPED_FRAMES} frames on this connection did not authenticate`))
+  }
+
+  /** The sealed stream cannot go on: a transport failure, so the channel resumes on a new connection (and resends what is unanswered). */
+  #linkFailed(err: RdmaError): void {
+    this.#finish({ error: err, transport: true })
+    this.ws.terminate()
+  }
+
+  /** The peer ended the channel (sealed, so it was the peer). */
+  #onBye(bye: ByeEnvelope): void {
+    this.#finish({ error: bye.error === undefined ? null : remoteError(bye.error), transport: false })
+    if (this.ws.readyState === this.ws.OPEN) this.ws.close(1000, 'bye')
+    terminateLater(this.ws)
+  }
+
+  #sayBye(err: RdmaError | null): void {
+    if (this.#closed !== null || this.ws.readyState !== this.ws.OPEN) return
+    const bye: ByeEnvelope = err === null ? { t: 'bye' } : { t: 'bye', error: { code: err.code, message: err.message.slice(0, 2000) } }
+    try {
+      this.ws.send(this.#sealer.seal(Buffer.from(JSON.stringify(bye), 'utf8')))
+    } catch {
+      // the socket is going anyway
+    }
+  }
+
   #onSocketClose(code: number, reason: string): void {
     if (this.#closed !== null) return
-    const err = closeError(code, reason, 'the control connection closed')
-    this.#finish({ error: err, transport: err !== null && (code === 1006 || code === 1001 || code === 1011) })
+    // Close frames are not sealed: without the peer's sealed bye this is a failed link, which the channel resumes.
+    const err = new RdmaError(ErrorCode.CLOSED, `the control connection closed without the peer's sealed goodbye (code ${code}${reason === '' ? '' : `, ${reason.slice(0, 100)}`})`, { closeCode: code })
+    this.#finish({ error: err, transport: true })
   }
 
   #startKeepalive(o: KeepaliveOptions): void {
@@ -229,118 +288,4 @@ export class ControlConnection {
     this.#closeListeners = []
     for (const l of listeners) l(info)
   }
-}
-
-function parseJson(text: string, what: string): unknown {
-  try {
-    return JSON.parse(text)
-  } catch {
-    throw new ProtocolError(`${what}: not JSON`)
-  }
-}
-
-function tooBig(n: number): RdmaError {
-  return new ProtocolError(`a ${n}-byte frame exceeds the ${MAX_FRAME_BYTES}-byte limit`, { bytes: n, limit: MAX_FRAME_BYTES })
-}
-
-function asRdmaError(err: unknown): RdmaError {
-  if (isRdmaError(err)) return err
-  return new ProtocolError(err instanceof Error ? err.message : String(err))
-}
-
-function remoteError(frame: { code: string; message: string }): RdmaError {
-  const known = (Object.values(ErrorCode) as string[]).includes(frame.code) ? (frame.code as ErrorCode) : ErrorCode.PEER
-  return new RdmaError(known, `peer: ${frame.message}`, { peerCode: frame.code })
-}
-
-interface HandshakeSteps<T> {
-  readonly timeoutMs: number
-  readonly timeoutMessage: string
-  /** The error a socket error during the handshake gives. */
-  readonly socketError: (e: Error) => RdmaError
-  /** What a close during the handshake says. */
-  readonly closedWhat: string
-  /** One frame from the peer: throws to fail the handshake, calls `finish` with the result when it is done. */
-  readonly onFrame: (buf: Buffer, isBinary: boolean, finish: (result: T) => void) => void
-}
-
-/**
- * What both sides of the handshake share: it settles once, on a timeout, a socket error or close,
- * a frame that throws (the socket then gets an error frame and is closed), or `finish`; then its
- * timer and listeners are gone.
- */
-function runHandshake<T>(ws: WebSocket, steps: HandshakeSteps<T>): Promise<T> {
-  return new Promise((resolve, reject) => {
-    let settled = false
-    const timer = setTimeout(() => done(new TimeoutError(steps.timeoutMessage)), steps.timeoutMs)
-    const done = (err: RdmaError | null, result?: T): void => {
-      if (settled) return
-      settled = true
-      clearTimeout(timer)
-      ws.off('error', onError)
-      ws.off('close', onClose)
-      ws.off('message', onMessage)
-      if (err !== null) {
-        failSocket(ws, err)
-        reject(err)
-      } else resolve(result!)
-    }
-    const onError = (e: Error): void => done(steps.socketError(e))
-    const onClose = (code: number, reason: Buffer): void => done(closeError(code, reason.toString(), steps.closedWhat) ?? new RdmaError(ErrorCode.CLOSED, steps.closedWhat))
-    function onMessage(data: RawData, isBinary: boolean): void {
-      if (settled) return
-      try {
-        steps.onFrame(rawToBuffer(data), isBinary, (result) => done(null, result))
-      } catch (err) {
-        done(asRdmaError(err))
-      }
-    }
-    ws.on('error', onError)
-    ws.on('close', onClose)
-    ws.on('message', onMessage)
-  })
-}
-
-/** The error a close code and reason stand for; null for a normal close. */
-function closeError(code: number, reason: string, what: string): RdmaError | null {
-  if (code === 1000) return null
-  if (code === TOO_BIG) return new ProtocolError(`${what}: frame too large (1009)`)
-  const known = (Object.values(ErrorCode) as string[]).includes(reason) ? (reason as ErrorCode) : ErrorCode.CLOSED
-  return new RdmaError(known, `${what} (code ${code}${reason === '' ? '' : `, ${reason}`})`, { closeCode: code })
-}
-
-/**
- * The error a socket error before the handshake gives the dialling side: nothing listening
- * (ECONNREFUSED, or ENOENT: no Unix socket file) is ERR_CONNECTION_REFUSED, anything else
- * (a reset, a TLS or HTTP failure) ERR_CLOSED.
- */
-function dialError(url: string, e: Error): RdmaError {
-  const errno = (e as NodeJS.ErrnoException).code
-  if (errno === 'ECONNREFUSED' || errno === 'ENOENT') {
-    return new ConnectionRefusedError(url, `nothing listens at ${url} (${errno}): is the peer, or the session daemon, running there?`, { errno })
-  }
-  return new RdmaError(ErrorCode.CLOSED, `control connection failed: ${e.message}`, errno === undefined ? {} : { errno })
-}
-
-/** Sends an error frame (plain text: the last frame) and closes the socket with a code naming the failure. */
-export function failSocket(ws: WebSocket, err: RdmaError): void {
-  if (ws.readyState === ws.OPEN) {
-    try {
-      ws.send(JSON.stringify({ t: 'error', code: err.code, message: err.message.slice(0, 2000) }))
-      const tooLarge = err.code === ErrorCode.PROTOCOL && typeof err.details.limit === 'number'
-      ws.close(tooLarge ? TOO_BIG : (CLOSE_CODE[err.code] ?? 1011), err.code)
-    } catch {
-      ws.terminate()
-    }
-  } else if (ws.readyState === ws.CONNECTING) {
-    ws.terminate()
-  }
-  terminateLater(ws)
-}
-
-/** A socket whose peer does not finish the close handshake is dropped after a second. */
-function terminateLater(ws: WebSocket): void {
-  const t = setTimeout(() => ws.terminate(), 1000)
-  t.unref()
-  ws.once('close', () => clearTimeout(t))
 }

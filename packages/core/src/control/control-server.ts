@@ -9,11 +9,12 @@ import { chmodSync, lstatSync, unlinkSync } from 'node:fs'
 import { createServer, type Server } from 'node:http'
 import { connect as netConnect } from 'node:net'
 import { WebSocket, WebSocketServer } from 'ws'
-import { InvalidArgumentError, ProtocolError } from '../errors.js'
+import { BusyError, InvalidArgumentError } from '../errors.js'
 import type { Session } from '../session/session.js'
-import type { NormalizedAuth } from './auth.js'
+import { withListenerKey, type NormalizedAuth } from './auth.js'
 import type { ControlChannel } from './control-channel.js'
-import { ControlConnection, failSocket, type ConnectionOptions } from './control-connection.js'
+import { ControlConnection, type ConnectionOptions } from './control-connection.js'
+import { failSocket } from './handshake-runner.js'
 import { MAX_FRAME_BYTES, type HelloFrame } from './frames.js'
 
 /** ws itself drops frames above this (code 1009); frames between MAX_FRAME_BYTES and this get our error reply first. */
@@ -67,12 +68,15 @@ export class ControlServer<C extends AnyChannel = AnyChannel> extends TypedEvent
     const wss = new WebSocketServer({ server: http, maxPayload: WS_MAX_PAYLOAD, perMessageDeflate: false })
     // Socket-level errors (EMFILE, resets) must not crash the process; each connection handles its own.
     wss.on('error', () => undefined)
+    // A passphrase is stretched once per listener, under a salt drawn now.
+    const keys = await withListenerKey(auth)
     const server = new ControlServer<C>(http, wss, options.socketPath ?? null)
     const maxConnections = options.maxConnections ?? 256
     wss.on('connection', (ws, req) => {
       ws.on('error', () => undefined)
       if (wss.clients.size > maxConnections || server.#closing !== null) {
-        failSocket(ws, new ProtocolError(`the server is at its limit of ${maxConnections} connections`))
+        // Refused for now, not for good: a client resuming a channel retries with backoff.
+        failSocket(ws, new BusyError(server.#closing !== null ? 'the server is closing' : `the server is at its limit of ${maxConnections} connections; retry later`, { maxConnections }))
         return
       }
       const accept = (hello: HelloFrame, peerId: string): { id: string; resumed: boolean; resumeKey: Buffer | null } => {
@@ -80,7 +84,7 @@ export class ControlServer<C extends AnyChannel = AnyChannel> extends TypedEvent
         if (old !== undefined && !old.closed && old.peerId === peerId) return { id: old.id, resumed: true, resumeKey: old.resumeKey }
         return { id: randomBytes(16).toString('hex'), resumed: false, resumeKey: null }
       }
-      ControlConnection.server(ws, auth, purpose, accept, options).then(
+      ControlConnection.server(ws, keys, purpose, accept, options, req.socket.remoteAddress).then(
         ({ conn }) => {
           if (server.#closing !== null) {
             conn.close('server closing')
@@ -191,16 +195,16 @@ async function removeStaleSocket(path: string): Promise<void> {
   unlinkSync(path)
 }
 
-/** Opens a socket to `url` (ws://… or ws+unix:<path>). */
-export function openSocket(url: string, handshakeTimeoutMs = 10_000): WebSocket {
+/** Opens a socket to `url` (ws://… or ws+unix:<path>), from `localAddress` when given. */
+export function openSocket(url: string, handshakeTimeoutMs = 10_000, localAddress?: string): WebSocket {
   const target = url.startsWith('ws+unix:') && !url.includes(':/', 'ws+unix:'.length) ? `${url}:/` : url
-  return new WebSocket(target, { maxPayload: WS_MAX_PAYLOAD, perMessageDeflate: false, handshakeTimeout: handshakeTimeoutMs })
+  return new WebSocket(target, { maxPayload: WS_MAX_PAYLOAD, perMessageDeflate: false, handshakeTimeout: handshakeTimeoutMs, ...(localAddress === undefined ? {} : { localAddress }) })
 }
 
 /** Dials `url`, authenticates, and builds the channel (which redials by itself when the link drops). */
-export async function dialControl<C extends AnyChannel>(url: string, auth: NormalizedAuth, purpose: HelloFrame['purpose'], options: ConnectionOptions, makeChannel: (conn: ControlConnection, redial: (resume: { channelId: string; resumeKey: Buffer }) => Promise<ControlConnection>) => C): Promise<C> {
+export async function dialControl<C extends AnyChannel>(url: string, auth: NormalizedAuth, purpose: HelloFrame['purpose'], options: ConnectionOptions & { readonly localAddress?: string }, makeChannel: (conn: ControlConnection, redial: (resume: { channelId: string; resumeKey: Buffer }) => Promise<ControlConnection>) => C): Promise<C> {
   if (typeof url !== 'string' || !/^(ws|wss):\/\/|^ws\+unix:/.test(url)) throw new InvalidArgumentError(`control URL must be ws://host:port or ws+unix:<path>, got ${String(url)}`)
-  const redial = (resume: { channelId: string; resumeKey: Buffer } | null): Promise<ControlConnection> => ControlConnection.client(openSocket(url, options.handshakeTimeoutMs), auth, purpose, resume, options)
+  const redial = (resume: { channelId: string; resumeKey: Buffer } | null): Promise<ControlConnection> => ControlConnection.client(openSocket(url, options.handshakeTimeoutMs, options.localAddress), auth, purpose, resume, options)
   const conn = await redial(null)
   return makeChannel(conn, redial)
 }

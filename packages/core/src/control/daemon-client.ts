@@ -14,7 +14,9 @@ import { normalizeClientAuth, publicKeyId, type ClientAuth, type KeyMaterial } f
 import type { KeepaliveOptions } from './control-connection.js'
 import { dialControl } from './control-server.js'
 import type { DaemonRequest, DaemonSessionInfo, WireAuth } from './daemon-protocol.js'
+import type { DaemonScope } from './daemon-roles.js'
 import { DAEMON_PSK_ID, DaemonChannel } from './daemon-server.js'
+import { checkDaemonSocket } from './private-path.js'
 
 export interface DaemonClientOptions {
   readonly socketPath: string
@@ -83,6 +85,7 @@ class DaemonRelay implements PeerChannel {
 function wireAuth(auth: ClientAuth): WireAuth {
   normalizeClientAuth(auth)
   if ('psk' in auth) return { psk: Buffer.from(typeof auth.psk === 'string' ? Buffer.from(auth.psk, 'utf8') : auth.psk).toString('base64url'), ...(auth.pskId ? { pskId: auth.pskId } : {}) }
+  if ('passphrase' in auth) return { passphrase: auth.passphrase, ...(auth.pskId ? { pskId: auth.pskId } : {}) }
   const key: KeyObject = typeof auth.identity === 'string' ? createPrivateKey(auth.identity) : auth.identity
   return { identity: String(key.export({ format: 'pem', type: 'pkcs8' })), trusted: auth.trusted.map((k) => publicKeyId(k)) }
 }
@@ -92,6 +95,8 @@ export class DaemonClient {
   readonly #ctx: Context | null
   readonly #relays = new Map<string, DaemonRelay>()
   #joinRelay: DaemonRelay | null = null
+  /** This process's ID at the daemon (null without a context). */
+  clientId: number | null = null
 
   private constructor(channel: DaemonChannel, ctx: Context | null) {
     this.#channel = channel
@@ -110,10 +115,15 @@ export class DaemonClient {
 
   /** Connects to the daemon; with a context, registers it so it can create and join sessions. */
   static async connect(ctx: Context | null, options: DaemonClientOptions): Promise<DaemonClient> {
+    // Before the token goes anywhere: the socket and its directory are this user's alone.
+    checkDaemonSocket(options.socketPath, true)
     const auth = normalizeClientAuth({ psk: options.token, pskId: DAEMON_PSK_ID })
     const channel = await dialControl(`ws+unix:${options.socketPath}`, auth, 'daemon', { ...(options.keepalive ? { keepalive: options.keepalive } : {}) }, (conn) => new DaemonChannel(conn, { reconnectGraceMs: 0 }))
     const client = new DaemonClient(channel, ctx)
-    if (ctx !== null) await channel.request({ op: 'register', endpoint: ctx.endpoint, pid: process.pid })
+    if (ctx !== null) {
+      const r = await channel.request({ op: 'register', endpoint: ctx.endpoint, pid: process.pid })
+      if (r.op === 'registered') client.clientId = r.clientId
+    }
     return client
   }
 
@@ -147,10 +157,32 @@ export class DaemonClient {
     return session
   }
 
-  /** Joins a session another local process holds through the daemon; add QPs with session.addQps(). */
-  async join(sessionId: string): Promise<Session> {
+  /**
+   * A join token for a session this process created, granting `scope` beyond
+   * the joiner's own QPs ('rekey', 'close', 'creator'); hand it to the process
+   * that should hold those rights, which joins with it. ERR_JOIN_TOKEN (scope)
+   * when this process is not the session's creator.
+   */
+  async grant(sessionId: string, scope: readonly DaemonScope[]): Promise<string> {
+    const t = await this.#channel.request({ op: 'token', sessionId, scope: [...scope] })
+    if (t.op !== 'token') throw new PeerError('malformed reply')
+    return t.token
+  }
+
+  /** Names another process of the session (by its clientId) as the session's creator; only the creator may. */
+  async setCreator(sessionId: string, clientId: number): Promise<void> {
+    const r = await this.#channel.request({ op: 'set-creator', sessionId, clientId })
+    if (r.op !== 'done') throw new PeerError('malformed reply')
+  }
+
+  /**
+   * Joins a session another local process holds through the daemon; add QPs
+   * with session.addQps(). Without a token this process manages only its own
+   * QPs; with one from grant() it has the rights granted.
+   */
+  async join(sessionId: string, options: { token?: string } = {}): Promise<Session> {
     const ctx = this.#requireCtx()
-    const t = await this.#channel.request({ op: 'token', sessionId })
+    const t = options.token === undefined ? await this.#channel.request({ op: 'token', sessionId }) : { op: 'token' as const, token: options.token }
     if (t.op !== 'token') throw new PeerError('malformed reply')
     if (this.#joinRelay === null || this.#joinRelay.closed) {
       this.#joinRelay = new DaemonRelay(this.#channel, null)

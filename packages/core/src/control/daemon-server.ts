@@ -8,15 +8,17 @@
  * each QP, and when a client dies, removes its QPs and tells the peer.
  */
 import { TypedEventEmitter } from '../typed-events.js'
-import { PeerError, SessionNotFoundError, UnsupportedError, JoinTokenError, InvalidArgumentError } from '../errors.js'
+import { PeerError, SessionNotFoundError, UnsupportedError, JoinTokenError, InvalidArgumentError, QpNotFoundError } from '../errors.js'
 import { endpointKey, type EndpointRecord, type OpenSessionReply, type PeerReply, type PeerRequest } from '../session/records.js'
 import { normalizeClientAuth, normalizeServerAuth, type KeyMaterial } from './auth.js'
 import { ControlChannel, type ChannelOptions } from './control-channel.js'
 import type { ControlConnection, KeepaliveOptions } from './control-connection.js'
 import { ControlServer, dialControl } from './control-server.js'
 import { daemonReplySchema, daemonRequestSchema, type DaemonReply, type DaemonRequest, type DaemonSessionInfo, type WireAuth } from './daemon-protocol.js'
-import { createJoinToken } from './join-token.js'
+import { CREATOR_SCOPE, DaemonGrants, JOINER_SCOPE, checkScopes, requireScope, type DaemonScope } from './daemon-roles.js'
+import { createJoinToken, splitJoinToken, verifyJoinToken } from './join-token.js'
 import { WsPeerChannel } from './ws-peer-channel.js'
+import { checkDaemonSocket } from './private-path.js'
 
 export const DAEMON_PSK_ID = 'daemon'
 
@@ -29,7 +31,7 @@ export class DaemonChannel extends ControlChannel<DaemonRequest, DaemonReply> {
 export interface SessionDaemonOptions {
   /** Unix socket to listen on (created with mode 0600). */
   readonly socketPath: string
-  /** Clients must present this token (at least 16 bytes; 32 random bytes recommended). */
+  /** Clients must present this token (at least 32 bytes of key material; the CLI makes 32 random bytes, hex). */
   readonly token: KeyMaterial
   /** Keepalive of client and peer connections. */
   readonly keepalive?: KeepaliveOptions
@@ -41,7 +43,12 @@ interface Participant {
   readonly endpoint: EndpointRecord
   /** local QPN -> peer QPN */
   readonly qps: Map<number, number>
+  /** What this process may do in the session (see daemon-roles). */
+  scope: ReadonlySet<DaemonScope>
 }
+
+/** How long a join token the daemon mints is valid. */
+const TOKEN_TTL_MS = 60_000
 
 interface DaemonSession {
   readonly id: string
@@ -52,6 +59,9 @@ interface DaemonSession {
   readonly local: EndpointRecord
   epoch: number
   readonly members: Map<DaemonChannel, Participant>
+  /** The process that created the session (or was named creator); null once it left. */
+  creator: DaemonChannel | null
+  readonly grants: DaemonGrants
 }
 
 /** The daemon's events: a local process registered, a process went away (per session it was in), a session closed. */
@@ -77,6 +87,7 @@ export class SessionDaemon extends TypedEventEmitter<SessionDaemonEvents> {
 
   static async start(options: SessionDaemonOptions): Promise<SessionDaemon> {
     if (typeof options?.socketPath !== 'string') throw new InvalidArgumentError('the daemon needs a socketPath')
+    checkDaemonSocket(options.socketPath, false)
     const auth = normalizeServerAuth({ psk: options.token, pskId: DAEMON_PSK_ID })
     let daemon: SessionDaemon | null = null
     const server = await ControlServer.start<DaemonChannel>(
@@ -126,6 +137,11 @@ export class SessionDaemon extends TypedEventEmitter<SessionDaemonEvents> {
   async #onClient(client: DaemonChannel, req: DaemonRequest): Promise<DaemonReply> {
     switch (req.op) {
       case 'register': {
+        const known = this.#clients.get(client)
+        if (known !== undefined) throw new InvalidArgumentError(`this connection registered already (client ${known.id}): one registration per connection`)
+        for (const c of this.#clients.values()) {
+          if (endpointKey(c.endpoint) === endpointKey(req.endpoint)) throw new InvalidArgumentError(`endpoint ${endpointKey(req.endpoint)} is registered by another process (client ${c.id})`)
+        }
         const id = this.#nextClient++
         this.#clients.set(client, { endpoint: req.endpoint, pid: req.pid, id })
         this.emit('client', { id, pid: req.pid, endpoint: req.endpoint })
@@ -135,9 +151,19 @@ export class SessionDaemon extends TypedEventEmitter<SessionDaemonEvents> {
         return { op: 'sessions', sessions: this.list(req.remote) }
       case 'open':
         return this.#open(client, req.url, req.auth, req.request)
-      case 'token': {
+      case 'token':
+        return this.#token(client, this.#session(req.sessionId), req.scope ?? [])
+      case 'set-creator': {
         const s = this.#session(req.sessionId)
-        return { op: 'token', url: s.url, token: createJoinToken(s.secret, s.id, { scope: ['add-qps', 'remove-qp', 'rekey'], ttlMs: 60_000, maxQps: 65536 }) }
+        requireScope(this.#scopeOf(s, client), 'creator', s.id, 'naming another creator')
+        const next = [...s.members].find(([c]) => this.#clients.get(c)?.id === req.clientId)
+        if (next === undefined) throw new InvalidArgumentError(`client ${req.clientId} does not take part in session '${s.id}'`)
+        // A handover: the old creator keeps only a joiner's rights.
+        const old = s.creator === null ? undefined : s.members.get(s.creator)
+        if (old !== undefined && s.creator !== next[0]) old.scope = new Set(JOINER_SCOPE)
+        s.creator = next[0]
+        next[1].scope = new Set(CREATOR_SCOPE)
+        return { op: 'done' }
       }
       case 'relay':
         return { op: 'relayed', reply: await this.#relay(client, this.#session(req.sessionId), req.request) }
@@ -152,9 +178,11 @@ export class SessionDaemon extends TypedEventEmitter<SessionDaemonEvents> {
     if (endpointKey(request.from) !== endpointKey(me.endpoint)) throw new InvalidArgumentError('open-session must come from the client\'s own endpoint')
     const peer = await this.#peer(url, auth)
     const reply = (await peer.request(request)) as OpenSessionReply
+    peer.checkEndpoint(reply.from)
     const secret = peer.sessionSecret(request.sessionId)
     const qps = new Map(request.qps.map((o, i) => [o.qpn, reply.qps[i]!.qpn]))
-    this.#sessions.set(request.sessionId, { id: request.sessionId, url, peer, secret, remote: reply.from, local: request.from, epoch: 0, members: new Map([[client, { endpoint: me.endpoint, qps }]]) })
+    const creator: Participant = { endpoint: me.endpoint, qps, scope: new Set(CREATOR_SCOPE) }
+    this.#sessions.set(request.sessionId, { id: request.sessionId, url, peer, secret, remote: reply.from, local: request.from, epoch: 0, members: new Map([[client, creator]]), creator: client, grants: new DaemonGrants() })
     // The creating process gets this session's secret only (never the channel's): it keys its QPs with it.
     return { op: 'opened', reply, secret: Buffer.from(secret).toString('base64url') }
   }
@@ -163,23 +191,38 @@ export class SessionDaemon extends TypedEventEmitter<SessionDaemonEvents> {
     const me = this.#registered(client)
     if (request.sessionId !== s.id || endpointKey(request.from) !== endpointKey(me.endpoint)) throw new InvalidArgumentError('a relayed request must name its session and come from the client\'s own endpoint')
     if (request.type === 'join-session') {
+      if (s.members.has(client)) throw new InvalidArgumentError(`this process takes part in session '${s.id}' already`)
+      // The token says which rights the joiner gets (a grant of the creator's, or a joiner's own QPs).
+      const claims = verifyJoinToken(s.secret, s.id, request.token)
       const reply = await s.peer.request(request)
-      s.members.set(client, { endpoint: me.endpoint, qps: new Map() })
+      if (reply.type === 'join-session') s.peer.checkEndpoint(reply.from)
+      s.members.set(client, { endpoint: me.endpoint, qps: new Map(), scope: new Set(s.grants.take(claims.jti)) })
       return reply
     }
     const member = s.members.get(client)
     if (member === undefined) throw new JoinTokenError('missing', `this process is not part of session '${s.id}': join it first`, { sessionId: s.id })
-    const reply = await s.peer.request(request)
+    const scope = this.#scopeOf(s, client)
+    if (request.type === 'close-session') {
+      // Without the right to close the session, a process's close is its leaving: its QPs go, the session stays.
+      if (scope.has('close') || scope.has('creator')) await this.#closeSession(s, request.reason, true, client)
+      else await this.#leave(s, client, member, request)
+      return { type: 'ack' }
+    }
+    if (request.type === 'add-qps') requireScope(scope, 'add-qps', s.id, 'adding QPs')
+    if (request.type === 'rekey') requireScope(scope, 'rekey', s.id, 'a rekey')
+    if (request.type === 'remove-qp') {
+      requireScope(scope, 'remove-qp', s.id, 'removing a QP')
+      // Each process removes only its own QPs.
+      if (![...member.qps.values()].includes(request.qpn)) throw new QpNotFoundError(request.qpn, s.id)
+    }
+    // Session-wide requests go to the peer as the session holder's (the peer knows joiners by their tokens' scope, the daemon by role).
+    const reply = await s.peer.request(request.type === 'rekey' ? { ...request, from: s.local } : request)
     switch (request.type) {
       case 'add-qps':
         if (reply.type === 'add-qps') request.qps.forEach((o, i) => member.qps.set(o.qpn, reply.qps[i]!.qpn))
         break
       case 'remove-qp':
         for (const [local, remote] of member.qps) if (remote === request.qpn) member.qps.delete(local)
-        break
-      case 'close-session':
-        if (endpointKey(request.from) === endpointKey(s.local)) await this.#closeSession(s, request.reason, false, client)
-        else s.members.delete(client)
         break
       case 'rekey':
         s.epoch = request.epoch
@@ -191,6 +234,16 @@ export class SessionDaemon extends TypedEventEmitter<SessionDaemonEvents> {
     return reply
   }
 
+  /** A process leaves a session it may not close. */
+  async #leave(s: DaemonSession, client: DaemonChannel, member: Participant, request: PeerRequest): Promise<void> {
+    s.members.delete(client)
+    // The peer knows the creating process's endpoint as the session holder's (a close from it ends the
+    // session): a former creator leaves by removing its QPs; a joiner's close is its leaving there too.
+    if (endpointKey(member.endpoint) === endpointKey(s.local)) await Promise.all([...member.qps.values()].map((qpn) => s.peer.request({ type: 'remove-qp', sessionId: s.id, from: s.local, qpn }).catch(() => undefined)))
+    else await s.peer.request(request).catch(() => undefined)
+    if (s.members.size === 0) await this.#closeSession(s, 'every local process left', true)
+  }
+
   /** A client process went away (exit or crash): its QPs are removed and the peer told; a session nobody uses any more is closed. */
   async #clientGone(client: DaemonChannel): Promise<void> {
     const info = this.#clients.get(client)
@@ -199,6 +252,7 @@ export class SessionDaemon extends TypedEventEmitter<SessionDaemonEvents> {
       const member = s.members.get(client)
       if (member === undefined) continue
       s.members.delete(client)
+      if (s.creator === client) s.creator = null
       await Promise.all([...member.qps.values()].map((qpn) => s.peer.request({ type: 'remove-qp', sessionId: s.id, from: member.endpoint, qpn }).catch(() => undefined)))
       this.emit('client-gone', { id: info?.id, pid: info?.pid, sessionId: s.id, qps: member.qps.size })
       if (s.members.size === 0) await this.#closeSession(s, 'every local process left', true)
@@ -208,10 +262,10 @@ export class SessionDaemon extends TypedEventEmitter<SessionDaemonEvents> {
   // ---- peers
 
   #peer(url: string, auth: WireAuth): Promise<WsPeerChannel> {
-    const key = `${url}|${'psk' in auth ? `psk:${auth.pskId ?? 'default'}:${auth.psk}` : `id:${auth.identity}`}`
+    const key = `${url}|${'psk' in auth ? `psk:${auth.pskId ?? 'default'}:${auth.psk}` : 'passphrase' in auth ? `passphrase:${auth.pskId ?? 'default'}:${auth.passphrase}` : `id:${auth.identity}`}`
     let p = this.#peers.get(key)
     if (p === undefined) {
-      const clientAuth = normalizeClientAuth('psk' in auth ? { psk: Buffer.from(auth.psk, 'base64url'), ...(auth.pskId ? { pskId: auth.pskId } : {}) } : { identity: auth.identity, trusted: auth.trusted })
+      const clientAuth = normalizeClientAuth('identity' in auth ? { identity: auth.identity, trusted: auth.trusted } : 'psk' in auth ? { psk: Buffer.from(auth.psk, 'base64url'), ...(auth.pskId ? { pskId: auth.pskId } : {}) } : auth)
       const opts = { ...(this.#options.keepalive ? { keepalive: this.#options.keepalive } : {}), ...(this.#options.reconnectGraceMs !== undefined ? { reconnectGraceMs: this.#options.reconnectGraceMs } : {}) }
       p = dialControl(url, clientAuth, 'peer', opts, (conn, redial) => new WsPeerChannel(conn, { ...opts, redial })).then((ch) => {
         ch.setHandler((req: PeerRequest) => this.#onPeer(ch, req))
@@ -231,6 +285,7 @@ export class SessionDaemon extends TypedEventEmitter<SessionDaemonEvents> {
   async #onPeer(channel: WsPeerChannel, request: PeerRequest): Promise<PeerReply> {
     const s = this.#sessions.get(request.sessionId)
     if (s === undefined || s.peer !== channel) throw new SessionNotFoundError(request.sessionId)
+    channel.checkEndpoint(request.from)
     switch (request.type) {
       case 'remove-qp': {
         for (const [client, m] of s.members) {
@@ -248,7 +303,7 @@ export class SessionDaemon extends TypedEventEmitter<SessionDaemonEvents> {
         await this.#tellMembers(s, request, null)
         return { type: 'ack' }
       case 'add-qps': {
-        const owner = [...s.members].find(([, m]) => endpointKey(m.endpoint) === endpointKey(s.local)) ?? [...s.members][0]
+        const owner = [...s.members].find(([c]) => c === s.creator) ?? [...s.members][0]
         if (owner === undefined) throw new PeerError('no local process hosts this session')
         const reply = await this.#toClient(owner[0], s, request)
         if (reply.type === 'add-qps') request.qps.forEach((o, i) => owner[1].qps.set(reply.qps[i]!.qpn, o.qpn))
@@ -275,6 +330,22 @@ export class SessionDaemon extends TypedEventEmitter<SessionDaemonEvents> {
     await this.#tellMembers(s, { type: 'close-session', sessionId: s.id, from: s.remote, reason }, except)
     if (tellPeer && !s.peer.closed) await s.peer.request({ type: 'close-session', sessionId: s.id, from: s.local, reason }).catch(() => undefined)
     this.emit('session-closed', { id: s.id, reason })
+  }
+
+  /** A join token for `s`; more than a joiner's scope only when `client` may grant it (the creator). */
+  #token(client: DaemonChannel, s: DaemonSession, asked: readonly DaemonScope[]): DaemonReply {
+    const scope = checkScopes(asked)
+    if (scope.length > JOINER_SCOPE.length) requireScope(this.#scopeOf(s, client), 'creator', s.id, `granting ${scope.filter((x) => !JOINER_SCOPE.includes(x)).join(', ')}`)
+    // The peer sees a joiner's own QPs only: session-wide requests reach it from the daemon, as the session holder's.
+    const token = createJoinToken(s.secret, s.id, { scope: ['add-qps', 'remove-qp'], ttlMs: TOKEN_TTL_MS, maxQps: 65536 })
+    const { claims } = splitJoinToken(token)
+    s.grants.add(claims.jti, scope, claims.exp)
+    return { op: 'token', url: s.url, token }
+  }
+
+  #scopeOf(s: DaemonSession, client: DaemonChannel): ReadonlySet<DaemonScope> {
+    if (s.creator === client) return new Set(CREATOR_SCOPE)
+    return s.members.get(client)?.scope ?? new Set()
   }
 
   #session(id: string): DaemonSession {

@@ -93,7 +93,7 @@ function sharedSecret(privateKey: KeyObject, peerRaw: string): Buffer {
 /** The canonical transcript of hello and welcome (fields in a fixed order, signature and MAC excluded). */
 function transcriptHash(h: HelloFrame, w: Omit<WelcomeFrame, 'sig' | 'mac'>): Buffer {
   const hello = JSON.stringify(['hello', h.v, h.purpose, h.auth, h.pskId ?? null, h.identity ?? null, h.eph, h.nonce, h.resume ?? null])
-  const welcome = JSON.stringify(['welcome', w.v, w.channel, w.resumed, w.eph, w.nonce, w.identity ?? null])
+  const welcome = JSON.stringify(['welcome', w.v, w.channel, w.resumed, w.eph, w.nonce, w.identity ?? null, w.salt ?? null])
   return sha256(LABEL, '\0', hello, '\0', welcome)
 }
 
@@ -126,20 +126,29 @@ export interface ClientHandshake {
 
 export function clientHello(auth: NormalizedAuth, purpose: HelloFrame['purpose'], resume: string | null): ClientHandshake {
   const eph = ephemeral()
+  const method = auth.psk !== null ? 'psk' : auth.passphrase !== null ? 'passphrase' : 'ed25519'
   const hello: HelloFrame = {
-    t: 'hello', v: PROTOCOL_VERSION, purpose, auth: auth.psk !== null ? 'psk' : 'ed25519', eph: eph.raw, nonce: b64u(randomBytes(32)),
-    ...(auth.psk !== null ? { pskId: auth.pskId } : { identity: auth.identityId! }),
+    t: 'hello', v: PROTOCOL_VERSION, purpose, auth: method, eph: eph.raw, nonce: b64u(randomBytes(32)),
+    ...(method !== 'ed25519' ? { pskId: auth.pskId } : { identity: auth.identityId! }),
     ...(resume === null ? {} : { resume }),
   }
   return { hello, privateKey: eph.privateKey }
 }
 
+/** The client's shared key for this welcome: the raw PSK, or the passphrase stretched under the listener's salt (null with identities). */
+export async function clientSharedKey(auth: NormalizedAuth, hello: HelloFrame, welcome: WelcomeFrame): Promise<Buffer | null> {
+  if ((welcome.salt !== undefined) !== (hello.auth === 'passphrase')) throw new ProtocolError(hello.auth === 'passphrase' ? 'the server sent no passphrase salt' : 'the server sent a passphrase salt to a client without a passphrase')
+  if (auth.passphrase !== null && welcome.salt !== undefined) return auth.passphrase.keyFor(unb64u(welcome.salt))
+  return auth.psk
+}
+
 /**
- * Checks the server's welcome and answers with finish. `resumeKey` is the key of
- * the channel being resumed (when the hello asked to resume one).
+ * Checks the server's welcome and answers with finish. `sharedKey` is what
+ * clientSharedKey gave; `resumeKey` is the key of the channel being resumed
+ * (when the hello asked to resume one).
  */
-export function clientFinish(auth: NormalizedAuth, hs: ClientHandshake, welcome: WelcomeFrame, resumeKey: Buffer | null): { finish: FinishFrame; result: HandshakeResult } {
-  const s = schedule(sharedSecret(hs.privateKey, welcome.eph), auth.psk, transcriptHash(hs.hello, welcome))
+export function clientFinish(auth: NormalizedAuth, hs: ClientHandshake, welcome: WelcomeFrame, sharedKey: Buffer | null, resumeKey: Buffer | null): { finish: FinishFrame; result: HandshakeResult } {
+  const s = schedule(sharedSecret(hs.privateKey, welcome.eph), sharedKey, transcriptHash(hs.hello, welcome))
   if (auth.identity !== null) {
     if (welcome.identity === undefined || welcome.sig === undefined) throw new AuthError('the server did not prove an Ed25519 identity')
     if (!auth.trusted.has(welcome.identity)) throw new AuthError(`unknown server identity ${welcome.identity}: it is not in auth.trusted`, { identity: welcome.identity })
@@ -147,13 +156,13 @@ export function clientFinish(auth: NormalizedAuth, hs: ClientHandshake, welcome:
   }
   const serverMac = hmac(s.serverMac, s.th1, welcome.sig === undefined ? Buffer.alloc(0) : unb64u(welcome.sig))
   if (!equal(serverMac, unb64u(welcome.mac))) {
-    throw new AuthError(auth.psk !== null ? 'handshake MAC does not verify: wrong pre-shared key, or the transcript was tampered with' : 'handshake MAC does not verify: the transcript was tampered with')
+    throw new AuthError(sharedKey !== null ? `handshake MAC does not verify: wrong ${hs.hello.auth === 'passphrase' ? 'passphrase' : 'pre-shared key'}, or the transcript was tampered with` : 'handshake MAC does not verify: the transcript was tampered with')
   }
   const th2 = th2Of(s, welcome)
   const sig = auth.identity === null ? undefined : b64u(sign(null, clientSigned(th2), auth.identity))
   const mac = b64u(hmac(s.clientMac, th2, sig === undefined ? Buffer.alloc(0) : unb64u(sig)))
   const finish: FinishFrame = { t: 'finish', mac, ...(sig === undefined ? {} : { sig }), ...(resumeKey === null ? {} : { resumeProof: b64u(hmac(resumeKey, th2)) }) }
-  const peerId = auth.psk !== null ? `psk:${auth.pskId}` : `ed25519:${welcome.identity!}`
+  const peerId = sharedKey !== null ? `${hs.hello.auth}:${auth.pskId}` : `ed25519:${welcome.identity!}`
   return { finish, result: { channelId: welcome.channel, resumed: welcome.resumed, peerId, sendKey: s.c2sKey, sendIv: s.c2sIv, recvKey: s.s2cKey, recvIv: s.s2cIv, channelSecret: s.channelSecret, resumeKey: s.resumeKey } }
 }
 
@@ -169,25 +178,31 @@ export interface ServerHandshake {
 /** Checks hello against what the server accepts and builds the welcome. Throws AuthError for a method or identity it does not accept. */
 export function serverWelcome(auth: NormalizedAuth, hello: HelloFrame, channel: { id: string; resumed: boolean }): ServerHandshake {
   let peerId: string
-  if (hello.auth === 'psk') {
-    if (auth.psk === null) throw new AuthError('this server does not accept pre-shared keys; authenticate with an Ed25519 identity')
-    if (hello.pskId !== auth.pskId) throw new AuthError(`unknown pre-shared key id '${String(hello.pskId)}'`)
-    peerId = `psk:${auth.pskId}`
+  let sharedKey: Buffer | null = null
+  if (hello.auth === 'psk' || hello.auth === 'passphrase') {
+    sharedKey = hello.auth === 'psk' ? auth.psk : (auth.listenerKey?.key ?? null)
+    if (sharedKey === null) throw new AuthError(`this server does not accept ${hello.auth === 'psk' ? 'raw pre-shared keys' : 'passphrases'}; authenticate with ${acceptedMethods(auth)}`)
+    if (hello.pskId !== auth.pskId) throw new AuthError(`unknown ${hello.auth === 'psk' ? 'pre-shared key' : 'passphrase'} id '${String(hello.pskId)}'`)
+    peerId = `${hello.auth}:${auth.pskId}`
   } else {
     if (auth.identity === null) throw new AuthError('this server does not accept Ed25519 identities; authenticate with the pre-shared key')
     if (hello.identity === undefined || !auth.trusted.has(hello.identity)) throw new AuthError(`unknown identity ${String(hello.identity)}: the server does not trust this public key`, { identity: String(hello.identity) })
     peerId = `ed25519:${hello.identity}`
   }
   const eph = ephemeral()
-  const core = { t: 'welcome' as const, v: PROTOCOL_VERSION, channel: channel.id, resumed: channel.resumed, eph: eph.raw, nonce: b64u(randomBytes(32)), ...(hello.auth === 'ed25519' ? { identity: auth.identityId! } : {}) }
-  const s = schedule(sharedSecret(eph.privateKey, hello.eph), hello.auth === 'psk' ? auth.psk : null, transcriptHash(hello, core))
+  const core = {
+    t: 'welcome' as const, v: PROTOCOL_VERSION, channel: channel.id, resumed: channel.resumed, eph: eph.raw, nonce: b64u(randomBytes(32)),
+    ...(hello.auth === 'passphrase' ? { salt: b64u(auth.listenerKey!.salt) } : {}),
+    ...(hello.auth === 'ed25519' ? { identity: auth.identityId! } : {}),
+  }
+  const s = schedule(sharedSecret(eph.privateKey, hello.eph), sharedKey, transcriptHash(hello, core))
   const sig = hello.auth === 'ed25519' ? b64u(sign(null, serverSigned(s.th1), auth.identity!)) : undefined
   const mac = b64u(hmac(s.serverMac, s.th1, sig === undefined ? Buffer.alloc(0) : unb64u(sig)))
   return { schedule: s, hello, peerId, welcome: { ...core, ...(sig === undefined ? {} : { sig }), mac } }
 }
 
-/** Checks the client's finish (MAC, signature, resume proof) and gives the connection keys. */
-export function serverFinish(hs: ServerHandshake, finish: FinishFrame, resumeKey: Buffer | null): HandshakeResult {
+/** Checks the client's finish (MAC, signature) and gives the connection keys; check the resume proof with `resumeProofHolds`. */
+export function serverFinish(hs: ServerHandshake, finish: FinishFrame): HandshakeResult {
   const s = hs.schedule
   const th2 = th2Of(s, hs.welcome)
   if (hs.hello.auth === 'ed25519') {
@@ -197,12 +212,20 @@ export function serverFinish(hs: ServerHandshake, finish: FinishFrame, resumeKey
   }
   const mac = hmac(s.clientMac, th2, finish.sig === undefined ? Buffer.alloc(0) : unb64u(finish.sig))
   if (!equal(mac, unb64u(finish.mac))) {
-    throw new AuthError(hs.hello.auth === 'psk' ? 'handshake MAC does not verify: wrong pre-shared key, or the transcript was tampered with' : 'handshake MAC does not verify: the transcript was tampered with')
-  }
-  if (resumeKey !== null && (finish.resumeProof === undefined || !equal(hmac(resumeKey, th2), unb64u(finish.resumeProof)))) {
-    throw new AuthError('the resume proof does not verify: this connection cannot take over the channel')
+    throw new AuthError(hs.hello.auth !== 'ed25519' ? `handshake MAC does not verify: wrong ${hs.hello.auth === 'psk' ? 'pre-shared key' : 'passphrase'}, or the transcript was tampered with` : 'handshake MAC does not verify: the transcript was tampered with')
   }
   return { channelId: hs.welcome.channel, resumed: hs.welcome.resumed, peerId: hs.peerId, sendKey: s.s2cKey, sendIv: s.s2cIv, recvKey: s.c2sKey, recvIv: s.c2sIv, channelSecret: s.channelSecret, resumeKey: s.resumeKey }
+}
+
+function acceptedMethods(auth: NormalizedAuth): string {
+  const m = [auth.psk !== null ? 'the pre-shared key' : null, auth.listenerKey !== null ? 'the passphrase' : null, auth.identity !== null ? 'an Ed25519 identity' : null]
+  return m.filter((x) => x !== null).join(' or ')
+}
+
+/** True when the finish proves the resume key of the channel the hello asked to resume (or resumes none). */
+export function resumeProofHolds(hs: ServerHandshake, finish: FinishFrame, resumeKey: Buffer | null): boolean {
+  if (resumeKey === null) return true
+  return finish.resumeProof !== undefined && equal(hmac(resumeKey, th2Of(hs.schedule, hs.welcome)), unb64u(finish.resumeProof))
 }
 
 /** A session's secret from its channel's secret: both sides derive it; it never travels. */

@@ -20,6 +20,7 @@ const boundedMap = <T extends v.GenericSchema>(value: T, maxEntries: number) =>
 export const endpointSchema = v.strictObject({
   address: v.pipe(v.string(), v.regex(/^[0-9A-Za-z.:%_-]{1,64}$/, 'an address is an IPv4/IPv6 literal or host name')),
   port: uint(65535),
+  sourcePort: v.optional(v.pipe(uint(65535), v.minValue(1))),
 })
 
 const qosSchema = v.strictObject({
@@ -59,7 +60,7 @@ const base = { sessionId: sessionIdSchema, from: endpointSchema }
 export const peerRequestSchema = v.variant('type', [
   v.strictObject({ type: v.literal('open-session'), ...base, params: paramsSchema, maxMtu: mtuSchema, qps: qpOffers, regions: regionsSchema }),
   v.strictObject({ type: v.literal('add-qps'), ...base, qps: qpOffers }),
-  v.strictObject({ type: v.literal('remove-qp'), ...base, qpn: uint(0xffffff) }),
+  v.strictObject({ type: v.literal('remove-qp'), ...base, qpn: uint(0xffffff), failure: v.optional(text(256)) }),
   v.strictObject({ type: v.literal('close-session'), ...base, reason: text(256) }),
   v.strictObject({ type: v.literal('rekey'), ...base, epoch: uint(0xffffffff) }),
   v.strictObject({ type: v.literal('join-session'), ...base, token: text(1024) }),

@@ -29,14 +29,23 @@ export class FrameOpener {
 
   /** The plaintext, or null when the frame does not authenticate (forged, replayed, out of order). */
   open(frame: Buffer): Buffer | null {
+    const out = this.#tryOpen(frame, this.#counter)
+    if (out !== null) this.#counter++
+    return out
+  }
+
+  /** True when `frame` (which did not open) opens as the frame after the expected one: a sealed frame was lost or altered, the stream is broken. */
+  opensAfterGap(frame: Buffer): boolean {
+    return this.#tryOpen(frame, this.#counter + 1n) !== null
+  }
+
+  #tryOpen(frame: Buffer, counter: bigint): Buffer | null {
     if (frame.length < TAG_BYTES) return null
-    const decipher = createDecipheriv('aes-256-gcm', this.key, nonce(this.iv, this.#counter))
+    const decipher = createDecipheriv('aes-256-gcm', this.key, nonce(this.iv, counter))
     decipher.setAAD(AAD)
     decipher.setAuthTag(frame.subarray(frame.length - TAG_BYTES))
     try {
-      const out = Buffer.concat([decipher.update(frame.subarray(0, frame.length - TAG_BYTES)), decipher.final()])
-      this.#counter++
-      return out
+      return Buffer.concat([decipher.update(frame.subarray(0, frame.length - TAG_BYTES)), decipher.final()])
     } catch {
       return null
     }

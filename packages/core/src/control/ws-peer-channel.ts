@@ -7,23 +7,44 @@ import type { Context } from '../context.js'
 import type { PeerChannel } from '../session/peer-channel.js'
 import type { CreateSessionOptions } from '../session/session-manager.js'
 import type { Session } from '../session/session.js'
-import type { PeerReply, PeerRequest } from '../session/records.js'
+import type { EndpointRecord, PeerReply, PeerRequest } from '../session/records.js'
 import { normalizeClientAuth, normalizeServerAuth, type ClientAuth, type ServerAuth } from './auth.js'
 import { ControlChannel, type ChannelOptions } from './control-channel.js'
 import type { ControlConnection } from './control-connection.js'
 import { ControlServer, dialControl, type EndpointOptions } from './control-server.js'
+import { checkDeclaredEndpoint, type EndpointPolicy } from './endpoint-binding.js'
 import { deriveSessionSecret } from './handshake.js'
 import { QpCreationLimiter, type QpRateLimit } from './rate-limit.js'
+import { PeerQuotas, type PeerAccount, type PeerQuotaLimits } from './peer-quota.js'
 import { peerReplySchema, peerRequestSchema } from './record-schema.js'
+
+/** Who may declare which RoCE endpoint on a channel. */
+export interface EndpointBindingOptions {
+  /** Replaces the default rule (the declared address is the control connection's source address): see EndpointPolicy. */
+  readonly allowEndpoint?: EndpointPolicy
+}
 
 export class WsPeerChannel extends ControlChannel<PeerRequest, PeerReply> implements PeerChannel {
   readonly #limiter: QpCreationLimiter | null
-  readonly #limitKey: string
+  /** The peer's authenticated identity: rate-limit buckets and quotas are kept per identity, whatever its source address. */
+  readonly #identity: string
+  readonly quota?: PeerAccount
+  /** The peer's address as the connection that made this channel saw it (null: Unix socket). */
+  readonly peerAddress: string | null
+  readonly #policy: EndpointPolicy | undefined
 
-  constructor(conn: ControlConnection, options: ChannelOptions & { limiter?: QpCreationLimiter | null; remoteAddress?: string; redial?: (resume: { channelId: string; resumeKey: Buffer }) => Promise<ControlConnection> }) {
+  constructor(conn: ControlConnection, options: ChannelOptions & EndpointBindingOptions & { limiter?: QpCreationLimiter | null; quotas?: PeerQuotas; remoteAddress?: string; redial?: (resume: { channelId: string; resumeKey: Buffer }) => Promise<ControlConnection> }) {
     super({ ...options, result: conn.result, requestSchema: peerRequestSchema as never, replySchema: peerReplySchema }, conn)
     this.#limiter = options.limiter ?? null
-    this.#limitKey = `${conn.result.peerId}@${options.remoteAddress ?? 'local'}`
+    this.#identity = conn.result.peerId
+    if (options.quotas !== undefined) this.quota = options.quotas.account(this.#identity)
+    this.peerAddress = conn.peerAddress
+    this.#policy = options.allowEndpoint
+  }
+
+  /** Throws ERR_PEER when the peer may not declare `declared` as its RoCE endpoint. */
+  checkEndpoint(declared: EndpointRecord): void {
+    checkDeclaredEndpoint(declared, { address: this.peerAddress, peerId: this.peerId }, this.#policy)
   }
 
   /** The secret of a session opened over this channel: derived by both ends from the handshake; it never travels. */
@@ -33,18 +54,22 @@ export class WsPeerChannel extends ControlChannel<PeerRequest, PeerReply> implem
 
   /** Throws ERR_RATE_LIMIT when the peer may not create `count` more QPs now. */
   admitQps(count: number): void {
-    this.#limiter?.admit(this.#limitKey, count)
+    this.#limiter?.admit(this.#identity, count)
   }
 }
 
-export interface ListenOptions extends EndpointOptions, ChannelOptions {
+export interface ListenOptions extends EndpointOptions, ChannelOptions, EndpointBindingOptions {
   readonly auth: ServerAuth
-  /** Bounds on how fast one peer may make us create QPs. */
+  /** Bounds on how fast one peer (authenticated identity) may make us create QPs. */
   readonly rateLimit?: QpRateLimit
+  /** What one peer (authenticated identity, over all its connections) may make us hold: QPs, sessions, QP memory. */
+  readonly quota?: PeerQuotaLimits
 }
 
-export interface DialOptions extends ChannelOptions {
+export interface DialOptions extends ChannelOptions, EndpointBindingOptions {
   readonly auth: ClientAuth
+  /** The local address to dial from: on a multi-homed host, the RoCE interface's, so the peer's endpoint binding accepts this context's endpoint. */
+  readonly localAddress?: string
   readonly keepalive?: EndpointOptions['keepalive']
   readonly handshakeTimeoutMs?: number
 }
@@ -62,11 +87,12 @@ export type PeerServer = ControlServer<WsPeerChannel>
 export async function listenForPeers(ctx: Context, options: ListenOptions): Promise<PeerServer> {
   const auth = normalizeServerAuth(options?.auth)
   const limiter = new QpCreationLimiter(options.rateLimit)
+  const quotas = new PeerQuotas(options.quota)
   const server = await ControlServer.start<WsPeerChannel>(
     options,
     auth,
     'peer',
-    (conn, remoteAddress) => new WsPeerChannel(conn, { ...options, limiter, remoteAddress }),
+    (conn) => new WsPeerChannel(conn, { ...options, limiter, quotas }),
     (channel) => ctx.sessions.serve(channel),
   )
   const onSession = (s: Session): void => {

@@ -6,6 +6,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Context } from '../context.js'
+import type { PeerChannel } from '../session/peer-channel.js'
 import type { ProviderMetrics } from '../spi.js'
 import type { LatencySnapshot } from '../stats.js'
 import { PROMETHEUS_CONTENT_TYPE, formatExposition, snakeCase, type HistogramSample, type Labels, type MetricFamily, type Sample } from './exposition.js'
@@ -99,6 +100,12 @@ export function collectMetrics(contexts: Context | Iterable<Context>, options: P
       set.add('rdma_session_session_ops_completed_total', 'counter', 'Work requests completed successfully', s, t.opsCompleted)
       set.add('rdma_session_session_errors_total', 'counter', 'Work requests completed with an error status', s, t.errors)
       set.histogram('rdma_session_session_latency_microseconds', 'Work request latency, post to completion (buckets [2^(i-1), 2^i) µs)', s, t.latency)
+      // Sessions of a control-plane channel (not in-process links, not test doubles without one).
+      const control = (session.peer as PeerChannel | undefined)?.stats?.()
+      if (control !== undefined) {
+        set.add('rdma_session_session_control_dropped_frames_total', 'counter', 'Control-plane frames of the session\'s channel dropped because they did not authenticate (injected, unsealed, forged)', s, control.droppedFrames)
+        set.add('rdma_session_session_control_resumes_total', 'counter', 'Times the session\'s control channel was resumed on a new connection', s, control.resumes)
+      }
 
       const perQp = new Map(stats.qps.map((q) => [q.qpn, q]))
       for (const qp of session.qps) {

@@ -7,17 +7,34 @@ import { InvalidArgumentError } from '../errors.js'
 import type { QueuePair } from '../queue-pair.js'
 import type { QpSpec } from './records.js'
 import type { Session } from './session.js'
+import { parseRate } from './rate.js'
 
 export interface AutoscaleOptions {
   /** Never grow the session (QPs of the spec's class) beyond this many QPs. */
   readonly maxQps: number
-  readonly below: { readonly bytesPerSecond: number }
+  /**
+   * The throughput threshold: `{ rate: '8Gbps' }` (a number of bytes per second or a rate string,
+   * read like a QoS rate limit: b = bit, B = byte) or `{ bytesPerSecond: 1e9 }`.
+   */
+  readonly below: { readonly rate: number | string } | { readonly bytesPerSecond: number }
   /** The spec of the QPs to add; its qos.class selects the QPs that are watched. */
   readonly spec: QpSpec
   /** Sampling interval; default 100 ms. */
   readonly intervalMs?: number
   /** A QP counts as saturated when this share of its send queue is in use; default 0.5. */
   readonly saturation?: number
+}
+
+/** Reads `below` with the one rate parser; the threshold must be positive. */
+function thresholdOf(below: AutoscaleOptions['below'] | undefined): number {
+  const given = below !== null && typeof below === 'object' ? (['rate', 'bytesPerSecond'] as const).filter((k) => k in below) : []
+  if (given.length !== 1) throw new InvalidArgumentError(`autoscale needs below: { rate } (e.g. '8Gbps') or below: { bytesPerSecond }${given.length > 1 ? ', not both' : ''}`)
+  const key = given[0]!
+  const value = (below as Record<typeof key, unknown>)[key]
+  if (key === 'bytesPerSecond' && typeof value !== 'number') throw new InvalidArgumentError(`autoscale below.bytesPerSecond must be a number; write a rate with a unit as below: { rate: '${String(value)}' }`, { attribute: 'below.bytesPerSecond' })
+  const bps = parseRate(value as number | string, `autoscale below.${key}`)
+  if (bps === 0) throw new InvalidArgumentError(`autoscale below.${key} must be a positive rate`, { attribute: `below.${key}` })
+  return bps
 }
 
 /** Events: 'scaled' (the QPs added), 'error' (a failed addQps; only emitted to listeners). */
@@ -28,7 +45,9 @@ export interface AutoscalerEvents {
 
 export class Autoscaler extends TypedEventEmitter<AutoscalerEvents> {
   readonly #session: Session
-  readonly #options: Required<AutoscaleOptions>
+  readonly #options: Required<Omit<AutoscaleOptions, 'below'>>
+  /** The threshold from `below`, in bytes per second. */
+  readonly belowBytesPerSecond: number
   readonly #timer: NodeJS.Timeout
   readonly #onStop: () => void
   #lastBytes: number
@@ -41,7 +60,7 @@ export class Autoscaler extends TypedEventEmitter<AutoscalerEvents> {
   constructor(session: Session, options: AutoscaleOptions, onStop: () => void) {
     super()
     if (!Number.isInteger(options.maxQps) || options.maxQps < 1) throw new InvalidArgumentError('autoscale maxQps must be a positive integer')
-    if (!(options.below?.bytesPerSecond > 0)) throw new InvalidArgumentError('autoscale below.bytesPerSecond must be a positive number')
+    this.belowBytesPerSecond = thresholdOf(options.below)
     this.#session = session
     this.#options = { intervalMs: 100, saturation: 0.5, ...options }
     this.#onStop = onStop
@@ -85,7 +104,7 @@ export class Autoscaler extends TypedEventEmitter<AutoscalerEvents> {
     this.#lastBytes = bytes
     this.#lastAt = at
     const qps = this.#watched()
-    if (qps.length >= this.#options.maxQps || rate >= this.#options.below.bytesPerSecond || !this.#saturated(qps)) return
+    if (qps.length >= this.#options.maxQps || rate >= this.belowBytesPerSecond || !this.#saturated(qps)) return
     this.#busy = true
     try {
       const added = await this.#session.addQps([this.#options.spec])

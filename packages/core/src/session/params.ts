@@ -20,8 +20,16 @@ export interface EncapsulationSpec {
   readonly hopLimit?: number
 }
 
+/**
+ * Encryption a session asks for. Default (undefined): 'aes-256-gcm', required — sessions are
+ * encrypted unless the application says otherwise. 'preferred': encrypted when both ends can,
+ * plaintext otherwise (e.g. a provider without AEAD). 'none': plaintext RoCEv2, what kernel rxe
+ * and RoCE NICs speak.
+ */
+export type EncryptionChoice = 'none' | 'preferred' | EncryptionSuite | EncryptionSpec
+
 export interface SessionParamsSpec {
-  readonly encryption?: 'none' | EncryptionSuite | EncryptionSpec
+  readonly encryption?: EncryptionChoice
   readonly encapsulation?: EncapsulationSpec
 }
 
@@ -30,18 +38,22 @@ export interface SessionParams {
   readonly encapsulation: Required<EncapsulationSpec>
 }
 
+/** What a session gets when the application does not say: encrypted, or ERR_ENCRYPTION_UNSUPPORTED. */
+export const DEFAULT_ENCRYPTION = 'aes-256-gcm' as const
+
 function intIn(name: string, v: unknown, min: number, max: number): number {
   if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) throw new InvalidArgumentError(`${name} must be an integer from ${min} to ${max}, got ${String(v)}`, { attribute: name })
   return v
 }
 
 export function normalizeParams(spec: SessionParamsSpec = {}): SessionParams {
-  const enc = spec.encryption ?? 'none'
+  const enc = spec.encryption ?? DEFAULT_ENCRYPTION
   let encryption: SessionParams['encryption']
   if (enc === 'none') encryption = { suite: 'none', required: false }
   else if (enc === 'aes-256-gcm') encryption = { suite: enc, required: true }
+  else if (enc === 'preferred') encryption = { suite: 'aes-256-gcm', required: false }
   else if (typeof enc === 'object' && enc !== null && enc.suite === 'aes-256-gcm') encryption = { suite: enc.suite, required: enc.required ?? true }
-  else throw new InvalidArgumentError(`unknown encryption ${JSON.stringify(enc)}; use 'none' or 'aes-256-gcm'`)
+  else throw new InvalidArgumentError(`unknown encryption ${JSON.stringify(enc)}; use 'aes-256-gcm' (the default), 'preferred' or 'none'`)
   const e = spec.encapsulation ?? {}
   const mtu = e.mtu ?? 1024
   if (!(PATH_MTUS as readonly number[]).includes(mtu)) throw new InvalidArgumentError(`encapsulation.mtu must be one of ${PATH_MTUS.join(', ')}, got ${String(mtu)}`)

@@ -3,7 +3,8 @@
  * it across processes and hosts; `InProcessLink` joins two contexts in one process.
  */
 import { ErrorCode, PeerError, RdmaError, isRdmaError, type ErrorCode as Code } from '../errors.js'
-import type { ErrorRecord, PeerReply, PeerRequest, PeerResult } from './records.js'
+import type { EndpointRecord, ErrorRecord, PeerReply, PeerRequest, PeerResult } from './records.js'
+import type { PeerAccount } from '../control/peer-quota.js'
 
 export type PeerRequestHandler = (request: PeerRequest, channel: PeerChannel) => Promise<PeerReply>
 
@@ -19,8 +20,14 @@ export interface PeerChannel {
   sessionSecret?(sessionId: string): Uint8Array
   /** Throws ERR_RATE_LIMIT when the peer may not make us create `count` more QPs now. */
   admitQps?(count: number): void
+  /** Control-plane servers: the quota account of the peer's authenticated identity (shared by all its channels). */
+  readonly quota?: PeerAccount
   /** Calls `listener` once the channel is closed for good (the peer is gone). */
   onClosed?(listener: (reason: string) => void): void
+  /** Control-plane channels: frames dropped because they did not authenticate, and resumes on new connections. */
+  stats?(): { readonly droppedFrames: number; readonly resumes: number }
+  /** Control-plane channels: throws ERR_PEER when the peer may not declare `declared` as its RoCE endpoint (it is not bound to the connection). */
+  checkEndpoint?(declared: EndpointRecord): void
 }
 
 const KNOWN_CODES = new Set<string>(Object.values(ErrorCode))

@@ -1,6 +1,7 @@
 /** Per-QP quality of service as users write it, and its normalized form. */
 import { InvalidArgumentError } from '../errors.js'
 import type { QpQos } from '../spi.js'
+import { parseRate } from './rate.js'
 
 export interface QosSpec {
   /** A class name such as 'latency' or 'bulk'; striping and autoscaling select QPs by it. Default 'default'. */
@@ -11,28 +12,12 @@ export interface QosSpec {
   readonly trafficClass?: number
   /** Share of the link when QPs compete, 1–1000. Default 1. */
   readonly weight?: number
-  /** Bytes per second, or a string like '2Gbps', '500Mbps', '10MB/s'. Default unlimited. */
+  /**
+   * Bytes per second, or a rate with a unit read by networking convention (b = bit, B = byte):
+   * '2Gbps', '500Mbps', '100Mb/s', '80Mbit/s' (bits) or '10MB/s', '10MBps', '64MiB/s' (bytes).
+   * Default (and 0): unlimited.
+   */
   readonly rateLimit?: number | string
-}
-
-const RATE_UNITS: Record<string, number> = {
-  bps: 1 / 8, kbps: 1e3 / 8, mbps: 1e6 / 8, gbps: 1e9 / 8,
-  'b/s': 1, 'kb/s': 1e3, 'mb/s': 1e6, 'gb/s': 1e9,
-}
-
-/** Parses '2Gbps', '500 Mbps', '10MB/s' or a number of bytes per second. */
-export function parseRate(rate: number | string): number {
-  if (typeof rate === 'number') {
-    if (!Number.isFinite(rate) || rate < 0) throw new InvalidArgumentError(`rate limit must be a non-negative number of bytes per second, got ${rate}`)
-    return rate
-  }
-  const m = /^\s*([0-9]+(?:\.[0-9]+)?)\s*([a-zA-Z/]+)\s*$/.exec(rate)
-  const unit = m?.[2]
-  const factor = unit === undefined ? undefined : (RATE_UNITS[unit.toLowerCase()] ?? (unit === 'B/s' ? 1 : undefined))
-  if (m === null || factor === undefined) {
-    throw new InvalidArgumentError(`cannot read rate '${rate}'; write it like '2Gbps', '500Mbps' or '10MB/s'`)
-  }
-  return Number(m[1]) * factor
 }
 
 function intIn(name: string, v: number, min: number, max: number): number {
@@ -48,6 +33,6 @@ export function normalizeQos(spec: QosSpec = {}, defaultTrafficClass = 0): QpQos
     serviceLevel: intIn('serviceLevel', spec.serviceLevel ?? 0, 0, 15),
     trafficClass: intIn('trafficClass', spec.trafficClass ?? defaultTrafficClass, 0, 255),
     weight: intIn('weight', spec.weight ?? 1, 1, 1000),
-    rateLimitBps: spec.rateLimit === undefined ? 0 : parseRate(spec.rateLimit),
+    rateLimitBps: spec.rateLimit === undefined ? 0 : parseRate(spec.rateLimit, 'qos.rateLimit'),
   }
 }

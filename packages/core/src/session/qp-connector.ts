@@ -4,6 +4,7 @@ import type { QueuePair } from '../queue-pair.js'
 import type { QpEncryption, RemoteEndpoint } from '../spi.js'
 import { deriveQpKey } from './keys.js'
 import type { SessionParams } from './params.js'
+import type { QpOfferRecord, QpSpec } from './records.js'
 
 const ALL_ACCESS = AccessFlag.LOCAL_WRITE | AccessFlag.REMOTE_WRITE | AccessFlag.REMOTE_READ | AccessFlag.REMOTE_ATOMIC
 
@@ -14,6 +15,17 @@ export interface KeyContext {
   readonly secret: Uint8Array
   readonly sessionId: string
   readonly epoch: number
+}
+
+/**
+ * What the peer is told about one of our new QPs: its spec, with the rate limit in bytes per
+ * second as this side read it (so both ends agree whatever version of the parser the peer has),
+ * and its QPN and PSN.
+ */
+export function offerOf(qp: QueuePair, spec: QpSpec | undefined): QpOfferRecord {
+  const given = spec ?? {}
+  const qos = given.qos?.rateLimit === undefined ? given.qos : { ...given.qos, rateLimit: qp.qos.rateLimitBps }
+  return { spec: qos === undefined ? given : { ...given, qos }, ...qp.endpoint() }
 }
 
 export function initQp(qp: QueuePair): void {

@@ -10,6 +10,8 @@ import type { SessionParams } from './params.js'
 export interface EndpointRecord {
   readonly address: string
   readonly port: number
+  /** The UDP source port of all the endpoint's packets, when fixed (DeviceInfo.sourcePort). */
+  readonly sourcePort?: number
 }
 
 export interface QpCapsRecord {
@@ -77,6 +79,8 @@ export interface RemoveQpRequest {
   readonly from: EndpointRecord
   /** The QPN on the receiving side. */
   readonly qpn: number
+  /** Set when the sender's end failed (entered ERR on its own): why, e.g. 'RETRY_EXC_ERR'. */
+  readonly failure?: string
 }
 
 export interface CloseSessionRequest {

@@ -14,9 +14,12 @@ import type { Context } from '../context.js'
 import { newSessionSecret } from './keys.js'
 import { normalizeParams, withMtu, withoutEncryption, type SessionParams, type SessionParamsSpec } from './params.js'
 import { createInProcessLink, notice, type PeerChannel } from './peer-channel.js'
-import { connectQp, initQp, qpEncryption, type KeyContext } from './qp-connector.js'
+import { connectQp, initQp, offerOf, qpEncryption, type KeyContext } from './qp-connector.js'
 import { endpointKey, type AddQpsRequest, type EndpointRecord, type JoinSessionRequest, type OpenSessionRequest, type PeerReply, type PeerRequest, type QpAnswerRecord, type QpOfferRecord, type QpSpec } from './records.js'
+import { ExposedRegions } from './exposed-regions.js'
+import { repairFailedQp, type RepairHost } from './qp-repair.js'
 import { SessionMembers, type SessionMember } from './session-members.js'
+import { QuotaCharges } from './quota-charges.js'
 import { Session, type SessionOwner } from './session.js'
 
 export interface CreateSessionOptions {
@@ -25,7 +28,10 @@ export interface CreateSessionOptions {
   readonly params?: SessionParamsSpec
   /** The first QPs, created in the same round trip. Default: one QP with default QoS. */
   readonly qps?: readonly QpSpec[]
-  /** Regions to expose to the peer in this session, by name. Default: those set with sessions.expose(). */
+  /**
+   * Regions to expose to the peer in this session, by name (default: those set with
+   * sessions.expose()). As with expose(), a sub-range gets a key of its own, released when the session ends.
+   */
   readonly expose?: Readonly<Record<string, RemoteRegion>>
 }
 
@@ -55,7 +61,7 @@ export class SessionManager extends TypedEventEmitter<SessionManagerEvents> impl
   readonly #ctx: Context
   readonly #table = new Map<string, Session>()
   readonly #secrets = new Map<string, Uint8Array>()
-  readonly #exposed = new Map<string, RemoteRegion>()
+  readonly #exposed: ExposedRegions
   readonly #links = new WeakMap<Context, PeerChannel>()
   /** Joiners of our sessions (other connections/processes with a join token). */
   readonly #members = new SessionMembers()
@@ -63,10 +69,23 @@ export class SessionManager extends TypedEventEmitter<SessionManagerEvents> impl
   readonly #exposedTo = new Map<string, Readonly<Record<string, RemoteRegion>>>()
   /** Sessions this context joined with a token (their secret is the token's QP secret). */
   readonly #joined = new Set<string>()
+  /** Sessions and QPs peers made us create, by the quota account they are charged to. */
+  readonly #charges = new QuotaCharges()
+  /** The spec each QP of ours was created with (a failed QP's replacement gets the same). */
+  readonly #specs = new WeakMap<QueuePair, QpSpec>()
+  readonly #repairHost: RepairHost = {
+    removeQp: (session, qp, notifyPeer) => this.removeQp(session, qp, notifyPeer),
+    tellPeer: async (session, qp, reason) => {
+      await this.#askRemoveQp(session, qp, reason)
+    },
+    addQpsTo: (session, specs) => this.addQpsTo(session, specs),
+    replacementSpec: (qp) => (this.#members.ownerOf(qp) === undefined ? this.#specs.get(qp) : undefined),
+  }
 
   constructor(ctx: Context) {
     super()
     this.#ctx = ctx
+    this.#exposed = new ExposedRegions((rkey) => ctx.regionByRkey(rkey))
   }
 
   /** Answers session requests that arrive on `channel` (the control plane calls this per connection). */
@@ -75,9 +94,21 @@ export class SessionManager extends TypedEventEmitter<SessionManagerEvents> impl
     channel.onClosed?.((reason) => void this.#channelGone(channel, reason))
   }
 
-  /** Exposes a region to peers of sessions created from now on. */
+  /**
+   * Exposes a region (mr.region(offset, length)) to peers of sessions created from now on.
+   * A sub-range of a memory region is exposed under a registration of its own, so the key the
+   * peer gets reaches that range only (an access past it fails with REM_ACCESS_ERR); exposing a
+   * whole region hands out its own key. Exposing a name again withdraws the previous exposure.
+   * Throws ERR_INVALID_ARGUMENT for a record that is not a region of this context,
+   * ERR_OUT_OF_BOUNDS for a range outside it.
+   */
   expose(name: string, region: RemoteRegion): void {
     this.#exposed.set(name, region)
+  }
+
+  /** Withdraws an exposure; true if there was one. A sub-range key is deregistered: peers that hold it lose access. */
+  unexpose(name: string): boolean {
+    return this.#exposed.delete(name)
   }
 
   /** The ID of the oldest established session to `remote`, or undefined. */
@@ -120,11 +151,13 @@ export class SessionManager extends TypedEventEmitter<SessionManagerEvents> impl
       const request: OpenSessionRequest = {
         type: 'open-session', sessionId, from: this.#ctx.endpoint, params, maxMtu: caps.maxMtu,
         ...(secret === null ? {} : { secret: Buffer.from(secret).toString('base64') }),
-        qps: qps.map((qp, i) => ({ spec: specs[i]!, ...qp.endpoint() })),
-        regions: options.expose ?? Object.fromEntries(this.#exposed),
+        qps: qps.map((qp, i) => offerOf(qp, specs[i])),
+        regions: options.expose === undefined ? this.#exposed.records() : this.#exposed.forSession(sessionId, options.expose),
       }
       const reply = await channel.request(request)
       if (reply.type !== 'open-session' || reply.qps.length !== qps.length) throw new PeerError('the peer answered open-session with a malformed reply')
+      // Our QPs send to the endpoint the peer declares: it must be one its connection proves.
+      channel.checkEndpoint?.(reply.from)
       if (derives) secret = channel.sessionSecret!(sessionId)
       if (reply.encryption === 'none' && params.encryption.suite !== 'none') {
         if (params.encryption.required) throw new EncryptionUnsupportedError('peer', params.encryption.suite)
@@ -138,6 +171,7 @@ export class SessionManager extends TypedEventEmitter<SessionManagerEvents> impl
       this.#register(session, secret, qps)
       return session
     } catch (err) {
+      this.#exposed.endSession(sessionId)
       await Promise.all(qps.map((qp) => qp.close()))
       throw err
     }
@@ -163,6 +197,7 @@ export class SessionManager extends TypedEventEmitter<SessionManagerEvents> impl
     if (this.#table.has(claims.sid)) throw new InvalidArgumentError(`session '${claims.sid}' is already in this context's table`)
     const reply = await channel.request({ type: 'join-session', sessionId: claims.sid, from: this.#ctx.endpoint, token: presented })
     if (reply.type !== 'join-session') throw new PeerError('the peer answered join-session with a malformed reply')
+    channel.checkEndpoint?.(reply.from)
     const params = normalizeParams({ encryption: reply.params.encryption.suite === 'none' ? 'none' : { suite: reply.params.encryption.suite, required: reply.params.encryption.required }, encapsulation: reply.params.encapsulation })
     if (params.encryption.suite !== 'none' && !this.#ctx.capabilities.encryption) throw new EncryptionUnsupportedError(this.#ctx.provider.name, params.encryption.suite)
     if (this.#table.has(claims.sid)) throw new InvalidArgumentError(`session '${claims.sid}' is already in this context's table`)
@@ -187,7 +222,7 @@ export class SessionManager extends TypedEventEmitter<SessionManagerEvents> impl
     checkSpecs(specs)
     const qps = this.#createQps(specs, session.params)
     try {
-      const request: AddQpsRequest = { type: 'add-qps', sessionId: session.id, from: this.#ctx.endpoint, qps: qps.map((qp, i) => ({ spec: specs[i]!, ...qp.endpoint() })) }
+      const request: AddQpsRequest = { type: 'add-qps', sessionId: session.id, from: this.#ctx.endpoint, qps: qps.map((qp, i) => offerOf(qp, specs[i])) }
       const reply = await session.peer.request(request)
       if (reply.type !== 'add-qps' || reply.qps.length !== qps.length) throw new PeerError('the peer answered add-qps with a malformed reply')
       session.assertOpen()
@@ -205,10 +240,19 @@ export class SessionManager extends TypedEventEmitter<SessionManagerEvents> impl
   async removeQp(session: Session, qp: QueuePair, notifyPeer: boolean): Promise<void> {
     if (!session.release(qp)) return
     await qp.close()
-    if (notifyPeer && qp.remoteQpn !== null && !session.closed) {
-      const channel = this.#members.ownerOf(qp)?.channel ?? session.peer
-      await notice(channel.request({ type: 'remove-qp', sessionId: session.id, from: this.#ctx.endpoint, qpn: qp.remoteQpn }))
-    }
+    this.#charges.releaseQp(qp)
+    if (notifyPeer && qp.remoteQpn !== null && !session.closed) await notice(this.#askRemoveQp(session, qp))
+  }
+
+  /** Asks the peer to remove its end of `qp` (`failure`: ours failed, and why). */
+  #askRemoveQp(session: Session, qp: QueuePair, failure?: string): Promise<PeerReply> {
+    const channel = this.#members.ownerOf(qp)?.channel ?? session.peer
+    return channel.request({ type: 'remove-qp', sessionId: session.id, from: this.#ctx.endpoint, qpn: qp.remoteQpn!, ...(failure === undefined ? {} : { failure }) })
+  }
+
+  /** @internal SessionOwner: see QpFailurePolicy and repairFailedQp (resolves when the repair is done). */
+  qpFailed(session: Session, qp: QueuePair, reason: string, detectedBy: 'local' | 'peer'): Promise<void> {
+    return repairFailedQp(this.#repairHost, session, qp, reason, detectedBy)
   }
 
   /** @internal SessionOwner */
@@ -217,13 +261,16 @@ export class SessionManager extends TypedEventEmitter<SessionManagerEvents> impl
     this.#table.delete(session.id)
     this.#secrets.delete(session.id)
     this.#exposedTo.delete(session.id)
+    this.#exposed.endSession(session.id)
     this.#joined.delete(session.id)
     const members = this.#members.channels(session.id, except)
     this.#members.drop(session.id)
     await Promise.all(session.qps.map(async (qp) => {
       session.release(qp)
       await qp.close()
+      this.#charges.releaseQp(qp)
     }))
+    this.#charges.releaseSession(session.id)
     const tell = new Set(members.filter((c) => c !== session.peer))
     if (notifyPeer && !session.peer.closed) tell.add(session.peer)
     await Promise.all([...tell].map((c) => notice(c.request({ type: 'close-session', sessionId: session.id, from: this.#ctx.endpoint, reason }))))
@@ -277,6 +324,7 @@ export class SessionManager extends TypedEventEmitter<SessionManagerEvents> impl
       for (const spec of specs) {
         const qp = this.#ctx.createQp({ caps: spec?.caps ?? {}, qos: spec?.qos ?? {}, defaultTrafficClass: trafficClass })
         made.push(qp)
+        this.#specs.set(qp, spec ?? {})
         initQp(qp)
       }
       return made
@@ -315,6 +363,8 @@ export class SessionManager extends TypedEventEmitter<SessionManagerEvents> impl
 
   async #handle(request: PeerRequest, channel: PeerChannel): Promise<PeerReply> {
     if (request === null || typeof request !== 'object') throw new PeerError('malformed request')
+    // The endpoint a request declares is where QPs made or found for it send: it must be bound to the channel.
+    channel.checkEndpoint?.(request.from)
     switch (request.type) {
       case 'open-session':
         return this.#acceptOpen(request, channel)
@@ -327,7 +377,8 @@ export class SessionManager extends TypedEventEmitter<SessionManagerEvents> impl
         const qp = session.qp(request.qpn)
         // Each side of a session removes only its own QPs: a joiner those it added, the session's channel the others.
         if ((this.#members.ownerOf(qp) ?? null) !== member) throw new QpNotFoundError(request.qpn, session.id)
-        await this.removeQp(session, qp, false)
+        if (typeof request.failure === 'string') await this.qpFailed(session, qp, `peer: ${request.failure.slice(0, 200)}`, 'peer')
+        else await this.removeQp(session, qp, false)
         return { type: 'ack' }
       }
       case 'close-session': {
@@ -390,6 +441,22 @@ export class SessionManager extends TypedEventEmitter<SessionManagerEvents> impl
     if (this.#table.has(request.sessionId)) throw new InvalidArgumentError(`session '${request.sessionId}' exists already`)
     checkSpecs(request.qps)
     channel.admitQps?.(request.qps.length)
+    const specs = request.qps.map((o) => o?.spec)
+    const use = this.#charges.reserve(channel.quota, specs, true)
+    let accepted: { reply: PeerReply; local: QueuePair[] }
+    try {
+      accepted = this.#openAccepted(request, channel)
+    } catch (err) {
+      this.#charges.rollback(channel.quota, use)
+      throw err
+    }
+    this.#charges.adopt(channel.quota, accepted.local, specs, request.sessionId)
+    const opened = this.#table.get(request.sessionId)
+    if (opened !== undefined) this.emit('session', opened)
+    return accepted.reply
+  }
+
+  #openAccepted(request: OpenSessionRequest, channel: PeerChannel): { reply: PeerReply; local: QueuePair[] } {
     const spec = request.params as SessionParams
     let params = normalizeParams({ encryption: (spec?.encryption?.suite === 'none' ? 'none' : spec?.encryption) as SessionParamsSpec['encryption'], encapsulation: spec?.encapsulation })
     const caps = this.#ctx.capabilities
@@ -407,10 +474,10 @@ export class SessionManager extends TypedEventEmitter<SessionManagerEvents> impl
     const keys = secret === null || params.encryption.suite === 'none' ? null : { secret, sessionId: request.sessionId, epoch: 0 }
     const qps = this.#answerQps(request.qps, params, request.from, keys)
     const session = new Session({ id: request.sessionId, remote: request.from, params, initiator: false, peer: channel, owner: this, remoteRegions: request.regions ?? {} })
-    this.#exposedTo.set(session.id, Object.fromEntries(this.#exposed))
+    const regions = this.#exposed.records()
+    this.#exposedTo.set(session.id, regions)
     this.#register(session, secret, qps.local)
-    this.emit('session', session)
-    return { type: 'open-session', from: this.#ctx.endpoint, mtu, encryption: params.encryption.suite === 'none' ? 'none' : 'aes-256-gcm', qps: qps.answers, regions: Object.fromEntries(this.#exposed) }
+    return { reply: { type: 'open-session', from: this.#ctx.endpoint, mtu, encryption: params.encryption.suite === 'none' ? 'none' : 'aes-256-gcm', qps: qps.answers, regions }, local: qps.local }
   }
 
   async #acceptAddQps(request: AddQpsRequest, channel: PeerChannel): Promise<PeerReply> {
@@ -420,7 +487,16 @@ export class SessionManager extends TypedEventEmitter<SessionManagerEvents> impl
       throw new JoinTokenError('exhausted', `the join token allows ${member.maxQps} QPs; ${member.added} were added already`, { sessionId: session.id })
     }
     channel.admitQps?.(request.qps.length)
-    const qps = this.#answerQps(request.qps, session.params, member?.from ?? session.remote, this.#keys(session, member?.secret))
+    const specs = request.qps.map((o) => o?.spec)
+    const use = this.#charges.reserve(channel.quota, specs, false)
+    let qps: { local: QueuePair[]; answers: QpAnswerRecord[] }
+    try {
+      qps = this.#answerQps(request.qps, session.params, member?.from ?? session.remote, this.#keys(session, member?.secret))
+    } catch (err) {
+      this.#charges.rollback(channel.quota, use)
+      throw err
+    }
+    this.#charges.adopt(channel.quota, qps.local, specs, null)
     for (const qp of qps.local) {
       if (member !== null) this.#members.own(qp, member)
       session.adopt(qp)

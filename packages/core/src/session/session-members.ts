@@ -5,7 +5,7 @@
  * a QP budget and its own QP secret; the QPs it added are its own.
  */
 import { joinQpSecret, verifyJoinToken, type JoinScope } from '../control/join-token.js'
-import { InvalidArgumentError, JoinTokenError, RemoteMismatchError } from '../errors.js'
+import { InvalidArgumentError, isRdmaError, JoinTokenError, RemoteMismatchError, SessionNotFoundError } from '../errors.js'
 import type { QueuePair } from '../queue-pair.js'
 import type { PeerChannel } from './peer-channel.js'
 import { endpointKey, type EndpointRecord, type JoinSessionRequest } from './records.js'
@@ -32,9 +32,10 @@ export class SessionMembers {
    * use, joiner on the session's remote host) and adds the joiner as a member.
    */
   admit(session: { readonly id: string; readonly remote: EndpointRecord; readonly remoteKey: string; readonly peer: PeerChannel }, secret: Uint8Array | undefined, request: JoinSessionRequest, channel: PeerChannel): SessionMember {
-    if (secret === undefined) throw new JoinTokenError('forged', `session '${session.id}' cannot check join tokens here`, { sessionId: session.id })
+    // A token that does not verify proves nothing: the answer is the one an unknown ID gets.
+    if (secret === undefined) throw new SessionNotFoundError(session.id)
     const now = Date.now()
-    const claims = verifyJoinToken(secret, session.id, request.token, now)
+    const claims = verifiedOrUnknown(secret, session.id, request.token, now)
     for (const [jti, exp] of this.#usedTokens) if (exp <= now) this.#usedTokens.delete(jti)
     if (this.#usedTokens.has(claims.jti)) throw new JoinTokenError('exhausted', 'this join token was used already; tokens are single-use', { sessionId: session.id })
     const key = endpointKey(request.from)
@@ -55,7 +56,8 @@ export class SessionMembers {
   /**
    * Who a request about `session` comes from: null for the session's remote on
    * its own channel, else a member whose scope allows `op`. Anyone else gets
-   * ERR_JOIN_TOKEN (same host) or ERR_REMOTE_MISMATCH (another host).
+   * ERR_SESSION_NOT_FOUND, exactly as for an ID no session has (no existence
+   * oracle); a member beyond its token's scope gets ERR_JOIN_TOKEN.
    */
   authorize(session: { readonly id: string; readonly remote: EndpointRecord; readonly remoteKey: string; readonly peer: PeerChannel }, from: EndpointRecord, channel: PeerChannel, op: JoinScope | null): SessionMember | null {
     const key = endpointKey(from)
@@ -65,8 +67,7 @@ export class SessionMembers {
       if (op !== null && !member.scope.has(op)) throw new JoinTokenError('scope', `the join token of ${key} does not allow '${op}' (scope: ${[...member.scope].join(', ') || 'none'})`, { sessionId: session.id, op })
       return member
     }
-    if (from.address !== session.remote.address) throw new RemoteMismatchError(session.id, session.remoteKey, key)
-    throw new JoinTokenError('missing', `session '${session.id}' belongs to another connection; a session ID alone does not grant access: present a join token from the session holder (session.createJoinToken())`, { sessionId: session.id })
+    throw new SessionNotFoundError(session.id)
   }
 
   find(sessionId: string, channel: PeerChannel, key: string): SessionMember | undefined {
@@ -100,5 +101,16 @@ export class SessionMembers {
     const set = new Set<PeerChannel>()
     for (const m of this.of(sessionId)) if (m.channel !== except && !m.channel.closed) set.add(m.channel)
     return [...set]
+  }
+}
+
+/** The claims of a join token, or ERR_SESSION_NOT_FOUND when it is malformed or its MAC fails (as for an unknown session). */
+function verifiedOrUnknown(secret: Uint8Array, sessionId: string, token: string, now: number): ReturnType<typeof verifyJoinToken> {
+  try {
+    return verifyJoinToken(secret, sessionId, token, now)
+  } catch (err) {
+    const reason = isRdmaError(err, 'ERR_JOIN_TOKEN') ? err.details.reason : undefined
+    if (reason === 'malformed' || reason === 'forged') throw new SessionNotFoundError(sessionId)
+    throw err
   }
 }

@@ -1,9 +1,11 @@
 /**
  * A session: RC QPs that share one remote and one set of frozen parameters.
- * Each QP keeps its own QoS. Events: 'qp-added', 'qp-removed', 'closed', 'error'.
+ * Each QP keeps its own QoS. Events: 'qp-added', 'qp-removed', 'qp-failed' (QpFailure),
+ * 'qp-replaced' (QpFailure, new QP), 'closed', 'error'.
  */
 import { TypedEventEmitter } from '../typed-events.js'
-import { SessionClosedError, QpNotFoundError, isRdmaError } from '../errors.js'
+import { InvalidArgumentError, SessionClosedError, QpNotFoundError, isRdmaError } from '../errors.js'
+import { QpState } from '../constants.js'
 import type { RemoteRegion, MemorySlice } from '../memory-region.js'
 import type { QueuePair } from '../queue-pair.js'
 import type { WorkCompletion } from '../spi.js'
@@ -14,6 +16,7 @@ import { endpointKey, type EndpointRecord, type QpSpec } from './records.js'
 import { stripe, type StripeOptions, type StripeResult } from './striping.js'
 import { Autoscaler, type AutoscaleOptions } from './autoscaler.js'
 import type { JoinTokenOptions } from '../control/join-token.js'
+import { FailureLog, QP_FAILURE_POLICIES, failureReason, type QpFailure, type QpFailurePolicy } from './qp-failures.js'
 
 /** What a session needs from its manager. */
 export interface SessionOwner {
@@ -22,11 +25,16 @@ export interface SessionOwner {
   closeSession(session: Session, reason: string, notifyPeer: boolean): Promise<void>
   rekey(session: Session): Promise<void>
   createJoinToken(session: Session, options?: JoinTokenOptions): string
+  /** A QP of the session entered ERR on its own (`detectedBy` 'local'), or the peer said its end did. */
+  qpFailed(session: Session, qp: QueuePair, reason: string, detectedBy: 'local' | 'peer'): Promise<void>
 }
 
 export interface SessionStats {
-  readonly session: QpStatsSnapshot & { readonly qps: number }
+  /** Totals; `qpsFailed` counts every failed QP, `qpsReplaced` those a replacement took the place of. */
+  readonly session: QpStatsSnapshot & { readonly qps: number; readonly qpsFailed: number; readonly qpsReplaced: number }
   readonly qps: ReadonlyArray<QpStatsSnapshot & { readonly qpn: number; readonly class: string }>
+  /** The most recent QP failures (up to 32), oldest first: what failed, who saw it, what was done. */
+  readonly failures: readonly QpFailure[]
 }
 
 /** An error a QP of the session reported (a failed completion, a lost connection), with the QP it came from. */
@@ -36,6 +44,10 @@ export type SessionQpError = Error & { readonly qpn: number; readonly completion
 export interface SessionEvents {
   'qp-added': [qp: QueuePair]
   'qp-removed': [qp: QueuePair]
+  /** A QP failed (a fatal completion or a lost peer QP): what failed and what the session does about it. */
+  'qp-failed': [failure: QpFailure]
+  /** A replacement QP is connected in place of a failed one. */
+  'qp-replaced': [failure: QpFailure, qp: QueuePair]
   closed: [reason: string]
   error: [err: SessionQpError]
 }
@@ -56,6 +68,11 @@ export class Session extends TypedEventEmitter<SessionEvents> {
   #retired = new QpStats()
   #closed = false
   readonly #autoscalers = new Set<Autoscaler>()
+  readonly #failures = new FailureLog()
+  /** QPs that reported an error this turn, with the reason to record if they turn out failed. */
+  readonly #suspects = new Map<QueuePair, { reason: string; isStatus: boolean }>()
+  #replaced = 0
+  #qpFailurePolicy: QpFailurePolicy = 'replace'
 
   constructor(init: { id: string; remote: EndpointRecord; params: SessionParams; initiator: boolean; peer: PeerChannel; owner: SessionOwner; remoteRegions: Record<string, RemoteRegion> }) {
     super()
@@ -66,6 +83,23 @@ export class Session extends TypedEventEmitter<SessionEvents> {
     this.peer = init.peer
     this.owner = init.owner
     this.remoteRegions = new Map(Object.entries(init.remoteRegions))
+  }
+
+  /**
+   * What happens when a QP fails (see QpFailurePolicy): 'replace' (default) or 'remove'. Both
+   * ends always remove the failed pair; the initiator's policy decides whether it is replaced.
+   */
+  get qpFailurePolicy(): QpFailurePolicy {
+    return this.#qpFailurePolicy
+  }
+  set qpFailurePolicy(policy: QpFailurePolicy) {
+    if (!QP_FAILURE_POLICIES.includes(policy)) throw new InvalidArgumentError(`qpFailurePolicy must be one of ${QP_FAILURE_POLICIES.join(', ')}, got ${String(policy)}`)
+    this.#qpFailurePolicy = policy
+  }
+
+  /** True while `qp` is one of this session's QPs. */
+  has(qp: QueuePair): boolean {
+    return this.#qps.get(qp.qpn) === qp
   }
 
   /** The session's QPs, in the order they were added. */
@@ -150,8 +184,9 @@ export class Session extends TypedEventEmitter<SessionEvents> {
     const qps = this.qps
     const total = QpStats.sum([this.#retired, ...qps.map((q) => q.stats)])
     return {
-      session: { ...total.snapshot(), qps: qps.length },
+      session: { ...total.snapshot(), qps: qps.length, qpsFailed: this.#failures.total, qpsReplaced: this.#replaced },
       qps: qps.map((q) => ({ qpn: q.qpn, class: q.qos.className, ...q.stats.snapshot() })),
+      failures: this.#failures.snapshot(),
     }
   }
 
@@ -160,8 +195,26 @@ export class Session extends TypedEventEmitter<SessionEvents> {
   /** @internal */
   adopt(qp: QueuePair): void {
     this.#qps.set(qp.qpn, qp)
-    qp.onError = (err: Error, wc?: WorkCompletion) => this.#reportError(err, qp, wc)
+    qp.onError = (err: Error, wc?: WorkCompletion) => {
+      this.#suspectFailure(qp, err)
+      this.#reportError(err, qp, wc)
+    }
     this.emit('qp-added', qp)
+  }
+
+  /** @internal Records a failure and emits 'qp-failed'. */
+  noteFailure(f: QpFailure): QpFailure {
+    this.#failures.add(f)
+    this.emit('qp-failed', { ...f })
+    return f
+  }
+
+  /** @internal A replacement for a failed QP is connected. */
+  noteReplaced(f: QpFailure, qp: QueuePair): void {
+    f.action = 'replaced'
+    f.replacedBy = qp.qpn
+    this.#replaced++
+    this.emit('qp-replaced', { ...f }, qp)
   }
 
   /** @internal */
@@ -187,6 +240,26 @@ export class Session extends TypedEventEmitter<SessionEvents> {
 
   assertOpen(): void {
     if (this.#closed) throw new SessionClosedError(this.id)
+  }
+
+  /**
+   * A QP in ERR that the application did not close has failed: once the errors delivered with it
+   * are in (a failed WR's status is preferred to the provider's fatal event as the reason), both
+   * ends drop the pair and the initiator may replace it.
+   */
+  #suspectFailure(qp: QueuePair, err: Error): void {
+    const status = (err as { status?: unknown }).status
+    const known = this.#suspects.get(qp)
+    if (known !== undefined) {
+      if (!known.isStatus && typeof status === 'string') this.#suspects.set(qp, { reason: status, isStatus: true })
+      return
+    }
+    this.#suspects.set(qp, { reason: failureReason(err), isStatus: typeof status === 'string' })
+    setImmediate(() => {
+      const { reason } = this.#suspects.get(qp)!
+      this.#suspects.delete(qp)
+      if (this.has(qp) && !this.#closed && qp.state === QpState.ERR) void this.owner.qpFailed(this, qp, reason, 'local')
+    })
   }
 
   #reportError(err: Error, qp: QueuePair, wc?: WorkCompletion): void {

@@ -10,10 +10,14 @@ export type DropReason =
   | 'decryptFailure'
   | 'replay'
   | 'accessViolation'
-  /** From an address other than the QP's remote (off-path injection). */
+  /** From an address (or fixed source port) other than the QP's remote's (off-path injection). */
   | 'wrongSource'
+  /** An ACK, NAK, READ response or atomic ACK for a PSN the requester has not transmitted (forged or corrupt). */
+  | 'ghostAck'
+  /** A duplicate READ or atomic request that matches none of the responder's saved requests. */
+  | 'unmatchedDuplicate'
 
-export const DROP_REASONS: readonly DropReason[] = ['badIcrc', 'malformed', 'unknownQpn', 'wrongState', 'badPsn', 'decryptFailure', 'replay', 'accessViolation', 'wrongSource']
+export const DROP_REASONS: readonly DropReason[] = ['badIcrc', 'malformed', 'unknownQpn', 'wrongState', 'badPsn', 'decryptFailure', 'replay', 'accessViolation', 'wrongSource', 'ghostAck', 'unmatchedDuplicate']
 
 export type DropCounts = Record<DropReason, number>
 
@@ -97,7 +101,7 @@ export class DeviceCounters {
   nativeSendFallbacks = 0
   readonly naksSentByKind = zeroNaks()
   readonly naksReceivedByKind = zeroNaks()
-  readonly drops: DropCounts = { badIcrc: 0, malformed: 0, unknownQpn: 0, wrongState: 0, badPsn: 0, decryptFailure: 0, replay: 0, accessViolation: 0, wrongSource: 0 }
+  readonly drops: DropCounts = { badIcrc: 0, malformed: 0, unknownQpn: 0, wrongState: 0, badPsn: 0, decryptFailure: 0, replay: 0, accessViolation: 0, wrongSource: 0, ghostAck: 0, unmatchedDuplicate: 0 }
 
   drop(reason: DropReason): void {
     this.drops[reason]++

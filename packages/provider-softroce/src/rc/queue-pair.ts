@@ -306,7 +306,7 @@ export class SoftRoceQp implements ProviderQp, PacketSource, RequesterHost, Resp
     if (s === QpState.RESET || s === QpState.INIT || s === QpState.ERR) return 'wrongState'
     if (opcodeInfo(pkt.bth.opcode)!.isRequest) return this.#responder!.receive(pkt)
     if (this.#requester === null) return 'wrongState'
-    return this.#requester.receive(pkt) ? null : 'badPsn'
+    return this.#requester.receive(pkt)
   }
 
   /**

@@ -2,7 +2,9 @@
  * The RC requester of one QP: segments WQEs into packets with 24-bit PSNs,
  * keeps a window of unacknowledged packets, matches ACKs, READ responses and
  * atomic ACKs, retransmits go-back-N (local ACK timeout, PSN sequence NAK, RNR
- * NAK) and turns NAKs and exhausted retries into completion errors.
+ * NAK) and turns NAKs and exhausted retries into completion errors. A response
+ * is accepted only for a PSN actually transmitted (IBTA 9.9.1.1, as kernel rxe
+ * does): one beyond is a ghost (forged or corrupt) and changes nothing.
  */
 import { WcStatus, type WorkCompletion } from '@rdma-session/core'
 import { NakCode } from '../wire/aeth.js'
@@ -10,13 +12,14 @@ import { RcOpcode } from '../wire/opcodes.js'
 import { psnAdd, psnDiff, psnLess, psnLessOrEqual } from '../wire/psn.js'
 import type { RocePacket } from '../wire/packet.js'
 import { scatter } from '../memory/scatter-gather.js'
-import type { DeviceCounters, QpCounters } from './device-counters.js'
+import type { DeviceCounters, DropReason, QpCounters } from './device-counters.js'
 import { ackTimeoutMs, rnrDelayMs, type RcTimers } from './ib-timers.js'
 import { WqeKind, type SendWqe } from './send-wqe.js'
 import { newPacket } from './packet-template.js'
 import { RetransmitTimer } from './retransmit-timer.js'
 import { DelayWindow, type DelayWindowConfig } from './delay-window.js'
 import { fillRequestPacket } from './request-packets.js'
+import { SendTimes } from './send-times.js'
 import { performance } from 'node:perf_hooks'
 
 /** What the requester needs from its QP. */
@@ -73,6 +76,12 @@ export class Requester {
   #sinceAckReq = 0
   /** The PSN the next new WQE starts at. */
   #freshPsn: number
+  /**
+   * One past the highest PSN transmitted; a READ request counts the responses it asks for.
+   * Responses are valid below it only: #freshPsn jumps to the end of a WQE when its first
+   * packet leaves, so it must not bound them (an ACK for an unsent PSN would complete the WQE).
+   */
+  #sentEnd: number
   /** The oldest unacknowledged PSN. */
   #una: number
   #rdAtomicInFlight = 0
@@ -88,14 +97,14 @@ export class Requester {
   readonly #parts: Uint8Array[] = []
   /** The congestion window (null: fixed at windowPackets) and the send time of recent PSNs. */
   readonly #cc: DelayWindow | null
-  readonly #txAt: Float64Array
-  readonly #txPsn: Int32Array
-  readonly #txMask: number
+  /** Send times of in-flight packets (RTT samples of the delay window); null without one. */
+  readonly #sent: SendTimes | null
 
   constructor(host: RequesterHost, attrs: { sqPsn: number; pmtu: number; timeout: number; retryCnt: number; rnrRetry: number; maxRdAtomic: number }) {
     this.#host = host
     this.#pmtu = attrs.pmtu
     this.#freshPsn = attrs.sqPsn
+    this.#sentEnd = attrs.sqPsn
     this.#una = attrs.sqPsn
     this.#timer = new RetransmitTimer(ackTimeoutMs(attrs.timeout, host.timers.ackTimeoutMinMs, host.timers.ackTimeoutMaxMs), () => this.#timerFired())
     this.#retryCnt = attrs.retryCnt
@@ -105,10 +114,7 @@ export class Requester {
     this.#maxRdAtomic = Math.max(1, attrs.maxRdAtomic)
     const cfg = host.delayWindow
     this.#cc = cfg === null ? null : new DelayWindow(host.windowPackets, cfg)
-    const slots = cfg === null ? 1 : 2 ** Math.ceil(Math.log2(Math.max(2, host.windowPackets * 2)))
-    this.#txAt = new Float64Array(slots)
-    this.#txPsn = new Int32Array(slots).fill(-1)
-    this.#txMask = slots - 1
+    this.#sent = cfg === null ? null : new SendTimes(2 ** Math.ceil(Math.log2(Math.max(2, host.windowPackets * 2))))
   }
 
   /** The congestion window (diagnostics, tests); null when the window is fixed. */
@@ -220,12 +226,10 @@ export class Requester {
   #emitPacket(w: SendWqe, psn: number, chunk: number): number {
     const k = this.#txPkt
     const periodic = this.#sinceAckReq + 1 >= ACK_REQ_EVERY || psnDiff(psn, this.#una) * 2 >= this.window
-    if (this.#cc !== null) {
-      const i = psn & this.#txMask
-      this.#txAt[i] = performance.now()
-      this.#txPsn[i] = psn
-    }
+    this.#sent?.record(psn, performance.now())
     const len = fillRequestPacket(w, k, psn, this.#pmtu, chunk, periodic, this.#host.lazyAcks, this.#pkt, this.#parts)
+    const end = psnAdd(psn, chunk)
+    if (psnLess(this.#sentEnd, end)) this.#sentEnd = end
     this.#sinceAckReq = this.#pkt.bth.ackReq ? 0 : this.#sinceAckReq + 1
     this.#txPkt += chunk
     if (w.kind === WqeKind.ATOMIC || this.#txPkt >= w.packets) this.#advanceWqe()
@@ -245,20 +249,26 @@ export class Requester {
 
   // ---- responses
 
-  /** Handles an ACKNOWLEDGE, READ response or ATOMIC ACKNOWLEDGE; returns false when the packet is dropped (bad PSN). */
-  receive(pkt: RocePacket): boolean {
-    if (this.#stopped) return false
+  /**
+   * Handles an ACKNOWLEDGE, READ response or ATOMIC ACKNOWLEDGE; returns why it was dropped, or
+   * null: `ghostAck` for a PSN not transmitted yet, `badPsn` for a stale or unmatched one.
+   */
+  receive(pkt: RocePacket): DropReason | null {
+    if (this.#stopped) return 'badPsn'
     const op = pkt.bth.opcode
     const psn = pkt.bth.psn
-    if (op === RcOpcode.ACKNOWLEDGE) return this.#onAck(psn, pkt.aeth!.syndrome)
-    if (op === RcOpcode.ATOMIC_ACKNOWLEDGE) return this.#onAtomicAck(psn, pkt.atomicAckEth!.origData)
-    return this.#onReadResponse(pkt, psn)
+    // At or past the first PSN not transmitted (within half the PSN space; further is stale).
+    if (psnDiff(psn, this.#sentEnd) >= 0) return 'ghostAck'
+    let ok: boolean
+    if (op === RcOpcode.ACKNOWLEDGE) ok = this.#onAck(psn, pkt.aeth!.syndrome)
+    else if (op === RcOpcode.ATOMIC_ACKNOWLEDGE) ok = this.#onAtomicAck(psn, pkt.atomicAckEth!.origData)
+    else ok = this.#onReadResponse(pkt, psn)
+    return ok ? null : 'badPsn'
   }
 
-  /** True when `psn` is a PSN sent and not yet acknowledged, or the last one acknowledged. */
+  /** True when `psn` (transmitted) is not yet acknowledged, or the last one acknowledged. */
   #inWindow(psn: number): boolean {
-    const d = psnDiff(psn, this.#una)
-    return d >= -1 && d < psnDiff(this.#freshPsn, this.#una)
+    return psnDiff(psn, this.#una) >= -1
   }
 
   #onAck(psn: number, syndrome: number): boolean {
@@ -279,7 +289,7 @@ export class Requester {
     this.#ackThrough(psnAdd(psn, -1))
     if (this.#stopped) return true
     if (code === NakCode.PSN_SEQUENCE_ERROR) {
-      if (psnLess(psn, this.#freshPsn)) this.#rewind(psn)
+      this.#rewind(psn)
       return true
     }
     const w = this.#wqeAt(psn)
@@ -292,10 +302,10 @@ export class Requester {
   /** A round-trip sample for the congestion window from an ACK of `psn` (sent by us, newly acknowledged). */
   #sampleRtt(psn: number): void {
     if (psnDiff(psn, this.#una) < 0) return
-    const i = psn & this.#txMask
-    if (this.#txPsn[i] !== psn) return
+    const at = this.#sent!.sentAt(psn)
+    if (at < 0) return
     const t = performance.now()
-    this.#cc!.onSample(t - this.#txAt[i]!, t, this.#host.latencyTrafficAt)
+    this.#cc!.onSample(t - at, t, this.#host.latencyTrafficAt)
   }
 
   #onRnrNak(psn: number, timer: number): void {

@@ -1,18 +1,18 @@
 /**
  * The RC responder of one QP: executes requests in PSN order exactly once,
- * answers duplicates without executing them again (re-ACK, READ re-sent from
- * the range the duplicate names, atomics replayed from saved results), NAKs a
+ * answers duplicates without executing them again (re-ACK; a READ re-sent only
+ * when it matches a saved request, from the range the duplicate names; atomics
+ * replayed from saved results; other duplicates dropped), NAKs a
  * PSN gap once, RNR-NAKs a SEND with no receive posted, checks rkey, bounds
  * and access before touching memory, and coalesces ACKs.
  */
-import { AccessFlag, FifoQueue, RecvOpcode, WcStatus, type WorkCompletion } from '@rdma-session/core'
+import { AccessFlag, FifoQueue, RecvOpcode, ResponderResources, WcStatus, type WorkCompletion } from '@rdma-session/core'
 import { ackSyndrome, nakSyndrome, NakCode, rnrNakSyndrome } from '../wire/aeth.js'
 import { RcOpcode, opcodeInfo } from '../wire/opcodes.js'
 import { psnAdd, psnDiff } from '../wire/psn.js'
 import type { RocePacket } from '../wire/packet.js'
 import type { MemoryTable, PdHandle } from '../memory/memory-table.js'
 import { scatter, type ResolvedSgl } from '../memory/scatter-gather.js'
-import { AtomicReplay } from './atomic-replay.js'
 import type { DeviceCounters, DropReason } from './device-counters.js'
 import { newPacket } from './packet-template.js'
 import { fillReadResponse, ResponseQueue, type ControlJob } from './response-queue.js'
@@ -58,6 +58,7 @@ const CUR_NONE = 0
 const CUR_SEND = 1
 const CUR_WRITE = 2
 const EMPTY = new Uint8Array(0)
+const MAX_VA = BigInt(Number.MAX_SAFE_INTEGER)
 
 export class Responder {
   readonly #host: ResponderHost
@@ -89,7 +90,8 @@ export class Responder {
     else this.#requestAck()
   }
   readonly #queue = new ResponseQueue()
-  readonly #atomics: AtomicReplay
+  /** Saved READ and atomic requests (max_dest_rd_atomic of them): what a duplicate may re-execute. */
+  readonly #resources: ResponderResources
   /** RDMA READ and atomic requests this responder takes at once (the QP's max_dest_rd_atomic). */
   readonly #maxDestRdAtomic: number
   readonly #pkt = newPacket()
@@ -101,7 +103,7 @@ export class Responder {
     this.#epsn = attrs.rqPsn
     this.#pmtu = attrs.pmtu
     this.#maxDestRdAtomic = attrs.maxDestRdAtomic
-    this.#atomics = new AtomicReplay(Math.max(16, attrs.maxDestRdAtomic * 2))
+    this.#resources = new ResponderResources(attrs.maxDestRdAtomic)
   }
 
   get expectedPsn(): number {
@@ -261,7 +263,8 @@ export class Responder {
     this.#msn = (this.#msn + 1) & 0xffffff
     this.#epsn = psnAdd(psn, packets)
     this.#unacked = 0
-    this.#queue.push({ kind: 'read', psn, data, packets, next: 0, fresh: true })
+    this.#resources.saveRead(psn, packets, reth.rkey, Number(reth.va), data.length)
+    this.#queue.push({ kind: 'read', psn, data, packets, next: 0, fresh: true, replay: null })
     this.#host.wake()
     return null
   }
@@ -280,7 +283,7 @@ export class Responder {
     if (op === RcOpcode.COMPARE_SWAP) {
       if (orig === a.compare) mem.writeBigUInt64LE(a.swapAdd, 0)
     } else mem.writeBigUInt64LE(BigInt.asUintN(64, orig + a.swapAdd), 0)
-    this.#atomics.save(psn, orig)
+    this.#resources.saveAtomic(psn, orig)
     this.#msn = (this.#msn + 1) & 0xffffff
     this.#epsn = psnAdd(psn, 1)
     this.#unacked = 0
@@ -320,23 +323,28 @@ export class Responder {
   }
 
   #duplicate(pkt: RocePacket, psn: number): DropReason | null {
-    this.#host.counters.duplicatesAnswered++
     const op = pkt.bth.opcode
     if (op === RcOpcode.RDMA_READ_REQUEST) {
-      // Re-execute the READ from the range this (possibly partial) retransmission names.
+      // Re-execute only the part of a saved READ this (possibly partial) retransmission names.
       const reth = pkt.reth!
+      const replay = reth.va > MAX_VA ? null : this.#resources.matchRead(psn, reth.rkey, Number(reth.va), reth.dmaLength, this.#pmtu)
+      if (replay === null) return 'unmatchedDuplicate'
       const data = this.#remote(reth.rkey, reth.va, reth.dmaLength, AccessFlag.REMOTE_READ)
       if (data === null) return 'accessViolation'
-      this.#queue.push({ kind: 'read', psn, data, packets: Math.max(1, Math.ceil(data.length / this.#pmtu)), next: 0, fresh: false })
+      this.#host.counters.duplicatesAnswered++
+      replay.replaying = true
+      this.#queue.push({ kind: 'read', psn, data, packets: Math.max(1, Math.ceil(data.length / this.#pmtu)), next: 0, fresh: false, replay })
       this.#host.wake()
       return null
     }
     if (op === RcOpcode.COMPARE_SWAP || op === RcOpcode.FETCH_ADD) {
-      const orig = this.#atomics.find(psn)
-      if (orig === undefined) return 'badPsn'
+      const orig = this.#resources.atomicResult(psn)
+      if (orig === undefined) return 'unmatchedDuplicate'
+      this.#host.counters.duplicatesAnswered++
       this.#control(RcOpcode.ATOMIC_ACKNOWLEDGE, psn, ACK, orig)
       return null
     }
+    this.#host.counters.duplicatesAnswered++
     this.#requestAck()
     return null
   }
@@ -439,6 +447,7 @@ export class Responder {
     const len = fillReadResponse(job, k, this.#pmtu, ACK, this.#msn, this.#pkt, this.#parts)
     if (last) {
       this.#queue.shift()
+      if (job.replay !== null) job.replay.replaying = false
       // The READ response ACKs everything before it: an ACK waiting only for it is no longer needed.
       if (this.#ackPending && this.#queue.empty && psnAdd(job.psn, job.packets) === this.#epsn) {
         this.#ackPending = false

@@ -3,7 +3,7 @@
  * one packet at a time through the device scheduler) and ACK/NAK/atomic ACKs
  * queued behind them, so no acknowledgment overtakes a READ response it implies.
  */
-import { FifoQueue } from '@rdma-session/core'
+import { FifoQueue, type ReadReplay } from '@rdma-session/core'
 import { RcOpcode } from '../wire/opcodes.js'
 import type { RocePacket } from '../wire/packet.js'
 import { psnAdd } from '../wire/psn.js'
@@ -19,6 +19,8 @@ export interface ReadResponseJob {
   next: number
   /** A new request (not the re-execution of a duplicate): counts against max_dest_rd_atomic. */
   readonly fresh: boolean
+  /** The re-execution of a saved READ: cleared when its last response is sent (null: a new request). */
+  readonly replay: ReadReplay | null
 }
 
 export interface ControlJob {

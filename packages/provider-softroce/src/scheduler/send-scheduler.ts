@@ -212,7 +212,7 @@ export class SendScheduler {
         this.#drop(level, level.cursor)
       } else if (bucket !== null && bucket.tokens < 0) {
         this.#drop(level, level.cursor)
-        this.#park(flow, bucket.waitMs())
+        this.#park(flow, bucket.startWaiting())
       } else if (flow.deficit <= 0) {
         level.cursor++
       }

@@ -1,15 +1,23 @@
 /** A byte token bucket for one QP's rate limit: refills continuously, may go negative by one packet (overdraft). */
 
 /** Idle time a bucket may bank as burst, in ms. */
-const BURST_MS = 2
+const BURST_MS = 5
 /** The smallest burst, so one full-MTU packet always fits. */
 const MIN_BURST_BYTES = 2 * 4200
+/**
+ * How late a wake-up may be and still be made good, in ms of tokens: a QP that waits for tokens
+ * with packets ready is owed the time its timer fired late (a busy event loop fires 1 ms timers
+ * many ms late), or a limit of 10 MB/s moves 5 on a loaded host.
+ */
+const LATE_WAKE_MS = 50
 
 export class TokenBucket {
   readonly bytesPerMs: number
   readonly burst: number
   tokens: number
   #at: number
+  /** Out of tokens with packets ready (parked): the next refill may exceed the burst. */
+  #waiting = false
 
   constructor(rateLimitBps: number, now: number) {
     this.bytesPerMs = rateLimitBps / 1000
@@ -22,11 +30,20 @@ export class TokenBucket {
     const dt = now - this.#at
     if (dt <= 0) return
     this.#at = now
-    this.tokens = Math.min(this.burst, this.tokens + dt * this.bytesPerMs)
+    // Over a backlog the QP still never sends more than burst + rate x time.
+    const cap = this.#waiting ? Math.max(this.burst, this.bytesPerMs * LATE_WAKE_MS) : this.burst
+    this.#waiting = false
+    this.tokens = Math.min(cap, this.tokens + dt * this.bytesPerMs)
   }
 
   /** ms until the bucket is non-negative again (0 when it is). */
   waitMs(): number {
     return this.tokens >= 0 ? 0 : -this.tokens / this.bytesPerMs
+  }
+
+  /** The QP waits for tokens with packets ready: returns waitMs(), and the next refill makes good a late wake-up. */
+  startWaiting(): number {
+    this.#waiting = true
+    return this.waitMs()
   }
 }

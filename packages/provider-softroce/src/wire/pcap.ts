@@ -19,6 +19,8 @@ export interface PcapWriterOptions {
   linkType?: 'raw' | 'ethernet'
 }
 
+/** Capture files are readable by their owner only. */
+const CAPTURE_MODE = 0o600
 const PCAP_MAGIC_US = 0xa1b2c3d4
 const SNAPLEN = 262144
 const CHUNK = 64 * 1024
@@ -73,9 +75,20 @@ export class PcapWriter {
     this.append(h)
   }
 
-  /** Creates (or truncates) `path` and writes the pcap file header. */
+  /**
+   * Creates (or truncates) `path` and writes the pcap file header. The file is private (mode
+   * 0600, also when it existed): captures hold rkeys, addresses and plaintext payload. A symbolic
+   * link at `path` is refused (ELOOP) rather than followed.
+   */
   static open(path: string, options: PcapWriterOptions = {}): PcapWriter {
-    const w = new PcapWriter(fs.openSync(path, 'w'), options.linkType === 'ethernet')
+    const fd = fs.openSync(path, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_TRUNC | fs.constants.O_NOFOLLOW, CAPTURE_MODE)
+    try {
+      fs.fchmodSync(fd, CAPTURE_MODE)
+    } catch (err) {
+      fs.closeSync(fd)
+      throw err
+    }
+    const w = new PcapWriter(fd, options.linkType === 'ethernet')
     open.add(w)
     if (!exitHook) {
       exitHook = true

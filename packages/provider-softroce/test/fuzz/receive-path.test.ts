@@ -100,7 +100,9 @@ describe('receive-path fuzz', () => {
     // The real pair: d0 on the device under test, p0 on the other stack.
     const d0 = d.createQp({ caps: { maxSendWr: 64, maxRecvWr: 64 } })
     const p0 = p.createQp({ caps: { maxSendWr: 64, maxRecvWr: 64 } })
-    connectPair(d0, p0, d.endpoint, p.endpoint, 1024)
+    // d0 is bound to the other stack's address only (as toward rxe or a NIC), so the fuzzing peer on
+    // that address (another port) reaches it too; a port-bound QP would drop all of it as wrongSource.
+    connectPair(d0, p0, d.endpoint, { address: p.endpoint.address, port: p.endpoint.port }, 1024)
     const realErrors: string[] = []
     d0.onError = (e) => realErrors.push(e.message)
 

@@ -14,8 +14,10 @@ afterEach(async () => {
 describe('ACK owed at close', () => {
   for (const how of ['qp.close()', 'ctx.close()'] as const) {
     it(`the receiver's ${how} right after the receive completion: the sender's SEND still completes with SUCCESS`, async () => {
-      // Long ACK timeout, one retry: a missing ACK would show as RETRY_EXC_ERR after ~70 ms.
-      pair = await openPair({ timers: { ackTimeoutMinMs: 30, ackTimeoutMaxMs: 40, rnrDelayMaxMs: 5 } })
+      // One retry: a missing ACK shows as RETRY_EXC_ERR after two timeouts. The timeout is long (0.5-1 s) so that a
+      // stall of this process between a SEND and its ACK (both ends run here; 30 ms was within reach of a loaded
+      // host) cannot time the SEND out before B has read it and ACKed, which would count a retransmission.
+      pair = await openPair({ timers: { ackTimeoutMinMs: 500, ackTimeoutMaxMs: 1000, rnrDelayMaxMs: 5 } })
       const { qa, qb } = connect(pair, { retryCnt: 1 })
       const mb = register(pair.b, 4096)
       const ma = register(pair.a, 4096)

@@ -46,6 +46,8 @@ export interface ConnectOptions {
   readonly qos?: { weight?: number; rateLimit?: string | number; class?: string }
   readonly qosB?: { weight?: number; rateLimit?: string | number; class?: string }
   readonly encryption?: { keyAB: Uint8Array; keyBA: Uint8Array; epoch?: number }
+  /** Bind each QP to its peer's address only (as toward kernel rxe or a NIC), not address and source port: forged packets from another local port then reach the QPs. */
+  readonly addressOnly?: boolean
 }
 
 /** Connects a new QP on each context to the other: RESET -> INIT -> RTR -> RTS. */
@@ -57,12 +59,13 @@ export function connect(p: Pair, o: ConnectOptions = {}): { qa: QueuePair; qb: Q
   const psnB = o.psnB ?? qb.localPsn
   for (const q of [qa, qb]) q.modify({ state: 'INIT', accessFlags: ALL_ACCESS_BITS, portNum: 1, pkeyIndex: 0 })
   const enc = o.encryption
+  const remoteOf = (e: { address: string; port: number }) => (o.addressOnly ? { address: e.address, port: e.port } : e)
   qa.modify({
-    state: 'RTR', remote: p.b.endpoint, pathMtu: mtu, destQpn: qb.qpn, rqPsn: psnB, maxDestRdAtomic: 16, minRnrTimer: o.minRnrTimer ?? 1,
+    state: 'RTR', remote: remoteOf(p.b.endpoint), pathMtu: mtu, destQpn: qb.qpn, rqPsn: psnB, maxDestRdAtomic: 16, minRnrTimer: o.minRnrTimer ?? 1,
     ...(enc ? { encryption: { suite: 'aes-256-gcm', txKey: enc.keyAB, rxKey: enc.keyBA, epoch: enc.epoch ?? 0 } } : {}),
   })
   qb.modify({
-    state: 'RTR', remote: p.a.endpoint, pathMtu: mtu, destQpn: qa.qpn, rqPsn: psnA, maxDestRdAtomic: o.maxDestRdAtomicB ?? 16, minRnrTimer: o.minRnrTimer ?? 1,
+    state: 'RTR', remote: remoteOf(p.a.endpoint), pathMtu: mtu, destQpn: qa.qpn, rqPsn: psnA, maxDestRdAtomic: o.maxDestRdAtomicB ?? 16, minRnrTimer: o.minRnrTimer ?? 1,
     ...(enc ? { encryption: { suite: 'aes-256-gcm', txKey: enc.keyBA, rxKey: enc.keyAB, epoch: enc.epoch ?? 0 } } : {}),
   })
   const rts = { timeout: o.timeout ?? 14, retryCnt: o.retryCnt ?? 7, rnrRetry: o.rnrRetry ?? 7, maxRdAtomic: 16 }

@@ -116,6 +116,8 @@ export function snmp6(name: string, netns?: string): number {
 /** Make a fresh netns with loopback up; returns its name and a remover. */
 export function makeNetns(tag: string): { name: string; remove: () => void } {
   const name = `rsock-${tag}-${process.pid}`
+  // One left by a crashed run of an earlier process with this pid would make `ip netns add` fail.
+  if (existsSync(`/run/netns/${name}`)) execFileSync('ip', ['netns', 'delete', name])
   execFileSync('ip', ['netns', 'add', name])
   execFileSync('ip', ['-n', name, 'link', 'set', 'lo', 'up'])
   return { name, remove: () => { if (existsSync(`/run/netns/${name}`)) execFileSync('ip', ['netns', 'delete', name]) } }

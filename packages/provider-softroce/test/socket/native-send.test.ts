@@ -6,6 +6,7 @@
  * tshark, or without the rights to capture on lo.
  */
 import { spawn, spawnSync } from 'node:child_process'
+import dgram from 'node:dgram'
 import { createContext, type Context, type QueuePair } from '@rdma-session/core'
 import { describe, expect, it } from 'vitest'
 import { softroce, type SoftRoceDevice } from '../../src/index.js'
@@ -26,33 +27,53 @@ const skip = environmentSkip('softroce native send path on the wire', whyNot())
 
 interface Frame { src: number; dscp: number; ecn: number; ttl: number }
 
-/** Starts tshark on lo for UDP `port`; resolves once it is capturing; `done()` gives the frames. */
-async function captureLo(family: 4 | 6, port: number, count: number): Promise<{ done: () => Promise<Frame[]> }> {
+/**
+ * Starts tshark on lo for UDP `port`; resolves once it is capturing; `done()` gives the frames.
+ * "Capturing on" comes before the filter is live, so capture is known to be live only when tshark
+ * shows a marker datagram (sent from `marker`, a socket of our own, to itself), and `done()` sends
+ * a last marker and waits until tshark shows it: lo delivers in order, so every frame before it has
+ * been printed then. (A fixed 1 s after "Capturing on" could end before the filter was live.)
+ */
+async function captureLo(family: 4 | 6, port: number): Promise<{ done: () => Promise<Frame[]> }> {
+  const marker = dgram.createSocket(family === 4 ? 'udp4' : 'udp6')
+  await new Promise<void>((resolve) => marker.bind(0, family === 4 ? '127.0.0.1' : '::1', resolve))
+  const markerPort = marker.address().port
+  const ping = (): void => marker.send(Buffer.from('marker'), markerPort, family === 4 ? '127.0.0.1' : '::1')
   const f = family === 4 ? ['ip.dsfield.dscp', 'ip.dsfield.ecn', 'ip.ttl'] : ['ipv6.tclass.dscp', 'ipv6.tclass.ecn', 'ipv6.hlim']
-  const p = spawn('tshark', ['-i', 'lo', '-f', `udp port ${port}`, '-c', String(count), '-a', 'duration:30', '-l', '-T', 'fields', '-e', 'udp.srcport', ...f.flatMap((x) => ['-e', x])], { stdio: ['ignore', 'pipe', 'pipe'] })
+  const p = spawn('tshark', ['-i', 'lo', '-f', `udp port ${port} or udp port ${markerPort}`, '-a', 'duration:60', '-l', '-T', 'fields', '-e', 'udp.srcport', ...f.flatMap((x) => ['-e', x])], { stdio: ['ignore', 'pipe', 'pipe'] })
   let out = ''
   let err = ''
   p.stdout.on('data', (d: Buffer) => (out += d.toString()))
+  p.stderr.on('data', (d: Buffer) => (err += d.toString()))
   const exited = new Promise<void>((resolve) => p.on('exit', () => resolve()))
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`tshark did not start capturing: ${err}`)), 20_000)
-    p.stderr.on('data', (d: Buffer) => {
-      err += d.toString()
-      // "Capturing on" comes before the filter is live; give it a moment
-      if (err.includes('Capturing on')) {
-        clearTimeout(timer)
-        setTimeout(resolve, 1000)
-      }
-    })
-    p.on('exit', () => reject(new Error(`tshark exited: ${err}`)))
+  let ended = false
+  void exited.then(() => (ended = true))
+  const parse = (): Frame[] => out.trim().split('\n').filter((l) => l !== '').map((l) => {
+    const [src, dscp, ecn, ttl] = l.split('\t').map((x) => Number.parseInt(x, x.startsWith('0x') ? 16 : 10))
+    return { src: src!, dscp: dscp!, ecn: ecn!, ttl: ttl! }
   })
+  const markers = (): number => parse().filter((fr) => fr.src === markerPort).length
+  /** Sends markers every 50 ms until tshark has shown more than `seen` of them (20 s deadline). */
+  const markerShown = async (seen: number, what: string): Promise<void> => {
+    const deadline = performance.now() + 20_000
+    while (markers() <= seen) {
+      if (ended || performance.now() > deadline) {
+        p.kill('SIGKILL')
+        marker.close()
+        throw new Error(`tshark ${what}: ${ended ? 'exited' : 'no marker datagram shown within 20 s'}; stderr: ${err}; stdout: ${out}`)
+      }
+      ping()
+      await new Promise((r) => setTimeout(r, 50))
+    }
+  }
+  await markerShown(0, 'did not start capturing')
   return {
     done: async () => {
+      await markerShown(markers(), 'did not show the closing marker')
+      marker.close()
+      p.kill('SIGINT')
       await exited
-      return out.trim().split('\n').filter((l) => l !== '').map((l) => {
-        const [src, dscp, ecn, ttl] = l.split('\t').map((x) => Number.parseInt(x, x.startsWith('0x') ? 16 : 10))
-        return { src: src!, dscp: dscp!, ecn: ecn!, ttl: ttl! }
-      })
+      return parse().filter((fr) => fr.src !== markerPort)
     },
   }
 }
@@ -85,7 +106,7 @@ describe.skipIf(Boolean(skip))('native send path: per-QP traffic class and hop l
         const ma = register(a, 65536)
         const mb = register(b, 65536)
         const SENDS = 4
-        const cap = await captureLo(family, da.info.port, SENDS * 2)
+        const cap = await captureLo(family, da.info.port)
         for (let i = 0; i < SENDS; i++) {
           const got = qb.recv(mb.slice(0, 8192))
           await qa.send(ma.slice(0, 100 + i * 1500)) // one- and multi-packet SENDs (iovec pieces)

@@ -128,6 +128,29 @@ describe('PcapWriter', () => {
     expect(rawRecords(file).map((rec) => rec.readUInt16BE(12))).toEqual([0x86dd, 0x0800])
   })
 
+  it('writes a private file (0600), also over an existing 0644 file, and refuses a symbolic link', async () => {
+    const fresh = path.join(tmp, 'private.pcap')
+    const old = process.umask(0o022)
+    try {
+      const w = PcapWriter.open(fresh)
+      await w.close()
+      expect((fs.statSync(fresh).mode & 0o777).toString(8)).toBe('600')
+      const existing = path.join(tmp, 'existing.pcap')
+      fs.writeFileSync(existing, 'old', { mode: 0o644 })
+      fs.chmodSync(existing, 0o644)
+      await PcapWriter.open(existing).close()
+      expect((fs.statSync(existing).mode & 0o777).toString(8)).toBe('600')
+      const link = path.join(tmp, 'link.pcap')
+      const target = path.join(tmp, 'target')
+      fs.writeFileSync(target, 'keep')
+      fs.symlinkSync(target, link)
+      expect(() => PcapWriter.open(link)).toThrow(expect.objectContaining({ code: 'ELOOP' }))
+      expect(fs.readFileSync(target, 'utf8')).toBe('keep')
+    } finally {
+      process.umask(old)
+    }
+  })
+
   it('rejects bad header fields with WireError', async () => {
     const w = PcapWriter.open(path.join(tmp, 'bad.pcap'))
     const u = encodeWithIcrc(randomPacket(new Rand(2), opcodeInfo(RcOpcode.ACKNOWLEDGE)!), V4)

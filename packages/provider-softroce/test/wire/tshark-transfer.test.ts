@@ -78,7 +78,11 @@ describe('tshark decodes a real softroce transfer', () => {
       // RNR NAK: the SEND arrives before its receive is posted; retried after the RNR timer
       await step('RNR NAK', async () => {
         const sent = qa.send(ma.slice(0, 64))
-        await new Promise((r) => setTimeout(r, 30))
+        // The receive goes up once B has refused the SEND (a fixed 30 ms could end first on a stalled host: no RNR NAK).
+        for (const deadline = performance.now() + 5000; db.counters.rnrNaksSent === 0;) {
+          if (performance.now() > deadline) throw new Error(`no RNR NAK within 5 s: B ${JSON.stringify({ rnrNaksSent: db.counters.rnrNaksSent, packetsReceived: db.counters.packetsReceived })}`)
+          await new Promise((r) => setTimeout(r, 2))
+        }
         await qb.recv(mb.slice(0, 64))
         await sent
         expect(da.counters.rnrNaksReceived).toBeGreaterThan(0)

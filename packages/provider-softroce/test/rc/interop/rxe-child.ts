@@ -166,7 +166,9 @@ await check('64 KiB WRITE and READ round trip (64 packets each)', async () => {
 })
 await check('rxe RNR NAK (no receive posted), then the SEND completes once one is', async () => {
   const send = qp.send(mr.slice(0, 100))
-  await new Promise((r) => setTimeout(r, 50))
+  // The receive goes up once rxe has refused the SEND (rnrRetry 7 retries for ever): a fixed 50 ms could end
+  // before the SEND reached a slow TCG guest, and then there was no RNR NAK to count.
+  for (const deadline = performance.now() + 20_000; device.counters.rnrNaksReceived === 0 && performance.now() < deadline;) await new Promise((r) => setTimeout(r, 10))
   await peer.recv(50_000, 1024)
   await send
   const wc = await peer.waitRecv(10_000)

@@ -1,4 +1,6 @@
 import { defineConfig } from 'vitest/config'
+import { packageDefines } from '../../tsup.shared.mjs'
 import { vitestConfig } from '../../vitest.shared.mjs'
 
-export default defineConfig(vitestConfig())
+// The build-time constants (core's version) as the built package has them.
+export default defineConfig(vitestConfig({ define: packageDefines() }))

@@ -2,10 +2,11 @@ import { existsSync, mkdtempSync, readFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { formatBench, runBench } from '../src/bench/run-bench.js'
+import { QUICK_PLAN, formatBench, runBench } from '../src/bench/run-bench.js'
 import { progressBar } from '../src/bench/progress-bar.js'
-import { percentiles } from '../src/bench/suites.js'
-import { barChart, lineChart, niceScale } from '../src/bench/svg-chart.js'
+import { percentiles, summarize } from '../src/bench/suites.js'
+import { barChart, lineChart, niceScale, tickLabels } from '../src/bench/svg-chart.js'
+import { expectReadable, renderArtifacts } from './chart-render.js'
 
 /** Tags open and close in order (a cheap well-formedness check without an XML parser). */
 function expectWellFormed(svg: string): void {
@@ -24,23 +25,26 @@ describe('bench', () => {
   it('runs the quick suites on mock and softroce with progress, and writes a report and three plots against same-run baselines', async () => {
     const out = mkdtempSync(join(tmpdir(), 'bench-'))
     const progress: string[] = []
-    const report = await runBench({ out, quick: true, providers: ['mock', 'softroce', 'nonexistent'], onProgress: (d, t, l) => progress.push(`${d}/${t} ${l}`) })
+    const report = await runBench({ out, quick: true, providers: ['mock', 'softroce'], onProgress: (d, t, l) => progress.push(`${d}/${t} ${l}`) })
     expect(report.providers).toEqual(['mock', 'softroce'])
-    expect(report.skipped).toEqual([{ provider: 'nonexistent', reason: expect.stringMatching(/ERR_MODULE_NOT_FOUND|Cannot find/) }])
-    expect(progress.at(-1)).toBe('15/15 nonexistent: skipped')
-    expect(progress).toContain('3/15 mock: throughput 64 KiB')
+    expect(report.plan).toEqual(QUICK_PLAN)
+    expect(progress.at(-1)).toBe('10/10 softroce: qos isolation')
+    expect(progress).toContain('3/10 mock: throughput 64 KiB')
     for (const p of ['mock', 'softroce']) {
       const t = report.throughput.filter((x) => x.provider === p)
       expect(t.map((x) => x.size)).toEqual([64, 4096, 65536])
       for (const x of t) {
-        expect(x.baselineBps).toBeGreaterThan(0)
-        expect(x.coreBps).toBeGreaterThan(0)
-        expect(x.ratio).toBeCloseTo(x.coreBps / x.baselineBps)
+        expect(x.rounds).toBe(QUICK_PLAN.rounds)
+        for (const s of [x.baselineBps, x.coreBps, x.ratio, x.cpuRatio]) {
+          expect(s.min).toBeGreaterThan(0)
+          expect(s.min <= s.q1 && s.q1 <= s.median && s.median <= s.q3 && s.q3 <= s.max, JSON.stringify(s)).toBe(true)
+        }
       }
       const l = report.latency.find((x) => x.provider === p)!
-      expect(l.samples).toBe(60)
+      expect(l.samples).toBe(QUICK_PLAN.rounds * QUICK_PLAN.latencyPerRound)
       expect(l.coreMicros.p50).toBeGreaterThan(0)
       expect(l.coreMicros.p99).toBeGreaterThanOrEqual(l.coreMicros.p50)
+      expect(l.coreMicros.roundP50.max).toBeGreaterThanOrEqual(l.coreMicros.roundP50.min)
       const q = report.qos.find((x) => x.provider === p)!
       expect(q.bulkBitsPerSecond).toBeGreaterThan(0)
       expect(q.isolatedMicros.p50).toBeGreaterThan(0)
@@ -50,22 +54,45 @@ describe('bench', () => {
     for (const f of ['throughput.svg', 'latency.svg', 'qos.svg']) {
       const svg = readFileSync(join(out, f), 'utf8')
       expectWellFormed(svg)
-      expect(svg).toContain('mock')
+      expectReadable(svg)
+      expect(svg).toContain('>mock<')
+      expect(svg).toContain('>softroce<')
     }
-    expect(readFileSync(join(out, 'throughput.svg'), 'utf8')).toContain('softroce SPI (baseline)')
-    expect(readFileSync(join(out, 'qos.svg'), 'utf8')).toContain('latency QP, idle (baseline)')
+    expect(readFileSync(join(out, 'throughput.svg'), 'utf8')).toContain('SPI directly (baseline)')
+    expect(readFileSync(join(out, 'qos.svg'), 'utf8')).toContain('latency QP, link idle (baseline)')
     const json = JSON.parse(readFileSync(join(out, 'report.json'), 'utf8'))
     expect(json.throughput).toHaveLength(6)
     expect(json.files).toContain(join(out, 'report.json'))
     const table = formatBench(report)
-    expect(table).toMatch(/throughput \(RDMA WRITE, 16 in flight; baseline: the provider SPI directly, same run\)/)
-    expect(table).toMatch(/^mock +64 B +\d+ +[\d.]+ +[\d.]+ +[\d.]+x$/m)
-    expect(table).toContain('skipped nonexistent:')
+    expect(table).toContain('medians over alternating rounds, [lowest–highest round]')
+    expect(table).toMatch(/^mock +64 B +\d+ +[\d.]+ \[[\d.]+–[\d.]+\] +[\d.]+ \[[\d.]+–[\d.]+\] +[\d.]+x \[[\d.]+x–[\d.]+x\] +[\d.]+x \[[\d.]+x–[\d.]+x\]$/m)
     expect(existsSync(join(out, 'latency.svg'))).toBe(true)
+    renderArtifacts('bench-quick', out)
+  })
+
+  it('refuses unknown providers before measuring anything', async () => {
+    const out = join(mkdtempSync(join(tmpdir(), 'bench-')), 'out')
+    await expect(runBench({ out, quick: true, providers: ['mock', 'nonexistent'] })).rejects.toThrow("unknown provider 'nonexistent' (known providers: mock, softroce, verbs)")
+    expect(existsSync(out)).toBe(false)
+  })
+
+  it('a provider that cannot run is skipped with its reason; with none left, no plots are written', async () => {
+    const out = mkdtempSync(join(tmpdir(), 'bench-'))
+    const report = await runBench({ out, quick: true, providers: ['verbs'], makeProvider: async () => { throw Object.assign(new Error('no RDMA device'), { code: 'ERR_NO_DEVICE' }) } })
+    expect(report.providers).toEqual([])
+    expect(report.skipped).toEqual([{ provider: 'verbs', reason: 'ERR_NO_DEVICE: no RDMA device' }])
+    expect(report.files).toEqual([join(out, 'report.json')])
+    expect(existsSync(join(out, 'throughput.svg'))).toBe(false)
+    expect(formatBench(report)).toContain('no provider could run here, so no plots were written')
   })
 })
 
 describe('bench pieces', () => {
+  it('summaries give the median, quartiles and extremes of the rounds', () => {
+    expect(summarize([5, 1, 3, 2, 4])).toEqual({ median: 3, q1: 2, q3: 4, min: 1, max: 5 })
+    expect(summarize([1, 2, 3, 4])).toEqual({ median: 2.5, q1: 1, q3: 3, min: 1, max: 4 })
+  })
+
   it('percentiles are nearest-rank over the samples', () => {
     const xs = Array.from({ length: 100 }, (_, i) => i + 1)
     expect(percentiles(xs)).toEqual({ p50: 50, p90: 90, p99: 99, max: 100 })
@@ -77,22 +104,25 @@ describe('bench pieces', () => {
     expect(niceScale(7.3)).toEqual({ top: 8, step: 2 })
     expect(niceScale(0)).toEqual({ top: 1, step: 0.2 })
     expect(niceScale(950)).toEqual({ top: 1000, step: 200 })
-    const line = lineChart({ title: 'T <&>', xLabel: 'x', yLabel: 'y', xFormat: String, yFormat: String, series: [{ name: 'a', points: [[64, 1], [4096, 4]] }, { name: 'b', dashed: true, points: [[64, 2], [4096, 2]] }] })
+    expect(tickLabels(0.25, 1)).toEqual(['0.00', '0.25', '0.50', '0.75', '1.00'])
+    expect(tickLabels(2.5, 10)).toEqual(['0.0', '2.5', '5.0', '7.5', '10.0'])
+    expect(tickLabels(20, 100)).toEqual(['0', '20', '40', '60', '80', '100'])
+    const text = { title: 'T <&>', desc: 'what and how', xLabel: 'size (bytes)' }
+    const line = lineChart({ ...text, xFormat: String, yFormat: String, panels: [{ title: 'p', yLabel: 'y (unit)', series: [{ name: 'a', points: [{ x: 64, value: 1, lo: 0.5, hi: 1.5 }, { x: 4096, value: 4 }] }, { name: 'b', dashed: true, points: [{ x: 64, value: 2 }, { x: 4096, value: 2 }] }] }] })
     expectWellFormed(line)
+    expectReadable(line)
     expect(line).toContain('T &lt;&amp;&gt;')
     expect(line).toContain('stroke-dasharray')
     const ys = [...line.matchAll(/<circle cx="[\d.]+" cy="([\d.]+)"/g)].map((m) => Number(m[1]))
     expect(ys[1]!).toBeLessThan(ys[0]!) // a larger value is drawn higher
-    const bars = barChart({ title: 't', xLabel: 'x', yLabel: 'y', yFormat: String, groups: [{ label: 'g', bars: [{ name: 'low', value: 1 }, { name: 'high', value: 3 }] }] })
+    expect(line).toMatch(/<path d="M[\d.]+ [\d.]+V[\d.]+/) // the whisker of the first point
+    // Bars: linear from zero, so heights are proportional to values.
+    const bars = barChart({ ...text, format: String, panels: [{ title: 'p', yLabel: 'latency (µs)', groups: [{ label: 'g', bars: [{ name: 'low', value: 10 }, { name: 'high', value: 1000 }] }] }] })
     expectWellFormed(bars)
+    expectReadable(bars)
     const heights = [...bars.matchAll(/<rect x="[\d.]+" y="[\d.]+" width="[\d.]+" height="([\d.]+)"/g)].map((m) => Number(m[1]))
-    expect(heights[1]! / heights[0]!).toBeCloseTo(3, 1)
-    // Log scale: 10 µs and 1000 µs are one and three decades above 1.
-    const logBars = barChart({ title: 't', xLabel: 'x', yLabel: 'y', yFormat: String, log: true, groups: [{ label: 'g', bars: [{ name: 'a', value: 10 }, { name: 'b', value: 1000 }] }] })
-    expectWellFormed(logBars)
-    const logHeights = [...logBars.matchAll(/<rect x="[\d.]+" y="[\d.]+" width="[\d.]+" height="([\d.]+)"/g)].map((m) => Number(m[1]))
-    expect(logHeights[1]! / logHeights[0]!).toBeCloseTo(3, 1)
-    expect(logBars).toContain('>1000<')
+    expect(heights[1]! / heights[0]!).toBeCloseTo(100, 0)
+    expect(bars).toContain('>10<') // the value on top of the small bar
   })
 
   it('the progress bar redraws in place on a terminal and prints lines otherwise', () => {

@@ -6,6 +6,7 @@ import {
   type QpCaps, type QueuePair, type Session, type WcStatus, type WorkCompletion,
 } from '@rdma-session/core'
 import type { ConformanceEnv } from './target.js'
+import type { EventEmitter } from 'node:events'
 
 export const ALL_ACCESS: readonly AccessName[] = ['local-write', 'remote-read', 'remote-write', 'remote-atomic']
 export const ALL_ACCESS_BITS = AccessFlag.LOCAL_WRITE | AccessFlag.REMOTE_WRITE | AccessFlag.REMOTE_READ | AccessFlag.REMOTE_ATOMIC
@@ -204,7 +205,7 @@ export async function strayCompletions(cq: CompletionQueue, ms: number): Promise
 }
 
 /** Resolves when `emitter` emits `event`, or rejects after `timeoutMs`. */
-export function nextEvent<T = unknown>(emitter: { once(event: string, cb: (v: T) => void): unknown }, event: string, timeoutMs = 5000): Promise<T> {
+export function nextEvent<T = unknown>(emitter: EventEmitter, event: string, timeoutMs = 5000): Promise<T> {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`no '${event}' event within ${timeoutMs} ms`)), timeoutMs)
     emitter.once(event, (v: T) => {

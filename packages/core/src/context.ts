@@ -6,6 +6,7 @@ import { ClosedError, InvalidArgumentError, UnsupportedError } from './errors.js
 import { MemoryRegion, type RegionRegistrar, type RegistrableMemory } from './memory-region.js'
 import { renderPrometheus, type PrometheusOptions } from './metrics/prometheus.js'
 import { assertProvider, loadProvider } from './provider-loader.js'
+import { checkProviderCore } from './provider-package.js'
 import { QueuePair, type QpCaps } from './queue-pair.js'
 import { normalizeQos, type QosSpec } from './session/qos.js'
 import { SessionManager } from './session/session-manager.js'
@@ -232,5 +233,6 @@ export async function createContext(options: ContextOptions = {}): Promise<Conte
   const choice = options.provider ?? (process.env.RDMA_SESSION_PROVIDER || 'mock')
   const provider = typeof choice === 'string' ? await loadProvider(choice, options.providerOptions) : choice
   assertProvider(provider)
+  checkProviderCore(provider)
   return new Context(provider, await provider.openDevice())
 }

@@ -19,9 +19,15 @@ export const ErrorCode = {
   INVALID_ARGUMENT: 'ERR_INVALID_ARGUMENT',
   PROVIDER_MISSING: 'ERR_PROVIDER_MISSING',
   PROVIDER_INVALID: 'ERR_PROVIDER_INVALID',
+  /** A provider name that is neither a known provider nor a package name (RDMA_SESSION_PROVIDER=SoftRoCE). */
+  PROVIDER_UNKNOWN: 'ERR_PROVIDER_UNKNOWN',
+  /** The provider was built for another version range of @rdma-session/core than the one the app loaded. */
+  PROVIDER_CORE_MISMATCH: 'ERR_PROVIDER_CORE_MISMATCH',
   UNSUPPORTED: 'ERR_UNSUPPORTED',
   ENCRYPTION_UNSUPPORTED: 'ERR_ENCRYPTION_UNSUPPORTED',
   CLOSED: 'ERR_CLOSED',
+  /** Nothing listens at the address dialled (ECONNREFUSED, or no socket file): the peer or daemon is not running. */
+  CONNECTION_REFUSED: 'ERR_CONNECTION_REFUSED',
   WORK_COMPLETION: 'ERR_WORK_COMPLETION',
   PEER: 'ERR_PEER',
   AUTH: 'ERR_AUTH',
@@ -133,6 +139,34 @@ export class ProviderMissingError extends RdmaError {
   constructor(name: string, packageName: string, cause?: unknown) {
     super(ErrorCode.PROVIDER_MISSING, `provider '${name}' needs the package ${packageName}; install it with: pnpm add ${packageName}`, { provider: name, packageName })
     if (cause !== undefined) (this as { cause?: unknown }).cause = cause
+  }
+}
+
+/** A provider name that is neither known nor a package name; `details.suggestion` is the near miss, if any. */
+export class ProviderUnknownError extends RdmaError {
+  constructor(name: string, known: readonly string[], suggestion: string | null) {
+    super(
+      ErrorCode.PROVIDER_UNKNOWN,
+      `unknown provider '${name}'${suggestion === null ? '' : `; did you mean '${suggestion}'?`} Known providers: ${known.join(', ')}; a third-party provider is named by its scoped package name (@scope/name)`,
+      { provider: name, known: [...known], suggestion },
+    )
+  }
+}
+
+export class ProviderCoreMismatchError extends RdmaError {
+  constructor(packageName: string, packageVersion: string, coreRange: string, coreVersion: string) {
+    super(
+      ErrorCode.PROVIDER_CORE_MISMATCH,
+      `${packageName} ${packageVersion} works with @rdma-session/core ${coreRange}, but this app loaded core ${coreVersion}; install versions that match (pnpm add @rdma-session/core@'${coreRange}', or upgrade ${packageName}); \`npm ls @rdma-session/core\` shows every copy installed`,
+      { packageName, packageVersion, coreRange, coreVersion },
+    )
+  }
+}
+
+/** Nothing listens where a control connection was dialled (the peer, or the session daemon, is not running). */
+export class ConnectionRefusedError extends RdmaError {
+  constructor(target: string, message: string, details: Record<string, unknown> = {}) {
+    super(ErrorCode.CONNECTION_REFUSED, message, { target, ...details })
   }
 }
 

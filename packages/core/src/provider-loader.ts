@@ -3,7 +3,7 @@ import { createRequire } from 'node:module'
 import { readFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { pathToFileURL } from 'node:url'
-import { ProviderInvalidError, ProviderMissingError } from './errors.js'
+import { ProviderInvalidError, ProviderMissingError, ProviderUnknownError } from './errors.js'
 import type { Provider } from './spi.js'
 
 /** Known provider names and the packages that implement them. */
@@ -11,6 +11,43 @@ export const PROVIDER_PACKAGES: Readonly<Record<string, string>> = {
   mock: '@rdma-session/provider-mock',
   softroce: '@rdma-session/provider-softroce',
   verbs: '@rdma-session/provider-verbs',
+}
+
+/** Edit distance (insertions, deletions, substitutions) between two short strings. */
+function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j)
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i]
+    for (let j = 1; j <= b.length; j++) row.push(Math.min(prev[j]! + 1, row[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1)))
+    prev = row
+  }
+  return prev[b.length]!
+}
+
+/** The known provider `name` most likely stands for (case, a typo, the package name or its tail), or null. */
+export function suggestProvider(name: string): string | null {
+  const plain = name.toLowerCase().replace(/^@rdma-session\//, '').replace(/^provider-/, '')
+  let best: string | null = null
+  let bestDistance = Infinity
+  for (const known of Object.keys(PROVIDER_PACKAGES)) {
+    const d = editDistance(plain, known)
+    if (d < bestDistance) [best, bestDistance] = [known, d]
+  }
+  return bestDistance <= Math.max(1, Math.floor((best?.length ?? 0) / 3)) ? best : null
+}
+
+/**
+ * The package to import for a provider name: a known name (mock, softroce, verbs), a scoped
+ * package name (@scope/name) or a path. Anything else (a typo, another case, an unscoped name
+ * that anyone could publish) is refused with ProviderUnknownError and a "did you mean".
+ */
+export function resolveProviderName(name: string): string {
+  const known = PROVIDER_PACKAGES[name]
+  if (known !== undefined) return known
+  const scoped = /^@[a-z0-9][a-z0-9._~-]*\/[a-z0-9][a-z0-9._~-]*$/.test(name)
+  const path = /^(\.{1,2}\/|\/|file:)/.test(name)
+  if (scoped || path) return name
+  throw new ProviderUnknownError(name, Object.keys(PROVIDER_PACKAGES), suggestProvider(name))
 }
 
 /** What a provider package exports so it can be loaded by name. */
@@ -32,10 +69,6 @@ function isModuleNotFound(err: unknown, packageName: string): boolean {
   return (code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND') && (e.message ?? '').includes(packageName)
 }
 
-/**
- * Imports the package for `name` (a known name such as `mock`, or a package name)
- * and creates its provider. A missing package gives ProviderMissingError naming it.
- */
 /**
  * Imports a package as the application sees it: first from core's own location,
  * then from the working directory (where the app's node_modules are; with pnpm's
@@ -86,8 +119,12 @@ function exportsOf(mod: unknown): Partial<ProviderModule> {
   return typeof m.createProvider === 'function' ? m : (m.default ?? m)
 }
 
+/**
+ * Imports the package for `name` (a known name such as `mock`, a scoped package name or a path;
+ * see resolveProviderName) and creates its provider. A missing package gives ProviderMissingError naming it.
+ */
 export async function loadProvider(name: string, options?: Record<string, unknown>, importer: (specifier: string) => Promise<unknown> = importFromApp): Promise<Provider> {
-  const packageName = PROVIDER_PACKAGES[name] ?? name
+  const packageName = resolveProviderName(name)
   let mod: Partial<ProviderModule>
   try {
     mod = exportsOf(await importer(packageName))

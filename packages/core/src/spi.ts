@@ -74,6 +74,15 @@ export interface Provider {
   readonly name: string
   readonly capabilities: ProviderCapabilities
   openDevice(): Promise<ProviderDevice>
+  /** The package that made this provider and the core versions it works with; createContext refuses another core (ERR_PROVIDER_CORE_MISMATCH). */
+  readonly package?: ProviderPackage
+}
+
+/** A provider package's name, version and its peer range for @rdma-session/core (null: not declared). */
+export interface ProviderPackage {
+  readonly name: string
+  readonly version: string
+  readonly coreRange: string | null
 }
 
 export interface ProviderDevice {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { LatencyHistogram, QpStats, accessNamesToBits, accessBitsToNames, createInProcessLink, isRdmaError, loadProvider } from '../src/index.js'
+import { LatencyHistogram, QpStats, accessNamesToBits, accessBitsToNames, checkProviderCore, createContext, createInProcessLink, isRdmaError, loadProvider, resolveProviderName, satisfiesRange, type RdmaError } from '../src/index.js'
 import { WorkTracker } from '../src/work-tracker.js'
 
 const pending = (id: number, signaled = true) => ({ id, userWrId: id * 10, opcode: 'SEND' as const, signaled, bytes: 1, postedAt: 0, resolve: null, reject: null })
@@ -80,17 +80,45 @@ describe('provider loader', () => {
     expect((err as Error).message).toContain('pnpm add @rdma-session/provider-not-installed')
   })
   it('rejects a package that is not a provider', async () => {
-    const err = await loadProvider('x', {}, async () => ({ notAProvider: true })).catch((e: unknown) => e)
+    const err = await loadProvider('@acme/provider-x', {}, async () => ({ notAProvider: true })).catch((e: unknown) => e)
     expect(isRdmaError(err, 'ERR_PROVIDER_INVALID')).toBe(true)
-    const bad = await loadProvider('x', {}, async () => ({ createProvider: () => ({ name: 1 }) })).catch((e: unknown) => e)
+    const bad = await loadProvider('@acme/provider-x', {}, async () => ({ createProvider: () => ({ name: 1 }) })).catch((e: unknown) => e)
     expect(isRdmaError(bad, 'ERR_PROVIDER_INVALID')).toBe(true)
   })
+  it('refuses names that are neither known nor scoped packages, with a did-you-mean for near misses', async () => {
+    for (const [name, suggestion] of [['SoftRoCE', 'softroce'], ['softroc', 'softroce'], ['mok', 'mock'], ['Verbs', 'verbs'], ['provider-softroce', 'softroce'], ['rdma-session', null], ['left-pad', null]] as const) {
+      const err = await loadProvider(name, {}, async () => { throw new Error('must not import') }).catch((e: unknown) => e)
+      expect(isRdmaError(err, 'ERR_PROVIDER_UNKNOWN'), name).toBe(true)
+      expect((err as RdmaError).details.suggestion).toBe(suggestion)
+      expect((err as Error).message).toContain(suggestion === null ? 'Known providers: mock, softroce, verbs' : `did you mean '${suggestion}'?`)
+    }
+    expect(resolveProviderName('softroce')).toBe('@rdma-session/provider-softroce')
+    expect(resolveProviderName('@acme/rdma-efa')).toBe('@acme/rdma-efa')
+    expect(resolveProviderName('./my-provider.mjs')).toBe('./my-provider.mjs')
+  })
+  it('createContext refuses a provider built for another core, naming both versions', async () => {
+    const provider = { name: 'fake', capabilities: {}, openDevice: async () => { throw new Error('unused') }, package: { name: '@acme/provider-fake', version: '1.2.0', coreRange: '^0.2.0' } }
+    expect(() => checkProviderCore(provider as never, '0.1.4')).toThrow(/@acme\/provider-fake 1\.2\.0 works with @rdma-session\/core \^0\.2\.0, but this app loaded core 0\.1\.4/)
+    expect(() => checkProviderCore(provider as never, '0.2.7')).not.toThrow()
+    const err = await createContext({ provider: { ...provider, package: { ...provider.package, coreRange: '>=99' } } as never }).catch((e: unknown) => e)
+    expect(isRdmaError(err, 'ERR_PROVIDER_CORE_MISMATCH')).toBe(true)
+  })
+  it('satisfiesRange reads the range forms peer dependencies use', () => {
+    const cases: Array<[string, string, boolean]> = [
+      ['0.1.0', '^0.1.0', true], ['0.1.9', '^0.1.0', true], ['0.2.0', '^0.1.0', false], ['0.0.9', '^0.1.0', false],
+      ['1.4.0', '^1.2.3', true], ['2.0.0', '^1.2.3', false], ['0.0.3', '^0.0.3', true], ['0.0.4', '^0.0.3', false],
+      ['1.2.9', '~1.2.3', true], ['1.3.0', '~1.2.3', false], ['0.5.0', '>=0.1.0 <1', true], ['1.0.0', '>=0.1.0 <1', false],
+      ['1.2.7', '1.2.x', true], ['1.3.0', '1.2.x', false], ['3.0.0', '^1.0.0 || ^3.0.0', true], ['0.2.0-beta.1', '^0.2.0', true],
+      ['0.1.0', '0.1.0', true], ['0.1.1', '0.1.0', false], ['5.0.0', '*', true],
+    ]
+    for (const [v, r, ok] of cases) expect(satisfiesRange(v, r), `${v} in ${r}`).toBe(ok)
+  })
   it('passes through errors that are not a missing package', async () => {
-    await expect(loadProvider('x', {}, async () => { throw new SyntaxError('broken') })).rejects.toThrow(SyntaxError)
+    await expect(loadProvider('@acme/provider-x', {}, async () => { throw new SyntaxError('broken') })).rejects.toThrow(SyntaxError)
   })
   it('creates a provider from a module exporting createProvider (also as default export)', async () => {
     const provider = { name: 'fake', capabilities: {}, openDevice: async () => { throw new Error('unused') } }
-    await expect(loadProvider('fake', {}, async () => ({ createProvider: () => provider }))).resolves.toBe(provider)
-    await expect(loadProvider('fake', {}, async () => ({ default: { createProvider: () => provider } }))).resolves.toBe(provider)
+    await expect(loadProvider('@acme/provider-fake', {}, async () => ({ createProvider: () => provider }))).resolves.toBe(provider)
+    await expect(loadProvider('@acme/provider-fake', {}, async () => ({ default: { createProvider: () => provider } }))).resolves.toBe(provider)
   })
 })

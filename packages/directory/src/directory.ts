@@ -512,7 +512,7 @@ export class Registration extends EventEmitter {
       issuedAt: Date.now(),
     }
     this.#published.set(rec.id, rec)
-    if (session instanceof EventEmitter) session.once('closed', () => void this.unpublishSession(rec.id).catch(() => {}))
+    if (session instanceof EventEmitter) (session as Session).once('closed', () => void this.unpublishSession(rec.id).catch(() => {}))
     if (this.#lease !== null) await this.#dir.backend.put(this.#sessionKey(rec.id), sealEntry(rec, this.#identity), this.#lease)
     return rec
   }

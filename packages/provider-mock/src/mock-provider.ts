@@ -2,6 +2,7 @@
 import { InvalidArgumentError, type Provider, type ProviderCapabilities } from '@rdma-session/core'
 import { MOCK_CAPABILITIES } from './capabilities.js'
 import { MockFabric } from './fabric.js'
+import { PROVIDER_PACKAGE } from './package-info.js'
 import type { MockDevice } from './mock-device.js'
 
 export interface MockProviderOptions {
@@ -40,6 +41,7 @@ export function mock(options: MockProviderOptions = {}): MockProvider {
     capabilities: MOCK_CAPABILITIES,
     fabric,
     openDevice: async (): Promise<MockDevice> => fabric.openDevice(host),
+    ...(PROVIDER_PACKAGE === undefined ? {} : { package: PROVIDER_PACKAGE }),
   })
 }
 

@@ -1,6 +1,7 @@
 /** The softroce provider: `softroce(options)` / `createProvider(options)` for core, one UDP-backed device per openDevice(). */
 import { InvalidArgumentError, PATH_MTUS, type PathMtu, type Provider, type ProviderCapabilities } from '@rdma-session/core'
 import { SoftRoceDevice } from './device.js'
+import { PROVIDER_PACKAGE } from './package-info.js'
 import { adoptDeviceSocket, openDeviceSocket, type AdoptedSocket } from './device-socket.js'
 import { resolveTimers, type RcTimerOptions } from './rc/ib-timers.js'
 import type { ImpairmentOptions } from './rc/link-impairment.js'
@@ -64,6 +65,8 @@ function defaultWindow(recvBufferBytes: number): number {
 
 export class SoftRoceProvider implements Provider {
   readonly name = 'softroce'
+  /** This package and the @rdma-session/core range it works with (checked by createContext). */
+  readonly package = PROVIDER_PACKAGE
   readonly capabilities: ProviderCapabilities
   readonly options: SoftRoceOptions
 

@@ -7,6 +7,7 @@ import { NoDeviceError, SOFTROCE_HINT, VerbsError } from './errors.js'
 import { gidToText, selectGid } from './gid.js'
 import { buffersOf, loadBinding, type AddonSource, type NativeBinding, type NativeDevice } from './native.js'
 import { ROCE_V2_PORT, VerbsDevice, type DeviceSelection } from './device.js'
+import { PROVIDER_PACKAGE } from './package-info.js'
 
 export interface VerbsOptions {
   /** Device name (`ibv_devices`), e.g. rxe0 or mlx5_0. Default: the first with an ACTIVE port and a RoCEv2 GID. */
@@ -153,6 +154,8 @@ function capabilitiesOf(binding: NativeBinding, native: NativeDevice, sel: Devic
 
 export class VerbsProvider implements Provider {
   readonly name = 'verbs'
+  /** This package and the @rdma-session/core range it works with (checked by createContext). */
+  readonly package = PROVIDER_PACKAGE
   readonly options: VerbsOptions
   #probe: Probe | null = null
 

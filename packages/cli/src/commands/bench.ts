@@ -2,6 +2,7 @@
 import { parseArgs } from 'node:util'
 import { isRdmaError, parseRate } from '@rdma-session/core'
 import { UsageError, type Command } from '../command.js'
+import { knownProvider } from '../command-errors.js'
 import { progressBar } from '../bench/progress-bar.js'
 import { DEFAULT_MOCK_LINK, formatBench, runBench, type BenchOptions } from '../bench/run-bench.js'
 
@@ -13,6 +14,7 @@ export function parseBenchArgs(args: readonly string[]): Omit<BenchOptions, 'onP
   } catch (err) {
     throw new UsageError((err as Error).message)
   }
+  for (const p of values.provider ?? []) knownProvider(p)
   let mockLinkBytesPerSecond = DEFAULT_MOCK_LINK
   if (values['mock-link'] !== undefined) {
     try {

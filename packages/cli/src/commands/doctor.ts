@@ -1,6 +1,7 @@
 /** `rdma-session doctor`: Node, the verbs addon, libibverbs, devices and GIDs, rxe, UDP 4791, and each provider's verdict. */
 import { parseArgs } from 'node:util'
 import { UsageError, type Command } from '../command.js'
+import { knownProvider } from '../command-errors.js'
 import { formatDoctor, runDoctor } from '../doctor/diagnose.js'
 
 export const doctorCommand: Command = {
@@ -19,7 +20,7 @@ export const doctorCommand: Command = {
       throw new UsageError((err as Error).message)
     }
     const required = values.require ?? []
-    for (const r of required) if (!['mock', 'softroce', 'verbs'].includes(r)) throw new UsageError(`unknown provider '${r}' (mock, softroce, verbs)`)
+    for (const r of required) knownProvider(r)
     const report = await runDoctor()
     io.out(values.json === true ? `${JSON.stringify(report, null, 2)}\n` : formatDoctor(report))
     const missing = required.filter((r) => !report.providers.some((p) => p.provider === r && p.usable))

@@ -1,8 +1,7 @@
 /** `rdma-session sessions list|query`: the sessions the daemon of this host knows. */
 import { parseArgs } from 'node:util'
-import { connectDaemon } from '@rdma-session/core'
 import { UsageError, type Command } from '../command.js'
-import { daemonPaths, readToken } from '../daemon-paths.js'
+import { connectToDaemon } from '../daemon-connection.js'
 
 export const sessionsCommand: Command = {
   name: 'sessions',
@@ -24,8 +23,7 @@ export const sessionsCommand: Command = {
     const sub = positionals[0] ?? 'list'
     if (sub !== 'list' && sub !== 'query') throw new UsageError(`unknown sessions command '${sub}'; use list or query`)
     if (sub === 'query' && values.remote === undefined) throw new UsageError('sessions query needs --remote <addr:port>')
-    const { socketPath, tokenFile } = daemonPaths(values, io.env)
-    const client = await connectDaemon(null, { socketPath, token: readToken(tokenFile) })
+    const client = await connectToDaemon(values, io.env)
     try {
       if (sub === 'query') {
         const id = await client.query(values.remote!)

@@ -18,7 +18,7 @@ async function carries(suite: Suite, qp: QueuePair, seed: number): Promise<void>
   mrB.deregister()
 }
 
-function collect(session: Session, event: string): QueuePair[] {
+function collect(session: Session, event: 'qp-added' | 'qp-removed'): QueuePair[] {
   const seen: QueuePair[] = []
   session.on(event, (qp: QueuePair) => seen.push(qp))
   return seen

@@ -15,7 +15,7 @@ import { AuthError, ErrorCode, ProtocolError, RdmaError, TimeoutError } from '..
 import type { NormalizedAuth } from './auth.js'
 import { normalizeAddress } from './endpoint-binding.js'
 import { MAX_FRAME_BYTES, check, checkVersion, errorFrameSchema, finishSchema, helloSchema, parseFrame, sealedMessageSchema, welcomeSchema, type ByeEnvelope, type Envelope, type HelloFrame } from './frames.js'
-import { CLOSE_CODE, asRdmaError, parseJson, rawToBuffer, remoteError, runHandshake, terminateLater, tooBig } from './handshake-runner.js'
+import { CLOSE_CODE, asRdmaError, parseJson, rawToBuffer, remoteError, runHandshake, terminateLater, tooBig, dialError } from './handshake-runner.js'
 import { clientFinish, clientHello, clientSharedKey, resumeProofHolds, serverFinish, serverWelcome, type HandshakeResult } from './handshake.js'
 import { FrameOpener, FrameSealer } from './sealed-frames.js'
 
@@ -145,7 +145,7 @@ export class ControlConnection {
     return runHandshake<ControlConnection>(ws, {
       timeoutMs,
       timeoutMessage: `the control handshake did not finish within ${timeoutMs} ms`,
-      socketError: (e) => new RdmaError(ErrorCode.CLOSED, `control connection failed: ${e.message}`),
+      socketError: (e) => dialError(ws.url, e),
       closedWhat: 'the server closed the connection during the handshake',
       onFrame: async (buf, isBinary, finish) => {
         if (isBinary || hs === null) throw new ProtocolError('expected a welcome text frame')

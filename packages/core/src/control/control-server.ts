@@ -3,13 +3,14 @@
  * and hands each new channel to its owner; a connection that resumes a channel
  * is attached to it instead. Also `dialControl`, the client side.
  */
-import { EventEmitter } from 'node:events'
+import { TypedEventEmitter } from '../typed-events.js'
 import { randomBytes } from 'node:crypto'
 import { chmodSync, lstatSync, unlinkSync } from 'node:fs'
 import { createServer, type Server } from 'node:http'
 import { connect as netConnect } from 'node:net'
 import { WebSocket, WebSocketServer } from 'ws'
 import { BusyError, InvalidArgumentError } from '../errors.js'
+import type { Session } from '../session/session.js'
 import { withListenerKey, type NormalizedAuth } from './auth.js'
 import type { ControlChannel } from './control-channel.js'
 import { ControlConnection, type ConnectionOptions } from './control-connection.js'
@@ -33,7 +34,14 @@ export interface EndpointOptions extends ConnectionOptions {
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type AnyChannel = ControlChannel<any, any>
 
-export class ControlServer<C extends AnyChannel = AnyChannel> extends EventEmitter {
+/** A control server's events: each new channel, each refused connection, and (peer servers, ctx.listen) each session a peer opens. */
+export interface ControlServerEvents<C> {
+  channel: [channel: C]
+  rejected: [err: Error]
+  session: [session: Session]
+}
+
+export class ControlServer<C extends AnyChannel = AnyChannel> extends TypedEventEmitter<ControlServerEvents<C>> {
   readonly #http: Server
   readonly #wss: WebSocketServer
   readonly #channels = new Map<string, C>()
@@ -94,11 +102,11 @@ export class ControlServer<C extends AnyChannel = AnyChannel> extends EventEmitt
           server.emit('channel', channel)
         },
         (err: unknown) => {
-          if (server.listenerCount('rejected') > 0) server.emit('rejected', err)
+          if (server.listenerCount('rejected') > 0) server.emit('rejected', err as Error)
         },
       ).catch((err: unknown) => {
         // An owner that fails to take a channel must not take the process down.
-        if (server.listenerCount('rejected') > 0) server.emit('rejected', err)
+        if (server.listenerCount('rejected') > 0) server.emit('rejected', err as Error)
       })
     })
     await listen(http, options)

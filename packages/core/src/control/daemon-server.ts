@@ -7,7 +7,7 @@
  * authenticated channel, routes the peer's requests to the process that owns
  * each QP, and when a client dies, removes its QPs and tells the peer.
  */
-import { EventEmitter } from 'node:events'
+import { TypedEventEmitter } from '../typed-events.js'
 import { PeerError, SessionNotFoundError, UnsupportedError, JoinTokenError, InvalidArgumentError, QpNotFoundError } from '../errors.js'
 import { endpointKey, type EndpointRecord, type OpenSessionReply, type PeerReply, type PeerRequest } from '../session/records.js'
 import { normalizeClientAuth, normalizeServerAuth, type KeyMaterial } from './auth.js'
@@ -64,7 +64,14 @@ interface DaemonSession {
   readonly grants: DaemonGrants
 }
 
-export class SessionDaemon extends EventEmitter {
+/** The daemon's events: a local process registered, a process went away (per session it was in), a session closed. */
+export interface SessionDaemonEvents {
+  client: [client: { id: number; pid: number; endpoint: EndpointRecord }]
+  'client-gone': [client: { id: number | undefined; pid: number | undefined; sessionId: string; qps: number }]
+  'session-closed': [session: { id: string; reason: string }]
+}
+
+export class SessionDaemon extends TypedEventEmitter<SessionDaemonEvents> {
   readonly #server: ControlServer<DaemonChannel>
   readonly #options: SessionDaemonOptions
   readonly #sessions = new Map<string, DaemonSession>()

@@ -5,7 +5,7 @@
  * error, and map close codes and error frames back to errors.
  */
 import type { WebSocket, RawData } from 'ws'
-import { ErrorCode, ProtocolError, RdmaError, TimeoutError, isRdmaError } from '../errors.js'
+import { ConnectionRefusedError, ErrorCode, ProtocolError, RdmaError, TimeoutError, isRdmaError } from '../errors.js'
 import { MAX_FRAME_BYTES } from './frames.js'
 
 /** ws close codes used with the error code as the reason (1013: try again later). */
@@ -16,6 +16,19 @@ export function rawToBuffer(data: RawData): Buffer {
   if (Buffer.isBuffer(data)) return data
   if (Array.isArray(data)) return Buffer.concat(data)
   return Buffer.from(data as ArrayBuffer)
+}
+
+/**
+ * The error a socket error before the handshake gives the dialling side: nothing listening
+ * (ECONNREFUSED, or ENOENT: no Unix socket file) is ERR_CONNECTION_REFUSED, anything else
+ * (a reset, a TLS or HTTP failure) ERR_CLOSED.
+ */
+export function dialError(url: string, e: Error): RdmaError {
+  const errno = (e as NodeJS.ErrnoException).code
+  if (errno === 'ECONNREFUSED' || errno === 'ENOENT') {
+    return new ConnectionRefusedError(url, `nothing listens at ${url} (${errno}): is the peer, or the session daemon, running there?`, { errno })
+  }
+  return new RdmaError(ErrorCode.CLOSED, `control connection failed: ${e.message}`, errno === undefined ? {} : { errno })
 }
 
 export function parseJson(text: string, what: string): unknown {

@@ -2,7 +2,7 @@
  * Session scale-out: every interval, if the session moved fewer bytes per second
  * than the threshold while its QPs (of the spec's class) were saturated, add a QP.
  */
-import { EventEmitter } from 'node:events'
+import { TypedEventEmitter } from '../typed-events.js'
 import { InvalidArgumentError } from '../errors.js'
 import type { QueuePair } from '../queue-pair.js'
 import type { QpSpec } from './records.js'
@@ -37,8 +37,13 @@ function thresholdOf(below: AutoscaleOptions['below'] | undefined): number {
   return bps
 }
 
-/** Events: 'scaled' (qps: QueuePair[]), 'error' (err) — only emitted to listeners. */
-export class Autoscaler extends EventEmitter {
+/** Events: 'scaled' (the QPs added), 'error' (a failed addQps; only emitted to listeners). */
+export interface AutoscalerEvents {
+  scaled: [qps: QueuePair[]]
+  error: [err: unknown]
+}
+
+export class Autoscaler extends TypedEventEmitter<AutoscalerEvents> {
   readonly #session: Session
   readonly #options: Required<Omit<AutoscaleOptions, 'below'>>
   /** The threshold from `below`, in bytes per second. */

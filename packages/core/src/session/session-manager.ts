@@ -3,7 +3,7 @@
  * peer's requests, finds sessions by ID or remote, and adds/removes QPs by ID.
  * Events: 'session' (a peer opened a session with us), 'session-closed'.
  */
-import { EventEmitter } from 'node:events'
+import { TypedEventEmitter } from '../typed-events.js'
 import { randomBytes } from 'node:crypto'
 import type { PathMtu } from '../constants.js'
 import { EncryptionUnsupportedError, InvalidArgumentError, JoinTokenError, PeerError, QpNotFoundError, RemoteMismatchError, SessionClosedError, SessionNotFoundError } from '../errors.js'
@@ -51,7 +51,13 @@ function checkSpecs(specs: readonly unknown[]): void {
   if (specs.length > MAX_QPS_PER_REQUEST) throw new InvalidArgumentError(`at most ${MAX_QPS_PER_REQUEST} QPs per request, got ${specs.length}`)
 }
 
-export class SessionManager extends EventEmitter implements SessionOwner {
+/** `ctx.sessions` events: a session opened by a peer (or joined), and any session of this context closed. */
+export interface SessionManagerEvents {
+  session: [session: Session]
+  'session-closed': [session: Session]
+}
+
+export class SessionManager extends TypedEventEmitter<SessionManagerEvents> implements SessionOwner {
   readonly #ctx: Context
   readonly #table = new Map<string, Session>()
   readonly #secrets = new Map<string, Uint8Array>()
@@ -445,7 +451,8 @@ export class SessionManager extends EventEmitter implements SessionOwner {
       throw err
     }
     this.#charges.adopt(channel.quota, accepted.local, specs, request.sessionId)
-    this.emit('session', this.#table.get(request.sessionId))
+    const opened = this.#table.get(request.sessionId)
+    if (opened !== undefined) this.emit('session', opened)
     return accepted.reply
   }
 

@@ -3,7 +3,7 @@
  * Each QP keeps its own QoS. Events: 'qp-added', 'qp-removed', 'qp-failed' (QpFailure),
  * 'qp-replaced' (QpFailure, new QP), 'closed', 'error'.
  */
-import { EventEmitter } from 'node:events'
+import { TypedEventEmitter } from '../typed-events.js'
 import { InvalidArgumentError, SessionClosedError, QpNotFoundError, isRdmaError } from '../errors.js'
 import { QpState } from '../constants.js'
 import type { RemoteRegion, MemorySlice } from '../memory-region.js'
@@ -37,7 +37,22 @@ export interface SessionStats {
   readonly failures: readonly QpFailure[]
 }
 
-export class Session extends EventEmitter {
+/** An error a QP of the session reported (a failed completion, a lost connection), with the QP it came from. */
+export type SessionQpError = Error & { readonly qpn: number; readonly completion: WorkCompletion | undefined }
+
+/** A session's events and their listeners' arguments. 'error' is emitted only when someone listens. */
+export interface SessionEvents {
+  'qp-added': [qp: QueuePair]
+  'qp-removed': [qp: QueuePair]
+  /** A QP failed (a fatal completion or a lost peer QP): what failed and what the session does about it. */
+  'qp-failed': [failure: QpFailure]
+  /** A replacement QP is connected in place of a failed one. */
+  'qp-replaced': [failure: QpFailure, qp: QueuePair]
+  closed: [reason: string]
+  error: [err: SessionQpError]
+}
+
+export class Session extends TypedEventEmitter<SessionEvents> {
   readonly id: string
   readonly remote: EndpointRecord
   readonly params: SessionParams

@@ -2,7 +2,8 @@
 # setup-host.sh - install and build what the test suites need on this machine, so `pnpm test` runs
 # every suite on a freshly installed Debian/Ubuntu machine. Run as root; idempotent (about a
 # second when everything is in place). `pnpm test` runs it first (tools/run-tests.mjs).
-#   1. apt packages of the wire, netns and directory tests: tshark, nftables, iproute2, etcd-server
+#   1. apt packages of the wire, netns and directory tests: tshark, nftables, iproute2, etcd-server;
+#      fonts-dejavu-core for the CLI chart test (resvg draws its text with a system font)
 #   2. the rxe guest (tools/rxe-vm/build.sh: QEMU, rdma-core, perftest, libibverbs-dev, gcc, and
 #      Debian's kernel .deb, downloaded and extracted but never installed)
 #   3. the native helpers: provider-softroce's socket helper, provider-verbs' addon (needs
@@ -16,7 +17,7 @@ setup_begin "setup-host" "${RDMA_SESSION_CACHE:-$HOME/.cache/rdma-session}/setup
 say() { echo "[setup-host] $*" >&2; }
 
 setup_step "test packages (apt)"
-PKGS=(tshark nftables iproute2 etcd-server)
+PKGS=(tshark nftables iproute2 etcd-server fonts-dejavu-core)
 missing=($(missing_packages "${PKGS[@]}"))
 if ((${#missing[@]})); then
   # tshark's package asks whether non-root users may capture: answer no, without a prompt.

@@ -1,5 +1,4 @@
 /** The handle each test group registers through: the live env, the capabilities, and capability-gated tests. */
-import { it } from 'vitest'
 import type { ProviderCapabilities } from '@rdma-session/core'
 import type { ConformanceEnv } from './target.js'
 
@@ -21,16 +20,21 @@ export interface TestOptions {
   readonly timeoutFactor?: number
 }
 
+/** What a registered test becomes: a vitest `it` (runConformance) or an entry in a list (the mutation runner). */
+export type RegisterTest = (name: string, fn: () => Promise<void>, timeoutMs: number, skip: boolean) => void
+
 export class Suite {
   readonly provider: string
   readonly caps: ProviderCapabilities
   readonly timeoutMs: number
+  readonly #register: RegisterTest
   #env: ConformanceEnv | null = null
 
-  constructor(provider: string, caps: ProviderCapabilities, timeoutMs: number) {
+  constructor(provider: string, caps: ProviderCapabilities, timeoutMs: number, register: RegisterTest) {
     this.provider = provider
     this.caps = caps
     this.timeoutMs = timeoutMs
+    this.#register = register
   }
 
   /** The endpoints of the running test. */
@@ -48,7 +52,7 @@ export class Suite {
     const unmet = (options.requires ?? []).map((r) => this.#unmet(r)).filter((why): why is string => why !== null)
     const timeout = this.timeoutMs * (options.timeoutFactor ?? 1)
     if (unmet.length > 0) console.info(`[conformance:${this.provider}] skipped ${name}: provider declares ${unmet.join(', ')}`)
-    it.skipIf(unmet.length > 0)(name, fn, timeout)
+    this.#register(name, fn, timeout, unmet.length > 0)
   }
 
   /** A description of why the requirement is unmet, or null. */

@@ -58,6 +58,15 @@ export async function resolveCapabilities<E extends ConformanceEnv>(target: Conf
   }
 }
 
+/** Closes both contexts of a test's env, then calls the target's teardown (also when a close fails). */
+export async function closeEnv<E extends ConformanceEnv>(target: { teardown?(env: E): Promise<void> }, env: E): Promise<void> {
+  try {
+    await Promise.all([env.a.close(), env.b.close()])
+  } finally {
+    await target.teardown?.(env)
+  }
+}
+
 /** The fault hooks of an env, or an error saying what the provider must return. */
 export function faultsOf(env: ConformanceEnv, provider: string): ConformanceFaults {
   const f = env.faults as Partial<ConformanceFaults> | undefined

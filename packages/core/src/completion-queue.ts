@@ -7,10 +7,13 @@ import { ClosedError } from './errors.js'
 import { FifoQueue } from './provider-kit/fifo-queue.js'
 import type { ProviderCq, WorkCompletion } from './spi.js'
 
-/** The part of a QP the CQ talks to. Returns the completion to surface to the user, or undefined if a promise took it. */
+/**
+ * The part of a QP the CQ talks to. Returns the completion to surface to the user, or undefined
+ * if a promise took it; `surface` queues more (completions core makes itself, see ProviderContractError).
+ */
 export interface CompletionOwner {
   readonly qpn: number
-  takeCompletion(wc: WorkCompletion): WorkCompletion | undefined
+  takeCompletion(wc: WorkCompletion, surface: (wc: WorkCompletion) => void): WorkCompletion | undefined
 }
 
 const DRAIN_BATCH = 64
@@ -19,6 +22,7 @@ export class CompletionQueue {
   readonly provider: ProviderCq
   readonly #owners = new Map<number, CompletionOwner>()
   readonly #ready = new FifoQueue<WorkCompletion>()
+  readonly #surface = (wc: WorkCompletion): void => this.#ready.push(wc)
   #wake: (() => void) | null = null
   #closed = false
 
@@ -50,7 +54,7 @@ export class CompletionQueue {
       const batch = this.provider.poll(DRAIN_BATCH)
       for (const wc of batch) {
         const owner = this.#owners.get(wc.qpn)
-        const visible = owner === undefined ? wc : owner.takeCompletion(wc)
+        const visible = owner === undefined ? wc : owner.takeCompletion(wc, this.#surface)
         if (visible !== undefined) this.#ready.push(visible)
       }
       if (batch.length < DRAIN_BATCH) break

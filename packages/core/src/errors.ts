@@ -47,6 +47,8 @@ export const ErrorCode = {
   UNSAFE_PATH: 'ERR_UNSAFE_PATH',
   /** A per-peer quota (QPs, memory, sessions) is used up; `details.limit` names it. */
   QUOTA: 'ERR_QUOTA',
+  /** A provider broke a rule of the SPI (a completion out of post order, a completion for no pending WR); the QP is moved to ERR. */
+  PROVIDER_CONTRACT: 'ERR_PROVIDER_CONTRACT',
 } as const
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode]
 
@@ -253,6 +255,31 @@ export class TimeoutError extends RdmaError {
 export class BusyError extends RdmaError {
   constructor(message: string, details: Record<string, unknown> = {}) {
     super(ErrorCode.BUSY, message, details)
+  }
+}
+
+/** A WR as a contract error names it: the application's wrId for a raw post, the post number for a promise operation. */
+export interface ContractWr {
+  readonly opcode: string
+  readonly signaled: boolean
+  /** The application's wrId (raw posts); null for a promise operation. */
+  readonly wrId: number | null
+  /** The QP's own sequence number for the post (1 for its first WR). */
+  readonly post: number
+}
+
+/**
+ * The provider broke the SPI on a QP: it completed `completed` before `skipped`, which had to
+ * complete first, or completed a WR that was not pending. Core never reports such WRs as
+ * successful: they fail with this error and the QP is moved to ERR.
+ */
+export class ProviderContractError extends RdmaError {
+  constructor(provider: string, qpn: number, rule: 'out-of-order' | 'stray', queue: 'send' | 'recv', completed: ContractWr & { readonly status: string }, skipped: readonly ContractWr[]) {
+    const name = (w: ContractWr): string => `${w.signaled ? '' : 'unsignaled '}${w.opcode} ${w.wrId === null ? `(post #${w.post})` : `wrId ${w.wrId}`}`
+    const what = rule === 'stray'
+      ? `completed ${name(completed)} with ${completed.status}, but no such WR is pending (completed twice, or never posted)`
+      : `completed ${name(completed)} with ${completed.status} before ${skipped.map(name).join(', ')}, which must complete first (${queue === 'send' ? 'send' : 'receive'} completions come in post order; only unsignaled sends complete silently)`
+    super(ErrorCode.PROVIDER_CONTRACT, `provider '${provider}' broke its contract on QP ${qpn}: it ${what}; the QP is moved to ERR and these WRs fail`, { provider, qpn, rule, queue, completed, skipped })
   }
 }
 

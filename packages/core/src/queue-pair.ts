@@ -5,12 +5,12 @@
  */
 import { Opcode, QpState, RecvOpcode, WcStatus, type CompletionOpcode } from './constants.js'
 import type { CompletionOwner, CompletionQueue } from './completion-queue.js'
-import { ClosedError, UnsupportedError, InvalidArgumentError, QpStateError, QueueFullError, WorkCompletionError } from './errors.js'
+import { ClosedError, ProviderContractError, UnsupportedError, InvalidArgumentError, QpStateError, QueueFullError, WorkCompletionError, type ContractWr } from './errors.js'
 import { MemorySlice, type RemoteRegion } from './memory-region.js'
 import { canPostRecv, canPostSend, checkQpTransition } from './qp-state-machine.js'
 import type { ProviderQp, QpAttrs, QpEvent, QpModifyAttrs, QpQos, RecvWorkRequest, SendWorkRequest, Sge, WorkCompletion } from './spi.js'
 import { QpStats } from './stats.js'
-import { WorkTracker, type PendingWr } from './work-tracker.js'
+import { WorkTracker, type PendingWr, type Taken } from './work-tracker.js'
 import { performance } from 'node:perf_hooks'
 
 export interface QpCaps {
@@ -66,6 +66,11 @@ function newPostWr(): Mutable<SendWorkRequest> {
   }
 }
 
+/** How a contract error names a pending WR. */
+function contractWr(p: PendingWr): ContractWr {
+  return { opcode: p.opcode, signaled: p.signaled, wrId: p.resolve === null ? p.userWrId : null, post: p.id }
+}
+
 function payloadBytes(sgList: readonly Sge[]): number {
   let n = 0
   for (const s of sgList) n += s.length
@@ -87,8 +92,10 @@ export class QueuePair implements CompletionOwner {
   /** Called when the provider reports an async event or a WR fails. Set by the owner (session). */
   onError: ((err: Error, wc?: WorkCompletion) => void) | null = null
 
-  readonly #sends = new WorkTracker()
-  readonly #recvs = new WorkTracker()
+  readonly #sends = new WorkTracker('send')
+  readonly #recvs = new WorkTracker('recv')
+  /** Set once the provider broke the SPI on this QP (see #breakContract). */
+  #contractBroken = false
   #backlog: { wr: SendWorkRequest; pending: PendingWr }[] | null = null
   #nextId = 1
   #postWr: Mutable<SendWorkRequest> | null = null
@@ -253,19 +260,54 @@ export class QueuePair implements CompletionOwner {
   // ---- completion path (called by CompletionQueue)
 
   /** @internal */
-  takeCompletion(wc: WorkCompletion): WorkCompletion | undefined {
+  takeCompletion(wc: WorkCompletion, surface: (wc: WorkCompletion) => void): WorkCompletion | undefined {
     const isRecv = wc.opcode === RecvOpcode.RECV || wc.opcode === RecvOpcode.RECV_RDMA_WITH_IMM
     const tracker = isRecv ? this.#recvs : this.#sends
-    let own = tracker.takeHead(wc.wrId)
-    if (own === undefined) {
-      const taken = tracker.takeThrough(wc.wrId)
-      own = taken.pop()
-      for (const implicit of taken) this.#settle(implicit, { wrId: implicit.id, status: WcStatus.SUCCESS, opcode: implicit.opcode, byteLen: implicit.bytes, qpn: wc.qpn })
-    }
-    const visible = own === undefined ? wc : this.#settle(own, wc)
+    let visible: WorkCompletion | undefined
+    const head = tracker.takeHead(wc.wrId)
+    if (head !== undefined) visible = this.#settle(head, wc)
+    else visible = this.#takeBehind(tracker.take(wc.wrId), wc, isRecv ? 'recv' : 'send', surface)
     if (!isRecv && this.#backlog !== null) this.#pumpBacklog()
     if (this.#drained !== null && this.#quiet()) this.#drained()
     return visible
+  }
+
+  /** A completion for a WR that is not the oldest pending one: see WorkTracker. */
+  #takeBehind(taken: Taken, wc: WorkCompletion, queue: 'send' | 'recv', surface: (wc: WorkCompletion) => void): WorkCompletion | undefined {
+    if (taken.kind === 'in-order') {
+      for (const silent of taken.silent) this.#settle(silent, { wrId: silent.id, status: WcStatus.SUCCESS, opcode: silent.opcode, byteLen: silent.bytes, qpn: wc.qpn })
+      return this.#settle(taken.wr, wc)
+    }
+    // After a violation the provider's late completions of the WRs failed here are expected.
+    if (taken.kind === 'stray' && this.#contractBroken) return undefined
+    const wrs = taken.kind === 'stray' ? [] : [...taken.earlier, taken.wr]
+    const completed = taken.kind === 'stray' ? { opcode: wc.opcode, signaled: true, wrId: null, post: wc.wrId } : contractWr(taken.wr)
+    const err = new ProviderContractError(this.#features.provider, this.qpn, taken.kind, queue, { ...completed, status: wc.status }, taken.kind === 'stray' ? [] : taken.skipped.map(contractWr))
+    this.#breakContract(err, wrs, surface)
+    return undefined
+  }
+
+  /**
+   * The provider broke the SPI: the WRs involved fail with `err` (a raw post gets a GENERAL_ERR
+   * completion), the owner hears of it once, and the QP is moved to ERR so the provider flushes
+   * the rest.
+   */
+  #breakContract(err: ProviderContractError, wrs: readonly PendingWr[], surface: (wc: WorkCompletion) => void): void {
+    this.#contractBroken = true
+    this.stats.errors += wrs.length
+    for (const p of wrs) {
+      if (p.reject !== null) p.reject(err)
+      else surface({ wrId: p.userWrId, status: WcStatus.GENERAL_ERR, opcode: p.opcode, byteLen: 0, qpn: this.qpn, vendorErr: 0 })
+    }
+    this.onError?.(err)
+    const state = this.provider.state
+    if (state !== QpState.RESET && state !== QpState.ERR) {
+      try {
+        this.provider.modify({ state: QpState.ERR })
+      } catch {
+        // A provider that cannot even do this leaves the QP to close(), which fails whatever is left.
+      }
+    }
   }
 
   #settle(p: PendingWr, wc: WorkCompletion): WorkCompletion | undefined {

@@ -12,7 +12,10 @@
  *   `CompletionRing` implements both.
  * - Completions of one QP's send queue are polled in the order the WRs were
  *   posted; likewise for its receive queue. Unsignaled send WRs produce a
- *   completion only when they fail.
+ *   completion only when they fail. Core retires the unsignaled send WRs before
+ *   a completion as successful; any other WR completed out of order, or a
+ *   completion for no pending WR, fails those WRs with ERR_PROVIDER_CONTRACT and
+ *   moves the QP to ERR.
  * - `poll` hands its WorkCompletion objects over: each is a fresh object the
  *   provider never touches again (core gives it to the application and sets
  *   its `wrId` back to the application's own, in place).

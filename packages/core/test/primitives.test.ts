@@ -5,23 +5,36 @@ import { WorkTracker } from '../src/work-tracker.js'
 const pending = (id: number, signaled = true) => ({ id, userWrId: id * 10, opcode: 'SEND' as const, signaled, bytes: 1, postedAt: 0, resolve: null, reject: null })
 
 describe('WorkTracker', () => {
-  it('settles a WR and every unsignaled WR before it, in order', () => {
-    const t = new WorkTracker()
-    for (let i = 1; i <= 5; i++) t.push(pending(i, i % 2 === 0))
-    expect(t.takeThrough(3).map((p) => p.id)).toEqual([1, 2, 3])
+  it('a WR behind unsignaled send WRs retires them with it, in order', () => {
+    const t = new WorkTracker('send')
+    for (let i = 1; i <= 5; i++) t.push(pending(i, i >= 3))
+    const taken = t.take(3)
+    expect(taken.kind).toBe('in-order')
+    expect(taken.kind === 'in-order' && [taken.wr.id, taken.silent.map((p) => p.id)]).toEqual([3, [1, 2]])
     expect(t.size).toBe(2)
-    expect(t.takeThrough(99)).toEqual([])
+    expect(t.take(99).kind).toBe('stray')
     expect(t.takeAll().map((p) => p.id)).toEqual([4, 5])
     expect(t.size).toBe(0)
   })
+  it('a WR behind a signaled send WR, or behind any receive, is out of order and names the WRs it skipped', () => {
+    const sends = new WorkTracker('send')
+    for (let i = 1; i <= 4; i++) sends.push(pending(i, i === 2))
+    const s = sends.take(3)
+    expect(s.kind === 'out-of-order' && [s.wr.id, s.earlier.map((p) => p.id), s.skipped.map((p) => p.id)]).toEqual([3, [1, 2], [2]])
+    const recvs = new WorkTracker('recv')
+    for (let i = 1; i <= 3; i++) recvs.push(pending(i))
+    const r = recvs.take(2)
+    expect(r.kind === 'out-of-order' && r.skipped.map((p) => p.id)).toEqual([1])
+  })
   it('stays correct across many pushes and takes (compaction)', () => {
-    const t = new WorkTracker()
+    const t = new WorkTracker('send')
     let next = 1
     for (let round = 0; round < 500; round++) {
       t.push(pending(next++))
-      t.push(pending(next++))
+      t.push(pending(next++, false))
       // takes the one left over from the round before (if any) and the first of this round
-      expect(t.takeThrough(next - 2).map((p) => p.id)).toEqual(round === 0 ? [1] : [next - 3, next - 2])
+      const taken = t.take(next - 2)
+      expect(taken.kind === 'in-order' && [...taken.silent, taken.wr].map((p) => p.id)).toEqual(round === 0 ? [1] : [next - 3, next - 2])
     }
     expect(t.size).toBe(1)
   })

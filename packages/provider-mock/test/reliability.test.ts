@@ -113,6 +113,9 @@ describe('faults', () => {
     f.reorder({ probability: 0.1 })
     f.delay(3, { probability: 0.05 })
     await workload(p, 200)
+    // Seed 7 makes the faults repeatable; each kind must have fired, or this is just the baseline again.
+    const { dropped, duplicated, reordered, delayed } = p.fabric.stats
+    expect({ dropped: dropped.fault > 0, duplicated: duplicated > 0, reordered: reordered > 0, delayed: delayed > 0 }, JSON.stringify({ dropped: dropped.fault, duplicated, reordered, delayed })).toEqual({ dropped: true, duplicated: true, reordered: true, delayed: true })
   })
 })
 

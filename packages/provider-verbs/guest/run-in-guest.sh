@@ -43,7 +43,9 @@ conformance() {
     const failed = (r.testResults ?? []).flatMap((f) => f.assertionResults.filter((a) => a.status === "failed").map((a) => ({ name: a.fullName, message: (a.failureMessages ?? []).join("\n").slice(0, 600) })))
     const log = fs.readFileSync("/tmp/conformance.log", "utf8").replace(/\x1b\[[0-9;?]*[A-Za-z]/g, "")
     const startup = (r.numPassedTests ?? 0) === 0 ? log.slice(-2500) : undefined
-    console.log("GUEST-RESULT " + JSON.stringify({ part: "conformance", exit: Number(process.argv[2]), ms: Number(process.argv[3]), passed: r.numPassedTests ?? 0, failed: r.numFailedTests ?? 0, skipped: (r.numPendingTests ?? 0) + (r.numTodoTests ?? 0), failures: failed, startup }))
+    const status = (a) => (a.status === "passed" || a.status === "failed" ? a.status : "skipped")
+    const tests = (r.testResults ?? []).flatMap((f) => f.assertionResults.map((a) => ({ name: a.fullName, status: status(a), ...(a.status === "failed" ? { message: (a.failureMessages ?? []).join("\n").slice(0, 600) } : {}) })))
+    console.log("GUEST-RESULT " + JSON.stringify({ part: "conformance", exit: Number(process.argv[2]), ms: Number(process.argv[3]), passed: r.numPassedTests ?? 0, failed: r.numFailedTests ?? 0, skipped: (r.numPendingTests ?? 0) + (r.numTodoTests ?? 0), failures: failed, tests, startup }))
   ' "$out" "$rc" "$ms"
   return $rc
 }

@@ -2,7 +2,7 @@
 import { expect } from 'vitest'
 import type { PostSendRequest, QueuePair } from '@rdma-session/core'
 import { atLeast, type Suite } from '../suite.js'
-import { expectBytes, fill, openSession, peerOf, register, settleOrder, snapshot, takeCompletions } from '../fixtures.js'
+import { expectBytes, fill, openSession, outcomes, peerOf, register, settleOrder, snapshot, takeCompletions } from '../fixtures.js'
 
 async function deepPair(suite: Suite, depth: number): Promise<{ qa: QueuePair; qb: QueuePair }> {
   const caps = { maxSendWr: depth, maxRecvWr: depth }
@@ -85,6 +85,7 @@ export function orderingTests(suite: Suite): void {
     const recvs = await takeCompletions(qb.recvCq, sends)
     expect(recvs.map((wc) => wc.wrId), 'receive completions in post order').toEqual(range(sends).map((i) => 1000 + i))
     expect(qa.sendCq.poll(), 'nothing more').toEqual([])
+    expect(qa.state, 'no error along the way (a duplicate or stray completion is one)').toBe('RTS')
   })
 
   suite.test('promise operations settle in post order: a 64 KiB READ completes before the small WRITE after it', async () => {
@@ -101,7 +102,9 @@ export function orderingTests(suite: Suite): void {
       qa.write(mrA.slice(150000, 65536), mrB.region(150000, 65536)),
       qa.read(mrA.slice(230000, 8), mrB.region(230000, 8)),
     ]
-    expect(await settleOrder(ops)).toEqual(range(ops.length))
+    const order = settleOrder(ops)
+    expect(await outcomes(ops), 'every operation succeeds').toEqual(ops.map(() => 'SUCCESS'))
+    expect(await order).toEqual(range(ops.length))
   })
 
   suite.test('WRITEs to the same address apply in post order (the last one wins)', async () => {

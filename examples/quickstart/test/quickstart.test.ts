@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import { describe, expect, it } from 'vitest'
 
@@ -31,6 +32,26 @@ describe('quickstart example', () => {
     expect(stdout).toContain('counter now 100')
     expect(stdout).toMatch(/striped write: 65536 bytes in 8 chunks over 2 QPs/)
     expect(stdout).toMatch(/ 0 errors/)
+  })
+
+  it('finds the provider installed for the example when run from the repository root (not its own folder)', async () => {
+    // Without pnpm's NODE_PATH, which would reach the workspace's hoisted packages from anywhere.
+    const { NODE_PATH: _, ...env } = process.env
+    const root = fileURLToPath(new URL('../../..', import.meta.url))
+    const { stdout } = await run(process.execPath, ['examples/quickstart/quickstart.mjs'], { cwd: root, env: { ...env, RDMA_SESSION_PROVIDER: 'softroce' } })
+    expect(stdout).toMatch(/provider: softroce; alice at 127\.0\.0\.1:\d+/)
+    expect(stdout).toMatch(/ 0 errors/)
+  })
+
+  it('names where it looked and the example\'s package when the provider is installed nowhere', async () => {
+    const { NODE_PATH: _, ...env } = process.env
+    const root = fileURLToPath(new URL('../../..', import.meta.url))
+    const example = fileURLToPath(new URL('..', import.meta.url)).replace(/\/$/, '')
+    const err = await run(process.execPath, ['examples/quickstart/quickstart.mjs'], { cwd: root, env: { ...env, RDMA_SESSION_PROVIDER: '@rdma-session/provider-not-installed' } }).catch((e: { stderr: string }) => e)
+    const stderr = (err as { stderr: string }).stderr
+    expect(stderr).toContain('ERR_PROVIDER_MISSING')
+    expect(stderr).toContain(`from the entry script's folder ${example} and from the working directory ${root.replace(/\/$/, '')}`)
+    expect(stderr).toContain(`pnpm add @rdma-session/provider-not-installed (in ${example}, the application's package)`)
   })
 
   it('says what to do when RDMA_SESSION_PROVIDER names a provider that cannot run here (not installed, or no RDMA device)', async () => {

@@ -18,6 +18,17 @@ describe('quickstart example', () => {
     expect(stdout).toContain('counter now 100')
     expect(stdout).toMatch(/striped write: 65536 bytes in 8 chunks over 2 QPs/)
     expect(stdout).toMatch(/0 errors/)
+    // Percentiles from the power-of-two histogram come with their bucket, and the estimate lies in it.
+    const stats = /latency p50 (?:≈ ([\d.]+) (µs|ms|s) \(([\d.]+)–([\d.]+) (µs|ms|s)\)|([\d.]+) (µs|ms|s)), p99 [\d.≈ ]+(µs|ms|s)/.exec(stdout)
+    expect(stats, stdout).not.toBeNull()
+    if (stats![1] !== undefined) {
+      const micros = (value: string, unit: string): number => Number(value) * (unit === 's' ? 1e6 : unit === 'ms' ? 1e3 : 1)
+      const [estimate, low, high] = [micros(stats![1], stats![2]!), micros(stats![3]!, stats![5]!), micros(stats![4]!, stats![5]!)]
+      // Printed to three digits: allow the rounding of each.
+      expect(estimate).toBeGreaterThanOrEqual(low * 0.99)
+      expect(estimate).toBeLessThanOrEqual(high * 1.01)
+      if (low >= 1) expect(high / low).toBeLessThanOrEqual(2.05)
+    }
     expect(stdout).toContain('closed:')
   })
 

@@ -1,7 +1,7 @@
 // Quickstart: two endpoints (contexts), one session between them, a bulk QP added by
 // session ID, then RDMA WRITE, READ, SEND and both atomics. Runs on the in-memory mock
 // by default; set RDMA_SESSION_PROVIDER to another provider (e.g. softroce) to swap it.
-import { createContext } from '@rdma-session/core'
+import { createContext, formatQuantile } from '@rdma-session/core'
 
 const log = (...args) => console.log(...args)
 const REMOTE_ACCESS = ['local-write', 'remote-read', 'remote-write', 'remote-atomic']
@@ -74,7 +74,8 @@ const striped = await session.write(mine.slice(), remote, { chunkSize: 8192 })
 log(`striped write: ${striped.bytes} bytes in ${striped.chunks} chunks over ${Object.keys(striped.chunksPerQp).length} QPs`)
 
 const stats = session.stats().session
-log(`stats: ${stats.opsCompleted} ops, ${stats.bytesSent} bytes sent, ${stats.bytesReceived} received, ${stats.errors} errors, p50 ${stats.latency.p50Micros} µs`)
+// Latency percentiles come from a power-of-two histogram: printed with the bucket they lie in.
+log(`stats: ${stats.opsCompleted} ops, ${stats.bytesSent} bytes sent, ${stats.bytesReceived} received, ${stats.errors} errors, latency ${formatQuantile('p50', stats.latency.p50)}, ${formatQuantile('p99', stats.latency.p99)}`)
 
 await alice.close()
 await bob.close()

@@ -4,7 +4,7 @@
 // For contrast, the same small writes posted on a bulk QP wait behind its bulk data.
 // Runs on the mock (with a 1 Gbps link so the QoS scheduler has something to share) by
 // default; RDMA_SESSION_PROVIDER=softroce runs it over UDP on loopback.
-import { createContext } from '@rdma-session/core'
+import { createContext, formatMicros, formatQuantile } from '@rdma-session/core'
 import { MockFabric } from '@rdma-session/provider-mock'
 
 const LINK = 125e6 // mock link rate, bytes/s (1 Gbps)
@@ -43,8 +43,7 @@ async function probe(qp) {
   return us.sort((a, b) => a - b)
 }
 const pct = (sorted, q) => sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)]
-const fmt = (us) => (us >= 1000 ? `${(us / 1000).toFixed(2)} ms` : `${us.toFixed(0)} µs`)
-const describe = (sorted) => `p50 ${fmt(pct(sorted, 0.5))}, p99 ${fmt(pct(sorted, 0.99))}`
+const describe = (sorted) => `p50 ${formatMicros(pct(sorted, 0.5))}, p99 ${formatMicros(pct(sorted, 0.99))}`
 
 /** Striped bulk writes (class `bulk`) over and over until `stop()`; returns bytes moved and seconds. */
 function flood() {
@@ -86,7 +85,7 @@ const p99Ratio = pct(shared, 0.99) / pct(isolated, 0.99)
 log(`isolation: under the flood the latency QP's p50 is ${p50Ratio.toFixed(1)}x and its p99 ${p99Ratio.toFixed(1)}x lower than on a shared bulk QP`)
 
 const stats = session.stats()
-for (const q of stats.qps) log(`stats qp ${q.qpn} (${q.class}): ${q.opsCompleted} ops, ${(q.bytesSent / 2 ** 20).toFixed(1)} MiB sent, p99 bucket ≤ ${fmt(q.latency.p99Micros)}, ${q.errors} errors`)
+for (const q of stats.qps) log(`stats qp ${q.qpn} (${q.class}): ${q.opsCompleted} ops, ${(q.bytesSent / 2 ** 20).toFixed(1)} MiB sent, ${formatQuantile('p99', q.latency.p99)}, ${q.errors} errors`)
 log(`session: ${stats.session.opsCompleted} ops, ${stats.session.errors} errors; bulk chunks per QP: ${bulkA.stats.opsCompleted} and ${bulkB.stats.opsCompleted}`)
 
 await alice.close()

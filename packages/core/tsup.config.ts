@@ -1,4 +1,5 @@
 import { defineConfig } from 'tsup'
 import { tsupConfig } from '../../tsup.shared.mjs'
 
-export default defineConfig(tsupConfig())
+// Two entry points: the API, and ./prometheus (the only one that imports prom-client, an optional peer).
+export default defineConfig(tsupConfig({ entry: ['src/index.ts', 'src/prometheus.ts'] }))

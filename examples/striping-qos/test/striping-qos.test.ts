@@ -4,7 +4,8 @@ import { describe, expect, it } from 'vitest'
 
 const run = promisify(execFile)
 const cwd = new URL('..', import.meta.url).pathname
-const micros = (text: string): number => (text.endsWith('ms') ? parseFloat(text) * 1000 : parseFloat(text))
+/** '3.42 µs', '2.05 ms', '1.20 s' (core's formatMicros) in µs. */
+const micros = (text: string): number => parseFloat(text) * (text.endsWith(' ms') ? 1e3 : text.endsWith(' s') ? 1e6 : 1)
 
 function parse(stdout: string) {
   const line = (re: RegExp) => {
@@ -12,8 +13,8 @@ function parse(stdout: string) {
     expect(m, `output lacks ${re}:\n${stdout}`).not.toBeNull()
     return m!
   }
-  const isolated = line(/latency QP, bulk flooding: +p50 ([\d.]+ m?s|[\d.]+ µs), p99 ([\d.]+ (?:ms|µs))/)
-  const shared = line(/on a bulk QP \(no isolation\), flooding: p50 ([\d.]+ (?:ms|µs)), p99 ([\d.]+ (?:ms|µs))/)
+  const isolated = line(/latency QP, bulk flooding: +p50 ([\d.]+ (?:s|ms|µs)), p99 ([\d.]+ (?:s|ms|µs))/)
+  const shared = line(/on a bulk QP \(no isolation\), flooding: p50 ([\d.]+ (?:s|ms|µs)), p99 ([\d.]+ (?:s|ms|µs))/)
   return { isolatedP50: micros(isolated[1]!), sharedP50: micros(shared[1]!), line }
 }
 

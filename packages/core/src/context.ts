@@ -4,7 +4,7 @@ import { accessNamesToBits, type AccessName } from './constants.js'
 import { CompletionQueue } from './completion-queue.js'
 import { ClosedError, InvalidArgumentError, UnsupportedError } from './errors.js'
 import { MemoryRegion, type RegionRegistrar, type RegistrableMemory } from './memory-region.js'
-import { renderPrometheus, type PrometheusOptions } from './metrics/prometheus.js'
+import { collectMetrics, type MetricFamily, type PrometheusOptions } from './metrics/families.js'
 import { assertProvider, loadProvider } from './provider-loader.js'
 import { checkProviderCore } from './provider-package.js'
 import { QueuePair, type QpCaps } from './queue-pair.js'
@@ -182,9 +182,12 @@ export class Context {
     return joinSession(this, url, options)
   }
 
-  /** This context's sessions, QPs and device counters in the Prometheus text format (see renderPrometheus). */
-  metrics(options?: PrometheusOptions): string {
-    return renderPrometheus(this, options)
+  /**
+   * This context's sessions, QPs and device counters as metric families (collectMetrics); for
+   * Prometheus, register an RdmaSessionCollector from @rdma-session/core/prometheus.
+   */
+  metrics(options?: PrometheusOptions): MetricFamily[] {
+    return collectMetrics(this, options)
   }
 
   /** Closes every session, QP, CQ and region, then the device. */

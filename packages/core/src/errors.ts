@@ -137,9 +137,22 @@ export class InvalidArgumentError extends RdmaError {
   }
 }
 
+/**
+ * A provider package that the application cannot load. `details.searched` lists the folders whose
+ * node_modules (and their parents') were searched; `details.installIn` is the application's package.
+ */
 export class ProviderMissingError extends RdmaError {
-  constructor(name: string, packageName: string, cause?: unknown) {
-    super(ErrorCode.PROVIDER_MISSING, `provider '${name}' needs the package ${packageName}; install it with: pnpm add ${packageName}`, { provider: name, packageName })
+  constructor(name: string, packageName: string, cause?: unknown, search?: { readonly places: ReadonlyArray<{ readonly role: string; readonly dir: string }>; readonly appDir: string }) {
+    const where = search === undefined
+      ? ''
+      : ` It was looked for next to @rdma-session/core and from ${search.places.map((p) => `the ${p.role} ${p.dir}`).join(' and from ')} (each folder's node_modules and its parents').`
+    const install = search === undefined ? `pnpm add ${packageName}` : `pnpm add ${packageName} (in ${search.appDir}, the application's package)`
+    super(ErrorCode.PROVIDER_MISSING, `provider '${name}' needs the package ${packageName}, which this application cannot load.${where} Install it with: ${install}`, {
+      provider: name,
+      packageName,
+      searched: search?.places.map((p) => p.dir) ?? [],
+      installIn: search?.appDir ?? null,
+    })
     if (cause !== undefined) (this as { cause?: unknown }).cause = cause
   }
 }

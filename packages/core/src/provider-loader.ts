@@ -1,9 +1,11 @@
-/** Finds a provider by name (RDMA_SESSION_PROVIDER) with a dynamic import, and checks it looks like one. */
-import { createRequire } from 'node:module'
-import { readFileSync } from 'node:fs'
-import { dirname, join } from 'node:path'
+/**
+ * Finds a provider by name (RDMA_SESSION_PROVIDER) with a dynamic import, as the application
+ * would import it (see provider-resolution.ts), and checks it looks like one.
+ */
+import { resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { ProviderInvalidError, ProviderMissingError, ProviderUnknownError } from './errors.js'
+import { describeProviderSearch, providerSearchPlaces, resolvePackageFrom, type ProviderSearch } from './provider-resolution.js'
 import type { Provider } from './spi.js'
 
 /** Known provider names and the packages that implement them. */
@@ -62,56 +64,42 @@ export function assertProvider(value: unknown): asserts value is Provider {
   }
 }
 
+/** True when `err` says `packageName` itself (not something it imports) could not be found. */
 function isModuleNotFound(err: unknown, packageName: string): boolean {
   const e = err as { code?: string; message?: string } | null
   if (e === null || typeof e !== 'object') return false
-  const code = e.code ?? ''
-  return (code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND') && (e.message ?? '').includes(packageName)
+  if (e.code !== 'ERR_MODULE_NOT_FOUND' && e.code !== 'MODULE_NOT_FOUND') return false
+  // "Cannot find package 'X' imported from …" (ESM), "Cannot find module 'X'" (CJS): X is what is missing.
+  const missing = /Cannot find (?:package|module) '([^']+)'/.exec(e.message ?? '')?.[1]
+  return missing === packageName || (missing?.startsWith(`${packageName}/`) ?? false)
 }
 
-/**
- * Imports a package as the application sees it: first from core's own location,
- * then from the working directory (where the app's node_modules are; with pnpm's
- * strict layout core cannot see packages it does not depend on).
- */
-async function importFromApp(specifier: string): Promise<unknown> {
-  try {
-    return await import(specifier)
-  } catch (err) {
-    let resolved: string
+/** The import failure of a package found neither next to core nor from the application's folders. */
+class PackageNotFound extends Error {
+  readonly code = 'ERR_MODULE_NOT_FOUND'
+  constructor(packageName: string, readonly search: ProviderSearch, cause: unknown) {
+    super(`Cannot find package '${packageName}'`, { cause })
+  }
+}
+
+/** An importer that resolves as the application would (see providerSearchPlaces); `entry` and `cwd` default to this process's. */
+export function applicationImporter(entry?: string, cwd?: string): (specifier: string) => Promise<unknown> {
+  return async (specifier) => {
+    // A path names a file relative to the working directory, not to core's own folder.
+    if (/^(\.{1,2}\/|\/)/.test(specifier)) return await import(pathToFileURL(resolve(cwd ?? process.cwd(), specifier)).href)
+    if (specifier.startsWith('file:')) return await import(specifier)
     try {
-      resolved = resolveAsImport(specifier, join(process.cwd(), 'package.json'))
-    } catch {
-      throw err
+      return await import(specifier) // next to core (its own dependencies, hoisted installs)
+    } catch (err) {
+      if (!isModuleNotFound(err, specifier)) throw err
+      const places = providerSearchPlaces(entry, cwd)
+      for (const place of places) {
+        const file = resolvePackageFrom(specifier, place.dir)
+        if (file !== null) return await import(pathToFileURL(file).href)
+      }
+      throw new PackageNotFound(specifier, describeProviderSearch(places), err)
     }
-    return await import(pathToFileURL(resolved).href)
   }
-}
-
-/**
- * Resolves a bare package name from `parent` the way `import` would: through the
- * package's "import" export condition, not "require" (createRequire alone would pick
- * the CJS build, and the app, which imported the ESM build, would then meet a second
- * copy of the provider's classes: `instanceof MockFabric` fails, for one).
- */
-function resolveAsImport(specifier: string, parent: string): string {
-  const require = createRequire(parent)
-  let manifestPath: string
-  try {
-    manifestPath = require.resolve(`${specifier}/package.json`)
-  } catch {
-    return require.resolve(specifier)
-  }
-  const manifest = JSON.parse(readFileSync(manifestPath, 'utf8')) as { exports?: unknown; module?: string; main?: string }
-  const root = (manifest.exports !== null && typeof manifest.exports === 'object' && '.' in manifest.exports ? (manifest.exports as Record<string, unknown>)['.'] : manifest.exports) as unknown
-  const pick = (entry: unknown): string | undefined => {
-    if (typeof entry === 'string') return entry
-    if (entry === null || typeof entry !== 'object') return undefined
-    const e = entry as Record<string, unknown>
-    return pick(e.import) ?? pick(e.node) ?? pick(e.default)
-  }
-  const target = pick(root) ?? manifest.module
-  return target === undefined ? require.resolve(specifier) : join(dirname(manifestPath), target)
 }
 
 function exportsOf(mod: unknown): Partial<ProviderModule> {
@@ -123,13 +111,13 @@ function exportsOf(mod: unknown): Partial<ProviderModule> {
  * Imports the package for `name` (a known name such as `mock`, a scoped package name or a path;
  * see resolveProviderName) and creates its provider. A missing package gives ProviderMissingError naming it.
  */
-export async function loadProvider(name: string, options?: Record<string, unknown>, importer: (specifier: string) => Promise<unknown> = importFromApp): Promise<Provider> {
+export async function loadProvider(name: string, options?: Record<string, unknown>, importer: (specifier: string) => Promise<unknown> = applicationImporter()): Promise<Provider> {
   const packageName = resolveProviderName(name)
   let mod: Partial<ProviderModule>
   try {
     mod = exportsOf(await importer(packageName))
   } catch (err) {
-    if (isModuleNotFound(err, packageName)) throw new ProviderMissingError(name, packageName, err)
+    if (isModuleNotFound(err, packageName)) throw new ProviderMissingError(name, packageName, err, err instanceof PackageNotFound ? err.search : undefined)
     throw err
   }
   if (typeof mod.createProvider !== 'function') {

@@ -1,30 +1,38 @@
-import { createServer } from 'node:http'
+import { createServer, type RequestListener, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { describe, expect, it } from 'vitest'
-import { PROMETHEUS_CONTENT_TYPE, QpStats, collectMetrics, formatExposition, prometheusHandler, renderPrometheus, type Context, type ProviderMetrics } from '../src/index.js'
-import { snakeCase } from '../src/metrics/exposition.js'
+import { Counter, Registry, type OpenMetricsContentType } from 'prom-client'
+import { afterEach, describe, expect, it } from 'vitest'
+import { QpStats, collectMetrics, type Context, type ProviderMetrics } from '../src/index.js'
+import { snakeCase } from '../src/metrics/families.js'
+import { RdmaSessionCollector, prometheusHandler } from '../src/prometheus.js'
+import { parseStrictExposition, samplesBySeries } from './support/strict-exposition.js'
 
-/** Parses the text exposition strictly enough to catch format mistakes: returns samples by series. */
-function parseExposition(text: string): Map<string, number> {
-  const samples = new Map<string, number>()
-  const typed = new Map<string, string>()
-  expect(text.endsWith('\n')).toBe(true)
-  for (const line of text.trimEnd().split('\n')) {
-    if (line.startsWith('# HELP ')) continue
-    const t = /^# TYPE ([a-zA-Z_:][a-zA-Z0-9_:]*) (counter|gauge|histogram)$/.exec(line)
-    if (t !== null) {
-      expect(typed.has(t[1]!), `TYPE of ${t[1]} given twice`).toBe(false)
-      typed.set(t[1]!, t[2]!)
-      continue
-    }
-    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(?:[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\]|\\.)*",?)*\})? (-?[0-9.e+]+|\+Inf|NaN)$/.exec(line)
-    expect(m, `not a valid sample line: ${line}`).not.toBeNull()
-    const family = m![1]!.replace(/_(bucket|sum|count)$/, '')
-    expect(typed.has(m![1]!) || typed.get(family) === 'histogram', `sample ${m![1]} before its TYPE`).toBe(true)
-    expect(samples.has(`${m![1]}${m![2] ?? ''}`), `duplicate series ${line}`).toBe(false)
-    samples.set(`${m![1]}${m![2] ?? ''}`, Number(m![3] === '+Inf' ? Infinity : m![3]))
+const servers: Server[] = []
+afterEach(async () => {
+  await Promise.all(servers.splice(0).map((s) => new Promise((r) => s.close(r))))
+})
+
+/** Serves `handler` on an ephemeral loopback port; the URL of /metrics. */
+async function serve(handler: RequestListener): Promise<string> {
+  const server = createServer(handler)
+  servers.push(server)
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}/metrics`
+}
+
+/** GETs the URL like a Prometheus scrape and reads the body strictly: samples by series. */
+async function scrape(url: string): Promise<{ samples: Map<string, number>; text: string; contentType: string | null }> {
+  const r = await fetch(url, { headers: { accept: 'text/plain;version=0.0.4' } })
+  expect(r.status).toBe(200)
+  const text = await r.text()
+  return { samples: samplesBySeries(parseStrictExposition(text)), text, contentType: r.headers.get('content-type') }
+}
+
+/** The application's own /metrics: its registry (with one metric of its own) rendered by prom-client. */
+function appEndpoint(registry: Registry): RequestListener {
+  return (_req, res) => {
+    registry.metrics().then((body) => res.writeHead(200, { 'content-type': registry.contentType }).end(body), (err: Error) => res.writeHead(500).end(err.message))
   }
-  return samples
 }
 
 function fakeQp(qpn: number, className: string, latencies: number[], bytesSent: number, metrics?: ProviderMetrics) {
@@ -62,47 +70,14 @@ function fakeContext(options: { closed?: boolean; deviceMetrics?: ProviderMetric
   } as unknown as Context
 }
 
-describe('Prometheus exposition', () => {
-  it('formats counters, gauges and histograms with escaped labels, and leaves out empty families', () => {
-    const text = formatExposition([
-      { name: 'x_total', help: 'a "help"\nline', type: 'counter', samples: [{ labels: { a: 'q"uo\\te\nnl' }, value: 3 }] },
-      { name: 'empty', help: 'none', type: 'gauge', samples: [] },
-      { name: 'h', help: 'hist', type: 'histogram', samples: [{ labels: {}, buckets: [{ le: 1, count: 1 }, { le: 2, count: 3 }], count: 4, sum: 9.5 }] },
-    ])
-    expect(text).toBe(
-      [
-        '# HELP x_total a "help"\\nline',
-        '# TYPE x_total counter',
-        'x_total{a="q\\"uo\\\\te\\nnl"} 3',
-        '# HELP h hist',
-        '# TYPE h histogram',
-        'h_bucket{le="1"} 1',
-        'h_bucket{le="2"} 3',
-        'h_bucket{le="+Inf"} 4',
-        'h_sum 9.5',
-        'h_count 4',
-        '',
-      ].join('\n'),
-    )
-    expect(formatExposition([])).toBe('')
-  })
-
-  it('rejects invalid metric and label names instead of writing a file Prometheus refuses', () => {
-    expect(() => formatExposition([{ name: 'bad-name', help: '', type: 'gauge', samples: [{ labels: {}, value: 1 }] }])).toThrow(/metric name 'bad-name'/)
-    expect(() => formatExposition([{ name: 'ok', help: '', type: 'gauge', samples: [{ labels: { 'bad-label': 1 }, value: 1 }] }])).toThrow(/label name 'bad-label'/)
-  })
-
-  it('turns provider counter names into metric names', () => {
-    expect(snakeCase('packetsSent')).toBe('packets_sent')
-    expect(snakeCase('naksReceived')).toBe('naks_received')
-    expect(snakeCase('qp-not-ready')).toBe('qp_not_ready')
-    expect(snakeCase('badIcrc')).toBe('bad_icrc')
-  })
-})
-
-describe('collectMetrics / renderPrometheus', () => {
-  it('exports per-session and per-QP counters, gauges, QoS and latency histograms', () => {
-    const samples = parseExposition(renderPrometheus(fakeContext(), { labels: { instance: 'db-7' } }))
+describe('RdmaSessionCollector in the application\'s prom-client registry', () => {
+  it('exports per-session and per-QP counters, gauges, QoS and latency histograms next to the app\'s metrics', async () => {
+    const registry = new Registry()
+    new Counter({ name: 'app_requests_total', help: 'the application\'s own metric', registers: [registry] }).inc(3)
+    new RdmaSessionCollector(() => [fakeContext()], { labels: { instance: 'db-7' } }).register(registry)
+    const { samples, contentType } = await scrape(await serve(appEndpoint(registry)))
+    expect(contentType).toBe('text/plain; version=0.0.4; charset=utf-8')
+    expect(samples.get('app_requests_total')).toBe(3)
     const dev = 'instance="db-7",provider="fake",device="fake0"'
     const s = `${dev},session="${'a'.repeat(32)}",remote="10.0.0.2:4791"`
     expect(samples.get(`rdma_session_sessions{${dev}}`)).toBe(1)
@@ -128,15 +103,22 @@ describe('collectMetrics / renderPrometheus', () => {
     expect(samples.get(`rdma_session_session_latency_microseconds_bucket{${s},le="4096"}`)).toBe(3)
   })
 
-  it('exports the provider counters of devices and QPs through the optional SPI hooks', () => {
+  it('exports the provider counters of devices and QPs, registered when first seen', async () => {
     const deviceMetrics: ProviderMetrics = {
       counters: { retransmits: 7, packetsSent: 100 },
       labeled: { naksReceived: { label: 'kind', values: { RNR: 2, PSN_SEQUENCE_ERROR: 1 } }, drops: { label: 'reason', values: { badIcrc: 4 } } },
     }
     const qpMetrics: ProviderMetrics = { counters: { retransmits: 3 }, labeled: { drops: { label: 'reason', values: { replay: 1 } } } }
-    const text = renderPrometheus(fakeContext({ deviceMetrics, qpMetrics }))
-    const samples = parseExposition(text)
-    const dev = 'provider="fake",device="fake0"'
+    const contexts: Context[] = [fakeContext()]
+    const registry = new Registry()
+    const collector = new RdmaSessionCollector(() => contexts, {}).register(registry)
+    const url = await serve(appEndpoint(registry))
+    expect([...(await scrape(url)).samples.keys()].some((k) => /rdma_session_(device|qp_wire)_/.test(k))).toBe(false)
+    // A context whose provider has counters arrives: its families are registered at the next scrape or sync().
+    contexts.push(fakeContext({ device: 'fake1', deviceMetrics, qpMetrics }))
+    collector.sync()
+    const { samples, text } = await scrape(url)
+    const dev = 'provider="fake",device="fake1"'
     expect(samples.get(`rdma_session_device_retransmits_total{${dev}}`)).toBe(7)
     expect(samples.get(`rdma_session_device_packets_sent_total{${dev}}`)).toBe(100)
     expect(samples.get(`rdma_session_device_naks_received_total{${dev},kind="RNR"}`)).toBe(2)
@@ -146,10 +128,55 @@ describe('collectMetrics / renderPrometheus', () => {
     expect(samples.get(`rdma_session_qp_wire_retransmits_total{${q}}`)).toBe(3)
     expect(samples.get(`rdma_session_qp_wire_drops_total{${q},reason="replay"}`)).toBe(1)
     expect(text).toContain('# TYPE rdma_session_device_drops_total counter')
-    // A provider without the hooks exports core's metrics only.
-    expect(renderPrometheus(fakeContext())).not.toMatch(/rdma_session_(device|qp_wire)_/)
+    // The same collector in a second registry: everything it has seen is registered there too.
+    const other = new Registry()
+    collector.register(other)
+    expect(samplesBySeries(parseStrictExposition(await other.metrics())).get(`rdma_session_device_retransmits_total{${dev}}`)).toBe(7)
   })
 
+  it('leaves out per-QP histograms when asked, and works in an OpenMetrics registry', async () => {
+    const registry = new Registry<OpenMetricsContentType>()
+    registry.setContentType(Registry.OPENMETRICS_CONTENT_TYPE)
+    new RdmaSessionCollector(fakeContext(), { qpHistograms: false }).register(registry)
+    const text = await registry.metrics()
+    expect(text).not.toContain('rdma_session_qp_latency_microseconds')
+    expect(text).toContain('rdma_session_session_latency_microseconds_bucket{')
+    expect(text).toMatch(/^rdma_session_qp_bytes_sent_total\{/m)
+    expect(text).not.toContain('_total_total')
+    expect(text.endsWith('# EOF\n')).toBe(true)
+  })
+
+  it('turns provider counter names into metric names', () => {
+    expect(snakeCase('packetsSent')).toBe('packets_sent')
+    expect(snakeCase('naksReceived')).toBe('naks_received')
+    expect(snakeCase('qp-not-ready')).toBe('qp_not_ready')
+    expect(snakeCase('badIcrc')).toBe('bad_icrc')
+  })
+})
+
+describe('prometheusHandler (a ready /metrics endpoint)', () => {
+  it('serves every series on the first scrape with the Prometheus content type, HEAD without a body, and refuses POST', async () => {
+    const deviceMetrics: ProviderMetrics = { counters: { retransmits: 7 } }
+    const url = await serve(prometheusHandler(() => [fakeContext({ deviceMetrics })]))
+    const { samples, text, contentType } = await scrape(url)
+    expect(contentType).toBe('text/plain; version=0.0.4; charset=utf-8')
+    expect(text).toContain('rdma_session_session_qps{')
+    expect(samples.get('rdma_session_device_retransmits_total{provider="fake",device="fake0"}')).toBe(7)
+    const head = await fetch(url, { method: 'HEAD' })
+    expect(head.status).toBe(200)
+    expect(await head.text()).toBe('')
+    expect((await fetch(url, { method: 'POST' })).status).toBe(405)
+  })
+
+  it('answers 500 with the reason when collecting fails', async () => {
+    const broken = { ...fakeContext(), closed: false, provider: { name: 'fake' }, info: { name: 'x' }, device: { metrics: () => { throw new Error('device gone') } } } as unknown as Context
+    const r = await fetch(await serve(prometheusHandler(broken)))
+    expect(r.status).toBe(500)
+    expect(await r.text()).toContain('device gone')
+  })
+})
+
+describe('collectMetrics (the families as data)', () => {
   it('merges several contexts into one family per metric, skips closed ones, and can leave out per-QP histograms', () => {
     const families = collectMetrics([fakeContext({ device: 'fake0' }), fakeContext({ device: 'fake1' }), fakeContext({ closed: true, device: 'gone' })], { qpHistograms: false })
     const sessions = families.find((f) => f.name === 'rdma_session_sessions')!
@@ -157,7 +184,6 @@ describe('collectMetrics / renderPrometheus', () => {
     expect(families.some((f) => f.name === 'rdma_session_qp_latency_microseconds')).toBe(false)
     expect(families.some((f) => f.name === 'rdma_session_session_latency_microseconds')).toBe(true)
     expect(new Set(families.map((f) => f.name)).size).toBe(families.length)
-    parseExposition(formatExposition(families))
   })
 
   it('histogram buckets are cumulative, place each sample by its power-of-two bucket, and keep the tail in +Inf', () => {
@@ -173,37 +199,24 @@ describe('collectMetrics / renderPrometheus', () => {
   })
 })
 
-describe('prometheusHandler', () => {
-  it('serves the exposition with the Prometheus content type, HEAD without a body, and refuses POST', async () => {
-    const server = createServer(prometheusHandler(() => [fakeContext()]))
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
-    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/metrics`
-    try {
-      const r = await fetch(url)
-      expect(r.status).toBe(200)
-      expect(r.headers.get('content-type')).toBe(PROMETHEUS_CONTENT_TYPE)
-      const body = await r.text()
-      expect(body).toContain('rdma_session_session_qps{')
-      parseExposition(body)
-      const head = await fetch(url, { method: 'HEAD' })
-      expect(head.status).toBe(200)
-      expect(await head.text()).toBe('')
-      expect((await fetch(url, { method: 'POST' })).status).toBe(405)
-    } finally {
-      await new Promise((r) => server.close(r))
-    }
-  })
-
-  it('answers 500 with the reason when collecting fails', async () => {
-    const broken = { ...fakeContext(), closed: false, provider: { name: 'fake' }, info: { name: 'x' }, device: { metrics: () => { throw new Error('device gone') } } } as unknown as Context
-    const server = createServer(prometheusHandler(broken))
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
-    try {
-      const r = await fetch(`http://127.0.0.1:${(server.address() as AddressInfo).port}/`)
-      expect(r.status).toBe(500)
-      expect(await r.text()).toContain('device gone')
-    } finally {
-      await new Promise((r) => server.close(r))
-    }
+describe('the strict exposition reader used above', () => {
+  it('refuses what Prometheus would refuse', () => {
+    const ok = '# HELP a_total x\n# TYPE a_total counter\na_total{l="v"} 1\n'
+    expect(parseStrictExposition(ok)[0]!.samples[0]!.value).toBe(1)
+    for (const [bad, why] of [
+      ['a_total 1', /newline/],
+      ['# TYPE a_total counter\na_total{l="v} 1\n', /unterminated/],
+      ['bad-name 1\n', /invalid metric name/],
+      ['a{l="1",l="2"} 1\n', /twice/],
+      ['a 1\na 2\n', /duplicate series/],
+      ['# TYPE a counter\na 1\n', /_total/],
+      ['a 1\nb 1\na{x="y"} 1\n', /not together/],
+      ['a 1\n# TYPE a gauge\n', /TYPE given twice or after samples/],
+      ['a{l="\\q"} 1\n', /invalid escape/],
+      ['a one\n', /invalid value/],
+      ['# TYPE h histogram\nh_bucket{le="1"} 2\nh_bucket{le="+Inf"} 1\nh_sum 1\nh_count 1\n', /not cumulative/],
+      ['# TYPE h histogram\nh_bucket{le="1"} 1\nh_sum 1\nh_count 1\n', /\+Inf/],
+      ['# TYPE h histogram\nh_bucket{le="+Inf"} 2\nh_sum 1\nh_count 1\n', /differs from _count/],
+    ] as const) expect(() => parseStrictExposition(bad), bad).toThrow(why)
   })
 })

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { LatencyHistogram, QpStats, accessNamesToBits, accessBitsToNames, checkProviderCore, createContext, createInProcessLink, isRdmaError, loadProvider, resolveProviderName, satisfiesRange, type RdmaError } from '../src/index.js'
+import { accessNamesToBits, accessBitsToNames, checkProviderCore, createContext, createInProcessLink, isRdmaError, loadProvider, resolveProviderName, satisfiesRange, type RdmaError } from '../src/index.js'
 import { WorkTracker } from '../src/work-tracker.js'
 
 const pending = (id: number, signaled = true) => ({ id, userWrId: id * 10, opcode: 'SEND' as const, signaled, bytes: 1, postedAt: 0, resolve: null, reject: null })
@@ -37,23 +37,6 @@ describe('WorkTracker', () => {
       expect(taken.kind === 'in-order' && [...taken.silent, taken.wr].map((p) => p.id)).toEqual(round === 0 ? [1] : [next - 3, next - 2])
     }
     expect(t.size).toBe(1)
-  })
-})
-
-describe('LatencyHistogram', () => {
-  it('reports quantiles by power-of-two bucket and merges', () => {
-    const h = new LatencyHistogram()
-    for (let i = 0; i < 99; i++) h.record(3)
-    h.record(1000)
-    expect(h.count).toBe(100)
-    expect(h.quantile(0.5)).toBe(4) // 3 µs falls in the [2, 4) bucket
-    expect(h.quantile(0.995)).toBe(1000)
-    const s = new QpStats()
-    s.latency.record(5)
-    const sum = QpStats.sum([s, Object.assign(new QpStats(), { bytesSent: 7 })])
-    expect(sum.latency.count).toBe(1)
-    expect(sum.bytesSent).toBe(7)
-    expect(new LatencyHistogram().snapshot().p99Micros).toBe(0)
   })
 })
 

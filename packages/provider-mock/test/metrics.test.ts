@@ -1,5 +1,6 @@
 /** Transport counters through the SPI metrics() hooks, and core's Prometheus export of them. */
 import { createContext } from '@rdma-session/core'
+import { renderPrometheus } from '@rdma-session/core/prometheus'
 import { describe, expect, it } from 'vitest'
 import { MockFabric, mock } from '../src/index.js'
 import { SLOW_ACK_TIMEOUT, completions, connect, pair, queuePair, sge, sleep } from './harness.js'
@@ -81,7 +82,7 @@ describe('mock transport counters (SPI metrics hook)', () => {
     q.qp.modify({ state: 'RTS', sqPsn: 0, timeout: 8, retryCnt: 1, rnrRetry: 1 })
   }
 
-  it('reach Prometheus through core: ctx.metrics() shows sessions, QPs, retransmits and NAK kinds', async () => {
+  it('reach Prometheus through core and prom-client: renderPrometheus() shows sessions, QPs, retransmits and NAK kinds', async () => {
     const fabric = new MockFabric({ maxAckTimeoutMs: 300 }) // core's IB timeout 14: 67 ms, not 5 (see SLOW_ACK_TIMEOUT)
     const a = await createContext({ provider: mock({ fabric }) })
     const b = await createContext({ provider: mock({ fabric }) })
@@ -94,7 +95,7 @@ describe('mock transport counters (SPI metrics hook)', () => {
       fabric.faults.drop({ opcode: 'RDMA_WRITE', dstQpn: bulk!.remoteQpn!, count: 1 })
       await bulk!.write(local.slice(0, 4096), session.remoteRegions.get('t')!)
       for (let i = 0; i < 10; i++) await latency!.read(local.slice(0, 64), { ...session.remoteRegions.get('t')!, length: 64 })
-      const text = a.metrics()
+      const text = await renderPrometheus(a)
       const line = (re: RegExp) => {
         const m = text.split('\n').find((l) => re.test(l))
         expect(m, `no line matching ${re}`).toBeDefined()
@@ -111,7 +112,7 @@ describe('mock transport counters (SPI metrics hook)', () => {
       expect(line(new RegExp(`^rdma_session_device_naks_received_total\\{${dev},kind="RNR"\\} `))).toBe(0)
       expect(line(new RegExp(`^rdma_session_device_drops_total\\{${dev},reason="unknown-qpn"\\} `))).toBe(0)
       // The peer's view: its end of the session, and the packets it received.
-      expect(b.metrics()).toMatch(new RegExp(`rdma_session_session_qps\\{provider="mock",device="${b.info.name}",session="${session.id}",remote="[^"]+"\\} 2`))
+      expect(await renderPrometheus(b)).toMatch(new RegExp(`rdma_session_session_qps\\{provider="mock",device="${b.info.name}",session="${session.id}",remote="[^"]+"\\} 2`))
     } finally {
       await a.close()
       await b.close()

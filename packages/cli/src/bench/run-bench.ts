@@ -2,7 +2,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { cpus } from 'node:os'
 import { join, resolve } from 'node:path'
-import { createContext, type Context, type PathMtu, type Provider } from '@rdma-session/core'
+import { createContext, formatMicros, type Context, type PathMtu, type Provider } from '@rdma-session/core'
 import { KNOWN_PROVIDERS, knownProvider } from '../command-errors.js'
 import { barChart, lineChart } from './svg-chart.js'
 import { latency, qosIsolation, throughputAt, type BenchPair, type BenchPlan, type LatencyResult, type LatencyStats, type QosResult, type Summary, type ThroughputPoint } from './suites.js'
@@ -204,7 +204,7 @@ function writePlots(r: Omit<BenchReport, 'files'>, out: string): string[] {
 
 /** The report as a table for the terminal: medians over rounds, with the range of the rounds (lowest–highest) in brackets. */
 export function formatBench(r: BenchReport): string {
-  const us = (v: number): string => (v >= 1000 ? `${(v / 1000).toFixed(1)} ms` : `${v.toFixed(0)} µs`)
+  const us = formatMicros // the samples' own percentiles (nearest rank), exact: no histogram here
   const range = (s: Summary, f: (v: number) => string): string => `${f(s.median)} [${f(s.min)}–${f(s.max)}]`
   const g = (v: number): string => gbps(v).toFixed(3)
   const rows: string[] = []

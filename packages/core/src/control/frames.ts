@@ -21,9 +21,9 @@ const channelId = v.pipe(v.string(), v.regex(/^[0-9a-f]{32}$/))
 export const helloSchema = v.strictObject({
   t: v.literal('hello'),
   v: v.literal(PROTOCOL_VERSION),
-  /** 'peer': session records; 'daemon': a local client of the session daemon. */
+  // purpose 'peer': session records; 'daemon': a local client of the session daemon.
   purpose: v.picklist(['peer', 'daemon']),
-  /** 'passphrase': a PSK stretched with scrypt under the salt the welcome carries. */
+  // auth 'passphrase': a PSK stretched with scrypt under the salt the welcome carries.
   auth: v.picklist(['psk', 'passphrase', 'ed25519']),
   pskId: v.optional(v.pipe(v.string(), v.regex(/^[A-Za-z0-9_.:@-]{1,64}$/))),
   identity: v.optional(key32),

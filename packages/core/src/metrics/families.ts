@@ -1,15 +1,45 @@
 /**
- * Per-session and per-QP metrics in the Prometheus text format: core's own counters
- * (bytes, ops, errors, latency histograms, queue occupancy, QoS) from session.stats(),
- * plus the provider's transport counters (retransmits, NAKs by kind, drops by reason)
- * through the optional SPI hooks ProviderDevice.metrics() and ProviderQp.metrics().
+ * Per-session and per-QP metric families, as data (the Prometheus data model; no exposition
+ * format here, and no dependency): core's own counters (bytes, ops, errors, latency histograms,
+ * queue occupancy, QoS) from session.stats(), plus the provider's transport counters
+ * (retransmits, NAKs by kind, drops by reason) through the optional SPI hooks
+ * ProviderDevice.metrics() and ProviderQp.metrics(). `@rdma-session/core/prometheus` puts them
+ * into a prom-client registry.
  */
-import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Context } from '../context.js'
 import type { PeerChannel } from '../session/peer-channel.js'
 import type { ProviderMetrics } from '../spi.js'
 import type { LatencySnapshot } from '../stats.js'
-import { PROMETHEUS_CONTENT_TYPE, formatExposition, snakeCase, type HistogramSample, type Labels, type MetricFamily, type Sample } from './exposition.js'
+/** Label names and values of one series. */
+export type Labels = Readonly<Record<string, string | number>>
+
+/** One counter or gauge series. */
+export interface Sample {
+  readonly labels: Labels
+  readonly value: number
+}
+
+/** One histogram series. */
+export interface HistogramSample {
+  readonly labels: Labels
+  /** Cumulative counts per upper bound, ascending (without +Inf). */
+  readonly buckets: ReadonlyArray<{ readonly le: number; readonly count: number }>
+  readonly count: number
+  readonly sum: number
+}
+
+/** A metric: its name, help, type and series. */
+export type MetricFamily =
+  | { readonly name: string; readonly help: string; readonly type: 'counter' | 'gauge'; readonly samples: Sample[] }
+  | { readonly name: string; readonly help: string; readonly type: 'histogram'; readonly samples: HistogramSample[] }
+
+/** `packetsSent` -> `packets_sent`; anything outside [a-zA-Z0-9_] becomes `_`. */
+export function snakeCase(name: string): string {
+  return name
+    .replace(/([a-z0-9])([A-Z])/g, '$1_$2')
+    .replace(/[^a-zA-Z0-9_]/g, '_')
+    .toLowerCase()
+}
 
 export interface PrometheusOptions {
   /** Per-QP latency histograms (26 series per QP). Default true; sessions always get theirs. */
@@ -72,16 +102,21 @@ function readProviderMetrics(source: { metrics?(): ProviderMetrics }): ProviderM
   return m !== null && typeof m === 'object' && typeof m.counters === 'object' ? m : null
 }
 
-function asList(contexts: Context | Iterable<Context>): Context[] {
+/** The contexts to export: one, several, or a function called at every collection (contexts come and go). */
+export type MetricsSource = Context | Iterable<Context> | (() => Context | Iterable<Context>)
+
+/** The contexts of a source, now. */
+export function contextsOf(source: MetricsSource): Context[] {
+  const contexts = typeof source === 'function' ? source() : source
   return Symbol.iterator in Object(contexts) ? [...(contexts as Iterable<Context>)] : [contexts as Context]
 }
 
 /** The metric families of one or more contexts (closed contexts are skipped). */
-export function collectMetrics(contexts: Context | Iterable<Context>, options: PrometheusOptions = {}): MetricFamily[] {
+export function collectMetrics(contexts: MetricsSource, options: PrometheusOptions = {}): MetricFamily[] {
   const set = new FamilySet()
   const base = options.labels ?? {}
   const qpHistograms = options.qpHistograms ?? true
-  for (const ctx of asList(contexts)) {
+  for (const ctx of contextsOf(contexts)) {
     if (ctx.closed) continue
     const dev = { ...base, provider: ctx.provider.name, device: ctx.info.name }
     const ids = ctx.sessions.list()
@@ -128,31 +163,4 @@ export function collectMetrics(contexts: Context | Iterable<Context>, options: P
     }
   }
   return set.families
-}
-
-/** The Prometheus text exposition of one or more contexts' sessions, QPs and devices. */
-export function renderPrometheus(contexts: Context | Iterable<Context>, options: PrometheusOptions = {}): string {
-  return formatExposition(collectMetrics(contexts, options))
-}
-
-/**
- * A node:http request handler serving the metrics at any path:
- * `http.createServer(prometheusHandler(() => [ctx])).listen(9464)`.
- */
-export function prometheusHandler(contexts: Context | Iterable<Context> | (() => Context | Iterable<Context>), options: PrometheusOptions = {}): (req: IncomingMessage, res: ServerResponse) => void {
-  return (req, res) => {
-    if (req.method !== 'GET' && req.method !== 'HEAD') {
-      res.writeHead(405, { allow: 'GET, HEAD' }).end()
-      return
-    }
-    let body: string
-    try {
-      body = renderPrometheus(typeof contexts === 'function' ? contexts() : contexts, options)
-    } catch (err) {
-      res.writeHead(500, { 'content-type': 'text/plain; charset=utf-8' }).end(`metrics failed: ${(err as Error).message}\n`)
-      return
-    }
-    res.writeHead(200, { 'content-type': PROMETHEUS_CONTENT_TYPE, 'content-length': Buffer.byteLength(body) })
-    res.end(req.method === 'HEAD' ? undefined : body)
-  }
 }

@@ -1,15 +1,19 @@
 /**
  * A ws endpoint (TCP port or Unix socket) that authenticates every connection
  * and hands each new channel to its owner; a connection that resumes a channel
- * is attached to it instead. Also `dialControl`, the client side.
+ * is attached to it instead. Unauthenticated connections are admitted through
+ * an AdmissionGate, with a budget of their own; `maxConnections` bounds only
+ * authenticated ones. Also `dialControl`, the client side.
  */
 import { TypedEventEmitter } from '../typed-events.js'
 import { randomBytes } from 'node:crypto'
 import { chmodSync, lstatSync, unlinkSync } from 'node:fs'
 import { createServer, type Server } from 'node:http'
-import { connect as netConnect } from 'node:net'
+import { connect as netConnect, type Socket } from 'node:net'
 import { WebSocket, WebSocketServer } from 'ws'
 import { BusyError, InvalidArgumentError } from '../errors.js'
+import type { AdmissionLimits } from './admission-pool.js'
+import { AdmissionGate, type AdmissionStats } from './admission-gate.js'
 import type { Session } from '../session/session.js'
 import { withListenerKey, type NormalizedAuth } from './auth.js'
 import type { ControlChannel } from './control-channel.js'
@@ -27,8 +31,23 @@ export interface EndpointOptions extends ConnectionOptions {
   readonly host?: string
   /** A Unix socket path instead of a port; created with mode 0600. */
   readonly socketPath?: string
-  /** Most simultaneous connections (including unfinished handshakes). Default 256. */
+  /** Most simultaneous authenticated connections (unfinished handshakes do not count: see `admission`). Default 256. */
   readonly maxConnections?: number
+  /** The budget of connections that have not finished the handshake: per source address, in total, early drop. */
+  readonly admission?: AdmissionLimits
+}
+
+/** A server's handshake deadline, counted from accept, unless `handshakeTimeoutMs` says otherwise: short, as unauthenticated peers hold a slot until it. */
+export const DEFAULT_SERVER_HANDSHAKE_MS = 5000
+export const DEFAULT_MAX_CONNECTIONS = 256
+
+/** What ControlServer.admission reports: the pending pool's counters, plus the authenticated connections and their limit. */
+export interface ServerAdmissionStats extends AdmissionStats {
+  /** Authenticated connections open now. */
+  readonly connections: number
+  readonly maxConnections: number
+  /** Handshakes refused with ERR_BUSY because maxConnections authenticated connections were open. */
+  readonly refusedAtLimit: number
 }
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -46,13 +65,21 @@ export class ControlServer<C extends AnyChannel = AnyChannel> extends TypedEvent
   readonly #wss: WebSocketServer
   readonly #channels = new Map<string, C>()
   readonly #socketPath: string | null
+  readonly #gate: AdmissionGate
+  readonly #maxConnections: number
+  /** Every open socket, pending or authenticated. */
+  readonly #sockets = new Set<Socket>()
+  readonly #authenticated = new Set<ControlConnection>()
+  #refusedAtLimit = 0
   #closing: Promise<void> | null = null
 
-  private constructor(http: Server, wss: WebSocketServer, socketPath: string | null) {
+  private constructor(http: Server, wss: WebSocketServer, socketPath: string | null, gate: AdmissionGate, maxConnections: number) {
     super()
     this.#http = http
     this.#wss = wss
     this.#socketPath = socketPath
+    this.#gate = gate
+    this.#maxConnections = maxConnections
   }
 
   /**
@@ -70,26 +97,44 @@ export class ControlServer<C extends AnyChannel = AnyChannel> extends TypedEvent
     wss.on('error', () => undefined)
     // A passphrase is stretched once per listener, under a salt drawn now.
     const keys = await withListenerKey(auth)
-    const server = new ControlServer<C>(http, wss, options.socketPath ?? null)
-    const maxConnections = options.maxConnections ?? 256
+    const maxConnections = options.maxConnections ?? DEFAULT_MAX_CONNECTIONS
+    if (!Number.isInteger(maxConnections) || maxConnections < 1) throw new InvalidArgumentError(`maxConnections must be a positive integer, got ${String(maxConnections)}`, { attribute: 'maxConnections' })
+    const handshakeTimeoutMs = options.handshakeTimeoutMs ?? DEFAULT_SERVER_HANDSHAKE_MS
+    const connOptions = { ...options, handshakeTimeoutMs }
+    const server = new ControlServer<C>(http, wss, options.socketPath ?? null, new AdmissionGate(options.admission, handshakeTimeoutMs), maxConnections)
+    // Admission starts at accept, before any byte is read: a socket that never upgrades holds a pending slot too.
+    http.on('connection', (socket: Socket) => {
+      server.#sockets.add(socket)
+      socket.once('close', () => server.#sockets.delete(socket))
+      server.#gate.accept(socket)
+    })
     wss.on('connection', (ws, req) => {
       ws.on('error', () => undefined)
-      if (wss.clients.size > maxConnections || server.#closing !== null) {
+      if (server.#closing !== null) {
         // Refused for now, not for good: a client resuming a channel retries with backoff.
-        failSocket(ws, new BusyError(server.#closing !== null ? 'the server is closing' : `the server is at its limit of ${maxConnections} connections; retry later`, { maxConnections }))
+        failSocket(ws, new BusyError('the server is closing'))
         return
       }
+      if (!server.#gate.upgraded(req.socket, ws)) return
       const accept = (hello: HelloFrame, peerId: string): { id: string; resumed: boolean; resumeKey: Buffer | null } => {
+        // Checked when the hello arrives, against authenticated connections only: stalled handshakes never fill it.
+        if (server.#authenticated.size >= maxConnections) {
+          server.#refusedAtLimit++
+          throw new BusyError(`the server is at its limit of ${maxConnections} authenticated connections; retry later`, { maxConnections })
+        }
         const old = hello.resume === undefined ? undefined : server.#channels.get(hello.resume)
         if (old !== undefined && !old.closed && old.peerId === peerId) return { id: old.id, resumed: true, resumeKey: old.resumeKey }
         return { id: randomBytes(16).toString('hex'), resumed: false, resumeKey: null }
       }
-      ControlConnection.server(ws, keys, purpose, accept, options, req.socket.remoteAddress).then(
+      ControlConnection.server(ws, keys, purpose, accept, connOptions, req.socket.remoteAddress).then(
         ({ conn }) => {
+          server.#gate.authenticated(req.socket)
           if (server.#closing !== null) {
             conn.close('server closing')
             return
           }
+          server.#authenticated.add(conn)
+          conn.onClose(() => server.#authenticated.delete(conn))
           const old = server.#channels.get(conn.result.channelId)
           if (conn.result.resumed && old !== undefined) {
             old.attach(conn)
@@ -129,7 +174,11 @@ export class ControlServer<C extends AnyChannel = AnyChannel> extends TypedEvent
   }
   /** Open sockets, including unfinished handshakes. */
   get connections(): number {
-    return this.#wss.clients.size
+    return this.#sockets.size
+  }
+  /** How unauthenticated connections are admitted and authenticated ones bounded: limits and counters (also in ctx.metrics()). */
+  get admission(): ServerAdmissionStats {
+    return { ...this.#gate.stats, connections: this.#authenticated.size, maxConnections: this.#maxConnections, refusedAtLimit: this.#refusedAtLimit }
   }
   /** Live channels (connected or waiting to be resumed). */
   get channels(): C[] {
@@ -141,6 +190,7 @@ export class ControlServer<C extends AnyChannel = AnyChannel> extends TypedEvent
     this.#closing ??= (async () => {
       for (const ch of [...this.#channels.values()]) ch.close('server closed')
       for (const ws of this.#wss.clients) ws.terminate()
+      for (const socket of this.#sockets) socket.destroy()
       await new Promise<void>((r) => this.#wss.close(() => r()))
       await new Promise<void>((r) => this.#http.close(() => r()))
       this.#http.closeAllConnections?.()

@@ -2,13 +2,15 @@
  * Per-session and per-QP metrics in the Prometheus text format: core's own counters
  * (bytes, ops, errors, latency histograms, queue occupancy, QoS) from session.stats(),
  * plus the provider's transport counters (retransmits, NAKs by kind, drops by reason)
- * through the optional SPI hooks ProviderDevice.metrics() and ProviderQp.metrics().
+ * through the optional SPI hooks ProviderDevice.metrics() and ProviderQp.metrics(), and the
+ * control-plane admission series of each listener (admission-metrics.ts).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Context } from '../context.js'
 import type { PeerChannel } from '../session/peer-channel.js'
 import type { ProviderMetrics } from '../spi.js'
 import type { LatencySnapshot } from '../stats.js'
+import { addAdmissionSamples } from './admission-metrics.js'
 import { PROMETHEUS_CONTENT_TYPE, formatExposition, snakeCase, type HistogramSample, type Labels, type MetricFamily, type Sample } from './exposition.js'
 
 export interface PrometheusOptions {
@@ -86,6 +88,7 @@ export function collectMetrics(contexts: Context | Iterable<Context>, options: P
     const dev = { ...base, provider: ctx.provider.name, device: ctx.info.name }
     const ids = ctx.sessions.list()
     set.add('rdma_session_sessions', 'gauge', 'Established sessions of the device', dev, ids.length)
+    for (const server of ctx.listeners) addAdmissionSamples((...a) => set.add(...a), { ...dev, listener: server.url }, server.admission)
     const deviceMetrics = readProviderMetrics(ctx.device)
     if (deviceMetrics !== null) set.provider('rdma_session_device_', 'Device', dev, deviceMetrics)
 

@@ -60,18 +60,25 @@ describe('control-plane limits', () => {
     await waitFor(() => server.connections === 0, 2000, 'the server dropped the socket')
   })
 
-  it('connections beyond maxConnections get ERR_BUSY (close 1013) and are closed; the others keep working', async () => {
+  it('authenticated connections beyond maxConnections get ERR_BUSY (close 1013); idle unauthenticated sockets do not count', async () => {
     const [a, b] = await two()
     const server = await a.listen({ port: 0, auth, maxConnections: 2, handshakeTimeoutMs: 5000 })
-    const idle = [new WebSocket(server.url), new WebSocket(server.url)]
+    // More idle sockets than maxConnections: they wait in the pending pool, not in the authenticated budget.
+    const idle = Array.from({ length: 4 }, () => new WebSocket(server.url))
     cleanups.push(() => idle.forEach((w) => w.terminate()))
     await Promise.all(idle.map((w) => new Promise((r) => w.once('open', r))))
-    const third = await rawSocket(server.url)
+    await waitFor(() => server.admission.pending === 4, 5000, () => `the idle sockets to be pending (${JSON.stringify(server.admission)})`)
+    const first = await b.dial(server.url, { auth })
+    const second = await b.dial(server.url, { auth })
+    cleanups.push(() => first.close(), () => second.close())
+    // The client is done before the server has read its finish: wait for the server to count both.
+    await waitFor(() => server.admission.connections === 2 && server.admission.pending === 4, 5000, () => `two authenticated, four pending (${JSON.stringify(server.admission)})`)
     // Refused for now, not for good: a reconnecting client retries.
-    expect(third).toEqual({ code: 'ERR_BUSY', close: 1013 })
-    idle.forEach((w) => w.terminate())
-    // A free slot once the server has seen both go (a fixed 100 ms could end before it did: ERR_PROTOCOL again).
-    await waitFor(() => server.connections === 0, 5000, () => `the server to drop the idle sockets (connections: ${server.connections})`)
+    const err = await expectCode(b.dial(server.url, { auth }), 'ERR_BUSY')
+    expect(err.message).toMatch(/limit of 2 connections \(maxConnections/)
+    expect(server.admission.refusedAtLimit).toBe(1)
+    first.close()
+    await waitFor(() => server.admission.connections === 1, 5000, () => `the server to see the first channel go (${JSON.stringify(server.admission)})`)
     const session = await b.connect(server.url, { auth, qps: [{}] })
     expect(session.qps).toHaveLength(1)
   })

@@ -120,7 +120,7 @@ export class ControlServer<C extends AnyChannel = AnyChannel> extends TypedEvent
         // Checked when the hello arrives, against authenticated connections only: stalled handshakes never fill it.
         if (server.#authenticated.size >= maxConnections) {
           server.#refusedAtLimit++
-          throw new BusyError(`the server is at its limit of ${maxConnections} authenticated connections; retry later`, { maxConnections })
+          throw new BusyError(`the server is at its limit of ${maxConnections} connections (maxConnections: authenticated peers only); retry later`, { maxConnections })
         }
         const old = hello.resume === undefined ? undefined : server.#channels.get(hello.resume)
         if (old !== undefined && !old.closed && old.peerId === peerId) return { id: old.id, resumed: true, resumeKey: old.resumeKey }

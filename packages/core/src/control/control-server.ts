@@ -35,11 +35,18 @@ export interface EndpointOptions extends ConnectionOptions {
   readonly maxConnections?: number
   /** The budget of connections that have not finished the handshake: per source address, in total, early drop. */
   readonly admission?: AdmissionLimits
+  /** The kernel's queue of connections not yet accepted (capped by net.core.somaxconn). Default 4096. */
+  readonly backlog?: number
 }
 
 /** A server's handshake deadline, counted from accept, unless `handshakeTimeoutMs` says otherwise: short, as unauthenticated peers hold a slot until it. */
 export const DEFAULT_SERVER_HANDSHAKE_MS = 5000
 export const DEFAULT_MAX_CONNECTIONS = 256
+/**
+ * Deep enough that a burst of connections (a flood) does not overflow it: a client whose SYN the
+ * kernel drops waits a second before it tries again, so overflow shows as 1 s steps in dial time.
+ */
+export const DEFAULT_BACKLOG = 4096
 
 /** What ControlServer.admission reports: the pending pool's counters, plus the authenticated connections and their limit. */
 export interface ServerAdmissionStats extends AdmissionStats {
@@ -208,17 +215,18 @@ export class ControlServer<C extends AnyChannel = AnyChannel> extends TypedEvent
 
 async function listen(http: Server, options: EndpointOptions): Promise<void> {
   const path = options.socketPath
+  const backlog = options.backlog ?? DEFAULT_BACKLOG
   if (path !== undefined) await removeStaleSocket(path)
   await new Promise<void>((resolve, reject) => {
     http.once('error', reject)
     if (path !== undefined) {
       const old = process.umask(0o177)
       try {
-        http.listen(path, () => resolve())
+        http.listen({ path, backlog }, () => resolve())
       } finally {
         process.umask(old)
       }
-    } else http.listen(options.port, options.host ?? '127.0.0.1', () => resolve())
+    } else http.listen({ port: options.port, host: options.host ?? '127.0.0.1', backlog }, () => resolve())
   })
   if (path !== undefined) chmodSync(path, 0o600)
   http.on('error', () => undefined)

@@ -27,7 +27,7 @@ export { generateIdentity, publicKeyId, normalizeClientAuth, normalizeServerAuth
 export { WsPeerChannel, type EndpointBindingOptions, type ListenOptions, type DialOptions, type ConnectOptions, type JoinOptions, type PeerServer } from './control/ws-peer-channel.js'
 export { PASSPHRASE_KDF, MIN_PASSPHRASE_CHARS } from './control/passphrase.js'
 export { checkDeclaredEndpoint, sourceAddressPolicy, isLocalAddress, type EndpointPolicy, type ControlPeer } from './control/endpoint-binding.js'
-export { ControlServer, dialControl, type ControlServerEvents, openSocket, WS_MAX_PAYLOAD, DEFAULT_SERVER_HANDSHAKE_MS, DEFAULT_MAX_CONNECTIONS, type EndpointOptions, type ServerAdmissionStats } from './control/control-server.js'
+export { ControlServer, dialControl, type ControlServerEvents, openSocket, WS_MAX_PAYLOAD, DEFAULT_SERVER_HANDSHAKE_MS, DEFAULT_MAX_CONNECTIONS, DEFAULT_BACKLOG, DEFAULT_BUSY_RETRY_MS, type DialControlOptions, type EndpointOptions, type ServerAdmissionStats } from './control/control-server.js'
 export { AdmissionPool, DEFAULT_ADMISSION, normalizeAdmission, sourceKey, type AdmissionLimits, type AdmissionDecision } from './control/admission-pool.js'
 export { REFUSAL_HEADER, type AdmissionStats } from './control/admission-gate.js'
 export { peerRequestSchema, peerReplySchema } from './control/record-schema.js'

@@ -73,7 +73,8 @@ describe('control-plane admission under a handshake flood', () => {
     const back = b.registerMemory(backBytes, { access: ['local-write'] })
     for (let round = 0; round < ROUNDS; round++) {
       const t0 = performance.now()
-      const channel = await b.dial(server.url, { auth })
+      // No retry of ERR_BUSY: from an address with nothing pending, admission never refuses.
+      const channel = await b.dial(server.url, { auth, busyRetryMs: 0 })
       dialMs.push(performance.now() - t0)
       const session = await b.sessions.create({ peer: channel, qps: [{}] })
       const region = session.remoteRegions.get('buf')!
@@ -134,6 +135,7 @@ describe('control-plane admission under a handshake flood', () => {
     await swarm.wait('ready', () => true, 120_000)
     await waitFor(() => daemon.admission.peakPending === 32 && daemon.admission.evicted > 0, 60_000, () => `the flood to fill the daemon's pending pool (${describeAdmission(daemon.admission)})`)
 
+    // A Unix socket's peers have no address to budget: the client may be closed to make room, and retries ERR_BUSY (busyRetryMs).
     for (let round = 0; round < 20; round++) {
       const client = await connectDaemon(c, { socketPath: daemon.socketPath, token })
       expect(await client.list()).toEqual([])

@@ -19,6 +19,7 @@ import { withListenerKey, type NormalizedAuth } from './auth.js'
 import type { ControlChannel } from './control-channel.js'
 import { ControlConnection, type ConnectionOptions } from './control-connection.js'
 import { failSocket } from './handshake-runner.js'
+import { retryWhileBusy } from './backoff.js'
 import { MAX_FRAME_BYTES, type HelloFrame } from './frames.js'
 
 /** ws itself drops frames above this (code 1009); frames between MAX_FRAME_BYTES and this get our error reply first. */
@@ -259,10 +260,19 @@ export function openSocket(url: string, handshakeTimeoutMs = 10_000, localAddres
   return new WebSocket(target, { maxPayload: WS_MAX_PAYLOAD, perMessageDeflate: false, handshakeTimeout: handshakeTimeoutMs, ...(localAddress === undefined ? {} : { localAddress }) })
 }
 
+/** How long a first dial retries a server that answers ERR_BUSY (its admission or connection limit), unless busyRetryMs says otherwise. */
+export const DEFAULT_BUSY_RETRY_MS = 2000
+
+export interface DialControlOptions extends ConnectionOptions {
+  readonly localAddress?: string
+  /** How long to retry, with backoff, a server that refuses this dial for now (ERR_BUSY); 0 fails at once. Default 2000 ms. */
+  readonly busyRetryMs?: number
+}
+
 /** Dials `url`, authenticates, and builds the channel (which redials by itself when the link drops). */
-export async function dialControl<C extends AnyChannel>(url: string, auth: NormalizedAuth, purpose: HelloFrame['purpose'], options: ConnectionOptions & { readonly localAddress?: string }, makeChannel: (conn: ControlConnection, redial: (resume: { channelId: string; resumeKey: Buffer }) => Promise<ControlConnection>) => C): Promise<C> {
+export async function dialControl<C extends AnyChannel>(url: string, auth: NormalizedAuth, purpose: HelloFrame['purpose'], options: DialControlOptions, makeChannel: (conn: ControlConnection, redial: (resume: { channelId: string; resumeKey: Buffer }) => Promise<ControlConnection>) => C): Promise<C> {
   if (typeof url !== 'string' || !/^(ws|wss):\/\/|^ws\+unix:/.test(url)) throw new InvalidArgumentError(`control URL must be ws://host:port or ws+unix:<path>, got ${String(url)}`)
   const redial = (resume: { channelId: string; resumeKey: Buffer } | null): Promise<ControlConnection> => ControlConnection.client(openSocket(url, options.handshakeTimeoutMs, options.localAddress), auth, purpose, resume, options)
-  const conn = await redial(null)
+  const conn = await retryWhileBusy(() => redial(null), options.busyRetryMs ?? DEFAULT_BUSY_RETRY_MS)
   return makeChannel(conn, redial)
 }

@@ -1,7 +1,7 @@
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { describe, expect, it } from 'vitest'
-import { PROMETHEUS_CONTENT_TYPE, QpStats, collectMetrics, formatExposition, prometheusHandler, renderPrometheus, type Context, type ProviderMetrics } from '../src/index.js'
+import { PROMETHEUS_CONTENT_TYPE, QpStats, collectMetrics, formatExposition, prometheusHandler, renderPrometheus, type Context, type ProviderMetrics, type ServerAdmissionStats } from '../src/index.js'
 import { snakeCase } from '../src/metrics/exposition.js'
 
 /** Parses the text exposition strictly enough to catch format mistakes: returns samples by series. */
@@ -42,7 +42,7 @@ function fakeQp(qpn: number, className: string, latencies: number[], bytesSent: 
 }
 
 /** A stand-in for a Context with one session of two QPs: what collectMetrics reads, nothing more. */
-function fakeContext(options: { closed?: boolean; deviceMetrics?: ProviderMetrics; qpMetrics?: ProviderMetrics; device?: string; latencies?: number[] } = {}): Context {
+function fakeContext(options: { closed?: boolean; deviceMetrics?: ProviderMetrics; qpMetrics?: ProviderMetrics; device?: string; latencies?: number[]; listeners?: { url: string; admission: ServerAdmissionStats }[] } = {}): Context {
   const qps = [fakeQp(0x101, 'latency', options.latencies ?? [3, 3, 700], 64, options.qpMetrics), fakeQp(0x202, 'bulk', [5000], 1 << 20)]
   const session = {
     id: 'a'.repeat(32),
@@ -59,6 +59,7 @@ function fakeContext(options: { closed?: boolean; deviceMetrics?: ProviderMetric
     info: { name: options.device ?? 'fake0' },
     device: options.deviceMetrics === undefined ? {} : { metrics: () => options.deviceMetrics },
     sessions: { list: () => [session.id], get: () => session },
+    listeners: options.listeners ?? [],
   } as unknown as Context
 }
 
@@ -158,6 +159,28 @@ describe('collectMetrics / renderPrometheus', () => {
     expect(families.some((f) => f.name === 'rdma_session_session_latency_microseconds')).toBe(true)
     expect(new Set(families.map((f) => f.name)).size).toBe(families.length)
     parseExposition(formatExposition(families))
+  })
+
+  it('exports each listener\'s admission of unauthenticated connections: pool, refusals by reason, limits', () => {
+    const admission: ServerAdmissionStats = {
+      pending: 7, peakPending: 128, admitted: 900, authenticated: 40, earlyDropped: 500, evicted: 30, timedOut: 12, connections: 3, maxConnections: 256, refusedAtLimit: 2,
+      limits: { maxPending: 128, maxPendingPerAddress: 16, earlyDropAt: 64, earlyDropRate: 0.3, handshakeTimeoutMs: 5000 },
+    }
+    const samples = parseExposition(renderPrometheus(fakeContext({ listeners: [{ url: 'ws://127.0.0.1:7471', admission }] })))
+    const l = 'provider="fake",device="fake0",listener="ws://127.0.0.1:7471"'
+    expect(samples.get(`rdma_session_control_pending_connections{${l}}`)).toBe(7)
+    expect(samples.get(`rdma_session_control_pending_connections_peak{${l}}`)).toBe(128)
+    expect(samples.get(`rdma_session_control_authenticated_connections{${l}}`)).toBe(3)
+    expect(samples.get(`rdma_session_control_admitted_total{${l}}`)).toBe(900)
+    expect(samples.get(`rdma_session_control_handshakes_completed_total{${l}}`)).toBe(40)
+    expect(samples.get(`rdma_session_control_admission_refused_total{${l},reason="early_drop"}`)).toBe(500)
+    expect(samples.get(`rdma_session_control_admission_refused_total{${l},reason="evicted"}`)).toBe(30)
+    expect(samples.get(`rdma_session_control_admission_refused_total{${l},reason="handshake_timeout"}`)).toBe(12)
+    expect(samples.get(`rdma_session_control_admission_refused_total{${l},reason="max_connections"}`)).toBe(2)
+    expect(samples.get(`rdma_session_control_admission_limit{${l},limit="max_pending_per_address"}`)).toBe(16)
+    expect(samples.get(`rdma_session_control_admission_limit{${l},limit="handshake_timeout_ms"}`)).toBe(5000)
+    expect(samples.get(`rdma_session_control_admission_limit{${l},limit="max_connections"}`)).toBe(256)
+    expect(renderPrometheus(fakeContext())).not.toMatch(/rdma_session_control_/)
   })
 
   it('histogram buckets are cumulative, place each sample by its power-of-two bucket, and keep the tail in +Inf', () => {

@@ -125,7 +125,9 @@ export function sessionParameterTests(suite: Suite): void {
   }, { requires: [needs('qosScheduling'), atLeast('maxInline', 1)], timeoutFactor: 2 })
 
   suite.test("a QP limited to '80Mb/s' (megabits) moves about 10 MB/s, not 80", async () => {
-    const { session } = await openSession(suite.env, { params: { encapsulation: { mtu: commonMtu(suite.env) } }, qps: [{ qos: { rateLimit: '80Mb/s' } }] })
+    // Plaintext: the limit is what is measured, and sealing every packet on a loaded 2-core host
+    // could make the CPU, not the limit, set the pace.
+    const { session } = await openSession(suite.env, { params: { encryption: 'none', encapsulation: { mtu: commonMtu(suite.env) } }, qps: [{ qos: { rateLimit: '80Mb/s' } }] })
     const [qp] = session.qps as [QueuePair]
     expect(qp.qos.rateLimitBps).toBe(10_000_000)
     const chunk = 64 * 1024
@@ -143,10 +145,11 @@ export function sessionParameterTests(suite: Suite): void {
     console.info(`[conformance:${suite.provider}] rate limit 80Mb/s: ${observed}`)
     // 10 MB/s of wire bytes (headers included, so a little less payload). Above: the bucket allows
     // burst + rate x time, so only a looser limit passes 12.5 (megabits read as megabytes: 80).
-    // Below: on a loaded host the CPU, not the limit, may set the pace (softroce moved 4.7 MB/s at
-    // load 21 on 2 cores); 2.5 still tells 10 from 1.25 MB/s (a limit 8x too strict).
+    // Below: on a loaded host the CPU, not the limit, may set the pace (softroce moved 2.0 MB/s at
+    // load 10 on 2 cores, the process waiting for a core most of the time, its 1 ms timers firing
+    // 4-9 ms late); 1.6 still tells 10 from 1.25 MB/s (a limit 8x too strict).
     expect(megabytesPerSecond, observed).toBeLessThan(12.5)
-    expect(megabytesPerSecond, observed).toBeGreaterThan(2.5)
+    expect(megabytesPerSecond, observed).toBeGreaterThan(1.6)
     expectBytes(snapshot(mrB), sent, 'rate-limited bytes')
   }, { requires: [needs('qosScheduling')], timeoutFactor: 2 })
 }

@@ -30,8 +30,10 @@ export class TokenBucket {
     const dt = now - this.#at
     if (dt <= 0) return
     this.#at = now
-    // Over a backlog the QP still never sends more than burst + rate x time.
-    const cap = this.#waiting ? Math.max(this.burst, this.bytesPerMs * LATE_WAKE_MS) : this.burst
+    // Over a backlog the QP still never sends more than burst + rate x time. Credit a late wake-up
+    // earned above the burst is kept until it is spent (a turn cut short by its time budget would
+    // otherwise lose it at the next refill), but does not grow.
+    const cap = this.#waiting ? Math.max(this.burst, this.bytesPerMs * LATE_WAKE_MS) : Math.max(this.burst, this.tokens)
     this.#waiting = false
     this.tokens = Math.min(cap, this.tokens + dt * this.bytesPerMs)
   }

@@ -144,6 +144,21 @@ describe('TokenBucket', () => {
     b.refill(1_040)
     expect(b.tokens).toBe(500_000)
   })
+
+  it('keeps late-wake credit above the burst until it is spent (a turn cut short loses none), without adding to it', () => {
+    const b = new TokenBucket(10e6, 0)
+    b.tokens = -1_000
+    b.startWaiting()
+    b.refill(30) // owed 29.9 ms: 299 000 bytes
+    b.tokens -= 100_000 // the turn's time budget ran out after 100 000 bytes
+    b.refill(31)
+    expect(b.tokens, 'the rest of the credit is still there').toBeCloseTo(199_000)
+    b.refill(200)
+    expect(b.tokens, 'idle time adds nothing above what was held').toBeCloseTo(199_000)
+    b.tokens = 10_000
+    b.refill(300)
+    expect(b.tokens, 'once spent below the burst, the burst caps it again').toBe(50_000)
+  })
 })
 
 describe('MemoryTable', () => {

@@ -41,7 +41,7 @@ export function normalizeAdmission(limits: AdmissionLimits = {}): Required<Admis
   return Object.freeze(out)
 }
 
-/** What admit() decided: refused (early drop), or admitted after the callers closes `evict` (pending connections that made room). */
+/** What admit() decided: refused (early drop), or admitted once the caller closes `evict` (pending connections that made room). */
 export type AdmissionDecision<T> = { readonly admitted: false; readonly reason: 'early-drop' } | { readonly admitted: true; readonly evict: readonly T[] }
 
 export class AdmissionPool<T> {

@@ -163,7 +163,7 @@ describe('collectMetrics / renderPrometheus', () => {
 
   it('exports each listener\'s admission of unauthenticated connections: pool, refusals by reason, limits', () => {
     const admission: ServerAdmissionStats = {
-      pending: 7, peakPending: 128, admitted: 900, authenticated: 40, earlyDropped: 500, evicted: 30, timedOut: 12, connections: 3, maxConnections: 256, refusedAtLimit: 2,
+      pending: 7, peakPending: 128, admitted: 900, completed: 40, earlyDropped: 500, evicted: 30, timedOut: 12, authenticatedConnections: 3, maxConnections: 256, refusedAtLimit: 2,
       limits: { maxPending: 128, maxPendingPerAddress: 16, earlyDropAt: 64, earlyDropRate: 0.3, handshakeTimeoutMs: 5000 },
     }
     const samples = parseExposition(renderPrometheus(fakeContext({ listeners: [{ url: 'ws://127.0.0.1:7471', admission }] })))

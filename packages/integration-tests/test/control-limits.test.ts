@@ -73,7 +73,7 @@ describe('control-plane limits', () => {
     const second = await b.dial(server.url, { auth })
     cleanups.push(() => first.close(), () => second.close())
     // The client is done before the server has read its finish: wait for the server to count both.
-    await waitFor(() => server.admission.connections === 2 && server.admission.pending === 4, 5000, () => `two authenticated, four pending (${JSON.stringify(server.admission)})`)
+    await waitFor(() => server.admission.authenticatedConnections === 2 && server.admission.pending === 4, 5000, () => `two authenticated, four pending (${JSON.stringify(server.admission)})`)
     // Refused for now, not for good: a reconnecting client retries.
     const err = await expectCode(b.dial(server.url, { auth, busyRetryMs: 0 }), 'ERR_BUSY')
     expect(err.message).toMatch(/limit of 2 connections \(maxConnections/)

@@ -23,7 +23,7 @@ export interface AdmissionStats {
   /** Connections let into the pending pool. */
   readonly admitted: number
   /** Handshakes that finished (the connection left the pool authenticated). */
-  readonly authenticated: number
+  readonly completed: number
   /** Refused at accept by early random drop. */
   readonly earlyDropped: number
   /** Closed while pending to make room for a newcomer. */
@@ -46,7 +46,7 @@ export class AdmissionGate {
   #unixSeq = 0
   #peak = 0
   #admitted = 0
-  #authenticated = 0
+  #completed = 0
   #earlyDropped = 0
   #evicted = 0
   #timedOut = 0
@@ -61,7 +61,7 @@ export class AdmissionGate {
       pending: this.#pool.size,
       peakPending: this.#peak,
       admitted: this.#admitted,
-      authenticated: this.#authenticated,
+      completed: this.#completed,
       earlyDropped: this.#earlyDropped,
       evicted: this.#evicted,
       timedOut: this.#timedOut,
@@ -106,7 +106,7 @@ export class AdmissionGate {
   /** The socket's handshake finished: it leaves the pending pool. */
   authenticated(socket: Socket): void {
     const entry = this.#bySocket.get(socket)
-    if (entry !== undefined && this.#leave(entry)) this.#authenticated++
+    if (entry !== undefined && this.#leave(entry)) this.#completed++
   }
 
   #expire(entry: Pending): void {

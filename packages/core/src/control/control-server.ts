@@ -52,7 +52,7 @@ export const DEFAULT_BACKLOG = 4096
 /** What ControlServer.admission reports: the pending pool's counters, plus the authenticated connections and their limit. */
 export interface ServerAdmissionStats extends AdmissionStats {
   /** Authenticated connections open now. */
-  readonly connections: number
+  readonly authenticatedConnections: number
   readonly maxConnections: number
   /** Handshakes refused with ERR_BUSY because maxConnections authenticated connections were open. */
   readonly refusedAtLimit: number
@@ -186,7 +186,7 @@ export class ControlServer<C extends AnyChannel = AnyChannel> extends TypedEvent
   }
   /** How unauthenticated connections are admitted and authenticated ones bounded: limits and counters (also in ctx.metrics()). */
   get admission(): ServerAdmissionStats {
-    return { ...this.#gate.stats, connections: this.#authenticated.size, maxConnections: this.#maxConnections, refusedAtLimit: this.#refusedAtLimit }
+    return { ...this.#gate.stats, authenticatedConnections: this.#authenticated.size, maxConnections: this.#maxConnections, refusedAtLimit: this.#refusedAtLimit }
   }
   /** Live channels (connected or waiting to be resumed). */
   get channels(): C[] {

@@ -12,9 +12,9 @@ export type AddSample = (name: string, type: 'counter' | 'gauge', help: string, 
 export function addAdmissionSamples(add: AddSample, labels: Labels, a: ServerAdmissionStats): void {
   add('rdma_session_control_pending_connections', 'gauge', 'Control connections that have not finished the handshake', labels, a.pending)
   add('rdma_session_control_pending_connections_peak', 'gauge', 'The most control connections pending the handshake at once', labels, a.peakPending)
-  add('rdma_session_control_authenticated_connections', 'gauge', 'Authenticated control connections open', labels, a.connections)
+  add('rdma_session_control_authenticated_connections', 'gauge', 'Authenticated control connections open', labels, a.authenticatedConnections)
   add('rdma_session_control_admitted_total', 'counter', 'Control connections let into the pending (unauthenticated) pool', labels, a.admitted)
-  add('rdma_session_control_handshakes_completed_total', 'counter', 'Control connections that finished the handshake and left the pending pool', labels, a.authenticated)
+  add('rdma_session_control_handshakes_completed_total', 'counter', 'Control connections that finished the handshake and left the pending pool', labels, a.completed)
   const refused = 'Control connections refused or closed by admission, by reason'
   add('rdma_session_control_admission_refused_total', 'counter', refused, { ...labels, reason: 'early_drop' }, a.earlyDropped)
   add('rdma_session_control_admission_refused_total', 'counter', refused, { ...labels, reason: 'evicted' }, a.evicted)

@@ -55,6 +55,8 @@ export class Context {
   readonly #qps = new Set<QueuePair>()
   /** Control-plane servers and channels, closed with the context. */
   readonly #control = new Set<{ close(): unknown }>()
+  /** Open control-plane servers (ctx.listen), for their admission metrics. */
+  readonly #listeners = new Set<PeerServer>()
   #closed: Promise<void> | null = null
 
   constructor(provider: Provider, device: ProviderDevice) {
@@ -158,7 +160,19 @@ export class Context {
     this.#checkOpen()
     const server = await listenForPeers(this, options)
     this.#control.add(server)
+    this.#listeners.add(server)
+    const close = server.close.bind(server)
+    server.close = () => {
+      this.#listeners.delete(server)
+      this.#control.delete(server)
+      return close()
+    }
     return server
+  }
+
+  /** @internal The control-plane servers this context listens with (ctx.listen) and has not closed. */
+  get listeners(): readonly PeerServer[] {
+    return [...this.#listeners]
   }
 
   /** An authenticated control channel to a peer (`ws://host:port`), for several sessions: `ctx.sessions.create({ peer: channel })`. */

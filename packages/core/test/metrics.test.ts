@@ -2,7 +2,7 @@ import { createServer, type RequestListener, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { Counter, Registry, type OpenMetricsContentType } from 'prom-client'
 import { afterEach, describe, expect, it } from 'vitest'
-import { QpStats, collectMetrics, type Context, type ProviderMetrics } from '../src/index.js'
+import { QpStats, collectMetrics, type Context, type ProviderMetrics, type ServerAdmissionStats } from '../src/index.js'
 import { snakeCase } from '../src/metrics/families.js'
 import { RdmaSessionCollector, prometheusHandler } from '../src/prometheus.js'
 import { parseStrictExposition, samplesBySeries } from './support/strict-exposition.js'
@@ -50,7 +50,7 @@ function fakeQp(qpn: number, className: string, latencies: number[], bytesSent: 
 }
 
 /** A stand-in for a Context with one session of two QPs: what collectMetrics reads, nothing more. */
-function fakeContext(options: { closed?: boolean; deviceMetrics?: ProviderMetrics; qpMetrics?: ProviderMetrics; device?: string; latencies?: number[] } = {}): Context {
+function fakeContext(options: { closed?: boolean; deviceMetrics?: ProviderMetrics; qpMetrics?: ProviderMetrics; device?: string; latencies?: number[]; listeners?: Array<{ url: string; admission: ServerAdmissionStats }> } = {}): Context {
   const qps = [fakeQp(0x101, 'latency', options.latencies ?? [3, 3, 700], 64, options.qpMetrics), fakeQp(0x202, 'bulk', [5000], 1 << 20)]
   const session = {
     id: 'a'.repeat(32),
@@ -67,6 +67,7 @@ function fakeContext(options: { closed?: boolean; deviceMetrics?: ProviderMetric
     info: { name: options.device ?? 'fake0' },
     device: options.deviceMetrics === undefined ? {} : { metrics: () => options.deviceMetrics },
     sessions: { list: () => [session.id], get: () => session },
+    listeners: options.listeners ?? [],
   } as unknown as Context
 }
 
@@ -184,6 +185,33 @@ describe('collectMetrics (the families as data)', () => {
     expect(families.some((f) => f.name === 'rdma_session_qp_latency_microseconds')).toBe(false)
     expect(families.some((f) => f.name === 'rdma_session_session_latency_microseconds')).toBe(true)
     expect(new Set(families.map((f) => f.name)).size).toBe(families.length)
+  })
+
+  it('exports each listener\'s admission of unauthenticated connections: pool, refusals by reason, limits', () => {
+    const admission: ServerAdmissionStats = {
+      pending: 7, peakPending: 128, admitted: 900, completed: 40, earlyDropped: 500, evicted: 30, timedOut: 12, authenticatedConnections: 3, maxConnections: 256, refusedAtLimit: 2,
+      limits: { maxPending: 128, maxPendingPerAddress: 16, earlyDropAt: 64, earlyDropRate: 0.3, handshakeTimeoutMs: 5000 },
+    }
+    const families = collectMetrics(fakeContext({ listeners: [{ url: 'ws://127.0.0.1:7471', admission }] }))
+    const value = (name: string, extra: Record<string, string> = {}): number | undefined => {
+      const family = families.find((f) => f.name === name)
+      const want = { provider: 'fake', device: 'fake0', listener: 'ws://127.0.0.1:7471', ...extra }
+      const sample = family?.samples.find((x) => Object.entries(want).every(([k, v]) => String(x.labels[k]) === v))
+      return sample !== undefined && 'value' in sample ? sample.value : undefined
+    }
+    expect(value('rdma_session_control_pending_connections')).toBe(7)
+    expect(value('rdma_session_control_pending_connections_peak')).toBe(128)
+    expect(value('rdma_session_control_authenticated_connections')).toBe(3)
+    expect(value('rdma_session_control_admitted_total')).toBe(900)
+    expect(value('rdma_session_control_handshakes_completed_total')).toBe(40)
+    expect(value('rdma_session_control_admission_refused_total', { reason: 'early_drop' })).toBe(500)
+    expect(value('rdma_session_control_admission_refused_total', { reason: 'evicted' })).toBe(30)
+    expect(value('rdma_session_control_admission_refused_total', { reason: 'handshake_timeout' })).toBe(12)
+    expect(value('rdma_session_control_admission_refused_total', { reason: 'max_connections' })).toBe(2)
+    expect(value('rdma_session_control_admission_limit', { limit: 'max_pending_per_address' })).toBe(16)
+    expect(value('rdma_session_control_admission_limit', { limit: 'handshake_timeout_ms' })).toBe(5000)
+    expect(value('rdma_session_control_admission_limit', { limit: 'max_connections' })).toBe(256)
+    expect(collectMetrics(fakeContext()).some((f) => f.name.startsWith('rdma_session_control_'))).toBe(false)
   })
 
   it('histogram buckets are cumulative, place each sample by its power-of-two bucket, and keep the tail in +Inf', () => {

@@ -3,6 +3,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { mkdtempSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { connect as netConnect } from 'node:net'
 import { WebSocket } from 'ws'
 import type { Context } from '@rdma-session/core'
 import { PSK, expectCode, mockContexts, waitFor } from './helpers.js'
@@ -60,20 +61,77 @@ describe('control-plane limits', () => {
     await waitFor(() => server.connections === 0, 2000, 'the server dropped the socket')
   })
 
-  it('connections beyond maxConnections get ERR_BUSY (close 1013) and are closed; the others keep working', async () => {
+  it('authenticated connections beyond maxConnections get ERR_BUSY (close 1013); idle unauthenticated sockets do not count', async () => {
     const [a, b] = await two()
-    const server = await a.listen({ port: 0, auth, maxConnections: 2, handshakeTimeoutMs: 5000 })
-    const idle = [new WebSocket(server.url), new WebSocket(server.url)]
+    const server = await a.listen({ port: 0, auth, maxConnections: 2, handshakeTimeoutMs: 60_000 })
+    // More idle sockets than maxConnections: they wait in the pending pool, not in the authenticated budget.
+    const idle = Array.from({ length: 4 }, () => new WebSocket(server.url))
     cleanups.push(() => idle.forEach((w) => w.terminate()))
     await Promise.all(idle.map((w) => new Promise((r) => w.once('open', r))))
-    const third = await rawSocket(server.url)
+    await waitFor(() => server.admission.pending === 4, 5000, () => `the idle sockets to be pending (${JSON.stringify(server.admission)})`)
+    const first = await b.dial(server.url, { auth })
+    const second = await b.dial(server.url, { auth })
+    cleanups.push(() => first.close(), () => second.close())
+    // The client is done before the server has read its finish: wait for the server to count both.
+    await waitFor(() => server.admission.authenticatedConnections === 2 && server.admission.pending === 4, 5000, () => `two authenticated, four pending (${JSON.stringify(server.admission)})`)
     // Refused for now, not for good: a reconnecting client retries.
-    expect(third).toEqual({ code: 'ERR_BUSY', close: 1013 })
-    idle.forEach((w) => w.terminate())
-    // A free slot once the server has seen both go (a fixed 100 ms could end before it did: ERR_PROTOCOL again).
-    await waitFor(() => server.connections === 0, 5000, () => `the server to drop the idle sockets (connections: ${server.connections})`)
-    const session = await b.connect(server.url, { auth, qps: [{}] })
+    const err = await expectCode(b.dial(server.url, { auth, busyRetryMs: 0 }), 'ERR_BUSY')
+    expect(err.message).toMatch(/limit of 2 connections \(maxConnections/)
+    expect(server.admission.refusedAtLimit).toBe(1)
+    // A dial that may retry ERR_BUSY gets in once a slot frees.
+    const retrying = b.connect(server.url, { auth, qps: [{}], busyRetryMs: 60_000 })
+    await waitFor(() => server.admission.refusedAtLimit >= 2, 10_000, () => `the retrying dial to be refused once (${JSON.stringify(server.admission)})`)
+    first.close()
+    const session = await retrying
     expect(session.qps).toHaveLength(1)
+  })
+
+  it('a socket that never sends its upgrade request is closed at the handshake deadline, counted from accept (HTTP 408)', async () => {
+    const [a] = await two()
+    const server = await a.listen({ port: 0, auth, handshakeTimeoutMs: 200 })
+    const socket = netConnect({ host: '127.0.0.1', port: server.port! })
+    cleanups.push(() => socket.destroy())
+    let reply = ''
+    socket.on('data', (d: Buffer) => (reply += d.toString('latin1')))
+    socket.on('error', () => undefined)
+    await new Promise((r) => socket.once('close', r))
+    expect(reply).toMatch(/^HTTP\/1\.1 408 [^]*x-rdma-session-error: ERR_TIMEOUT/)
+    expect(server.admission).toMatchObject({ timedOut: 1, pending: 0 })
+  })
+
+  it('a dial early-dropped by admission fails with ERR_BUSY; an address at its limit recycles its own oldest pending socket', async () => {
+    const [a, b] = await two()
+    // One pending handshake per address, and certain early drop for an address that already has one.
+    const server = await a.listen({ port: 0, auth, handshakeTimeoutMs: 60_000, admission: { maxPending: 4, maxPendingPerAddress: 1, earlyDropAt: 0, earlyDropRate: 1 } })
+    const idle = new WebSocket(server.url)
+    cleanups.push(() => idle.terminate())
+    await new Promise((r) => idle.once('open', r))
+    const err = await expectCode(b.dial(server.url, { auth, busyRetryMs: 0 }), 'ERR_BUSY')
+    expect(err.message).toMatch(/HTTP 503/)
+    expect(server.admission).toMatchObject({ earlyDropped: 1, pending: 1 })
+
+    // Without early drop, a newcomer from the same address closes that address's oldest pending socket.
+    const recycling = await a.listen({ port: 0, auth, handshakeTimeoutMs: 60_000, admission: { maxPending: 4, maxPendingPerAddress: 1, earlyDropAt: 4 } })
+    const staleWs = new WebSocket(recycling.url)
+    cleanups.push(() => staleWs.terminate())
+    const stale = new Promise<{ code: string | null; close: number }>((resolve) => {
+      let code: string | null = null
+      staleWs.on('message', (d: Buffer) => (code = (JSON.parse(d.toString()) as { code?: string }).code ?? null))
+      staleWs.on('close', (c) => resolve({ code, close: c }))
+    })
+    // Upgraded, so its eviction is an error frame (before the upgrade it would be an HTTP 503).
+    await new Promise((r) => staleWs.once('open', r))
+    const channel = await b.dial(recycling.url, { auth })
+    cleanups.push(() => channel.close())
+    expect(await stale).toEqual({ code: 'ERR_BUSY', close: 1013 })
+    expect(recycling.admission).toMatchObject({ evicted: 1 })
+  })
+
+  it('admission limits are checked when listening', async () => {
+    const [a] = await two()
+    const err = await expectCode(a.listen({ port: 0, auth, admission: { maxPending: 8, maxPendingPerAddress: 9 } }), 'ERR_INVALID_ARGUMENT')
+    expect(err.details.attribute).toBe('admission.maxPendingPerAddress')
+    await expectCode(a.listen({ port: 0, auth, maxConnections: 0 }), 'ERR_INVALID_ARGUMENT')
   })
 
   it('connecting to a server that is gone fails with a clear code, and creates nothing', async () => {

@@ -159,7 +159,9 @@ beforeAll(async () => {
   const { ctxs } = await mockContexts(2)
   ;[a, b] = ctxs as [Context, Context]
   exposeBuffer(a, 4096)
-  server = await a.listen({ port: 0, auth, handshakeTimeoutMs: 5000, maxConnections: 512 })
+  // 200 raw sockets from one address at once, each of which must get its protocol error (not ERR_BUSY): the
+  // pending-handshake budget is raised above that and early drop is off (admission has tests of its own).
+  server = await a.listen({ port: 0, auth, handshakeTimeoutMs: 5000, maxConnections: 512, admission: { maxPending: 512, maxPendingPerAddress: 512, earlyDropAt: 512 } })
   await new Promise((r) => setTimeout(r, 50))
   baselineHandles = (process as unknown as { _getActiveHandles(): unknown[] })._getActiveHandles().length
 })

@@ -11,6 +11,7 @@ import type { CloseInfo, ControlConnection } from './control-connection.js'
 import { check, type Envelope } from './frames.js'
 import type { HandshakeResult } from './handshake.js'
 import { wireErrorDetails } from './record-schema.js'
+import { FIRST_BACKOFF_MS, backoff } from './backoff.js'
 
 export interface ChannelOptions {
   /** A request unanswered this long fails with ERR_TIMEOUT. Default 30000 ms. */
@@ -255,7 +256,7 @@ export class ControlChannel<Req, Rep> {
   async #redial(): Promise<void> {
     if (this.#redialing) return
     this.#redialing = true
-    let delay = 50
+    let delay = FIRST_BACKOFF_MS
     try {
       while (this.#closed === null && this.#conn === null) {
         try {
@@ -276,8 +277,7 @@ export class ControlChannel<Req, Rep> {
           }
           this.#failedRedials++
           this.#lastRedialError = err instanceof RdmaError ? `${err.code}: ${err.message}` : String(err)
-          await new Promise((r) => setTimeout(r, delay * (0.5 + Math.random() / 2)).unref())
-          delay = Math.min(delay * 2, 1000)
+          delay = await backoff(delay)
         }
       }
     } finally {

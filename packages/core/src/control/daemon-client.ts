@@ -22,6 +22,8 @@ export interface DaemonClientOptions {
   readonly socketPath: string
   readonly token: KeyMaterial
   readonly keepalive?: KeepaliveOptions
+  /** How long to retry, with backoff, a daemon that refuses the connection for now (ERR_BUSY: its pool of unfinished handshakes is full). Default 2000 ms. */
+  readonly busyRetryMs?: number
 }
 
 export interface DaemonConnectOptions extends Omit<CreateSessionOptions, 'peer'> {
@@ -118,7 +120,7 @@ export class DaemonClient {
     // Before the token goes anywhere: the socket and its directory are this user's alone.
     checkDaemonSocket(options.socketPath, true)
     const auth = normalizeClientAuth({ psk: options.token, pskId: DAEMON_PSK_ID })
-    const channel = await dialControl(`ws+unix:${options.socketPath}`, auth, 'daemon', { ...(options.keepalive ? { keepalive: options.keepalive } : {}) }, (conn) => new DaemonChannel(conn, { reconnectGraceMs: 0 }))
+    const channel = await dialControl(`ws+unix:${options.socketPath}`, auth, 'daemon', { keepalive: options.keepalive, busyRetryMs: options.busyRetryMs }, (conn) => new DaemonChannel(conn, { reconnectGraceMs: 0 }))
     const client = new DaemonClient(channel, ctx)
     if (ctx !== null) {
       const r = await channel.request({ op: 'register', endpoint: ctx.endpoint, pid: process.pid })

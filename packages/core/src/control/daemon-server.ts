@@ -13,7 +13,8 @@ import { endpointKey, type EndpointRecord, type OpenSessionReply, type PeerReply
 import { normalizeClientAuth, normalizeServerAuth, type KeyMaterial } from './auth.js'
 import { ControlChannel, type ChannelOptions } from './control-channel.js'
 import type { ControlConnection, KeepaliveOptions } from './control-connection.js'
-import { ControlServer, dialControl } from './control-server.js'
+import { ControlServer, dialControl, type ServerAdmissionStats } from './control-server.js'
+import type { AdmissionLimits } from './admission-pool.js'
 import { daemonReplySchema, daemonRequestSchema, type DaemonReply, type DaemonRequest, type DaemonSessionInfo, type WireAuth } from './daemon-protocol.js'
 import { CREATOR_SCOPE, DaemonGrants, JOINER_SCOPE, checkScopes, requireScope, type DaemonScope } from './daemon-roles.js'
 import { createJoinToken, splitJoinToken, verifyJoinToken } from './join-token.js'
@@ -37,6 +38,12 @@ export interface SessionDaemonOptions {
   readonly keepalive?: KeepaliveOptions
   /** How long a dropped peer connection may take to come back. Default 30000 ms. */
   readonly reconnectGraceMs?: number
+  /** The budget of client connections that have not finished the handshake (see listen({ admission })). A Unix socket's peers have no address, so only the total applies: when it is full, the oldest pending connection makes room. */
+  readonly admission?: AdmissionLimits
+  /** Most authenticated client connections. Default 256. */
+  readonly maxConnections?: number
+  /** The deadline of a client's handshake, from accept. Default 5000 ms. */
+  readonly handshakeTimeoutMs?: number
 }
 
 interface Participant {
@@ -91,7 +98,7 @@ export class SessionDaemon extends TypedEventEmitter<SessionDaemonEvents> {
     const auth = normalizeServerAuth({ psk: options.token, pskId: DAEMON_PSK_ID })
     let daemon: SessionDaemon | null = null
     const server = await ControlServer.start<DaemonChannel>(
-      { socketPath: options.socketPath, ...(options.keepalive ? { keepalive: options.keepalive } : {}) },
+      { socketPath: options.socketPath, keepalive: options.keepalive, admission: options.admission, maxConnections: options.maxConnections, handshakeTimeoutMs: options.handshakeTimeoutMs },
       auth,
       'daemon',
       (conn) => new DaemonChannel(conn, { reconnectGraceMs: 0 }),
@@ -103,6 +110,10 @@ export class SessionDaemon extends TypedEventEmitter<SessionDaemonEvents> {
 
   get socketPath(): string {
     return this.#server.socketPath!
+  }
+  /** The admission of client connections: limits and counters. */
+  get admission(): ServerAdmissionStats {
+    return this.#server.admission
   }
   /** Connected client processes. */
   get clients(): number {
@@ -360,3 +371,4 @@ export class SessionDaemon extends TypedEventEmitter<SessionDaemonEvents> {
     return c
   }
 }
+

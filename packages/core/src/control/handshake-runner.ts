@@ -5,7 +5,7 @@
  * error, and map close codes and error frames back to errors.
  */
 import type { WebSocket, RawData } from 'ws'
-import { ConnectionRefusedError, ErrorCode, ProtocolError, RdmaError, TimeoutError, isRdmaError } from '../errors.js'
+import { BusyError, ConnectionRefusedError, ErrorCode, ProtocolError, RdmaError, TimeoutError, isRdmaError } from '../errors.js'
 import { MAX_FRAME_BYTES } from './frames.js'
 
 /** ws close codes used with the error code as the reason (1013: try again later). */
@@ -20,11 +20,16 @@ export function rawToBuffer(data: RawData): Buffer {
 
 /**
  * The error a socket error before the handshake gives the dialling side: nothing listening
- * (ECONNREFUSED, or ENOENT: no Unix socket file) is ERR_CONNECTION_REFUSED, anything else
- * (a reset, a TLS or HTTP failure) ERR_CLOSED.
+ * (ECONNREFUSED, or ENOENT: no Unix socket file) is ERR_CONNECTION_REFUSED; a server that
+ * refused us before the WebSocket upgrade (its admission of unauthenticated connections: HTTP
+ * 503, or 408 at its handshake deadline) ERR_BUSY or ERR_TIMEOUT; anything else (a reset, a TLS
+ * or HTTP failure) ERR_CLOSED.
  */
 export function dialError(url: string, e: Error): RdmaError {
   const errno = (e as NodeJS.ErrnoException).code
+  const status = /^Unexpected server response: (\d+)$/.exec(e.message)?.[1]
+  if (status === '503') return new BusyError(`the server at ${url} refused the connection for now (HTTP 503: too many unfinished handshakes); retry later`, { status: 503 })
+  if (status === '408') return new TimeoutError(`the server at ${url} closed the connection at its handshake deadline (HTTP 408)`, { status: 408 })
   if (errno === 'ECONNREFUSED' || errno === 'ENOENT') {
     return new ConnectionRefusedError(url, `nothing listens at ${url} (${errno}): is the peer, or the session daemon, running there?`, { errno })
   }

@@ -72,6 +72,8 @@ export interface DialOptions extends ChannelOptions, EndpointBindingOptions {
   readonly localAddress?: string
   readonly keepalive?: EndpointOptions['keepalive']
   readonly handshakeTimeoutMs?: number
+  /** How long to retry, with backoff, a server that refuses the dial for now (ERR_BUSY: its admission of unauthenticated connections, or maxConnections); 0 fails at once. Default 2000 ms. */
+  readonly busyRetryMs?: number
 }
 
 export interface ConnectOptions extends DialOptions, Omit<CreateSessionOptions, 'peer'> {}

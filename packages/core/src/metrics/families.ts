@@ -4,12 +4,14 @@
  * queue occupancy, QoS) from session.stats(), plus the provider's transport counters
  * (retransmits, NAKs by kind, drops by reason) through the optional SPI hooks
  * ProviderDevice.metrics() and ProviderQp.metrics(). `@rdma-session/core/prometheus` puts them
- * into a prom-client registry.
+ * into a prom-client registry. Each listener's control-plane admission series come from
+ * admission-metrics.ts.
  */
 import type { Context } from '../context.js'
 import type { PeerChannel } from '../session/peer-channel.js'
 import type { ProviderMetrics } from '../spi.js'
 import type { LatencySnapshot } from '../stats.js'
+import { addAdmissionSamples } from './admission-metrics.js'
 /** Label names and values of one series. */
 export type Labels = Readonly<Record<string, string | number>>
 
@@ -121,6 +123,7 @@ export function collectMetrics(contexts: MetricsSource, options: PrometheusOptio
     const dev = { ...base, provider: ctx.provider.name, device: ctx.info.name }
     const ids = ctx.sessions.list()
     set.add('rdma_session_sessions', 'gauge', 'Established sessions of the device', dev, ids.length)
+    for (const server of ctx.listeners) addAdmissionSamples((...a) => set.add(...a), { ...dev, listener: server.url }, server.admission)
     const deviceMetrics = readProviderMetrics(ctx.device)
     if (deviceMetrics !== null) set.provider('rdma_session_device_', 'Device', dev, deviceMetrics)
 

@@ -4,7 +4,7 @@
 //   git worktree add /tmp/base <commit> && (cd /tmp/base && pnpm install && pnpm build)
 //   BENCH_BASELINE=/tmp/base node benchmarks/src/control/handshake-old-vs-new.mjs
 // Each side runs its own core and provider-mock (one fabric per side), both ends in this process on
-// 127.0.0.1: `dial` is a connection plus the handshake, `join` is ctx.join() with a join token
+// 127.0.0.1: `dial` is a connection plus the handshake (the close is not timed), `join` is ctx.join() with a join token
 // (connection, handshake, token check, one QP). Without BENCH_BASELINE only this build is measured.
 import { generateKeyPairSync } from 'node:crypto'
 import { join } from 'node:path'
@@ -34,7 +34,7 @@ async function side({ core, mock: m }) {
   const held = await holder.connect(url, { auth: { psk }, params: { encryption: 'aes-256-gcm' }, qps: [{}] })
   const auths = { psk: { psk }, identity: { identity: cid.privateKey, trusted: [sid.publicKey] } }
   return {
-    dial: async (mode) => (await holder.dial(url, { auth: auths[mode] })).close('bench'),
+    dial: (mode) => holder.dial(url, { auth: auths[mode] }),
     join: async () => {
       const s = await joiner.join(url, { auth: { psk }, token: held.createJoinToken({ maxQps: 1 }) })
       await s.addQps([{}])
@@ -48,12 +48,16 @@ async function side({ core, mock: m }) {
   }
 }
 
-async function timed(n, fn) {
-  const made = []
-  const t0 = performance.now()
-  for (let i = 0; i < n; i++) made.push(await fn())
-  const us = ((performance.now() - t0) * 1000) / n
-  return { us, made }
+/** µs per call of `fn`, timing only the calls (`cleanup` of what each made runs untimed: a joiner joins a session once at a time). */
+async function timed(n, fn, cleanup = async () => undefined) {
+  let ms = 0
+  for (let i = 0; i < n; i++) {
+    const t0 = performance.now()
+    const made = await fn()
+    ms += performance.now() - t0
+    await cleanup(made)
+  }
+  return { us: (ms * 1000) / n }
 }
 
 const sides = { new: await side(await load(here)) }
@@ -64,10 +68,9 @@ for (let round = -1; round < ROUNDS; round++) {
   // One warm-up round (-1); sides alternate which goes first.
   for (const name of round % 2 === 0 ? names : [...names].reverse()) {
     const s = sides[name]
-    const p = await timed(N, () => s.dial('psk'))
-    const i = await timed(N, () => s.dial('identity'))
-    const j = await timed(N, s.join)
-    await Promise.all(j.made.map((x) => x.close()))
+    const p = await timed(N, () => s.dial('psk'), (ch) => ch.close('bench'))
+    const i = await timed(N, () => s.dial('identity'), (ch) => ch.close('bench'))
+    const j = await timed(N, s.join, (joined) => joined.close())
     if (round < 0) continue
     runs[name].psk.push(p.us)
     runs[name].identity.push(i.us)

@@ -12,6 +12,7 @@ const benches = [
   { file: 'core/dispatch-overhead.mjs', flags: [] },
   { file: 'core/qp-scale.mjs', flags: ['--expose-gc'] },
   { file: 'control/join-vs-new-session.mjs', flags: [] },
+  { file: 'control/handshake-old-vs-new.mjs', flags: [] },
   { file: 'softroce/write-throughput.mjs', flags: [] },
   { file: 'softroce/send-latency.mjs', flags: [] },
   { file: 'softroce/qos-isolation.mjs', flags: [] },

@@ -6,10 +6,9 @@
  * connection; the server keeps serving and leaks no handle.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { generateKeyPairSync } from 'node:crypto'
 import { WebSocket } from 'ws'
 import * as v from 'valibot'
-import { ControlConnection, MAX_FRAME_BYTES, PROTOCOL_VERSION, WS_MAX_PAYLOAD, normalizeClientAuth, openSocket, peerRequestSchema, seededRandom, type Context, type PeerServer } from '@rdma-session/core'
+import { ClientHandshake, ControlConnection, MAX_FRAME_BYTES, PROTOCOL_VERSION, WS_MAX_PAYLOAD, normalizeClientAuth, openSocket, peerRequestSchema, seededRandom, type Context, type PeerServer } from '@rdma-session/core'
 import { PSK, exposeBuffer, mockContexts, waitFor } from './helpers.js'
 
 const auth = { psk: PSK }
@@ -55,9 +54,11 @@ function mutate(obj: Record<string, unknown>, required: readonly string[]): stri
   return JSON.stringify(o)
 }
 
+/** A hello as a real client sends it: a fresh first Noise message under the PSK. */
 function validHello(): Record<string, unknown> {
-  const eph = String(generateKeyPairSync('x25519').publicKey.export({ format: 'jwk' }).x)
-  return { t: 'hello', v: PROTOCOL_VERSION, purpose: 'peer', auth: 'psk', pskId: 'default', eph, nonce: bytes(32).toString('base64url') }
+  const hello = new ClientHandshake(normalizeClientAuth(auth), 'peer', null).hello
+  expect(hello.v).toBe(PROTOCOL_VERSION)
+  return { ...hello }
 }
 
 interface Outcome {
@@ -65,7 +66,7 @@ interface Outcome {
   closeCode: number
 }
 
-/** Opens a raw socket, sends `frames` (waiting for the welcome before frames marked afterWelcome), and reports how the server ended it. */
+/** Opens a raw socket, sends `frames` (waiting for the server's Noise message 2 before frames marked afterWelcome), and reports how the server ended it. */
 function raw(frames: { data: Buffer | string; binary: boolean; afterWelcome?: boolean }[]): Promise<Outcome> {
   return new Promise((resolve, reject) => {
     const ws = new WebSocket(server.url, { maxPayload: WS_MAX_PAYLOAD * 2, perMessageDeflate: false })
@@ -83,10 +84,14 @@ function raw(frames: { data: Buffer | string; binary: boolean; afterWelcome?: bo
     }
     ws.on('open', () => sendUntilWelcome(0))
     ws.on('message', (d: Buffer, isBinary) => {
-      if (isBinary) return
+      // The server's binary answer to a hello is Noise message 2: the handshake is under way.
+      if (isBinary) {
+        const next = frames.findIndex((f) => f.afterWelcome === true)
+        if (next >= 0) sendUntilWelcome(next)
+        return
+      }
       const msg = JSON.parse(d.toString()) as { t: string; code?: string }
       if (msg.t === 'error') errorCode = msg.code ?? 'none'
-      if (msg.t === 'welcome') sendUntilWelcome(frames.findIndex((f) => f.afterWelcome === true))
     })
     ws.on('error', () => undefined)
     ws.on('close', (code) => {
@@ -119,7 +124,7 @@ function validRequests(sessionId: string, from: { address: string; port: number 
     { type: 'remove-qp', sessionId, from, qpn: 5 },
     { type: 'close-session', sessionId, from, reason: 'x' },
     { type: 'rekey', sessionId, from, epoch: 1 },
-    { type: 'join-session', sessionId, from, token: 'rsj1.a.b' },
+    { type: 'join-session', sessionId, from, token: 'v4.local.a.b' },
   ]
 }
 
@@ -188,16 +193,17 @@ describe('fuzzing the control plane', () => {
     const cases: { data: Buffer | string; binary: boolean; afterWelcome?: boolean }[][] = []
     for (let i = 0; i < 1000; i++) cases.push([{ data: bytes(1 + int(300)), binary: true }])
     for (let i = 0; i < 1000; i++) cases.push([{ data: bytes(1 + int(300)).toString('latin1'), binary: false }])
-    for (let i = 0; i < 2000; i++) cases.push([{ data: mutate(validHello(), ['t', 'v', 'purpose', 'auth', 'eph', 'nonce']), binary: false }])
-    const finish = { t: 'finish', mac: bytes(32).toString('base64url') }
+    for (let i = 0; i < 2000; i++) cases.push([{ data: mutate(validHello(), ['t', 'v', 'purpose', 'auth', 'noise']), binary: false }])
+    const finish = { t: 'finish', resumeProof: bytes(32).toString('base64url') }
     for (let i = 0; i < 1400; i++) {
-      // A valid hello, then a wrong or malformed finish (forged MAC, wrong shape, binary, a second hello).
-      const second = pick([JSON.stringify(finish), mutate(finish, ['t', 'mac']), JSON.stringify(validHello()), 'null', '{"t":"req","id":1,"body":{}}'])
-      cases.push([{ data: JSON.stringify(validHello()), binary: false }, { data: int(5) === 0 ? Buffer.from(second) : second, binary: int(5) === 0, afterWelcome: true }])
+      // A valid hello, then a wrong or malformed finish: forged sealed bytes (binary), or text where the sealed finish belongs (its JSON, a mutation, a second hello).
+      const forged = int(3) === 0
+      const second = pick([JSON.stringify(finish), mutate(finish, ['t', 'resumeProof']), JSON.stringify(validHello()), 'null', '{"t":"req","id":1,"body":{}}'])
+      cases.push([{ data: JSON.stringify(validHello()), binary: false }, { data: forged ? bytes(16 + int(200)) : second, binary: forged, afterWelcome: true }])
     }
     for (let i = 0; i < 550; i++) {
       // Out of order: messages that only make sense later or from the other side.
-      cases.push([{ data: pick([JSON.stringify(finish), '{"t":"welcome"}', '{"t":"res","id":1,"ok":true,"body":{}}', '{"t":"error","code":"ERR_X","message":"m"}', '[]', '1']), binary: false }])
+      cases.push([{ data: pick([JSON.stringify(finish), '{"t":"salt"}', '{"t":"res","id":1,"ok":true,"body":{}}', '{"t":"error","code":"ERR_X","message":"m"}', '[]', '1']), binary: false }])
     }
     for (let i = 0; i < 40; i++) cases.push([{ data: Buffer.alloc(MAX_FRAME_BYTES + 1 + int(1000), 0x7b), binary: int(2) === 0 }])
     for (let i = 0; i < 10; i++) cases.push([{ data: Buffer.alloc(WS_MAX_PAYLOAD + 1, 0x20), binary: true }])

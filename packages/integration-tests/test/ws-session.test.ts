@@ -123,7 +123,7 @@ describe('ws control plane on mock', () => {
       { type: 'remove-qp', sessionId: id, from: b2.endpoint, qpn: session.qps[0]!.remoteQpn },
       { type: 'rekey', sessionId: id, from: b2.endpoint, epoch: 1 },
       { type: 'close-session', sessionId: id, from: b2.endpoint, reason: 'probe' },
-      { type: 'join-session', sessionId: id, from: b2.endpoint, token: 'rsj1.e30.AAAA' },
+      { type: 'join-session', sessionId: id, from: b2.endpoint, token: 'v4.local.e30.AAAA' },
     ] as const
     const answer = async (r: unknown, id: string) => {
       const err = await expectCode(ch.request(r as never), 'ERR_SESSION_NOT_FOUND')

@@ -11,13 +11,13 @@
  */
 import type { WebSocket } from 'ws'
 import type { IncomingMessage } from 'node:http'
-import { AuthError, ErrorCode, ProtocolError, RdmaError, TimeoutError } from '../errors.js'
+import { ErrorCode, ProtocolError, RdmaError, TimeoutError } from '../errors.js'
 import type { NormalizedAuth } from './auth.js'
 import { normalizeAddress } from './endpoint-binding.js'
-import { MAX_FRAME_BYTES, check, checkVersion, errorFrameSchema, finishSchema, helloSchema, parseFrame, sealedMessageSchema, welcomeSchema, type ByeEnvelope, type Envelope, type HelloFrame } from './frames.js'
+import { MAX_FRAME_BYTES, check, checkVersion, errorFrameSchema, helloSchema, parseFrame, saltSchema, sealedMessageSchema, type ByeEnvelope, type Envelope, type HelloFrame } from './frames.js'
 import { CLOSE_CODE, asRdmaError, parseJson, rawToBuffer, remoteError, runHandshake, terminateLater, tooBig, dialError } from './handshake-runner.js'
-import { clientFinish, clientHello, clientSharedKey, resumeProofHolds, serverFinish, serverWelcome, type HandshakeResult } from './handshake.js'
-import { FrameOpener, FrameSealer } from './sealed-frames.js'
+import { ClientHandshake, ServerHandshake, type AcceptChannel, type HandshakeResult, type Handshaken } from './handshake.js'
+import { MAX_SEALED_BYTES, NonceExhaustedError, type FrameOpener, type FrameSealer } from './noise-transport.js'
 
 export interface KeepaliveOptions {
   /** How often to ping the peer. Default 5000 ms. */
@@ -57,12 +57,12 @@ export class ControlConnection {
   #keepalive: NodeJS.Timeout | null = null
   #dropped = 0
 
-  private constructor(ws: WebSocket, result: HandshakeResult, options: ConnectionOptions, peerAddress: string | undefined) {
+  private constructor(ws: WebSocket, done: Handshaken, options: ConnectionOptions, peerAddress: string | undefined) {
     this.ws = ws
-    this.result = result
+    this.result = done.result
     this.peerAddress = normalizeAddress(peerAddress)
-    this.#sealer = new FrameSealer(result.sendKey, result.sendIv)
-    this.#opener = new FrameOpener(result.recvKey, result.recvIv)
+    this.#sealer = done.sealer
+    this.#opener = done.opener
     ws.on('message', (data, isBinary) => this.#onMessage(rawToBuffer(data), isBinary))
     ws.on('pong', () => (this.#lastHeard = Date.now()))
     ws.on('close', (code, reason) => this.#onSocketClose(code, reason.toString()))
@@ -93,7 +93,16 @@ export class ControlConnection {
     if (this.#closed !== null || this.ws.readyState !== this.ws.OPEN) return false
     const bytes = Buffer.from(JSON.stringify(env), 'utf8')
     if (bytes.length > MAX_FRAME_BYTES) throw new ProtocolError(`a ${bytes.length}-byte message exceeds the ${MAX_FRAME_BYTES}-byte frame limit`)
-    this.ws.send(this.#sealer.seal(bytes))
+    let sealed: Buffer
+    try {
+      sealed = this.#sealer.seal(bytes)
+    } catch (err) {
+      if (!(err instanceof NonceExhaustedError)) throw err
+      // The keys are used up: a failed link, so the channel resumes on a new handshake with fresh keys.
+      this.#linkFailed(new ProtocolError(err.message))
+      return false
+    }
+    this.ws.send(sealed)
     return true
   }
 
@@ -133,11 +142,13 @@ export class ControlConnection {
   // ---- handshakes
 
   static client(ws: WebSocket, auth: NormalizedAuth, purpose: HelloFrame['purpose'], resume: { channelId: string; resumeKey: Buffer } | null, options: ConnectionOptions = {}): Promise<ControlConnection> {
-    let hs: ReturnType<typeof clientHello> | null = null
+    let hs: ClientHandshake | null = null
+    let stage: 'salt' | 'message 2' | 'ready' = 'message 2'
     let peerAddress: string | undefined
     ws.once('upgrade', (res: IncomingMessage) => (peerAddress = res.socket.remoteAddress))
     ws.once('open', () => {
-      hs = clientHello(auth, purpose, resume?.channelId ?? null)
+      hs = new ClientHandshake(auth, purpose, resume)
+      if (hs.awaitsSalt) stage = 'salt'
       ws.send(JSON.stringify(hs.hello))
     })
     ws.on('error', () => undefined)
@@ -148,29 +159,39 @@ export class ControlConnection {
       socketError: (e) => dialError(ws.url, e),
       closedWhat: 'the server closed the connection during the handshake',
       onFrame: async (buf, isBinary, finish) => {
-        if (isBinary || hs === null) throw new ProtocolError('expected a welcome text frame')
-        const frame = parseJson(buf.toString('utf8'), 'welcome') as { t?: unknown } | null
-        if (frame?.t === 'error') throw remoteError(check(errorFrameSchema, frame, 'error frame'))
-        checkVersion(frame, 'welcome')
-        const welcome = check(welcomeSchema, frame, 'welcome')
-        if (resume !== null && welcome.resumed && welcome.channel !== resume.channelId) throw new ProtocolError('the server resumed another channel')
-        const sharedKey = await clientSharedKey(auth, hs.hello, welcome)
-        const { finish: finishFrame, result } = clientFinish(auth, hs, welcome, sharedKey, resume !== null && welcome.resumed ? resume.resumeKey : null)
-        ws.send(JSON.stringify(finishFrame))
-        finish(new ControlConnection(ws, result, options, peerAddress))
+        if (hs === null) throw new ProtocolError('a frame arrived before the hello was sent')
+        if (!isBinary) {
+          const frame = parseJson(buf.toString('utf8'), stage) as { t?: unknown } | null
+          if (frame?.t === 'error') throw remoteError(check(errorFrameSchema, frame, 'error frame'))
+          checkVersion(frame, stage)
+          if (stage !== 'salt') throw new ProtocolError(`expected the binary ${stage} frame, got a text frame`)
+          ws.send(await hs.onSalt(check(saltSchema, frame, 'salt')))
+          stage = 'message 2'
+        } else if (stage === 'message 2') {
+          for (const out of hs.onMessage2(buf)) ws.send(out)
+          stage = 'ready'
+        } else if (stage === 'ready') {
+          finish(new ControlConnection(ws, hs.onReady(buf), options, peerAddress))
+        } else {
+          throw new ProtocolError('expected the salt text frame, got a binary frame')
+        }
       },
     })
   }
 
   /**
-   * Server side. `acceptChannel` picks the channel for this hello (a new one, or
-   * the one it resumes: then it returns that channel's resume key).
+   * Server side. `acceptChannel` picks the channel once the client is
+   * authenticated (a new one, or the one it resumes: then it returns that
+   * channel's resume key, which the client's finish must prove).
    */
-  static server(ws: WebSocket, auth: NormalizedAuth, purpose: HelloFrame['purpose'], acceptChannel: (hello: HelloFrame, peerId: string) => { id: string; resumed: boolean; resumeKey: Buffer | null }, options: ConnectionOptions = {}, peerAddress?: string): Promise<{ conn: ControlConnection; hello: HelloFrame }> {
-    let stage: 'hello' | 'finish' = 'hello'
-    let hello: HelloFrame | null = null
-    let pending: { hs: ReturnType<typeof serverWelcome>; resumeKey: Buffer | null } | null = null
+  static server(ws: WebSocket, auth: NormalizedAuth, purpose: HelloFrame['purpose'], acceptChannel: AcceptChannel, options: ConnectionOptions = {}, peerAddress?: string): Promise<{ conn: ControlConnection; hello: HelloFrame }> {
+    let stage: 'hello' | 'message 1' | 'message 3' | 'finish' = 'hello'
+    let hs: ServerHandshake | null = null
     const timeoutMs = options.handshakeTimeoutMs ?? 10_000
+    const answer = (m1: Buffer): void => {
+      ws.send(hs!.onMessage1(m1))
+      stage = hs!.awaitsMessage3 ? 'message 3' : 'finish'
+    }
     return runHandshake<{ conn: ControlConnection; hello: HelloFrame }>(ws, {
       timeoutMs,
       timeoutMessage: `no finished handshake within ${timeoutMs} ms`,
@@ -178,28 +199,30 @@ export class ControlConnection {
       closedWhat: 'the client left during the handshake',
       onFrame: (buf, isBinary, finish) => {
         if (buf.length > MAX_FRAME_BYTES) throw tooBig(buf.length)
-        if (isBinary) throw new ProtocolError(`expected a ${stage} text frame, got a binary frame`)
-        const raw = parseJson(buf.toString('utf8'), stage)
-        if ((raw as { t?: unknown } | null)?.t === 'error') throw new ProtocolError(`the client aborted the handshake: ${check(errorFrameSchema, raw, 'error frame').message}`)
-        if (stage === 'hello') {
+        if (!isBinary) {
+          const raw = parseJson(buf.toString('utf8'), stage)
+          if ((raw as { t?: unknown } | null)?.t === 'error') throw new ProtocolError(`the client aborted the handshake: ${check(errorFrameSchema, raw, 'error frame').message}`)
+          if (stage !== 'hello') throw new ProtocolError(`expected the binary ${stage} frame, got a text frame`)
           checkVersion(raw, 'hello')
-          hello = check(helloSchema, raw, 'hello')
+          const hello = check(helloSchema, raw, 'hello')
           if (hello.purpose !== purpose) throw new ProtocolError(`this endpoint serves '${purpose}' connections, not '${hello.purpose}'`)
-          const peerId = hello.auth === 'ed25519' ? `ed25519:${String(hello.identity)}` : `${hello.auth}:${String(hello.pskId)}`
-          const channel = acceptChannel(hello, peerId)
-          pending = { hs: serverWelcome(auth, hello, channel), resumeKey: channel.resumeKey }
-          ws.send(JSON.stringify(pending.hs.welcome))
+          hs = new ServerHandshake(auth, hello)
+          const salt = hs.saltFrame
+          if (salt !== null) {
+            ws.send(JSON.stringify(salt))
+            stage = 'message 1'
+          } else answer(Buffer.from(hello.noise!, 'base64url'))
+          return
+        }
+        if (hs === null) throw new ProtocolError('expected a hello text frame, got a binary frame')
+        if (stage === 'message 1') answer(buf)
+        else if (stage === 'message 3') {
+          hs.onMessage3(buf)
           stage = 'finish'
         } else {
-          const finishFrame = check(finishSchema, raw, 'finish')
-          const conn = new ControlConnection(ws, serverFinish(pending!.hs, finishFrame), options, peerAddress)
-          if (!resumeProofHolds(pending!.hs, finishFrame, pending!.resumeKey)) {
-            // The client is authenticated (its MAC held) and its handshake is over: tell it sealed, so it knows the refusal is real.
-            const err = new AuthError('the resume proof does not verify: this connection cannot take over the channel')
-            conn.fail(err)
-            throw err
-          }
-          finish({ conn, hello: hello! })
+          const { ready, done } = hs.onFinish(buf, acceptChannel)
+          ws.send(ready)
+          finish({ conn: new ControlConnection(ws, done, options, peerAddress), hello: hs.hello })
         }
       },
     })
@@ -210,7 +233,7 @@ export class ControlConnection {
   #onMessage(buf: Buffer, isBinary: boolean): void {
     if (this.#closed !== null) return
     // Only what authenticates is acted on: anyone on the path can inject a text frame or garbage.
-    const sealed = isBinary && buf.length <= MAX_FRAME_BYTES
+    const sealed = isBinary && buf.length <= MAX_SEALED_BYTES
     const plain = sealed ? this.#opener.open(buf) : null
     if (plain === null) {
       if (sealed && this.#opener.opensAfterGap(buf)) this.#linkFailed(new ProtocolError('a sealed frame was lost or altered on the way (the next one authenticates only after a gap)'))

@@ -1,7 +1,9 @@
 /**
- * Control-plane frames. The handshake (hello, welcome, finish) and errors during
- * it are JSON text frames; after the handshake every message is a sealed binary
- * frame holding a JSON envelope (request, response, or `bye`: the end of the
+ * Control-plane frames. The handshake opens with a JSON text hello (and, for a
+ * passphrase, the server's salt); the Noise handshake messages are binary
+ * frames; errors during it are JSON text frames. After the handshake every
+ * message is a sealed binary frame (Noise transport messages): first the
+ * client's finish and the server's ready, then JSON envelopes (request, response, or `bye`: the end of the
  * channel, with the error that ended it). Each is checked against its schema.
  */
 import * as v from 'valibot'
@@ -10,51 +12,38 @@ import { errorRecordSchema, text, uint } from './record-schema.js'
 
 /** Largest frame a peer may send; larger ones get an error reply and the connection is closed. */
 export const MAX_FRAME_BYTES = 1 << 20
-/** 2: sealed `bye`, passphrase hellos and the welcome's salt in the transcript. */
-export const PROTOCOL_VERSION = 2 as const
+/** 3: the Noise handshake (NNpsk0 for pre-shared keys and passphrases, XX for Ed25519 identities) and Noise transport messages. */
+export const PROTOCOL_VERSION = 3 as const
 
 const b64 = (bytes: number) => v.pipe(v.string(), v.regex(new RegExp(`^[A-Za-z0-9_-]{${Math.ceil((bytes * 4) / 3)}}$`), `${bytes} bytes in base64url`))
 export const key32 = b64(32)
-const sig64 = b64(64)
 const channelId = v.pipe(v.string(), v.regex(/^[0-9a-f]{32}$/))
 
+/** The client's first frame (text): what it asks for, bound into the Noise prologue, and the first Noise message (base64url). */
 export const helloSchema = v.strictObject({
   t: v.literal('hello'),
   v: v.literal(PROTOCOL_VERSION),
   // purpose 'peer': session records; 'daemon': a local client of the session daemon.
   purpose: v.picklist(['peer', 'daemon']),
-  // auth 'passphrase': a PSK stretched with scrypt under the salt the welcome carries.
+  // auth 'passphrase': a PSK stretched with scrypt under the salt the server answers with (then the first Noise message follows it).
   auth: v.picklist(['psk', 'passphrase', 'ed25519']),
   pskId: v.optional(v.pipe(v.string(), v.regex(/^[A-Za-z0-9_.:@-]{1,64}$/))),
-  identity: v.optional(key32),
-  eph: key32,
-  nonce: key32,
   resume: v.optional(channelId),
+  noise: v.optional(v.pipe(v.string(), v.regex(/^[A-Za-z0-9_-]{1,400}$/))),
 })
 export type HelloFrame = v.InferOutput<typeof helloSchema>
 
-export const welcomeSchema = v.strictObject({
-  t: v.literal('welcome'),
-  v: v.literal(PROTOCOL_VERSION),
-  channel: channelId,
-  resumed: v.boolean(),
-  eph: key32,
-  nonce: key32,
-  /** The listener's scrypt salt (passphrase hellos only). */
-  salt: v.optional(b64(16)),
-  identity: v.optional(key32),
-  sig: v.optional(sig64),
-  mac: key32,
-})
-export type WelcomeFrame = v.InferOutput<typeof welcomeSchema>
+/** The server's answer to a passphrase hello (text): the listener's scrypt salt. */
+export const saltSchema = v.strictObject({ t: v.literal('salt'), v: v.literal(PROTOCOL_VERSION), salt: b64(16) })
+export type SaltFrame = v.InferOutput<typeof saltSchema>
 
-export const finishSchema = v.strictObject({
-  t: v.literal('finish'),
-  sig: v.optional(sig64),
-  mac: key32,
-  resumeProof: v.optional(key32),
-})
-export type FinishFrame = v.InferOutput<typeof finishSchema>
+/** The client's first transport message: the end of its handshake, with the proof for the channel it resumes. */
+export const finishSchema = v.strictObject({ t: v.literal('finish'), resumeProof: v.optional(key32) })
+export type FinishMessage = v.InferOutput<typeof finishSchema>
+
+/** The server's first transport message: the channel this connection carries. */
+export const readySchema = v.strictObject({ t: v.literal('ready'), channel: channelId, resumed: v.boolean() })
+export type ReadyMessage = v.InferOutput<typeof readySchema>
 
 export const errorFrameSchema = v.strictObject({ t: v.literal('error'), code: v.pipe(v.string(), v.regex(/^ERR_[A-Z_]{1,40}$/)), message: text(2048) })
 export type ErrorFrame = v.InferOutput<typeof errorFrameSchema>

@@ -103,7 +103,7 @@ export interface JoinSessionRequest {
   readonly sessionId: string
   /** The joiner's RoCE endpoint: on the session's remote host (same address). */
   readonly from: EndpointRecord
-  /** `rsj1.<payload>.<mac>` (the joiner keeps the key part). */
+  /** A PASETO v4.local token, `v4.local.<payload>.<footer>` (the joiner keeps the key part). */
   readonly token: string
 }
 

@@ -8,7 +8,7 @@ import { ControlChannel, isRdmaError, type ControlConnection, type RdmaError } f
 import { normalizeClientAuth } from '../../src/control/auth.js'
 import { dialControl } from '../../src/control/control-server.js'
 
-const auth = normalizeClientAuth({ psk: 'correct horse battery staple, 42 bytes ok' })
+const auth = normalizeClientAuth({ psk: Buffer.alloc(32, 42) })
 const cleanups: (() => unknown)[] = []
 afterEach(() => {
   for (const c of cleanups.splice(0).reverse()) c()

@@ -21,8 +21,9 @@ describe('join tokens', () => {
   it('a token verifies for its session and carries its claims; the key part is what the peer derives', () => {
     const token = createJoinToken(secret, sid, { scope: ['add-qps', 'rekey'], ttlMs: 5000, maxQps: 3 }, 1000)
     const { presented, qpSecret, claims } = splitJoinToken(token)
-    expect(presented.split('.')).toHaveLength(3)
-    expect(token.startsWith(presented)).toBe(true)
+    expect(presented.startsWith('v4.local.')).toBe(true)
+    expect(presented.split('.')).toHaveLength(4)
+    expect(token.startsWith(`${presented}#`)).toBe(true)
     const checked = verifyJoinToken(secret, sid, presented, 2000)
     expect(checked).toMatchObject({ sid, exp: 6000, scope: ['add-qps', 'rekey'], maxQps: 3 })
     expect(Buffer.from(qpSecret).equals(Buffer.from(joinQpSecret(secret, sid, claims.jti)))).toBe(true)
@@ -34,11 +35,15 @@ describe('join tokens', () => {
     expect(reason(() => verifyJoinToken(secret, sid, presented, 1010))).toBe('expired')
     expect(reason(() => verifyJoinToken(new Uint8Array(randomBytes(32)), sid, presented, 1000))).toBe('forged')
     expect(reason(() => verifyJoinToken(secret, 'cd'.repeat(16), presented, 1000))).toBe('forged')
-    const [p, payload, mac] = presented.split('.')
-    const widened = Buffer.from(JSON.stringify({ ...JSON.parse(Buffer.from(payload!, 'base64url').toString()), maxQps: 65536 })).toString('base64url')
-    expect(reason(() => verifyJoinToken(secret, sid, `${p}.${widened}.${mac}`, 1000))).toBe('forged')
+    const [v, purpose, payload, footer] = presented.split('.')
+    const widened = Buffer.from(JSON.stringify({ ...JSON.parse(Buffer.from(footer!, 'base64url').toString()), maxQps: 65536 })).toString('base64url')
+    expect(reason(() => verifyJoinToken(secret, sid, `${v}.${purpose}.${payload}.${widened}`, 1000))).toBe('forged')
+    const flipped = Buffer.from(payload!, 'base64url')
+    flipped[40]! ^= 1
+    expect(reason(() => verifyJoinToken(secret, sid, `${v}.${purpose}.${flipped.toString('base64url')}.${footer}`, 1000))).toBe('forged')
     expect(reason(() => verifyJoinToken(secret, sid, 'nonsense', 1000))).toBe('malformed')
-    expect(reason(() => splitJoinToken('rsj1.a.b'))).toBe('malformed')
+    expect(reason(() => verifyJoinToken(secret, sid, `v2.local.${payload}.${footer}`, 1000))).toBe('malformed')
+    expect(reason(() => splitJoinToken('rsj1.a.b.c'))).toBe('malformed')
   })
 
   it('rejects unknown scopes and silly lifetimes when made', () => {

@@ -7,7 +7,7 @@
 #   2. the rxe guest (tools/rxe-vm/build.sh: QEMU, rdma-core, perftest, libibverbs-dev, gcc, and
 #      Debian's kernel .deb, downloaded and extracted but never installed)
 #   3. the native helpers: provider-softroce's socket helper, provider-verbs' addon (needs
-#      libibverbs-dev from step 2)
+#      libibverbs-dev from step 2): the prebuilt binaries when pnpm build has made them, else built
 # A failed step prints its name, the command, its exit code and the last lines of its output.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -29,7 +29,7 @@ setup_step "rxe guest (tools/rxe-vm/build.sh)"
 "$ROOT/tools/rxe-vm/build.sh"
 
 setup_step "native helpers"
-[ -s "$ROOT/packages/provider-softroce/native/build/Release/roce_sockopt.node" ] ||
-  node "$ROOT/packages/provider-softroce/native/build.mjs"
-node "$ROOT/packages/provider-verbs/scripts/build-addon.cjs" --if-needed --strict
+# A prebuilt binary that loads here (pnpm build makes them with prebuildify) is enough; else build.
+node "$ROOT/packages/provider-softroce/native/build.mjs" --prefer-prebuilt
+node "$ROOT/packages/provider-verbs/scripts/build-addon.cjs" --prefer-prebuilt --if-needed --strict
 say "ready: packages, rxe guest and native helpers are in place"

@@ -7,13 +7,14 @@
         "native/verbs-error.cc",
         "native/device.cc",
         "native/resources.cc",
-        "native/queue-pair.cc"
+        "native/queue-pair.cc",
+        "native/libibverbs.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED"],
-      "cflags_cc": ["-std=c++17", "-fexceptions", "-O2", "-Wall", "-Wno-missing-field-initializers"],
+      "cflags_cc": ["-std=c++17", "-fexceptions", "-fvisibility=hidden", "-O2", "-Wall", "-Wno-missing-field-initializers"],
       "cflags_cc!": ["-fno-exceptions"],
-      "libraries": ["-libverbs", "-ldl"]
+      "libraries": ["-ldl"]
     }
   ]
 }

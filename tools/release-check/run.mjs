@@ -3,17 +3,20 @@
 // package with pnpm, lints the tarballs (publint, attw), publishes them to a Verdaccio
 // started here on 127.0.0.1, installs them with npm into a fresh app outside the workspace,
 // and runs an ESM consumer, a CJS consumer, a strict tsc check of ESM and CJS type imports,
-// and the quickstart on each provider that works on this machine. Ends with one line
+// and the quickstart on each provider that works on this machine. The app installs with no
+// compiler on PATH (failing shims for gcc, make, python3, ...): the native packages must use their
+// prebuilt binaries, which `rdma-session doctor --json` then shows loaded (native-check.mjs). Ends with one line
 // `release:check: PASS …` or `release:check: FAIL …` and exits 0 or 1.
 //
 // Options: --skip-build (dist/ is fresh), --keep (leave the temp dir for inspection),
 // --exclude=NAME[,NAME] (leave a package out, e.g. one still being written; CI passes none).
 import { spawnSync } from 'node:child_process'
-import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { startLocalRegistry } from './local-registry.mjs'
+import { doctorNative, doctorWithoutLibibverbs, libibverbsFile, NATIVE_PACKAGES, noCompilerEnv, packedPrebuild, platformTag } from './native-check.mjs'
 import { lintTarball, packPackage, publishablePackages, publishTarball } from './packed-packages.mjs'
 
 const here = dirname(fileURLToPath(import.meta.url))
@@ -24,14 +27,14 @@ const t0 = performance.now()
 const elapsed = () => `${((performance.now() - t0) / 1000).toFixed(1)} s`
 const log = (msg) => console.log(`[release:check ${elapsed().padStart(7)}] ${msg}`)
 
-/** Runs a command; throws with its output when it fails. */
-function run(cmd, argv, opts = {}) {
+/** Runs a command; throws with its output when it fails. Returns stdout (with `combined`: stdout and stderr). */
+function run(cmd, argv, { combined = false, ...opts } = {}) {
   const r = spawnSync(cmd, argv, { encoding: 'utf8', maxBuffer: 64 << 20, timeout: 300_000, ...opts })
   if (r.status !== 0) {
     const why = r.error ? r.error.message : `exit ${r.status ?? r.signal}`
     throw new Error(`${[cmd, ...argv].join(' ')} failed (${why}):\n${r.stdout ?? ''}${r.stderr ?? ''}`)
   }
-  return r.stdout
+  return combined ? `${r.stdout}${r.stderr}` : r.stdout
 }
 
 /** `text` must match every pattern, else the step fails. */
@@ -64,6 +67,10 @@ try {
     log(`packed ${pkg.name}@${pkg.version}: ${p.files.length} files, publint --strict and attw clean${p.manifest.exports && !JSON.stringify(p.manifest.exports).includes('"require"') ? ' (ESM-only)' : ''}, no workspace: ranges`)
   }
   results.push(`${packed.length} packages packed and linted`)
+  for (const p of packed.filter((x) => x.name in NATIVE_PACKAGES)) {
+    const file = packedPrebuild(p)
+    log(`${p.name} ships ${file} (${(statSync(join(p.dir, file)).size / 1024).toFixed(0)} KiB, N-API, ${platformTag()})`)
+  }
 
   // 2. A registry on loopback; publish everything to it.
   registry = await startLocalRegistry(join(work, 'registry'), { log })
@@ -84,9 +91,15 @@ try {
   const has = (name) => packed.some((p) => p.name === name)
   const wanted = ['@rdma-session/core', '@rdma-session/provider-mock', '@rdma-session/provider-softroce', '@rdma-session/cli'].filter(has)
   const spec = (name) => `${name}@${packed.find((p) => p.name === name).version}`
-  const npm = (argv) => run('npm', [...argv, '--registry', registry.url, '--userconfig', registry.npmrc], { cwd: app })
-  npm(['install', '--no-audit', '--no-fund', ...wanted.map(spec), '@types/node@20'])
-  log(`installed ${wanted.join(', ')} (and their third-party dependencies through the registry's uplink) into ${app}`)
+  // No compiler on PATH for every install: the native packages must use their prebuilt binaries.
+  const nocc = noCompilerEnv(work)
+  const npm = (argv) => run('npm', [...argv, '--foreground-scripts', '--registry', registry.url, '--userconfig', registry.npmrc], { cwd: app, env: nocc.env, combined: true })
+  const tInstall = performance.now()
+  const installed = npm(['install', '--no-audit', '--no-fund', ...wanted.map(spec), '@types/node@20'])
+  log(`installed ${wanted.join(', ')} (and their third-party dependencies through the registry's uplink) into ${app} in ${((performance.now() - tInstall) / 1000).toFixed(1)} s, with no compiler on PATH`)
+  if (wanted.includes('@rdma-session/provider-softroce')) {
+    expectLines('provider-softroce install script', installed, [/roce_sockopt: using the prebuilt binary .*nothing to compile/])
+  }
 
   // 4. The consumers.
   const node = (file, env = {}) => run(process.execPath, [file], { cwd: app, env: { ...process.env, RDMA_SESSION_PROVIDER: '', ...env } })
@@ -111,7 +124,10 @@ try {
   if (has('@rdma-session/provider-verbs')) {
     // verbs needs libibverbs and a device: install it apart, run where it opens a device.
     try {
-      npm(['install', '--no-audit', '--no-fund', spec('@rdma-session/provider-verbs')])
+      const tVerbs = performance.now()
+      const out = npm(['install', '--no-audit', '--no-fund', spec('@rdma-session/provider-verbs')])
+      expectLines('provider-verbs install script', out, [/provider-verbs: using the prebuilt binary .*nothing to compile/])
+      log(`installed @rdma-session/provider-verbs in ${((performance.now() - tVerbs) / 1000).toFixed(1)} s with no compiler on PATH: its install script used the prebuilt binary`)
       const probe = spawnSync(process.execPath, ['probe.mjs', 'verbs'], { cwd: app, encoding: 'utf8' })
       if (probe.status === 0) {
         const out = node('quickstart.mjs', { RDMA_SESSION_PROVIDER: 'verbs' })
@@ -133,6 +149,16 @@ try {
     expectLines('rdma-session doctor', doctor, [/✓ mock +usable/, /providers usable here/])
     log(`cli: rdma-session --help and doctor work from the installed package (${/(\d+ of \d+ providers usable here[^\n]*)/.exec(doctor)?.[1]})`)
     results.push('cli ok')
+    if (has('@rdma-session/provider-verbs') && wanted.includes('@rdma-session/provider-softroce')) {
+      const lib = libibverbsFile() === undefined ? 'missing' : 'loaded'
+      const d = doctorNative(run, cli, app, nocc.env, { libibverbs: lib })
+      log(`doctor --json: softroce helper ${d.helper.status} (${d.helper.origin}, ${d.helper.path.slice(app.length + 1)}); verbs addon ${d.addon.status} (${d.addon.origin}), libibverbs ${d.addon.libibverbs}; verbs verdict ${d.verbs.usable ? 'usable' : d.verbs.reason}`)
+      const hidden = doctorWithoutLibibverbs(run, cli, app, nocc.env)
+      log(`doctor --json with ${hidden.how}: verbs addon ${hidden.addon.status}, libibverbs ${hidden.addon.libibverbs}; verbs verdict ${hidden.verbs.reason}: ${hidden.verbs.detail}`)
+      results.push('native helpers load from prebuilt binaries without a compiler')
+    }
+    const called = nocc.calls()
+    if (called.length > 0) throw new Error(`a compiler was invoked although none should be needed:\n${called.join('\n')}`)
   }
 } catch (err) {
   failure = err

@@ -64,7 +64,7 @@ describe('doctor provider verdicts', () => {
     const by = Object.fromEntries(report.providers.map((p) => [p.provider, p]))
     expect(by.mock).toMatchObject({ usable: true })
     expect(by.softroce).toMatchObject({ usable: true, detail: expect.stringMatching(/UDP RoCEv2 stack: device \S+ at 127\.0\.0\.1:\d+/) })
-    expect(by.softroce!.notes.join(' ')).toMatch(/native socket helper: (built|not used)/)
+    expect(by.softroce!.notes.join(' ')).toMatch(/native socket helper: (loaded|not used)/)
     expect(by.softroce!.notes.join(' ')).toMatch(/send path: (native sendmsg|node:dgram)/)
     // Which encryption a session gets by default, per provider.
     for (const p of [by.mock!, by.softroce!]) expect(p.notes, p.provider).toContain(sessionEncryptionNote(true))
@@ -96,5 +96,38 @@ describe('doctor provider verdicts', () => {
     expect(by.softroce).toMatchObject({ usable: false, reason: 'ERR_NO_SOCKET', detail: 'no UDP for you', remedies: ['open the firewall'] })
     expect(report.system.find((c) => c.name === 'verbs addon')).toMatchObject({ status: 'warn' })
     expect(formatDoctor(report)).toContain('1 of 3 providers usable here: mock')
+  })
+})
+
+describe('doctor: the native parts (softroce helper, verbs addon)', () => {
+  const port = (): number => 20000 + Math.floor(Math.random() * 20000)
+
+  it('in this workspace both load, from a prebuilt binary or a local build, and the verbs verdict tells "no device" from "no addon"', async () => {
+    const report = await runDoctor({ udpPort: port() })
+    const [helper, addon] = report.native
+    expect(helper).toMatchObject({ package: '@rdma-session/provider-softroce', component: 'socket-helper', status: 'loaded', origin: expect.stringMatching(/^(prebuilt|built-from-source)$/), path: expect.stringMatching(/\.node$/) })
+    expect(addon).toMatchObject({ package: '@rdma-session/provider-verbs', component: 'verbs-addon', status: 'loaded', libibverbs: 'loaded', origin: expect.stringMatching(/^(prebuilt|built-from-source)$/) })
+    const verbs = report.providers.find((p) => p.provider === 'verbs')!
+    // Without RDMA in the kernel the addon loads and the verdict is ERR_NO_DEVICE, never ERR_ADDON_MISSING.
+    if (!verbs.usable) expect(verbs.reason).toBe('ERR_NO_DEVICE')
+    expect(report.system.find((c) => c.name === 'softroce helper')).toMatchObject({ status: 'ok', detail: expect.stringContaining('native send and receive paths') })
+    expect(report.system.find((c) => c.name === 'verbs addon')).toMatchObject({ status: 'ok', detail: expect.stringMatching(/^loaded \((prebuilt binary|built from source)\); libibverbs loaded$/) })
+  })
+
+  it('addon loaded without libibverbs is a warning naming libibverbs; an addon that does not load fails; a helper that does not load says why', async () => {
+    const verbsMod = (status: unknown) => ({ createProvider: () => { throw Object.assign(new Error('x'), { code: 'ERR_ADDON_MISSING' }) }, addonStatus: () => status })
+    const softMod = { createProvider: () => { throw new Error('unused') }, nativeHelperStatus: () => ({ helper: 'missing', sendPath: false, receivePath: false, why: 'it is not built and there is no prebuilt binary for linux-arm64-musl' }) }
+    const run = (status: unknown) => runDoctor({ udpPort: port(), importer: async (s) => (s.endsWith('provider-verbs') ? verbsMod(status) : s.endsWith('provider-softroce') ? softMod : import(s)) })
+
+    const noLib = await run({ addon: 'loaded', origin: 'prebuilt', path: '/p/x.node', libibverbs: { loaded: false, file: 'libibverbs.so.1', error: 'libibverbs.so.1: cannot open shared object file' } })
+    expect(noLib.native[1]).toEqual({ package: '@rdma-session/provider-verbs', component: 'verbs-addon', status: 'loaded', origin: 'prebuilt', path: '/p/x.node', libibverbs: 'missing', detail: 'loaded (prebuilt binary); libibverbs did not load (libibverbs.so.1: cannot open shared object file)' })
+    expect(noLib.system.find((c) => c.name === 'verbs addon')).toMatchObject({ status: 'warn', remedy: expect.stringContaining('libibverbs1') })
+    expect(noLib.native[0]).toMatchObject({ status: 'missing', detail: expect.stringContaining('no prebuilt binary for linux-arm64-musl') })
+    expect(noLib.system.find((c) => c.name === 'softroce helper')).toMatchObject({ status: 'warn' })
+
+    const missing = await run({ addon: 'missing', reason: 'not-built', message: 'provider-verbs: the native addon is missing: no prebuilt binary for this platform and no local build' })
+    expect(missing.native[1]).toMatchObject({ status: 'missing', detail: expect.stringContaining('no prebuilt binary') })
+    expect(missing.system.find((c) => c.name === 'verbs addon')).toMatchObject({ status: 'fail' })
+    expect(formatDoctor(missing)).toMatch(/✗ verbs addon +missing: provider-verbs: the native addon is missing/)
   })
 })

@@ -2,8 +2,11 @@
 // build.mjs - build the socket-options addon (build/Release/roce_sockopt.node) with node-gyp,
 // using the node headers installed next to this node binary when there are any, so nothing is
 // downloaded. `pnpm --filter @rdma-session/provider-softroce build:native` runs it.
-//   node native/build.mjs [--optional]
+//   node native/build.mjs [--optional] [--prefer-prebuilt]
 // --optional: a failed build prints what is lost and exits 0 (for install hooks).
+// --prefer-prebuilt (the install hook): use the prebuilt binary for this platform from
+//   native/prebuilds/ when there is one that loads; else say why, and build from source.
+//   RDMA_SESSION_BUILD_FROM_SOURCE=1 always builds.
 // Needs python3, make and a C compiler (g++ links the addon); node-gyp comes with npm and pnpm.
 import { spawnSync } from 'node:child_process'
 import { existsSync } from 'node:fs'
@@ -44,6 +47,29 @@ function fail(why) {
 }
 
 if (process.platform !== 'linux') fail(`the socket options exist only on Linux (this is ${process.platform})`)
+
+/** null when the prebuilt binary for this platform loads here, else why it is not used. */
+function prebuiltProblem() {
+  if (/^(1|true|yes)$/i.test(process.env.RDMA_SESSION_BUILD_FROM_SOURCE ?? '')) return 'RDMA_SESSION_BUILD_FROM_SOURCE asks for a build from source'
+  const libc = process.report.getReport().header.glibcVersionRuntime ? 'glibc' : 'musl'
+  process.env.PREBUILDS_ONLY = '1' // node-gyp-build: look in prebuilds/ only, not at an earlier build
+  let file
+  try {
+    file = createRequire(import.meta.url)('node-gyp-build').resolve(here)
+  } catch {
+    return `no prebuilt binary for ${process.platform}-${process.arch}-${libc}`
+  }
+  const r = spawnSync(process.execPath, ['-e', `require(${JSON.stringify(file)})`], { encoding: 'utf8' })
+  if (r.status !== 0) return `the prebuilt binary ${file} does not load here (${r.stderr.trim().split('\n').find((l) => l.includes('Error')) ?? `exit ${r.status}`})`
+  console.log(`roce_sockopt: using the prebuilt binary ${file} (${process.platform}-${process.arch}-${libc}); nothing to compile`)
+  return null
+}
+
+if (process.argv.includes('--prefer-prebuilt')) {
+  const why = prebuiltProblem()
+  if (why === null) process.exit(0)
+  console.error(`roce_sockopt: ${why}; building from source`)
+}
 const gyp = findNodeGyp()
 if (!gyp) fail('node-gyp not found (it comes with npm and pnpm; or add it as a devDependency)')
 

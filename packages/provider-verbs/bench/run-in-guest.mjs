@@ -14,11 +14,16 @@ if (!support.ok) {
   console.error(`bench needs the rxe-vm guest: ${support.reasons.join('; ')}`)
   process.exit(2)
 }
-for (const f of ['build/Release/rdma_verbs.node', 'dist/index.js']) {
-  if (!existsSync(pkg + f)) {
-    console.error(`bench: ${pkg + f} is missing; run pnpm build (needs libibverbs-dev)`)
-    process.exit(2)
-  }
+if (!existsSync(`${pkg}dist/index.js`)) {
+  console.error(`bench: ${pkg}dist/index.js is missing; run pnpm build (needs libibverbs-dev)`)
+  process.exit(2)
+}
+try {
+  const { resolveAddonPath } = await import('../dist/index.js')
+  resolveAddonPath()
+} catch (err) {
+  console.error(`bench: the addon is neither built nor prebuilt (${err.message.split('\n')[0]}); run pnpm build (needs libibverbs-dev)`)
+  process.exit(2)
 }
 await ensureBuilt()
 const args = process.argv.slice(2).map((a) => `'${a.replace(/'/g, '')}'`).join(' ')

@@ -14,6 +14,7 @@ AddonData* Data(Napi::Env env) { return env.GetInstanceData<AddonData>(); }
 // listDevices() -> [{ name, guid, transport }]; throws ERR_VERBS when the kernel has no verbs support.
 static Napi::Value ListDevices(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
+  RequireLibibverbs(env);
   int num = 0;
   errno = 0;
   ibv_device** list = ibv_get_device_list(&num);
@@ -83,6 +84,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("Srq", data->srqCtor.Value());
   exports.Set("Qp", data->qpCtor.Value());
   exports.Set("listDevices", Napi::Function::New(env, ListDevices, "listDevices"));
+  exports.Set("libibverbs", Napi::Function::New(env, LibibverbsStatus, "libibverbs"));
   exports.Set("setBuffers", Napi::Function::New(env, SetBuffers, "setBuffers"));
   InitPrepared(env, exports, data);
   Napi::Object layout = Napi::Object::New(env);

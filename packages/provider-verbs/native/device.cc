@@ -74,6 +74,7 @@ Device::Device(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Device>(info),
   Napi::Env env = info.Env();
   if (!info[0].IsString()) ThrowUsage(env, "Device(name): name must be a string");
   name_ = info[0].As<Napi::String>().Utf8Value();
+  RequireLibibverbs(env);
   int num = 0;
   errno = 0;
   ibv_device** list = ibv_get_device_list(&num);

@@ -94,6 +94,11 @@ AddonData* Data(Napi::Env env);
 [[noreturn]] void ThrowVerbs(Napi::Env env, const char* verb, int err, const std::string& what = "");
 // Throws a plain TypeError/Error for misuse (closed objects, wrong arguments).
 [[noreturn]] void ThrowUsage(Napi::Env env, const std::string& message);
+
+// libibverbs.cc: libibverbs is opened with dlopen on first use. RequireLibibverbs throws a JS
+// Error (code ERR_LIBIBVERBS_MISSING) when it cannot be; LibibverbsStatus is the binding's libibverbs().
+void RequireLibibverbs(Napi::Env env);
+Napi::Value LibibverbsStatus(const Napi::CallbackInfo& info);
 std::string ErrnoName(int err);
 
 

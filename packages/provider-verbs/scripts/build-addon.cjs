@@ -4,6 +4,9 @@
 // reports ERR_ADDON_MISSING with what to do at first use) unless --strict is given.
 //   --if-needed   skip when the addon is newer than every source file
 //   --strict      exit 1 when the addon cannot be built
+//   --prefer-prebuilt  (the install script) use the prebuilt binary for this platform (prebuilds/)
+//                 when there is one that loads; else say why, and build from source.
+//                 RDMA_SESSION_BUILD_FROM_SOURCE=1 always builds.
 'use strict'
 const { spawnSync } = require('node:child_process')
 const { existsSync, statSync, readdirSync } = require('node:fs')
@@ -28,6 +31,30 @@ function giveUp(reason) {
 }
 
 if (process.platform !== 'linux') giveUp(`libibverbs is Linux-only (this is ${process.platform})`)
+
+// null when the prebuilt binary for this platform loads here (libibverbs is opened later, at run
+// time, so this works without rdma-core), else why it is not used.
+function prebuiltProblem() {
+  if (/^(1|true|yes)$/i.test(process.env.RDMA_SESSION_BUILD_FROM_SOURCE || '')) return 'RDMA_SESSION_BUILD_FROM_SOURCE asks for a build from source'
+  const platform = `${process.platform}-${process.arch}-${process.report.getReport().header.glibcVersionRuntime ? 'glibc' : 'musl'}`
+  process.env.PREBUILDS_ONLY = '1' // node-gyp-build: look in prebuilds/ only, not at an earlier build
+  let file
+  try {
+    file = require('node-gyp-build').resolve(root)
+  } catch {
+    return `no prebuilt binary for ${platform}`
+  }
+  const r = spawnSync(process.execPath, ['-e', `require(${JSON.stringify(file)})`], { encoding: 'utf8' })
+  if (r.status !== 0) return `the prebuilt binary ${file} does not load here: ${(r.stderr || '').trim().split('\n').find((l) => l.includes('Error')) || `exit ${r.status}`}`
+  log(`using the prebuilt binary ${file} (${platform}); nothing to compile`)
+  return null
+}
+
+if (args.has('--prefer-prebuilt')) {
+  const why = prebuiltProblem()
+  if (why === null) process.exit(0)
+  log(`${why}; building from source`)
+}
 if (args.has('--if-needed') && existsSync(addon) && statSync(addon).mtimeMs >= newestSource()) process.exit(0)
 if (!existsSync('/usr/include/infiniband/verbs.h')) giveUp('libibverbs headers are missing (/usr/include/infiniband/verbs.h)')
 

@@ -5,4 +5,5 @@ export { VerbsPd, VerbsMr, VerbsCq, VerbsSrq, WC_RECORD, completionStatus, compl
 export { VerbsQp, PreparedSend, QP_DEFAULTS } from './queue-pair.js'
 export { AddonMissingError, NoDeviceError, VerbsError, VerbsErrorCode, isVerbsError, type AddonMissingReason, type NoDeviceReason } from './errors.js'
 export { addressToGid, gidToAddress, gidToText, selectGid, type GidChoice } from './gid.js'
-export { classifyLoadError, loadBinding, type AddonSource, type NativeBinding, type NativeGidEntry } from './native.js'
+export { classifyLoadError, loadBinding, resolveAddonPath, type AddonOrigin, type AddonSource, type LibibverbsStatus, type NativeBinding, type NativeGidEntry } from './native.js'
+export { addonStatus, type AddonStatus } from './addon-status.js'

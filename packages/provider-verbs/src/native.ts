@@ -168,16 +168,41 @@ export interface NativeBinding {
   /** Frees a prepared WR; true if the handle was live. */
   releasePrepared(handle: number): boolean
   setBuffers(descriptor: ArrayBuffer, records: ArrayBuffer, errorFactory: (verb: string, errno: number, errnoName: string, message: string) => Error): void
+  /** Opens libibverbs (dlopen) on first call and says whether it could; absent in addons that link it. */
+  libibverbs?(): LibibverbsStatus
   readonly layout: { readonly descriptorBytes: number; readonly maxSge: number; readonly recordWords: number; readonly maxRecords: number }
 }
 
 /** Where the binding comes from: the package's own build (default), a .node path, or a function (tests). */
 export type AddonSource = string | (() => unknown)
 
-const BUILD_HELP = 'build the addon: apt-get install -y libibverbs-dev rdma-core python3 make g++, then `pnpm --filter @rdma-session/provider-verbs build:addon` (or `npm rebuild @rdma-session/provider-verbs`)'
+/** Where a loaded .node file came from: a binary shipped in prebuilds/, a node-gyp build in build/, or a path the app gave. */
+export type AddonOrigin = 'prebuilt' | 'built-from-source' | 'custom'
+
+/** What the binding's libibverbs() reports: libibverbs is opened with dlopen on first use, not linked. */
+export interface LibibverbsStatus {
+  readonly loaded: boolean
+  /** The file dlopen was given: libibverbs.so.1, or RDMA_SESSION_LIBIBVERBS. */
+  readonly file: string
+  readonly error?: string
+}
+
+const BUILD_HELP = 'build the addon: apt-get install -y libibverbs-dev python3 make g++, then `pnpm --filter @rdma-session/provider-verbs build:addon` (or `npm rebuild @rdma-session/provider-verbs`)'
+const LIBIBVERBS_HELP = 'install it: apt-get install -y libibverbs1 ibverbs-providers rdma-core'
 
 function packageRoot(): string {
   return fileURLToPath(new URL('..', import.meta.url))
+}
+
+/** The prebuilt binary (prebuilds/) or the local build (build/Release) node-gyp-build picks for this platform. */
+export function resolveAddonPath(root: string = packageRoot()): string {
+  const load = createRequire(import.meta.url)('node-gyp-build') as { resolve(dir: string): string }
+  return load.resolve(root)
+}
+
+/** prebuilt | built-from-source, from where the file lies in the package. */
+export function originOf(path: string): AddonOrigin {
+  return /[\\/]prebuilds[\\/]/.test(path) ? 'prebuilt' : 'built-from-source'
 }
 
 /** Maps a failure to load the addon to the error that says what to do. */
@@ -187,13 +212,10 @@ export function classifyLoadError(err: unknown, platform: string = process.platf
   }
   const message = err instanceof Error ? err.message : String(err)
   if (/libibverbs\.so[.\d]*: cannot open shared object file/.test(message) || /libibverbs/.test(message)) {
-    return new AddonMissingError('libibverbs-missing', 'libibverbs (rdma-core) is not installed, so the native addon cannot load', [
-      'install it: apt-get install -y libibverbs1 ibverbs-providers rdma-core',
-      SOFTROCE_HINT,
-    ], err)
+    return new AddonMissingError('libibverbs-missing', 'libibverbs (rdma-core) is not installed, so the native addon cannot load', [LIBIBVERBS_HELP, SOFTROCE_HINT], err)
   }
   if (/No native build was found|Cannot find module|MODULE_NOT_FOUND|ENOENT/.test(message)) {
-    return new AddonMissingError('not-built', 'the native addon is not built (it needs libibverbs-dev at install time)', [BUILD_HELP, SOFTROCE_HINT], err)
+    return new AddonMissingError('not-built', 'the native addon is missing: no prebuilt binary for this platform and no local build', [BUILD_HELP, SOFTROCE_HINT], err)
   }
   return new AddonMissingError('load-failed', `the native addon failed to load: ${message.split('\n')[0]}`, [
     `rebuild it for this Node.js (${process.version}): ${BUILD_HELP}`,
@@ -201,20 +223,31 @@ export function classifyLoadError(err: unknown, platform: string = process.platf
   ], err)
 }
 
-function defaultLoad(source: AddonSource | undefined): unknown {
-  if (typeof source === 'function') return source()
+/** The raw module and where it came from; throws what require or node-gyp-build threw. */
+export function requireAddon(source: AddonSource | undefined): { raw: unknown; path?: string; origin: AddonOrigin } {
+  if (typeof source === 'function') return { raw: source(), origin: 'custom' }
   const require = createRequire(import.meta.url)
-  if (typeof source === 'string') return require(source)
-  const load = require('node-gyp-build') as (dir: string) => unknown
-  return load(packageRoot())
+  if (typeof source === 'string') return { raw: require(source), path: source, origin: 'custom' }
+  const path = resolveAddonPath()
+  return { raw: require(path), path, origin: originOf(path) }
 }
 
-function checkBinding(b: unknown): NativeBinding {
+export function checkBinding(b: unknown): NativeBinding {
   const x = b as Partial<NativeBinding> | null
   if (x === null || typeof x !== 'object' || typeof x.listDevices !== 'function' || typeof x.Device !== 'function' || typeof x.setBuffers !== 'function') {
     throw new AddonMissingError('load-failed', 'the loaded native addon is not rdma_verbs (listDevices/Device/setBuffers missing)', [BUILD_HELP, SOFTROCE_HINT])
   }
   return x as NativeBinding
+}
+
+/** libibverbs as the addon sees it; an addon without libibverbs() linked it at build time, so it is loaded. */
+export function libibverbsOf(binding: NativeBinding): LibibverbsStatus {
+  return binding.libibverbs?.() ?? { loaded: true, file: 'libibverbs.so.1 (linked)' }
+}
+
+/** The addon loaded, and libibverbs did not: the error the first use throws. */
+function libibverbsMissing(status: LibibverbsStatus): AddonMissingError {
+  return new AddonMissingError('libibverbs-missing', `the native addon loaded, but libibverbs (rdma-core) did not: ${status.error ?? status.file}`, [LIBIBVERBS_HELP, SOFTROCE_HINT])
 }
 
 const loaded = new Map<AddonSource | undefined, NativeBinding>()
@@ -226,11 +259,13 @@ export function loadBinding(source?: AddonSource): NativeBinding {
   if (process.platform !== 'linux' && source === undefined) throw classifyLoadError(new Error('not linux'))
   let raw: unknown
   try {
-    raw = defaultLoad(source)
+    raw = requireAddon(source).raw
   } catch (err) {
     throw classifyLoadError(err)
   }
   const binding = checkBinding(raw)
+  const lib = libibverbsOf(binding)
+  if (!lib.loaded) throw libibverbsMissing(lib)
   if (typeof binding.setBuffers === 'function' && binding.layout !== undefined) {
     const buffers = WorkBuffers.create(binding)
     binding.setBuffers(buffers.descriptor, buffers.records, (verb, errno, errnoName, message) => new VerbsError(verb, errno, errnoName, message))

@@ -12,10 +12,19 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ensureBuilt, hostSupport, startGuest, type Guest } from '../../../tools/rxe-vm/index.mjs'
 import { environmentSkip } from '../../../tools/test-env.mjs'
 import { judgeGuestRun, type Deviation, type GuestTest } from './guest-verdict.js'
+import { resolveAddonPath } from '../src/native.js'
 
 const pkg = fileURLToPath(new URL('..', import.meta.url))
 const repo = fileURLToPath(new URL('../../..', import.meta.url))
-const addon = `${pkg}build/Release/rdma_verbs.node`
+/** The addon the guest loads through the shared repo: build/Release, else the prebuilt binary (pnpm build makes it). */
+function addonFile(): string | undefined {
+  try {
+    return resolveAddonPath(pkg)
+  } catch {
+    return undefined
+  }
+}
+const addon = addonFile()
 const dist = `${pkg}dist/index.js`
 const CYCLES = Number(process.env.VERBS_GUEST_CYCLES ?? 10_000)
 
@@ -41,8 +50,8 @@ const skipWhy = environmentSkip('provider-verbs in the rxe guest', off
   ? 'RDMA_SESSION_RXE_VM=off'
   : !support.ok
     ? support.reasons.join('; ')
-    : !existsSync(addon)
-      ? `the addon is not built (${addon}): apt-get install libibverbs-dev, then pnpm build`
+    : addon === undefined
+      ? `the addon is not built (no build/Release/rdma_verbs.node, no prebuilds/${process.platform}-${process.arch}/): apt-get install libibverbs-dev, then pnpm build`
       : !existsSync(dist)
         ? `the package is not built (${dist}): pnpm build`
         : '')

@@ -2,17 +2,24 @@
  * Host tests (no RDMA here): every way loading the verbs provider can fail gives one error with a
  * stable code and what to do; importing the package never loads anything native.
  */
+import { spawnSync } from 'node:child_process'
 import { existsSync } from 'node:fs'
-import { fileURLToPath } from 'node:url'
 import { describe, expect, it } from 'vitest'
 import { createContext, isRdmaError, loadProvider } from '@rdma-session/core'
-import { AddonMissingError, NoDeviceError, classifyLoadError, verbs, type AddonMissingReason, type NoDeviceReason } from '../src/index.js'
+import { AddonMissingError, NoDeviceError, addonStatus, classifyLoadError, resolveAddonPath, verbs, type AddonMissingReason, type NoDeviceReason } from '../src/index.js'
 import { fakeBinding } from './fake-binding.js'
 import { environmentSkip } from '../../../tools/test-env.mjs'
 
-const realAddon = fileURLToPath(new URL('../build/Release/rdma_verbs.node', import.meta.url))
+function realAddonPath(): string {
+  try {
+    return resolveAddonPath()
+  } catch {
+    return ''
+  }
+}
+const realAddon = realAddonPath()
 const hostHasRdma = existsSync('/sys/class/infiniband_verbs')
-const realAddonMissing = environmentSkip('provider-verbs real addon', existsSync(realAddon) ? null : `${realAddon} is not built (apt-get install libibverbs-dev, then pnpm build)`)
+const realAddonMissing = environmentSkip('provider-verbs real addon', realAddon !== '' ? null : 'the addon is neither built nor prebuilt (apt-get install libibverbs-dev, then pnpm build)')
 
 function catchError(fn: () => unknown): Error & { code?: string; details?: Record<string, unknown> } {
   try {
@@ -128,5 +135,47 @@ describe('libibverbs present, no usable device: ERR_NO_DEVICE with what to do', 
     const p = verbs({ addon: realAddon })
     expectNoDevice(catchError(() => p.capabilities), 'no-kernel-support')
     expect(p.binding.listDevices).toBeTypeOf('function')
+  })
+})
+
+describe('libibverbs is opened at run time, not linked: the addon loads without it', () => {
+  it('an addon whose libibverbs() says it did not load: ERR_ADDON_MISSING libibverbs-missing, naming the file and the package to install', () => {
+    const missing = { loaded: false, file: '/opt/x/libibverbs.so.1', error: '/opt/x/libibverbs.so.1: cannot open shared object file' }
+    const err = catchError(() => verbs({ addon: () => ({ ...fakeBinding([]), libibverbs: () => missing }) }).capabilities)
+    expectAddonMissing(err, 'libibverbs-missing', 'the native addon loaded, but libibverbs (rdma-core) did not', '/opt/x/libibverbs.so.1', 'apt-get install -y libibverbs1')
+    expect(addonStatus(() => ({ ...fakeBinding([]), libibverbs: () => missing }))).toEqual({ addon: 'loaded', origin: 'custom', libibverbs: missing, reason: 'libibverbs-missing', message: `libibverbs did not load: ${missing.error}` })
+  })
+
+  it('addonStatus: a missing addon is "missing" with the reason, not a throw', () => {
+    expect(addonStatus('/nonexistent/rdma_verbs.node')).toMatchObject({ addon: 'missing', reason: 'not-built', message: expect.stringContaining('no prebuilt binary for this platform') })
+  })
+
+  it.skipIf(Boolean(realAddonMissing))('the real addon: loads, says where it came from, opens libibverbs on this host', () => {
+    const s = addonStatus()
+    expect(s.addon).toBe('loaded')
+    expect(s.path).toBe(realAddon)
+    expect(s.origin).toBe(realAddon.includes('/prebuilds/') ? 'prebuilt' : 'built-from-source')
+    expect(s.libibverbs).toMatchObject({ file: 'libibverbs.so.1' })
+  })
+
+  it.skipIf(Boolean(realAddonMissing) || spawnSync('readelf', ['--version']).status !== 0)('the real addon has no DT_NEEDED on libibverbs and exports only the Node-API entry points of C linkage', () => {
+    const dynamic = spawnSync('readelf', ['-d', '--dyn-syms', '-W', realAddon], { encoding: 'utf8' }).stdout
+    const needed = [...dynamic.matchAll(/\(NEEDED\)\s+Shared library: \[([^\]]+)\]/g)].map((m) => m[1])
+    expect(needed.length).toBeGreaterThan(0)
+    expect(needed.filter((n) => n?.includes('ibverbs'))).toEqual([])
+    // no ibv_* symbol is exported (the forwarders are hidden) or imported (nothing links libibverbs)
+    expect(dynamic.split('\n').filter((l) => /\sibv_|\s_ibv_/.test(l))).toEqual([])
+  })
+
+  it.skipIf(Boolean(realAddonMissing))('in a process where libibverbs cannot be opened (RDMA_SESSION_LIBIBVERBS=/nonexistent/…), the real addon still loads and says why', () => {
+    const script = `const b = require(${JSON.stringify(realAddon)}); const s = b.libibverbs(); let code = null
+      try { b.listDevices() } catch (e) { code = e.code }
+      try { new b.Device('rxe0') } catch (e) { code += ',' + e.code }
+      console.log(JSON.stringify({ s, code }))`
+    const r = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', env: { ...process.env, RDMA_SESSION_LIBIBVERBS: '/nonexistent/libibverbs.so.1' } })
+    expect(r.stderr).toBe('')
+    const out = JSON.parse(r.stdout) as { s: { loaded: boolean; file: string; error: string }; code: string }
+    expect(out.s).toEqual({ loaded: false, file: '/nonexistent/libibverbs.so.1', error: expect.stringContaining('cannot open shared object file') })
+    expect(out.code).toBe('ERR_LIBIBVERBS_MISSING,ERR_LIBIBVERBS_MISSING')
   })
 })

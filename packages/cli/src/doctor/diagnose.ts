@@ -1,8 +1,10 @@
 /** `rdma-session doctor`: which providers work on this machine, and for each that does not, why and what to do. */
 import { createContext, type Provider } from '@rdma-session/core'
+import { nativeSystemChecks, softroceNative, verbsNative, type NativeCheck } from './native-checks.js'
 import { checkDevices, checkLibibverbs, checkNode, checkRxe, checkUdp4791, listRdmaDevices, SYSTEM_PATHS, type Check, type RdmaDevice, type SystemPaths } from './system-checks.js'
 
 export type { Check } from './system-checks.js'
+export type { NativeCheck } from './native-checks.js'
 
 export interface ProviderVerdict {
   readonly provider: 'mock' | 'softroce' | 'verbs'
@@ -21,6 +23,8 @@ export interface DoctorReport {
   readonly system: readonly Check[]
   readonly devices: readonly RdmaDevice[]
   readonly providers: readonly ProviderVerdict[]
+  /** softroce's socket helper and the verbs addon: loaded or missing, prebuilt or built from source. */
+  readonly native: readonly NativeCheck[]
 }
 
 /** How provider packages are imported; tests substitute one. */
@@ -87,7 +91,7 @@ async function checkProvider(name: keyof typeof PACKAGES, importer: Importer): P
       const ctx = await createContext({ provider })
       try {
         const diag = (ctx.device as { diagnostics?: { helper?: string; reason?: string; sendPath?: string; sendPathReason?: string; receivePath?: string; receivePathReason?: string } }).diagnostics
-        if (diag?.helper === 'native') notes.push('native socket helper: built (IPv4 DF + IP ID 0, IPv6 zero-checksum receive): kernel rxe and NICs accept our packets')
+        if (diag?.helper === 'native') notes.push('native socket helper: loaded (IPv4 DF + IP ID 0, IPv6 zero-checksum receive): kernel rxe and NICs accept our packets')
         else if (diag !== undefined) notes.push(`native socket helper: not used. ${diag.reason ?? ''}`.trim())
         if (diag?.sendPath === 'native') notes.push('send path: native sendmsg (per-QP DSCP/ECN and hop limit on the wire)')
         else if (diag?.sendPath === 'dgram') notes.push(`send path: node:dgram (per-QP DSCP/ECN and hop limit not applied). ${diag.sendPathReason ?? ''}`.trim())
@@ -108,6 +112,17 @@ async function checkProvider(name: keyof typeof PACKAGES, importer: Importer): P
   }
 }
 
+/** A package's native part; a package that does not import is 'not-installed' or 'missing' (with why). */
+async function nativeOf(component: NativeCheck['component'], packageName: string, importer: Importer,
+  check: (pkg: string, mod: Record<string, unknown> | undefined) => NativeCheck): Promise<NativeCheck> {
+  try {
+    return check(packageName, (await importer(packageName)) as Record<string, unknown>)
+  } catch (err) {
+    if (isNotFound(err, packageName)) return check(packageName, undefined)
+    return { package: packageName, component, status: 'missing', detail: `${packageName} does not load: ${describeError(err).summary}` }
+  }
+}
+
 /** Runs every check; never throws for a failing check (that is what the report is for). */
 export async function runDoctor(options: DoctorOptions = {}): Promise<DoctorReport> {
   const paths = options.paths ?? SYSTEM_PATHS
@@ -116,14 +131,12 @@ export async function runDoctor(options: DoctorOptions = {}): Promise<DoctorRepo
   const system: Check[] = [checkNode(), checkLibibverbs(paths), checkDevices(devices), checkRxe(devices, paths), await checkUdp4791(options.udpPort)]
   const providers: ProviderVerdict[] = []
   for (const name of ['mock', 'softroce', 'verbs'] as const) providers.push(await checkProvider(name, importer))
-  // The verbs addon's build is part of the verbs verdict; surface it as a system line too.
-  const verbs = providers.find((p) => p.provider === 'verbs')!
-  system.splice(2, 0, verbs.reason === 'ERR_ADDON_MISSING'
-    ? { name: 'verbs addon', status: 'fail', detail: verbs.detail, remedy: verbs.remedies[0] ?? 'rebuild @rdma-session/provider-verbs' }
-    : verbs.reason === 'not-installed'
-      ? { name: 'verbs addon', status: 'warn', detail: 'provider-verbs not installed', remedy: verbs.remedies[0]! }
-      : { name: 'verbs addon', status: 'ok', detail: 'built and loads (libibverbs linked)' })
-  return { system, devices, providers }
+  const native = [
+    await nativeOf('socket-helper', PACKAGES.softroce, importer, softroceNative),
+    await nativeOf('verbs-addon', PACKAGES.verbs, importer, verbsNative),
+  ]
+  system.splice(2, 0, ...nativeSystemChecks(native))
+  return { system, devices, providers, native }
 }
 
 const MARK = { ok: '✓', warn: '!', fail: '✗' } as const

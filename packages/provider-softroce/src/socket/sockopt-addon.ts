@@ -1,6 +1,8 @@
 /**
- * Loads the native socket-options helper (native/build/Release/roce_sockopt.node) on first use,
- * from the package root, so the same code works in dist/*.js (ESM), dist/*.cjs and the sources.
+ * Loads the native socket-options helper on first use, from the package root, so the same code
+ * works in dist/*.js (ESM), dist/*.cjs and the sources. node-gyp-build picks the file: a local build
+ * (native/build/Release/roce_sockopt.node) first, else the prebuilt binary for this platform
+ * (native/prebuilds/<platform>-<arch>/*.<libc>.node) that the package ships.
  * RDMA_SESSION_SOFTROCE_NATIVE=off disables it (tests of the fallback);
  * RDMA_SESSION_SOFTROCE_NATIVE_PATH loads a .node file from elsewhere.
  */
@@ -10,8 +12,8 @@ import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 const PACKAGE_NAME = '@rdma-session/provider-softroce'
-/** The addon, relative to the package root. */
-export const ADDON_PATH = join('native', 'build', 'Release', 'roce_sockopt.node')
+/** Where binding.gyp, build/ and prebuilds/ are, relative to the package root. */
+export const NATIVE_DIR = 'native'
 export const DISABLE_ENV = 'RDMA_SESSION_SOFTROCE_NATIVE'
 export const PATH_ENV = 'RDMA_SESSION_SOFTROCE_NATIVE_PATH'
 /** RDMA_SESSION_SOFTROCE_NATIVE_SEND=off keeps the socket helper but sends through node:dgram. */
@@ -70,8 +72,11 @@ export interface RoceReceiveAddon {
   setBufferSizes(fd: number, bytes: number): number
 }
 
+/** Where the loaded helper came from: the prebuilt binary, a build from source, or RDMA_SESSION_SOFTROCE_NATIVE_PATH. */
+export type AddonOrigin = 'prebuilt' | 'built-from-source' | 'custom'
+
 export type AddonState =
-  | { readonly loaded: true; readonly addon: RoceSockoptAddon; readonly path: string }
+  | { readonly loaded: true; readonly addon: RoceSockoptAddon; readonly path: string; readonly origin: AddonOrigin }
   | { readonly loaded: false; readonly path?: string; readonly why: string }
 
 let state: AddonState | undefined
@@ -153,19 +158,43 @@ export function resetSockoptAddon(): void {
   state = undefined
 }
 
+/** linux-x64-glibc: the platform as prebuilds are named. */
+export function platformTag(): string {
+  const header = (process.report?.getReport() as { header?: { glibcVersionRuntime?: string } } | undefined)?.header
+  return `${process.platform}-${process.arch}-${header?.glibcVersionRuntime ? 'glibc' : 'musl'}`
+}
+
+/** The helper node-gyp-build picks in `root`/native, or why there is none. */
+function locate(root: string): { path: string; origin: AddonOrigin } | { why: string } {
+  const dir = join(root, NATIVE_DIR)
+  try {
+    const gypBuild = createRequire(join(root, 'package.json'))('node-gyp-build') as { resolve(dir: string): string }
+    const path = gypBuild.resolve(dir)
+    return { path, origin: /[\\/]prebuilds[\\/]/.test(path) ? 'prebuilt' : 'built-from-source' }
+  } catch (err) {
+    if (/No native build was found/.test((err as Error).message)) {
+      return { why: `it is not built and there is no prebuilt binary for ${platformTag()} (${join(dir, 'prebuilds')} has none; ${join(dir, 'build', 'Release')} is empty)` }
+    }
+    return { why: `node-gyp-build could not look for it in ${dir}: ${(err as Error).message.split('\n')[0]}` }
+  }
+}
+
 function load(): AddonState {
   if (isOff(DISABLE_ENV)) return { loaded: false, why: `it is disabled by ${DISABLE_ENV}=${process.env[DISABLE_ENV] ?? ''}` }
   if (process.platform !== 'linux') return { loaded: false, why: `its socket options exist only on Linux (this is ${process.platform})` }
   const root = findPackageRoot()
-  const path = process.env[PATH_ENV] || (root === undefined ? undefined : join(root, ADDON_PATH))
-  if (path === undefined) return { loaded: false, why: `the package root of ${PACKAGE_NAME} was not found from ${moduleDir()}` }
+  const custom = process.env[PATH_ENV]
+  if (!custom && root === undefined) return { loaded: false, why: `the package root of ${PACKAGE_NAME} was not found from ${moduleDir()}` }
+  const found = custom ? { path: custom, origin: 'custom' as const } : locate(root!)
+  if ('why' in found) return { loaded: false, why: found.why }
+  const { path, origin } = found
   if (!existsSync(path)) return { loaded: false, path, why: `it is not built (${path} is missing)` }
   try {
     const addon = createRequire(join(root ?? dirname(path), 'package.json'))(path) as RoceSockoptAddon
     if (typeof addon.createUdpSocket !== 'function' || typeof addon.querySocket !== 'function') {
       return { loaded: false, path, why: `${path} is not the roce_sockopt addon (no createUdpSocket/querySocket)` }
     }
-    return { loaded: true, addon, path }
+    return { loaded: true, addon, path, origin }
   } catch (err) {
     return { loaded: false, path, why: `${path} failed to load: ${(err as Error).message}` }
   }

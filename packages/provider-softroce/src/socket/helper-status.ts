@@ -1,0 +1,26 @@
+/**
+ * nativeHelperStatus(): what `rdma-session doctor` reports about the socket helper without opening
+ * a socket: whether it loads, from where (a prebuilt binary or a build from source), and if not, why.
+ */
+import { loadSockoptAddon, nativeReceiveOf, nativeSendOf, type AddonOrigin } from './sockopt-addon.js'
+
+export interface NativeHelperStatus {
+  readonly helper: 'loaded' | 'missing'
+  readonly origin?: AddonOrigin
+  readonly path?: string
+  /** The helper's native send and receive paths (false: node:dgram is used for that direction). */
+  readonly sendPath: boolean
+  readonly receivePath: boolean
+  /** Why the helper (or one of its paths) is not used. */
+  readonly why?: string
+}
+
+/** Loads the helper the way the provider does; never throws. */
+export function nativeHelperStatus(): NativeHelperStatus {
+  const state = loadSockoptAddon()
+  if (!state.loaded) return { helper: 'missing', ...(state.path !== undefined ? { path: state.path } : {}), sendPath: false, receivePath: false, why: state.why }
+  const send = nativeSendOf(state)
+  const receive = nativeReceiveOf(state)
+  const why = !send.ok ? send.why : !receive.ok ? receive.why : undefined
+  return { helper: 'loaded', origin: state.origin, path: state.path, sendPath: send.ok, receivePath: receive.ok, ...(why !== undefined ? { why } : {}) }
+}

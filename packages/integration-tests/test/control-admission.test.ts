@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import { SessionDaemon, connectDaemon, type Context, type ServerAdmissionStats } from '@rdma-session/core'
+import { renderPrometheus } from '@rdma-session/core/prometheus'
 import { PSK, exposeBuffer, mockContexts, waitFor } from './helpers.js'
 import { JsonProcess, stopAll } from './processes.js'
 
@@ -113,8 +114,9 @@ describe('control-plane admission under a handshake flood', () => {
     // Generous bounds: the pool holds at most maxPending sockets however long the flood lasts.
     expect(peak.rss - before.rss).toBeLessThan(384 * MiB)
     expect(peak.heapUsed - before.heapUsed).toBeLessThan(192 * MiB)
-    expect(a.metrics()).toMatch(/rdma_session_control_admission_refused_total\{[^}]*reason="evicted"[^}]*\} [1-9]/)
-    expect(a.metrics()).toMatch(/rdma_session_control_admission_limit\{[^}]*limit="max_pending"[^}]*\} 128\n/)
+    const exposition = await renderPrometheus(a)
+    expect(exposition).toMatch(/rdma_session_control_admission_refused_total\{[^}]*reason="evicted"[^}]*\} [1-9]/)
+    expect(exposition).toMatch(/rdma_session_control_admission_limit\{[^}]*limit="max_pending"[^}]*\} 128\n/)
 
     await swarm.ask('stop', 'stopped')
     await waitFor(() => server.admission.pending === 0, limits.handshakeTimeoutMs + 15_000, () => `the pool to drain once the flood stopped (${describeAdmission(server.admission)})`)

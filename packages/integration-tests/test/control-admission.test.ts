@@ -64,8 +64,10 @@ describe('control-plane admission under a handshake flood', () => {
 
     const swarm = new JsonProcess('node', ['hostile-swarm.mjs', 'tcp', '127.0.0.1', String(server.port), '1000', HOSTILE_SOURCES.join(',')])
     await swarm.wait('ready', () => true, 120_000)
-    // The attack is in force: the pool has been filled and has had to make room.
-    await waitFor(() => server.admission.peakPending === limits.maxPending && server.admission.evicted + server.admission.earlyDropped > 0, 60_000, () => `the flood to fill the pending pool (${describeAdmission(server.admission)})`)
+    // The attack is in force: the pool is past the early-drop mark and has turned connections away.
+    // (Not "peak == maxPending": as the pool nears its budget early drop refuses nearly every newcomer
+    // and handshake deadlines free slots, so a loaded host saw the peak stop at 127 of 128.)
+    await waitFor(() => server.admission.peakPending >= limits.earlyDropAt && server.admission.evicted + server.admission.earlyDropped > 0, 60_000, () => `the flood to fill the pending pool (${describeAdmission(server.admission)})`)
 
     const dialMs: number[] = []
     const srcBytes = Buffer.alloc(4096)

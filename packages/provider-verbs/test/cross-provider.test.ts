@@ -11,11 +11,12 @@ import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ensureBuilt, hostSupport, startGuest, type Guest } from '../../../tools/rxe-vm/index.mjs'
 import { environmentSkip } from '../../../tools/test-env.mjs'
+import { addonFile } from './addon-file.js'
 
 const pkg = fileURLToPath(new URL('..', import.meta.url))
 const repo = fileURLToPath(new URL('../../..', import.meta.url))
 const side = fileURLToPath(new URL('./cross/softroce-side.mjs', import.meta.url))
-const needs = [`${pkg}build/Release/rdma_verbs.node`, `${pkg}dist/index.js`, `${repo}packages/provider-softroce/dist/index.js`]
+const needs = [`${pkg}dist/index.js`, `${repo}packages/provider-softroce/dist/index.js`]
 
 /** Makes the host's RoCE UDP socket with the option rxe interop needs, then execs node with its fd (as provider-softroce's interop test does). */
 const LAUNCHER = `use Socket qw(:all); use Fcntl; my ($v6, $port, $addr) = splice(@ARGV, 0, 3);
@@ -26,7 +27,7 @@ const LAUNCHER = `use Socket qw(:all); use Fcntl; my ($v6, $port, $addr) = splic
 
 const support = hostSupport()
 const off = /^(0|off|false|no)$/i.test(process.env.RDMA_SESSION_RXE_VM ?? '')
-const missing = needs.filter((f) => !existsSync(f))
+const missing = [...(addonFile(pkg) === undefined ? [`the addon (no build/Release/rdma_verbs.node, no prebuilds/${process.platform}-${process.arch}/)`] : []), ...needs.filter((f) => !existsSync(f))]
 const skipWhy = environmentSkip('provider-verbs <-> provider-softroce (guest)', off ? 'RDMA_SESSION_RXE_VM=off' : !support.ok ? support.reasons.join('; ') : missing.length > 0 ? `not built: ${missing.join(', ')} (pnpm build; the addon needs libibverbs-dev)` : '')
 
 interface SideResult { checks: { name: string; ok: boolean; detail?: string }[] }

@@ -12,19 +12,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ensureBuilt, hostSupport, startGuest, type Guest } from '../../../tools/rxe-vm/index.mjs'
 import { environmentSkip } from '../../../tools/test-env.mjs'
 import { judgeGuestRun, type Deviation, type GuestTest } from './guest-verdict.js'
-import { resolveAddonPath } from '../src/native.js'
+import { addonFile } from './addon-file.js'
 
 const pkg = fileURLToPath(new URL('..', import.meta.url))
 const repo = fileURLToPath(new URL('../../..', import.meta.url))
-/** The addon the guest loads through the shared repo: build/Release, else the prebuilt binary (pnpm build makes it). */
-function addonFile(): string | undefined {
-  try {
-    return resolveAddonPath(pkg)
-  } catch {
-    return undefined
-  }
-}
-const addon = addonFile()
+const addon = addonFile(pkg)
 const dist = `${pkg}dist/index.js`
 const CYCLES = Number(process.env.VERBS_GUEST_CYCLES ?? 10_000)
 

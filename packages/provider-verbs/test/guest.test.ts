@@ -105,7 +105,8 @@ describe.skipIf(Boolean(skipWhy))('provider-verbs in the rxe guest (kernel soft-
       console.log(`${known ? 'known rxe deviation' : 'FAILED'}: ${f.name}${known ? ` (${known[1].why})` : `\n${f.message}`}`)
     }
     expect(r!.tests, `the guest reported no test list; the run's output ends:\n${r!.startup ?? ''}`).toBeDefined()
-    expect(judgeGuestRun(r!, RXE_61_DEVIATIONS, EXPECTED_SKIPPED), 'the guest run is not exactly: the listed rxe deviations fail as described, every other test passes').toEqual([])
+    const problems = judgeGuestRun(r!, RXE_61_DEVIATIONS, EXPECTED_SKIPPED)
+    expect(problems, `the guest run is not exactly the listed rxe deviations failing as described and every other test passing: ${problems.join('; ')}`).toEqual([])
   })
 
   it(`${CYCLES} create/destroy cycles of PD/MR/CQ/QP keep RSS flat and leave no object behind`, () => {

@@ -105,6 +105,8 @@ describe.skipIf(Boolean(skipWhy))('provider-verbs in the rxe guest (kernel soft-
       console.log(`${known ? 'known rxe deviation' : 'FAILED'}: ${f.name}${known ? ` (${known[1].why})` : `\n${f.message}`}`)
     }
     expect(r!.tests, `the guest reported no test list; the run's output ends:\n${r!.startup ?? ''}`).toBeDefined()
+    const skipped = r!.tests.filter((t) => t.status === 'skipped').map((t) => t.name)
+    console.log(`skipped in the guest (${skipped.length}, expected ${EXPECTED_SKIPPED} by declared capabilities):\n  ${skipped.join('\n  ')}`)
     const problems = judgeGuestRun(r!, RXE_61_DEVIATIONS, EXPECTED_SKIPPED)
     expect(problems, `the guest run is not exactly the listed rxe deviations failing as described and every other test passing: ${problems.join('; ')}`).toEqual([])
   })

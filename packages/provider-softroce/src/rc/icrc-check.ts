@@ -42,6 +42,16 @@ export class IcrcChecker {
     return ip
   }
 
+  /**
+   * The context with the IPv4 ID the datagram travelled with as far as its ICRC tells (for
+   * captures: the segments of a UDP GSO message carry IDs 1, 2, ...); `ip` when ID 0 fits or none does.
+   */
+  wireContext(datagram: Uint8Array, ip: IpContext): IpContext {
+    if (this.#family !== 4 || datagram.length < 16 || verifyIcrc(datagram, ip)) return ip
+    const solved = solveIpv4Header(datagram, ip)
+    return solved === undefined ? ip : { ...ip, ipId: solved.ipId }
+  }
+
   check(datagram: Uint8Array, ip: IpContext): IcrcResult {
     if (verifyIcrc(datagram, ip)) return 'ok'
     if (this.#family !== 4) return 'bad'

@@ -197,7 +197,7 @@ describe('UDP GRO aggregates', () => {
       const qb = which === 0 ? q1.qb : q2.qb
       const p = packet(RcOpcode.RDMA_WRITE_ONLY, qb.qpn, k === BAD ? 0 : psn[which]!++, { reth: { va: BigInt(mb.region(k * 256).addr), rkey: mb.rkey, dmaLength: 256 }, payload: payload(k) }, true)
       const d = sign(encodePacket(p), ip)
-      if (k === BAD) d[d.length - 1] ^= 0x5a
+      if (k === BAD) d.writeUInt8(d.readUInt8(d.length - 1) ^ 0x5a, d.length - 1)
       segments.push(d)
     }
     expect(new Set(segments.map((s) => s.length)).size).toBe(1)

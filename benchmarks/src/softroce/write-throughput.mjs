@@ -208,6 +208,8 @@ for (const [name, p] of paths) {
   const c0 = counterBefore.get(name)
   const c1 = p.ctx.device.counters.snapshot()
   const peerDrops = Object.fromEntries(Object.entries((await p.peer.call('counters')).drops).filter(([, v]) => v > 0))
+  const st = p.ctx.device.batchedIo?.stats
+  if (st !== undefined && st.calls > 0) lines.push(`  this side's socket: ${fmt(st.batched / st.calls, 1)} datagrams per sendmmsg, ${fmt(st.gsoSegments / Math.max(1, st.gsoMessages), 1)} per GSO message, ${st.single} sent alone; ${fmt(st.datagrams / Math.max(1, st.reads), 1)} datagrams per recvmmsg, ${st.aggregates} GRO aggregates`)
   lines.push(`  ${c1.retransmits - c0.retransmits} packets retransmitted after ${c1.timeouts - c0.timeouts} ACK timeouts and ${c1.seqNaksReceived - c0.seqNaksReceived} sequence NAKs; the peer dropped ${JSON.stringify(peerDrops)}`)
 }
 const ratio = (name) => (paths.has(name) ? median(samples[`${name} ${MiB}`].rate) : NaN)

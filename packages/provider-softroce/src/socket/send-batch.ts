@@ -194,6 +194,17 @@ export class SendBatch {
         m++
         i = end
       }
+      if (m === 0) {
+        // One datagram of more pieces than a call takes: on its own (sendTo refuses over 64 pieces, as before batching).
+        this.#msgAt[0] = i
+        this.#msgLen[0] = 1
+        i++
+        if (!this.#resendSingly(0, 1, target)) {
+          this.#blockFrom(i, n)
+          break
+        }
+        continue
+      }
       if (!this.#sendMessages(pieces, pieceStart, m, target)) {
         // The kernel's queue is full: everything after waits, in order.
         this.#blockFrom(i, n)

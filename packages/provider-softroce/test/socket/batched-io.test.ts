@@ -8,6 +8,7 @@ import { closeSync } from 'node:fs'
 import { afterEach, describe, expect, it } from 'vitest'
 import type { SoftRoceDevice } from '../../src/index.js'
 import { NativeDatagramSocket } from '../../src/socket/native-datagram.js'
+import { SendBatch } from '../../src/socket/send-batch.js'
 import { BATCH_DISABLE_ENV, GRO_DISABLE_ENV, GSO_DISABLE_ENV, loadSockoptAddon, nativeReceiveOf, type RoceBatchAddon } from '../../src/socket/sockopt-addon.js'
 import { verifyIcrc, type IpContext } from '../../src/wire/icrc.js'
 import { RcOpcode } from '../../src/wire/opcodes.js'
@@ -292,5 +293,80 @@ describe('IPv4 ICRCs of GSO segments', () => {
       expect(verifyIcrc(d, { ...ip, ipId: k }), `datagram ${k} has the ICRC of ID ${k}`).toBe(true)
     })
     bodies.forEach((b, k) => expect(b.equals(originals[k]!), `buffer ${k} restored`).toBe(true))
+  })
+})
+
+describe('SendBatch against a scripted sendmmsg', () => {
+  const ip: IpContext = { family: 4, src: '127.0.0.1', dst: '127.0.0.1', srcPort: 1000, dstPort: 2000, ipId: 0, df: true }
+  const target = { sockaddr: Buffer.alloc(16), tos: -1, hopLimit: -1, address: '127.0.0.1', port: 2000 }
+  const datagram = (psn: number, bytes: number): Buffer => sign(encodePacket(packet(RcOpcode.SEND_ONLY, 0x42, psn, { payload: Buffer.alloc(bytes, psn) })), ip)
+
+  function scripted(answers: number[]) {
+    const seen: { segs: number[]; ids: number[] }[] = []
+    const fake: RoceBatchAddon = {
+      sendBatch: (_fd, pieces, pieceStart, counts, segs, first, end) => {
+        // record, per message, the IPv4 ID each datagram's ICRC was made for at send time
+        let p = pieceStart
+        const call = { segs: [] as number[], ids: [] as number[] }
+        for (let m = first; m < end; m++) {
+          call.segs.push(segs[m]!)
+          for (let k = 0; k < counts[m]!; k++, p++) {
+            const d = pieces[p]!
+            let id = -1
+            for (let c = 0; c < 70 && id < 0; c++) if (verifyIcrc(d, { ...ip, ipId: c })) id = c
+            call.ids.push(id)
+          }
+        }
+        seen.push(call)
+        const a = answers.shift()
+        return a === undefined ? end - first : a
+      },
+      udpOffload: () => ({ segment: 0, gro: 0 }),
+      receiverStats: () => ({ reads: 0, datagrams: 0, aggregates: 0, segments: 0 }),
+    }
+    const out = { blocked: [] as Buffer[], errors: [] as [number, number][], single: [] as Uint8Array[] }
+    const batch = new SendBatch(fake, 7, 4, true, {
+      sendOne: (d) => {
+        out.single.push(d instanceof Uint8Array ? d : Buffer.concat(d as Uint8Array[]))
+        return 0
+      },
+      blocked: (ds) => out.blocked.push(...ds.map((d) => d.data)),
+      sendError: (e, n) => out.errors.push([e, n]),
+      gsoRefused: () => {},
+    })
+    return { batch, seen, out }
+  }
+
+  it('a full kernel queue mid-batch: what was not taken waits in order, with its ID-0 ICRC back', () => {
+    // two GSO messages: 4 x 600-byte SENDs with a short last one of 100, then 3 x 600; the kernel takes the first, then EAGAIN
+    const ds = [...[1, 2, 3, 4].map((k) => datagram(k, 600)), datagram(5, 100), ...[6, 7, 8].map((k) => datagram(k, 600))]
+    const { batch, seen, out } = scripted([1, -11])
+    for (const d of ds) batch.push(d, d.length, target)
+    batch.flush()
+    expect(seen[0]!.segs).toEqual([ds[0]!.length, ds[5]!.length])
+    expect(seen[0]!.ids).toEqual([0, 1, 2, 3, 4, 0, 1, 2])
+    expect(out.blocked.map((b) => b.readUInt32BE(8) & 0xffffff)).toEqual([6, 7, 8])
+    for (const b of out.blocked) expect(verifyIcrc(b, ip), 'queued copies verify with ID 0').toBe(true)
+    for (const d of ds) expect(verifyIcrc(d, ip), 'every held buffer is back to its ID-0 ICRC').toBe(true)
+    expect(batch.stats).toMatchObject({ gsoMessages: 1, gsoSegments: 5, batched: 5 })
+  })
+
+  it('another send error drops the datagrams of that message, counted, and the batch goes on', () => {
+    const ds = [datagram(1, 600), datagram(2, 600), datagram(3, 100), datagram(4, 100)]
+    const { batch, out, seen } = scripted([-105])
+    for (const d of ds) batch.push(d, d.length, target)
+    batch.flush()
+    expect(out.errors).toEqual([[105, 3]])
+    expect(seen[1]!.segs).toEqual([0])
+    expect(batch.stats.batched).toBe(1)
+  })
+
+  it('a lone datagram goes out with one sendmsg', () => {
+    const { batch, out, seen } = scripted([])
+    const d = datagram(9, 10)
+    batch.push(d, d.length, target)
+    batch.flush()
+    expect(seen).toEqual([])
+    expect(out.single).toEqual([d])
   })
 })

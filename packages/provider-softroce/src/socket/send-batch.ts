@@ -1,10 +1,10 @@
 /**
- * Batched sends: the datagrams a device produces in one synchronous run (a scheduler round, the
- * ACKs of a receive batch) are held until the microtask after it and handed to the kernel
- * together: one sendmmsg per destination run, in which consecutive datagrams of one size travel
- * as one UDP GSO message (UDP_SEGMENT: the kernel cuts it into complete RoCEv2 packets, each with
- * its own headers, payload and ICRC; the last may be shorter). A lone datagram goes out with a
- * plain sendmsg, as before batching, so small request/response traffic keeps its latency.
+ * Batched sends: the first datagram of a synchronous run (a scheduler round, the ACKs of a receive
+ * batch) goes out at once with a plain sendmsg, as before batching, so request/response traffic
+ * keeps its latency; the ones after it in the same run are held until the microtask after it and
+ * handed to the kernel together: one sendmmsg per destination run, in which consecutive datagrams
+ * of one size travel as one UDP GSO message (UDP_SEGMENT: the kernel cuts it into complete RoCEv2
+ * packets, each with its own headers, payload and ICRC; the last may be shorter).
  *
  * IPv4: the kernel numbers the IDs of a GSO message's segments 0, 1, 2, ... (an unconnected
  * IP_PMTUDISC_DO socket sends ID 0), and the ICRC covers the ID, so segment k's ICRC is patched
@@ -74,13 +74,13 @@ export class SendBatch {
   readonly #sink: SendBatchSink
   #gso: boolean
   /** The pieces of the held datagrams, in order. */
-  #pieces: Uint8Array[] = []
+  readonly #pieces: Uint8Array[] = []
   /** Per held datagram: where its pieces start, how many, its length, target and the ICRC delta applied. */
-  #first: number[] = []
-  #count: number[] = []
-  #length: number[] = []
-  #targets: WireTarget[] = []
-  #applied: number[] = []
+  readonly #first: number[] = []
+  readonly #count: number[] = []
+  readonly #length: number[] = []
+  readonly #targets: WireTarget[] = []
+  readonly #applied: number[] = []
   readonly #counts = new Int32Array(MAX_MESSAGES)
   readonly #segs = new Int32Array(MAX_MESSAGES)
   /** Datagram index each message starts at, and how many it carries. */
@@ -114,6 +114,13 @@ export class SendBatch {
 
   /** Holds a datagram (`length` bytes in all) for the batch sent after the current run. */
   push(data: Uint8Array | readonly Uint8Array[], length: number, target: WireTarget): void {
+    if (!this.#scheduled) {
+      // The first of a run: now, on its own (a ping-pong's datagram waits for nothing).
+      this.#scheduled = true
+      queueMicrotask(this.#flush)
+      this.#sendAlone(data, length, target)
+      return
+    }
     const at = this.#pieces.length
     if (data instanceof Uint8Array) this.#pieces.push(data)
     else for (const p of data) this.#pieces.push(p)
@@ -129,14 +136,14 @@ export class SendBatch {
     this.#length.push(length)
     this.#targets.push(target)
     this.#applied.push(0)
-    if (this.#targets.length >= BATCH_MAX_DATAGRAMS) {
-      this.flush()
-      return
-    }
-    if (!this.#scheduled) {
-      this.#scheduled = true
-      queueMicrotask(this.#flush)
-    }
+    if (this.#targets.length >= BATCH_MAX_DATAGRAMS) this.#send()
+  }
+
+  #sendAlone(data: Uint8Array | readonly Uint8Array[], length: number, target: WireTarget): void {
+    this.stats.single++
+    const r = this.#sink.sendOne(data, target)
+    if (r === -EAGAIN) this.#sink.blocked([{ data: data instanceof Uint8Array ? Buffer.from(data) : Buffer.concat(data as Uint8Array[], length), target }])
+    else if (r < 0) this.#sink.sendError(-r, 1)
   }
 
   /** Drops what is held. */
@@ -144,31 +151,32 @@ export class SendBatch {
     this.#reset()
   }
 
+  /** Empties the arrays in place (a ping-pong flushes thousands of times a second: no garbage). */
   #reset(): void {
     this.#holders.clear()
-    this.#pieces = []
-    this.#first = []
-    this.#count = []
-    this.#length = []
-    this.#targets = []
-    this.#applied = []
+    this.#pieces.length = 0
+    this.#first.length = 0
+    this.#count.length = 0
+    this.#length.length = 0
+    this.#targets.length = 0
+    this.#applied.length = 0
   }
 
-  /** Sends what is held now. */
+  /** Sends what is held now; the run is over (the next datagram goes out at once). */
   flush(): void {
     this.#scheduled = false
+    this.#send()
+  }
+
+  #send(): void {
     const n = this.#targets.length
     if (n === 0) return
     if (n === 1) {
-      // The low-latency path: one sendmsg, as without batching.
-      const data = this.#count[0] === 1 ? this.#pieces[0]! : this.#pieces
+      const data = this.#count[0] === 1 ? this.#pieces[0]! : this.#pieces.slice()
       const target = this.#targets[0]!
       const length = this.#length[0]!
       this.#reset()
-      this.stats.single++
-      const r = this.#sink.sendOne(data, target)
-      if (r === -EAGAIN) this.#sink.blocked([{ data: data instanceof Uint8Array ? Buffer.from(data) : Buffer.concat(data as Uint8Array[], length), target }])
-      else if (r < 0) this.#sink.sendError(-r, 1)
+      this.#sendAlone(data, length, target)
       return
     }
     const pieces = this.#pieces

@@ -288,9 +288,11 @@ describe('IPv4 ICRCs of GSO segments', () => {
     const target = tx.sender.target('127.0.0.1', rx.sock.port, 0, 0)
     for (const b of batch) tx.send(b, target, b.length)
     await until('11 datagrams', () => rx.got.length >= 11)
-    expect(tx.batchedIoStats.gsoMessages).toBe(1)
+    // the first of the run went alone (ID 0), the other 10 as one GSO message (IDs 0..9)
+    expect(tx.batchedIoStats).toMatchObject({ single: 1, gsoMessages: 1, gsoSegments: 10 })
     rx.got.forEach((d, k) => {
-      expect(verifyIcrc(d, { ...ip, ipId: k }), `datagram ${k} has the ICRC of ID ${k}`).toBe(true)
+      const id = Math.max(0, k - 1)
+      expect(verifyIcrc(d, { ...ip, ipId: id }), `datagram ${k} has the ICRC of ID ${id}`).toBe(true)
     })
     bodies.forEach((b, k) => expect(b.equals(originals[k]!), `buffer ${k} restored`).toBe(true))
   })
@@ -341,7 +343,10 @@ describe('SendBatch against a scripted sendmmsg', () => {
     // two GSO messages: 4 x 600-byte SENDs with a short last one of 100, then 3 x 600; the kernel takes the first, then EAGAIN
     const ds = [...[1, 2, 3, 4].map((k) => datagram(k, 600)), datagram(5, 100), ...[6, 7, 8].map((k) => datagram(k, 600))]
     const { batch, seen, out } = scripted([1, -11])
+    const lead = datagram(0, 10)
+    batch.push(lead, lead.length, target)
     for (const d of ds) batch.push(d, d.length, target)
+    expect(out.single, 'the first of the run went at once').toEqual([lead])
     batch.flush()
     expect(seen[0]!.segs).toEqual([ds[0]!.length, ds[5]!.length])
     expect(seen[0]!.ids).toEqual([0, 1, 2, 3, 4, 0, 1, 2])
@@ -354,6 +359,7 @@ describe('SendBatch against a scripted sendmmsg', () => {
   it('another send error drops the datagrams of that message, counted, and the batch goes on', () => {
     const ds = [datagram(1, 600), datagram(2, 600), datagram(3, 100), datagram(4, 100)]
     const { batch, out, seen } = scripted([-105])
+    batch.push(ds[0]!, 10, target) // the first of the run goes at once
     for (const d of ds) batch.push(d, d.length, target)
     batch.flush()
     expect(out.errors).toEqual([[105, 3]])
@@ -361,12 +367,19 @@ describe('SendBatch against a scripted sendmmsg', () => {
     expect(batch.stats.batched).toBe(1)
   })
 
-  it('a lone datagram goes out with one sendmsg', () => {
+  it('the first datagram of a run goes out at once with one sendmsg, so does a lone one held after it', async () => {
     const { batch, out, seen } = scripted([])
     const d = datagram(9, 10)
     batch.push(d, d.length, target)
-    batch.flush()
-    expect(seen).toEqual([])
+    expect(out.single, 'sent before the run ends').toEqual([d])
+    const e = datagram(10, 10)
+    batch.push(e, e.length, target)
     expect(out.single).toEqual([d])
+    await Promise.resolve()
+    expect(out.single, 'the held one at the end of the run').toEqual([d, e])
+    expect(seen).toEqual([])
+    const f = datagram(11, 10)
+    batch.push(f, f.length, target)
+    expect(out.single, 'a new run starts with a datagram sent at once').toEqual([d, e, f])
   })
 })

@@ -27,7 +27,7 @@
 //     so a message can carry many complete RoCEv2 packets of one size. 0: one datagram.
 //   udpOffload(fd, gro) -> { segment, gro }: 0 where the kernel takes UDP_SEGMENT (getsockopt) and
 //     UDP_GRO (setsockopt to `gro`), else the errno it refused it with.
-//   openReceiver(..., gro): with gro, the receiver reads aggregates (UDP_GRO cmsg: segment size)
+//   openReceiver(..., gro): with gro (and UDP_GRO set by udpOffload), the receiver reads aggregates (UDP_GRO cmsg: segment size)
 //     into 64 KiB slots and splits them: meta gets one entry per segment, meta[i*8 + 7] = offset
 //     of the datagram in the slab (also without gro). receiverStats(handle) -> { reads, datagrams,
 //     aggregates, segments }: system calls, datagrams read, GRO aggregates and the segments they held.

@@ -74,7 +74,7 @@ export interface RoceReceiveAddon {
   closeReceiver(handle: object): void
   /** Where the socket is bound (getsockname). */
   socketAddress(fd: number): { address: string; port: number }
-  /** With `gro` (8th argument): aggregates are read into 64 KiB slots and split; meta[i*8 + 7] is datagram i's offset in the slab. */
+  /** With `gro` (8th argument; UDP_GRO set with udpOffload): aggregates are read into 64 KiB slots and split; meta[i*8 + 7] is datagram i's offset in the slab. */
   openReceiver(fd: number, slab: Buffer, meta: Int32Array, slotBytes: number, onBatch: (count: number) => void, onWritable: () => void, onClosed: () => void, gro: boolean): object
   /** SO_RCVBUF and SO_SNDBUF (best effort); returns the receive buffer granted. */
   setBufferSizes(fd: number, bytes: number): number

@@ -87,6 +87,8 @@ export class SendBatch {
   readonly #msgAt = new Int32Array(MAX_MESSAGES)
   readonly #msgLen = new Int32Array(MAX_MESSAGES)
   #scheduled = false
+  /** Datagrams a sendmsg of their own failed for (not a full queue). */
+  #singleErrors = 0
   /** IPv4 with GSO: the buffers holding the ICRCs of the held datagrams. */
   readonly #holders = new Set<Uint8Array>()
   readonly #flush = (): void => this.flush()
@@ -207,7 +209,7 @@ export class SendBatch {
         this.#msgAt[0] = i
         this.#msgLen[0] = 1
         i++
-        if (!this.#resendSingly(0, 1, target)) {
+        if (!this.#resendSingly(0, 1, 1, target)) {
           this.#blockFrom(i, n)
           break
         }
@@ -279,10 +281,19 @@ export class SendBatch {
         return false
       }
       if (this.#segs[first]! > 0 && GSO_REFUSALS.has(errno)) {
-        // The kernel will not segment for this socket or route: from now on one datagram per message.
-        this.#gso = false
-        this.#sink.gsoRefused(errno)
-        return this.#resendSingly(first, messages, target)
+        // The datagrams go again one by one. When they pass, the kernel refuses GSO itself (on
+        // this socket or route): from now on one datagram per message. When they fail too (too
+        // large for the route: EMSGSIZE), GSO was not the problem and stays.
+        const errors = this.#singleErrors
+        if (!this.#resendSingly(first, first + 1, messages, target)) return false
+        if (this.#singleErrors === errors) {
+          this.#gso = false
+          this.#sink.gsoRefused(errno)
+          return this.#resendSingly(first + 1, messages, messages, target)
+        }
+        piece += this.#counts[first]!
+        first++
+        continue
       }
       this.#sink.sendError(errno, this.#msgLen[first]!)
       piece += this.#counts[first]!
@@ -292,8 +303,12 @@ export class SendBatch {
   }
 
   /** The datagrams of messages first..messages-1, each on its own (ID 0), in order. */
-  #resendSingly(first: number, messages: number, target: WireTarget): boolean {
-    for (let k = first; k < messages; k++) {
+  /**
+   * The datagrams of messages first..last-1, each on its own (ID 0), in order; on a full queue
+   * they and those of every message up to `messages` wait. False then.
+   */
+  #resendSingly(first: number, last: number, messages: number, target: WireTarget): boolean {
+    for (let k = first; k < last; k++) {
       const at = this.#msgAt[k]!
       for (let d = at; d < at + this.#msgLen[k]!; d++) {
         if (this.#family === 4) this.#setId(d, 0)
@@ -306,7 +321,10 @@ export class SendBatch {
           this.#blockFrom(d, this.#msgAt[messages - 1]! + this.#msgLen[messages - 1]!)
           return false
         }
-        if (r < 0) this.#sink.sendError(-r, 1)
+        if (r < 0) {
+          this.#singleErrors++
+          this.#sink.sendError(-r, 1)
+        }
       }
     }
     return true

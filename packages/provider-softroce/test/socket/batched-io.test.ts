@@ -398,3 +398,34 @@ describe('SendBatch against a scripted sendmmsg', () => {
     expect(out.single, 'a new run starts with a datagram sent at once').toEqual([d, e, f])
   })
 })
+
+describe('a GSO send refused because its datagrams do not fit the route', () => {
+  it('keeps GSO on when the datagrams fail on their own too (EMSGSIZE), and drops them counted', () => {
+    const target = { sockaddr: Buffer.alloc(16), tos: -1, hopLimit: -1, address: '127.0.0.1', port: 2000 }
+    let gsoCalls = 0
+    const fake: RoceBatchAddon = {
+      sendBatch: (_fd, _p, _ps, _c, segs, first) => {
+        if (segs[first]! > 0) gsoCalls++
+        return segs[first]! > 0 ? -22 : 1
+      },
+      udpOffload: () => ({ segment: 0, gro: 0 }),
+      receiverStats: () => ({ reads: 0, datagrams: 0, aggregates: 0, segments: 0 }),
+    }
+    const errors: number[] = []
+    let refused = 0
+    const batch = new SendBatch(fake, 7, 6, true, {
+      sendOne: () => -90, // EMSGSIZE: larger than the route's MTU
+      blocked: () => {},
+      sendError: (e, n) => errors.push(...Array.from({ length: n }, () => e)),
+      gsoRefused: () => refused++,
+    })
+    for (let round = 0; round < 2; round++) {
+      for (let k = 0; k < 5; k++) batch.push(Buffer.alloc(9000), 9000, target)
+      batch.flush()
+    }
+    expect(refused, 'GSO not switched off').toBe(0)
+    expect(batch.gso).toBe(true)
+    expect(gsoCalls).toBe(2)
+    expect(errors).toEqual(Array.from({ length: 10 }, () => 90))
+  })
+})

@@ -65,3 +65,18 @@ export function formatGid(gid: Uint8Array): string {
   return out
 }
 
+
+/**
+ * Where to send RoCEv2 packets for the peer's GID, given the local address softroce is bound to:
+ * refuses the GID :: (a peer that sent none; `hint` says how to make it send one) and a GID of
+ * the other IP family than the local address.
+ */
+export function peerRoceAddress(gid: Uint8Array, localAddress: string, hint: string): string {
+  if (gid.every((b) => b === 0)) throw Object.assign(new Error(`the peer sent GID :: (no GID): RoCE needs one; ${hint}`), { code: 'ERR_NO_GID' })
+  const peer = gidToAddress(gid)
+  const family = localAddress.includes(':') ? 6 : 4
+  if (peer.family !== family) {
+    throw Object.assign(new Error(`the peer's GID ${formatGid(gid)} is IPv${peer.family} but the local address ${localAddress} is IPv${family}: pass --address with an IPv${peer.family} address`), { code: 'ERR_GID_FAMILY' })
+  }
+  return peer.address
+}

@@ -40,8 +40,8 @@ export function readBytes(socket: net.Socket, n: number, what: string, orLess = 
       have += chunk.length
       if (have < n) return
       const all = Buffer.concat(chunks)
+      done(null, all.subarray(0, n)) // stops listening first: unshift may emit 'data' at once
       if (all.length > n) socket.unshift(all.subarray(n))
-      done(null, all.subarray(0, n))
     }
     const onEnd = (): void => (orLess ? done(null, Buffer.concat(chunks)) : done(new OobError('ERR_OOB_CLOSED', `${have}/${n}: Couldn't read ${what} (the peer closed the connection)`)))
     const onError = (err: Error): void => done(err)

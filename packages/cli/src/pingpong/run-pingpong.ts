@@ -7,7 +7,8 @@
 import { performance } from 'node:perf_hooks'
 import type { CompletionQueue, Context, MemoryRegion, PathMtu, QueuePair, WorkCompletion } from '@rdma-session/core'
 import { deviceCounters, openSoftroceContext, wcStatus, type SoftroceFactory } from '../oob/softroce.js'
-import { addressToGid, clientExchange, formatGid, gidToAddress, serverExchange, type PingpongDest } from './wire-exchange.js'
+import { peerRoceAddress } from '../oob/gid.js'
+import { addressToGid, clientExchange, formatGid, serverExchange, type PingpongDest } from './wire-exchange.js'
 
 export interface PingpongOptions {
   /** Connect to rc_pingpong's server here; without it, be the server. */
@@ -141,14 +142,14 @@ class PingpongEndpoint {
 
   /** pp_connect_ctx: RTR toward the peer's QPN/PSN/GID, then RTS with our PSN. */
   connect(remote: PingpongDest): void {
-    const peer = gidToAddress(remote.gid)
-    if (remote.gid.every((b) => b === 0)) throw new PingpongFailure('the peer sent GID :: (no GID): RoCE needs one; run rc_pingpong with -g <gid index>')
-    const family = this.ctx.info.address.includes(':') ? 6 : 4
-    if (peer.family !== family) {
-      throw new PingpongFailure(`the peer's GID ${formatGid(remote.gid)} is IPv${peer.family} but the local address ${this.ctx.info.address} is IPv${family}: pass --address with an IPv${peer.family} address`)
+    let address: string
+    try {
+      address = peerRoceAddress(remote.gid, this.ctx.info.address, 'run rc_pingpong with -g <gid index>')
+    } catch (err) {
+      throw new PingpongFailure((err as Error).message)
     }
     this.qp.modify({
-      state: 'RTR', remote: { address: peer.address, port: this.#o.remoteRocePort ?? this.#o.rocePort },
+      state: 'RTR', remote: { address, port: this.#o.remoteRocePort ?? this.#o.rocePort },
       pathMtu: this.#o.mtu, destQpn: remote.qpn, rqPsn: remote.psn, maxDestRdAtomic: 1, minRnrTimer: 12,
     })
     this.qp.modify({ state: 'RTS', sqPsn: this.qp.localPsn, timeout: 14, retryCnt: 7, rnrRetry: 7, maxRdAtomic: 1 })

@@ -4,8 +4,9 @@
  * ib_write_lat, ib_read_lat and ib_send_lat on rxe2; the host runs the bundled `rdma-session
  * perftest` inside the guest's network namespace (10.77.0.1 / fd77::1, UDP 4791), once as the
  * client of perftest's server and once as the server of perftest's client, over IPv4 (rxe2 GID 1)
- * and IPv6 (GID 2; perftest's exchange itself is IPv4-only TCP). Both ends must exit 0 and print a
- * result row with the size and iterations asked for and a positive figure. At the end the guest
+ * and, for the BW tests and write latency, IPv6 (GID 2; perftest's exchange itself is IPv4-only
+ * TCP). Both ends must exit 0 and print a result row with the size and iterations asked for and a
+ * positive figure, and softroce must have dropped no packet of rxe's (bad ICRC, malformed). At the end the guest
  * runs ib_write_bw and ib_write_lat rxe0 <-> rxe0, so the report can put softroce <-> rxe next to
  * rxe <-> rxe from the same run.
  *
@@ -47,10 +48,11 @@ const TESTS: { verb: Verb; kind: 'bw' | 'lat'; size: number; iters: number }[] =
   { verb: 'atomic', kind: 'bw', size: 8, iters: 1000 },
   { verb: 'read', kind: 'lat', size: 8, iters: 500 },
   { verb: 'send', kind: 'lat', size: 8, iters: 500 },
+  { verb: 'atomic', kind: 'lat', size: 8, iters: 500 },
 ]
 for (const fam of [4, 6] as const) {
   for (const t of TESTS) {
-    if (fam === 6 && !(t.kind === 'bw' && t.verb === 'write') && !(t.kind === 'lat' && t.verb === 'write')) continue
+    if (fam === 6 && t.kind === 'lat' && t.verb !== 'write') continue
     for (const guest of ['server', 'client'] as const) STEPS.push({ k: STEPS.length, fam, ...t, guest, tcpPort: 18600 + STEPS.length })
   }
 }
@@ -107,6 +109,8 @@ function resultRow(out: string, kind: 'bw' | 'lat'): { size: number; iters: numb
 /** Which side prints a result row: perftest BW servers print the client's; read/atomic latency servers print none. */
 const printsRow = (s: Step, side: 'server' | 'client'): boolean => side === 'client' || s.kind === 'bw' || s.verb === 'write' || s.verb === 'send'
 
+interface SoftroceCounters { packetsSent: number; retransmits: number; drops: Record<string, number> }
+
 const figures: string[] = []
 
 describe.skipIf(Boolean(why))('rdma-session perftest <-> perftest on kernel rxe (rxe-vm guest)', () => {
@@ -145,7 +149,7 @@ describe.skipIf(Boolean(why))('rdma-session perftest <-> perftest on kernel rxe 
     const role = s.guest === 'server' ? `softroce client -> ${tool(s)} server` : `${tool(s)} client -> softroce server`
     it(`IPv${s.fam} (GID ${gidIndex(s.fam)}), ${role}, ${s.size} bytes, ${s.iters} iterations`, async () => {
       const address = s.fam === 4 ? '10.77.0.1' : 'fd77::1'
-      const common = [s.verb, s.kind, '-x', String(gidIndex(s.fam)), '-p', String(s.tcpPort), ...(s.verb === 'atomic' ? [] : ['-s', String(s.size)]), '-n', String(s.iters), '--address', address]
+      const common = [s.verb, s.kind, '-x', String(gidIndex(s.fam)), '-p', String(s.tcpPort), ...(s.verb === 'atomic' ? [] : ['-s', String(s.size)]), '-n', String(s.iters), '--address', address, '--stats']
       const t0 = Date.now()
       let r: RunResult
       try {
@@ -181,6 +185,11 @@ describe.skipIf(Boolean(why))('rdma-session perftest <-> perftest on kernel rxe 
         expect(row!.figure, who).toBeGreaterThan(0)
       }
       expect(r.stdout).toMatch(new RegExp(`GID: ${s.fam === 4 ? '00:00:00:00:00:00:00:00:00:00:255:255:10:77:00:02' : '253:119:00:00:00:00:00:00:00:00:00:00:00:00:00:02'}$`, 'm'))
+      // softroce took every packet of rxe's: none failed the ICRC or was malformed.
+      const sr = JSON.parse(/^softroce counters: (.*)$/m.exec(r.stderr)?.[1] ?? 'null') as SoftroceCounters | null
+      expect(sr, `--stats line in: ${r.stderr}`).not.toBeNull()
+      expect(sr!.drops.badIcrc, 'softroce dropped rxe packets for a bad ICRC').toBe(0)
+      expect(sr!.drops.malformed).toBe(0)
       const line = `IPv${s.fam} ${role.padEnd(40)} ${String(s.size).padStart(5)} B: ${rows.map(([who, row]) => `${who} ${row!.figure} ${s.kind === 'bw' ? 'MB/s' : 'usec'}`).join(', ')}`
       figures.push(line)
       console.info(`[cli perftest] step ${s.k} (${Date.now() - t0} ms) ${line}`)

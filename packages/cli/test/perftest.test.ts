@@ -151,6 +151,17 @@ describe('softroce <-> softroce over loopback (the command against itself)', () 
     expect(r.client.local.map((d) => d.vaddr)).toEqual([r.client.local[0]!.vaddr, r.client.local[0]!.vaddr + 4096])
   })
 
+  for (const [verb, kind] of [['write', 'bw'], ['send', 'bw'], ['write', 'lat'], ['send', 'lat']] as const) {
+    it(`${verb} ${kind} -a: a row for every size from 2 to 2^23 on both sides that measure`, async () => {
+      const r = await pair({ verb, kind, allSizes: true, iters: 5 })
+      const sizes = Array.from({ length: 23 }, (_, i) => 2 ** (i + 1))
+      const rows = (side: PerftestResult): number[] => (kind === 'bw' ? side.bw : side.lat).map((x) => x.size)
+      expect(rows(r.client)).toEqual(sizes)
+      if (kind === 'lat' || verb === 'send') expect(rows(r.server)).toEqual(sizes)
+      else expect(r.server.peerBw.map((x) => x.size)).toEqual([2 ** 23]) // perftest reports the last size to its server
+    }, 60_000)
+  }
+
   for (const verb of ['write', 'read', 'send', 'atomic'] as const) {
     it(`${verb} lat: figures from the ${verb === 'write' || verb === 'send' ? 'both sides' : 'client'}`, async () => {
       const r = await pair({ verb, kind: 'lat', iters: 100 })

@@ -99,6 +99,8 @@ function tagged(output: string, tag: string): string[] {
 const BW_ROW = /^ (\d+) +(\d+) +(\d+\.\d+) +(\d+\.\d+)\s+(\d+\.\d+)\s*$/m
 const LAT_ROW = /^ (\d+) +(\d+) +(\d+\.\d\d) +(\d+\.\d\d) +(\d+\.\d\d)\s+(\d+\.\d\d)\s+(\d+\.\d\d)\s+(\d+\.\d\d)\s+(\d+\.\d\d)\s*$/m
 
+const kindRow = (kind: 'bw' | 'lat'): RegExp => (kind === 'bw' ? BW_ROW : LAT_ROW)
+
 /** The row of a result table: { size, iters, figure } (figure: BW average MB/s, or typical latency µs). */
 function resultRow(out: string, kind: 'bw' | 'lat'): { size: number; iters: number; figure: number } | null {
   const m = (kind === 'bw' ? BW_ROW : LAT_ROW).exec(out)
@@ -178,12 +180,20 @@ describe.skipIf(Boolean(why))('rdma-session perftest <-> perftest on kernel rxe 
       const rows: [string, ReturnType<typeof resultRow>][] = []
       if (printsRow(s, hostSide)) rows.push(['rdma-session perftest', resultRow(r.stdout, s.kind)])
       if (printsRow(s, s.guest)) rows.push([tool(s), resultRow(gOut, s.kind)])
+      console.info(`[cli perftest] step ${s.k} rows:\n  host:  ${(kindRow(s.kind).exec(r.stdout) ?? [''])[0]}\n  guest: ${(kindRow(s.kind).exec(gOut) ?? [''])[0]}`)
       for (const [who, row] of rows) {
         expect(row, `${who} result row in:\n${who === tool(s) ? gOut : r.stdout}`).not.toBeNull()
         expect(row!.size, who).toBe(s.verb === 'atomic' ? 8 : s.size)
         expect(row!.iters, who).toBe(s.iters)
-        expect(row!.figure, who).toBeGreaterThan(0)
       }
+      // A BW server (but a SEND receiver) prints the client's figures, as received in the report
+      // exchange: then the two rows must agree. Figures softroce measured must be positive; those
+      // perftest measured under TCG rest on its rdtsc-sampled CPU MHz, which a loaded host can
+      // throw off (a 0.00 was seen once), so they are only checked for form.
+      const relayed = s.kind === 'bw' && s.verb !== 'send'
+      if (relayed) expect(rows[0]![1], 'the server printed the client\'s figures').toEqual(rows[1]![1])
+      const ours = rows.find(([who]) => who === 'rdma-session perftest')?.[1]
+      if (ours !== undefined && !(relayed && hostSide === 'server')) expect(ours!.figure, 'softroce\'s figure').toBeGreaterThan(0)
       expect(r.stdout).toMatch(new RegExp(`GID: ${s.fam === 4 ? '00:00:00:00:00:00:00:00:00:00:255:255:10:77:00:02' : '253:119:00:00:00:00:00:00:00:00:00:00:00:00:00:02'}$`, 'm'))
       // softroce took every packet of rxe's: none failed the ICRC or was malformed.
       const sr = JSON.parse(/^softroce counters: (.*)$/m.exec(r.stderr)?.[1] ?? 'null') as SoftroceCounters | null
@@ -203,7 +213,7 @@ describe.skipIf(Boolean(why))('rdma-session perftest <-> perftest on kernel rxe 
       expect(tagged(exit.output, tag)).toContain('exit=0/0')
       const row = resultRow(tagged(exit.output, `${tag}-c`).join('\n'), kind)
       expect(row, tagged(exit.output, `${tag}-c`).join('\n')).not.toBeNull()
-      expect(row!.figure).toBeGreaterThan(0)
+      expect(row!.iters).toBe(TESTS[kind === 'bw' ? 0 : 1]!.iters)
       figures.push(`rxe0 <-> rxe0 ${tool({ verb: 'write', kind }).padEnd(30)} ${kind === 'bw' ? '65536' : '    8'} B: ${row!.figure} ${kind === 'bw' ? 'MB/s' : 'usec'}`)
     }
   }, 600_000)

@@ -232,6 +232,46 @@ describe('a peer that garbles the exchange or goes silent', () => {
     }
   })
 
+  it('a peer that goes away during the test: ERR_PERFTEST_PEER_GONE, not a wait for ever', async () => {
+    // A fake ib_write_lat client: the whole setup exchange, then it closes instead of writing.
+    const roce = await freeRocePort()
+    const tcp = await freeTcpPort()
+    let listening!: () => void
+    const ready = new Promise<void>((r) => (listening = r))
+    const server = runPerftest({ ...parsePerftestArgs(['write', 'lat']), tcpPort: tcp, rocePort: roce, address: '127.0.0.1', out: () => {}, onListening: () => listening() }).catch((e: Error) => e)
+    await ready
+    const s = net.connect({ host: '127.0.0.1', port: tcp })
+    let waiting: { n: number; resolve: (b: Buffer) => void } | null = null
+    let buffered = Buffer.alloc(0)
+    const pump = (): void => {
+      if (waiting !== null && buffered.length >= waiting.n) {
+        const { n, resolve } = waiting
+        waiting = null
+        const b = buffered.subarray(0, n)
+        buffered = buffered.subarray(n)
+        resolve(b)
+      }
+    }
+    s.on('data', (d: Buffer) => {
+      buffered = Buffer.concat([buffered, d])
+      pump()
+    })
+    const xchg = async (mine: Buffer, n: number): Promise<Buffer> => {
+      s.write(mine)
+      const got = new Promise<Buffer>((resolve) => (waiting = { n, resolve }))
+      pump()
+      return got
+    }
+    await xchg(encodeVersion('6.06'), 16)
+    await xchg(Buffer.from('00001000', 'hex'), 4)
+    await xchg(Buffer.from('00000040', 'hex'), 4)
+    await xchg(Buffer.from('3\0', 'latin1'), 2)
+    const fake = encodeKeys({ ...dest, gid: addressToGid('127.0.0.2') })
+    for (let i = 0; i < 4; i++) decodeKeys(await xchg(fake, KEY_MSG_SIZE_GID))
+    s.destroy()
+    expect(await server).toMatchObject({ code: 'ERR_PERFTEST_PEER_GONE' })
+  })
+
   it('a peer that closes mid-exchange: ERR_OOB_CLOSED', async () => {
     const peer = await fakePeer((s) => s.end(encodeVersion('6.06')))
     try {

@@ -88,8 +88,13 @@ export async function acceptOne(port: number, onListening?: (port: number) => vo
   return socket
 }
 
-/** Half-closes and drains the peer's FIN so the socket goes away. */
-export function finish(socket: net.Socket): void {
+/**
+ * Half-closes and drains what the peer still sends up to its FIN, so the socket goes away without
+ * a reset (closing with unread bytes would send one); a peer that never closes is cut off after
+ * `lingerMs`.
+ */
+export function finish(socket: net.Socket, lingerMs = 5000): void {
   socket.end()
   socket.resume()
+  socket.setTimeout(lingerMs, () => socket.destroy())
 }

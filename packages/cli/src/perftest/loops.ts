@@ -26,10 +26,10 @@ export class PerftestRunError extends Error {
 
 /** Ends waits when the peer is gone. */
 export interface RunGuard {
-  /** Rejects once the run must stop (never resolves). */
-  readonly stopped: Promise<never>
   /** Throws if the run must stop. */
   check(): void
+  /** `p`, or a rejection as soon as the run must stop (one wait at a time). */
+  wait<T>(p: Promise<T>): Promise<T>
 }
 
 const now = (): number => performance.now() * 1000
@@ -51,7 +51,7 @@ async function completions(cq: CompletionQueue, max: number, guard: RunGuard): P
     const wcs = cq.poll(max)
     if (wcs.length > 0) return wcs
     guard.check()
-    await Promise.race([cq.waitReady(), guard.stopped])
+    await guard.wait(cq.waitReady())
   }
 }
 

@@ -75,20 +75,28 @@ export function runSizes(o: Pick<PerftestOptions, 'verb' | 'size' | 'allSizes'>)
   return o.allSizes ? Array.from({ length: 23 }, (_, i) => 2 ** (i + 1)) : [o.size]
 }
 
+/** Stops the run's waits when the peer's TCP connection closes during the test. */
 function guardFor(channel: PerftestChannel): RunGuard & { dispose(): void } {
   let reason: Error | null = null
-  let fail: (err: Error) => void = () => {}
-  const stopped = new Promise<never>((_, reject) => (fail = reject))
-  stopped.catch(() => {})
+  let waiting: ((err: Error) => void) | null = null
   const onClose = (): void => {
     reason = new PerftestExchangeError('the peer closed the TCP connection during the test', 'ERR_PERFTEST_PEER_GONE')
-    fail(reason)
+    waiting?.(reason)
   }
   channel.socket.once('close', onClose)
   return {
-    stopped,
     check: () => {
       if (reason !== null) throw reason
+    },
+    wait: <T>(p: Promise<T>): Promise<T> => {
+      if (reason !== null) return Promise.reject(reason)
+      return new Promise<T>((resolve, reject) => {
+        waiting = reject
+        p.then(
+          (v) => ((waiting = null), resolve(v)),
+          (e: unknown) => ((waiting = null), reject(e)),
+        )
+      })
     },
     dispose: () => channel.socket.off('close', onClose),
   }
@@ -241,7 +249,7 @@ export async function runPerftest(o: PerftestOptions): Promise<PerftestResult> {
           }
           o.out(RESULT_LINE)
           if (o.verb !== 'write') await channel.closeConnection(local[0]!, true)
-          else channel.destroy() // ib_write_lat ends without a closing handshake
+          else channel.finish() // ib_write_lat ends without a closing handshake
         }
       }
     } finally {
@@ -250,7 +258,7 @@ export async function runPerftest(o: PerftestOptions): Promise<PerftestResult> {
     const counters = deviceCounters(e.ctx)
     return { ...result, ...(counters === undefined ? {} : { counters }) }
   } finally {
-    channel.destroy()
+    if (!channel.socket.writableEnded) channel.destroy() // a failure: nothing more to say to the peer
     await ep?.close()
   }
 }

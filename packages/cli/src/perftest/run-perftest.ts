@@ -10,12 +10,11 @@ import { acceptOne, connectTcp } from '../oob/tcp.js'
 import { deviceCounters, type SoftroceFactory } from '../oob/softroce.js'
 import { PerftestChannel } from './channel.js'
 import { PerftestEndpoint } from './endpoint.js'
-import { runBwClient, runReadAtomicLat, runSendBwServer, runSendLat, runWriteLat, setRecvWqes, type AtomicType, type RunGuard } from './loops.js'
+import { guardFor } from './guard.js'
+import { negotiate } from './negotiate.js'
+import { runBwClient, runReadAtomicLat, runSendBwServer, runSendLat, runWriteLat, setRecvWqes, type AtomicType } from './loops.js'
 import { RESULT_LINE, addressLines, banner, bwFigures, bwHeader, bwLine, bwReceiverFigures, latFigures, latHeader, latLine, type LatFigures, type TestKind, type Verb } from './report.js'
-import {
-  bwReportFieldSizes, decodeBwReport, decodeMtu, decodeSysValue, decodeVersion, encodeBwReport, encodeInt32, encodeMtu, encodeVersion,
-  PerftestExchangeError, VERSION_BYTES, type BwReport, type PerftestDest,
-} from './wire.js'
+import { bwReportFieldSizes, decodeBwReport, encodeBwReport, PerftestExchangeError, type BwReport, type PerftestDest } from './wire.js'
 
 export interface PerftestOptions {
   readonly verb: Verb
@@ -65,41 +64,12 @@ export interface PerftestResult {
   readonly counters?: Record<string, unknown>
 }
 
-const CYCLE_BUFFER = 4096
-const CACHE_LINE = 64
 const MAX_SIZE = 1 << 23
 
 /** The sizes of a run: -s, or with -a 2^1 … 2^23 (atomics: always 8 bytes). */
 export function runSizes(o: Pick<PerftestOptions, 'verb' | 'size' | 'allSizes'>): number[] {
   if (o.verb === 'atomic') return [8]
   return o.allSizes ? Array.from({ length: 23 }, (_, i) => 2 ** (i + 1)) : [o.size]
-}
-
-/** Stops the run's waits when the peer's TCP connection closes during the test. */
-function guardFor(channel: PerftestChannel): RunGuard & { dispose(): void } {
-  let reason: Error | null = null
-  let waiting: ((err: Error) => void) | null = null
-  const onClose = (): void => {
-    reason = new PerftestExchangeError('the peer closed the TCP connection during the test', 'ERR_PERFTEST_PEER_GONE')
-    waiting?.(reason)
-  }
-  channel.socket.once('close', onClose)
-  return {
-    check: () => {
-      if (reason !== null) throw reason
-    },
-    wait: <T>(p: Promise<T>): Promise<T> => {
-      if (reason !== null) return Promise.reject(reason)
-      return new Promise<T>((resolve, reject) => {
-        waiting = reject
-        p.then(
-          (v) => ((waiting = null), resolve(v)),
-          (e: unknown) => ((waiting = null), reject(e)),
-        )
-      })
-    },
-    dispose: () => channel.socket.off('close', onClose),
-  }
 }
 
 export async function runPerftest(o: PerftestOptions): Promise<PerftestResult> {
@@ -109,19 +79,7 @@ export async function runPerftest(o: PerftestOptions): Promise<PerftestResult> {
   const channel = new PerftestChannel(socket, client, o.exchangeTimeoutMs)
   let ep: PerftestEndpoint | null = null
   try {
-    // exchange_versions, check_version_compatibility, check_sys_data, check_mtu
-    const peer = decodeVersion(await channel.xchg(encodeVersion(), VERSION_BYTES, 'the peer\'s version'))
-    let cycleBuffer = CYCLE_BUFFER
-    let cacheLine = CACHE_LINE
-    if (peer.value >= 5.32) {
-      cycleBuffer = Math.max(cycleBuffer, decodeSysValue(await channel.xchg(encodeInt32(CYCLE_BUFFER), 4, 'the peer\'s page size'), 'cycle buffer'))
-      cacheLine = Math.max(cacheLine, decodeSysValue(await channel.xchg(encodeInt32(CACHE_LINE), 4, 'the peer\'s cache line size'), 'cache line size'))
-    }
-    const ourMtu = o.mtu ?? 1024
-    const mtuMsg = encodeMtu(ourMtu)
-    const theirMtu = decodeMtu(await channel.xchg(peer.value >= 5.31 ? mtuMsg : Buffer.concat([mtuMsg, Buffer.alloc(2)]), peer.value >= 5.31 ? 2 : 4, 'the peer\'s MTU'))
-    const mtu = Math.min(ourMtu, theirMtu) as PathMtu
-
+    const { peer, cycleBuffer, cacheLine, mtu } = await negotiate(channel, o.mtu ?? 1024)
     const sizes = runSizes(o)
     const lat = o.kind === 'lat'
     ep = await PerftestEndpoint.open({

@@ -21,8 +21,9 @@ export function altHex(n: number, width: number): string {
   return n === 0 ? '0'.padStart(width, '0') : `0x${n.toString(16).padStart(width - 2, '0')}`
 }
 
-/** printf("%-W.Pf"). */
-const leftF = (x: number, width: number, precision: number): string => x.toFixed(precision).padEnd(width)
+/** printf("%-W.Pf") (glibc's inf, -inf and -nan for what is not finite). */
+const leftF = (x: number, width: number, precision: number): string =>
+  (Number.isNaN(x) ? '-nan' : x === Infinity ? 'inf' : x === -Infinity ? '-inf' : x.toFixed(precision)).padEnd(width)
 
 export interface BannerInfo {
   readonly verb: Verb

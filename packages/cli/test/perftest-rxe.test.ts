@@ -36,11 +36,15 @@ interface Step {
   readonly guest: 'server' | 'client'
   readonly size: number
   readonly iters: number
+  /** -q (default 1). */
+  readonly qps?: number
+  /** -a: sizes 2 … 2^23 instead of -s. */
+  readonly all?: boolean
   readonly tcpPort: number
 }
 
 const STEPS: Step[] = []
-const TESTS: { verb: Verb; kind: 'bw' | 'lat'; size: number; iters: number }[] = [
+const TESTS: Omit<Step, 'k' | 'fam' | 'guest' | 'tcpPort'>[] = [
   { verb: 'write', kind: 'bw', size: 65536, iters: 1000 },
   { verb: 'write', kind: 'lat', size: 8, iters: 1000 },
   { verb: 'read', kind: 'bw', size: 65536, iters: 1000 },
@@ -49,16 +53,21 @@ const TESTS: { verb: Verb; kind: 'bw' | 'lat'; size: number; iters: number }[] =
   { verb: 'read', kind: 'lat', size: 8, iters: 500 },
   { verb: 'send', kind: 'lat', size: 8, iters: 500 },
   { verb: 'atomic', kind: 'lat', size: 8, iters: 500 },
+  { verb: 'write', kind: 'bw', size: 65536, iters: 500, qps: 2 },
+  { verb: 'send', kind: 'bw', size: 2, iters: 5, all: true },
 ]
 for (const fam of [4, 6] as const) {
   for (const t of TESTS) {
-    if (fam === 6 && t.kind === 'lat' && t.verb !== 'write') continue
+    if (fam === 6 && ((t.kind === 'lat' && t.verb !== 'write') || t.qps !== undefined || t.all === true)) continue
     for (const guest of ['server', 'client'] as const) STEPS.push({ k: STEPS.length, fam, ...t, guest, tcpPort: 18600 + STEPS.length })
   }
 }
 const gidIndex = (fam: 4 | 6): number => (fam === 4 ? 1 : 2)
 const tool = (s: Pick<Step, 'verb' | 'kind'>): string => `ib_${s.verb}_${s.kind}`
-const sizeArgs = (s: Pick<Step, 'verb' | 'size'>): string => (s.verb === 'atomic' ? '' : `-s ${s.size}`)
+/** -s/-a and -q, the same for perftest and the command. */
+const runArgs = (s: Pick<Step, 'verb' | 'size' | 'qps' | 'all'>): string[] =>
+  [...(s.verb === 'atomic' ? [] : s.all === true ? ['-a'] : ['-s', String(s.size)]), ...(s.qps === undefined ? [] : ['-q', String(s.qps)])]
+const sizeArgs = (s: Pick<Step, 'verb' | 'size' | 'qps' | 'all'>): string => runArgs(s).join(' ')
 const RXE_PORT = 18700
 
 /**
@@ -155,9 +164,9 @@ describe.skipIf(Boolean(why))('rdma-session perftest <-> perftest on kernel rxe 
 
   for (const s of STEPS) {
     const role = s.guest === 'server' ? `softroce client -> ${tool(s)} server` : `${tool(s)} client -> softroce server`
-    it(`IPv${s.fam} (GID ${gidIndex(s.fam)}), ${role}, ${s.size} bytes, ${s.iters} iterations`, async () => {
+    it(`IPv${s.fam} (GID ${gidIndex(s.fam)}), ${role}, ${s.all === true ? 'sizes 2 … 2^23' : `${s.size} bytes`}, ${s.iters} iterations${s.qps === undefined ? '' : `, ${s.qps} QPs`}`, async () => {
       const address = s.fam === 4 ? '10.77.0.1' : 'fd77::1'
-      const common = [s.verb, s.kind, '-x', String(gidIndex(s.fam)), '-p', String(s.tcpPort), ...(s.verb === 'atomic' ? [] : ['-s', String(s.size)]), '-n', String(s.iters), '--address', address, '--stats']
+      const common = [s.verb, s.kind, '-x', String(gidIndex(s.fam)), '-p', String(s.tcpPort), ...runArgs(s), '-n', String(s.iters), '--address', address, '--stats']
       const t0 = Date.now()
       let r: RunResult
       try {
@@ -189,8 +198,15 @@ describe.skipIf(Boolean(why))('rdma-session perftest <-> perftest on kernel rxe 
       console.info(`[cli perftest] step ${s.k} rows:\n  host:  ${(kindRow(s.kind).exec(r.stdout) ?? [''])[0]}\n  guest: ${(kindRow(s.kind).exec(gOut) ?? [''])[0]}`)
       for (const [who, row] of rows) {
         expect(row, `${who} result row in:\n${who === tool(s) ? gOut : r.stdout}`).not.toBeNull()
-        expect(row!.size, who).toBe(s.verb === 'atomic' ? 8 : s.size)
-        expect(row!.iters, who).toBe(s.iters)
+        const out = who === tool(s) ? gOut : r.stdout
+        if (s.all === true) {
+          // every size, but a BW server prints only the report of the last (perftest's xchg_bw_reports)
+          const sizes = [...out.matchAll(new RegExp(kindRow(s.kind).source, 'gm'))].map((m) => Number(m[1]))
+          expect(sizes, who).toEqual(s.kind === 'bw' && s.verb !== 'send' && who !== tool(s) && hostSide === 'server' ? [2 ** 23] : Array.from({ length: 23 }, (_, i) => 2 ** (i + 1)))
+        } else {
+          expect(row!.size, who).toBe(s.verb === 'atomic' ? 8 : s.size)
+        }
+        expect(row!.iters, who).toBe(s.iters * (s.qps ?? 1))
       }
       // A BW server (but a SEND receiver) prints the client's figures, as received in the report
       // exchange: then the two rows must agree. Figures softroce measured must be positive and

@@ -116,10 +116,10 @@ const figure = (text: string): number => (/inf$/.test(text) ? Infinity : Number(
 
 const kindRow = (kind: 'bw' | 'lat'): RegExp => (kind === 'bw' ? BW_ROW : LAT_ROW)
 
-/** The row of a result table: { size, iters, figure } (figure: BW average MB/s, or typical latency µs). */
+/** The (last) row of a result table: { size, iters, figure } (figure: BW average MB/s, or typical latency µs). */
 function resultRow(out: string, kind: 'bw' | 'lat'): { size: number; iters: number; figure: number } | null {
-  const m = (kind === 'bw' ? BW_ROW : LAT_ROW).exec(out)
-  if (m === null) return null
+  const m = [...out.matchAll(new RegExp(kindRow(kind).source, 'gm'))].at(-1)
+  if (m === undefined) return null
   return { size: Number(m[1]), iters: Number(m[2]), figure: figure(kind === 'bw' ? m[4]! : m[5]!) }
 }
 

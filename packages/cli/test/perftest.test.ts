@@ -91,7 +91,9 @@ describe('command line', () => {
     expect(parsePerftestArgs(['send', 'bw', '-a', '-x', '1', '--report_gbits'])).toMatchObject({ allSizes: true, gidIndex: 1, gbits: true })
     expect(runSizes({ verb: 'write', size: 7, allSizes: true })).toEqual(Array.from({ length: 23 }, (_, i) => 2 ** (i + 1)))
     expect(runSizes({ verb: 'atomic', size: 8, allSizes: false })).toEqual([8])
-    for (const bad of [[], ['rdma'], ['write', '-R'], ['write', '-D', '5'], ['read', '-b'], ['send', '-c', 'UD'], ['write', 'lat', '-q', '2'], ['atomic', '-a'], ['write', '-m', '1000'], ['write', '-n', '3'], ['write', 'a', 'b']]) {
+    expect(parsePerftestArgs(['read', '-D', '8'])).toMatchObject({ duration: { seconds: 8, margin: 2 } })
+    expect(parsePerftestArgs(['write', '-D', '3', '-f', '1'])).toMatchObject({ duration: { seconds: 3, margin: 1 } })
+    for (const bad of [[], ['rdma'], ['write', '-R'], ['write', 'lat', '-D', '5'], ['send', '-D', '5'], ['write', '-D', '4', '-f', '2'], ['write', '-f', '1'], ['read', '-b'], ['send', '-c', 'UD'], ['write', 'lat', '-q', '2'], ['atomic', '-a'], ['write', '-m', '1000'], ['write', '-n', '3'], ['write', 'a', 'b']]) {
       expect(() => parsePerftestArgs(bad), bad.join(' ')).toThrow(UsageError)
     }
   })
@@ -141,6 +143,15 @@ describe('softroce <-> softroce over loopback (the command against itself)', () 
       expect(r.client.peerVersion).toBe('6.06')
     })
   }
+
+  it('write bw -D 2 -f 0: the client counts what completed in the window, the server prints it', async () => {
+    const r = await pair({ verb: 'write', kind: 'bw', size: 4096, duration: { seconds: 2, margin: 0 } })
+    const f = r.client.bw[0]!
+    expect(f.iters).toBeGreaterThan(0)
+    expect(f.bwPeak).toBe(0) // perftest reports no peak in duration mode
+    expect(f.bwAvg).toBeCloseTo((f.iters * 4096) / 2 / 2 ** 20, 6)
+    expect(r.server.peerBw).toEqual(r.client.bw)
+  })
 
   it('send bw: both sides report 200 SENDs of 4096 bytes', async () => {
     const r = await pair({ verb: 'send', kind: 'bw', size: 4096, rxDepth: 64 })

@@ -23,6 +23,9 @@ options (as perftest's):
   -s, --size=<size>        size of message to exchange (default 65536 bw, 2 lat; atomic: 8)
   -a, --all                run sizes from 2 till 2^23 (not with atomic)
   -n, --iters=<iters>      number of exchanges (at least 5, default 5000 bw, 1000 lat)
+  -D, --duration=<s>       run for <s> seconds instead (write, read and atomic BW); the figures
+                           are those of the middle, without -f seconds at each end
+  -f, --margin=<s>         the margin of -D (default a quarter of it)
   -q, --qp=<num of qp's>   number of QPs (bw tests; default 1)
   -t, --tx-depth=<dep>     size of tx queue (default 128 bw, 1 lat)
   -r, --rx-depth=<dep>     number of receives to post (send tests; default 512)
@@ -41,7 +44,7 @@ softroce:
   --exchange-timeout=<s>   how long a setup exchange waits for the peer (default 60)
   --stats                  after the table, softroce's counters as one JSON line on stderr
 
-Not supported: -R/-z (rdma_cm), -D (duration), -b (bidirectional), -c other than RC.
+Not supported: -R/-z (rdma_cm), -D for send and latency tests, -b (bidirectional), -c other than RC.
 `
 
 const VERBS: readonly Verb[] = ['write', 'read', 'send', 'atomic']
@@ -77,6 +80,8 @@ export function parsePerftestArgs(args: readonly string[]): Omit<PerftestOptions
         'qp-timeout': { type: 'string', short: 'u' },
         atomic_type: { type: 'string', short: 'A' },
         'CPU-freq': { type: 'boolean', short: 'F' },
+        duration: { type: 'string', short: 'D' },
+        margin: { type: 'string', short: 'f' },
         report_gbits: { type: 'boolean' },
         address: { type: 'string' },
         'roce-port': { type: 'string' },
@@ -86,7 +91,6 @@ export function parsePerftestArgs(args: readonly string[]): Omit<PerftestOptions
         // perftest's, refused below with the reason
         rdma_cm: { type: 'boolean', short: 'R' },
         com_rdma_cm: { type: 'boolean', short: 'z' },
-        duration: { type: 'string', short: 'D' },
         bidirectional: { type: 'boolean', short: 'b' },
         connection: { type: 'string', short: 'c' },
       },
@@ -97,7 +101,6 @@ export function parsePerftestArgs(args: readonly string[]): Omit<PerftestOptions
   const v = parsed.values
   if (v.rdma_cm === true) throw new UsageError('-R/--rdma_cm (connecting through rdma_cm) is not supported: run perftest without -R')
   if (v.com_rdma_cm === true) throw new UsageError('-z/--com_rdma_cm is not supported: run perftest without -z')
-  if (v.duration !== undefined) throw new UsageError('-D/--duration is not supported: use -n <iterations>')
   if (v.bidirectional === true) throw new UsageError('-b/--bidirectional is not supported')
   if (v.connection !== undefined && v.connection !== 'RC') throw new UsageError(`-c/--connection: only RC is supported, got '${v.connection}'`)
   const pos = [...parsed.positionals]
@@ -120,8 +123,20 @@ export function parsePerftestArgs(args: readonly string[]): Omit<PerftestOptions
   const qps = inRange(v.qp, '-q/--qp', 1, 1, 64)
   if (lat && qps !== 1) throw new UsageError('latency tests run one QP (-q 1)')
   if (v.size !== undefined && v.all === true) throw new UsageError('-s and -a exclude each other')
+  let duration: { seconds: number; margin: number } | undefined
+  if (v.duration !== undefined) {
+    if (kind !== 'bw' || verb === 'send') throw new UsageError('-D/--duration is supported for the write, read and atomic BW tests: use -n <iterations>')
+    if (v.all === true) throw new UsageError('-D and -a exclude each other')
+    const seconds = inRange(v.duration, '-D/--duration', 5, 1, 86400)
+    const margin = inRange(v.margin, '-f/--margin', Math.floor(seconds / 4), 0, 86400)
+    if (!(seconds > 2 * margin)) throw new UsageError(`-D ${seconds} must be more than twice the margin (-f ${margin})`)
+    duration = { seconds, margin }
+  } else if (v.margin !== undefined) {
+    throw new UsageError('-f/--margin applies to -D runs only')
+  }
   const host = pos[0]
   return {
+    ...(duration === undefined ? {} : { duration }),
     verb: verb as Verb, kind,
     ...(host === undefined ? {} : { host }),
     tcpPort: inRange(v.port, '-p/--port', 18515, 0, 65535),

@@ -69,8 +69,23 @@ function cycleOffset(k: number, size: number, ep: PerftestEndpoint, cycles: bool
   return (k % Math.max(1, Math.floor(ep.o.cycleBuffer / step))) * step
 }
 
-/** run_iter_bw: `iters` WRs per QP, at most tx_depth in flight per QP, every one signaled. */
-export async function runBwClient(ep: PerftestEndpoint, remotes: readonly PerftestDest[], verb: Verb, size: number, iters: number, atomicType: AtomicType, guard: RunGuard): Promise<{ posted: number[]; completed: number[] }> {
+/** -D: warm up for `marginUs`, count completions for `sampleUs`, go on for `marginUs` more. */
+export interface DurationTiming {
+  readonly marginUs: number
+  readonly sampleUs: number
+}
+
+/** What a duration run counted: completions within the sample window, and the window (µs). */
+export interface DurationSample {
+  readonly iters: number
+  readonly windowUs: number
+}
+
+/**
+ * run_iter_bw: `iters` WRs per QP (or, with `timing`, as many as fit in the duration), at most
+ * tx_depth in flight per QP, every one signaled.
+ */
+export async function runBwClient(ep: PerftestEndpoint, remotes: readonly PerftestDest[], verb: Verb, size: number, iters: number, atomicType: AtomicType, guard: RunGuard, timing?: DurationTiming): Promise<{ posted: number[]; completed: number[]; sample?: DurationSample }> {
   const n = ep.qps.length
   const opcode = opcodeOf(verb, atomicType)
   const cycles = verb === 'atomic' || size <= ep.o.cycleBuffer / 2
@@ -80,10 +95,18 @@ export async function runBwClient(ep: PerftestEndpoint, remotes: readonly Perfte
   const completed: number[] = []
   const total = iters * n
   const qpIndex = new Map(ep.qps.map((qp, i) => [qp.qpn, i]))
-  while (completed.length < total) {
+  // Duration mode (catch_alarm's states): posting stops at the end, the sample is the middle.
+  const t0 = now()
+  const sampleFrom = t0 + (timing?.marginUs ?? 0)
+  const sampleTo = sampleFrom + (timing?.sampleUs ?? 0)
+  const end = sampleTo + (timing?.marginUs ?? 0)
+  let sampled = 0
+  let totalPosted = 0
+  const more = (i: number): boolean => (timing === undefined ? scnt[i]! < iters : now() < end)
+  while (timing === undefined ? completed.length < total : now() < end || completed.length < totalPosted) {
     for (let i = 0; i < n; i++) {
       const qp = ep.qps[i]!
-      while (scnt[i]! < iters && scnt[i]! - ccnt[i]! < ep.o.txDepth) {
+      while (more(i) && scnt[i]! - ccnt[i]! < ep.o.txDepth) {
         const k = scnt[i]!
         const off = cycleOffset(k, size, ep, cycles)
         const sge: Sge = { addr: ep.mr.addr + ep.sourceOffset(i) + off, length: size, lkey: ep.mr.lkey }
@@ -95,16 +118,21 @@ export async function runBwClient(ep: PerftestEndpoint, remotes: readonly Perfte
           ...(verb === 'atomic' ? (atomicType === 'CMP_AND_SWAP' ? { compareAdd: 0n, swap: ATOMIC_SWAP_VALUE } : { compareAdd: ATOMIC_ADD_VALUE }) : {}),
         })
         scnt[i] = k + 1
+        totalPosted++
       }
     }
+    if (completed.length >= totalPosted) continue // duration mode past its end: nothing in flight
     for (const wc of await completions(ep.sendCq, 64, guard)) {
       if (wc.status !== 'SUCCESS') throw failed(wc, 'client', `scnt=${scnt.join(',')}, ccnt=${ccnt.join(',')}`)
       const i = qpIndex.get(wc.qpn) ?? wc.wrId
       ccnt[i] = ccnt[i]! + 1
-      completed.push(now())
+      const t = now()
+      completed.push(t)
+      if (timing !== undefined && t >= sampleFrom && t < sampleTo) sampled++
     }
   }
-  return { posted, completed }
+  if (timing === undefined) return { posted, completed }
+  return { posted, completed, sample: { iters: sampled, windowUs: timing.sampleUs } }
 }
 
 /** Posts receives on QP i into its target block until `postedRecvs[i]` reaches `upTo`. */

@@ -107,12 +107,14 @@ export function bwFigures(size: number, posted: readonly number[], completed: re
   }
 }
 
-/** A BW report of a receiver (run_iter_bw_server): from its first to its last receive. */
-export function bwReceiverFigures(size: number, iters: number, firstUs: number, lastUs: number, gbits: boolean): BwReport {
+/**
+ * A BW report without a peak (perftest's noPeak: a SEND receiver, run_iter_bw_server, from its
+ * first to its last receive; a -D run, over its sample window): peak 0, as perftest prints it.
+ */
+export function bwWindowFigures(size: number, iters: number, us: number, gbits: boolean): BwReport {
   const factor = gbits ? 125_000_000 : 0x100000
-  const us = Math.max(lastUs - firstUs, 1e-3)
-  const avg = (size * iters * 1e6) / (us * factor)
-  return { size, iters, bwAvg: avg, bwPeak: avg, msgRate: iters / us }
+  const t = Math.max(us, 1e-3)
+  return { size, iters, bwAvg: (size * iters * 1e6) / (t * factor), bwPeak: 0, msgRate: iters / t }
 }
 
 export function latHeader(): string {

@@ -13,7 +13,7 @@ import { PerftestEndpoint } from './endpoint.js'
 import { guardFor } from './guard.js'
 import { negotiate } from './negotiate.js'
 import { runBwClient, runReadAtomicLat, runSendBwServer, runSendLat, runWriteLat, setRecvWqes, type AtomicType } from './loops.js'
-import { RESULT_LINE, addressLines, banner, bwFigures, bwHeader, bwLine, bwReceiverFigures, latFigures, latHeader, latLine, type LatFigures, type TestKind, type Verb } from './report.js'
+import { RESULT_LINE, addressLines, banner, bwFigures, bwHeader, bwLine, bwWindowFigures, latFigures, latHeader, latLine, type LatFigures, type TestKind, type Verb } from './report.js'
 import { bwReportFieldSizes, decodeBwReport, encodeBwReport, PerftestExchangeError, type BwReport, type PerftestDest } from './wire.js'
 
 export interface PerftestOptions {
@@ -28,6 +28,8 @@ export interface PerftestOptions {
   /** -a: sizes 2 … 2^23. */
   readonly allSizes: boolean
   readonly iters: number
+  /** -D (write/read/atomic BW): run this long instead of -n; the first and last `margin` seconds are not counted (-f). */
+  readonly duration?: { readonly seconds: number; readonly margin: number }
   readonly qps: number
   readonly txDepth: number
   readonly rxDepth: number
@@ -129,9 +131,10 @@ export async function runPerftest(o: PerftestOptions): Promise<PerftestResult> {
           await channel.closeConnection(local[0]!, true)
           o.out(RESULT_LINE)
         } else {
+          const timing = o.duration === undefined ? undefined : { marginUs: o.duration.margin * 1e6, sampleUs: (o.duration.seconds - 2 * o.duration.margin) * 1e6 }
           for (const size of sizes) {
-            const { posted, completed } = await runBwClient(e, remote, o.verb, size, o.iters, o.atomicType, guard)
-            const r = bwFigures(size, posted, completed, o.gbits)
+            const { posted, completed, sample } = await runBwClient(e, remote, o.verb, size, o.iters, o.atomicType, guard, timing)
+            const r = sample === undefined ? bwFigures(size, posted, completed, o.gbits) : bwWindowFigures(size, sample.iters, sample.windowUs, o.gbits)
             result.bw.push(r)
             o.out(bwLine(r, o.gbits))
           }
@@ -157,7 +160,7 @@ export async function runPerftest(o: PerftestOptions): Promise<PerftestResult> {
             r = bwFigures(size, posted, completed, o.gbits)
           } else {
             const { first, last } = await runSendBwServer(e, size, o.iters, postedRecvs, guard)
-            r = bwReceiverFigures(size, o.iters * o.qps, first, last, o.gbits)
+            r = bwWindowFigures(size, o.iters * o.qps, last - first, o.gbits)
           }
           result.bw.push(r)
           o.out(bwLine(r, o.gbits))

@@ -6,7 +6,8 @@
  * client of perftest's server and once as the server of perftest's client, over IPv4 (rxe2 GID 1)
  * and, for the BW tests and write latency, IPv6 (GID 2; perftest's exchange itself is IPv4-only
  * TCP). Both ends must exit 0 and print a result row with the size and iterations asked for and a
- * positive figure, and softroce must have dropped no packet of rxe's (bad ICRC, malformed). At the end the guest
+ * positive figure, and softroce must have dropped no packet of rxe's (bad ICRC, malformed).
+ * Over IPv4 also ib_write_bw with 2 QPs, ib_send_bw -a (every size 2 … 2^23) and ib_write_bw -D. At the end the guest
  * runs ib_write_bw and ib_write_lat rxe0 <-> rxe0, so the report can put softroce <-> rxe next to
  * rxe <-> rxe from the same run.
  *
@@ -40,6 +41,8 @@ interface Step {
   readonly qps?: number
   /** -a: sizes 2 … 2^23 instead of -s. */
   readonly all?: boolean
+  /** -D: seconds instead of -n (`iters` then unknown in advance). */
+  readonly duration?: number
   readonly tcpPort: number
 }
 
@@ -55,47 +58,56 @@ const TESTS: Omit<Step, 'k' | 'fam' | 'guest' | 'tcpPort'>[] = [
   { verb: 'atomic', kind: 'lat', size: 8, iters: 500 },
   { verb: 'write', kind: 'bw', size: 65536, iters: 500, qps: 2 },
   { verb: 'send', kind: 'bw', size: 2, iters: 5, all: true },
+  { verb: 'write', kind: 'bw', size: 65536, iters: 0, duration: 4 },
 ]
 for (const fam of [4, 6] as const) {
   for (const t of TESTS) {
-    if (fam === 6 && ((t.kind === 'lat' && t.verb !== 'write') || t.qps !== undefined || t.all === true)) continue
+    if (fam === 6 && ((t.kind === 'lat' && t.verb !== 'write') || t.qps !== undefined || t.all === true || t.duration !== undefined)) continue
     for (const guest of ['server', 'client'] as const) STEPS.push({ k: STEPS.length, fam, ...t, guest, tcpPort: 18600 + STEPS.length })
   }
 }
 const gidIndex = (fam: 4 | 6): number => (fam === 4 ? 1 : 2)
 const tool = (s: Pick<Step, 'verb' | 'kind'>): string => `ib_${s.verb}_${s.kind}`
-/** -s/-a and -q, the same for perftest and the command. */
-const runArgs = (s: Pick<Step, 'verb' | 'size' | 'qps' | 'all'>): string[] =>
-  [...(s.verb === 'atomic' ? [] : s.all === true ? ['-a'] : ['-s', String(s.size)]), ...(s.qps === undefined ? [] : ['-q', String(s.qps)])]
-const sizeArgs = (s: Pick<Step, 'verb' | 'size' | 'qps' | 'all'>): string => runArgs(s).join(' ')
+type RunShape = Pick<Step, 'verb' | 'size' | 'iters' | 'qps' | 'all' | 'duration'>
+/** -s/-a, -n/-D and -q, the same for perftest and the command. */
+const runArgs = (s: RunShape): string[] => [
+  ...(s.verb === 'atomic' ? [] : s.all === true ? ['-a'] : ['-s', String(s.size)]),
+  ...(s.duration === undefined ? ['-n', String(s.iters)] : ['-D', String(s.duration)]),
+  ...(s.qps === undefined ? [] : ['-q', String(s.qps)]),
+]
+const sizeArgs = (s: RunShape): string => runArgs(s).join(' ')
 const RXE_PORT = 18700
 
 /**
  * The guest runs the steps in order, each perftest bounded by `timeout`; as a client it retries
  * while the host's server is not listening yet. After each step it waits (at most 180 s) until
- * the host's side has ended too (host-done-<k> in the share), so no two runs overlap. Every
- * output line is tagged "@@<k> ". Then rxe0 <-> rxe0 (tags rxe-bw, rxe-lat).
+ * the host's side has ended too (host-done-<k> in the share), so no two runs overlap. perftest's
+ * stdout lines are tagged "@@<k> ", its stderr lines "@@<k>! " (kept apart: stdout to a file is
+ * block-buffered, so a warning on stderr would land inside a result row). Then rxe0 <-> rxe0
+ * (tags rxe-bw-s/-c, rxe-lat-s/-c).
  */
 function guestScript(): string {
   const lines = ['set -u', 'dmesg -n 1 2>/dev/null || true']
+  const run = (cmd: string, out: string): string => `timeout 150 ${cmd} > ${out} 2> ${out}.err`
   const clientLoop = (cmd: string, out: string): string =>
-    `for i in $(seq 1 600); do timeout 150 ${cmd} > ${out} 2>&1; rc=$?; grep -q "Couldn't connect\\|Unable to init the socket" ${out} || break; sleep 0.2; done`
+    `for i in $(seq 1 600); do ${run(cmd, out)}; rc=$?; grep -q "Couldn't connect\\|Unable to init the socket" ${out}.err || break; sleep 0.2; done`
+  const show = (out: string, tag: string): string => `sed 's/^/@@${tag} /' ${out}; sed 's/^/@@${tag}! /' ${out}.err`
   for (const s of STEPS) {
-    const common = `-d rxe2 -x ${gidIndex(s.fam)} -p ${s.tcpPort} ${sizeArgs(s)} -n ${s.iters} -F`
-    if (s.guest === 'server') lines.push(`timeout 150 ${tool(s)} ${common} > /tmp/${s.k}.out 2>&1; rc=$?`)
+    const common = `-d rxe2 -x ${gidIndex(s.fam)} -p ${s.tcpPort} ${sizeArgs(s)} -F`
+    if (s.guest === 'server') lines.push(`${run(`${tool(s)} ${common}`, `/tmp/${s.k}.out`)}; rc=$?`)
     else lines.push(clientLoop(`${tool(s)} ${common} 10.77.0.1`, `/tmp/${s.k}.out`))
     lines.push(
       `for i in $(seq 1 900); do [ -e "host-done-${s.k}" ] && break; sleep 0.2; done`,
-      `sed 's/^/@@${s.k} /' /tmp/${s.k}.out; echo "@@${s.k} exit=$rc"`,
+      `${show(`/tmp/${s.k}.out`, String(s.k))}; echo "@@${s.k} exit=$rc"`,
     )
   }
   for (const [tag, t] of [['rxe-bw', TESTS[0]!], ['rxe-lat', TESTS[1]!]] as const) {
-    const common = `-d rxe0 -x 1 -p ${RXE_PORT + (tag === 'rxe-bw' ? 0 : 1)} ${sizeArgs(t)} -n ${t.iters} -F`
+    const common = `-d rxe0 -x 1 -p ${RXE_PORT + (tag === 'rxe-bw' ? 0 : 1)} ${sizeArgs(t)} -F`
     lines.push(
-      `timeout 150 ${tool(t)} ${common} > /tmp/${tag}-s.out 2>&1 & spid=$!`,
+      `${run(`${tool(t)} ${common}`, `/tmp/${tag}-s.out`)} & spid=$!`,
       clientLoop(`${tool(t)} ${common} 127.0.0.1`, `/tmp/${tag}-c.out`),
       'wait $spid; src=$?',
-      `sed 's/^/@@${tag}-s /' /tmp/${tag}-s.out; sed 's/^/@@${tag}-c /' /tmp/${tag}-c.out; echo "@@${tag} exit=$rc/$src"`,
+      `${show(`/tmp/${tag}-s.out`, `${tag}-s`)}; ${show(`/tmp/${tag}-c.out`, `${tag}-c`)}; echo "@@${tag} exit=$rc/$src"`,
     )
   }
   return `${lines.join('\n')}\n`
@@ -164,9 +176,9 @@ describe.skipIf(Boolean(why))('rdma-session perftest <-> perftest on kernel rxe 
 
   for (const s of STEPS) {
     const role = s.guest === 'server' ? `softroce client -> ${tool(s)} server` : `${tool(s)} client -> softroce server`
-    it(`IPv${s.fam} (GID ${gidIndex(s.fam)}), ${role}, ${s.all === true ? 'sizes 2 … 2^23' : `${s.size} bytes`}, ${s.iters} iterations${s.qps === undefined ? '' : `, ${s.qps} QPs`}`, async () => {
+    it(`IPv${s.fam} (GID ${gidIndex(s.fam)}), ${role}, ${s.all === true ? 'sizes 2 … 2^23' : `${s.size} bytes`}, ${s.duration === undefined ? `${s.iters} iterations` : `-D ${s.duration}`}${s.qps === undefined ? '' : `, ${s.qps} QPs`}`, async () => {
       const address = s.fam === 4 ? '10.77.0.1' : 'fd77::1'
-      const common = [s.verb, s.kind, '-x', String(gidIndex(s.fam)), '-p', String(s.tcpPort), ...runArgs(s), '-n', String(s.iters), '--address', address, '--stats']
+      const common = [s.verb, s.kind, '-x', String(gidIndex(s.fam)), '-p', String(s.tcpPort), ...runArgs(s), '--address', address, '--stats']
       const t0 = Date.now()
       let r: RunResult
       try {
@@ -190,7 +202,8 @@ describe.skipIf(Boolean(why))('rdma-session perftest <-> perftest on kernel rxe 
         g = tagged(guest!.output(), String(s.k))
       }
       const gOut = g.join('\n')
-      expect(g, `${tool(s)} (guest): ${gOut}`).toContain('exit=0')
+      const gErr = tagged(guest!.output(), `${s.k}!`).join('\n')
+      expect(g, `${tool(s)} (guest): ${gOut}\n${gErr}`).toContain('exit=0')
       const hostSide = s.guest === 'server' ? 'client' : 'server'
       const rows: [string, ReturnType<typeof resultRow>][] = []
       if (printsRow(s, hostSide)) rows.push(['rdma-session perftest', resultRow(r.stdout, s.kind)])
@@ -206,7 +219,8 @@ describe.skipIf(Boolean(why))('rdma-session perftest <-> perftest on kernel rxe 
         } else {
           expect(row!.size, who).toBe(s.verb === 'atomic' ? 8 : s.size)
         }
-        expect(row!.iters, who).toBe(s.iters * (s.qps ?? 1))
+        if (s.duration === undefined) expect(row!.iters, who).toBe(s.iters * (s.qps ?? 1))
+        else expect(row!.iters, who).toBeGreaterThan(0)
       }
       // A BW server (but a SEND receiver) prints the client's figures, as received in the report
       // exchange: then the two rows must agree. Figures softroce measured must be positive and

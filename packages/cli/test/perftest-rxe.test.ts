@@ -240,7 +240,8 @@ describe.skipIf(Boolean(why))('rdma-session perftest <-> perftest on kernel rxe 
       expect(sr, `--stats line in: ${r.stderr}`).not.toBeNull()
       expect(sr!.drops.badIcrc, 'softroce dropped rxe packets for a bad ICRC').toBe(0)
       expect(sr!.drops.malformed).toBe(0)
-      const line = `IPv${s.fam} ${role.padEnd(40)} ${String(s.size).padStart(5)} B: ${rows.map(([who, row]) => `${who} ${row!.figure} ${s.kind === 'bw' ? 'MB/s' : 'usec'}`).join(', ')}`
+      const shape = `${s.all === true ? 8388608 : s.verb === 'atomic' ? 8 : s.size} B${s.all === true ? ' (last of -a)' : ''}${s.qps === undefined ? '' : `, ${s.qps} QPs`}${s.duration === undefined ? '' : `, -D ${s.duration}`}`
+      const line = `IPv${s.fam} ${role.padEnd(40)} ${shape.padStart(8)}: ${rows.map(([who, row]) => `${who} ${row!.figure} ${s.kind === 'bw' ? 'MB/s' : 'usec'}`).join(', ')}`
       figures.push(line)
       console.info(`[cli perftest] step ${s.k} (${Date.now() - t0} ms) ${line}`)
     }, 400_000)

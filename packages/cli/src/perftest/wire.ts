@@ -162,8 +162,3 @@ export function decodeBwReport(fields: readonly Buffer[]): BwReport {
   if (!Number.isSafeInteger(r.size) || r.iters < 0) throw new PerftestExchangeError(`not a perftest BW report: size ${size!.toString('hex')}, iterations ${iters!.toString('hex')}`)
   return r
 }
-
-/** " GID: 00:00:…:255:255:10:77:00:02" as ctx_print_pingpong_data prints it (decimal bytes). */
-export function gidLine(gid: Uint8Array): string {
-  return ` GID: ${[...gid].map((b) => String(b).padStart(2, '0')).join(':')}\n`
-}

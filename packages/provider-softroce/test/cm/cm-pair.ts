@@ -1,0 +1,30 @@
+/** Two softroce contexts on 127.0.0.1 with a connection manager each, pointed at the other's RoCE port. */
+import { createContext, type Context } from '@rdma-session/core'
+import { createCm, softroce, type CmTimingOptions, type ConnectionManager, type SoftRoceDevice } from '../../src/index.js'
+import { TEST_TIMERS } from '../rc/harness.js'
+
+export interface CmPair {
+  readonly a: Context
+  readonly b: Context
+  readonly cmA: ConnectionManager
+  readonly cmB: ConnectionManager
+  close(): Promise<void>
+}
+
+/** Fast CM timing: REQs resent after ~40 ms, short TIMEWAIT. */
+export const FAST_CM: CmTimingOptions = { packetLifeTime: 8, responseTimeout: 13, maxRetries: 3, minWaitMs: 5, timewaitMs: 200 }
+
+export async function openCmPair(timing: CmTimingOptions = FAST_CM, address = '127.0.0.1'): Promise<CmPair> {
+  const a = await createContext({ provider: softroce({ address, port: 0, timers: TEST_TIMERS }) })
+  const b = await createContext({ provider: softroce({ address, port: 0, timers: TEST_TIMERS }) })
+  const cmA = createCm(a, { timing, peerRocePort: (b.device as SoftRoceDevice).info.port })
+  const cmB = createCm(b, { timing, peerRocePort: (a.device as SoftRoceDevice).info.port })
+  return {
+    a, b, cmA, cmB,
+    close: async () => {
+      cmA.close()
+      cmB.close()
+      await Promise.all([a.close(), b.close()])
+    },
+  }
+}

@@ -5,6 +5,7 @@ import { isRdmaError, type QueuePair } from '@rdma-session/core'
 import { afterEach, describe, expect, it } from 'vitest'
 import { RejReason, type CmConnection } from '../../src/index.js'
 import { FAST_CM, openCmPair, type CmPair } from './cm-pair.js'
+import { pingData, rpingClient, rpingListenOptions, rpingServer } from './rping-peer.js'
 
 let pair: CmPair | null = null
 afterEach(async () => {
@@ -125,5 +126,21 @@ describe('rdma_cm over loopback (softroce <-> softroce)', () => {
     expect(s.sent.REJ).toBe(1)
     expect(performance.now() - t0).toBeGreaterThan(30)
     await expect.poll(() => p.a.handles.qps).toBe(0)
+  })
+})
+
+describe('rping protocol over rdma_cm on loopback', () => {
+  it('runs rping client and server (softroce both sides), data verified, clean disconnect', async () => {
+    pair = await openCmPair()
+    const p = pair
+    const { options, state } = rpingListenOptions(p.b, 7474)
+    const listener = p.cmB.listen(options)
+    const served = rpingServer(listener, state)
+    const client = await rpingClient(p.a, p.cmA, { host: '127.0.0.1', port: 7474, count: 5 })
+    const server = await served
+    expect(client).toMatchObject({ pings: 5, verified: 5, disconnect: 'local' })
+    expect(server).toMatchObject({ pings: 5, disconnect: 'remote' })
+    expect(client.lines[4]).toBe(`ping data: ${pingData(4, 64).subarray(0, 63).toString('latin1')}`)
+    expect(server.lines[0]).toBe(`server ping data: ${pingData(0, 64).subarray(0, 63).toString('latin1')}`)
   })
 })

@@ -234,8 +234,10 @@ export class ConnectionManager {
       privateData: encodeCmaHeader({ family: this.#family, srcPort, srcAddress: this.#address, dstAddress: host }, user),
     }
     conn.onRep = (rep: CmRep) => {
-      qp.modify({ state: QpState.RTR, remote: { address: host, port: peerRoce }, pathMtu: mtu, destQpn: rep.localQpn, rqPsn: rep.startingPsn, maxDestRdAtomic: RD_ATOMIC, minRnrTimer: 12 })
-      qp.modify({ state: QpState.RTS, sqPsn: qp.localPsn, timeout: 14, retryCnt: 7, rnrRetry: 7, maxRdAtomic: Math.max(1, Math.min(RD_ATOMIC, rep.responderResources)) })
+      // Each side announces the PSN it expects to receive (Linux cm.c: rq_psn from its own REQ/REP,
+      // sq_psn from the peer's); we announce qp.localPsn.
+      qp.modify({ state: QpState.RTR, remote: { address: host, port: peerRoce }, pathMtu: mtu, destQpn: rep.localQpn, rqPsn: qp.localPsn, maxDestRdAtomic: RD_ATOMIC, minRnrTimer: 12 })
+      qp.modify({ state: QpState.RTS, sqPsn: rep.startingPsn, timeout: 14, retryCnt: 7, rnrRetry: 7, maxRdAtomic: Math.max(1, Math.min(RD_ATOMIC, rep.responderResources)) })
     }
     this.#conns.set(conn.localCommId, conn)
     conn.startActive(req, requestWaitMs(this.timing, this.timing.responseTimeout))
@@ -381,8 +383,8 @@ export class ConnectionManager {
     const maxDestRdAtomic = Math.max(1, Math.min(RD_ATOMIC, req.initiatorDepth))
     try {
       qp = this.#makeQp(o)
-      qp.modify({ state: QpState.RTR, remote: { address: conn.peer.address, port: conn.peer.port }, pathMtu: mtu, destQpn: req.localQpn, rqPsn: req.startingPsn, maxDestRdAtomic, minRnrTimer: 12 })
-      qp.modify({ state: QpState.RTS, sqPsn: qp.localPsn, timeout: req.primary.localAckTimeout || 14, retryCnt: req.retryCount, rnrRetry: req.rnrRetryCount, maxRdAtomic })
+      qp.modify({ state: QpState.RTR, remote: { address: conn.peer.address, port: conn.peer.port }, pathMtu: mtu, destQpn: req.localQpn, rqPsn: qp.localPsn, maxDestRdAtomic, minRnrTimer: 12 })
+      qp.modify({ state: QpState.RTS, sqPsn: req.startingPsn, timeout: req.primary.localAckTimeout || 14, retryCnt: req.retryCount, rnrRetry: req.rnrRetryCount, maxRdAtomic })
     } catch {
       if (qp !== null) void qp.close().catch(() => {})
       return conn.rejectRequest(RejReason.NO_QP)

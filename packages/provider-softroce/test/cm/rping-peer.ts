@@ -80,8 +80,11 @@ export async function rpingClient(ctx: Context, cm: ConnectionManager, o: { host
   const qp = conn.qp!
   const lines: string[] = []
   let verified = 0
+  const debug = process.env.RPING_DEBUG ? (m: string) => console.error(`[rping ${Date.now() % 100000}] ${m}`) : () => {}
   const next = async (): Promise<void> => {
-    await recv
+    debug(`waiting for recv ${recv === null ? 'null' : 'promise'}`)
+    const wc = await recv
+    debug(`recv done ${JSON.stringify(wc)}`)
     recv = qp.recv(b.recv.slice(0, INFO))
   }
   for (let ping = 0; ping < o.count; ping++) {
@@ -89,6 +92,7 @@ export async function rpingClient(ctx: Context, cm: ConnectionManager, o: { host
     b.start!.bytes.set(data)
     b.rdma.bytes.fill(0)
     b.send.bytes.set(info(b.start!, size))
+    debug(`send start info ${Buffer.from(b.send.bytes).toString('hex')}`)
     await qp.send(b.send.slice(0, INFO))
     await next()
     b.send.bytes.set(info(b.rdma, size))
@@ -97,9 +101,10 @@ export async function rpingClient(ctx: Context, cm: ConnectionManager, o: { host
     if (Buffer.compare(Buffer.from(b.start!.bytes), Buffer.from(b.rdma.bytes)) === 0) verified++
     lines.push(`ping data: ${Buffer.from(b.rdma.bytes.subarray(0, size - 1)).toString('latin1')}`)
   }
+  // The receive still posted completes with WR_FLUSH_ERR when the QP leaves RTS.
+  void (recv as Promise<unknown> | null)?.catch(() => {})
   await conn.disconnect()
   const how = await conn.disconnected
-  void (recv as Promise<unknown> | null)?.catch(() => {})
   await qp.close()
   release(b)
   return { pings: o.count, verified, lines, disconnect: how.by }

@@ -153,6 +153,8 @@ export class ConnectionManager {
   readonly #reqKey = new Map<CmConnection, string>()
   readonly #listenerOf = new Map<CmConnection, CmListener>()
   readonly #listeners = new Map<number, CmListener>()
+  /** Connections in TIMEWAIT / REJ_SENT, oldest first: the first to go when the CM is full. */
+  readonly #settledOrder = new Set<CmConnection>()
   readonly #host: CmHost
   #tid = BigInt(randomInt(1, 0x7fffffff)) << 32n
   #closed = false
@@ -348,7 +350,12 @@ export class ConnectionManager {
     if ('error' in h || h.header.family !== this.#family || !sameAddress(this.#family, h.header.dstAddress, this.#address)) return refuse(RejReason.CONSUMER_DEFINED, 'badPrivateData')
     const mtu = enumToMtu(req.pathMtu)
     if (mtu === null) return refuse(RejReason.INVALID_MTU, 'badField')
-    if (this.#conns.size >= this.#maxConnections) return refuse(RejReason.NO_RESOURCES, 'tooManyConnections')
+    if (this.#conns.size >= this.#maxConnections) {
+      // Ended connections kept for duplicates make room first; live ones never do.
+      const oldest = this.#settledOrder.values().next().value as CmConnection | undefined
+      if (oldest === undefined) return refuse(RejReason.NO_RESOURCES, 'tooManyConnections')
+      oldest.close()
+    }
     if (listener.halfOpen.size >= listener.backlog) {
       // SYN-queue style: the oldest half-open connection makes room (a flood cannot lock out a real client).
       const oldest = listener.halfOpen.values().next().value as CmConnection
@@ -419,7 +426,11 @@ export class ConnectionManager {
       // Never handed to the application: its QP is ours to release.
       if (c.qp !== null) void c.qp.close().catch(() => {})
     }
-    if (c.state !== 'CLOSED') return
+    if (c.state !== 'CLOSED') {
+      this.#settledOrder.add(c)
+      return
+    }
+    this.#settledOrder.delete(c)
     if (this.#conns.get(c.localCommId) === c) this.#conns.delete(c.localCommId)
     const key = this.#reqKey.get(c)
     if (key !== undefined && this.#byReq.get(key) === c) this.#byReq.delete(key)

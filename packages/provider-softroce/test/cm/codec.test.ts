@@ -152,7 +152,7 @@ describe('UD packets, GRH area, CM timing', () => {
     expect(g4[20]).toBe(0x45)
     expect(Buffer.from(g4.subarray(32, 40)).toString('hex')).toBe('0a4d00020a4d0001')
     const g6 = grhArea(6, 'fd77::2', 'fd77::1', 280)
-    expect(g6[0] >> 4).toBe(6)
+    expect(g6[0]! >> 4).toBe(6)
     expect(g6[6]).toBe(17)
   })
 

@@ -16,15 +16,18 @@ import { seededRandom } from '@rdma-session/core'
 import { FAST_CM, openCmPair, type CmPair } from './cm-pair.js'
 import { rpingClient, rpingListenOptions, rpingServer } from './rping-peer.js'
 
-const TOTAL = 12_000
+const TOTAL = Number(process.env.CM_FUZZ_TOTAL ?? 12_000)
 const BATCH = 200
 const PORT = 7500
-const BACKLOG = 32
-const MAX_CONNECTIONS = 256
+const BACKLOG = 128
+const MAX_CONNECTIONS = 512
 const GSI_QKEY = 0x80010000
 
 let pair: CmPair | null = null
+let afterStop: (() => void) | null = null
 afterEach(async () => {
+  afterStop?.()
+  afterStop = null
   await pair?.close()
   pair = null
 })
@@ -68,6 +71,8 @@ describe('CM fuzz at a listener that keeps serving a real client', () => {
           clients.push({ ok: r.verified === 2 })
         } catch (err) {
           clients.push({ ok: false, detail: String(err) })
+          // never spin on an error that comes back without waiting
+          await new Promise((r) => setTimeout(r, 10))
         }
       }
     })()
@@ -115,7 +120,7 @@ describe('CM fuzz at a listener that keeps serving a real client', () => {
         case 'badClassVersion': mad[2] = not(2, 256); break
         case 'badMethod': mad[3] = pick([0x01, 0x02, 0x81, 0x83, 0x13, int(256)].filter((m) => m !== 0x03)); break
         case 'badAttribute': mad.writeUInt16BE(pick([0x0000, 0x0001, 0x0017, 0x0018, 0x0019, 0x001a, 0x0100 + int(0xfe00)]), 16); break
-        case 'udBadQkey': qkey = pick([0, 0x80010001, u32() | 1]); break
+        case 'udBadQkey': qkey = pick([0, 0x80010001, (u32() | 1) >>> 0]); break
         case 'udBadPkey': pkey = pick([0x0001, 0x7ffe, 0x8001]); break
         case 'noListener': mad = encodeCmMad(req({ serviceId: pick([serviceIdOfPort(PORT + 1), 0x0000000001110000n | BigInt(PORT), BigInt(u32())]) }), 1n); break
         case 'badGid': mad = encodeCmMad(req({ primary: { ...req().primary, localGid: addressToGid(4, `10.${int(256)}.${int(256)}.${int(256)}`) } }), 1n); break
@@ -163,6 +168,9 @@ describe('CM fuzz at a listener that keeps serving a real client', () => {
         await new Promise((r) => setTimeout(r, 1))
       }
     }
+    afterStop = () => {
+      stop = true
+    }
     while (sent < TOTAL) {
       for (let i = 0; i < BATCH; i++) {
         const kind = rand() < 0.1 ? 'flood' : pick(KINDS)
@@ -188,10 +196,14 @@ describe('CM fuzz at a listener that keeps serving a real client', () => {
     console.info(`[cm-fuzz] ${sent} datagrams: ${JSON.stringify(counts)}; drops ${JSON.stringify(cm.drops)}; evictions ${cm.backlogEvictions}; device badIcrc ${db.counters.drops.badIcrc}; max connections ${maxConns}, max QPs ${maxQps}; real sessions ${clients.length} (${served.length} served)`)
     // every category counted under its reason
     for (const k of KINDS) {
-      if (k === 'flood') continue
+      if (k === 'flood' || k === 'unknownCommId') continue
       const got = k === 'badIcrc' ? db.counters.drops.badIcrc : cm.drops[k]
       expect(got, k).toBe(counts[k])
     }
+    // Out-of-state MADs: the forged ones, plus at most one late duplicate per real session (a DREQ
+    // resent after its connection's TIMEWAIT ended).
+    expect(cm.drops.unknownCommId).toBeGreaterThanOrEqual(counts.unknownCommId)
+    expect(cm.drops.unknownCommId).toBeLessThanOrEqual(counts.unknownCommId + clients.length)
     expect(cm.drops.wrongSource + cm.drops.tooManyConnections).toBe(0)
     // the flood went through the backlog: evictions, never more than BACKLOG half-open at once
     expect(cm.backlogEvictions).toBeGreaterThan(counts.flood - BACKLOG * 4)
@@ -200,6 +212,7 @@ describe('CM fuzz at a listener that keeps serving a real client', () => {
     // the real client never failed and kept getting served
     expect(clients.filter((c) => !c.ok), JSON.stringify(clients.filter((c) => !c.ok).slice(0, 3))).toEqual([])
     expect(clients.length).toBeGreaterThanOrEqual(5)
-    expect(served.length).toBe(clients.length)
+    // (the session in progress when the loops stop may not be counted on the server side yet)
+    expect(served.length).toBeGreaterThanOrEqual(clients.length - 1)
   }, 180_000)
 })

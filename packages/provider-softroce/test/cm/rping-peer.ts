@@ -10,6 +10,12 @@ import type { CmConnection, CmListener, ConnectionManager } from '../../src/inde
 
 const INFO = 16
 
+/** A receive still posted when the QP leaves RTS completes with WR_FLUSH_ERR: whoever awaits it sees that, nobody else must. */
+function quiet<T>(p: Promise<T>): Promise<T> {
+  p.catch(() => {})
+  return p
+}
+
 function info(mr: MemoryRegion, size: number): Buffer {
   const b = Buffer.alloc(INFO)
   b.writeBigUInt64BE(BigInt(mr.addr), 0)
@@ -70,7 +76,7 @@ export async function rpingClient(ctx: Context, cm: ConnectionManager, o: { host
   // The server may not listen yet: a REJ (invalid service ID) means try again.
   for (;;) {
     try {
-      conn = await cm.connect({ host: o.host, port: o.port, qp: { caps: { maxSendWr: 16, maxRecvWr: 2 } }, prepare: (qp) => { recv = qp.recv(b.recv.slice(0, INFO)) } })
+      conn = await cm.connect({ host: o.host, port: o.port, qp: { caps: { maxSendWr: 16, maxRecvWr: 2 } }, prepare: (qp) => { recv = quiet(qp.recv(b.recv.slice(0, INFO))) } })
       break
     } catch (err) {
       if (Date.now() > deadline) throw err
@@ -85,7 +91,7 @@ export async function rpingClient(ctx: Context, cm: ConnectionManager, o: { host
     debug(`waiting for recv ${recv === null ? 'null' : 'promise'}`)
     const wc = await recv
     debug(`recv done ${JSON.stringify(wc)}`)
-    recv = qp.recv(b.recv.slice(0, INFO))
+    recv = quiet(qp.recv(b.recv.slice(0, INFO)))
   }
   for (let ping = 0; ping < o.count; ping++) {
     const data = pingData(ping, size)
@@ -156,7 +162,7 @@ export async function rpingServer(listener: CmListener, state: RpingServerState)
     if ((await orDisconnect(recv, conn)) === null) break
     const r = Buffer.from(b.recv.bytes)
     const remote = { addr: Number(r.readBigUInt64BE(0)), rkey: r.readUInt32BE(8), length: r.readUInt32BE(12) }
-    recv = qp.recv(b.recv.slice(0, INFO))
+    recv = quiet(qp.recv(b.recv.slice(0, INFO)))
     const len = Math.min(remote.length, b.rdma.length)
     if ((await orDisconnect(qp.read(b.rdma.slice(0, len), { ...remote, length: len }), conn)) === null) break
     const nul = b.rdma.bytes.indexOf(0)
@@ -165,7 +171,7 @@ export async function rpingServer(listener: CmListener, state: RpingServerState)
     if ((await orDisconnect(recv, conn)) === null) break
     const w = Buffer.from(b.recv.bytes)
     const sink = { addr: Number(w.readBigUInt64BE(0)), rkey: w.readUInt32BE(8), length: w.readUInt32BE(12) }
-    recv = qp.recv(b.recv.slice(0, INFO))
+    recv = quiet(qp.recv(b.recv.slice(0, INFO)))
     const wlen = Math.min((nul < 0 ? len : nul) + 1, sink.length)
     if ((await orDisconnect(qp.write(b.rdma.slice(0, wlen), { ...sink, length: wlen }), conn)) === null) break
     pings++

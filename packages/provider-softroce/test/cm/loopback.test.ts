@@ -55,9 +55,16 @@ describe('rdma_cm over loopback (softroce <-> softroce)', () => {
     expect(server.qp!.state).toBe('ERR')
     const a = p.cmA.snapshot()
     const b = p.cmB.snapshot()
-    expect(a.sent).toMatchObject({ REQ: 1, RTU: 1, DREQ: 1 })
-    expect(b.sent).toMatchObject({ REP: 1, DREP: 1 })
-    for (const s of [a, b]) expect(Object.values(s.drops).reduce((x, y) => x + y, 0)).toBe(0)
+    // (a resend only when the host was too busy to answer within the ~260 ms wait)
+    expect(a.sent.REQ + a.sent.DREQ).toBe(2 + a.retransmits)
+    expect(a.sent.RTU).toBeGreaterThanOrEqual(1)
+    expect(b.sent.REP).toBe(1 + b.retransmits)
+    expect(b.sent.DREP).toBeGreaterThanOrEqual(1)
+    for (const [s, other] of [[a, b], [b, a]] as const) {
+      const { wrongState, ...rest } = s.drops
+      expect(Object.values(rest).reduce((x, y) => x + y, 0)).toBe(0)
+      expect(wrongState).toBeLessThanOrEqual(other.retransmits)
+    }
     await Promise.all([closeQp(client.qp), closeQp(server.qp)])
     // TIMEWAIT ends and the connections are forgotten
     await expect.poll(() => p.cmA.connectionCount + p.cmB.connectionCount, { timeout: 5_000 }).toBe(0)

@@ -11,9 +11,9 @@
  * kept for a while, so a duplicate DREQ gets its DREP again and a duplicate REQ its REJ. A MAD
  * a state does not expect is dropped and counted (wrongState); nothing a peer sends throws.
  */
-import { ConnectionRefusedError, QpState, TimeoutError, type QueuePair, type RdmaError } from '@rdma-session/core'
+import { ConnectionRefusedError, InvalidArgumentError, QpState, TimeoutError, type QueuePair, type RdmaError } from '@rdma-session/core'
 import type { AddressHandle } from '../ud/ud-qp.js'
-import { MsgRef, RejReason, type CmDreq, type CmMessage, type CmRej, type CmRep, type CmReq } from './cm-messages.js'
+import { MsgRef, PRIVATE_DATA, RejReason, type CmDreq, type CmMessage, type CmRej, type CmRep, type CmReq } from './cm-messages.js'
 import type { CmCounters, CmDropReason } from './cm-drops.js'
 import { mraWaitMs, requestWaitMs, type CmTiming } from './cm-timing.js'
 
@@ -195,6 +195,7 @@ export class CmConnection {
   /** Refuse a REQ (CONSUMER_DEFINED by the application, or NO_RESOURCES when evicted). */
   rejectRequest(reason: number, privateData: Uint8Array = EMPTY): void {
     if (!this.halfOpen) return
+    if (privateData.length > PRIVATE_DATA.REJ) privateData = privateData.subarray(0, PRIVATE_DATA.REJ)
     this.#reject(reason, this.state === 'REP_SENT' ? MsgRef.REP : MsgRef.REQ, privateData)
     this.#fail('rejected', new ConnectionRefusedError(this.#target(), `connection request rejected (${rejName(reason)})`, { rejReason: reason }))
   }
@@ -296,6 +297,7 @@ export class CmConnection {
 
   /** Sends a DREQ (resent until a DREP or the retries run out), moves the QP to ERR; resolves in TIMEWAIT. */
   disconnect(privateData: Uint8Array = EMPTY): Promise<void> {
+    if (privateData.length > PRIVATE_DATA.DREQ) return Promise.reject(new InvalidArgumentError(`DREQ private data is at most ${PRIVATE_DATA.DREQ} bytes, got ${privateData.length}`))
     if (this.state !== 'ESTABLISHED') {
       if (this.halfOpen) this.rejectRequest(RejReason.CONSUMER_DEFINED)
       return this.disconnected.then(() => {})
@@ -356,6 +358,8 @@ export class CmConnection {
     this.#disconnectDone?.()
     this.#disconnectDone = null
     this.#arm(this.#host.timing.timewaitMs)
+    // Keeping the IDs for duplicates must not keep the process alive.
+    this.#timer?.unref()
     this.#host.settled(this)
   }
 

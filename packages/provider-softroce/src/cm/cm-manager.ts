@@ -12,7 +12,7 @@ import {
 } from '@rdma-session/core'
 import { addressBytes } from '../wire/address.js'
 import { GSI_QKEY, GSI_QPN, UdQp, type AddressHandle, type UdCompletion, type UdDevice } from '../ud/ud-qp.js'
-import { CmCodecError, MsgRef, RejReason, decodeCmMad, encodeCmMad, enumToMtu, mtuToEnum, type CmMessage, type CmRep, type CmReq } from './cm-messages.js'
+import { CmCodecError, MsgRef, PRIVATE_DATA, RejReason, decodeCmMad, encodeCmMad, enumToMtu, mtuToEnum, type CmMessage, type CmRep, type CmReq } from './cm-messages.js'
 import { addressToGid, decodeCmaHeader, encodeCmaHeader, gidToAddress, portOfServiceId, serviceIdOfPort, REQ_USER_PRIVATE_DATA } from './cma-header.js'
 import { CmCounters, type CmCountersSnapshot } from './cm-drops.js'
 import { CmConnection, type CmHost } from './cm-connection.js'
@@ -385,6 +385,7 @@ export class ConnectionManager {
     }
     if (conn.state !== 'REQ_RCVD' && conn.state !== 'MRA_REQ_SENT') return
     if (decision !== undefined && decision.reject === true) return conn.rejectRequest(RejReason.CONSUMER_DEFINED, decision.privateData)
+    if ((decision?.privateData?.length ?? 0) > PRIVATE_DATA.REP) return conn.rejectRequest(RejReason.CONSUMER_DEFINED)
     let qp: QueuePair | null = null
     const maxRdAtomic = Math.max(1, Math.min(RD_ATOMIC, req.responderResources))
     const maxDestRdAtomic = Math.max(1, Math.min(RD_ATOMIC, req.initiatorDepth))
@@ -402,14 +403,7 @@ export class ConnectionManager {
       rnrRetryCount: 7, srq: false, localCaGuid: this.localCaGuid, privateData: decision?.privateData ?? EMPTY,
     }
     const waitMs = clampWait(this.timing, ibaTimeToMs(req.localCmResponseTimeout) + 2 * ibaTimeToMs(this.timing.packetLifeTime))
-    try {
-      conn.accept(qp, rep, waitMs, Math.min(req.maxCmRetries, this.timing.maxRetries))
-    } catch {
-      // REP private data too large
-      void qp.close().catch(() => {})
-      conn.qp = null
-      return conn.rejectRequest(RejReason.CONSUMER_DEFINED)
-    }
+    conn.accept(qp, rep, waitMs, Math.min(req.maxCmRetries, this.timing.maxRetries))
     try {
       await conn.established
     } catch {

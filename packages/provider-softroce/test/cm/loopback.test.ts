@@ -96,6 +96,27 @@ describe('rdma_cm over loopback (softroce <-> softroce)', () => {
     await expect.poll(() => p.a.handles.qps + p.b.handles.qps).toBe(0)
   })
 
+  it('refuses oversized private data with clear errors, never a crash', async () => {
+    pair = await openCmPair()
+    const p = pair
+    await expect(p.cmA.connect({ host: '127.0.0.1', port: 9005, privateData: new Uint8Array(57) })).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT' })
+    await expect(p.cmA.connect({ host: 'localhost', port: 9005 })).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT' })
+    await expect(p.cmA.connect({ host: '::1', port: 9005 })).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT' })
+    expect(() => p.cmB.listen({ port: 0 })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT' }))
+    // an application answering with a REP private data too large for a REP: the request is rejected instead
+    p.cmB.listen({ port: 9005, onRequest: () => ({ privateData: new Uint8Array(197) }) })
+    const err = await p.cmA.connect({ host: '127.0.0.1', port: 9005 }).catch((e: unknown) => e)
+    expect((err as { details: { rejReason: number } }).details.rejReason).toBe(RejReason.CONSUMER_DEFINED)
+    const listener = p.cmB.listen({ port: 9006 })
+    const accepted = listener.accept()
+    const client = await p.cmA.connect({ host: '127.0.0.1', port: 9006 })
+    const server = await accepted
+    await expect(client.disconnect(new Uint8Array(221))).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT' })
+    expect(client.state).toBe('ESTABLISHED')
+    await client.disconnect()
+    await Promise.all([closeQp(client.qp), closeQp(server.qp)])
+  })
+
   it('a port nobody listens on gets REJ invalid service ID', async () => {
     pair = await openCmPair()
     const err = await pair.cmA.connect({ host: '127.0.0.1', port: 9002 }).catch((e: unknown) => e)

@@ -1,7 +1,12 @@
 // rdma_cm between two softroce devices on loopback: REQ/REP/RTU, data over the connected RC QPs,
 // DREQ/DREP, REJ (by the application, for a port nobody listens on), MRA while the application
 // decides, and a timeout when nothing answers.
+import dgram from 'node:dgram'
 import { isRdmaError, type QueuePair } from '@rdma-session/core'
+import { encodeCmMad, type CmMessage } from '../../src/cm/cm-messages.js'
+import { encodeUdPacket } from '../../src/ud/ud-packet.js'
+import { writeIcrc } from '../../src/wire/icrc.js'
+import type { SoftRoceDevice } from '../../src/index.js'
 import { afterEach, describe, expect, it } from 'vitest'
 import { RejReason, type CmConnection } from '../../src/index.js'
 import { FAST_CM, openCmPair, type CmPair } from './cm-pair.js'
@@ -170,5 +175,47 @@ describe('rping protocol over rdma_cm on loopback', () => {
     expect(server).toMatchObject({ pings: 5, disconnect: 'remote' })
     expect(client.lines[4]).toBe(`ping data: ${pingData(4, 64).subarray(0, 63).toString('latin1')}`)
     expect(server.lines[0]).toBe(`server ping data: ${pingData(0, 64).subarray(0, 63).toString('latin1')}`)
+  })
+})
+
+describe('rdma_cm: IPv6 and out-of-state MADs', () => {
+  it('connects over IPv6 (::1)', async () => {
+    pair = await openCmPair(FAST_CM, '::1')
+    const p = pair
+    const { options, state } = rpingListenOptions(p.b, 7475)
+    const served = rpingServer(p.cmB.listen(options), state)
+    const client = await rpingClient(p.a, p.cmA, { host: '::1', port: 7475, count: 3 })
+    expect(client).toMatchObject({ pings: 3, verified: 3, disconnect: 'local' })
+    expect(await served).toMatchObject({ pings: 3, disconnect: 'remote' })
+  })
+
+  it('drops valid MADs that a connection\'s state does not expect (counted wrongState), and the connection lives on', async () => {
+    pair = await openCmPair()
+    const p = pair
+    const listener = p.cmB.listen({ port: 9010 })
+    const accepted = listener.accept()
+    const client = await p.cmA.connect({ host: '127.0.0.1', port: 9010 })
+    const server = await accepted
+    const sock = dgram.createSocket('udp4')
+    await new Promise<void>((r) => sock.bind(0, '127.0.0.1', () => r()))
+    const da = p.a.device as SoftRoceDevice
+    const to = (msg: CmMessage): void => {
+      const d = encodeUdPacket({ destQpn: 1, psn: 0, pkey: 0xffff, qkey: 0x80010000, srcQpn: 1, solicited: false, payload: encodeCmMad(msg, 7n) })
+      writeIcrc(d, d.length - 4, { family: 4, src: '127.0.0.1', dst: '127.0.0.1', srcPort: sock.address().port, dstPort: da.info.port, ipId: 0, df: true })
+      sock.send(d, da.info.port, '127.0.0.1')
+    }
+    const ids = { localCommId: client.remoteCommId, remoteCommId: client.localCommId }
+    const E = new Uint8Array(0)
+    to({ type: 'MRA', ...ids, messageMraed: 0, serviceTimeout: 20, privateData: E }) // MRA after the REP
+    to({ type: 'RTU', ...ids, privateData: E }) // the active side never gets an RTU
+    to({ type: 'DREP', ...ids, privateData: E }) // no DREQ was sent
+    to({ type: 'RTU', localCommId: 12345, remoteCommId: client.localCommId, privateData: E }) // the wrong peer ID
+    await expect.poll(() => p.cmA.snapshot().drops.wrongState, { timeout: 5_000 }).toBe(3)
+    await expect.poll(() => p.cmA.snapshot().drops.unknownCommId, { timeout: 5_000 }).toBe(1)
+    sock.close()
+    expect(client.state).toBe('ESTABLISHED')
+    await exchange(p, client, server)
+    await client.disconnect()
+    await Promise.all([closeQp(client.qp), closeQp(server.qp)])
   })
 })

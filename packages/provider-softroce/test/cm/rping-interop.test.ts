@@ -110,7 +110,7 @@ describe.skipIf(Boolean(why))('rdma_cm: softroce <-> rping on kernel rxe (rxe-vm
     it(`IPv${fam}: rping -s in the guest, softroce connects as client: ${COUNT} pings verified, clean disconnect`, async () => {
       const capture = join(dir, `client-v${fam}.pcap`)
       const out = await runChild(fam, 'client', 7470 + fam, capture)
-      console.info(`[rping] IPv${fam} softroce client: ${JSON.stringify({ ms: Math.round(out.ms), sent: out.cm.sent, received: out.cm.received, retransmits: out.cm.retransmits })}`)
+      console.info(`[rping] IPv${fam} softroce client: ${JSON.stringify({ ms: Math.round(out.ms), connectMs: Math.round((out.result as { connectMs?: number }).connectMs ?? -1), sent: out.cm.sent, received: out.cm.received, retransmits: out.cm.retransmits })}`)
       expect(out.result.error).toBeUndefined()
       expect(out.result).toMatchObject({ pings: COUNT, verified: COUNT, disconnect: 'local' })
       expect(await guestMarker(`RPING_S${fam}_EXIT`)).toBe('0')

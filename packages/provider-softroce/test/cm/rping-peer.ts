@@ -64,6 +64,8 @@ export interface RpingResult {
   readonly verified: number
   readonly lines: string[]
   readonly disconnect: string
+  /** Client: the last connect() attempt, REQ to established (ms). */
+  readonly connectMs?: number
 }
 
 /** rping -c -V -C count: connects, pings, verifies, disconnects. */
@@ -74,9 +76,12 @@ export async function rpingClient(ctx: Context, cm: ConnectionManager, o: { host
   let conn: CmConnection | null = null
   const deadline = Date.now() + (o.connectTimeoutMs ?? 0)
   // The server may not listen yet: a REJ (invalid service ID) means try again.
+  let connectMs = 0
   for (;;) {
+    const t0 = performance.now()
     try {
       conn = await cm.connect({ host: o.host, port: o.port, qp: { caps: { maxSendWr: 16, maxRecvWr: 2 } }, prepare: (qp) => { recv = quiet(qp.recv(b.recv.slice(0, INFO))) } })
+      connectMs = performance.now() - t0
       break
     } catch (err) {
       if (Date.now() > deadline) throw err
@@ -113,7 +118,7 @@ export async function rpingClient(ctx: Context, cm: ConnectionManager, o: { host
   const how = await conn.disconnected
   await qp.close()
   release(b)
-  return { pings: o.count, verified, lines, disconnect: how.by }
+  return { pings: o.count, verified, lines, disconnect: how.by, connectMs }
 }
 
 async function orDisconnect<T>(p: Promise<T>, conn: CmConnection): Promise<T | null> {

@@ -181,7 +181,11 @@ export class ConnectionManager {
       newTid: () => this.#newTid(),
       settled: (c) => self.#settled(c),
     }
-    this.#qp1 = new UdQp(this.#device, GSI_QPN, GSI_QKEY, (c) => this.#receive(c))
+    try {
+      this.#qp1 = new UdQp(this.#device, GSI_QPN, GSI_QKEY, (c) => this.#receive(c))
+    } catch (err) {
+      throw new InvalidArgumentError(`device ${ctx.info.name} already has QP1: one connection manager per device (${(err as Error).message})`)
+    }
   }
 
   /** Sent, received and dropped MADs (drops by reason, UD-level drops of QP1 included). */

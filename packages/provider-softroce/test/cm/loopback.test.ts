@@ -6,7 +6,7 @@ import { isRdmaError, type QueuePair } from '@rdma-session/core'
 import { encodeCmMad, type CmMessage } from '../../src/cm/cm-messages.js'
 import { encodeUdPacket } from '../../src/ud/ud-packet.js'
 import { writeIcrc } from '../../src/wire/icrc.js'
-import type { SoftRoceDevice } from '../../src/index.js'
+import { createCm, type SoftRoceDevice } from '../../src/index.js'
 import { afterEach, describe, expect, it } from 'vitest'
 import { RejReason, type CmConnection } from '../../src/index.js'
 import { FAST_CM, openCmPair, type CmPair } from './cm-pair.js'
@@ -108,6 +108,7 @@ describe('rdma_cm over loopback (softroce <-> softroce)', () => {
     await expect(p.cmA.connect({ host: 'localhost', port: 9005 })).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT' })
     await expect(p.cmA.connect({ host: '::1', port: 9005 })).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT' })
     expect(() => p.cmB.listen({ port: 0 })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT' }))
+    expect(() => createCm(p.a)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT' }))
     // an application answering with a REP private data too large for a REP: the request is rejected instead
     p.cmB.listen({ port: 9005, onRequest: () => ({ privateData: new Uint8Array(197) }) })
     const err = await p.cmA.connect({ host: '127.0.0.1', port: 9005 }).catch((e: unknown) => e)

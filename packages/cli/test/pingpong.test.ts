@@ -7,7 +7,8 @@
 import { describe, expect, it } from 'vitest'
 import { UsageError } from '../src/command.js'
 import { freeRocePort, freeTcpPort } from './ports.js'
-import { parseCInteger, parsePingpongArgs, pingpongCommand } from '../src/commands/pingpong.js'
+import { parseCInteger } from '../src/commands/c-integer.js'
+import { parsePingpongArgs, pingpongCommand } from '../src/commands/pingpong.js'
 import { addressLine, runPingpong, summaryLines, type PingpongOptions, type PingpongResult } from '../src/pingpong/run-pingpong.js'
 import { MESSAGE_BYTES, addressToGid, decodeDest, encodeDest, formatGid, gidToAddress } from '../src/pingpong/wire-exchange.js'
 

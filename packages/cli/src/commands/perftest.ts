@@ -5,7 +5,7 @@ import { PATH_MTUS, type PathMtu } from '@rdma-session/core'
 import { UsageError, type Command } from '../command.js'
 import { runPerftest, type PerftestOptions } from '../perftest/run-perftest.js'
 import type { TestKind, Verb } from '../perftest/report.js'
-import { parseCInteger } from './pingpong.js'
+import { inRange, parseCInteger } from './c-integer.js'
 
 const usage = `usage:
   rdma-session perftest <write|read|send|atomic> [bw|lat] [options]          start a server and wait for connection
@@ -49,12 +49,6 @@ Not supported: -R/-z (rdma_cm), -D for send and latency tests, -b (bidirectional
 
 const VERBS: readonly Verb[] = ['write', 'read', 'send', 'atomic']
 
-function inRange(text: string | undefined, option: string, fallback: number, min: number, max: number): number {
-  if (text === undefined) return fallback
-  const n = parseCInteger(text, option)
-  if (n < min || n > max) throw new UsageError(`${option} must be ${min}..${max}, got ${text}`)
-  return n
-}
 
 /** The options of a command line (exported for tests). */
 export function parsePerftestArgs(args: readonly string[]): Omit<PerftestOptions, 'out'> & { stats: boolean } {

@@ -3,6 +3,7 @@ import { isIP } from 'node:net'
 import { parseArgs } from 'node:util'
 import { PATH_MTUS, type PathMtu } from '@rdma-session/core'
 import { UsageError, type Command } from '../command.js'
+import { inRange, parseCInteger } from './c-integer.js'
 import { PingpongFailure, runPingpong, type PingpongOptions } from '../pingpong/run-pingpong.js'
 
 const usage = `usage:
@@ -36,22 +37,6 @@ Kernel rxe and RoCE NICs need the socket helper (pnpm --filter @rdma-session/pro
 build:native): IPv4 packets carry IP ID 0 + DF, IPv6 accepts rxe's zero UDP checksums.
 `
 
-/** strtol(s, NULL, 0): decimal, 0x hex or 0 octal; unlike strtol, junk is an error. */
-export function parseCInteger(text: string, option: string): number {
-  const t = text.trim()
-  const m = /^([+-]?)(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)$/.exec(t)
-  if (m === null) throw new UsageError(`${option}: not a number: '${text}'`)
-  const body = m[2]!
-  const n = /^0[xX]/.test(body) ? parseInt(body.slice(2), 16) : body.length > 1 && body.startsWith('0') ? parseInt(body, 8) : parseInt(body, 10)
-  return m[1] === '-' ? -n : n
-}
-
-function inRange(text: string | undefined, option: string, fallback: number, min: number, max: number): number {
-  if (text === undefined) return fallback
-  const n = parseCInteger(text, option)
-  if (n < min || n > max) throw new UsageError(`${option} must be ${min}..${max}, got ${text}`)
-  return n
-}
 
 /** The options of a command line (exported for tests). */
 export function parsePingpongArgs(args: readonly string[]): Omit<PingpongOptions, 'out'> & { stats: boolean } {

@@ -9,6 +9,7 @@
  */
 import { addressBytes } from '../wire/address.js'
 import { PRIVATE_DATA } from './cm-messages.js'
+import { ipv6GroupsText } from '../wire/ipv6-text.js'
 
 /** RDMA_PS_TCP's service IDs: 0x0000000001060000 | port. */
 export const RDMA_IB_IP_PS_TCP = 0x0000000001060000n
@@ -58,24 +59,7 @@ export function encodeCmaHeader(h: CmaHeader, user: Uint8Array = new Uint8Array(
 export function formatIpv6(b: Uint8Array): string {
   const groups: number[] = []
   for (let i = 0; i < 16; i += 2) groups.push((b[i]! << 8) | b[i + 1]!)
-  let best = -1
-  let bestLen = 1
-  for (let i = 0; i < 8;) {
-    if (groups[i] !== 0) {
-      i++
-      continue
-    }
-    let j = i
-    while (j < 8 && groups[j] === 0) j++
-    if (j - i > bestLen) {
-      best = i
-      bestLen = j - i
-    }
-    i = j
-  }
-  const hex = (gs: number[]): string => gs.map((g) => g.toString(16)).join(':')
-  if (best < 0) return hex(groups)
-  return `${hex(groups.slice(0, best))}::${hex(groups.slice(best + bestLen))}`
+  return ipv6GroupsText(groups)
 }
 
 function readAddress(pd: Uint8Array, at: number, family: 4 | 6): string {

@@ -15,6 +15,7 @@ import { FifoQueue } from '@rdma-session/core'
 import { NativeSender, type WireTarget } from './native-send.js'
 import { SendBatch, type SendBatchStats } from './send-batch.js'
 import { batchOf, envOff, GRO_DISABLE_ENV, GSO_DISABLE_ENV, type RoceBatchAddon, type RoceReceiveAddon, type RoceSockoptAddon } from './sockopt-addon.js'
+import { ipv6GroupsText } from '../wire/ipv6-text.js'
 
 /**
  * The largest datagram a device takes: a 4096-byte MTU packet with every RoCE header and the
@@ -83,25 +84,7 @@ function ipv6Text(w: Int32Array, at: number): string {
     const word = w[at + k]! >>> 0
     groups.push(word >>> 16, word & 0xffff)
   }
-  // RFC 5952: the longest run of two or more zero groups becomes '::'.
-  let best = -1
-  let bestLen = 1
-  for (let i = 0; i < 8;) {
-    if (groups[i] !== 0) {
-      i++
-      continue
-    }
-    let j = i
-    while (j < 8 && groups[j] === 0) j++
-    if (j - i > bestLen) {
-      best = i
-      bestLen = j - i
-    }
-    i = j
-  }
-  const hex = groups.map((g) => g.toString(16))
-  if (best < 0) return hex.join(':')
-  return `${hex.slice(0, best).join(':')}::${hex.slice(best + bestLen).join(':')}`
+  return ipv6GroupsText(groups)
 }
 
 export class NativeDatagramSocket {

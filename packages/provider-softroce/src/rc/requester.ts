@@ -4,7 +4,9 @@
  * atomic ACKs, retransmits go-back-N (local ACK timeout, PSN sequence NAK, RNR
  * NAK) and turns NAKs and exhausted retries into completion errors. A response
  * is accepted only for a PSN actually transmitted (IBTA 9.9.1.1, as kernel rxe
- * does): one beyond is a ghost (forged or corrupt) and changes nothing.
+ * does): one beyond is a ghost (forged or corrupt) and changes nothing. With selective repeat
+ * (the peer announced it) a SACK NAK names the missing PSNs of SENDs and WRITEs, and only those
+ * are sent again; a SACK naming a PSN not transmitted is dropped (`badSack`).
  */
 import { WcStatus, type WorkCompletion } from '@rdma-session/core'
 import { NakCode } from '../wire/aeth.js'
@@ -20,6 +22,8 @@ import { RetransmitTimer } from './retransmit-timer.js'
 import { DelayWindow, type DelayWindowConfig } from './delay-window.js'
 import { fillRequestPacket } from './request-packets.js'
 import { SendTimes } from './send-times.js'
+import { SelectiveRetransmit } from './selective-retransmit.js'
+import { parseSack, sackHas, sackPsn } from '../wire/sack.js'
 import { performance } from 'node:perf_hooks'
 
 /** What the requester needs from its QP. */
@@ -34,6 +38,8 @@ export interface RequesterHost {
   readonly lazyAcks: boolean
   /** The delay-based congestion window's settings; null: the window is windowPackets, fixed. */
   readonly delayWindow: DelayWindowConfig | null
+  /** Selective repeat with this peer (both ends announced it): SACK NAKs are honored. */
+  readonly selectiveRepeat: boolean
   /** When a latency-class QP of the device last accepted a packet (performance.now(); -Infinity: never). */
   readonly latencyTrafficAt: number
   /** True while the QP may transmit requests (RTS, or SQD for WQEs already started). */
@@ -54,6 +60,8 @@ export interface RequesterHost {
  * (rather than at fixed PSNs) lets a stream signaled every 16th WR ask for one ACK per 16, not two.
  */
 const ACK_REQ_EVERY = 16
+
+const SEQ_NAK = 0x60 | NakCode.PSN_SEQUENCE_ERROR
 
 const NAK_STATUS: Record<number, WcStatus> = {
   [NakCode.INVALID_REQUEST]: WcStatus.REM_INV_REQ_ERR,
@@ -99,6 +107,8 @@ export class Requester {
   readonly #cc: DelayWindow | null
   /** Send times of in-flight packets (RTT samples of the delay window); null without one. */
   readonly #sent: SendTimes | null
+  /** Selective repeat: send order and the PSNs to send again (null: go-back-N only). */
+  readonly #sr: SelectiveRetransmit | null
 
   constructor(host: RequesterHost, attrs: { sqPsn: number; pmtu: number; timeout: number; retryCnt: number; rnrRetry: number; maxRdAtomic: number }) {
     this.#host = host
@@ -115,6 +125,7 @@ export class Requester {
     const cfg = host.delayWindow
     this.#cc = cfg === null ? null : new DelayWindow(host.windowPackets, cfg)
     this.#sent = cfg === null ? null : new SendTimes(2 ** Math.ceil(Math.log2(Math.max(2, host.windowPackets * 2))))
+    this.#sr = host.selectiveRepeat ? new SelectiveRetransmit(host.windowPackets) : null
   }
 
   /** The congestion window (diagnostics, tests); null when the window is fixed. */
@@ -146,12 +157,13 @@ export class Requester {
 
   /** True when a packet could go out now (ignoring the scheduler's share). */
   get hasWork(): boolean {
-    return !this.#stopped && this.#txIdx < this.#wqes.length && this.#rnrTimer === null
+    return !this.#stopped && (this.#txIdx < this.#wqes.length || (this.#sr?.pending ?? 0) > 0) && this.#rnrTimer === null
   }
 
   /** Stops all activity (QP left RTS for ERR/RESET, or was destroyed). */
   stop(): void {
     this.#stopped = true
+    this.#sr?.clear()
     this.#timer.dispose()
     if (this.#rnrTimer !== null) clearTimeout(this.#rnrTimer)
     this.#rnrTimer = null
@@ -170,6 +182,10 @@ export class Requester {
   /** Sends the next packet if the window, maxRdAtomic and the QP state allow; returns its bytes, or 0. */
   transmitNext(): number {
     if (this.#stopped || this.#rnrTimer !== null) return 0
+    if (this.#sr !== null && this.#sr.pending > 0) {
+      const n = this.#retransmitNext(this.#sr)
+      if (n > 0) return n
+    }
     const wqes = this.#wqes
     while (this.#txIdx < wqes.length) {
       const w = wqes[this.#txIdx]!
@@ -227,9 +243,11 @@ export class Requester {
     const k = this.#txPkt
     const periodic = this.#sinceAckReq + 1 >= ACK_REQ_EVERY || psnDiff(psn, this.#una) * 2 >= this.window
     this.#sent?.record(psn, performance.now())
+    this.#sr?.sent(psn)
     const len = fillRequestPacket(w, k, psn, this.#pmtu, chunk, periodic, this.#host.lazyAcks, this.#pkt, this.#parts)
     const end = psnAdd(psn, chunk)
     if (psnLess(this.#sentEnd, end)) this.#sentEnd = end
+    else this.#host.counters.retransmittedBytes += len
     this.#sinceAckReq = this.#pkt.bth.ackReq ? 0 : this.#sinceAckReq + 1
     this.#txPkt += chunk
     if (w.kind === WqeKind.ATOMIC || this.#txPkt >= w.packets) this.#advanceWqe()
@@ -260,6 +278,7 @@ export class Requester {
     // At or past the first PSN not transmitted (within half the PSN space; further is stale).
     if (psnDiff(psn, this.#sentEnd) >= 0) return 'ghostAck'
     let ok: boolean
+    if (op === RcOpcode.ACKNOWLEDGE && pkt.payload.length > 0) return this.#onSack(psn, pkt.aeth!.syndrome, pkt.payload)
     if (op === RcOpcode.ACKNOWLEDGE) ok = this.#onAck(psn, pkt.aeth!.syndrome)
     else if (op === RcOpcode.ATOMIC_ACKNOWLEDGE) ok = this.#onAtomicAck(psn, pkt.atomicAckEth!.origData)
     else ok = this.#onReadResponse(pkt, psn)
@@ -296,6 +315,86 @@ export class Requester {
     if (w === undefined) return false
     const status = NAK_STATUS[code] ?? WcStatus.BAD_RESP_ERR
     this.#fail(w, status, `NAK ${status} for PSN ${psn} (WR ${w.wrId})`, code)
+    return true
+  }
+
+  // ---- selective repeat
+
+  /**
+   * A SACK NAK at `psn` (the responder's expected PSN): everything before it arrived, `ext`
+   * names what arrived past it. The missing PSNs whose latest transmission is older than a packet
+   * known to have arrived are queued to be sent again. Dropped without effect: a SACK from a
+   * peer that did not negotiate selective repeat or one that is not well formed (`malformed`), a
+   * stale one (`badPsn`) and one naming a PSN not transmitted (`badSack`).
+   */
+  #onSack(psn: number, syndrome: number, ext: Uint8Array): DropReason | null {
+    const sr = this.#sr
+    if (sr === null || syndrome !== SEQ_NAK) return 'malformed'
+    const block = parseSack(ext)
+    if (block === null) return 'malformed'
+    if (psnDiff(psn, this.#una) < 0) return 'badPsn'
+    if (block.highest >= 0 && psnDiff(sackPsn(psn, block.highest), this.#sentEnd) >= 0) return 'badSack'
+    const c = this.#host.counters
+    c.nakReceived(syndrome)
+    c.sackNaksReceived++
+    // The newest transmission known to have arrived: the newly acknowledged PSNs and the set bits.
+    let delivered = -1
+    for (let p = this.#una; psnLess(p, psn); p = psnAdd(p, 1)) delivered = Math.max(delivered, sr.sentOrder(p))
+    for (let off = 0; off <= block.highest; off++) if (sackHas(block, off)) delivered = Math.max(delivered, sr.sentOrder(sackPsn(psn, off)))
+    this.#ackThrough(psnAdd(psn, -1))
+    if (this.#stopped || this.#rnrTimer !== null) return null
+    for (let off = -1; off < block.highest; off++) {
+      if (off >= 0 && sackHas(block, off)) continue
+      const m = off < 0 ? psn : sackPsn(psn, off)
+      const order = sr.sentOrder(m)
+      if (order >= 0 && order > delivered) continue
+      const w = this.#wqeAt(m)
+      if (w === undefined) continue
+      if (w.isReadOrAtomic) {
+        // READ requests and atomics go back as before (their responses restart from there).
+        this.#rewind(m)
+        break
+      }
+      sr.enqueue(m)
+    }
+    if (sr.pending > 0) this.#host.wake()
+    return null
+  }
+
+  /** Sends the next PSN a SACK named missing (still unacknowledged and before the next new packet); its bytes, or 0. */
+  #retransmitNext(sr: SelectiveRetransmit): number {
+    if (!this.#host.requesterMayContinue()) return 0
+    const cur = this.#currentTxPsn()
+    for (let m = sr.next(); m >= 0; m = sr.next()) {
+      if (psnLess(m, this.#una) || !psnLess(m, cur)) continue
+      const w = this.#wqeAt(m)
+      if (w === undefined || w.isReadOrAtomic) continue
+      const len = fillRequestPacket(w, psnDiff(m, w.firstPsn), m, this.#pmtu, 1, true, this.#host.lazyAcks, this.#pkt, this.#parts)
+      this.#sinceAckReq = 0
+      sr.sent(m)
+      const c = this.#host.counters
+      c.retransmits++
+      c.retransmittedBytes += len
+      this.#host.qpCounters.retransmits++
+      this.#timer.restart()
+      return this.#host.emit(this.#pkt, this.#parts, len)
+    }
+    return 0
+  }
+
+  /**
+   * Selective repeat's answer to an ACK timeout: probe with the oldest unacknowledged PSN and the
+   * newest one sent, so the responder's SACK names every gap between (a lost tail is found
+   * without sending the window again). False when the head is a READ or atomic (go-back-N).
+   */
+  #probe(sr: SelectiveRetransmit): boolean {
+    const head = this.#wqes[this.#head]
+    if (head === undefined || head.isReadOrAtomic) return false
+    sr.enqueue(this.#una)
+    const last = psnAdd(this.#currentTxPsn(), -1)
+    const w = this.#wqeAt(last)
+    if (psnLess(this.#una, last) && w !== undefined && !w.isReadOrAtomic) sr.enqueue(last)
+    this.#host.wake()
     return true
   }
 
@@ -465,7 +564,7 @@ export class Requester {
     }
     this.#retryLeft--
     w.rewoundAt = -1
-    this.#rewind(this.#una)
+    if (this.#sr === null || !this.#probe(this.#sr)) this.#rewind(this.#una)
     this.#timer.restart()
   }
 
@@ -475,6 +574,7 @@ export class Requester {
   }
 
   #rewindTo(psn: number): boolean {
+    this.#sr?.clear()
     const wqes = this.#wqes
     for (let i = this.#head; i < wqes.length; i++) {
       const w = wqes[i]!

@@ -76,7 +76,7 @@ async function openPair(selectiveRepeat) {
   const hosts = { a: new PeerProcess({ netns: ns.a }), b: new PeerProcess({ netns: ns.b }) }
   const opened = {}
   for (const k of ['a', 'b']) {
-    opened[k] = await hosts[k].call('open', { options: { address: ADDR[k], port: PORT, selectiveRepeat }, regionBytes: 8 * MiB, qps: [{}] })
+    opened[k] = await hosts[k].call('open', { options: { address: ADDR[k], port: PORT, selectiveRepeat, ...JSON.parse(process.env.BENCH_LOSS_OPTIONS ?? '{}') }, regionBytes: 8 * MiB, qps: [{}] })
   }
   await hosts.a.call('connect', { remote: opened.b.endpoint, peerQps: opened.b.qps })
   await hosts.b.call('connect', { remote: opened.a.endpoint, peerQps: opened.a.qps })

@@ -68,6 +68,8 @@ export interface DeviceCountersSnapshot {
   /** Selective repeat: request packets held past a gap, and ones dropped because they were beyond the reorder window. */
   readonly outOfOrderBuffered: number
   readonly reorderOverflows: number
+  /** Selective repeat: probes sent after a fraction of the ACK timeout without progress (a lost tail or last ACK). */
+  readonly tailProbes: number
   /** Local ACK timer expiries. */
   readonly timeouts: number
   readonly acksSent: number
@@ -103,6 +105,7 @@ export class DeviceCounters {
   sackNaksReceived = 0
   outOfOrderBuffered = 0
   reorderOverflows = 0
+  tailProbes = 0
   timeouts = 0
   acksSent = 0
   naksSent = 0
@@ -172,6 +175,7 @@ export class DeviceCounters {
       sackNaksReceived: this.sackNaksReceived,
       outOfOrderBuffered: this.outOfOrderBuffered,
       reorderOverflows: this.reorderOverflows,
+      tailProbes: this.tailProbes,
       timeouts: this.timeouts,
       acksSent: this.acksSent,
       naksSent: this.naksSent,

@@ -62,6 +62,14 @@ export interface RequesterHost {
 const ACK_REQ_EVERY = 16
 
 const SEQ_NAK = 0x60 | NakCode.PSN_SEQUENCE_ERROR
+/** Selective repeat probes after this fraction of the ACK timeout without progress (see #probeFired). */
+const PROBE_FRACTION = 8
+
+function popcount(x: number): number {
+  let v = x - ((x >>> 1) & 0x55555555)
+  v = (v & 0x33333333) + ((v >>> 2) & 0x33333333)
+  return (Math.imul((v + (v >>> 4)) & 0x0f0f0f0f, 0x01010101) >>> 24)
+}
 
 const NAK_STATUS: Record<number, WcStatus> = {
   [NakCode.INVALID_REQUEST]: WcStatus.REM_INV_REQ_ERR,
@@ -109,6 +117,18 @@ export class Requester {
   readonly #sent: SendTimes | null
   /** Selective repeat: send order and the PSNs to send again (null: go-back-N only). */
   readonly #sr: SelectiveRetransmit | null
+  /**
+   * Selective repeat: packets past #una the latest SACK said the responder holds. They are not in
+   * flight any more, so they do not count against the congestion window (they still do against
+   * windowPackets, the responder's reorder window). 0 after a positive ACK (nothing held then).
+   */
+  #sacked = 0
+  /** Selective repeat: fires after PROBE_FRACTION of the ACK timeout without a transmission or ACK (null: go-back-N). */
+  readonly #probeTimer: RetransmitTimer | null
+  /** Probe PSNs queued and not sent yet (their transmission does not restart the ACK timeout). */
+  #probesQueued = 0
+  /** A gap was reported since the last positive ACK: that ACK's round trip includes the repair, not a sample. */
+  #repairing = false
 
   constructor(host: RequesterHost, attrs: { sqPsn: number; pmtu: number; timeout: number; retryCnt: number; rnrRetry: number; maxRdAtomic: number }) {
     this.#host = host
@@ -126,6 +146,7 @@ export class Requester {
     this.#cc = cfg === null ? null : new DelayWindow(host.windowPackets, cfg)
     this.#sent = cfg === null ? null : new SendTimes(2 ** Math.ceil(Math.log2(Math.max(2, host.windowPackets * 2))))
     this.#sr = host.selectiveRepeat ? new SelectiveRetransmit(host.windowPackets) : null
+    this.#probeTimer = host.selectiveRepeat ? new RetransmitTimer(Math.max(1, this.#timer.timeoutMs / PROBE_FRACTION), () => this.#probeFired()) : null
   }
 
   /** The congestion window (diagnostics, tests); null when the window is fixed. */
@@ -164,6 +185,7 @@ export class Requester {
   stop(): void {
     this.#stopped = true
     this.#sr?.clear()
+    this.#probeTimer?.dispose()
     this.#timer.dispose()
     if (this.#rnrTimer !== null) clearTimeout(this.#rnrTimer)
     this.#rnrTimer = null
@@ -202,6 +224,7 @@ export class Requester {
         if (w.isReadOrAtomic && this.#rdAtomicInFlight >= this.#maxRdAtomic) return 0
       } else if (!this.#host.requesterMayContinue()) return 0
       const psn = w.firstPsn >= 0 ? psnAdd(w.firstPsn, this.#txPkt) : this.#freshPsn
+      const W = this.#host.windowPackets
       const inFlight = psnDiff(psn, this.#txIdx === this.#head ? this.#windowBase() : this.#una)
       // A READ asks for at most a window of responses per request: a large READ is requested in
       // window-sized pieces with fixed boundaries, each a READ request of its own at its first PSN.
@@ -211,9 +234,8 @@ export class Requester {
       // READ request the responder counts against its max_dest_rd_atomic, and the WR holds one
       // slot of this side's max_rd_atomic, so the WR must never have two requests outstanding.
       if (w.kind === WqeKind.READ && w.received < this.#txPkt) return 0
-      const W = this.#host.windowPackets
       const chunk = w.kind === WqeKind.READ ? Math.min(w.packets, (Math.floor(this.#txPkt / W) + 1) * W) - this.#txPkt : 1
-      if (inFlight > 0 && inFlight + chunk > this.window) return 0
+      if (inFlight > 0 && (inFlight - this.#sacked + chunk > this.window || inFlight + chunk > W)) return 0
       if (w.firstPsn < 0) {
         w.firstPsn = psn
         w.lastPsn = psnAdd(psn, w.packets - 1)
@@ -226,7 +248,7 @@ export class Requester {
       const bytes = this.#emitPacket(w, psn, chunk)
       // The ACK timeout runs from the latest transmission: a paced (rate-limited) sender is not
       // mistaken for a lost one; losses in a stream are caught by the responder's sequence NAK.
-      this.#timer.restart()
+      this.#restartTimers()
       return bytes
     }
     return 0
@@ -294,7 +316,9 @@ export class Requester {
     if (!this.#inWindow(psn)) return false
     const kind = syndrome & 0x60
     if (kind === 0x00) {
-      if (this.#cc !== null) this.#sampleRtt(psn)
+      if (this.#cc !== null && !this.#repairing) this.#sampleRtt(psn)
+      this.#repairing = false
+      this.#sacked = 0
       this.#ackThrough(psn)
       return true
     }
@@ -337,6 +361,10 @@ export class Requester {
     const c = this.#host.counters
     c.nakReceived(syndrome)
     c.sackNaksReceived++
+    this.#repairing = true
+    let sacked = 0
+    for (const word of block.words) sacked += popcount(word)
+    this.#sacked = sacked
     // The newest transmission known to have arrived: the newly acknowledged PSNs and the set bits.
     let delivered = -1
     for (let p = this.#una; psnLess(p, psn); p = psnAdd(p, 1)) delivered = Math.max(delivered, sr.sentOrder(p))
@@ -376,7 +404,11 @@ export class Requester {
       c.retransmits++
       c.retransmittedBytes += len
       this.#host.qpCounters.retransmits++
-      this.#timer.restart()
+      // A probe does not push the ACK timeout back: a peer that answers nothing still runs out of retries.
+      if (this.#probesQueued > 0) {
+        this.#probesQueued--
+        this.#probeTimer?.restart()
+      } else this.#restartTimers()
       return this.#host.emit(this.#pkt, this.#parts, len)
     }
     return 0
@@ -385,17 +417,18 @@ export class Requester {
   /**
    * Selective repeat's answer to an ACK timeout: probe with the oldest unacknowledged PSN and the
    * newest one sent, so the responder's SACK names every gap between (a lost tail is found
-   * without sending the window again). False when the head is a READ or atomic (go-back-N).
+   * without sending the window again). Returns the PSNs queued: 0 when the head is a READ or
+   * atomic (go-back-N then).
    */
-  #probe(sr: SelectiveRetransmit): boolean {
+  #probe(sr: SelectiveRetransmit): number {
     const head = this.#wqes[this.#head]
-    if (head === undefined || head.isReadOrAtomic) return false
-    sr.enqueue(this.#una)
+    if (head === undefined || head.isReadOrAtomic) return 0
+    let n = sr.enqueue(this.#una) ? 1 : 0
     const last = psnAdd(this.#currentTxPsn(), -1)
     const w = this.#wqeAt(last)
-    if (psnLess(this.#una, last) && w !== undefined && !w.isReadOrAtomic) sr.enqueue(last)
+    if (psnLess(this.#una, last) && w !== undefined && !w.isReadOrAtomic && sr.enqueue(last)) n++
     this.#host.wake()
-    return true
+    return n
   }
 
   /** A round-trip sample for the congestion window from an ACK of `psn` (sent by us, newly acknowledged). */
@@ -420,7 +453,7 @@ export class Requester {
       this.#rnrLeft--
     }
     // Stop sending until the RNR timer expires, then go back to the refused PSN.
-    this.#timer.stop()
+    this.#stopTimers()
     if (this.#rnrTimer !== null) clearTimeout(this.#rnrTimer)
     this.#rewindTo(psn)
     this.#rnrTimer = setTimeout(() => {
@@ -545,8 +578,8 @@ export class Requester {
     this.#rnrLeft = this.#rnrRetry
     if (this.#head >= this.#wqes.length || this.#wqes[this.#head]!.firstPsn < 0) {
       // Nothing in flight.
-      this.#timer.stop()
-    } else this.#timer.restart()
+      this.#stopTimers()
+    } else this.#restartTimers()
     this.#host.wake()
   }
 
@@ -564,8 +597,31 @@ export class Requester {
     }
     this.#retryLeft--
     w.rewoundAt = -1
-    if (this.#sr === null || !this.#probe(this.#sr)) this.#rewind(this.#una)
+    if (this.#sr === null || this.#probe(this.#sr) === 0) this.#rewind(this.#una)
+    this.#restartTimers()
+  }
+
+  /**
+   * Selective repeat's probe timeout: nothing was sent or acknowledged for a fraction of the ACK
+   * timeout while packets are outstanding (a lost tail, a lost last ACK): probe at once instead
+   * of waiting for the ACK timeout. Probes use no retry.
+   */
+  #probeFired(): void {
+    if (this.#stopped || this.#rnrTimer !== null || this.#sr === null || this.#sr.pending > 0) return
+    if (this.#head >= this.#wqes.length || this.#wqes[this.#head]!.firstPsn < 0) return
+    const n = this.#probe(this.#sr)
+    this.#probesQueued += n
+    if (n > 0) this.#host.counters.tailProbes++
+  }
+
+  #restartTimers(): void {
     this.#timer.restart()
+    this.#probeTimer?.restart()
+  }
+
+  #stopTimers(): void {
+    this.#timer.stop()
+    this.#probeTimer?.stop()
   }
 
   /** Go-back-N: the next packet sent is `psn` and everything after it again. */
@@ -575,6 +631,8 @@ export class Requester {
 
   #rewindTo(psn: number): boolean {
     this.#sr?.clear()
+    this.#probesQueued = 0
+    this.#sacked = 0
     const wqes = this.#wqes
     for (let i = this.#head; i < wqes.length; i++) {
       const w = wqes[i]!

@@ -92,6 +92,7 @@ async function transfer(pair) {
     retransmittedBytes: after.retransmittedBytes - before.retransmittedBytes,
     timeouts: after.timeouts - before.timeouts,
     sacks: after.sackNaksReceived - before.sackNaksReceived,
+    probes: after.tailProbes - before.tailProbes,
     lostData: drops(ns.b),
     lostAcks: drops(ns.a),
   }
@@ -139,7 +140,7 @@ for (const mode of modes) {
     const perLost = lost > 0 ? retx / lost : 0
     lines.push(
       `${mode.name} ${loss} %: ${mb(goodput)} = ${fmt(ratio)}x lossless; retransmitted ${fmt(retx / MiB, 1)} MiB for ${fmt(lost / MiB, 1)} MiB lost = ${fmt(perLost)} per lost byte; ` +
-        `${rs.reduce((s, r) => s + r.lostAcks, 0)} ACK/NAKs lost, ${rs.reduce((s, r) => s + r.sacks, 0)} SACK NAKs, ${rs.reduce((s, r) => s + r.timeouts, 0)} ACK timeouts`,
+        `${rs.reduce((s, r) => s + r.lostAcks, 0)} ACK/NAKs lost, ${rs.reduce((s, r) => s + r.sacks, 0)} SACK NAKs, ${rs.reduce((s, r) => s + r.probes, 0)} tail probes, ${rs.reduce((s, r) => s + r.timeouts, 0)} ACK timeouts; per round ${rs.map((r) => fmt(r.bytesPerSecond / 1e6, 0)).join(', ')} MB/s`,
     )
     if (mode.name === 'SR') verdicts.push({ ok: ratio >= (loss === 1 ? 0.7 : 0.5) && perLost <= 1.5, text: `SR at ${loss} %: ${fmt(ratio)}x lossless (target >= ${loss === 1 ? 0.7 : 0.5}x), ${fmt(perLost)} retransmitted per lost byte (target <= 1.5)` })
   }

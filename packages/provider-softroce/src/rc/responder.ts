@@ -211,7 +211,11 @@ export class Responder {
       c.reorderOverflows++
       return 'badPsn'
     }
-    if (res === 'duplicate') return 'badPsn'
+    if (res === 'duplicate') {
+      // The requester sent again what is held here (a probe, or it missed a SACK): tell it.
+      this.#sendSack()
+      return 'badPsn'
+    }
     c.outOfOrderBuffered++
     // A new gap (PSNs skipped past the highest held packet) is reported at once.
     if (d > top + 1 || ++this.#sinceSack >= SACK_EVERY) this.#sendSack()

@@ -60,8 +60,12 @@ export interface ResponderHost {
 
 /** ACK at least every this-many request packets, even without AckReq. */
 const ACK_EVERY = 16
-/** Selective repeat: a SACK NAK goes out for each new gap and after this many packets held since the last one. */
-const SACK_EVERY = 8
+/**
+ * Selective repeat: a SACK NAK goes out for each new gap and after every sixteenth of the reorder
+ * window held since the last one (2 to ACK_EVERY packets): about as often as ACKs go out in order,
+ * and often enough for the requester to count the held packets out of its congestion window.
+ */
+const sackEvery = (window: number): number => Math.min(ACK_EVERY, Math.max(2, window >> 4))
 const ACK = ackSyndrome()
 const SEQ_NAK = nakSyndrome(NakCode.PSN_SEQUENCE_ERROR)
 const CUR_NONE = 0
@@ -109,12 +113,14 @@ export class Responder {
   #stopped = false
   /** Selective repeat: packets past a gap, held until it fills (null: go-back-N). */
   readonly #reorder: ReorderBuffer | null
-  /** Packets held since the last SACK NAK. */
+  /** Packets held since the last SACK NAK, and how many call for the next one. */
   #sinceSack = 0
+  readonly #sackEvery: number
 
   constructor(host: ResponderHost, attrs: { rqPsn: number; pmtu: number; maxDestRdAtomic: number }) {
     this.#host = host
     this.#reorder = host.reorderWindow > 0 ? new ReorderBuffer(host.reorderWindow) : null
+    this.#sackEvery = sackEvery(this.#reorder?.capacity ?? 0)
     this.#epsn = attrs.rqPsn
     this.#pmtu = attrs.pmtu
     this.#maxDestRdAtomic = attrs.maxDestRdAtomic
@@ -218,7 +224,7 @@ export class Responder {
     }
     c.outOfOrderBuffered++
     // A new gap (PSNs skipped past the highest held packet) is reported at once.
-    if (d > top + 1 || ++this.#sinceSack >= SACK_EVERY) this.#sendSack()
+    if (d > top + 1 || ++this.#sinceSack >= this.#sackEvery) this.#sendSack()
     return null
   }
 

@@ -378,9 +378,23 @@ export class Requester {
       if (order >= 0 && order > delivered) continue
       const w = this.#wqeAt(m)
       if (w === undefined) continue
+      if (w.kind === WqeKind.READ) {
+        // The READ request (or the request of its current piece) is missing: ask again for the
+        // responses from the first one not received, once per gap (the SACKs that follow name
+        // its PSNs until the request arrives).
+        const from = psnAdd(w.firstPsn, w.received)
+        if (w.rewoundAt !== from) {
+          w.rewoundAt = from
+          sr.enqueue(from)
+        }
+        continue
+      }
       if (w.isReadOrAtomic) {
-        // READ requests and atomics go back as before (their responses restart from there).
-        this.#rewind(m)
+        // An atomic request is missing: go back to it as before, once per gap.
+        if (w.rewoundAt !== m) {
+          w.rewoundAt = m
+          this.#rewind(m)
+        }
         break
       }
       sr.enqueue(m)
@@ -396,8 +410,18 @@ export class Requester {
     for (let m = sr.next(); m >= 0; m = sr.next()) {
       if (psnLess(m, this.#una) || !psnLess(m, cur)) continue
       const w = this.#wqeAt(m)
-      if (w === undefined || w.isReadOrAtomic) continue
-      const len = fillRequestPacket(w, psnDiff(m, w.firstPsn), m, this.#pmtu, 1, true, this.#host.lazyAcks, this.#pkt, this.#parts)
+      if (w === undefined || w.kind === WqeKind.ATOMIC || w.done) continue
+      let chunk = 1
+      let k = psnDiff(m, w.firstPsn)
+      if (w.kind === WqeKind.READ) {
+        // A READ is asked again from its first response not received to the end of that piece
+        // (window-sized pieces with fixed boundaries, as transmitNext asks for them).
+        if (k !== w.received) continue
+        const W = this.#host.windowPackets
+        chunk = Math.min(w.packets, (Math.floor(k / W) + 1) * W) - k
+        k = w.received
+      }
+      const len = fillRequestPacket(w, k, m, this.#pmtu, chunk, true, this.#host.lazyAcks, this.#pkt, this.#parts)
       this.#sinceAckReq = 0
       sr.sent(m)
       const c = this.#host.counters
@@ -483,7 +507,7 @@ export class Requester {
       // A gap: responses were lost; ask again from the first missing one (once per gap).
       if (d > 0 && psnLessOrEqual(psn, w.lastPsn) && w.rewoundAt !== expected) {
         w.rewoundAt = expected
-        this.#rewind(expected)
+        this.#retryRead(expected)
       }
       return false
     }
@@ -544,7 +568,7 @@ export class Requester {
             const from = psnAdd(w.firstPsn, w.received)
             if (w.rewoundAt !== from) {
               w.rewoundAt = from
-              this.#rewind(from)
+              this.#retryRead(from)
             }
           }
           break
@@ -622,6 +646,18 @@ export class Requester {
   #stopTimers(): void {
     this.#timer.stop()
     this.#probeTimer?.stop()
+  }
+
+  /**
+   * READ responses from `from` on are missing: with selective repeat only the READ request for
+   * them goes again (the packets after it are not sent twice); otherwise go-back-N to it.
+   */
+  #retryRead(from: number): void {
+    if (this.#sr === null) {
+      this.#rewind(from)
+      return
+    }
+    if (this.#sr.enqueue(from)) this.#host.wake()
   }
 
   /** Go-back-N: the next packet sent is `psn` and everything after it again. */

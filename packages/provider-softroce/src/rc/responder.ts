@@ -116,6 +116,8 @@ export class Responder {
   /** Packets held since the last SACK NAK, and how many call for the next one. */
   #sinceSack = 0
   readonly #sackEvery: number
+  /** A held packet's duplicate got a SACK NAK since the last regular one. */
+  #dupSacked = false
 
   constructor(host: ResponderHost, attrs: { rqPsn: number; pmtu: number; maxDestRdAtomic: number }) {
     this.#host = host
@@ -218,13 +220,20 @@ export class Responder {
       return 'badPsn'
     }
     if (res === 'duplicate') {
-      // The requester sent again what is held here (a probe, or it missed a SACK): tell it.
-      this.#sendSack()
+      // The requester sent again what is held here (a probe, or it missed a SACK): tell it, once
+      // per SACK interval (a go-back-N resend of a whole window asks only once).
+      if (!this.#dupSacked) {
+        this.#dupSacked = true
+        this.#sendSack()
+      }
       return 'badPsn'
     }
     c.outOfOrderBuffered++
     // A new gap (PSNs skipped past the highest held packet) is reported at once.
-    if (d > top + 1 || ++this.#sinceSack >= this.#sackEvery) this.#sendSack()
+    if (d > top + 1 || ++this.#sinceSack >= this.#sackEvery) {
+      this.#dupSacked = false
+      this.#sendSack()
+    }
     return null
   }
 
@@ -249,6 +258,7 @@ export class Responder {
       executed = true
     }
     if (this.#stopped || this.#nakSent) return
+    this.#dupSacked = false
     if (r.held > 0) this.#sendSack()
     else if (executed) this.#requestAck()
   }

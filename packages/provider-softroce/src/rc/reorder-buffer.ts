@@ -2,8 +2,8 @@
  * The responder's out-of-order store for selective repeat: request packets that arrived after a
  * gap, within a bounded window of PSNs past the expected one, held (payload copied: the datagram
  * is a view into a receive slab) until the gap fills, then handed back in PSN order to be
- * executed exactly as if they had arrived in order. Memory is bounded by the window: at most
- * `capacity - 1` packets of at most one path MTU each, their buffers made on first use.
+ * executed exactly as if they had arrived in order. Memory is bounded by the window: one buffer
+ * of at most a path MTU per slot (`capacity` slots), each made on first use and reused.
  */
 import type { RocePacket } from '../wire/packet.js'
 import { psnAdd, psnDiff } from '../wire/psn.js'

@@ -61,11 +61,12 @@ export interface ResponderHost {
 /** ACK at least every this-many request packets, even without AckReq. */
 const ACK_EVERY = 16
 /**
- * Selective repeat: a SACK NAK goes out for each new gap and after every sixteenth of the reorder
- * window held since the last one (2 to ACK_EVERY packets): about as often as ACKs go out in order,
- * and often enough for the requester to count the held packets out of its congestion window.
+ * Selective repeat: a SACK NAK goes out for each new gap and after every 32nd of the reorder
+ * window held since the last one (2 to ACK_EVERY packets; 8 for a 1 MiB window of 4 KiB packets):
+ * often enough for the requester to count the held packets out of its congestion window while a
+ * gap is open (every 16 measured slower at 5 % loss).
  */
-const sackEvery = (window: number): number => Math.min(ACK_EVERY, Math.max(2, window >> 4))
+const sackEvery = (window: number): number => Math.min(ACK_EVERY, Math.max(2, window >> 5))
 const ACK = ackSyndrome()
 const SEQ_NAK = nakSyndrome(NakCode.PSN_SEQUENCE_ERROR)
 const CUR_NONE = 0

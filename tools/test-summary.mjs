@@ -18,7 +18,7 @@ const missing = []
 let passed = 0
 let skipped = 0
 
-const firstLine = (s) => String(s ?? '').split('\n').find((l) => l.trim() !== '')?.trim().slice(0, 300) ?? ''
+const firstLine = (s) => String(s ?? '').split('\n').find((l) => l.trim() !== '')?.trim().slice(0, 1200) ?? ''
 
 /** node:test TAP: `# pass N` totals; failing and skipped tests from `not ok` / `# SKIP` lines. */
 function readTap(dir, text) {

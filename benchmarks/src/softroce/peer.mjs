@@ -4,6 +4,7 @@
 // baselines, raw node:dgram sockets (a windowed sink that ACKs with tiny datagrams, an echo).
 // Requests arrive over IPC as { id, cmd, ...args } and are answered { id, ok } or { id, error }.
 import dgram from 'node:dgram'
+import net from 'node:net'
 import { createContext } from '@rdma-session/core'
 import { softroce } from '@rdma-session/provider-softroce'
 
@@ -113,6 +114,29 @@ const handlers = {
     return { port: s.address().port }
   },
 
+  /** A TCP sink: counts bytes and answers one byte each time `tcpExpect`'s count has arrived. */
+  async tcpSink() {
+    let expect = Infinity
+    let received = 0
+    server = net.createServer((c) => {
+      c.setNoDelay(true)
+      c.on('data', (b) => {
+        received += b.length
+        while (received >= expect) {
+          received -= expect
+          c.write('k')
+        }
+      })
+    })
+    await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve))
+    handlers.tcpExpect = ({ bytes }) => {
+      expect = bytes
+      received = 0
+      return {}
+    }
+    return { port: server.address().port }
+  },
+
   async dgramEcho() {
     const s = await openSocket()
     s.on('message', (m, rinfo) => s.send(m, rinfo.port, rinfo.address))
@@ -165,7 +189,7 @@ const handlers = {
   async close() {
     echoing = false
     for (const s of sockets) s.close()
-    await server?.close()
+    await (server instanceof net.Server ? new Promise((resolve) => server.close(resolve)) : server?.close())
     await ctx?.close()
     setImmediate(() => process.disconnect())
     return {}

@@ -1,83 +1,66 @@
-// softroce RC WRITE throughput, 4 KiB to 4 MiB messages, against the ceiling of the same
-// loopback path: a raw node:dgram blast of the datagrams softroce would send (4112 bytes: BTH,
-// a 4096-byte payload, ICRC), windowed like softroce (as many in flight as its window, the
-// receiver ACKs every 16th with a 4-byte datagram), so the blast does not just overrun the
-// receiver. Both run between this process and a peer process; rounds alternate blast and WRITEs.
+// softroce RC WRITE throughput, 4 KiB to 4 MiB messages, between this process and a peer process
+// on loopback, on each socket path of the stack, against two baselines measured in the same run:
+//  - a node `net` TCP transfer of the same bytes (1 MiB writes, the receiver answers when a
+//    measurement's bytes have all arrived);
+//  - a raw node:dgram blast of the datagrams softroce would send (4112 bytes: BTH, a 4096-byte
+//    payload, ICRC), windowed like softroce (as many in flight as its window, the receiver ACKs
+//    every 16th with a 4-byte datagram), so the blast does not just overrun the receiver.
+// The paths (both ends alike, chosen by the environment switches when the devices open):
+//  - batched: sendmmsg of UDP GSO messages out, UDP_GRO aggregates in (the default);
+//  - native: the helper's sendmsg per datagram and recvmmsg (RDMA_SESSION_SOFTROCE_BATCH=off);
+//  - node:dgram: node's send() and 'message' events (RDMA_SESSION_SOFTROCE_NATIVE_SEND/RECEIVE=off).
 // Besides bytes/s it reports CPU seconds per GiB of both processes, the figure that stays put
 // when other work shares the machine. QP timeout 16 (268 ms): loopback loses nothing, and on a
 // loaded host the default 14 (67 ms) mostly measures spurious go-back-N after a stalled process.
-// Each measurement moves 64 MiB (about 150 ms): with 16 MiB (40 ms) the ramp of each transfer
-// (the first window, V8 still tiering up the WRITE sizes run once before) weighed on the
-// result and the 1 MiB ratio moved between 0.65x and 0.78x from run to run.
-// Target: WRITE throughput at 1 MiB >= 0.7x the blast.
+// Each measurement moves 64 MiB (BENCH_SOFTROCE_MIB); BENCH_PATHS=batched,native picks paths.
+// Targets: WRITE at 1 MiB on the batched path >= 1.0x TCP (issue 14) and >= 0.7x the blast.
 import dgram from 'node:dgram'
+import net from 'node:net'
 import { createContext } from '@rdma-session/core'
 import { softroce } from '@rdma-session/provider-softroce'
 import { fmt, median, report } from '../measure.mjs'
 import { connectToPeer, localQps, PeerProcess, withCpu } from './peer-process.mjs'
 
 const MiB = 1 << 20
+const GiB = 2 ** 30
 const TOTAL = Number(process.env.BENCH_SOFTROCE_MIB ?? 64) * MiB
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5)
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3)
 const SIZES = [4096, 16384, 65536, 256 * 1024, MiB, 4 * MiB]
 const DATAGRAM = 12 + 4096 + 4
 const ACK_EVERY = 16
+const PATHS = {
+  batched: {},
+  native: { RDMA_SESSION_SOFTROCE_BATCH: 'off' },
+  'node:dgram': { RDMA_SESSION_SOFTROCE_NATIVE_SEND: 'off', RDMA_SESSION_SOFTROCE_NATIVE_RECEIVE: 'off' },
+}
+const SWITCHES = [...new Set(Object.values(PATHS).flatMap((e) => Object.keys(e)))]
+const chosen = (process.env.BENCH_PATHS ?? Object.keys(PATHS).join(',')).split(',').filter((p) => p in PATHS)
 
-const peer = new PeerProcess()
-const ctx = await createContext({ provider: softroce({ port: 0 }) })
-const opened = await peer.call('open', { regionBytes: 8 * MiB, qps: [{}] })
-const [qp] = localQps(ctx, 1)
-await connectToPeer(peer, ctx, [qp], opened, { timeout: 16 })
-const src = ctx.registerMemory(Buffer.alloc(8 * MiB, 7))
-const windowPackets = Math.floor(ctx.device.windowBytes / 4096)
-const { port: sinkPort } = await peer.call('dgramSink', { ackEvery: ACK_EVERY })
-
-// ---- baseline: windowed raw datagram blast; bytes/s the receiver acknowledged
-// send() to an IP literal answered synchronously, as softroce's socket does (no dns.lookup round)
-const literal = (host, _o, cb) => cb(null, host, 4)
-const blaster = dgram.createSocket({ type: 'udp4', recvBufferSize: 4 << 20, sendBufferSize: 4 << 20, lookup: literal })
-await new Promise((r) => blaster.bind(0, '127.0.0.1', r))
-async function blast() {
-  await peer.call('dgramReset')
-  const n = Math.ceil(TOTAL / 4096)
-  const payload = Buffer.alloc(DATAGRAM, 0)
-  const last = Buffer.alloc(DATAGRAM, 0)
-  last[0] = 1
-  let sent = 0
-  let acked = 0
-  const t0 = performance.now()
-  let tAck = t0
-  await new Promise((resolve) => {
-    let stall = null
-    const finish = () => {
-      blaster.off('message', onAck)
-      clearTimeout(stall)
-      resolve()
+/** A local context and a peer process, both opened with `env` set (the switches are read when a device opens). */
+async function openPath(env) {
+  const saved = Object.fromEntries(SWITCHES.map((k) => [k, process.env[k]]))
+  for (const k of SWITCHES) delete process.env[k]
+  Object.assign(process.env, env)
+  try {
+    const peer = new PeerProcess() // forked now: inherits the switches
+    const ctx = await createContext({ provider: softroce({ port: 0 }) })
+    const opened = await peer.call('open', { regionBytes: 8 * MiB, qps: [{}] })
+    const [qp] = localQps(ctx, 1)
+    await connectToPeer(peer, ctx, [qp], opened, { timeout: 16 })
+    const src = ctx.registerMemory(Buffer.alloc(8 * MiB, 7))
+    return { peer, ctx, qp, src, opened, io: ctx.device.diagnostics.batchedIo }
+  } finally {
+    for (const [k, v] of Object.entries(saved)) {
+      if (v === undefined) delete process.env[k]
+      else process.env[k] = v
     }
-    const pump = () => {
-      while (sent < n && sent - acked < windowPackets) {
-        sent++
-        blaster.send(sent === n ? last : payload, sinkPort, '127.0.0.1')
-      }
-    }
-    const onAck = (m) => {
-      acked = Math.max(acked, m.readUInt32LE(0))
-      tAck = performance.now()
-      if (acked >= n) return finish()
-      clearTimeout(stall)
-      // a datagram lost in the kernel would hold the window forever: count what arrived
-      stall = setTimeout(finish, 200)
-      pump()
-    }
-    blaster.on('message', onAck)
-    pump()
-  })
-  return { bytesPerSecond: (acked * 4096) / ((tAck - t0) / 1000), lost: n - acked }
+  }
 }
 
-// ---- subject: RDMA WRITEs of `size`, enough in flight to fill the window, polled from the CQ
-const cq = qp.sendCq
-async function writes(size) {
+/** RDMA WRITEs of `size`, enough in flight to fill the window, polled from the CQ; bytes/s. */
+async function writes(p, size) {
+  const { qp, src, opened } = p
+  const cq = qp.sendCq
   const n = Math.max(1, Math.floor(TOTAL / size))
   const depth = Math.max(2, Math.min(256, Math.ceil((4 * MiB) / size)))
   const slots = Math.max(1, Math.floor((8 * MiB) / size))
@@ -105,41 +88,140 @@ async function writes(size) {
   return (n * size) / ((performance.now() - t0) / 1000)
 }
 
-const before = ctx.device.counters.snapshot()
-await blast()
-for (const s of SIZES) await writes(s)
-const GiB = 2 ** 30
-const base = []
-const baseCpu = []
-const lost = []
-const subject = new Map(SIZES.map((s) => [s, { rate: [], cpu: [] }]))
+// ---- baseline: windowed raw datagram blast; bytes/s the receiver acknowledged
+// send() to an IP literal answered synchronously, as softroce's socket does (no dns.lookup round)
+const literal = (host, _o, cb) => cb(null, host, 4)
+async function blaster(peer, windowPackets) {
+  const { port: sinkPort } = await peer.call('dgramSink', { ackEvery: ACK_EVERY })
+  const sock = dgram.createSocket({ type: 'udp4', recvBufferSize: 4 << 20, sendBufferSize: 4 << 20, lookup: literal })
+  await new Promise((r) => sock.bind(0, '127.0.0.1', r))
+  const run = async () => {
+    await peer.call('dgramReset')
+    const n = Math.ceil(TOTAL / 4096)
+    const payload = Buffer.alloc(DATAGRAM, 0)
+    const last = Buffer.alloc(DATAGRAM, 0)
+    last[0] = 1
+    let sent = 0
+    let acked = 0
+    const t0 = performance.now()
+    let tAck = t0
+    await new Promise((resolve) => {
+      let stall = null
+      const finish = () => {
+        sock.off('message', onAck)
+        clearTimeout(stall)
+        resolve()
+      }
+      const pump = () => {
+        while (sent < n && sent - acked < windowPackets) {
+          sent++
+          sock.send(sent === n ? last : payload, sinkPort, '127.0.0.1')
+        }
+      }
+      const onAck = (m) => {
+        acked = Math.max(acked, m.readUInt32LE(0))
+        tAck = performance.now()
+        if (acked >= n) return finish()
+        clearTimeout(stall)
+        // a datagram lost in the kernel would hold the window forever: count what arrived
+        stall = setTimeout(finish, 200)
+        pump()
+      }
+      sock.on('message', onAck)
+      pump()
+    })
+    return { bytesPerSecond: (acked * 4096) / ((tAck - t0) / 1000), lost: n - acked }
+  }
+  return { run, close: () => sock.close() }
+}
+
+// ---- baseline: node net TCP, 1 MiB writes with backpressure; bytes/s until the sink's answer
+async function tcp(peer) {
+  const { port } = await peer.call('tcpSink')
+  const sock = net.connect(port, '127.0.0.1')
+  sock.setNoDelay(true)
+  await new Promise((resolve, reject) => sock.once('connect', resolve).once('error', reject))
+  const chunk = Buffer.alloc(MiB, 7)
+  let answered = null
+  sock.on('data', () => answered?.())
+  const run = async () => {
+    await peer.call('tcpExpect', { bytes: TOTAL })
+    const got = new Promise((resolve) => {
+      answered = resolve
+    })
+    const t0 = performance.now()
+    for (let sent = 0; sent < TOTAL; sent += MiB) {
+      if (!sock.write(chunk)) await new Promise((resolve) => sock.once('drain', resolve))
+    }
+    await got
+    return TOTAL / ((performance.now() - t0) / 1000)
+  }
+  return { run, close: () => sock.destroy() }
+}
+
+const paths = new Map()
+for (const name of chosen) paths.set(name, await openPath(PATHS[name]))
+const first = paths.values().next().value
+const windowPackets = Math.floor(first.ctx.device.windowBytes / 4096)
+const blast = await blaster(first.peer, windowPackets)
+const stream = await tcp(first.peer)
+
+const samples = { blast: { rate: [], cpu: [], lost: [] }, tcp: { rate: [], cpu: [] } }
+for (const name of paths.keys()) for (const s of SIZES) samples[`${name} ${s}`] = { rate: [], cpu: [] }
+const counterBefore = new Map([...paths].map(([n, p]) => [n, p.ctx.device.counters.snapshot()]))
+// warm-up: every path and size once, then ROUNDS interleaved rounds
+await blast.run()
+await stream.run()
+for (const p of paths.values()) for (const s of SIZES) await writes(p, s)
 for (let r = 0; r < ROUNDS; r++) {
-  const b = await withCpu(peer, blast)
-  base.push(b.result.bytesPerSecond)
-  baseCpu.push(b.cpuSeconds / (TOTAL / GiB))
-  lost.push(b.result.lost)
-  for (const s of SIZES) {
-    const w = await withCpu(peer, () => writes(s))
-    subject.get(s).rate.push(w.result)
-    subject.get(s).cpu.push(w.cpuSeconds / ((Math.max(1, Math.floor(TOTAL / s)) * s) / GiB))
+  const b = await withCpu(first.peer, blast.run)
+  samples.blast.rate.push(b.result.bytesPerSecond)
+  samples.blast.cpu.push(b.cpuSeconds / (TOTAL / GiB))
+  samples.blast.lost.push(b.result.lost)
+  const t = await withCpu(first.peer, stream.run)
+  samples.tcp.rate.push(t.result)
+  samples.tcp.cpu.push(t.cpuSeconds / (TOTAL / GiB))
+  for (const [name, p] of paths) {
+    for (const s of SIZES) {
+      const w = await withCpu(p.peer, () => writes(p, s))
+      samples[`${name} ${s}`].rate.push(w.result)
+      samples[`${name} ${s}`].cpu.push(w.cpuSeconds / ((Math.max(1, Math.floor(TOTAL / s)) * s) / GiB))
+    }
   }
 }
-const baseline = median(base)
-const baselineCpu = median(baseCpu)
+
 const mb = (x) => `${fmt(x / 1e6, 0)} MB/s`
 const label = (s) => (s >= MiB ? `${s / MiB} MiB` : `${s / 1024} KiB`)
-const at1M = median(subject.get(MiB).rate) / baseline
-const after = ctx.device.counters.snapshot()
-const peerDrops = Object.fromEntries(Object.entries((await peer.call('counters')).drops).filter(([, v]) => v > 0))
-report('softroce RC WRITE throughput vs a windowed raw node:dgram blast (loopback, peer in another process)', [
-  `baseline: ${DATAGRAM}-byte datagrams, ${windowPackets} in flight, ACK every ${ACK_EVERY}: ${mb(baseline)}, ${fmt(baselineCpu)} CPU s/GiB (median of ${ROUNDS}; datagrams lost in the kernel per round: ${lost.join(', ')})`,
-  ...SIZES.map((s) => {
-    const { rate, cpu } = subject.get(s)
-    return `WRITE ${label(s).padStart(7)}: ${mb(median(rate)).padStart(9)}  ${fmt(median(rate) / baseline)}x   ${fmt(median(cpu))} CPU s/GiB (${fmt(median(cpu) / baselineCpu)}x the blast's)`
-  }),
-  `${fmt(TOTAL / MiB, 0)} MiB per measurement; window ${ctx.device.windowBytes / 1024} KiB; during the run: ${after.retransmits - before.retransmits} packets retransmitted after ${after.timeouts - before.timeouts} ACK timeouts and ${after.seqNaksReceived - before.seqNaksReceived} sequence NAKs; the peer dropped ${JSON.stringify(peerDrops)}`,
-], { ok: at1M >= 0.7, text: `WRITE at 1 MiB reaches ${fmt(at1M)}x the datagram ceiling (target >= 0.7x)` })
+const tcpRate = median(samples.tcp.rate)
+const blastRate = median(samples.blast.rate)
+const lines = [
+  `node net TCP, 1 MiB writes: ${mb(tcpRate)}, ${fmt(median(samples.tcp.cpu))} CPU s/GiB (both processes)`,
+  `raw dgram blast, ${DATAGRAM}-byte datagrams, ${windowPackets} in flight, ACK every ${ACK_EVERY}: ${mb(blastRate)}, ${fmt(median(samples.blast.cpu))} CPU s/GiB (lost in the kernel per round: ${samples.blast.lost.join(', ')})`,
+]
+for (const [name, p] of paths) {
+  const io = p.io === undefined ? 'node:dgram both ways' : `send ${p.io.send}, receive ${p.io.receive}`
+  lines.push(`path ${name} (${io}):`)
+  for (const s of SIZES) {
+    const { rate, cpu } = samples[`${name} ${s}`]
+    lines.push(`  WRITE ${label(s).padStart(7)}: ${mb(median(rate)).padStart(10)}  ${fmt(median(rate) / tcpRate)}x TCP  ${fmt(median(rate) / blastRate)}x blast  ${fmt(median(cpu))} CPU s/GiB`)
+  }
+  const c0 = counterBefore.get(name)
+  const c1 = p.ctx.device.counters.snapshot()
+  const peerDrops = Object.fromEntries(Object.entries((await p.peer.call('counters')).drops).filter(([, v]) => v > 0))
+  const st = p.ctx.device.batchedIo?.stats
+  if (st !== undefined && st.calls > 0) lines.push(`  this side's socket: ${fmt(st.batched / st.calls, 1)} datagrams per sendmmsg, ${fmt(st.gsoSegments / Math.max(1, st.gsoMessages), 1)} per GSO message, ${st.single} sent alone; ${fmt(st.datagrams / Math.max(1, st.reads), 1)} datagrams per recvmmsg, ${st.aggregates} GRO aggregates`)
+  lines.push(`  ${c1.retransmits - c0.retransmits} packets retransmitted after ${c1.timeouts - c0.timeouts} ACK timeouts and ${c1.seqNaksReceived - c0.seqNaksReceived} sequence NAKs; the peer dropped ${JSON.stringify(peerDrops)}`)
+}
+const ratio = (name) => (paths.has(name) ? median(samples[`${name} ${MiB}`].rate) : NaN)
+if (paths.has('batched') && paths.has('native')) lines.push(`batched / native at 1 MiB: ${fmt(ratio('batched') / ratio('native'))}x; batched / node:dgram: ${fmt(ratio('batched') / ratio('node:dgram'))}x`)
+lines.push(`${fmt(TOTAL / MiB, 0)} MiB per measurement, median of ${ROUNDS} rounds; window ${first.ctx.device.windowBytes / 1024} KiB`)
+const at1M = ratio(chosen[0]) / tcpRate
+report('softroce RC WRITE throughput per socket path vs node TCP and a raw dgram blast (loopback, peer in another process)', lines,
+  { ok: at1M >= 1.0, text: `WRITE at 1 MiB on the ${chosen[0]} path reaches ${fmt(at1M)}x node TCP (target >= 1.0x) and ${fmt(ratio(chosen[0]) / blastRate)}x the dgram blast` })
 
-blaster.close()
-await ctx.close()
-await peer.close()
+blast.close()
+stream.close()
+for (const p of paths.values()) {
+  await p.ctx.close()
+  await p.peer.close()
+}

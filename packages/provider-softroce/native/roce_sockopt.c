@@ -20,6 +20,17 @@
 //     and reads until EAGAIN; this reads up to a slab per system call.
 //   armWritable(handle): onWritable() once the socket can take datagrams again (after EAGAIN).
 //   closeReceiver(handle): stops watching, closes fd, then calls onClosed().
+//   sendBatch(fd, pieces[], pieceStart, counts, segs, first, end, sockaddr, tos, hopLimit) -> messages sent, or -errno
+//     One sendmmsg of messages first..end-1 to one address (same tos/hop as sendTo). Message m is
+//     counts[m] consecutive pieces (from pieceStart on); segs[m] > 0 adds a UDP_SEGMENT cmsg: the
+//     kernel cuts the message into datagrams of segs[m] bytes (UDP GSO; the last may be shorter),
+//     so a message can carry many complete RoCEv2 packets of one size. 0: one datagram.
+//   udpOffload(fd, gro) -> { segment, gro }: 0 where the kernel takes UDP_SEGMENT (getsockopt) and
+//     UDP_GRO (setsockopt to `gro`), else the errno it refused it with.
+//   openReceiver(..., gro): with gro (and UDP_GRO set by udpOffload), the receiver reads aggregates (UDP_GRO cmsg: segment size)
+//     into 64 KiB slots and splits them: meta gets one entry per segment, meta[i*8 + 7] = offset
+//     of the datagram in the slab (also without gro). receiverStats(handle) -> { reads, datagrams,
+//     aggregates, segments }: system calls, datagrams read, GRO aggregates and the segments they held.
 //   socketAddress(fd) -> { address, port }: where the socket is bound (getsockname).
 //   setBufferSizes(fd, bytes) -> the receive buffer the kernel granted (SO_RCVBUF/SO_SNDBUF).
 //
@@ -48,6 +59,12 @@
 #endif
 #ifndef SOL_UDP
 #define SOL_UDP 17
+#endif
+#ifndef UDP_SEGMENT
+#define UDP_SEGMENT 103
+#endif
+#ifndef UDP_GRO
+#define UDP_GRO 104
 #endif
 
 #define CHECK(call)                                                                     \
@@ -396,6 +413,116 @@ static napi_value send_to(napi_env env, napi_callback_info info) {
   return out;
 }
 
+#define BATCH_MAX_MSGS 64
+#define BATCH_MAX_IOV 1024
+
+static void put_cmsg_int(struct cmsghdr *c, int level, int type, int v) {
+  c->cmsg_level = level, c->cmsg_type = type, c->cmsg_len = CMSG_LEN(sizeof(int));
+  memcpy(CMSG_DATA(c), &v, sizeof v);
+}
+
+// sendBatch(fd, pieces, pieceStart, counts, segs, first, end, sockaddr, tos, hopLimit) -> messages sent or -errno.
+static napi_value send_batch(napi_env env, napi_callback_info info) {
+  size_t argc = 10;
+  napi_value argv[10], out;
+  int32_t fd = -1, piece = 0, first = 0, end = 0, tos = -1, hop = -1;
+  void *sa = NULL, *counts_p = NULL, *segs_p = NULL;
+  size_t salen = 0, counts_len = 0, segs_len = 0, off;
+  uint32_t npieces = 0;
+  bool is_array = false;
+  napi_typedarray_type tt;
+  napi_value ab;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 10 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || fd < 0 ||
+      napi_is_array(env, argv[1], &is_array) != napi_ok || !is_array || napi_get_array_length(env, argv[1], &npieces) != napi_ok ||
+      napi_get_value_int32(env, argv[2], &piece) != napi_ok || piece < 0 ||
+      napi_get_typedarray_info(env, argv[3], &tt, &counts_len, &counts_p, &ab, &off) != napi_ok || tt != napi_int32_array ||
+      napi_get_typedarray_info(env, argv[4], &tt, &segs_len, &segs_p, &ab, &off) != napi_ok || tt != napi_int32_array ||
+      napi_get_value_int32(env, argv[5], &first) != napi_ok || napi_get_value_int32(env, argv[6], &end) != napi_ok)
+    return throw_type(env, "sendBatch: expected (fd, pieces[], pieceStart, counts: Int32Array, segs: Int32Array, first, end, sockaddr, tos, hopLimit)"), NULL;
+  if (first < 0 || end <= first || end - first > BATCH_MAX_MSGS || (size_t)end > counts_len || (size_t)end > segs_len)
+    return throw_type(env, "sendBatch: first..end must name 1 to 64 messages within counts and segs"), NULL;
+  if (!get_bytes(env, argv[7], &sa, &salen) ||
+      !((salen == sizeof(struct sockaddr_in) && ((struct sockaddr *)sa)->sa_family == AF_INET) ||
+        (salen == sizeof(struct sockaddr_in6) && ((struct sockaddr *)sa)->sa_family == AF_INET6)))
+    return throw_type(env, "sendBatch: sockaddr must be a Buffer from makeSockaddr"), NULL;
+  if (napi_get_value_int32(env, argv[8], &tos) != napi_ok) tos = -1;
+  if (napi_get_value_int32(env, argv[9], &hop) != napi_ok) hop = -1;
+  if (tos > 255 || hop > 255 || hop == 0) return throw_type(env, "sendBatch: tos must be -1..255 and hopLimit -1 or 1..255"), NULL;
+  const int32_t *counts = counts_p, *segs = segs_p;
+  bool v4 = ((struct sockaddr *)sa)->sa_family == AF_INET;
+  struct iovec iov[BATCH_MAX_IOV];
+  struct mmsghdr msgs[BATCH_MAX_MSGS];
+  union {
+    struct cmsghdr align;
+    char buf[3 * CMSG_SPACE(sizeof(int))];
+  } control[BATCH_MAX_MSGS];
+  int nmsg = end - first;
+  uint32_t used = 0;
+  memset(msgs, 0, sizeof(msgs[0]) * (size_t)nmsg);
+  for (int m = 0; m < nmsg; m++) {
+    int32_t count = counts[first + m], seg = segs[first + m];
+    if (count < 1 || used + (uint32_t)count > BATCH_MAX_IOV || (uint32_t)piece + (uint32_t)count > npieces)
+      return throw_type(env, "sendBatch: a message needs 1 or more pieces, at most 1024 in a call, within pieces[]"), NULL;
+    if (seg < 0 || seg > 65535) return throw_type(env, "sendBatch: a segment size must be 0..65535"), NULL;
+    struct msghdr *h = &msgs[m].msg_hdr;
+    h->msg_name = sa, h->msg_namelen = (socklen_t)salen;
+    h->msg_iov = &iov[used], h->msg_iovlen = (size_t)count;
+    for (int32_t k = 0; k < count; k++, piece++, used++) {
+      napi_value el;
+      if (napi_get_element(env, argv[1], (uint32_t)piece, &el) != napi_ok || !get_bytes(env, el, &iov[used].iov_base, &iov[used].iov_len))
+        return throw_type(env, "sendBatch: every piece must be a Uint8Array"), NULL;
+    }
+    if (tos < 0 && hop <= 0 && seg == 0) continue;
+    memset(&control[m], 0, sizeof control[m]);
+    h->msg_control = control[m].buf, h->msg_controllen = sizeof control[m].buf;
+    struct cmsghdr *c = CMSG_FIRSTHDR(h);
+    size_t clen = 0;
+    if (tos >= 0) {
+      put_cmsg_int(c, v4 ? IPPROTO_IP : IPPROTO_IPV6, v4 ? IP_TOS : IPV6_TCLASS, tos);
+      clen += CMSG_SPACE(sizeof(int)), c = CMSG_NXTHDR(h, c);
+    }
+    if (hop > 0) {
+      put_cmsg_int(c, v4 ? IPPROTO_IP : IPPROTO_IPV6, v4 ? IP_TTL : IPV6_HOPLIMIT, hop);
+      clen += CMSG_SPACE(sizeof(int)), c = CMSG_NXTHDR(h, c);
+    }
+    if (seg > 0) {
+      uint16_t s16 = (uint16_t)seg; // UDP_SEGMENT's cmsg is a u16
+      c->cmsg_level = SOL_UDP, c->cmsg_type = UDP_SEGMENT, c->cmsg_len = CMSG_LEN(sizeof s16);
+      memcpy(CMSG_DATA(c), &s16, sizeof s16);
+      clen += CMSG_SPACE(sizeof s16);
+    }
+    h->msg_controllen = clen;
+  }
+  int r;
+  do r = sendmmsg(fd, msgs, (unsigned)nmsg, MSG_DONTWAIT | MSG_NOSIGNAL);
+  while (r < 0 && errno == EINTR);
+  CHECK(napi_create_int32(env, r < 0 ? -errno : r, &out));
+  return out;
+}
+
+// udpOffload(fd, gro): what the kernel says to UDP_SEGMENT (asked, not set) and UDP_GRO (set to gro).
+static napi_value udp_offload(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2], out, v;
+  int32_t fd = -1;
+  bool gro = false;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 2 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || fd < 0 || napi_get_value_bool(env, argv[1], &gro) != napi_ok)
+    return throw_type(env, "udpOffload: expected (fd, gro: boolean)"), NULL;
+  int val = 0, seg_err = 0, gro_err = 0;
+  socklen_t l = sizeof val;
+  if (getsockopt(fd, SOL_UDP, UDP_SEGMENT, &val, &l)) seg_err = errno;
+  val = gro ? 1 : 0;
+  if (setsockopt(fd, SOL_UDP, UDP_GRO, &val, sizeof val)) gro_err = errno;
+  CHECK(napi_create_object(env, &out));
+  CHECK(napi_create_int32(env, seg_err, &v));
+  CHECK(napi_set_named_property(env, out, "segment", v));
+  CHECK(napi_create_int32(env, gro_err, &v));
+  CHECK(napi_set_named_property(env, out, "gro", v));
+  return out;
+}
+
 // ---- the receive path
 
 #define RX_MAX_SLOTS 64
@@ -410,6 +537,11 @@ typedef struct receiver {
   uint8_t *slab;
   int32_t *meta;
   uint32_t slot, slots;
+  // Entries meta holds; with gro, a read's aggregates may split into more datagrams than that:
+  // they are handed over in several onBatch calls.
+  uint32_t meta_cap;
+  int gro;
+  double reads, datagrams, aggregates, segments;
   int fd, events, closing;
   // The struct is freed once both happened: uv_close finished (closed) and the JS handle was
   // garbage-collected (finalized), so a stale handle never points at freed memory.
@@ -422,6 +554,10 @@ typedef struct receiver {
   struct mmsghdr msgs[RX_MAX_SLOTS];
   struct iovec iov[RX_MAX_SLOTS];
   struct sockaddr_in6 names[RX_MAX_SLOTS];
+  union {
+    struct cmsghdr align;
+    char buf[CMSG_SPACE(sizeof(int))];
+  } control[RX_MAX_SLOTS];
 } receiver_t;
 
 // Calls a JS callback from the event loop (handle scope, async context, microtasks afterwards);
@@ -444,24 +580,68 @@ static void call_js(receiver_t *r, napi_ref fn_ref, int argc, int32_t arg) {
   napi_close_handle_scope(env, scope);
 }
 
-static void fill_meta(receiver_t *r, int n) {
+// meta entry `e` := datagram `len` bytes at slab offset `at`, from the source of message i.
+static void put_meta(receiver_t *r, uint32_t e, int i, int32_t len, uint32_t at) {
+  int32_t *m = r->meta + (size_t)e * RX_META;
+  m[0] = len;
+  m[7] = (int32_t)at;
+  const struct sockaddr *sa = (const struct sockaddr *)&r->names[i];
+  if (sa->sa_family == AF_INET) {
+    const struct sockaddr_in *v4 = (const struct sockaddr_in *)sa;
+    m[1] = ntohs(v4->sin_port), m[2] = 4, m[3] = (int32_t)ntohl(v4->sin_addr.s_addr), m[4] = m[5] = m[6] = 0;
+  } else {
+    const struct sockaddr_in6 *v6 = (const struct sockaddr_in6 *)sa;
+    uint32_t w[4];
+    memcpy(w, &v6->sin6_addr, sizeof w);
+    m[1] = ntohs(v6->sin6_port), m[2] = 6;
+    for (int k = 0; k < 4; k++) m[3 + k] = (int32_t)ntohl(w[k]);
+  }
+}
+
+// The segment size of a GRO aggregate (0: a plain datagram).
+static int gro_size(struct msghdr *h) {
+  for (struct cmsghdr *c = CMSG_FIRSTHDR(h); c; c = CMSG_NXTHDR(h, c))
+    if (c->cmsg_level == SOL_UDP && c->cmsg_type == UDP_GRO && c->cmsg_len >= CMSG_LEN(sizeof(int))) {
+      int v;
+      memcpy(&v, CMSG_DATA(c), sizeof v);
+      return v > 0 ? v : 0;
+    }
+  return 0;
+}
+
+// Hands the n messages read to JavaScript, aggregates split into their segments; false when
+// the receiver was closed meanwhile.
+static bool deliver(receiver_t *r, int n) {
+  uint32_t e = 0;
   for (int i = 0; i < n; i++) {
-    int32_t *m = r->meta + (size_t)i * RX_META;
     struct msghdr *h = &r->msgs[i].msg_hdr;
+    uint32_t len = r->msgs[i].msg_len, base = (uint32_t)i * r->slot;
     // recvmmsg ran with MSG_TRUNC: msg_len is the datagram's real length even when it did not fit.
-    m[0] = (h->msg_flags & MSG_TRUNC) ? -(int32_t)r->msgs[i].msg_len : (int32_t)r->msgs[i].msg_len;
-    const struct sockaddr *sa = (const struct sockaddr *)&r->names[i];
-    if (sa->sa_family == AF_INET) {
-      const struct sockaddr_in *v4 = (const struct sockaddr_in *)sa;
-      m[1] = ntohs(v4->sin_port), m[2] = 4, m[3] = (int32_t)ntohl(v4->sin_addr.s_addr), m[4] = m[5] = m[6] = 0;
-    } else {
-      const struct sockaddr_in6 *v6 = (const struct sockaddr_in6 *)sa;
-      uint32_t w[4];
-      memcpy(w, &v6->sin6_addr, sizeof w);
-      m[1] = ntohs(v6->sin6_port), m[2] = 6;
-      for (int k = 0; k < 4; k++) m[3 + k] = (int32_t)ntohl(w[k]);
+    int seg = (h->msg_flags & MSG_TRUNC) ? 0 : r->gro ? gro_size(h) : 0;
+    r->datagrams++;
+    if (seg == 0 || (uint32_t)seg >= len) {
+      put_meta(r, e++, i, (h->msg_flags & MSG_TRUNC) ? -(int32_t)len : (int32_t)len, base);
+      if (e == r->meta_cap) {
+        call_js(r, r->on_batch, 1, (int32_t)e);
+        if (r->closing) return false;
+        e = 0;
+      }
+      continue;
+    }
+    r->aggregates++;
+    for (uint32_t at = 0; at < len; at += (uint32_t)seg) {
+      uint32_t piece = len - at < (uint32_t)seg ? len - at : (uint32_t)seg;
+      r->segments++;
+      put_meta(r, e++, i, (int32_t)piece, base + at);
+      if (e == r->meta_cap) {
+        call_js(r, r->on_batch, 1, (int32_t)e);
+        if (r->closing) return false;
+        e = 0;
+      }
     }
   }
+  if (e > 0) call_js(r, r->on_batch, 1, (int32_t)e);
+  return !r->closing;
 }
 
 static void on_poll(uv_poll_t *handle, int status, int events) {
@@ -497,6 +677,7 @@ static void on_poll(uv_poll_t *handle, int status, int events) {
     for (uint32_t i = 0; i < r->slots; i++) {
       r->msgs[i].msg_hdr.msg_namelen = sizeof r->names[i];
       r->msgs[i].msg_hdr.msg_flags = 0;
+      if (r->gro) r->msgs[i].msg_hdr.msg_control = r->control[i].buf, r->msgs[i].msg_hdr.msg_controllen = sizeof r->control[i].buf;
     }
     int n;
     do n = recvmmsg(r->fd, r->msgs, r->slots, MSG_DONTWAIT | MSG_TRUNC, NULL);
@@ -506,8 +687,8 @@ static void on_poll(uv_poll_t *handle, int status, int events) {
       return;
     }
     if (n == 0) return;
-    fill_meta(r, n);
-    call_js(r, r->on_batch, 1, n);
+    r->reads++;
+    if (!deliver(r, n)) return;
     if ((uint32_t)n < r->slots) return;
   }
 }
@@ -557,10 +738,11 @@ static bool is_function(napi_env env, napi_value v) {
   return napi_typeof(env, v, &t) == napi_ok && t == napi_function;
 }
 
-// openReceiver(fd, slab, meta, slotBytes, onBatch, onWritable, onClosed) -> handle
+// openReceiver(fd, slab, meta, slotBytes, onBatch, onWritable, onClosed, gro?) -> handle
 static napi_value open_receiver(napi_env env, napi_callback_info info) {
-  size_t argc = 7;
-  napi_value argv[7], out, name;
+  size_t argc = 8;
+  napi_value argv[8], out, name;
+  bool gro = false;
   int32_t fd = -1, slot = 0;
   void *slab = NULL, *meta = NULL;
   size_t slab_len = 0, meta_len = 0, off;
@@ -576,14 +758,17 @@ static napi_value open_receiver(napi_env env, napi_callback_info info) {
     return throw_type(env, "openReceiver: slotBytes must be 64..65536"), NULL;
   if (!is_function(env, argv[4]) || !is_function(env, argv[5]) || !is_function(env, argv[6]))
     return throw_type(env, "openReceiver: onBatch, onWritable and onClosed must be functions"), NULL;
+  if (argc > 7 && napi_get_value_bool(env, argv[7], &gro) != napi_ok) gro = false;
   size_t slots = slab_len / (size_t)slot;
   if (slots > RX_MAX_SLOTS) slots = RX_MAX_SLOTS;
   if (slots == 0 || meta_len < slots * RX_META) return throw_type(env, "openReceiver: slab or meta too small for one slot"), NULL;
+  if (gro && slot < 65536) return throw_type(env, "openReceiver: with gro, slotBytes must be 65536 (a whole aggregate)"), NULL;
   uv_loop_t *loop;
   CHECK(napi_get_uv_event_loop(env, &loop));
   receiver_t *r = calloc(1, sizeof *r);
   if (!r) return throw_errno(env, ENOMEM, "calloc", "openReceiver"), NULL;
   r->env = env, r->fd = fd, r->slab = slab, r->meta = meta, r->slot = (uint32_t)slot, r->slots = (uint32_t)slots;
+  r->meta_cap = (uint32_t)(meta_len / RX_META), r->gro = gro;
   for (uint32_t i = 0; i < r->slots; i++) {
     r->iov[i].iov_base = r->slab + (size_t)i * r->slot;
     r->iov[i].iov_len = r->slot;
@@ -642,6 +827,20 @@ static napi_value close_receiver(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+static napi_value receiver_stats(napi_env env, napi_callback_info info) {
+  receiver_t *r = receiver_arg(env, info);
+  if (!r) return NULL;
+  napi_value out, v;
+  CHECK(napi_create_object(env, &out));
+  const struct { const char *name; double value; } f[] = {
+      {"reads", r->reads}, {"datagrams", r->datagrams}, {"aggregates", r->aggregates}, {"segments", r->segments}};
+  for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) {
+    CHECK(napi_create_double(env, f[i].value, &v));
+    CHECK(napi_set_named_property(env, out, f[i].name, v));
+  }
+  return out;
+}
+
 static napi_value socket_address(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1], out, v;
@@ -696,6 +895,8 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
   const struct { const char *name; napi_callback cb; } more[] = {
       {"openReceiver", open_receiver}, {"armWritable", arm_writable}, {"closeReceiver", close_receiver},
       {"socketAddress", socket_address},     {"setBufferSizes", set_buffer_sizes},
+      {"sendBatch", send_batch},             {"udpOffload", udp_offload},
+      {"receiverStats", receiver_stats},
   };
   for (size_t i = 0; i < sizeof more / sizeof more[0]; i++)
     if (napi_create_function(env, more[i].name, NAPI_AUTO_LENGTH, more[i].cb, NULL, &fn) != napi_ok ||

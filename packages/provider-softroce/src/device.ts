@@ -29,7 +29,7 @@ import { peekDestQpn, tryDecodePacket, type RocePacket } from './wire/packet.js'
 import { isWireError } from './wire/errors.js'
 import { addressBytes } from './wire/address.js'
 import { NativeSender, type WireTarget } from './socket/native-send.js'
-import { MAX_DATAGRAM_BYTES, type NativeDatagramSocket } from './socket/native-datagram.js'
+import { MAX_DATAGRAM_BYTES, type BatchedIo, type BatchedIoStats, type NativeDatagramSocket } from './socket/native-datagram.js'
 import { HeldDatagrams } from './socket/held-datagrams.js'
 import { loadSockoptAddon, nativeSendOf } from './socket/sockopt-addon.js'
 import { performance } from 'node:perf_hooks'
@@ -81,6 +81,14 @@ export interface DeviceDiagnostics {
    * recorded per QP (and in captures) only.
    */
   readonly trafficClassApplied: boolean
+  /**
+   * How the native socket batches system calls when the device opened: send 'gso' (sendmmsg of
+   * UDP GSO messages), 'sendmmsg' or 'sendmsg'; receive 'gro' (UDP GRO aggregates split in the
+   * helper) or 'recvmmsg'; with the reasons for what is not used. Absent on the node:dgram paths.
+   * `SoftRoceDevice.batchedIo` says what is in use now (a GSO send the kernel refuses switches to
+   * 'sendmmsg').
+   */
+  readonly batchedIo?: BatchedIo
 }
 
 function runAckFlush(d: SoftRoceDevice): void {
@@ -185,6 +193,7 @@ export class SoftRoceDevice implements ProviderDevice, PdOwner, QpDevice {
       receivePath: this.#io !== null ? 'native' : 'dgram',
       ...(this.#io !== null || ds.receivePathReason === undefined ? {} : { receivePathReason: ds.receivePathReason }),
       trafficClassApplied: this.#native !== null,
+      ...(this.#io === null ? {} : { batchedIo: this.#io.batchedIo }),
     })
     this.#icrc = new IcrcChecker(ds.family, ds.address, ds.port)
     this.#capture = config.capture === null ? null : new PacketCapture(config.capture)
@@ -199,6 +208,9 @@ export class SoftRoceDevice implements ProviderDevice, PdOwner, QpDevice {
           this.counters.drop('malformed')
         },
         onSendError: () => this.counters.sendErrors++,
+        onSendBlocked: (count) => {
+          this.counters.nativeSendFallbacks += count
+        },
       })
     } else {
       const socket = this.#socket!
@@ -226,6 +238,15 @@ export class SoftRoceDevice implements ProviderDevice, PdOwner, QpDevice {
   /** ProviderDevice.metrics: the device counters, drops by reason and NAKs by kind. */
   metrics(): ProviderMetrics {
     return this.counters.metrics()
+  }
+
+  /**
+   * The batched socket I/O in use now and its counters (system calls, GSO messages and
+   * segments, GRO aggregates and segments); null on the node:dgram paths.
+   */
+  get batchedIo(): (BatchedIo & { readonly stats: BatchedIoStats; readonly receiveBufferBytes: number }) | null {
+    const io = this.#io
+    return io === null ? null : { ...io.batchedIo, stats: io.batchedIoStats, receiveBufferBytes: io.receiveBufferBytes }
   }
 
   /** Live QPs (diagnostics). */
@@ -362,7 +383,7 @@ export class SoftRoceDevice implements ProviderDevice, PdOwner, QpDevice {
       return datagram.length
     }
     const target = qp.wireTarget ?? (qp.wireTarget = this.#native.target(ip.dst, ip.dstPort, qp.trafficClass, qp.hopLimit))
-    if (imp === null) this.#send(data, target)
+    if (imp === null) this.#send(data, target, datagram.length)
     else imp.outbound(contiguous(datagram), (d) => this.#sendLater(d, ip, target))
     return datagram.length
   }
@@ -372,9 +393,9 @@ export class SoftRoceDevice implements ProviderDevice, PdOwner, QpDevice {
    * in its queue; with a node:dgram socket it goes to dgram when dgram's queue holds datagrams or
    * the kernel's is full (EAGAIN, ENOBUFS) or on another error (dgram reports it).
    */
-  #send(data: Uint8Array | Uint8Array[], target: WireTarget): void {
+  #send(data: Uint8Array | Uint8Array[], target: WireTarget, length: number): void {
     if (this.#io !== null) {
-      if (!this.#io.send(data, target)) this.counters.nativeSendFallbacks++
+      if (!this.#io.send(data, target, length)) this.counters.nativeSendFallbacks++
       return
     }
     const socket = this.#socket!
@@ -395,7 +416,7 @@ export class SoftRoceDevice implements ProviderDevice, PdOwner, QpDevice {
   #sendLater(datagram: Buffer, ip: IpContext, target: WireTarget | null): void {
     if (this.#closed !== null) return
     if (target === null) this.#socket!.send(datagram, ip.dstPort, ip.dst)
-    else this.#send(datagram, target)
+    else this.#send(datagram, target, datagram.length)
   }
 
   // ---- receive path
@@ -459,7 +480,7 @@ export class SoftRoceDevice implements ProviderDevice, PdOwner, QpDevice {
     c.packetsReceived++
     c.bytesReceived += datagram.length
     const ip = this.#icrc.contextFrom(address, port)
-    if (this.#capture !== null) this.#capture.record(datagram, ip)
+    if (this.#capture !== null) this.#capture.record(datagram, this.#icrc.wireContext(datagram, ip))
     if (this.#impairment !== null && !this.#impairment.inbound()) return
     if (datagram.length < 16 || datagram.length > MAX_DATAGRAM_BYTES) return c.drop('malformed')
     const icrc = this.#icrc.check(datagram, ip)

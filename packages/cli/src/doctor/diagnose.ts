@@ -97,6 +97,8 @@ async function checkProvider(name: keyof typeof PACKAGES, importer: Importer): P
         else if (diag?.sendPath === 'dgram') notes.push(`send path: node:dgram (per-QP DSCP/ECN and hop limit not applied). ${diag.sendPathReason ?? ''}`.trim())
         if (diag?.receivePath === 'native') notes.push('receive path: native recvmmsg (a batch of datagrams per system call)')
         else if (diag?.receivePath === 'dgram') notes.push(`receive path: node:dgram (one callback and allocation per datagram). ${diag.receivePathReason ?? ''}`.trim())
+        const batched = (diag as { batchedIo?: { send: string; receive: string; sendReason?: string; receiveReason?: string } } | undefined)?.batchedIo
+        if (batched !== undefined) notes.push(batchedIoNote(batched))
         notes.push(sessionEncryptionNote(ctx.capabilities.encryption))
         return { provider: name, packageName, usable: true, detail: `UDP RoCEv2 stack: device ${ctx.info.name} at ${ctx.info.address}:${ctx.info.port}, encryption yes`, remedies: [], notes }
       } finally {
@@ -158,4 +160,11 @@ export function formatDoctor(r: DoctorReport): string {
   const usable = r.providers.filter((p) => p.usable).map((p) => p.provider)
   out.push('', `${usable.length} of ${r.providers.length} providers usable here${usable.length > 0 ? `: ${usable.join(', ')} (RDMA_SESSION_PROVIDER=${usable.at(-1)})` : ''}`, '')
   return out.join('\n')
+}
+
+/** The doctor note on softroce's batched socket I/O (UDP GSO / GRO, or what it falls back to and why). */
+export function batchedIoNote(b: { send: string; receive: string; sendReason?: string; receiveReason?: string }): string {
+  const send = b.send === 'gso' ? 'UDP GSO (sendmmsg of segmented messages)' : b.send === 'sendmmsg' ? `sendmmsg of single datagrams (${b.sendReason ?? 'no UDP GSO'})` : `one sendmsg per datagram (${b.sendReason ?? 'no batching'})`
+  const receive = b.receive === 'gro' ? 'UDP GRO (aggregates split by segment size)' : `recvmmsg of single datagrams (${b.receiveReason ?? 'no UDP GRO'})`
+  return `batched I/O: send ${send}; receive ${receive}`
 }

@@ -21,7 +21,7 @@ export interface NativeCheck {
   readonly detail: string
 }
 
-interface HelperStatus { helper: 'loaded' | 'missing'; origin?: NativeOrigin; path?: string; sendPath: boolean; receivePath: boolean; why?: string }
+interface HelperStatus { helper: 'loaded' | 'missing'; origin?: NativeOrigin; path?: string; sendPath: boolean; receivePath: boolean; batchedIo?: boolean; why?: string }
 interface AddonStatus { addon: 'loaded' | 'missing'; origin?: NativeOrigin; path?: string; libibverbs?: { loaded: boolean; file: string; error?: string }; message?: string }
 
 const ORIGIN_TEXT: Record<NativeOrigin, string> = { prebuilt: 'prebuilt binary', 'built-from-source': 'built from source', custom: 'a path the app gave' }
@@ -37,7 +37,7 @@ export function softroceNative(packageName: string, mod: Record<string, unknown>
   if (typeof mod.nativeHelperStatus !== 'function') return { ...base, status: 'unknown', detail: `${packageName} does not report its helper (an older version)` }
   const s = (mod.nativeHelperStatus as () => HelperStatus)()
   if (s.helper === 'missing') return { ...base, status: 'missing', ...where(undefined, s.path), detail: s.why ?? 'not loaded' }
-  const paths = s.sendPath && s.receivePath ? 'native send and receive paths' : s.why ?? 'native paths partly unused'
+  const paths = s.sendPath && s.receivePath ? `native send and receive paths${s.batchedIo === true ? ', batched I/O (sendmmsg, UDP GSO/GRO)' : s.batchedIo === false ? ` without batched I/O (${s.why ?? 'unavailable'})` : ''}` : s.why ?? 'native paths partly unused'
   return { ...base, status: 'loaded', ...where(s.origin, s.path), detail: `loaded (${ORIGIN_TEXT[s.origin ?? 'custom']}): ${paths}` }
 }
 

@@ -112,10 +112,14 @@ export function errorStatusTests(suite: Suite): void {
     fill(mrA, 9)
     const before = fill(mrB, 10)
     q1.postSend({ wrId: 11, opcode: 'RDMA_WRITE', sgList: [{ addr: mrA.addr, length: 256, lkey: (mrA.lkey ^ 0x00a5a5a5) >>> 0 }], remoteAddr: mrB.addr, rkey: mrB.rkey })
-    expect((await takeCompletions(q1.sendCq, 1))[0]).toMatchObject({ wrId: 11, status: 'LOC_PROT_ERR' })
+    const badLkey = (await takeCompletions(q1.sendCq, 1))[0]
+    expect(badLkey?.wrId).toBe(11)
+    expect(badLkey?.status, 'status of the WRITE with a bad lkey').toBe('LOC_PROT_ERR')
     const recv = qbs[1]!.recv(mrB.slice(0, 4096))
     q2.postSend({ wrId: 12, opcode: 'SEND', sgList: [{ addr: mrA.addr + 4000, length: 256, lkey: mrA.lkey }] })
-    expect((await takeCompletions(q2.sendCq, 1))[0]).toMatchObject({ wrId: 12, status: 'LOC_PROT_ERR' })
+    const outside = (await takeCompletions(q2.sendCq, 1))[0]
+    expect(outside?.wrId).toBe(12)
+    expect(outside?.status, 'status of the SEND with an SGE outside its region').toBe('LOC_PROT_ERR')
     expectBytes(snapshot(mrB), before, 'peer memory after the failed WRs')
     let received = false
     void recv.then(() => (received = true), () => undefined)
@@ -142,7 +146,9 @@ export function errorStatusTests(suite: Suite): void {
     const before = fill(mrB, 17)
     qbs[0]!.postRecv({ wrId: 21, sgList: [{ addr: mrB.addr, length: 512, lkey: (mrB.lkey ^ 0x00a5a5a5) >>> 0 }] })
     const [sent] = await outcomes([qas[0]!.send(mrA.slice(0, 64))])
-    expect((await takeCompletions(qbs[0]!.recvCq, 1))[0]).toMatchObject({ wrId: 21, status: 'LOC_PROT_ERR' })
+    const unwritable = (await takeCompletions(qbs[0]!.recvCq, 1))[0]
+    expect(unwritable?.wrId).toBe(21)
+    expect(unwritable?.status, 'status of the receive with a bad lkey').toBe('LOC_PROT_ERR')
     expect(sent, 'sender status').toBe('REM_OP_ERR')
     expectBytes(snapshot(mrB), before, 'receiver memory')
   })

@@ -9,7 +9,7 @@
  * verifiable. The solved check covers 16 fewer bits (a corrupted packet passes
  * with probability 2^-16).
  */
-import { solveIpv4Header, verifyIcrc, type IpContext } from '../wire/icrc.js'
+import { solveIpv4Header, solveIpv4Id, verifyIcrc, type IpContext } from '../wire/icrc.js'
 
 export type IcrcResult = 'ok' | 'solved' | 'bad'
 
@@ -42,10 +42,22 @@ export class IcrcChecker {
     return ip
   }
 
+  /**
+   * The context with the IPv4 ID the datagram travelled with as far as its ICRC tells (for
+   * captures: the segments of a UDP GSO message carry IDs 1, 2, ...); `ip` when ID 0 fits or none does.
+   */
+  wireContext(datagram: Uint8Array, ip: IpContext): IpContext {
+    if (this.#family !== 4 || datagram.length < 16 || verifyIcrc(datagram, ip)) return ip
+    const solved = solveIpv4Header(datagram, ip)
+    return solved === undefined ? ip : { ...ip, ipId: solved.ipId }
+  }
+
   check(datagram: Uint8Array, ip: IpContext): IcrcResult {
-    if (verifyIcrc(datagram, ip)) return 'ok'
-    if (this.#family !== 4) return 'bad'
-    // solveIpv4Header ignores ipId; DF is taken from the context (set, as Linux and rxe send).
-    return solveIpv4Header(datagram, ip) === undefined ? 'bad' : 'solved'
+    if (this.#family !== 4) return verifyIcrc(datagram, ip) ? 'ok' : 'bad'
+    // One CRC pass for both: ID 0 is the solution when it fits (most senders; segment 0 of a UDP
+    // GSO message), else the solver finds the ID (rxe's hashed IDs, GSO segments 1, 2, ...).
+    // solveIpv4Id ignores ipId; DF is taken from the context (set, as Linux and rxe send).
+    const id = datagram.length < 16 ? undefined : solveIpv4Id(datagram, ip)
+    return id === undefined ? 'bad' : id === 0 ? 'ok' : 'solved'
   }
 }

@@ -13,7 +13,8 @@
 import { closeSync } from 'node:fs'
 import { FifoQueue } from '@rdma-session/core'
 import { NativeSender, type WireTarget } from './native-send.js'
-import type { RoceReceiveAddon, RoceSockoptAddon } from './sockopt-addon.js'
+import { SendBatch, type SendBatchStats } from './send-batch.js'
+import { batchOf, envOff, GRO_DISABLE_ENV, GSO_DISABLE_ENV, type RoceBatchAddon, type RoceReceiveAddon, type RoceSockoptAddon } from './sockopt-addon.js'
 
 /**
  * The largest datagram a device takes: a 4096-byte MTU packet with every RoCE header and the
@@ -25,8 +26,34 @@ export const MAX_DATAGRAM_BYTES = 8192
 export const RECEIVE_SLOT_BYTES = MAX_DATAGRAM_BYTES
 /** Datagrams per recvmmsg. */
 export const RECEIVE_SLOTS = 32
-/** Int32 words per datagram in the meta array: length, port, family, address (4 words). */
+/** Int32 words per datagram in the meta array: length, port, family, address (4 words), offset in the slab. */
 export const RECEIVE_META = 8
+/** With UDP_GRO: bytes per slot (a whole aggregate), slots per recvmmsg, and datagrams per callback. */
+export const GRO_SLOT_BYTES = 65536
+export const GRO_SLOTS = 16
+export const GRO_META_ENTRIES = 1024
+
+/** How the socket batches its system calls. */
+export interface BatchedIo {
+  /** 'gso': sendmmsg of UDP GSO messages; 'sendmmsg': sendmmsg of single datagrams; 'sendmsg': one call per datagram. */
+  readonly send: 'gso' | 'sendmmsg' | 'sendmsg'
+  /** 'gro': recvmmsg of UDP GRO aggregates, split here; 'recvmmsg': recvmmsg of single datagrams. */
+  readonly receive: 'gro' | 'recvmmsg'
+  /** Why send is not 'gso' / receive is not 'gro'. */
+  readonly sendReason?: string
+  readonly receiveReason?: string
+}
+
+export interface BatchedIoStats extends SendBatchStats {
+  /** recvmmsg calls that read something, datagrams they read, GRO aggregates and the segments in them. */
+  reads: number
+  datagrams: number
+  aggregates: number
+  segments: number
+}
+
+const ERRNO_NAMES: Record<number, string> = { 5: 'EIO', 22: 'EINVAL', 90: 'EMSGSIZE', 92: 'ENOPROTOOPT', 95: 'EOPNOTSUPP', 524: 'ENOTSUPP' }
+const errnoName = (e: number): string => ERRNO_NAMES[e] ?? `errno ${e}`
 
 /** EAGAIN (= EWOULDBLOCK on Linux): the kernel's send queue is full. */
 const EAGAIN = 11
@@ -41,6 +68,8 @@ export interface NativeDatagramEvents {
   onOversized(bytes: number): void
   /** A send failed for another reason than a full queue (errno): the datagram is dropped. */
   onSendError(errno: number): void
+  /** A batch met a full kernel queue: `count` datagrams wait for the socket to be writable (copies). */
+  onSendBlocked?(count: number): void
 }
 
 function ipv4Text(a: number): string {
@@ -82,8 +111,11 @@ export class NativeDatagramSocket {
   readonly port: number
   readonly #addon: Required<RoceSockoptAddon> & RoceReceiveAddon
   readonly #sender: NativeSender
-  readonly #slab = Buffer.alloc(RECEIVE_SLOT_BYTES * RECEIVE_SLOTS)
-  readonly #meta = new Int32Array(RECEIVE_SLOTS * RECEIVE_META)
+  #slab: Buffer
+  #meta: Int32Array
+  readonly #batchAddon: RoceBatchAddon | null
+  readonly #batch: SendBatch | null
+  #mode: BatchedIo
   /** Source addresses as text, by IPv4 address or by the IPv6 words joined. */
   readonly #v4Names = new Map<number, string>()
   readonly #v6Names = new Map<string, string>()
@@ -101,6 +133,57 @@ export class NativeDatagramSocket {
     this.address = bound.address
     this.port = bound.port
     this.#sender = new NativeSender(addon, fd, family)
+    const b = batchOf(addon)
+    this.#batchAddon = b.ok ? b.addon : null
+    let gso = false
+    let sendReason: string | undefined = b.ok ? undefined : b.why
+    let receiveReason: string | undefined = b.ok ? undefined : b.why
+    let gro = false
+    if (b.ok) {
+      const wantGro = !envOff(GRO_DISABLE_ENV)
+      const probe = b.addon.udpOffload(fd, wantGro)
+      gso = probe.segment === 0 && !envOff(GSO_DISABLE_ENV)
+      if (!gso) sendReason = probe.segment !== 0 ? `the kernel refused UDP_SEGMENT (${errnoName(probe.segment)})` : `UDP GSO is disabled by ${GSO_DISABLE_ENV}=${process.env[GSO_DISABLE_ENV] ?? ''}`
+      gro = wantGro && probe.gro === 0
+      if (!gro) receiveReason = wantGro ? `the kernel refused UDP_GRO (${errnoName(probe.gro)})` : `UDP GRO is disabled by ${GRO_DISABLE_ENV}=${process.env[GRO_DISABLE_ENV] ?? ''}`
+    }
+    this.#batch = b.ok
+      ? new SendBatch(b.addon, fd, family, gso, {
+        sendOne: (data, target) => this.#sender.send(data, target),
+        blocked: (datagrams) => this.#blocked(datagrams),
+        sendError: (errno, count) => {
+          for (let k = 0; k < count; k++) this.#events?.onSendError(errno)
+        },
+        gsoRefused: (errno) => {
+          this.#mode = { ...this.#mode, send: 'sendmmsg', sendReason: `the kernel refused a UDP GSO send (${errnoName(errno)})` }
+        },
+      })
+      : null
+    this.#mode = {
+      send: gso ? 'gso' : b.ok ? 'sendmmsg' : 'sendmsg',
+      receive: gro ? 'gro' : 'recvmmsg',
+      ...(sendReason === undefined ? {} : { sendReason }),
+      ...(receiveReason === undefined ? {} : { receiveReason }),
+    }
+    this.#slab = Buffer.alloc(gro ? GRO_SLOT_BYTES * GRO_SLOTS : RECEIVE_SLOT_BYTES * RECEIVE_SLOTS)
+    this.#meta = new Int32Array((gro ? GRO_META_ENTRIES : RECEIVE_SLOTS) * RECEIVE_META)
+  }
+
+  /** How sends and receives are batched now (GSO can be refused at run time). */
+  get batchedIo(): BatchedIo {
+    return this.#mode
+  }
+
+  /** Counters of the batched paths (zeros where they are not used). */
+  get batchedIoStats(): BatchedIoStats {
+    const s = this.#batch?.stats ?? { calls: 0, batched: 0, single: 0, gsoMessages: 0, gsoSegments: 0 }
+    const r = this.#handle !== null && this.#batchAddon !== null ? this.#batchAddon.receiverStats(this.#handle) : { reads: 0, datagrams: 0, aggregates: 0, segments: 0 }
+    return { ...s, ...r }
+  }
+
+  /** Bytes of receive buffers this socket holds (the slab and its meta array). */
+  get receiveBufferBytes(): number {
+    return this.#slab.length + this.#meta.byteLength
   }
 
   get sender(): NativeSender {
@@ -115,11 +198,12 @@ export class NativeDatagramSocket {
   start(events: NativeDatagramEvents): void {
     if (this.#handle !== null || this.#closed !== null) return
     this.#events = events
-    this.#handle = this.#addon.openReceiver(this.fd, this.#slab, this.#meta, RECEIVE_SLOT_BYTES,
-      (count) => this.#batch(count), () => this.#flush(), () => this.#onClosed?.())
+    const gro = this.#mode.receive === 'gro'
+    this.#handle = this.#addon.openReceiver(this.fd, this.#slab, this.#meta, gro ? GRO_SLOT_BYTES : RECEIVE_SLOT_BYTES,
+      (count) => this.#received(count), () => this.#flush(), () => this.#onClosed?.(), gro)
   }
 
-  #batch(count: number): void {
+  #received(count: number): void {
     const ev = this.#events!
     if (count < 0) {
       ev.onReceiveError(-count)
@@ -133,7 +217,7 @@ export class NativeDatagramSocket {
         ev.onOversized(-len)
         continue
       }
-      const start = i * RECEIVE_SLOT_BYTES
+      const start = m[at + 7]!
       ev.onDatagram(this.#slab.subarray(start, start + len), this.#address(m, at), m[at + 1]!)
     }
   }
@@ -159,10 +243,20 @@ export class NativeDatagramSocket {
     return name
   }
 
-  /** Sends now, or queues a copy behind earlier datagrams while the kernel's queue is full. Returns false when the datagram was queued. */
-  send(data: Uint8Array | readonly Uint8Array[], target: WireTarget): boolean {
+  /**
+   * Sends now, or queues a copy behind earlier datagrams while the kernel's queue is full. Returns
+   * false when the datagram was queued. With the batched path and the datagram's `length`, it is
+   * held and sent with the others of this run after it (SendBatch); `data` must then stay unchanged
+   * until the next microtask.
+   */
+  send(data: Uint8Array | readonly Uint8Array[], target: WireTarget, length = -1): boolean {
     if (this.#closed !== null) return true
-    if (this.#queue.empty) {
+    if (this.#batch !== null && length >= 0) {
+      if (this.#queue.empty) {
+        this.#batch.push(data, length, target)
+        return true
+      }
+    } else if (this.#queue.empty) {
       const r = this.#sender.send(data, target)
       if (r >= 0) return true
       if (r !== -EAGAIN) {
@@ -173,6 +267,14 @@ export class NativeDatagramSocket {
     }
     this.#queue.push({ data: Buffer.concat(data instanceof Uint8Array ? [data] : (data as Uint8Array[])), target })
     return false
+  }
+
+  /** The batch met a full kernel queue: these wait, in order, for the socket to be writable. */
+  #blocked(datagrams: { data: Buffer; target: WireTarget }[]): void {
+    if (this.#closed !== null) return
+    if (this.#queue.empty) this.#addon.armWritable(this.#handle!)
+    for (const d of datagrams) this.#queue.push(d)
+    this.#events?.onSendBlocked?.(datagrams.length)
   }
 
   #flush(): void {
@@ -191,6 +293,7 @@ export class NativeDatagramSocket {
   close(): Promise<void> {
     if (this.#closed !== null) return this.#closed
     this.#queue.clear()
+    this.#batch?.clear()
     const handle = this.#handle
     if (handle === null) {
       closeSync(this.fd)

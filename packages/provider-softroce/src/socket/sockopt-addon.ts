@@ -19,6 +19,12 @@ export const PATH_ENV = 'RDMA_SESSION_SOFTROCE_NATIVE_PATH'
 /** RDMA_SESSION_SOFTROCE_NATIVE_SEND=off keeps the socket helper but sends through node:dgram. */
 export const SEND_DISABLE_ENV = 'RDMA_SESSION_SOFTROCE_NATIVE_SEND'
 export const RECEIVE_DISABLE_ENV = 'RDMA_SESSION_SOFTROCE_NATIVE_RECEIVE'
+/** RDMA_SESSION_SOFTROCE_GSO=off: no UDP GSO (batches go out as sendmmsg of single datagrams). */
+export const GSO_DISABLE_ENV = 'RDMA_SESSION_SOFTROCE_GSO'
+/** RDMA_SESSION_SOFTROCE_GRO=off: no UDP_GRO on the receive side (recvmmsg of single datagrams). */
+export const GRO_DISABLE_ENV = 'RDMA_SESSION_SOFTROCE_GRO'
+/** RDMA_SESSION_SOFTROCE_BATCH=off: one sendmsg per datagram, as before batching (no sendmmsg, no GSO). */
+export const BATCH_DISABLE_ENV = 'RDMA_SESSION_SOFTROCE_BATCH'
 export const BUILD_COMMAND = 'pnpm --filter @rdma-session/provider-softroce build:native'
 
 export interface CreateUdpSocketRequest {
@@ -68,8 +74,39 @@ export interface RoceReceiveAddon {
   closeReceiver(handle: object): void
   /** Where the socket is bound (getsockname). */
   socketAddress(fd: number): { address: string; port: number }
+  /** With `gro` (8th argument; UDP_GRO set with udpOffload): aggregates are read into 64 KiB slots and split; meta[i*8 + 7] is datagram i's offset in the slab. */
+  openReceiver(fd: number, slab: Buffer, meta: Int32Array, slotBytes: number, onBatch: (count: number) => void, onWritable: () => void, onClosed: () => void, gro: boolean): object
   /** SO_RCVBUF and SO_SNDBUF (best effort); returns the receive buffer granted. */
   setBufferSizes(fd: number, bytes: number): number
+}
+
+/** The helper's batched paths (helpers built before them lack these). */
+export interface RoceBatchAddon {
+  /**
+   * One sendmmsg of messages first..end-1 to `sockaddr`: message m is counts[m] consecutive
+   * pieces from pieceStart on; segs[m] > 0 makes it a UDP GSO message cut into segs[m]-byte
+   * datagrams (the last may be shorter). Returns the messages sent, or -errno.
+   */
+  sendBatch(fd: number, pieces: readonly Uint8Array[], pieceStart: number, counts: Int32Array, segs: Int32Array, first: number, end: number, sockaddr: Buffer, tos: number, hopLimit: number): number
+  /** 0 where the kernel takes UDP_SEGMENT (asked) and UDP_GRO (set to `gro`), else its errno. */
+  udpOffload(fd: number, gro: boolean): { segment: number; gro: number }
+  /** Counters of a receiver: recvmmsg calls that read something, datagrams read, GRO aggregates and their segments. */
+  receiverStats(handle: object): { reads: number; datagrams: number; aggregates: number; segments: number }
+}
+
+/** The batched paths of the loaded helper, or why they are not used. */
+export function batchOf(addon: object): { readonly ok: true; readonly addon: RoceBatchAddon } | { readonly ok: false; readonly why: string } {
+  if (isOff(BATCH_DISABLE_ENV)) return { ok: false, why: `batched I/O is disabled by ${BATCH_DISABLE_ENV}=${process.env[BATCH_DISABLE_ENV] ?? ''}` }
+  const a = addon as Partial<RoceBatchAddon>
+  if (typeof a.sendBatch !== 'function' || typeof a.udpOffload !== 'function' || typeof a.receiverStats !== 'function') {
+    return { ok: false, why: `the helper predates batched I/O (no sendBatch); rebuild it with \`${BUILD_COMMAND}\`` }
+  }
+  return { ok: true, addon: a as RoceBatchAddon }
+}
+
+/** Whether an environment switch turns a feature off ('0', 'off', 'false', 'no'). */
+export function envOff(name: string): boolean {
+  return isOff(name)
 }
 
 /** Where the loaded helper came from: the prebuilt binary, a build from source, or RDMA_SESSION_SOFTROCE_NATIVE_PATH. */

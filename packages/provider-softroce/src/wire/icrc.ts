@@ -230,3 +230,49 @@ export function solveIpv4Header(
   }
   return undefined
 }
+
+// --- IPv4 IDs of UDP GSO segments ------------------------------------------------------------------
+// A UDP GSO message leaves as datagrams whose IPv4 IDs count up from the message's: 0, 1, 2, ...
+// from an unconnected IP_PMTUDISC_DO socket (Linux's inet_gso_segment numbers the segments). The
+// ICRC covers the ID, so segment k's ICRC must be the one for ID k. Since the CRC is affine in the
+// ID, that is the ICRC computed for ID 0 XOR a difference that depends only on the ID and the
+// datagram's length: the register difference ID bit b makes at the end of the pseudo-header,
+// advanced over the packet (without its ICRC). Built per length (16 advance maps) and cached.
+
+const idDeltas = new Map<number, Uint32Array>()
+const DELTAS_MAX = 1024
+
+/**
+ * The XOR that turns the ICRC (as the number stored little-endian) of an IPv4 datagram of
+ * `udpLength` bytes (UDP payload, ICRC included) computed for ID 0 into the ICRC for ID `id`,
+ * with `ip`'s DF (default set). Independent of the addresses and ports.
+ */
+export function ipv4IdIcrcDelta(ip: IpContext, udpLength: number, id: number): number {
+  if (!(id >= 0 && id <= 0xffff && Math.floor(id) === id)) {
+    throw new WireError(WireErrorCode.FIELD, `ipId must be an integer 0..65535, got ${String(id)}`)
+  }
+  checkLength(udpLength - ICRC)
+  if (id === 0) return 0
+  let basis = idDeltas.get(udpLength)
+  if (basis === undefined) {
+    const ph = pseudoHeader({ ...ip, family: 4 })
+    const df = ip.df ?? true
+    const r0 = ph.register(udpLength, 0, df)
+    basis = new Uint32Array(16)
+    for (let bit = 0; bit < 16; bit++) basis[bit] = crcAdvance((ph.register(udpLength, 1 << bit, df) ^ r0) >>> 0, udpLength - ICRC)
+    if (idDeltas.size >= DELTAS_MAX) idDeltas.clear()
+    idDeltas.set(udpLength, basis)
+  }
+  let d = 0
+  for (let bit = 0, k = id; k !== 0; bit++, k >>>= 1) if (k & 1) d ^= basis[bit] as number
+  return d >>> 0
+}
+
+/** XORs ipv4IdIcrcDelta into the ICRC in the last 4 bytes of `icrcHolder` (little-endian). */
+export function patchIcrc(icrcHolder: Uint8Array, delta: number): void {
+  const at = icrcHolder.length - ICRC
+  icrcHolder[at] = (icrcHolder[at] as number) ^ (delta & 0xff)
+  icrcHolder[at + 1] = (icrcHolder[at + 1] as number) ^ ((delta >>> 8) & 0xff)
+  icrcHolder[at + 2] = (icrcHolder[at + 2] as number) ^ ((delta >>> 16) & 0xff)
+  icrcHolder[at + 3] = (icrcHolder[at + 3] as number) ^ (delta >>> 24)
+}

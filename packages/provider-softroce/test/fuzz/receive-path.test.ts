@@ -10,12 +10,17 @@
  * recycled fuzz QP) still move data byte-exact. A fuzz QP that a packet drives into ERR (fatal NAK,
  * as the IB spec requires for invalid requests and remote access errors) is flushed, reset and
  * reconnected, and counted. RDMA_FUZZ_PACKETS and RDMA_FUZZ_SEED change the run.
+ * It runs twice: one datagram per send, and with consecutive datagrams of one size sent as UDP
+ * GSO messages (the device's UDP_GRO socket reads them as aggregates and splits them: every
+ * segment, mutated ones included, must be accounted for the same way).
  */
 import { afterEach, describe, expect, it } from 'vitest'
 import { createContext, type Context, type MemoryRegion, type QueuePair } from '@rdma-session/core'
 import { DROP_REASONS, softroce, type SoftRoceDevice } from '../../src/index.js'
 import type { SoftRoceQp } from '../../src/rc/queue-pair.js'
 import { openRoceSocket, type RoceSocket } from '../../src/socket/roce-socket.js'
+import { loadSockoptAddon, type RoceBatchAddon, type RoceSockoptAddon } from '../../src/socket/sockopt-addon.js'
+import { GSO_MAX_BYTES, GSO_MAX_SEGMENTS } from '../../src/socket/send-batch.js'
 import { Rand } from '../wire/random-packets.js'
 import { FuzzPeer, type Stage } from './fuzz-peer.js'
 
@@ -66,8 +71,31 @@ function connectPair(a: QueuePair, b: QueuePair, ea: { address: string; port: nu
   for (const q of [a, b]) q.modify({ state: 'RTS', sqPsn: q.localPsn, timeout: 14, retryCnt: 7, rnrRetry: 7, maxRdAtomic: 16 })
 }
 
+/** Sends `datagrams` (in order) as UDP GSO messages: runs of one size, plus a shorter last one. */
+function sendAggregated(socket: RoceSocket, port: number, datagrams: Buffer[]): number {
+  const state = loadSockoptAddon()
+  if (!state.loaded) throw new Error('the GSO fuzz needs the native helper')
+  const addon = state.addon as Required<RoceSockoptAddon> & RoceBatchAddon
+  const to = addon.makeSockaddr(4, '127.0.0.1', port)
+  let messages = 0
+  for (let i = 0; i < datagrams.length;) {
+    const size = datagrams[i]!.length
+    let end = i + 1
+    let bytes = size
+    while (end < datagrams.length && end - i < GSO_MAX_SEGMENTS && datagrams[end]!.length <= size && bytes + datagrams[end]!.length <= GSO_MAX_BYTES) {
+      bytes += datagrams[end]!.length
+      if (datagrams[end++]!.length < size) break
+    }
+    const r = addon.sendBatch(socket.fd!, datagrams, i, Int32Array.of(end - i), Int32Array.of(end - i > 1 ? size : 0), 0, 1, to, -1, -1)
+    if (r !== 1) throw new Error(`sendBatch: ${r}`)
+    messages++
+    i = end
+  }
+  return messages
+}
+
 describe('receive-path fuzz', () => {
-  it(`${PACKETS} random and mutated packets: no crash, no write outside registered ranges, every drop counted`, async () => {
+  for (const mode of ['datagrams', 'GSO'] as const) it(`${PACKETS} random and mutated packets${mode === 'GSO' ? ' in UDP GSO messages (GRO aggregates)' : ''}: no crash, no write outside registered ranges, every drop counted`, async () => {
     const r = new Rand(SEED)
     const d = await createContext({ provider: softroce({ port: 0, timers: TIMERS }) })
     cleanup.push(() => d.close())
@@ -227,6 +255,7 @@ describe('receive-path fuzz', () => {
     const recvBase = dd.counters.packetsReceived
     const peerSentBase = pd.counters.packetsSent
     let sent = 0
+    let gsoMessages = 0
     /** Waits until the device has taken every datagram sent to it (fuzz and real peer). */
     const delivered = async (): Promise<void> => {
       const deadline = performance.now() + 5000
@@ -241,14 +270,19 @@ describe('receive-path fuzz', () => {
     maintain()
     const t0 = performance.now()
     while (sent < PACKETS) {
+      const outbox: { socket: RoceSocket; datagrams: Buffer[] }[] = []
       for (let i = 0; i < BATCH && sent < PACKETS; i++) {
         const f = peer.next()
         stages[f.stage]++
         kinds.set(f.kind, (kinds.get(f.kind) ?? 0) + 1)
         for (const m of f.mutations) mutations.set(m, (mutations.get(m) ?? 0) + 1)
-        ;(f.via === 'peer' ? peerSocket : offPathSocket).socket.send(f.datagram, dd.info.port, '127.0.0.1')
+        const socket = f.via === 'peer' ? peerSocket : offPathSocket
+        if (mode === 'datagrams') socket.socket.send(f.datagram, dd.info.port, '127.0.0.1')
+        else if (outbox.at(-1)?.socket === socket) outbox.at(-1)!.datagrams.push(f.datagram)
+        else outbox.push({ socket, datagrams: [f.datagram] })
         sent++
       }
+      for (const o of outbox) gsoMessages += sendAggregated(o.socket, dd.info.port, o.datagrams)
       await delivered()
       await new Promise((resolve) => setImmediate(resolve))
       maintain()
@@ -269,10 +303,15 @@ describe('receive-path fuzz', () => {
       `[fuzz] mutations ${JSON.stringify(Object.fromEntries(mutations))}`,
       `[fuzz] predicted stages ${JSON.stringify(stages)}`,
       `[fuzz] device: received ${c.packetsReceived - recvBase} (fuzz ${sent} + real peer ${pd.counters.packetsSent - peerSentBase}), accepted by a QP ${accepted}, dropped ${drops}: ${JSON.stringify(c.drops)}; NAKs sent ${JSON.stringify(dd.counters.naksSentByKind)}; duplicates answered ${c.duplicatesAnswered}; IPv4 IDs solved ${c.ipv4IdSolved}`,
+      `[fuzz] ${mode}: ${gsoMessages} GSO messages sent; device read ${JSON.stringify(dd.batchedIo?.stats)}`,
       `[fuzz] fuzz QPs driven to ERR and reconnected: ${recycled}; reasons ${JSON.stringify(Object.fromEntries([...errReasons].sort((x, y) => y[1] - x[1]).slice(0, 12)))}`,
       `[fuzz] device WR completions on fuzz QPs: ${JSON.stringify(Object.fromEntries(statuses))}; datagrams the peer got from the device: ${peer.received}`,
     ].join('\n'))
 
+    if (mode === 'GSO') {
+      expect(dd.batchedIo!.receive).toBe('gro')
+      expect(dd.batchedIo!.stats.aggregates, 'GRO aggregates read').toBeGreaterThan(PACKETS / 50)
+    }
     // Every datagram is accounted for: handed to a QP, or dropped under exactly one reason.
     expect(c.packetsReceived - recvBase).toBe(sent + pd.counters.packetsSent - peerSentBase)
     expect(accepted + drops).toBe(c.packetsReceived)

@@ -170,6 +170,7 @@ async function finish(): Promise<object> {
   return {
     sha: createHash('sha256').update(region!.bytes).digest('hex'),
     counters: device().counters.snapshot(),
+    batchedIo: device().batchedIo,
     sends: tally(sendDone, sendExpected),
     recvs: tally(recvDone, recvExpected),
     stray,

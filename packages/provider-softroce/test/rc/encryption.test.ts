@@ -47,7 +47,8 @@ describe('encrypted QPs', () => {
     expect(file.includes(Buffer.from('TOP-SECRET')), 'plaintext in the capture').toBe(false)
     const { datagrams } = readPcap(file)
     expect(datagrams.length).toBeGreaterThan(10)
-    for (const d of datagrams) expect(verifyIcrc(d.udpPayload, { ...d.ip, ipId: 0, df: true })).toBe(true)
+    // Received UDP GSO segments carry IPv4 IDs 1, 2, ...: the capture records the ID the ICRC was made for.
+    for (const d of datagrams) expect(verifyIcrc(d.udpPayload, { ...d.ip, df: true })).toBe(true)
     pair = null
   })
 

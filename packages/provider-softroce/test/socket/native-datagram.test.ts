@@ -162,7 +162,7 @@ describe('NativeDatagramSocket against a scripted binding', () => {
     const { slab, meta, onBatch } = s.cb()
     const put = (i: number, bytes: number[], port: number, family: number, words: number[]) => {
       slab.set(bytes, i * RECEIVE_SLOT_BYTES)
-      meta.set([bytes.length, port, family, ...words], i * RECEIVE_META)
+      meta.set([bytes.length, port, family, ...words, 0, 0, 0, 0].slice(0, 7).concat([i * RECEIVE_SLOT_BYTES]), i * RECEIVE_META)
     }
     put(0, [1, 2], 4791, 4, [(127 << 24) | 1])
     put(1, [3], 1000, 6, [0xfd990000 | 0, 0, 0, 1])

@@ -197,9 +197,10 @@ if (fam === 4) {
   })
 }
 const counters = device.counters.snapshot()
+const batchedIo = device.batchedIo
 const peerCounters = await peer.counters().catch(() => ({}))
 await qp.close()
 await peer.quit().catch(() => undefined)
 await ctx.close()
-process.stdout.write(`${JSON.stringify({ checks, counters, peerCounters, diagnostics: device.diagnostics })}\n`)
+process.stdout.write(`${JSON.stringify({ checks, counters, peerCounters, diagnostics: device.diagnostics, batchedIo })}\n`)
 process.exit(0)

@@ -122,6 +122,18 @@ describe.each([
   }, 60_000)
 })
 
+describe('reorder window', () => {
+  it('a requester window larger than the responder\'s reorder window: packets beyond it are dropped and counted, the data still lands byte-exact', async () => {
+    // A may have 64 packets of 4 KiB in flight; B holds at most 16 (64 KiB / 4 KiB) past a gap.
+    pair = await openPair({ impairment: { loss: 0.03, seed: 8 }, windowBytes: 256 * 1024 }, { windowBytes: 64 * 1024 })
+    const { qa, qb } = connect(pair, { mtu: 4096, caps: { maxSendWr: 64, maxRecvWr: 64 } })
+    await transfer(pair, qa, qb, 4 << 20, 256 * 1024)
+    const b = pair.db.counters
+    expect(b.outOfOrderBuffered).toBeGreaterThan(0)
+    expect(b.reorderOverflows, 'packets past the 16-packet reorder window').toBeGreaterThan(0)
+  }, 60_000)
+})
+
 describe('encrypted QPs', () => {
   it('SACK NAKs are sealed and opened like any packet: 4 MiB over a lossy link lands byte-exact', async () => {
     pair = await openPair({ impairment: { loss: 0.03, seed: 5 }, windowBytes: 256 * 1024 }, { windowBytes: 256 * 1024 })

@@ -419,6 +419,12 @@ export class Requester {
         if (k !== w.received) continue
         const W = this.#host.windowPackets
         chunk = Math.min(w.packets, (Math.floor(k / W) + 1) * W) - k
+        // Only up to the first response held past the gap.
+        const held = w.held
+        if (held !== null) for (let i = 1; i < chunk; i++) if (held[(k + i) % held.length] === k + i) {
+          chunk = i
+          break
+        }
         k = w.received
       }
       const len = fillRequestPacket(w, k, m, this.#pmtu, chunk, true, this.#host.lazyAcks, this.#pkt, this.#parts)
@@ -504,31 +510,76 @@ export class Requester {
     const expected = psnAdd(w.firstPsn, w.received)
     const d = psnDiff(psn, expected)
     if (d !== 0) {
-      // A gap: responses were lost; ask again from the first missing one (once per gap).
-      if (d > 0 && psnLessOrEqual(psn, w.lastPsn) && w.rewoundAt !== expected) {
+      if (d <= 0 || !psnLessOrEqual(psn, w.lastPsn)) return false
+      // A gap: responses were lost. With selective repeat this one is placed now (it is our own
+      // memory, undefined until the WR completes); ask again for the missing ones only (once per gap).
+      const held = this.#sr !== null && this.#holdReadResponse(w, pkt, w.received + d)
+      if (w.rewoundAt !== expected) {
         w.rewoundAt = expected
         this.#retryRead(expected)
       }
-      return false
+      return held
     }
     const idx = w.received
+    if (!this.#readResponseFits(w, pkt, idx)) {
+      this.#fail(w, WcStatus.BAD_RESP_ERR, `malformed READ response at PSN ${psn}`)
+      return true
+    }
+    const want = pkt.payload.length
+    if (want > 0) scatter(w.sgl, idx * this.#pmtu, pkt.payload)
+    w.received++
+    // Responses placed past the gap this one filled follow it.
+    const held = w.held
+    if (held !== null) {
+      while (w.received < w.packets && held[w.received % held.length] === w.received) {
+        held[w.received % held.length] = -1
+        w.received++
+      }
+    }
+    if (pkt.aeth !== undefined) this.#ackThrough(psnAdd(w.firstPsn, -1))
+    if (w.received === w.packets) {
+      w.done = true
+      this.#ackThrough(w.lastPsn)
+      return true
+    }
+    this.#progress()
+    // Still responses held past another gap: that one is missing too.
+    if (held !== null && w.received !== idx + 1 && held.some((k) => k > w.received)) {
+      const from = psnAdd(w.firstPsn, w.received)
+      if (w.rewoundAt !== from) {
+        w.rewoundAt = from
+        this.#retryRead(from)
+      }
+    }
+    return true
+  }
+
+  /**
+   * Responses are placed by PSN. A piece requested separately (window-sized pieces, retries)
+   * starts with FIRST and ends with LAST in the middle of the WR; the WR's last must be final.
+   */
+  #readResponseFits(w: SendWqe, pkt: RocePacket, idx: number): boolean {
     const lastPkt = idx === w.packets - 1
     const op = pkt.bth.opcode
     const finalOp = op === RcOpcode.RDMA_READ_RESPONSE_LAST || op === RcOpcode.RDMA_READ_RESPONSE_ONLY
     const want = lastPkt ? w.length - idx * this.#pmtu : this.#pmtu
-    // Responses are placed by PSN. A piece requested separately (window-sized pieces, retries)
-    // starts with FIRST and ends with LAST in the middle of the WR; the WR's last must be final.
-    if ((lastPkt && !finalOp) || pkt.payload.length !== want) {
-      this.#fail(w, WcStatus.BAD_RESP_ERR, `malformed READ response at PSN ${psn}`)
-      return true
-    }
-    if (want > 0) scatter(w.sgl, idx * this.#pmtu, pkt.payload)
-    w.received++
-    if (pkt.aeth !== undefined) this.#ackThrough(psnAdd(w.firstPsn, -1))
-    if (lastPkt) {
-      w.done = true
-      this.#ackThrough(w.lastPsn)
-    } else this.#progress()
+    return !(lastPkt && !finalOp) && pkt.payload.length === want
+  }
+
+  /**
+   * Selective repeat: places READ response `idx` that arrived past a gap (within the window of
+   * the piece being received); false when it is not placed (beyond the window, already held, or
+   * not the size it must be: it is asked for again and checked in order then).
+   */
+  #holdReadResponse(w: SendWqe, pkt: RocePacket, idx: number): boolean {
+    const W = this.#host.windowPackets
+    if (idx - w.received >= W || !this.#readResponseFits(w, pkt, idx)) return false
+    const held = (w.held ??= new Int32Array(W).fill(-1))
+    const slot = idx % held.length
+    if (held[slot] === idx) return false
+    held[slot] = idx
+    if (pkt.payload.length > 0) scatter(w.sgl, idx * this.#pmtu, pkt.payload)
+    this.#host.counters.outOfOrderBuffered++
     return true
   }
 

@@ -122,6 +122,31 @@ describe.each([
   }, 60_000)
 })
 
+describe.each([
+  { path: 'selective repeat', selectiveRepeat: true },
+  { path: 'go-back-N', selectiveRepeat: false },
+])('READ responses over a lossy link ($path)', ({ selectiveRepeat }) => {
+  it('an 8 MiB READ lands byte-exact; with selective repeat responses past a gap are placed and only the missing ones are asked for again', async () => {
+    const size = 8 << 20
+    pair = await openPair({ windowBytes: 256 * 1024, selectiveRepeat }, { impairment: { loss: 0.03, seed: 12 }, windowBytes: 256 * 1024, selectiveRepeat })
+    const { qa } = connect(pair, { mtu: 4096 })
+    const ma = register(pair.a, size)
+    const mb = register(pair.b, size)
+    const data = pattern(size, 43)
+    mb.bytes.set(data)
+    await qa.read(ma.slice(0, size), mb.region(0, size))
+    expect(Buffer.from(ma.bytes).equals(data), 'A holds every byte of B').toBe(true)
+    const responses = size / 4096
+    const sent = pair.db.counters.packetsSent
+    console.info(`[selective repeat ${selectiveRepeat}] READ: B lost ${pair.db.impairment.stats.lost}, sent ${sent} packets for ${responses} responses, A placed ${pair.da.counters.outOfOrderBuffered} past gaps`)
+    if (selectiveRepeat) {
+      expect(pair.da.counters.outOfOrderBuffered, 'A placed responses past gaps').toBeGreaterThan(0)
+      // Each lost response is sent again (a lost re-request or retry can cost a piece).
+      expect(sent, 'B sent little more than the responses').toBeLessThanOrEqual(responses + 4 * pair.db.impairment.stats.lost + 64)
+    } else expect(pair.da.counters.outOfOrderBuffered).toBe(0)
+  }, 60_000)
+})
+
 describe('reorder window', () => {
   it('a requester window larger than the responder\'s reorder window: packets beyond it are dropped and counted, the data still lands byte-exact', async () => {
     // A may have 64 packets of 4 KiB in flight; B holds at most 16 (64 KiB / 4 KiB) past a gap.

@@ -17,6 +17,7 @@ const benches = [
   { file: 'softroce/send-latency.mjs', flags: [] },
   { file: 'softroce/qos-isolation.mjs', flags: [] },
   { file: 'softroce/loss-goodput.mjs', flags: [] },
+  { file: 'softroce/cm-connect.mjs', flags: [] },
 ]
 let failed = 0
 for (const b of benches) {

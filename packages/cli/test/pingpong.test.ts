@@ -4,10 +4,9 @@
  * below and above the MTU, -c). The kernel-rxe proof against the real ibv_rc_pingpong is
  * pingpong-rxe.test.ts.
  */
-import dgram from 'node:dgram'
-import net from 'node:net'
 import { describe, expect, it } from 'vitest'
 import { UsageError } from '../src/command.js'
+import { freeRocePort, freeTcpPort } from './ports.js'
 import { parseCInteger, parsePingpongArgs, pingpongCommand } from '../src/commands/pingpong.js'
 import { addressLine, runPingpong, summaryLines, type PingpongOptions, type PingpongResult } from '../src/pingpong/run-pingpong.js'
 import { MESSAGE_BYTES, addressToGid, decodeDest, encodeDest, formatGid, gidToAddress } from '../src/pingpong/wire-exchange.js'
@@ -54,39 +53,6 @@ describe('command line', () => {
     }
   })
 })
-
-/** A loopback UDP port pair that is free now (RoCE ports are fixed per side: both use it). */
-async function freeTcpPort(): Promise<number> {
-  const s = net.createServer()
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r))
-  const { port } = s.address() as net.AddressInfo
-  await new Promise((r) => s.close(r))
-  return port
-}
-
-/** A UDP port free on both 127.0.0.1 and 127.0.0.2 now (the two sides' RoCE port); a random one could be anyone's. */
-async function freeRocePort(): Promise<number> {
-  for (let attempt = 0; ; attempt++) {
-    const a = dgram.createSocket('udp4')
-    const b = dgram.createSocket('udp4')
-    try {
-      await new Promise<void>((resolve, reject) => a.once('error', reject).bind({ port: 0, address: '127.0.0.1', exclusive: true }, resolve))
-      const { port } = a.address()
-      await new Promise<void>((resolve, reject) => b.once('error', reject).bind({ port, address: '127.0.0.2', exclusive: true }, resolve))
-      return port
-    } catch (err) {
-      if (attempt >= 20) throw err
-    } finally {
-      for (const s of [a, b]) {
-        try {
-          s.close()
-        } catch {
-          // not bound
-        }
-      }
-    }
-  }
-}
 
 async function pair(common: Partial<PingpongOptions>): Promise<{ server: PingpongResult; client: PingpongResult; serverOut: string; clientOut: string }> {
   const roce = await freeRocePort()

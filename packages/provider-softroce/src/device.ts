@@ -34,6 +34,12 @@ import { HeldDatagrams } from './socket/held-datagrams.js'
 import { loadSockoptAddon, nativeSendOf } from './socket/sockopt-addon.js'
 import { performance } from 'node:perf_hooks'
 
+/** A UD QP of the device (QP1, the CM's general services QP): its datagrams bypass the RC path. */
+export interface UdReceiver {
+  /** A datagram for this QPN whose ICRC checked out; `ip` is the context it travelled with. */
+  receiveUd(datagram: Buffer, ip: IpContext): void
+}
+
 /** How a device is set up (resolved from SoftRoceOptions by the provider). */
 export interface DeviceConfig {
   readonly name: string
@@ -158,6 +164,8 @@ export class SoftRoceDevice implements ProviderDevice, PdOwner, QpDevice {
   readonly #capture: PacketCapture | null
   #impairment: LinkImpairment | null
   #ackQps: SoftRoceQp[] = []
+  /** UD QPs by QPN (QP1 when a CM runs on the device). */
+  readonly #ud = new Map<number, UdReceiver>()
   /** Datagrams of normal-priority QPs held back in this read batch. */
   readonly #deferred = new HeldDatagrams()
   readonly #processHeld = (datagram: Buffer, address: string, port: number): void => this.#process(datagram, address, port)
@@ -318,6 +326,32 @@ export class SoftRoceDevice implements ProviderDevice, PdOwner, QpDevice {
 
   #checkOpen(): void {
     if (this.#closed !== null) throw new ClosedError(`device ${this.info.name}`)
+  }
+
+  // ---- UD QPs (src/ud)
+
+  /** Routes the datagrams for `qpn` (ICRC checked) to `receiver` instead of the RC QP table. */
+  attachUd(qpn: number, receiver: UdReceiver): void {
+    this.#checkOpen()
+    if (this.#ud.has(qpn) || this.#qps.has(qpn)) throw new QpStateError(`device ${this.info.name} already has QP ${qpn}`)
+    this.#ud.set(qpn, receiver)
+  }
+
+  detachUd(qpn: number, receiver: UdReceiver): void {
+    if (this.#ud.get(qpn) === receiver) this.#ud.delete(qpn)
+  }
+
+  /** Sends one complete datagram (ICRC written for `ip`), counted and captured like every other. */
+  sendDatagram(datagram: Buffer, ip: IpContext): void {
+    if (this.#closed !== null) return
+    this.counters.packetsSent++
+    this.counters.bytesSent += datagram.length
+    if (this.#capture !== null) this.#capture.record(datagram, ip)
+    const imp = this.#impairment
+    const target = this.#native === null ? null : this.#native.target(ip.dst, ip.dstPort, 0, 0)
+    if (imp !== null) imp.outbound(datagram, (d) => this.#sendLater(d, ip, target))
+    else if (target === null) this.#socket!.send(datagram, ip.dstPort, ip.dst)
+    else this.#send(datagram, target)
   }
 
   // ---- QpDevice
@@ -486,7 +520,12 @@ export class SoftRoceDevice implements ProviderDevice, PdOwner, QpDevice {
     const icrc = this.#icrc.check(datagram, ip)
     if (icrc === 'bad') return c.drop('badIcrc')
     if (icrc === 'solved') c.ipv4IdSolved++
-    const qp = this.#qps.get(peekDestQpn(datagram))
+    const dqpn = peekDestQpn(datagram)
+    if (this.#ud.size > 0) {
+      const ud = this.#ud.get(dqpn)
+      if (ud !== undefined) return ud.receiveUd(datagram, ip)
+    }
+    const qp = this.#qps.get(dqpn)
     if (qp === undefined) return c.drop('unknownQpn')
     if (qp.ip !== null && !fromPeer(this.family, qp, address, port)) return c.drop('wrongSource')
     let bytes = datagram

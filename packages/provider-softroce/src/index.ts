@@ -9,3 +9,12 @@ export type { RcTimerOptions } from './rc/ib-timers.js'
 export type { DelayWindowOptions } from './rc/delay-window.js'
 export type { AdoptedSocket } from './device-socket.js'
 export { PSP_HEADER_BYTES, TAG_BYTES } from './crypto/packet-protection.js'
+export {
+  createCm, ConnectionManager, CmListener, ROCE_PORT,
+  type CmOptions, type CmQpOptions, type CmConnectOptions, type CmListenOptions, type CmRequest, type CmDecision,
+} from './cm/cm-manager.js'
+export { CmConnection, type CmState, type CmDisconnectInfo } from './cm/cm-connection.js'
+export { CM_DROP_REASONS, type CmDropReason, type CmCountersSnapshot } from './cm/cm-drops.js'
+export type { CmTimingOptions } from './cm/cm-timing.js'
+export { RejReason } from './cm/cm-messages.js'
+export { UdQp, GSI_QKEY, GSI_QPN, type AddressHandle, type UdSend, type UdCompletion } from './ud/ud-qp.js'

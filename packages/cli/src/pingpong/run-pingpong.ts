@@ -5,8 +5,10 @@
  * have completed) and the same summary lines, so either end can be the real rc_pingpong.
  */
 import { performance } from 'node:perf_hooks'
-import { createContext, type CompletionQueue, type Context, type MemoryRegion, type PathMtu, type Provider, type QueuePair, type WorkCompletion } from '@rdma-session/core'
-import { addressToGid, clientExchange, formatGid, gidToAddress, serverExchange, type PingpongDest } from './wire-exchange.js'
+import type { CompletionQueue, Context, MemoryRegion, PathMtu, QueuePair, WorkCompletion } from '@rdma-session/core'
+import { deviceCounters, openSoftroceContext, wcStatus, type SoftroceFactory } from '../oob/softroce.js'
+import { peerRoceAddress } from '../oob/gid.js'
+import { addressToGid, clientExchange, formatGid, serverExchange, type PingpongDest } from './wire-exchange.js'
 
 export interface PingpongOptions {
   /** Connect to rc_pingpong's server here; without it, be the server. */
@@ -31,7 +33,7 @@ export interface PingpongOptions {
   /** The peer's UDP port (default: rocePort). */
   readonly remoteRocePort?: number
   /** How softroce is made (tests substitute). Default: import('@rdma-session/provider-softroce'). */
-  readonly softroce?: (options: Record<string, unknown>) => Provider | Promise<Provider>
+  readonly softroce?: SoftroceFactory
   /** Lines rc_pingpong prints on stdout. */
   readonly out: (text: string) => void
   /** The server is accepting on this TCP port. */
@@ -61,15 +63,6 @@ const SEND_WRID = 2
 /** sysconf(_SC_PAGESIZE) on the hosts rc_pingpong runs on. */
 const PAGE_SIZE = 4096
 
-/** enum ibv_wc_status numbers and ibv_wc_status_str texts, for rc_pingpong's failure line. */
-const WC_STATUS: Record<string, [number, string]> = {
-  SUCCESS: [0, 'success'], LOC_LEN_ERR: [1, 'local length error'], LOC_QP_OP_ERR: [2, 'local QP operation error'],
-  LOC_PROT_ERR: [4, 'local protection error'], WR_FLUSH_ERR: [5, 'Work Request Flushed Error'], BAD_RESP_ERR: [7, 'bad response error'],
-  LOC_ACCESS_ERR: [8, 'local access error'], REM_INV_REQ_ERR: [9, 'remote invalid request error'], REM_ACCESS_ERR: [10, 'remote access error'],
-  REM_OP_ERR: [11, 'remote operation error'], RETRY_EXC_ERR: [12, 'transport retry counter exceeded'], RNR_RETRY_EXC_ERR: [13, 'RNR retry counter exceeded'],
-  REM_ABORT_ERR: [16, 'aborted error'], FATAL_ERR: [19, 'fatal error'], GENERAL_ERR: [21, 'general error'],
-}
-
 const hex = (n: number, width: number): string => n.toString(16).padStart(width, '0')
 
 /** "  local address:  LID 0x0000, QPN 0x00abcd, PSN 0x123456, GID ::ffff:10.77.0.1" */
@@ -83,11 +76,6 @@ export function summaryLines(size: number, iters: number, elapsedUsec: number): 
   const bytes = size * iters * 2
   return `${bytes} bytes in ${(usec / 1e6).toFixed(2)} seconds = ${((bytes * 8) / usec).toFixed(2)} Mbit/sec\n` +
     `${iters} iters in ${(usec / 1e6).toFixed(2)} seconds = ${Math.fround(usec / iters).toFixed(2)} usec/iter\n`
-}
-
-async function defaultSoftroce(options: Record<string, unknown>): Promise<Provider> {
-  const mod = (await import('@rdma-session/provider-softroce')) as { softroce(o: Record<string, unknown>): Provider }
-  return mod.softroce(options)
 }
 
 /** One rc_pingpong context: device, buffer, CQ, QP in INIT with rx_depth receives posted. */
@@ -118,9 +106,7 @@ class PingpongEndpoint {
   }
 
   static async open(o: PingpongOptions, address: string): Promise<PingpongEndpoint> {
-    const make = o.softroce ?? defaultSoftroce
-    const provider = await make({ address, port: o.rocePort, ...(o.ibDev === undefined ? {} : { deviceName: o.ibDev }) })
-    const ctx = await createContext({ provider })
+    const ctx = await openSoftroceContext({ address, port: o.rocePort, ...(o.ibDev === undefined ? {} : { deviceName: o.ibDev }), ...(o.softroce === undefined ? {} : { softroce: o.softroce }) })
     try {
       return new PingpongEndpoint(ctx, o)
     } catch (err) {
@@ -156,14 +142,14 @@ class PingpongEndpoint {
 
   /** pp_connect_ctx: RTR toward the peer's QPN/PSN/GID, then RTS with our PSN. */
   connect(remote: PingpongDest): void {
-    const peer = gidToAddress(remote.gid)
-    if (remote.gid.every((b) => b === 0)) throw new PingpongFailure('the peer sent GID :: (no GID): RoCE needs one; run rc_pingpong with -g <gid index>')
-    const family = this.ctx.info.address.includes(':') ? 6 : 4
-    if (peer.family !== family) {
-      throw new PingpongFailure(`the peer's GID ${formatGid(remote.gid)} is IPv${peer.family} but the local address ${this.ctx.info.address} is IPv${family}: pass --address with an IPv${peer.family} address`)
+    let address: string
+    try {
+      address = peerRoceAddress(remote.gid, this.ctx.info.address, 'run rc_pingpong with -g <gid index>')
+    } catch (err) {
+      throw new PingpongFailure((err as Error).message)
     }
     this.qp.modify({
-      state: 'RTR', remote: { address: peer.address, port: this.#o.remoteRocePort ?? this.#o.rocePort },
+      state: 'RTR', remote: { address, port: this.#o.remoteRocePort ?? this.#o.rocePort },
       pathMtu: this.#o.mtu, destQpn: remote.qpn, rqPsn: remote.psn, maxDestRdAtomic: 1, minRnrTimer: 12,
     })
     this.qp.modify({ state: 'RTS', sqPsn: this.qp.localPsn, timeout: 14, retryCnt: 7, rnrRetry: 7, maxRdAtomic: 1 })
@@ -171,8 +157,7 @@ class PingpongEndpoint {
 
   /** The device's counters, when the provider keeps them (softroce's `counters.snapshot()`). */
   counters(): Record<string, unknown> | undefined {
-    const device = this.ctx.device as { counters?: { snapshot?: () => Record<string, unknown> } }
-    return device.counters?.snapshot?.()
+    return deviceCounters(this.ctx)
   }
 
   async close(): Promise<void> {
@@ -193,7 +178,7 @@ async function exchangeMessages(ep: PingpongEndpoint, o: PingpongOptions, client
   let scnt = 0
   const handle = (wc: WorkCompletion): void => {
     if (wc.status !== 'SUCCESS') {
-      const [n, text] = WC_STATUS[wc.status] ?? [-1, wc.status]
+      const [n, text] = wcStatus(wc)
       throw new PingpongFailure(`Failed status ${text} (${n}) for wr_id ${wc.wrId}`)
     }
     if (wc.wrId === SEND_WRID) {

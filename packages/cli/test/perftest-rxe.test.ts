@@ -1,0 +1,261 @@
+/**
+ * `rdma-session perftest` against perftest itself (Debian 12's, 6.06) on Linux kernel soft-RoCE:
+ * the rxe-vm guest (tools/rxe-vm, --tap) runs ib_write_bw, ib_read_bw, ib_send_bw, ib_atomic_bw,
+ * ib_write_lat, ib_read_lat and ib_send_lat on rxe2; the host runs the bundled `rdma-session
+ * perftest` inside the guest's network namespace (10.77.0.1 / fd77::1, UDP 4791), once as the
+ * client of perftest's server and once as the server of perftest's client, over IPv4 (rxe2 GID 1)
+ * and, for the BW tests and write latency, IPv6 (GID 2; perftest's exchange itself is IPv4-only
+ * TCP). Both ends must exit 0 and print a result row with the size and iterations asked for and a
+ * positive figure, and softroce must have dropped no packet of rxe's (bad ICRC, malformed).
+ * Over IPv4 also ib_write_bw with 2 QPs, ib_send_bw -a (every size 2 … 2^23) and ib_write_bw -D. At the end the guest
+ * runs ib_write_bw and ib_write_lat rxe0 <-> rxe0, so the report can put softroce <-> rxe next to
+ * rxe <-> rxe from the same run.
+ *
+ * Skipped, with the reason printed, only when the guest cannot run here: no root, no
+ * /dev/net/tun, or tools/rxe-vm not built (tools/rxe-vm/build.sh; CI builds it).
+ */
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { guestSupport, startGuest, type Guest, type RunResult } from '../../../tools/rxe-vm/index.mjs'
+import { environmentSkip } from '../../../tools/test-env.mjs'
+
+const here = fileURLToPath(new URL('.', import.meta.url))
+const pkg = join(here, '..')
+
+const why = environmentSkip('cli perftest <-> perftest on kernel rxe', guestSupport())
+
+type Verb = 'write' | 'read' | 'send' | 'atomic'
+interface Step {
+  readonly k: number
+  readonly fam: 4 | 6
+  readonly verb: Verb
+  readonly kind: 'bw' | 'lat'
+  /** Which side perftest (in the guest) plays. */
+  readonly guest: 'server' | 'client'
+  readonly size: number
+  readonly iters: number
+  /** -q (default 1). */
+  readonly qps?: number
+  /** -a: sizes 2 … 2^23 instead of -s. */
+  readonly all?: boolean
+  /** -D: seconds instead of -n (`iters` then unknown in advance). */
+  readonly duration?: number
+  readonly tcpPort: number
+}
+
+const STEPS: Step[] = []
+const TESTS: Omit<Step, 'k' | 'fam' | 'guest' | 'tcpPort'>[] = [
+  { verb: 'write', kind: 'bw', size: 65536, iters: 1000 },
+  { verb: 'write', kind: 'lat', size: 8, iters: 1000 },
+  { verb: 'read', kind: 'bw', size: 65536, iters: 1000 },
+  { verb: 'send', kind: 'bw', size: 65536, iters: 1000 },
+  { verb: 'atomic', kind: 'bw', size: 8, iters: 1000 },
+  { verb: 'read', kind: 'lat', size: 8, iters: 500 },
+  { verb: 'send', kind: 'lat', size: 8, iters: 500 },
+  { verb: 'atomic', kind: 'lat', size: 8, iters: 500 },
+  { verb: 'write', kind: 'bw', size: 65536, iters: 500, qps: 2 },
+  { verb: 'send', kind: 'bw', size: 2, iters: 5, all: true },
+  { verb: 'write', kind: 'bw', size: 65536, iters: 0, duration: 4 },
+]
+for (const fam of [4, 6] as const) {
+  for (const t of TESTS) {
+    if (fam === 6 && ((t.kind === 'lat' && t.verb !== 'write') || t.qps !== undefined || t.all === true || t.duration !== undefined)) continue
+    for (const guest of ['server', 'client'] as const) STEPS.push({ k: STEPS.length, fam, ...t, guest, tcpPort: 18600 + STEPS.length })
+  }
+}
+const gidIndex = (fam: 4 | 6): number => (fam === 4 ? 1 : 2)
+const tool = (s: Pick<Step, 'verb' | 'kind'>): string => `ib_${s.verb}_${s.kind}`
+type RunShape = Pick<Step, 'verb' | 'size' | 'iters' | 'qps' | 'all' | 'duration'>
+/** -s/-a, -n/-D and -q, the same for perftest and the command. */
+const runArgs = (s: RunShape): string[] => [
+  ...(s.verb === 'atomic' ? [] : s.all === true ? ['-a'] : ['-s', String(s.size)]),
+  ...(s.duration === undefined ? ['-n', String(s.iters)] : ['-D', String(s.duration)]),
+  ...(s.qps === undefined ? [] : ['-q', String(s.qps)]),
+]
+const sizeArgs = (s: RunShape): string => runArgs(s).join(' ')
+const RXE_PORT = 18700
+
+/**
+ * The guest runs the steps in order, each perftest bounded by `timeout`; as a client it retries
+ * while the host's server is not listening yet. After each step it waits (at most 180 s) until
+ * the host's side has ended too (host-done-<k> in the share), so no two runs overlap. perftest's
+ * stdout lines are tagged "@@<k> ", its stderr lines "@@<k>! " (kept apart: stdout to a file is
+ * block-buffered, so a warning on stderr would land inside a result row). Then rxe0 <-> rxe0
+ * (tags rxe-bw-s/-c, rxe-lat-s/-c).
+ */
+function guestScript(): string {
+  const lines = ['set -u', 'dmesg -n 1 2>/dev/null || true']
+  const run = (cmd: string, out: string): string => `timeout 150 ${cmd} > ${out} 2> ${out}.err`
+  const clientLoop = (cmd: string, out: string): string =>
+    `for i in $(seq 1 600); do ${run(cmd, out)}; rc=$?; grep -q "Couldn't connect\\|Unable to init the socket" ${out}.err || break; sleep 0.2; done`
+  const show = (out: string, tag: string): string => `sed 's/^/@@${tag} /' ${out}; sed 's/^/@@${tag}! /' ${out}.err`
+  for (const s of STEPS) {
+    const common = `-d rxe2 -x ${gidIndex(s.fam)} -p ${s.tcpPort} ${sizeArgs(s)} -F`
+    if (s.guest === 'server') lines.push(`${run(`${tool(s)} ${common}`, `/tmp/${s.k}.out`)}; rc=$?`)
+    else lines.push(clientLoop(`${tool(s)} ${common} 10.77.0.1`, `/tmp/${s.k}.out`))
+    lines.push(
+      `for i in $(seq 1 900); do [ -e "host-done-${s.k}" ] && break; sleep 0.2; done`,
+      `${show(`/tmp/${s.k}.out`, String(s.k))}; echo "@@${s.k} exit=$rc"`,
+    )
+  }
+  for (const [tag, t] of [['rxe-bw', TESTS[0]!], ['rxe-lat', TESTS[1]!]] as const) {
+    const common = `-d rxe0 -x 1 -p ${RXE_PORT + (tag === 'rxe-bw' ? 0 : 1)} ${sizeArgs(t)} -F`
+    lines.push(
+      `${run(`${tool(t)} ${common}`, `/tmp/${tag}-s.out`)} & spid=$!`,
+      clientLoop(`${tool(t)} ${common} 127.0.0.1`, `/tmp/${tag}-c.out`),
+      'wait $spid; src=$?',
+      `${show(`/tmp/${tag}-s.out`, `${tag}-s`)}; ${show(`/tmp/${tag}-c.out`, `${tag}-c`)}; echo "@@${tag} exit=$rc/$src"`,
+    )
+  }
+  return `${lines.join('\n')}\n`
+}
+
+function tagged(output: string, tag: string): string[] {
+  return output.split(/\r?\n/).filter((l) => l.startsWith(`@@${tag} `)).map((l) => l.slice(tag.length + 3))
+}
+
+/**
+ * A figure as printf prints it: perftest under TCG sometimes cannot sample its CPU clock (it says
+ * "Correlation coefficient r^2: … < 0.9") and prints inf and -nan, while exiting 0.
+ */
+const F = '(\\d+\\.\\d+|-?inf|-?nan)'
+const BW_ROW = new RegExp(`^ (\\d+) +(\\d+) +${F} +${F}\\s+${F}\\s*$`, 'm')
+const LAT_ROW = new RegExp(`^ (\\d+) +(\\d+) +${F} +${F} +${F}\\s+${F}\\s+${F}\\s+${F}\\s+${F}\\s*$`, 'm')
+const figure = (text: string): number => (/inf$/.test(text) ? Infinity : Number(text))
+
+const kindRow = (kind: 'bw' | 'lat'): RegExp => (kind === 'bw' ? BW_ROW : LAT_ROW)
+
+/** The (last) row of a result table: { size, iters, figure } (figure: BW average MB/s, or typical latency µs). */
+function resultRow(out: string, kind: 'bw' | 'lat'): { size: number; iters: number; figure: number } | null {
+  const m = [...out.matchAll(new RegExp(kindRow(kind).source, 'gm'))].at(-1)
+  if (m === undefined) return null
+  return { size: Number(m[1]), iters: Number(m[2]), figure: figure(kind === 'bw' ? m[4]! : m[5]!) }
+}
+
+/** Which side prints a result row: perftest BW servers print the client's; read/atomic latency servers print none. */
+const printsRow = (s: Step, side: 'server' | 'client'): boolean => side === 'client' || s.kind === 'bw' || s.verb === 'write' || s.verb === 'send'
+
+interface SoftroceCounters { packetsSent: number; retransmits: number; drops: Record<string, number> }
+
+const figures: string[] = []
+
+describe.skipIf(Boolean(why))('rdma-session perftest <-> perftest on kernel rxe (rxe-vm guest)', () => {
+  let guest: Guest | null = null
+  let bin = ''
+  let share = ''
+
+  beforeAll(async () => {
+    // The CLI from its sources (core and provider-softroce from their builds, the native socket
+    // helper from provider-softroce), run by node inside the netns.
+    const { build } = await import('tsup')
+    const outDir = join(pkg, 'node_modules', '.perftest-rxe')
+    mkdirSync(outDir, { recursive: true })
+    await build({
+      entry: { 'rdma-session': join(pkg, 'src', 'bin.ts') }, outDir, format: ['esm'], platform: 'node', target: 'node20',
+      dts: false, sourcemap: false, silent: true, config: false, splitting: false, clean: false,
+      esbuildOptions: (o) => { o.packages = 'external' },
+      outExtension: () => ({ js: '.mjs' }),
+    })
+    bin = join(outDir, 'rdma-session.mjs')
+    share = mkdtempSync(join(tmpdir(), 'perftest-rxe-'))
+    writeFileSync(join(share, 'steps.sh'), guestScript())
+    guest = await startGuest({ command: 'bash steps.sh', share, timeoutMs: 1_500_000 })
+    await guest.ready
+  }, 240_000)
+
+  afterAll(async () => {
+    await guest?.kill()
+    if (share !== '') rmSync(share, { recursive: true, force: true })
+    if (figures.length > 0) console.info(`[cli perftest] figures (host softroce <-> guest rxe2 over the tap; rxe0 <-> rxe0 in the guest):\n  ${figures.join('\n  ')}`)
+  })
+
+  const runHost = (args: string[], timeoutMs: number): Promise<RunResult> => guest!.run(process.execPath, [bin, 'perftest', ...args], { timeoutMs })
+
+  for (const s of STEPS) {
+    const role = s.guest === 'server' ? `softroce client -> ${tool(s)} server` : `${tool(s)} client -> softroce server`
+    it(`IPv${s.fam} (GID ${gidIndex(s.fam)}), ${role}, ${s.all === true ? 'sizes 2 … 2^23' : `${s.size} bytes`}, ${s.duration === undefined ? `${s.iters} iterations` : `-D ${s.duration}`}${s.qps === undefined ? '' : `, ${s.qps} QPs`}`, async () => {
+      const address = s.fam === 4 ? '10.77.0.1' : 'fd77::1'
+      const common = [s.verb, s.kind, '-x', String(gidIndex(s.fam)), '-p', String(s.tcpPort), ...runArgs(s), '--address', address, '--stats']
+      const t0 = Date.now()
+      let r: RunResult
+      try {
+        if (s.guest === 'server') {
+          // perftest's server listens on IPv4 only: the exchange goes to 10.77.0.2 for both families.
+          for (;;) {
+            r = await runHost([...common, '10.77.0.2'], 150_000)
+            if (!(r.code === 1 && /ECONNREFUSED|Couldn't connect/.test(r.stderr)) || Date.now() - t0 > 180_000) break
+            await new Promise((res) => setTimeout(res, 250))
+          }
+        } else {
+          r = await runHost(common, 150_000)
+        }
+      } finally {
+        writeFileSync(join(share, `host-done-${s.k}`), '')
+      }
+      expect(r.code, `rdma-session perftest: ${r.stdout}\n${r.stderr}`).toBe(0)
+      let g: string[] = []
+      for (let i = 0; i < 1200 && !g.some((l) => l.startsWith('exit=')); i++) {
+        await new Promise((res) => setTimeout(res, 100))
+        g = tagged(guest!.output(), String(s.k))
+      }
+      const gOut = g.join('\n')
+      const gErr = tagged(guest!.output(), `${s.k}!`).join('\n')
+      expect(g, `${tool(s)} (guest): ${gOut}\n${gErr}`).toContain('exit=0')
+      const hostSide = s.guest === 'server' ? 'client' : 'server'
+      const rows: [string, ReturnType<typeof resultRow>][] = []
+      if (printsRow(s, hostSide)) rows.push(['rdma-session perftest', resultRow(r.stdout, s.kind)])
+      if (printsRow(s, s.guest)) rows.push([tool(s), resultRow(gOut, s.kind)])
+      console.info(`[cli perftest] step ${s.k} rows:\n  host:  ${(kindRow(s.kind).exec(r.stdout) ?? [''])[0]}\n  guest: ${(kindRow(s.kind).exec(gOut) ?? [''])[0]}`)
+      for (const [who, row] of rows) {
+        expect(row, `${who} result row in:\n${who === tool(s) ? gOut : r.stdout}`).not.toBeNull()
+        const out = who === tool(s) ? gOut : r.stdout
+        if (s.all === true) {
+          // every size, but a BW server prints only the report of the last (perftest's xchg_bw_reports)
+          const sizes = [...out.matchAll(new RegExp(kindRow(s.kind).source, 'gm'))].map((m) => Number(m[1]))
+          expect(sizes, who).toEqual(s.kind === 'bw' && s.verb !== 'send' && who !== tool(s) && hostSide === 'server' ? [2 ** 23] : Array.from({ length: 23 }, (_, i) => 2 ** (i + 1)))
+        } else {
+          expect(row!.size, who).toBe(s.verb === 'atomic' ? 8 : s.size)
+        }
+        if (s.duration === undefined) expect(row!.iters, who).toBe(s.iters * (s.qps ?? 1))
+        else expect(row!.iters, who).toBeGreaterThan(0)
+      }
+      // A BW server (but a SEND receiver) prints the client's figures, as received in the report
+      // exchange: then the two rows must agree. Figures softroce measured must be positive and
+      // finite; those perftest measured under TCG rest on its rdtsc-sampled CPU MHz, which a
+      // loaded host throws off (0.00, or inf when its clock sampling gives up), so they are only
+      // checked for form.
+      const relayed = s.kind === 'bw' && s.verb !== 'send'
+      if (relayed) expect(rows[0]![1], 'the server printed the client\'s figures').toEqual(rows[1]![1])
+      const ours = rows.find(([who]) => who === 'rdma-session perftest')?.[1]
+      if (ours !== undefined && !(relayed && hostSide === 'server')) {
+        expect(ours!.figure, 'softroce\'s figure').toBeGreaterThan(0)
+        expect(ours!.figure, 'softroce\'s figure').toBeLessThan(Infinity)
+      }
+      expect(r.stdout).toMatch(new RegExp(`GID: ${s.fam === 4 ? '00:00:00:00:00:00:00:00:00:00:255:255:10:77:00:02' : '253:119:00:00:00:00:00:00:00:00:00:00:00:00:00:02'}$`, 'm'))
+      // softroce took every packet of rxe's: none failed the ICRC or was malformed.
+      const sr = JSON.parse(/^softroce counters: (.*)$/m.exec(r.stderr)?.[1] ?? 'null') as SoftroceCounters | null
+      expect(sr, `--stats line in: ${r.stderr}`).not.toBeNull()
+      expect(sr!.drops.badIcrc, 'softroce dropped rxe packets for a bad ICRC').toBe(0)
+      expect(sr!.drops.malformed).toBe(0)
+      const shape = `${s.all === true ? 8388608 : s.verb === 'atomic' ? 8 : s.size} B${s.all === true ? ' (last of -a)' : ''}${s.qps === undefined ? '' : `, ${s.qps} QPs`}${s.duration === undefined ? '' : `, -D ${s.duration}`}`
+      const line = `IPv${s.fam} ${role.padEnd(40)} ${shape.padStart(8)}: ${rows.map(([who, row]) => `${who} ${row!.figure} ${s.kind === 'bw' ? 'MB/s' : 'usec'}`).join(', ')}`
+      figures.push(line)
+      console.info(`[cli perftest] step ${s.k} (${Date.now() - t0} ms) ${line}`)
+    }, 400_000)
+  }
+
+  it('rxe0 <-> rxe0 in the same guest: ib_write_bw and ib_write_lat (the baseline)', async () => {
+    const exit = await guest!.exited
+    expect(exit.code, exit.stderr.slice(-2000)).toBe(0)
+    for (const [tag, kind] of [['rxe-bw', 'bw'], ['rxe-lat', 'lat']] as const) {
+      expect(tagged(exit.output, tag)).toContain('exit=0/0')
+      const row = resultRow(tagged(exit.output, `${tag}-c`).join('\n'), kind)
+      expect(row, tagged(exit.output, `${tag}-c`).join('\n')).not.toBeNull()
+      expect(row!.iters).toBe(TESTS[kind === 'bw' ? 0 : 1]!.iters)
+      figures.push(`rxe0 <-> rxe0 ${tool({ verb: 'write', kind }).padEnd(30)} ${kind === 'bw' ? '65536' : '    8'} B: ${row!.figure} ${kind === 'bw' ? 'MB/s' : 'usec'}`)
+    }
+  }, 600_000)
+})

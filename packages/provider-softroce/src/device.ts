@@ -351,7 +351,7 @@ export class SoftRoceDevice implements ProviderDevice, PdOwner, QpDevice {
     const target = this.#native === null ? null : this.#native.target(ip.dst, ip.dstPort, 0, 0)
     if (imp !== null) imp.outbound(datagram, (d) => this.#sendLater(d, ip, target))
     else if (target === null) this.#socket!.send(datagram, ip.dstPort, ip.dst)
-    else this.#send(datagram, target)
+    else this.#send(datagram, target, datagram.length)
   }
 
   // ---- QpDevice

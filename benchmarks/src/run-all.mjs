@@ -16,6 +16,7 @@ const benches = [
   { file: 'softroce/write-throughput.mjs', flags: [] },
   { file: 'softroce/send-latency.mjs', flags: [] },
   { file: 'softroce/qos-isolation.mjs', flags: [] },
+  { file: 'softroce/loss-goodput.mjs', flags: [] },
   { file: 'softroce/cm-connect.mjs', flags: [] },
 ]
 let failed = 0

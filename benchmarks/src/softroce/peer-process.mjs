@@ -1,5 +1,5 @@
 // Starts peer.mjs in its own process and calls it: `await peer.call('open', {...})`.
-import { fork } from 'node:child_process'
+import { fork, spawn } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 
 const PEER = fileURLToPath(new URL('./peer.mjs', import.meta.url))
@@ -9,11 +9,14 @@ export class PeerProcess {
   #next = 0
   #pending = new Map()
 
-  constructor() {
+  /** `netns`: run the peer inside this network namespace (`ip netns exec`; needs root). */
+  constructor({ netns } = {}) {
     const execArgv = process.env.BENCH_PEER_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PEER_PROF}`] : []
     // More node/V8 flags for the peer, e.g. BENCH_PEER_NODE_ARGS=--trace-gc
     if (process.env.BENCH_PEER_NODE_ARGS) execArgv.push(...process.env.BENCH_PEER_NODE_ARGS.split(' '))
-    this.#child = fork(PEER, [], { execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+    this.#child = netns === undefined
+      ? fork(PEER, [], { execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+      : spawn('ip', ['netns', 'exec', netns, process.execPath, ...execArgv, PEER], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
     this.#child.on('message', (m) => {
       const p = this.#pending.get(m.id)
       this.#pending.delete(m.id)

@@ -74,11 +74,17 @@ export class Context {
   }
   /**
    * This context's RoCE endpoint ({ address, port }), which is the `remote` its peers see; with
-   * `sourcePort` when the device sends every packet from one UDP port (peers then bind our QPs to it).
+   * `sourcePort` when the device sends every packet from one UDP port (peers then bind our QPs to it),
+   * `extensions` when the device announces transport extensions (DeviceInfo.extensions).
    */
-  get endpoint(): { address: string; port: number; sourcePort?: number } {
-    const { address, port, sourcePort } = this.device.info
-    return sourcePort === undefined ? { address, port } : { address, port, sourcePort }
+  get endpoint(): { address: string; port: number; sourcePort?: number; extensions?: readonly string[] } {
+    const { address, port, sourcePort, extensions } = this.device.info
+    return {
+      address,
+      port,
+      ...(sourcePort === undefined ? {} : { sourcePort }),
+      ...(extensions === undefined || extensions.length === 0 ? {} : { extensions: [...extensions] }),
+    }
   }
   /** @internal The registered region with this rkey (sub-regions included), if any. */
   regionByRkey(rkey: number): MemoryRegion | undefined {

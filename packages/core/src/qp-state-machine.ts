@@ -54,12 +54,15 @@ function checkValues(attrs: QpModifyAttrs): void {
   if (a.retryCnt !== undefined) inRange('retryCnt', a.retryCnt, 0, 7)
   if (a.rnrRetry !== undefined) inRange('rnrRetry', a.rnrRetry, 0, 7)
   if (a.remote !== undefined) {
-    const r = a.remote as { address?: unknown; port?: unknown; sourcePort?: unknown } | null
+    const r = a.remote as { address?: unknown; port?: unknown; sourcePort?: unknown; extensions?: unknown } | null
     if (r === null || typeof r !== 'object' || typeof r.address !== 'string' || r.address.length === 0) {
       throw new QpAttributeError('remote', 'must be { address, port } with a non-empty address')
     }
     inRange('remote', r.port, 1, 65535)
     if (r.sourcePort !== undefined) inRange('remote', r.sourcePort, 1, 65535)
+    if (r.extensions !== undefined && (!Array.isArray(r.extensions) || r.extensions.length > 16 || !r.extensions.every((x) => typeof x === 'string' && x.length > 0 && x.length <= 32))) {
+      throw new QpAttributeError('remote', 'extensions must be a list of at most 16 extension names')
+    }
   }
   if (a.encapsulation !== undefined) {
     const e = a.encapsulation as Record<string, unknown>

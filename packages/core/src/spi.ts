@@ -69,6 +69,12 @@ export interface DeviceInfo {
    * peers then bind the device's QPs to its address only.
    */
   readonly sourcePort?: number
+  /**
+   * Transport extensions beyond RoCEv2 the device speaks with peers that announce the same one
+   * (softroce: `selective-repeat`). Announced in the session negotiation with the endpoint; a
+   * provider uses one on a QP only when the remote's endpoint names it too. Absent: none.
+   */
+  readonly extensions?: readonly string[]
   /** The GID, as an IPv6 text address (IPv4-mapped for IPv4). */
   readonly gid: string
 }
@@ -207,6 +213,8 @@ export interface RemoteEndpoint {
    * port only. Absent: the address is checked (rxe and NICs vary the source port per QP).
    */
   readonly sourcePort?: number
+  /** The transport extensions the remote announced (DeviceInfo.extensions); absent: none (kernel rxe, NICs). */
+  readonly extensions?: readonly string[]
 }
 
 /** Per-QP encryption material, installed at RTR. Keys are 32 bytes for aes-256-gcm. */

@@ -52,9 +52,16 @@ describe('QP state machine', () => {
     ['rqPsn', { ...rtr, rqPsn: -1 }],
     ['remote', { ...rtr, remote: { address: '', port: 1 } }],
     ['remote', { ...rtr, remote: { address: 'x', port: 70000 } }],
+    ['remote', { ...rtr, remote: { address: 'x', port: 1, extensions: 'selective-repeat' } }],
+    ['remote', { ...rtr, remote: { address: 'x', port: 1, extensions: [''] } }],
+    ['remote', { ...rtr, remote: { address: 'x', port: 1, extensions: Array.from({ length: 17 }, (_, i) => `x${i}`) } }],
     ['encryption', { ...rtr, encryption: { suite: 'aes-256-gcm', txKey: new Uint8Array(16), rxKey: new Uint8Array(32), epoch: 0 } }],
   ])('rejects an out-of-range %s', (name, attrs) => {
     expect(() => checkQpTransition('INIT', attrs as never)).toThrow(new RegExp(`'${name}'`))
+  })
+
+  it('accepts a remote with the transport extensions it announced', () => {
+    expect(() => checkQpTransition('INIT', { ...rtr, remote: { address: '127.0.0.1', port: 4791, sourcePort: 5000, extensions: ['selective-repeat'] } })).not.toThrow()
   })
 
   it('rejects an unknown state', () => {

@@ -21,7 +21,7 @@ import { IcrcChecker } from './rc/icrc-check.js'
 import type { RcTimers } from './rc/ib-timers.js'
 import { LinkImpairment, type ImpairmentOptions } from './rc/link-impairment.js'
 import { contiguous, frameOutgoing, openIncoming, SendSlab } from './rc/packet-framing.js'
-import { SoftRoceQp, type QpDevice } from './rc/queue-pair.js'
+import { SELECTIVE_REPEAT, SoftRoceQp, type QpDevice } from './rc/queue-pair.js'
 import { PRIORITY_LATENCY, priorityOfClass, SendFlow, SendScheduler, type PacketSource } from './scheduler/send-scheduler.js'
 import type { DeviceSocket } from './device-socket.js'
 import type { IpContext } from './wire/icrc.js'
@@ -49,6 +49,8 @@ export interface DeviceConfig {
   readonly windowBytes: number
   readonly replayWindow: number
   readonly lazyAcks: boolean
+  /** Announce selective repeat and use it with peers that announce it too. */
+  readonly selectiveRepeat: boolean
   readonly delayWindow: DelayWindowConfig | null
   readonly capture: string | null
   readonly impairment: ImpairmentOptions | null
@@ -139,6 +141,7 @@ export class SoftRoceDevice implements ProviderDevice, PdOwner, QpDevice {
   readonly windowBytes: number
   readonly replayWindow: number
   readonly lazyAcks: boolean
+  readonly selectiveRepeat: boolean
   readonly delayWindow: DelayWindowConfig | null
   /** When a latency-class QP last accepted a packet (performance.now(); -Infinity: never). */
   latencyTrafficAt = -Infinity
@@ -181,9 +184,10 @@ export class SoftRoceDevice implements ProviderDevice, PdOwner, QpDevice {
     this.windowBytes = config.windowBytes
     this.replayWindow = config.replayWindow
     this.lazyAcks = config.lazyAcks
+    this.selectiveRepeat = config.selectiveRepeat
     this.delayWindow = config.delayWindow
     // Every packet leaves from the socket's port: peers bind our QPs to address and port (wrongSource).
-    this.info = Object.freeze({ name: config.name, address: ds.address, port: ds.port, sourcePort: ds.port, gid: toGid(ds.family, ds.address) })
+    this.info = Object.freeze({ name: config.name, address: ds.address, port: ds.port, sourcePort: ds.port, gid: toGid(ds.family, ds.address), ...(config.selectiveRepeat ? { extensions: [SELECTIVE_REPEAT] } : {}) })
     const ns = nativeSendOf(loadSockoptAddon())
     this.#native = this.#io !== null ? this.#io.sender : ns.ok && ds.fd !== undefined ? new NativeSender(ns.addon, ds.fd, ds.family) : null
     const sendPathReason = this.#native !== null ? undefined : !ns.ok ? ns.why : 'the socket\'s file descriptor is not known'
@@ -530,7 +534,8 @@ export class SoftRoceDevice implements ProviderDevice, PdOwner, QpDevice {
       if (typeof opened === 'string') return c.drop(opened)
       bytes = opened
     }
-    const pkt = tryDecodePacket(bytes)
+    // A SACK block after an ACK's AETH: only from a peer selective repeat was negotiated with.
+    const pkt = tryDecodePacket(bytes, qp.selectiveRepeat)
     if (isWireError(pkt)) return c.drop('malformed')
     // The default partition (full or limited membership) is the only one RoCE QPs here use.
     if ((pkt.bth.pkey & 0x7fff) !== 0x7fff) return c.drop('malformed')

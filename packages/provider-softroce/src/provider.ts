@@ -33,6 +33,14 @@ export interface SoftRoceOptions {
    */
   readonly lazyAcks?: boolean
   /**
+   * Selective repeat between softroce peers (default true): the device announces the
+   * `selective-repeat` extension in the session negotiation, and a QP whose remote announced it
+   * too keeps out-of-order requests in a reorder window (windowBytes), reports gaps with SACK NAKs
+   * and resends only the missing packets. Toward kernel rxe and NICs (which announce nothing),
+   * or with false, QPs use go-back-N, unchanged on the wire.
+   */
+  readonly selectiveRepeat?: boolean
+  /**
    * The delay-based congestion window of QPs of QoS class `bulk` (default; `classes` selects
    * others; false: every QP's window stays at windowBytes). Such a QP's requester samples its
    * round trips from ACKs and keeps its packets in flight at the round-trip floor plus a small
@@ -106,6 +114,7 @@ export class SoftRoceProvider implements Provider {
         windowBytes: Math.max(4096, o.windowBytes ?? defaultWindow(ds.recvBufferBytes)),
         replayWindow: o.replayWindow ?? 256,
         lazyAcks: o.lazyAcks === true,
+        selectiveRepeat: o.selectiveRepeat !== false,
         delayWindow: resolveDelayWindow(o.congestion),
         capture: o.capture ?? null,
         impairment: o.impairment ?? null,

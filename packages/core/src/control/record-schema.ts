@@ -6,6 +6,10 @@ import { MAX_QPS_PER_REQUEST } from '../session/session-manager.js'
 const SAFE_NAME = /^[A-Za-z0-9_.:@/+-]{1,64}$/
 const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype'])
 
+/** Transport extension names (DeviceInfo.extensions) an endpoint record may carry, and how many. */
+export const EXTENSION_NAME = /^[a-z0-9][a-z0-9-]{0,31}$/
+export const MAX_EXTENSIONS = 16
+
 export const uint = (max: number) => v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(max))
 export const text = (max: number) => v.pipe(v.string(), v.maxLength(max))
 export const sessionIdSchema = v.pipe(v.string(), v.regex(/^[0-9a-f]{32}$/, 'a session ID is 32 hex digits'))
@@ -21,6 +25,7 @@ export const endpointSchema = v.strictObject({
   address: v.pipe(v.string(), v.regex(/^[0-9A-Za-z.:%_-]{1,64}$/, 'an address is an IPv4/IPv6 literal or host name')),
   port: uint(65535),
   sourcePort: v.optional(v.pipe(uint(65535), v.minValue(1))),
+  extensions: v.optional(v.pipe(v.array(v.pipe(v.string(), v.regex(EXTENSION_NAME, 'an extension name is 1-32 lowercase letters, digits and dashes'))), v.maxLength(MAX_EXTENSIONS))),
 })
 
 const qosSchema = v.strictObject({

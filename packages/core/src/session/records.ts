@@ -12,6 +12,8 @@ export interface EndpointRecord {
   readonly port: number
   /** The UDP source port of all the endpoint's packets, when fixed (DeviceInfo.sourcePort). */
   readonly sourcePort?: number
+  /** Transport extensions the endpoint's device announces (DeviceInfo.extensions). */
+  readonly extensions?: readonly string[]
 }
 
 export interface QpCapsRecord {

@@ -16,8 +16,10 @@ export type DropReason =
   | 'ghostAck'
   /** A duplicate READ or atomic request that matches none of the responder's saved requests. */
   | 'unmatchedDuplicate'
+  /** A SACK NAK (selective repeat) whose bitmap names a PSN the requester has not transmitted (forged or corrupt). */
+  | 'badSack'
 
-export const DROP_REASONS: readonly DropReason[] = ['badIcrc', 'malformed', 'unknownQpn', 'wrongState', 'badPsn', 'decryptFailure', 'replay', 'accessViolation', 'wrongSource', 'ghostAck', 'unmatchedDuplicate']
+export const DROP_REASONS: readonly DropReason[] = ['badIcrc', 'malformed', 'unknownQpn', 'wrongState', 'badPsn', 'decryptFailure', 'replay', 'accessViolation', 'wrongSource', 'ghostAck', 'unmatchedDuplicate', 'badSack']
 
 export type DropCounts = Record<DropReason, number>
 
@@ -56,8 +58,18 @@ export interface DeviceCountersSnapshot {
   readonly bytesSent: number
   readonly packetsReceived: number
   readonly bytesReceived: number
-  /** Request packets sent again (timeout, sequence NAK, RNR NAK). */
+  /** Request packets sent again (timeout, sequence NAK, RNR NAK, SACK NAK). */
   readonly retransmits: number
+  /** Payload bytes of request packets sent again. */
+  readonly retransmittedBytes: number
+  /** Selective repeat: SACK NAKs sent (responder) and received (requester; also counted as sequence NAKs). */
+  readonly sackNaksSent: number
+  readonly sackNaksReceived: number
+  /** Selective repeat: request packets held past a gap, and ones dropped because they were beyond the reorder window. */
+  readonly outOfOrderBuffered: number
+  readonly reorderOverflows: number
+  /** Selective repeat: probes sent after a fraction of the ACK timeout without progress (a lost tail or last ACK). */
+  readonly tailProbes: number
   /** Local ACK timer expiries. */
   readonly timeouts: number
   readonly acksSent: number
@@ -88,6 +100,12 @@ export class DeviceCounters {
   packetsReceived = 0
   bytesReceived = 0
   retransmits = 0
+  retransmittedBytes = 0
+  sackNaksSent = 0
+  sackNaksReceived = 0
+  outOfOrderBuffered = 0
+  reorderOverflows = 0
+  tailProbes = 0
   timeouts = 0
   acksSent = 0
   naksSent = 0
@@ -101,7 +119,7 @@ export class DeviceCounters {
   nativeSendFallbacks = 0
   readonly naksSentByKind = zeroNaks()
   readonly naksReceivedByKind = zeroNaks()
-  readonly drops: DropCounts = { badIcrc: 0, malformed: 0, unknownQpn: 0, wrongState: 0, badPsn: 0, decryptFailure: 0, replay: 0, accessViolation: 0, wrongSource: 0, ghostAck: 0, unmatchedDuplicate: 0 }
+  readonly drops: DropCounts = { badIcrc: 0, malformed: 0, unknownQpn: 0, wrongState: 0, badPsn: 0, decryptFailure: 0, replay: 0, accessViolation: 0, wrongSource: 0, ghostAck: 0, unmatchedDuplicate: 0, badSack: 0 }
 
   drop(reason: DropReason): void {
     this.drops[reason]++
@@ -152,6 +170,12 @@ export class DeviceCounters {
       packetsReceived: this.packetsReceived,
       bytesReceived: this.bytesReceived,
       retransmits: this.retransmits,
+      retransmittedBytes: this.retransmittedBytes,
+      sackNaksSent: this.sackNaksSent,
+      sackNaksReceived: this.sackNaksReceived,
+      outOfOrderBuffered: this.outOfOrderBuffered,
+      reorderOverflows: this.reorderOverflows,
+      tailProbes: this.tailProbes,
       timeouts: this.timeouts,
       acksSent: this.acksSent,
       naksSent: this.naksSent,

@@ -27,6 +27,9 @@ import { createSendWqe, type SendWqe } from './send-wqe.js'
 import type { DelayWindowConfig } from './delay-window.js'
 import { priorityOfClass, PRIORITY_LATENCY } from '../scheduler/send-scheduler.js'
 
+/** The transport extension (DeviceInfo.extensions) of softroce's selective repeat. */
+export const SELECTIVE_REPEAT = 'selective-repeat'
+
 /** What a QP needs from its device. */
 export interface QpDevice {
   readonly counters: DeviceCounters
@@ -37,6 +40,8 @@ export interface QpDevice {
   readonly windowBytes: number
   readonly replayWindow: number
   readonly lazyAcks: boolean
+  /** Selective repeat with peers that announce it (DeviceInfo.extensions). */
+  readonly selectiveRepeat: boolean
   /** The delay-based congestion window of every QP (null: off). */
   readonly delayWindow: DelayWindowConfig | null
   /** When a latency-class QP of the device last accepted a packet (performance.now(); -Infinity: never). */
@@ -99,6 +104,10 @@ export class SoftRoceQp implements ProviderQp, PacketSource, RequesterHost, Resp
   accessFlags = 0
   minRnrTimer = 12
   windowPackets = 64
+  /** Selective repeat on this connection: this device and the remote both announced it (set at RTR). */
+  selectiveRepeat = false
+  /** The responder's reorder window in packets (selective repeat; 0: go-back-N). */
+  reorderWindow = 0
   readonly lazyAcks: boolean
   readonly delayWindow: DelayWindowConfig | null
   /** The scheduler's priority level of this QP (PRIORITY_LATENCY for QoS class `latency`). */
@@ -175,6 +184,8 @@ export class SoftRoceQp implements ProviderQp, PacketSource, RequesterHost, Resp
     this.destQpn = attrs.destQpn!
     this.pmtu = Math.min(attrs.pathMtu!, this.#device.maxMtu)
     this.windowPackets = Math.max(8, Math.floor(this.#device.windowBytes / this.pmtu))
+    this.selectiveRepeat = this.#device.selectiveRepeat && (attrs.remote!.extensions?.includes(SELECTIVE_REPEAT) ?? false)
+    this.reorderWindow = this.selectiveRepeat ? this.windowPackets : 0
     this.protection = attrs.encryption ? new PacketProtection(attrs.encryption, this.#device.replayWindow) : null
     const responder = new Responder(this, { rqPsn: attrs.rqPsn!, pmtu: this.pmtu, maxDestRdAtomic: attrs.maxDestRdAtomic ?? 16 })
     for (const r of this.#earlyRecvs) responder.postRecv(r)
@@ -216,6 +227,8 @@ export class SoftRoceQp implements ProviderQp, PacketSource, RequesterHost, Resp
     this.ip = null
     this.remote = null
     this.wireTarget = null
+    this.selectiveRepeat = false
+    this.reorderWindow = 0
     this.#attrs = {}
     this.#state = QpState.RESET
   }

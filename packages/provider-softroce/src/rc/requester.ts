@@ -4,7 +4,9 @@
  * atomic ACKs, retransmits go-back-N (local ACK timeout, PSN sequence NAK, RNR
  * NAK) and turns NAKs and exhausted retries into completion errors. A response
  * is accepted only for a PSN actually transmitted (IBTA 9.9.1.1, as kernel rxe
- * does): one beyond is a ghost (forged or corrupt) and changes nothing.
+ * does): one beyond is a ghost (forged or corrupt) and changes nothing. With selective repeat
+ * (the peer announced it) a SACK NAK names the missing PSNs of SENDs and WRITEs, and only those
+ * are sent again; a SACK naming a PSN not transmitted is dropped (`badSack`).
  */
 import { WcStatus, type WorkCompletion } from '@rdma-session/core'
 import { NakCode } from '../wire/aeth.js'
@@ -20,6 +22,8 @@ import { RetransmitTimer } from './retransmit-timer.js'
 import { DelayWindow, type DelayWindowConfig } from './delay-window.js'
 import { fillRequestPacket } from './request-packets.js'
 import { SendTimes } from './send-times.js'
+import { SelectiveRetransmit } from './selective-retransmit.js'
+import { parseSack, sackHas, sackPsn } from '../wire/sack.js'
 import { performance } from 'node:perf_hooks'
 
 /** What the requester needs from its QP. */
@@ -34,6 +38,8 @@ export interface RequesterHost {
   readonly lazyAcks: boolean
   /** The delay-based congestion window's settings; null: the window is windowPackets, fixed. */
   readonly delayWindow: DelayWindowConfig | null
+  /** Selective repeat with this peer (both ends announced it): SACK NAKs are honored. */
+  readonly selectiveRepeat: boolean
   /** When a latency-class QP of the device last accepted a packet (performance.now(); -Infinity: never). */
   readonly latencyTrafficAt: number
   /** True while the QP may transmit requests (RTS, or SQD for WQEs already started). */
@@ -54,6 +60,16 @@ export interface RequesterHost {
  * (rather than at fixed PSNs) lets a stream signaled every 16th WR ask for one ACK per 16, not two.
  */
 const ACK_REQ_EVERY = 16
+
+const SEQ_NAK = 0x60 | NakCode.PSN_SEQUENCE_ERROR
+/** Selective repeat probes after this fraction of the ACK timeout without progress (see #probeFired). */
+const PROBE_FRACTION = 8
+
+function popcount(x: number): number {
+  let v = x - ((x >>> 1) & 0x55555555)
+  v = (v & 0x33333333) + ((v >>> 2) & 0x33333333)
+  return (Math.imul((v + (v >>> 4)) & 0x0f0f0f0f, 0x01010101) >>> 24)
+}
 
 const NAK_STATUS: Record<number, WcStatus> = {
   [NakCode.INVALID_REQUEST]: WcStatus.REM_INV_REQ_ERR,
@@ -99,6 +115,20 @@ export class Requester {
   readonly #cc: DelayWindow | null
   /** Send times of in-flight packets (RTT samples of the delay window); null without one. */
   readonly #sent: SendTimes | null
+  /** Selective repeat: send order and the PSNs to send again (null: go-back-N only). */
+  readonly #sr: SelectiveRetransmit | null
+  /**
+   * Selective repeat: packets past #una the latest SACK said the responder holds. They are not in
+   * flight any more, so they do not count against the congestion window (they still do against
+   * windowPackets, the responder's reorder window). 0 after a positive ACK (nothing held then).
+   */
+  #sacked = 0
+  /** Selective repeat: fires after PROBE_FRACTION of the ACK timeout without a transmission or ACK (null: go-back-N). */
+  readonly #probeTimer: RetransmitTimer | null
+  /** Probe PSNs queued and not sent yet (their transmission does not restart the ACK timeout). */
+  #probesQueued = 0
+  /** A gap was reported since the last positive ACK: that ACK's round trip includes the repair, not a sample. */
+  #repairing = false
 
   constructor(host: RequesterHost, attrs: { sqPsn: number; pmtu: number; timeout: number; retryCnt: number; rnrRetry: number; maxRdAtomic: number }) {
     this.#host = host
@@ -115,6 +145,8 @@ export class Requester {
     const cfg = host.delayWindow
     this.#cc = cfg === null ? null : new DelayWindow(host.windowPackets, cfg)
     this.#sent = cfg === null ? null : new SendTimes(2 ** Math.ceil(Math.log2(Math.max(2, host.windowPackets * 2))))
+    this.#sr = host.selectiveRepeat ? new SelectiveRetransmit(host.windowPackets) : null
+    this.#probeTimer = host.selectiveRepeat ? new RetransmitTimer(Math.max(1, this.#timer.timeoutMs / PROBE_FRACTION), () => this.#probeFired()) : null
   }
 
   /** The congestion window (diagnostics, tests); null when the window is fixed. */
@@ -146,12 +178,14 @@ export class Requester {
 
   /** True when a packet could go out now (ignoring the scheduler's share). */
   get hasWork(): boolean {
-    return !this.#stopped && this.#txIdx < this.#wqes.length && this.#rnrTimer === null
+    return !this.#stopped && (this.#txIdx < this.#wqes.length || (this.#sr?.pending ?? 0) > 0) && this.#rnrTimer === null
   }
 
   /** Stops all activity (QP left RTS for ERR/RESET, or was destroyed). */
   stop(): void {
     this.#stopped = true
+    this.#sr?.clear()
+    this.#probeTimer?.dispose()
     this.#timer.dispose()
     if (this.#rnrTimer !== null) clearTimeout(this.#rnrTimer)
     this.#rnrTimer = null
@@ -170,6 +204,10 @@ export class Requester {
   /** Sends the next packet if the window, maxRdAtomic and the QP state allow; returns its bytes, or 0. */
   transmitNext(): number {
     if (this.#stopped || this.#rnrTimer !== null) return 0
+    if (this.#sr !== null && this.#sr.pending > 0) {
+      const n = this.#retransmitNext(this.#sr)
+      if (n > 0) return n
+    }
     const wqes = this.#wqes
     while (this.#txIdx < wqes.length) {
       const w = wqes[this.#txIdx]!
@@ -186,6 +224,7 @@ export class Requester {
         if (w.isReadOrAtomic && this.#rdAtomicInFlight >= this.#maxRdAtomic) return 0
       } else if (!this.#host.requesterMayContinue()) return 0
       const psn = w.firstPsn >= 0 ? psnAdd(w.firstPsn, this.#txPkt) : this.#freshPsn
+      const W = this.#host.windowPackets
       const inFlight = psnDiff(psn, this.#txIdx === this.#head ? this.#windowBase() : this.#una)
       // A READ asks for at most a window of responses per request: a large READ is requested in
       // window-sized pieces with fixed boundaries, each a READ request of its own at its first PSN.
@@ -195,9 +234,8 @@ export class Requester {
       // READ request the responder counts against its max_dest_rd_atomic, and the WR holds one
       // slot of this side's max_rd_atomic, so the WR must never have two requests outstanding.
       if (w.kind === WqeKind.READ && w.received < this.#txPkt) return 0
-      const W = this.#host.windowPackets
       const chunk = w.kind === WqeKind.READ ? Math.min(w.packets, (Math.floor(this.#txPkt / W) + 1) * W) - this.#txPkt : 1
-      if (inFlight > 0 && inFlight + chunk > this.window) return 0
+      if (inFlight > 0 && (inFlight - this.#sacked + chunk > this.window || inFlight + chunk > W)) return 0
       if (w.firstPsn < 0) {
         w.firstPsn = psn
         w.lastPsn = psnAdd(psn, w.packets - 1)
@@ -210,7 +248,7 @@ export class Requester {
       const bytes = this.#emitPacket(w, psn, chunk)
       // The ACK timeout runs from the latest transmission: a paced (rate-limited) sender is not
       // mistaken for a lost one; losses in a stream are caught by the responder's sequence NAK.
-      this.#timer.restart()
+      this.#restartTimers()
       return bytes
     }
     return 0
@@ -227,9 +265,11 @@ export class Requester {
     const k = this.#txPkt
     const periodic = this.#sinceAckReq + 1 >= ACK_REQ_EVERY || psnDiff(psn, this.#una) * 2 >= this.window
     this.#sent?.record(psn, performance.now())
+    this.#sr?.sent(psn)
     const len = fillRequestPacket(w, k, psn, this.#pmtu, chunk, periodic, this.#host.lazyAcks, this.#pkt, this.#parts)
     const end = psnAdd(psn, chunk)
     if (psnLess(this.#sentEnd, end)) this.#sentEnd = end
+    else this.#host.counters.retransmittedBytes += len
     this.#sinceAckReq = this.#pkt.bth.ackReq ? 0 : this.#sinceAckReq + 1
     this.#txPkt += chunk
     if (w.kind === WqeKind.ATOMIC || this.#txPkt >= w.packets) this.#advanceWqe()
@@ -260,6 +300,7 @@ export class Requester {
     // At or past the first PSN not transmitted (within half the PSN space; further is stale).
     if (psnDiff(psn, this.#sentEnd) >= 0) return 'ghostAck'
     let ok: boolean
+    if (op === RcOpcode.ACKNOWLEDGE && pkt.payload.length > 0) return this.#onSack(psn, pkt.aeth!.syndrome, pkt.payload)
     if (op === RcOpcode.ACKNOWLEDGE) ok = this.#onAck(psn, pkt.aeth!.syndrome)
     else if (op === RcOpcode.ATOMIC_ACKNOWLEDGE) ok = this.#onAtomicAck(psn, pkt.atomicAckEth!.origData)
     else ok = this.#onReadResponse(pkt, psn)
@@ -275,7 +316,9 @@ export class Requester {
     if (!this.#inWindow(psn)) return false
     const kind = syndrome & 0x60
     if (kind === 0x00) {
-      if (this.#cc !== null) this.#sampleRtt(psn)
+      if (this.#cc !== null && !this.#repairing) this.#sampleRtt(psn)
+      this.#repairing = false
+      this.#sacked = 0
       this.#ackThrough(psn)
       return true
     }
@@ -297,6 +340,125 @@ export class Requester {
     const status = NAK_STATUS[code] ?? WcStatus.BAD_RESP_ERR
     this.#fail(w, status, `NAK ${status} for PSN ${psn} (WR ${w.wrId})`, code)
     return true
+  }
+
+  // ---- selective repeat
+
+  /**
+   * A SACK NAK at `psn` (the responder's expected PSN): everything before it arrived, `ext`
+   * names what arrived past it. The missing PSNs whose latest transmission is older than a packet
+   * known to have arrived are queued to be sent again. Dropped without effect: a SACK from a
+   * peer that did not negotiate selective repeat or one that is not well formed (`malformed`), a
+   * stale one (`badPsn`) and one naming a PSN not transmitted (`badSack`).
+   */
+  #onSack(psn: number, syndrome: number, ext: Uint8Array): DropReason | null {
+    const sr = this.#sr
+    if (sr === null || syndrome !== SEQ_NAK) return 'malformed'
+    const block = parseSack(ext)
+    if (block === null) return 'malformed'
+    if (psnDiff(psn, this.#una) < 0) return 'badPsn'
+    if (block.highest >= 0 && psnDiff(sackPsn(psn, block.highest), this.#sentEnd) >= 0) return 'badSack'
+    const c = this.#host.counters
+    c.nakReceived(syndrome)
+    c.sackNaksReceived++
+    this.#repairing = true
+    let sacked = 0
+    for (const word of block.words) sacked += popcount(word)
+    this.#sacked = sacked
+    // The newest transmission known to have arrived: the newly acknowledged PSNs and the set bits.
+    let delivered = -1
+    for (let p = this.#una; psnLess(p, psn); p = psnAdd(p, 1)) delivered = Math.max(delivered, sr.sentOrder(p))
+    for (let off = 0; off <= block.highest; off++) if (sackHas(block, off)) delivered = Math.max(delivered, sr.sentOrder(sackPsn(psn, off)))
+    this.#ackThrough(psnAdd(psn, -1))
+    if (this.#stopped || this.#rnrTimer !== null) return null
+    for (let off = -1; off < block.highest; off++) {
+      if (off >= 0 && sackHas(block, off)) continue
+      const m = off < 0 ? psn : sackPsn(psn, off)
+      const order = sr.sentOrder(m)
+      if (order >= 0 && order > delivered) continue
+      const w = this.#wqeAt(m)
+      if (w === undefined) continue
+      if (w.kind === WqeKind.READ) {
+        // The READ request (or the request of its current piece) is missing: ask again for the
+        // responses from the first one not received, once per gap (the SACKs that follow name
+        // its PSNs until the request arrives).
+        const from = psnAdd(w.firstPsn, w.received)
+        if (w.rewoundAt !== from) {
+          w.rewoundAt = from
+          sr.enqueue(from)
+        }
+        continue
+      }
+      if (w.isReadOrAtomic) {
+        // An atomic request is missing: go back to it as before, once per gap.
+        if (w.rewoundAt !== m) {
+          w.rewoundAt = m
+          this.#rewind(m)
+        }
+        break
+      }
+      sr.enqueue(m)
+    }
+    if (sr.pending > 0) this.#host.wake()
+    return null
+  }
+
+  /** Sends the next PSN a SACK named missing (still unacknowledged and before the next new packet); its bytes, or 0. */
+  #retransmitNext(sr: SelectiveRetransmit): number {
+    if (!this.#host.requesterMayContinue()) return 0
+    const cur = this.#currentTxPsn()
+    for (let m = sr.next(); m >= 0; m = sr.next()) {
+      if (psnLess(m, this.#una) || !psnLess(m, cur)) continue
+      const w = this.#wqeAt(m)
+      if (w === undefined || w.kind === WqeKind.ATOMIC || w.done) continue
+      let chunk = 1
+      let k = psnDiff(m, w.firstPsn)
+      if (w.kind === WqeKind.READ) {
+        // A READ is asked again from its first response not received to the end of that piece
+        // (window-sized pieces with fixed boundaries, as transmitNext asks for them).
+        if (k !== w.received) continue
+        const W = this.#host.windowPackets
+        chunk = Math.min(w.packets, (Math.floor(k / W) + 1) * W) - k
+        // Only up to the first response held past the gap.
+        const held = w.held
+        if (held !== null) for (let i = 1; i < chunk; i++) if (held[(k + i) % held.length] === k + i) {
+          chunk = i
+          break
+        }
+        k = w.received
+      }
+      const len = fillRequestPacket(w, k, m, this.#pmtu, chunk, true, this.#host.lazyAcks, this.#pkt, this.#parts)
+      this.#sinceAckReq = 0
+      sr.sent(m)
+      const c = this.#host.counters
+      c.retransmits++
+      c.retransmittedBytes += len
+      this.#host.qpCounters.retransmits++
+      // A probe does not push the ACK timeout back: a peer that answers nothing still runs out of retries.
+      if (this.#probesQueued > 0) {
+        this.#probesQueued--
+        this.#probeTimer?.restart()
+      } else this.#restartTimers()
+      return this.#host.emit(this.#pkt, this.#parts, len)
+    }
+    return 0
+  }
+
+  /**
+   * Selective repeat's answer to an ACK timeout: probe with the oldest unacknowledged PSN and the
+   * newest one sent, so the responder's SACK names every gap between (a lost tail is found
+   * without sending the window again). Returns the PSNs queued: 0 when the head is a READ or
+   * atomic (go-back-N then).
+   */
+  #probe(sr: SelectiveRetransmit): number {
+    const head = this.#wqes[this.#head]
+    if (head === undefined || head.isReadOrAtomic) return 0
+    let n = sr.enqueue(this.#una) ? 1 : 0
+    const last = psnAdd(this.#currentTxPsn(), -1)
+    const w = this.#wqeAt(last)
+    if (psnLess(this.#una, last) && w !== undefined && !w.isReadOrAtomic && sr.enqueue(last)) n++
+    this.#host.wake()
+    return n
   }
 
   /** A round-trip sample for the congestion window from an ACK of `psn` (sent by us, newly acknowledged). */
@@ -321,7 +483,7 @@ export class Requester {
       this.#rnrLeft--
     }
     // Stop sending until the RNR timer expires, then go back to the refused PSN.
-    this.#timer.stop()
+    this.#stopTimers()
     if (this.#rnrTimer !== null) clearTimeout(this.#rnrTimer)
     this.#rewindTo(psn)
     this.#rnrTimer = setTimeout(() => {
@@ -348,31 +510,76 @@ export class Requester {
     const expected = psnAdd(w.firstPsn, w.received)
     const d = psnDiff(psn, expected)
     if (d !== 0) {
-      // A gap: responses were lost; ask again from the first missing one (once per gap).
-      if (d > 0 && psnLessOrEqual(psn, w.lastPsn) && w.rewoundAt !== expected) {
+      if (d <= 0 || !psnLessOrEqual(psn, w.lastPsn)) return false
+      // A gap: responses were lost. With selective repeat this one is placed now (it is our own
+      // memory, undefined until the WR completes); ask again for the missing ones only (once per gap).
+      const held = this.#sr !== null && this.#holdReadResponse(w, pkt, w.received + d)
+      if (w.rewoundAt !== expected) {
         w.rewoundAt = expected
-        this.#rewind(expected)
+        this.#retryRead(expected)
       }
-      return false
+      return held
     }
     const idx = w.received
+    if (!this.#readResponseFits(w, pkt, idx)) {
+      this.#fail(w, WcStatus.BAD_RESP_ERR, `malformed READ response at PSN ${psn}`)
+      return true
+    }
+    const want = pkt.payload.length
+    if (want > 0) scatter(w.sgl, idx * this.#pmtu, pkt.payload)
+    w.received++
+    // Responses placed past the gap this one filled follow it.
+    const held = w.held
+    if (held !== null) {
+      while (w.received < w.packets && held[w.received % held.length] === w.received) {
+        held[w.received % held.length] = -1
+        w.received++
+      }
+    }
+    if (pkt.aeth !== undefined) this.#ackThrough(psnAdd(w.firstPsn, -1))
+    if (w.received === w.packets) {
+      w.done = true
+      this.#ackThrough(w.lastPsn)
+      return true
+    }
+    this.#progress()
+    // Still responses held past another gap: that one is missing too.
+    if (held !== null && w.received !== idx + 1 && held.some((k) => k > w.received)) {
+      const from = psnAdd(w.firstPsn, w.received)
+      if (w.rewoundAt !== from) {
+        w.rewoundAt = from
+        this.#retryRead(from)
+      }
+    }
+    return true
+  }
+
+  /**
+   * Responses are placed by PSN. A piece requested separately (window-sized pieces, retries)
+   * starts with FIRST and ends with LAST in the middle of the WR; the WR's last must be final.
+   */
+  #readResponseFits(w: SendWqe, pkt: RocePacket, idx: number): boolean {
     const lastPkt = idx === w.packets - 1
     const op = pkt.bth.opcode
     const finalOp = op === RcOpcode.RDMA_READ_RESPONSE_LAST || op === RcOpcode.RDMA_READ_RESPONSE_ONLY
     const want = lastPkt ? w.length - idx * this.#pmtu : this.#pmtu
-    // Responses are placed by PSN. A piece requested separately (window-sized pieces, retries)
-    // starts with FIRST and ends with LAST in the middle of the WR; the WR's last must be final.
-    if ((lastPkt && !finalOp) || pkt.payload.length !== want) {
-      this.#fail(w, WcStatus.BAD_RESP_ERR, `malformed READ response at PSN ${psn}`)
-      return true
-    }
-    if (want > 0) scatter(w.sgl, idx * this.#pmtu, pkt.payload)
-    w.received++
-    if (pkt.aeth !== undefined) this.#ackThrough(psnAdd(w.firstPsn, -1))
-    if (lastPkt) {
-      w.done = true
-      this.#ackThrough(w.lastPsn)
-    } else this.#progress()
+    return !(lastPkt && !finalOp) && pkt.payload.length === want
+  }
+
+  /**
+   * Selective repeat: places READ response `idx` that arrived past a gap (within the window of
+   * the piece being received); false when it is not placed (beyond the window, already held, or
+   * not the size it must be: it is asked for again and checked in order then).
+   */
+  #holdReadResponse(w: SendWqe, pkt: RocePacket, idx: number): boolean {
+    const W = this.#host.windowPackets
+    if (idx - w.received >= W || !this.#readResponseFits(w, pkt, idx)) return false
+    const held = (w.held ??= new Int32Array(W).fill(-1))
+    const slot = idx % held.length
+    if (held[slot] === idx) return false
+    held[slot] = idx
+    if (pkt.payload.length > 0) scatter(w.sgl, idx * this.#pmtu, pkt.payload)
+    this.#host.counters.outOfOrderBuffered++
     return true
   }
 
@@ -412,7 +619,7 @@ export class Requester {
             const from = psnAdd(w.firstPsn, w.received)
             if (w.rewoundAt !== from) {
               w.rewoundAt = from
-              this.#rewind(from)
+              this.#retryRead(from)
             }
           }
           break
@@ -446,8 +653,8 @@ export class Requester {
     this.#rnrLeft = this.#rnrRetry
     if (this.#head >= this.#wqes.length || this.#wqes[this.#head]!.firstPsn < 0) {
       // Nothing in flight.
-      this.#timer.stop()
-    } else this.#timer.restart()
+      this.#stopTimers()
+    } else this.#restartTimers()
     this.#host.wake()
   }
 
@@ -465,8 +672,43 @@ export class Requester {
     }
     this.#retryLeft--
     w.rewoundAt = -1
-    this.#rewind(this.#una)
+    if (this.#sr === null || this.#probe(this.#sr) === 0) this.#rewind(this.#una)
+    this.#restartTimers()
+  }
+
+  /**
+   * Selective repeat's probe timeout: nothing was sent or acknowledged for a fraction of the ACK
+   * timeout while packets are outstanding (a lost tail, a lost last ACK): probe at once instead
+   * of waiting for the ACK timeout. Probes use no retry.
+   */
+  #probeFired(): void {
+    if (this.#stopped || this.#rnrTimer !== null || this.#sr === null || this.#sr.pending > 0) return
+    if (this.#head >= this.#wqes.length || this.#wqes[this.#head]!.firstPsn < 0) return
+    const n = this.#probe(this.#sr)
+    this.#probesQueued += n
+    if (n > 0) this.#host.counters.tailProbes++
+  }
+
+  #restartTimers(): void {
     this.#timer.restart()
+    this.#probeTimer?.restart()
+  }
+
+  #stopTimers(): void {
+    this.#timer.stop()
+    this.#probeTimer?.stop()
+  }
+
+  /**
+   * READ responses from `from` on are missing: with selective repeat only the READ request for
+   * them goes again (the packets after it are not sent twice); otherwise go-back-N to it.
+   */
+  #retryRead(from: number): void {
+    if (this.#sr === null) {
+      this.#rewind(from)
+      return
+    }
+    if (this.#sr.enqueue(from)) this.#host.wake()
   }
 
   /** Go-back-N: the next packet sent is `psn` and everything after it again. */
@@ -475,6 +717,9 @@ export class Requester {
   }
 
   #rewindTo(psn: number): boolean {
+    this.#sr?.clear()
+    this.#probesQueued = 0
+    this.#sacked = 0
     const wqes = this.#wqes
     for (let i = this.#head; i < wqes.length; i++) {
       const w = wqes[i]!

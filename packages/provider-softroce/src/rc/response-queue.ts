@@ -31,6 +31,8 @@ export interface ControlJob {
   readonly msn: number
   /** ATOMIC_ACKNOWLEDGE: the original value. */
   readonly orig: bigint
+  /** A SACK block after the AETH (selective repeat's SACK NAK), or null. */
+  readonly ext: Uint8Array | null
 }
 
 export type ResponseJob = ReadResponseJob | ControlJob

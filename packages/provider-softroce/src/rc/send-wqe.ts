@@ -36,6 +36,11 @@ export class SendWqe {
   done = false
   /** READ: the PSN a retransmission was last requested from (so a burst of gaps asks once). */
   rewoundAt = -1
+  /**
+   * READ with selective repeat: responses placed past a gap, by response index modulo its length
+   * (the window: they all lie in the piece being received); -1: free. Made at the first gap.
+   */
+  held: Int32Array | null = null
 
   constructor(wr: SendWorkRequest, sgl: ResolvedSgl, error: WcStatus | null, kind: WqeKind, length: number) {
     this.wrId = wr.wrId

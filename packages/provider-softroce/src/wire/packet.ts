@@ -256,7 +256,7 @@ export function peekDestQpn(udpPayload: Uint8Array): number {
  * verifyIcrc). The payload is a view into `udpPayload`. Throws only WireError: ERR_WIRE_TRUNCATED,
  * ERR_WIRE_OPCODE, ERR_WIRE_VERSION, ERR_WIRE_LENGTH or ERR_WIRE_PAD; never reads out of bounds.
  */
-export function decodePacket(udpPayload: Uint8Array): RocePacket {
+export function decodePacket(udpPayload: Uint8Array, ackExtension = false): RocePacket {
   const u = udpPayload
   const len = u.length
   if (len < HeaderSize.BTH + HeaderSize.ICRC) {
@@ -276,7 +276,7 @@ export function decodePacket(udpPayload: Uint8Array): RocePacket {
   const padCount = (b1 >>> 4) & 3
   const flags = info.flags
   const room = len - HeaderSize.ICRC - hlen // payload + pad
-  if ((flags & F_PAYLOAD) === 0) {
+  if ((flags & F_PAYLOAD) === 0 && !(ackExtension && opcode === 0x11 && padCount === 0)) {
     if (room !== 0) throw fastWireError(WireErrorCode.LENGTH, `${info.name} carries no payload, got ${room} extra bytes`)
     if (padCount !== 0) throw fastWireError(WireErrorCode.PAD, `${info.name} carries no payload, pad count ${padCount}`)
   } else if (padCount > room) {
@@ -334,9 +334,9 @@ export function decodePacket(udpPayload: Uint8Array): RocePacket {
 }
 
 /** decodePacket that returns the WireError instead of throwing it. */
-export function tryDecodePacket(udpPayload: Uint8Array): RocePacket | WireError {
+export function tryDecodePacket(udpPayload: Uint8Array, ackExtension = false): RocePacket | WireError {
   try {
-    return decodePacket(udpPayload)
+    return decodePacket(udpPayload, ackExtension)
   } catch (err) {
     if (err instanceof WireError) return err
     throw err

@@ -1,6 +1,6 @@
 /**
  * Real impairment between two network namespaces: 256 MiB of mixed RDMA WRITE / READ / SEND over
- * IPv4 (and 64 MiB over IPv6) between two softroce hosts whose datagrams cross veth links, 5 % kernel-level loss each way
+ * IPv4 with selective repeat and with go-back-N (and 64 MiB over IPv6, selective repeat) between two softroce hosts whose datagrams cross veth links, 5 % kernel-level loss each way
  * (nftables `numgen random mod 100 < 5 drop`), and a relay process that delays every datagram
  * 10 ms, duplicates 1 % and reorders 1 % (netns-lab.ts, udp-impairment-relay.mjs). Both ends
  * must be sha256-identical, with exactly one completion per send and receive WR.
@@ -120,7 +120,11 @@ describe.skipIf(Boolean(why))('two network namespaces, 5 % loss + 1 % duplicatio
     bundle = await bundleHost(join(here, 'stack-host.ts'))
   }, 60_000)
 
-  it.each([4, 6] as const)('IPv%i: mixed WRITE/READ/SEND end sha256-identical with exactly one completion per WR', async (family) => {
+  it.each([
+    { family: 4, selectiveRepeat: true, path: 'selective repeat' },
+    { family: 4, selectiveRepeat: false, path: 'go-back-N' },
+    { family: 6, selectiveRepeat: true, path: 'selective repeat' },
+  ] as const)('IPv$family, $path: mixed WRITE/READ/SEND end sha256-identical with exactly one completion per WR', async ({ family, selectiveRepeat }) => {
     const total = TOTAL[family]
     lab = await createImpairedPath({ family, lossPercent: 5, relay: { seed: 42, delayMs: 10, duplicate: 0.01, reorder: 0.01 } })
     const a = new Host(bundle, 'a')
@@ -128,15 +132,17 @@ describe.skipIf(Boolean(why))('two network namespaces, 5 % loss + 1 % duplicatio
     hosts.push(a, b)
     const addon = loadSockoptAddon()
     if (!addon.loaded) throw new Error(addon.why)
-    const common = { port: lab.port, total, qps: QPS, windowBytes: WINDOW, timers: TIMERS, addonPath: addon.path }
+    const common = { port: lab.port, total, qps: QPS, windowBytes: WINDOW, timers: TIMERS, addonPath: addon.path, selectiveRepeat }
+    // What each end would learn from the other's endpoint record in a session.
+    const extensions = selectiveRepeat ? { extensions: ['selective-repeat'] } : {}
     const [oa, ob] = await Promise.all([
       a.call<Opened>('open', { ...common, netns: lab.ns.a, address: lab.address.a }),
       b.call<Opened>('open', { ...common, netns: lab.ns.b, address: lab.address.b }),
     ])
     if (family === 4) expect(oa.diagnostics.pmtudiscDo && ob.diagnostics.pmtudiscDo, 'both sockets send IP ID 0 + DF').toBe(true)
     else expect(oa.diagnostics.noCheck6Rx && ob.diagnostics.noCheck6Rx, 'both sockets take zero-checksum datagrams').toBe(true)
-    await a.call('connect', { remote: { address: lab.address.b, port: lab.port }, peerQps: ob.qps, peerRkey: ob.rkey, peerAddr: ob.addr })
-    await b.call('connect', { remote: { address: lab.address.a, port: lab.port }, peerQps: oa.qps, peerRkey: oa.rkey, peerAddr: oa.addr })
+    await a.call('connect', { remote: { address: lab.address.b, port: lab.port, ...extensions }, peerQps: ob.qps, peerRkey: ob.rkey, peerAddr: ob.addr })
+    await b.call('connect', { remote: { address: lab.address.a, port: lab.port, ...extensions }, peerQps: oa.qps, peerRkey: oa.rkey, peerAddr: oa.addr })
 
     // WRITE and SEND move A -> B, READ moves B -> A: at the end both regions hold the whole keystream.
     const ops = plan(2024, total)
@@ -152,11 +158,11 @@ describe.skipIf(Boolean(why))('two network namespaces, 5 % loss + 1 % duplicatio
     const cb = rb.counters
     const count = (k: Op['kind']): number => ops.filter((o) => o.kind === k).length
     console.info([
-      `[netns] IPv${family}: ${total / MiB} MiB (${ops.length} WRs: ${count('WRITE')} WRITE, ${count('READ')} READ, ${count('SEND')} SEND) over ${QPS} QPs in ${seconds.toFixed(1)} s = ${(total / MiB / seconds).toFixed(1)} MiB/s`,
+      `[netns] IPv${family} (${selectiveRepeat ? 'selective repeat' : 'go-back-N'}): ${total / MiB} MiB (${ops.length} WRs: ${count('WRITE')} WRITE, ${count('READ')} READ, ${count('SEND')} SEND) over ${QPS} QPs in ${seconds.toFixed(1)} s = ${(total / MiB / seconds).toFixed(1)} MiB/s`,
       `[netns] nftables dropped ${nft[0]} toward B, ${nft[1]} toward A; relay forwarded ${relay.forwarded.join('/')}, duplicated ${relay.duplicated.join('/')}, reordered ${relay.reordered.join('/')} (A->B/B->A), most queued ${relay.maxQueued}`,
       `[netns] kernel drops besides nftables (UDP receive buffers, veth): ${JSON.stringify(kernel)}`,
-      `[netns] A: sent ${ca.packetsSent}, received ${ca.packetsReceived}, retransmits ${ca.retransmits}, timeouts ${ca.timeouts}, seq NAKs received ${ca.seqNaksReceived}, drops ${JSON.stringify(ca.drops)}`,
-      `[netns] B: sent ${cb.packetsSent}, received ${cb.packetsReceived}, duplicates answered ${cb.duplicatesAnswered}, NAKs sent ${cb.naksSent}, drops ${JSON.stringify(cb.drops)}`,
+      `[netns] A: sent ${ca.packetsSent}, received ${ca.packetsReceived}, retransmits ${ca.retransmits}, timeouts ${ca.timeouts}, seq NAKs received ${ca.seqNaksReceived}, SACK NAKs received ${ca.sackNaksReceived}, tail probes ${ca.tailProbes}, drops ${JSON.stringify(ca.drops)}`,
+      `[netns] B: sent ${cb.packetsSent}, received ${cb.packetsReceived}, duplicates answered ${cb.duplicatesAnswered}, NAKs sent ${cb.naksSent} (SACK ${cb.sackNaksSent}), held out of order ${cb.outOfOrderBuffered}, reorder overflows ${cb.reorderOverflows}, drops ${JSON.stringify(cb.drops)}`,
       `[netns] completions: sends ${JSON.stringify(ra.sends)}, receives ${JSON.stringify(rb.recvs)}, stray ${ra.stray + rb.stray}`,
       `[netns] CPU seconds: host A ${ra.cpuSeconds.toFixed(1)}, host B ${rb.cpuSeconds.toFixed(1)}, relay ${relay.cpuSeconds.toFixed(1)}`,
       `[netns] sha256 expected ${fa.expectedSha.slice(0, 16)}…, A ${ra.sha.slice(0, 16)}…, B ${rb.sha.slice(0, 16)}…`,
@@ -175,6 +181,12 @@ describe.skipIf(Boolean(why))('two network namespaces, 5 % loss + 1 % duplicatio
     expect(Math.min(...relay.duplicated), 'the relay duplicated both ways').toBeGreaterThan(0)
     expect(Math.min(...relay.reordered), 'the relay reordered both ways').toBeGreaterThan(0)
     expect(ca.retransmits).toBeGreaterThan(0)
+    if (selectiveRepeat) {
+      expect(ca.sackNaksReceived + cb.sackNaksReceived, 'gaps were reported with SACK NAKs').toBeGreaterThan(0)
+      expect(cb.outOfOrderBuffered + ca.outOfOrderBuffered, 'packets past gaps were held').toBeGreaterThan(0)
+    } else {
+      expect(ca.sackNaksReceived + cb.sackNaksReceived + ca.outOfOrderBuffered + cb.outOfOrderBuffered, 'go-back-N: no SACK, nothing held').toBe(0)
+    }
     for (const [c, peer] of [[ca, rb], [cb, ra]] as const) {
       expect(c.drops.badIcrc).toBe(0)
       const numbered = peer.batchedIo?.send === 'gso' ? peer.batchedIo.stats.gsoSegments - peer.batchedIo.stats.gsoMessages : 0

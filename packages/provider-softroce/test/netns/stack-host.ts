@@ -3,7 +3,7 @@
  * impaired-link.test.ts): its UDP socket is made inside its network namespace by the native
  * helper, and the parent drives it over the IPC channel, one request at a time:
  *
- *   open     { netns, address, port, total, qps, windowBytes, timers } -> { qps: [{ qpn, psn }], rkey, addr }
+ *   open     { netns, address, port, total, qps, windowBytes, timers, selectiveRepeat } -> { qps: [{ qpn, psn }], rkey, addr }
  *   connect  { remote, peerQps, peerRkey, peerAddr }                    -> {}
  *   fill     { ops, side }   keystream into this host's ranges          -> { expectedSha }
  *   recv     { ops }         posts a receive per SEND op (host b)       -> {}
@@ -60,13 +60,13 @@ function device(): SoftRoceDevice {
 }
 
 async function open(r: Request): Promise<object> {
-  const { netns, address, port, total, qps: n, windowBytes, timers, addonPath } = r as unknown as {
-    netns: string; address: string; port: number; total: number; qps: number; windowBytes: number; timers: object; addonPath: string
+  const { netns, address, port, total, qps: n, windowBytes, timers, addonPath, selectiveRepeat } = r as unknown as {
+    netns: string; address: string; port: number; total: number; qps: number; windowBytes: number; timers: object; addonPath: string; selectiveRepeat: boolean
   }
   const addon = createRequire(import.meta.url)(addonPath) as { createUdpSocket(o: object): number }
   const family = address.includes(':') ? 6 : 4
   const fd = addon.createUdpSocket({ family, address, port, netns })
-  ctx = await createContext({ provider: softroce({ address, windowBytes, timers, socket: { fd, pmtudiscDo: family === 4, noCheck6Rx: family === 6 } }) })
+  ctx = await createContext({ provider: softroce({ address, windowBytes, timers, selectiveRepeat, socket: { fd, pmtudiscDo: family === 4, noCheck6Rx: family === 6 } }) })
   region = ctx.registerMemory(Buffer.alloc(total), { access: ['local-write', 'remote-read', 'remote-write'] })
   qps = Array.from({ length: n }, () => ctx!.createQp({ caps: { maxSendWr: 64, maxRecvWr: 1024 } }))
   for (const q of qps) q.modify({ state: 'INIT', accessFlags: 15, portNum: 1, pkeyIndex: 0 })
@@ -74,7 +74,7 @@ async function open(r: Request): Promise<object> {
 }
 
 function connect(r: Request): object {
-  const { remote, peerQps, peerRkey, peerAddr } = r as unknown as { remote: { address: string; port: number }; peerQps: { qpn: number; psn: number }[]; peerRkey: number; peerAddr: number }
+  const { remote, peerQps, peerRkey, peerAddr } = r as unknown as { remote: { address: string; port: number; extensions?: string[] }; peerQps: { qpn: number; psn: number }[]; peerRkey: number; peerAddr: number }
   peer = { rkey: peerRkey, addr: peerAddr }
   for (const [i, q] of qps.entries()) {
     const p = peerQps[i]!

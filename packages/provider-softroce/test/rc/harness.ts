@@ -48,6 +48,8 @@ export interface ConnectOptions {
   readonly encryption?: { keyAB: Uint8Array; keyBA: Uint8Array; epoch?: number }
   /** Bind each QP to its peer's address only (as toward kernel rxe or a NIC), not address and source port: forged packets from another local port then reach the QPs. */
   readonly addressOnly?: boolean
+  /** With addressOnly: keep the transport extensions the peer announced (a softroce peer bound by address only). */
+  readonly keepExtensions?: boolean
 }
 
 /** Connects a new QP on each context to the other: RESET -> INIT -> RTR -> RTS. */
@@ -59,7 +61,8 @@ export function connect(p: Pair, o: ConnectOptions = {}): { qa: QueuePair; qb: Q
   const psnB = o.psnB ?? qb.localPsn
   for (const q of [qa, qb]) q.modify({ state: 'INIT', accessFlags: ALL_ACCESS_BITS, portNum: 1, pkeyIndex: 0 })
   const enc = o.encryption
-  const remoteOf = (e: { address: string; port: number }) => (o.addressOnly ? { address: e.address, port: e.port } : e)
+  const remoteOf = (e: { address: string; port: number; extensions?: readonly string[] }) =>
+    o.addressOnly ? { address: e.address, port: e.port, ...(o.keepExtensions === true && e.extensions !== undefined ? { extensions: e.extensions } : {}) } : e
   qa.modify({
     state: 'RTR', remote: remoteOf(p.b.endpoint), pathMtu: mtu, destQpn: qb.qpn, rqPsn: psnB, maxDestRdAtomic: 16, minRnrTimer: o.minRnrTimer ?? 1,
     ...(enc ? { encryption: { suite: 'aes-256-gcm', txKey: enc.keyAB, rxKey: enc.keyBA, epoch: enc.epoch ?? 0 } } : {}),

@@ -45,12 +45,15 @@ describe('PSN wrap-around', () => {
 })
 
 
-describe('16 MiB over an impaired link', () => {
+describe.each([
+  { path: 'selective repeat', selectiveRepeat: true },
+  { path: 'go-back-N', selectiveRepeat: false },
+])('16 MiB over an impaired link ($path)', ({ selectiveRepeat }) => {
   it('mixed WRITE/READ/SEND with loss, duplication and reordering ends sha256-identical with one completion per WR', async () => {
     const MiB = 1 << 20
     const TOTAL = 16 * MiB
     const impairment = { loss: 0.01, duplicate: 0.01, reorder: 0.01, seed: 7 }
-    pair = await openPair({ impairment: { ...impairment, seed: 11 }, windowBytes: 256 * 1024 }, { impairment: { ...impairment, seed: 13 }, windowBytes: 256 * 1024 })
+    pair = await openPair({ impairment: { ...impairment, seed: 11 }, windowBytes: 256 * 1024, selectiveRepeat }, { impairment: { ...impairment, seed: 13 }, windowBytes: 256 * 1024, selectiveRepeat })
     const { qa, qb } = connect(pair, { mtu: 4096, caps: { maxSendWr: 64, maxRecvWr: 512 } })
     const srcA = register(pair.a, TOTAL)
     const dstA = register(pair.a, TOTAL)
@@ -127,6 +130,14 @@ describe('16 MiB over an impaired link', () => {
     expect(imp.duplicated + impB.duplicated, 'the link duplicated packets').toBeGreaterThan(0)
     expect(imp.reordered + impB.reordered, 'the link reordered packets').toBeGreaterThan(0)
     expect(pair.da.counters.retransmits, 'the requester retransmitted').toBeGreaterThan(0)
+    const sacks = pair.da.counters.sackNaksReceived
+    if (selectiveRepeat) {
+      expect(sacks, 'gaps were reported with SACK NAKs').toBeGreaterThan(0)
+      expect(pair.db.counters.outOfOrderBuffered, 'the responder held packets past gaps').toBeGreaterThan(0)
+    } else {
+      expect(sacks + pair.db.counters.sackNaksSent + pair.db.counters.outOfOrderBuffered, 'go-back-N: no SACK, nothing held').toBe(0)
+    }
+    console.log(`[reliability ${selectiveRepeat ? 'SR' : 'GBN'}] lost ${imp.lost}+${impB.lost}, retransmits ${pair.da.counters.retransmits}, retransmitted bytes ${pair.da.counters.retransmittedBytes}, SACKs ${sacks}, held ${pair.db.counters.outOfOrderBuffered}, timeouts ${pair.da.counters.timeouts}`)
   }, 60_000)
 })
 

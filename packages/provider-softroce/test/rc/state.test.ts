@@ -21,7 +21,14 @@ describe('device', () => {
     expect(pair.da.info.port).not.toBe(pair.db.info.port)
     expect(pair.da.info.gid).toBe('::ffff:127.0.0.1')
     expect(pair.da.diagnostics.helper === 'native' || pair.da.diagnostics.helper === 'none').toBe(true)
-    expect(pair.a.endpoint).toEqual({ address: '127.0.0.1', port: pair.da.info.port, sourcePort: pair.da.info.port })
+    expect(pair.a.endpoint).toEqual({ address: '127.0.0.1', port: pair.da.info.port, sourcePort: pair.da.info.port, extensions: ['selective-repeat'] })
+  })
+
+  it('announces selective repeat unless it is turned off', async () => {
+    pair = await openPair({}, { selectiveRepeat: false })
+    expect(pair.da.info.extensions).toEqual(['selective-repeat'])
+    expect(pair.db.info.extensions).toBeUndefined()
+    expect(pair.b.endpoint).toEqual({ address: '127.0.0.1', port: pair.db.info.port, sourcePort: pair.db.info.port })
   })
 
   it('works over IPv6 (::1) with an IPv6 GID', async () => {

@@ -9,7 +9,8 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { encodeWithIcrc } from '../../src/wire/icrc.js'
 import { RcOpcode } from '../../src/wire/opcodes.js'
 import { psnAdd, psnDiff } from '../../src/wire/psn.js'
-import { connect, openPair, pattern, register, sleep, type Pair } from './harness.js'
+import { attackedWrite } from './attacked-write.js'
+import { openPair, type Pair } from './harness.js'
 
 let pair: Pair | null = null
 let attacker: dgram.Socket | null = null
@@ -29,6 +30,7 @@ const PSN_A = 0xffe000
 const RATE = 10_000_000
 /** Forged PSNs stay this far ahead of what was sent: more than the WRITE can send (0.4 s at RATE) before a forged packet is read. */
 const MARGIN = 4096
+const WRITE = { size: SIZE, mtu: MTU, psnA: PSN_A, rate: RATE, seed: 23 } as const
 
 /** A UDP socket on the peer's address (127.0.0.1), which passes the QP's source check. */
 async function onPeerAddress(): Promise<dgram.Socket> {
@@ -46,46 +48,6 @@ function forgedAck(from: dgram.Socket, port: number, destQpn: number, psn: numbe
   return encodeWithIcrc({ bth, aeth: { syndrome, msn: 0 }, ...atomic, payload }, ip)
 }
 
-/**
- * Runs an 8 MiB WRITE from A to B and calls `forge()` every few ms while it is in flight;
- * returns whether B held every byte when the completion arrived.
- */
-async function attackedWrite(p: Pair, forge: (qpn: number, frontier: number) => Buffer[]): Promise<{ exactAtCompletion: boolean; forged: number }> {
-  // Address-only binding (as toward rxe): the forger on another port of B's address reaches qa, so
-  // what stops its responses is the PSN check under test, not the source binding.
-  const { qa } = connect(p, { mtu: MTU, psnA: PSN_A, qos: { rateLimit: RATE }, addressOnly: true })
-  const ma = register(p.a, SIZE)
-  const mb = register(p.b, SIZE)
-  const data = pattern(SIZE, 23)
-  ma.bytes.set(data)
-  let exactAtCompletion = false
-  let done = false
-  // Settles either way (a failed WRITE is reported after the attack loop, never unhandled).
-  const write = qa.write(ma.slice(0, SIZE), mb.region(0, SIZE)).then(
-    () => {
-      exactAtCompletion = Buffer.from(mb.bytes).equals(data)
-      return null
-    },
-    (err: unknown) => err,
-  )
-  void write.finally(() => {
-    done = true
-  })
-  let forged = 0
-  const s = attacker!
-  while (!done) {
-    // A's device sends nothing but this WRITE's packets: psnA + packetsSent bounds what it sent.
-    for (const pkt of forge(qa.qpn, psnAdd(PSN_A, p.da.counters.packetsSent))) {
-      s.send(pkt, p.da.info.port, '127.0.0.1')
-      forged++
-    }
-    await sleep(5)
-  }
-  const failed = await write
-  if (failed !== null) throw failed
-  return { exactAtCompletion, forged }
-}
-
 describe('responses for PSNs not transmitted', () => {
   it('a forged ACK for the last PSN of an in-flight WRITE changes nothing; the WRITE completes byte-exact', async () => {
     pair = await openPair()
@@ -94,9 +56,9 @@ describe('responses for PSNs not transmitted', () => {
     const port = pair.da.info.port
     // Only while the last PSN is far ahead of anything sent (10 MB/s sends 4096 packets in 0.4 s):
     // once sent, an ACK for it is in the window and a plaintext RC peer cannot tell it is forged.
-    const { exactAtCompletion, forged } = await attackedWrite(pair, (qpn, frontier) => (psnDiff(last, frontier) > MARGIN ? [forgedAck(attacker!, port, qpn, last, 0x1f)] : []))
+    const { exact, forged } = await attackedWrite(pair, attacker!, WRITE, (qpn, frontier) => (psnDiff(last, frontier) > MARGIN ? [forgedAck(attacker!, port, qpn, last, 0x1f)] : []))
     const drops = pair.da.counters.drops
-    expect(exactAtCompletion, `B held every byte at completion (forged ${forged} ACKs, drops ${JSON.stringify(drops)})`).toBe(true)
+    expect(exact, `B held every byte at completion (forged ${forged} ACKs, drops ${JSON.stringify(drops)})`).toBe(true)
     expect(drops.ghostAck, `forged ${forged} ACKs for PSN ${last}`).toBeGreaterThan(0)
   })
 
@@ -105,14 +67,14 @@ describe('responses for PSNs not transmitted', () => {
     attacker = await onPeerAddress()
     const port = pair.da.info.port
     let first = true
-    const { exactAtCompletion } = await attackedWrite(pair, (qpn) => {
+    const { exact } = await attackedWrite(pair, attacker!, WRITE, (qpn) => {
       if (!first) return []
       first = false
       // Past the WRITE's last PSN: never transmitted, whatever the timing.
       const psn = psnAdd(PSN_A, PACKETS + 100)
       return [forgedAck(attacker!, port, qpn, psn, 0x1f, RcOpcode.RDMA_READ_RESPONSE_ONLY), forgedAck(attacker!, port, qpn, psn, 0x1f, RcOpcode.ATOMIC_ACKNOWLEDGE)]
     })
-    expect(exactAtCompletion).toBe(true)
+    expect(exact).toBe(true)
     expect(pair.da.counters.drops.ghostAck, JSON.stringify(pair.da.counters.drops)).toBe(2)
   })
 
@@ -124,7 +86,7 @@ describe('responses for PSNs not transmitted', () => {
     // Every NAK kind: sequence error, invalid request, remote access, remote operational, RNR.
     const syndromes = [0x60, 0x61, 0x62, 0x63, 0x20 | 14]
     const margin = MARGIN
-    const { exactAtCompletion, forged } = await attackedWrite(pair, (qpn, frontier) =>
+    const { exact, forged } = await attackedWrite(pair, attacker!, WRITE, (qpn, frontier) =>
       Array.from({ length: 8 }, () => {
         // Half in the WRITE's own unsent PSNs (while there are some), half anywhere ahead.
         const tail = psnDiff(psnAdd(PSN_A, PACKETS), psnAdd(frontier, margin))
@@ -134,7 +96,7 @@ describe('responses for PSNs not transmitted', () => {
       }),
     )
     const c = pair.da.counters
-    expect(exactAtCompletion, `B held every byte at completion (forged ${forged} NAKs, drops ${JSON.stringify(c.drops)})`).toBe(true)
+    expect(exact, `B held every byte at completion (forged ${forged} NAKs, drops ${JSON.stringify(c.drops)})`).toBe(true)
     expect(c.drops.ghostAck, `forged ${forged} NAKs`).toBeGreaterThan(0)
   })
 })

@@ -20,7 +20,8 @@ import { psnAdd } from '../../src/wire/psn.js'
 import { encodeSack, parseSack } from '../../src/wire/sack.js'
 import { readPcap } from '../wire/pcap-reader.js'
 import { one, tshark, tsharkExpert } from '../wire/tshark.js'
-import { connect, openPair, pattern, register, sleep, type Pair } from './harness.js'
+import { attackedWrite } from './attacked-write.js'
+import { connect, openPair, pattern, register, type Pair } from './harness.js'
 
 let pair: Pair | null = null
 let attacker: dgram.Socket | null = null
@@ -177,6 +178,7 @@ const SIZE = 2 << 20
 const PSN_A = 0xfff000
 /** 2 MiB at 2 MB/s: in flight for about a second, a SACK bitmap's reach (1024 PSNs) ahead of what was sent for half of it. */
 const RATE = 2_000_000
+const ATTACKED = { size: SIZE, mtu: MTU, psnA: PSN_A, rate: RATE, seed: 29, keepExtensions: true } as const
 
 async function onPeerAddress(): Promise<dgram.Socket> {
   const s = dgram.createSocket('udp4')
@@ -201,43 +203,12 @@ function bitAt(offset: number): Uint8Array {
   return encodeSack(bm, words)
 }
 
-async function attackedWrite(p: Pair, forge: (qpn: number, frontier: number) => Buffer[]): Promise<{ exact: boolean; forged: number }> {
-  const { qa } = connect(p, { mtu: MTU, psnA: PSN_A, qos: { rateLimit: RATE }, addressOnly: true, keepExtensions: true })
-  const ma = register(p.a, SIZE)
-  const mb = register(p.b, SIZE)
-  const data = pattern(SIZE, 29)
-  ma.bytes.set(data)
-  let exact = false
-  let done = false
-  const write = qa.write(ma.slice(0, SIZE), mb.region(0, SIZE)).then(
-    () => {
-      exact = Buffer.from(mb.bytes).equals(data)
-      return null
-    },
-    (err: unknown) => err,
-  )
-  void write.finally(() => {
-    done = true
-  })
-  let forged = 0
-  while (!done) {
-    for (const pkt of forge(qa.qpn, psnAdd(PSN_A, p.da.counters.packetsSent))) {
-      attacker!.send(pkt, p.da.info.port, '127.0.0.1')
-      forged++
-    }
-    await sleep(5)
-  }
-  const failed = await write
-  if (failed !== null) throw failed
-  return { exact, forged }
-}
-
 describe('hostile SACK NAKs', () => {
   it('a bitmap naming PSNs not sent is dropped as badSack, a malformed block as malformed; the WRITE completes byte-exact', async () => {
     pair = await openPair()
     attacker = await onPeerAddress()
     const port = pair.da.info.port
-    const { exact, forged } = await attackedWrite(pair, (qpn, frontier) => {
+    const { exact, forged } = await attackedWrite(pair, attacker!, ATTACKED, (qpn, frontier) => {
       // The NAK PSN just behind what was sent; its bitmap reaches 1000 PSNs past it.
       const at = psnAdd(frontier, -1)
       const badMagic = bitAt(3)
@@ -255,7 +226,7 @@ describe('hostile SACK NAKs', () => {
     pair = await openPair({}, { selectiveRepeat: false })
     attacker = await onPeerAddress()
     const port = pair.da.info.port
-    const { exact } = await attackedWrite(pair, (qpn, frontier) => [forgedSack(attacker!, port, qpn, psnAdd(frontier, -1), bitAt(0))])
+    const { exact } = await attackedWrite(pair, attacker!, ATTACKED, (qpn, frontier) => [forgedSack(attacker!, port, qpn, psnAdd(frontier, -1), bitAt(0))])
     expect(exact).toBe(true)
     expect(pair.da.counters.drops.malformed).toBeGreaterThan(0)
     expect(pair.da.counters.sackNaksReceived).toBe(0)

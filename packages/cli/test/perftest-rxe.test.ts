@@ -21,6 +21,7 @@ import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { guestSupport, startGuest, type Guest, type RunResult } from '../../../tools/rxe-vm/index.mjs'
 import { environmentSkip } from '../../../tools/test-env.mjs'
+import { bundleCliForGuest } from './guest-cli.js'
 
 const here = fileURLToPath(new URL('.', import.meta.url))
 const pkg = join(here, '..')
@@ -148,18 +149,7 @@ describe.skipIf(Boolean(why))('rdma-session perftest <-> perftest on kernel rxe 
   let share = ''
 
   beforeAll(async () => {
-    // The CLI from its sources (core and provider-softroce from their builds, the native socket
-    // helper from provider-softroce), run by node inside the netns.
-    const { build } = await import('tsup')
-    const outDir = join(pkg, 'node_modules', '.perftest-rxe')
-    mkdirSync(outDir, { recursive: true })
-    await build({
-      entry: { 'rdma-session': join(pkg, 'src', 'bin.ts') }, outDir, format: ['esm'], platform: 'node', target: 'node20',
-      dts: false, sourcemap: false, silent: true, config: false, splitting: false, clean: false,
-      esbuildOptions: (o) => { o.packages = 'external' },
-      outExtension: () => ({ js: '.mjs' }),
-    })
-    bin = join(outDir, 'rdma-session.mjs')
+    bin = await bundleCliForGuest(pkg, 'perftest-rxe')
     share = mkdtempSync(join(tmpdir(), 'perftest-rxe-'))
     writeFileSync(join(share, 'steps.sh'), guestScript())
     guest = await startGuest({ command: 'bash steps.sh', share, timeoutMs: 1_500_000 })

@@ -5,7 +5,7 @@ import { PATH_MTUS, type PathMtu } from '@rdma-session/core'
 import { UsageError, type Command } from '../command.js'
 import { runPerftest, type PerftestOptions } from '../perftest/run-perftest.js'
 import type { TestKind, Verb } from '../perftest/report.js'
-import { inRange, parseCInteger } from './c-integer.js'
+import { inRange } from './c-integer.js'
 
 const usage = `usage:
   rdma-session perftest <write|read|send|atomic> [bw|lat] [options]          start a server and wait for connection

@@ -15,8 +15,9 @@ export class ReorderBuffer {
   /** Slots (a power of two); PSN p lives in slot p & mask. */
   readonly capacity: number
   readonly #mask: number
-  readonly #pkts: (RocePacket | null)[]
-  readonly #bufs: (Uint8Array | null)[]
+  /** Allocated at the first packet held: a QP whose packets arrive in order holds none of it. */
+  #pkts: (RocePacket | null)[] | null = null
+  #bufs: (Uint8Array | null)[] | null = null
   #held = 0
   /** The PSN of the highest held packet (meaningful while one is held). */
   #highestPsn = 0
@@ -27,8 +28,6 @@ export class ReorderBuffer {
     const cap = Math.min(32 * MAX_SACK_WORDS, 2 ** Math.ceil(Math.log2(Math.max(2, packets))))
     this.capacity = cap
     this.#mask = cap - 1
-    this.#pkts = new Array<RocePacket | null>(cap).fill(null)
-    this.#bufs = new Array<Uint8Array | null>(cap).fill(null)
     this.#bitmap = new Uint32Array(MAX_SACK_WORDS)
   }
 
@@ -49,35 +48,39 @@ export class ReorderBuffer {
   hold(pkt: RocePacket, offset: number): HoldResult {
     if (offset >= this.capacity) return 'overflow'
     const i = pkt.bth.psn & this.#mask
-    if (this.#pkts[i] !== null) return 'duplicate'
+    const pkts = (this.#pkts ??= new Array<RocePacket | null>(this.capacity).fill(null))
+    const bufs = (this.#bufs ??= new Array<Uint8Array | null>(this.capacity).fill(null))
+    if (pkts[i] !== null) return 'duplicate'
     const len = pkt.payload.length
     if (len > 0) {
-      let buf = this.#bufs[i] ?? null
+      let buf = bufs[i] ?? null
       if (buf === null || buf.length < len) {
         buf = new Uint8Array(len)
-        this.#bufs[i] = buf
+        bufs[i] = buf
       }
       buf.set(pkt.payload)
       pkt.payload = buf.subarray(0, len)
     }
-    this.#pkts[i] = pkt
+    pkts[i] = pkt
     if (this.#held++ === 0 || psnDiff(pkt.bth.psn, this.#highestPsn) > 0) this.#highestPsn = pkt.bth.psn
     return 'held'
   }
 
   /** Takes the packet held for `psn` (the new expected PSN), or null. */
   take(psn: number): RocePacket | null {
+    const pkts = this.#pkts
+    if (pkts === null) return null
     const i = psn & this.#mask
-    const pkt = this.#pkts[i] ?? null
+    const pkt = pkts[i] ?? null
     if (pkt === null || pkt.bth.psn !== psn) return null
-    this.#pkts[i] = null
+    pkts[i] = null
     this.#held--
     return pkt
   }
 
   /** Drops every held packet (the QP stopped, or a replayed packet did not execute). */
   clear(): void {
-    this.#pkts.fill(null)
+    this.#pkts?.fill(null)
     this.#held = 0
   }
 
@@ -92,7 +95,7 @@ export class ReorderBuffer {
     bm.fill(0, 0, words)
     for (let off = 1; off <= top; off++) {
       const p = psnAdd(epsn, off)
-      const pkt = this.#pkts[p & this.#mask]
+      const pkt = this.#pkts?.[p & this.#mask]
       if (pkt !== null && pkt !== undefined && psnDiff(pkt.bth.psn, p) === 0) {
         const k = off - 1
         bm[k >>> 5] = bm[k >>> 5]! | (1 << (k & 31))

@@ -7,26 +7,40 @@
  * arrived (the SACK's cumulative part or a set bit): a retransmission still in flight is not
  * sent twice, and a lost one is sent again as soon as a later packet's arrival shows it.
  */
+/**
+ * The most transmissions recorded (20 bytes each): a window of more packets (small MTUs, large
+ * windows) reuses slots, and a PSN whose slot was reused reads as not recorded, which only makes
+ * it eligible to be sent again when a SACK names it missing.
+ */
+const MAX_RECORDED = 4096
+
+interface Rings {
+  /** Send order of each slot's PSN (a counter over all packets sent); -1: not recorded. */
+  readonly order: Float64Array
+  readonly psn: Int32Array
+  /** Queued PSNs (a ring of #mask + 1), and each slot's queued PSN (-1: none). */
+  readonly queue: Int32Array
+  readonly queuedPsn: Int32Array
+}
+
 export class SelectiveRetransmit {
   readonly #mask: number
-  /** Send order of each slot's PSN (a counter over all packets sent); -1: not recorded. */
-  readonly #order: Float64Array
-  readonly #psn: Int32Array
-  /** Queued PSNs (a ring of #mask + 1), and each slot's queued PSN (-1: none). */
-  readonly #queue: Int32Array
-  readonly #queuedPsn: Int32Array
+  /** Allocated at the first packet sent: a QP that never sends holds none of it. */
+  #rings: Rings | null = null
   #head = 0
   #count = 0
   #seq = 0
 
   /** `windowPackets`: the most packets the requester has in flight. */
   constructor(windowPackets: number) {
-    const slots = 2 ** Math.ceil(Math.log2(Math.max(4, windowPackets * 2)))
+    const slots = 2 ** Math.ceil(Math.log2(Math.max(4, Math.min(windowPackets, MAX_RECORDED / 2) * 2)))
     this.#mask = slots - 1
-    this.#order = new Float64Array(slots).fill(-1)
-    this.#psn = new Int32Array(slots).fill(-1)
-    this.#queue = new Int32Array(slots)
-    this.#queuedPsn = new Int32Array(slots).fill(-1)
+  }
+
+  #ringsNow(): Rings {
+    if (this.#rings !== null) return this.#rings
+    const slots = this.#mask + 1
+    return (this.#rings = { order: new Float64Array(slots).fill(-1), psn: new Int32Array(slots).fill(-1), queue: new Int32Array(slots), queuedPsn: new Int32Array(slots).fill(-1) })
   }
 
   /** PSNs waiting to be sent again. */
@@ -36,34 +50,38 @@ export class SelectiveRetransmit {
 
   /** Records that `psn` was (re)sent now. */
   sent(psn: number): void {
+    const r = this.#ringsNow()
     const i = psn & this.#mask
-    this.#order[i] = this.#seq++
-    this.#psn[i] = psn
+    r.order[i] = this.#seq++
+    r.psn[i] = psn
   }
 
   /** The send order of `psn`'s latest transmission, or -1 when it is not recorded. */
   sentOrder(psn: number): number {
+    const r = this.#rings
     const i = psn & this.#mask
-    return this.#psn[i] === psn ? this.#order[i]! : -1
+    return r !== null && r.psn[i] === psn ? r.order[i]! : -1
   }
 
   /** Queues `psn` to be sent again; false when it is queued already. */
   enqueue(psn: number): boolean {
+    const r = this.#ringsNow()
     const i = psn & this.#mask
-    if (this.#queuedPsn[i] === psn || this.#count > this.#mask) return false
-    this.#queuedPsn[i] = psn
-    this.#queue[(this.#head + this.#count++) & this.#mask] = psn
+    if (r.queuedPsn[i] === psn || this.#count > this.#mask) return false
+    r.queuedPsn[i] = psn
+    r.queue[(this.#head + this.#count++) & this.#mask] = psn
     return true
   }
 
   /** The next queued PSN (removed from the queue), or -1. */
   next(): number {
-    if (this.#count === 0) return -1
-    const psn = this.#queue[this.#head]!
+    const r = this.#rings
+    if (this.#count === 0 || r === null) return -1
+    const psn = r.queue[this.#head]!
     this.#head = (this.#head + 1) & this.#mask
     this.#count--
     const i = psn & this.#mask
-    if (this.#queuedPsn[i] === psn) this.#queuedPsn[i] = -1
+    if (r.queuedPsn[i] === psn) r.queuedPsn[i] = -1
     return psn
   }
 

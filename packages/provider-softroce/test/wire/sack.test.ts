@@ -80,4 +80,16 @@ describe('selective retransmit queue', () => {
     s.clear()
     expect(s.pending).toBe(0)
   })
+
+  it('records at most 4,096 transmissions however large the window: an older PSN whose slot was reused reads as not recorded', () => {
+    const s = new SelectiveRetransmit(16_384)
+    expect([s.sentOrder(0), s.next()], 'nothing recorded before the first send').toEqual([-1, -1])
+    for (let psn = 0; psn < 4096; psn++) s.sent(psn)
+    expect([s.sentOrder(0), s.sentOrder(4095)]).toEqual([0, 4095])
+    s.sent(4096)
+    expect([s.sentOrder(0), s.sentOrder(1), s.sentOrder(4096)]).toEqual([-1, 1, 4096])
+    let queued = 0
+    while (s.enqueue(queued)) queued++
+    expect(queued, 'the queue holds one PSN per slot').toBe(4096)
+  })
 })

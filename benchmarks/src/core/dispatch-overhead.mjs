@@ -12,7 +12,10 @@ const fabric = new MockFabric()
 const a = await createContext({ provider: mock({ fabric }) })
 const b = await createContext({ provider: mock({ fabric }) })
 const target = b.registerMemory(Buffer.alloc(4096), { access: ['local-write', 'remote-write'] })
-const session = await a.sessions.create({ peer: b, qps: [{ caps: { maxSendWr: 64 } }] })
+// Plaintext, as the SPI baseline below: sessions are encrypted by default, and AES-GCM per
+// packet would be measured as dispatch.
+const PLAINTEXT = { encryption: 'none' }
+const session = await a.sessions.create({ peer: b, params: PLAINTEXT, qps: [{ caps: { maxSendWr: 64 } }] })
 const [qp] = session.qps
 const src = a.registerMemory(Buffer.alloc(4096))
 const slice = src.slice(0, 8)
@@ -30,7 +33,7 @@ async function throughCore() {
 }
 
 // --- subject 2: core's raw verbs path (qp.postSend + cq.poll), no promise per WR
-const rawSession = await a.sessions.create({ peer: b, qps: [{ caps: { maxSendWr: 64 } }] })
+const rawSession = await a.sessions.create({ peer: b, params: PLAINTEXT, qps: [{ caps: { maxSendWr: 64 } }] })
 const [rawQp] = rawSession.qps
 const rawCq = rawQp.sendCq
 const rawSge = [slice.toSge()]

@@ -2,9 +2,16 @@
  * A WRITE from A to B while an on-host attacker sends forged packets at A from B's address (another
  * port): used by the tests of responses for PSNs never sent and of hostile SACK NAKs.
  */
-import type dgram from 'node:dgram'
+import dgram from 'node:dgram'
 import { psnAdd } from '../../src/wire/psn.js'
 import { connect, pattern, register, sleep, type ConnectOptions, type Pair } from './harness.js'
+
+/** A UDP socket on the peer's address (127.0.0.1), which passes the QP's source check. */
+export async function onPeerAddress(): Promise<dgram.Socket> {
+  const s = dgram.createSocket('udp4')
+  await new Promise<void>((r) => s.bind(0, '127.0.0.1', r))
+  return s
+}
 
 export interface AttackedWriteOptions {
   readonly size: number

@@ -9,7 +9,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { encodeWithIcrc } from '../../src/wire/icrc.js'
 import { RcOpcode } from '../../src/wire/opcodes.js'
 import { psnAdd, psnDiff } from '../../src/wire/psn.js'
-import { attackedWrite } from './attacked-write.js'
+import { attackedWrite, onPeerAddress } from './attacked-write.js'
 import { openPair, type Pair } from './harness.js'
 
 let pair: Pair | null = null
@@ -31,13 +31,6 @@ const RATE = 10_000_000
 /** Forged PSNs stay this far ahead of what was sent: more than the WRITE can send (0.4 s at RATE) before a forged packet is read. */
 const MARGIN = 4096
 const WRITE = { size: SIZE, mtu: MTU, psnA: PSN_A, rate: RATE, seed: 23 } as const
-
-/** A UDP socket on the peer's address (127.0.0.1), which passes the QP's source check. */
-async function onPeerAddress(): Promise<dgram.Socket> {
-  const s = dgram.createSocket('udp4')
-  await new Promise<void>((r) => s.bind(0, '127.0.0.1', r))
-  return s
-}
 
 /** A response packet for `psn` to QP `destQpn` of the device on `port`: an ACKNOWLEDGE (ACK, NAK or RNR NAK by `syndrome`) unless `opcode` says otherwise. */
 function forgedAck(from: dgram.Socket, port: number, destQpn: number, psn: number, syndrome: number, opcode: number = RcOpcode.ACKNOWLEDGE): Buffer {

@@ -20,7 +20,7 @@ import { psnAdd } from '../../src/wire/psn.js'
 import { encodeSack, parseSack } from '../../src/wire/sack.js'
 import { readPcap } from '../wire/pcap-reader.js'
 import { one, tshark, tsharkExpert } from '../wire/tshark.js'
-import { attackedWrite } from './attacked-write.js'
+import { attackedWrite, onPeerAddress } from './attacked-write.js'
 import { connect, openPair, pattern, register, type Pair } from './harness.js'
 
 let pair: Pair | null = null
@@ -179,12 +179,6 @@ const PSN_A = 0xfff000
 /** 2 MiB at 2 MB/s: in flight for about a second, a SACK bitmap's reach (1024 PSNs) ahead of what was sent for half of it. */
 const RATE = 2_000_000
 const ATTACKED = { size: SIZE, mtu: MTU, psnA: PSN_A, rate: RATE, seed: 29, keepExtensions: true } as const
-
-async function onPeerAddress(): Promise<dgram.Socket> {
-  const s = dgram.createSocket('udp4')
-  await new Promise<void>((r) => s.bind(0, '127.0.0.1', r))
-  return s
-}
 
 /** A SACK NAK (an ACKNOWLEDGE with `ext` after its AETH) from `from` to QP `destQpn` of the device on `port`. */
 function forgedSack(from: dgram.Socket, port: number, destQpn: number, psn: number, ext: Uint8Array, syndrome = SEQ_NAK): Buffer {

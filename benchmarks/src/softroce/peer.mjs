@@ -7,6 +7,7 @@ import dgram from 'node:dgram'
 import net from 'node:net'
 import { createContext } from '@rdma-session/core'
 import { softroce } from '@rdma-session/provider-softroce'
+import { pipelinedWrites } from './write-loop.mjs'
 
 let ctx = null
 let region = null
@@ -147,34 +148,10 @@ const handlers = {
    * RDMA WRITEs of `size` bytes on QP 0 to the peer's region (`addr`, `rkey`), `depth` in flight,
    * until `total` bytes completed or `deadlineMs` passed; returns the bytes done and the time.
    */
-  async writeTo({ addr, rkey, total, size, depth, deadlineMs }) {
-    const qp = qps[0]
-    const cq = qp.sendCq
+  writeTo({ addr, rkey, total, size, depth, deadlineMs }) {
     const n = Math.max(1, Math.floor(total / size))
     const slots = Math.max(1, Math.floor(region.length / size))
-    let posted = 0
-    let done = 0
-    const post = () => {
-      const off = (posted % slots) * size
-      qp.postSend({ wrId: posted, opcode: 'RDMA_WRITE', sgList: [region.slice(off, size).toSge()], remoteAddr: addr + off, rkey })
-      posted++
-    }
-    const t0 = performance.now()
-    const stop = t0 + deadlineMs
-    while (posted < Math.min(n, depth)) post()
-    while (done < posted) {
-      const wcs = cq.poll(64)
-      if (wcs.length === 0) {
-        await cq.waitReady()
-        continue
-      }
-      for (const wc of wcs) {
-        if (wc.status !== 'SUCCESS') throw new Error(`WRITE failed: ${wc.status}`)
-        done++
-        if (posted < n && performance.now() < stop) post()
-      }
-    }
-    return { bytes: done * size, ms: performance.now() - t0 }
+    return pipelinedWrites({ qp: qps[0], src: region, remoteAddr: addr, rkey, size, n, depth, slots, deadlineMs })
   },
 
   counters() {

@@ -20,6 +20,7 @@ import { createContext } from '@rdma-session/core'
 import { softroce } from '@rdma-session/provider-softroce'
 import { fmt, median, report } from '../measure.mjs'
 import { connectToPeer, localQps, PeerProcess, withCpu } from './peer-process.mjs'
+import { pipelinedWrites } from './write-loop.mjs'
 
 const MiB = 1 << 20
 const GiB = 2 ** 30
@@ -60,32 +61,11 @@ async function openPath(env) {
 /** RDMA WRITEs of `size`, enough in flight to fill the window, polled from the CQ; bytes/s. */
 async function writes(p, size) {
   const { qp, src, opened } = p
-  const cq = qp.sendCq
   const n = Math.max(1, Math.floor(TOTAL / size))
   const depth = Math.max(2, Math.min(256, Math.ceil((4 * MiB) / size)))
   const slots = Math.max(1, Math.floor((8 * MiB) / size))
-  let posted = 0
-  let done = 0
-  const post = () => {
-    const off = (posted % slots) * size
-    qp.postSend({ wrId: posted, opcode: 'RDMA_WRITE', sgList: [src.slice(off, size).toSge()], remoteAddr: opened.addr + off, rkey: opened.rkey })
-    posted++
-  }
-  const t0 = performance.now()
-  while (posted < Math.min(n, depth)) post()
-  while (done < n) {
-    const wcs = cq.poll(64)
-    if (wcs.length === 0) {
-      await cq.waitReady()
-      continue
-    }
-    for (const wc of wcs) {
-      if (wc.status !== 'SUCCESS') throw new Error(`WRITE failed: ${wc.status}`)
-      done++
-      if (posted < n) post()
-    }
-  }
-  return (n * size) / ((performance.now() - t0) / 1000)
+  const { bytes, ms } = await pipelinedWrites({ qp, src, remoteAddr: opened.addr, rkey: opened.rkey, size, n, depth, slots })
+  return bytes / (ms / 1000)
 }
 
 // ---- baseline: windowed raw datagram blast; bytes/s the receiver acknowledged

@@ -63,7 +63,8 @@ export async function withCpu(peer, fn) {
   const result = await fn()
   const l1 = process.cpuUsage(l0)
   const p1 = (await peer.call('cpu')).seconds
-  return { result, cpuSeconds: (l1.user + l1.system) / 1e6 + (p1 - p0) }
+  const localSeconds = (l1.user + l1.system) / 1e6
+  return { result, cpuSeconds: localSeconds + (p1 - p0), localSeconds, peerSeconds: p1 - p0 }
 }
 
 /** Creates `n` local QPs in INIT (`options`: more createQp options, e.g. `qos`). */

@@ -15,7 +15,8 @@
 // sender, this process, and the receiver, the peer), the figure that stays put when other work
 // shares the machine. QP timeout 16 (268 ms): loopback loses nothing, and on a
 // loaded host the default 14 (67 ms) mostly measures spurious go-back-N after a stalled process.
-// Each measurement moves 64 MiB (BENCH_SOFTROCE_MIB); BENCH_PATHS=batched,native picks paths.
+// Each measurement moves 64 MiB (BENCH_SOFTROCE_MIB); BENCH_PATHS=batched,native picks paths,
+// BENCH_SIZES=1048576 message sizes (the 1 MiB one is the verdict's).
 // Targets (issue 14): WRITE at 1 MiB on the batched path >= 1.0x TCP and >= 0.4x the C blast.
 import dgram from 'node:dgram'
 import net from 'node:net'
@@ -30,7 +31,7 @@ const MiB = 1 << 20
 const GiB = 2 ** 30
 const TOTAL = Number(process.env.BENCH_SOFTROCE_MIB ?? 64) * MiB
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3)
-const SIZES = [4096, 16384, 65536, 256 * 1024, MiB, 4 * MiB]
+const SIZES = process.env.BENCH_SIZES?.split(',').map(Number) ?? [4096, 16384, 65536, 256 * 1024, MiB, 4 * MiB]
 const DATAGRAM = 12 + 4096 + 4
 const ACK_EVERY = 16
 const PATHS = {

@@ -53,6 +53,7 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
+#include "crc32_fold.h"
 
 #ifndef UDP_NO_CHECK6_RX
 #define UDP_NO_CHECK6_RX 102
@@ -881,8 +882,25 @@ static napi_value set_buffer_sizes(napi_env env, napi_callback_info info) {
   return out;
 }
 
+/** crc32(data: Uint8Array, value: number) -> number: zlib.crc32's contract, by crc32_fold.c. */
+static napi_value crc32_js(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2], out;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  napi_typedarray_type type;
+  size_t length = 0;
+  void *data = NULL;
+  uint32_t value = 0;
+  if (argc < 2 || napi_get_typedarray_info(env, argv[0], &type, &length, &data, NULL, NULL) != napi_ok || type != napi_uint8_array ||
+      napi_get_value_uint32(env, argv[1], &value) != napi_ok)
+    return throw_type(env, "crc32: expected (Uint8Array, uint32)"), NULL;
+  CHECK(napi_create_uint32(env, crc32_fold(value, data, length), &out));
+  return out;
+}
+
 NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
   napi_value fn;
+  crc32_fold_init();
   if (napi_create_function(env, "createUdpSocket", NAPI_AUTO_LENGTH, create_udp_socket, NULL, &fn) != napi_ok ||
       napi_set_named_property(env, exports, "createUdpSocket", fn) != napi_ok ||
       napi_create_function(env, "querySocket", NAPI_AUTO_LENGTH, query_socket, NULL, &fn) != napi_ok ||
@@ -896,11 +914,15 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
       {"openReceiver", open_receiver}, {"armWritable", arm_writable}, {"closeReceiver", close_receiver},
       {"socketAddress", socket_address},     {"setBufferSizes", set_buffer_sizes},
       {"sendBatch", send_batch},             {"udpOffload", udp_offload},
-      {"receiverStats", receiver_stats},
+      {"receiverStats", receiver_stats},     {"crc32", crc32_js},
   };
   for (size_t i = 0; i < sizeof more / sizeof more[0]; i++)
     if (napi_create_function(env, more[i].name, NAPI_AUTO_LENGTH, more[i].cb, NULL, &fn) != napi_ok ||
         napi_set_named_property(env, exports, more[i].name, fn) != napi_ok)
       return NULL;
+  napi_value accelerated;
+  if (napi_get_boolean(env, crc32_fold_accelerated(), &accelerated) != napi_ok ||
+      napi_set_named_property(env, exports, "crc32Accelerated", accelerated) != napi_ok)
+    return NULL;
   return exports;
 }

@@ -21,7 +21,7 @@ export interface NativeCheck {
   readonly detail: string
 }
 
-interface HelperStatus { helper: 'loaded' | 'missing'; origin?: NativeOrigin; path?: string; sendPath: boolean; receivePath: boolean; batchedIo?: boolean; why?: string }
+interface HelperStatus { helper: 'loaded' | 'missing'; origin?: NativeOrigin; path?: string; sendPath: boolean; receivePath: boolean; batchedIo?: boolean; icrcEngine?: 'native' | 'zlib'; why?: string }
 interface AddonStatus { addon: 'loaded' | 'missing'; origin?: NativeOrigin; path?: string; libibverbs?: { loaded: boolean; file: string; error?: string }; message?: string }
 
 const ORIGIN_TEXT: Record<NativeOrigin, string> = { prebuilt: 'prebuilt binary', 'built-from-source': 'built from source', custom: 'a path the app gave' }
@@ -38,7 +38,8 @@ export function softroceNative(packageName: string, mod: Record<string, unknown>
   const s = (mod.nativeHelperStatus as () => HelperStatus)()
   if (s.helper === 'missing') return { ...base, status: 'missing', ...where(undefined, s.path), detail: s.why ?? 'not loaded' }
   const paths = s.sendPath && s.receivePath ? `native send and receive paths${s.batchedIo === true ? ', batched I/O (sendmmsg, UDP GSO/GRO)' : s.batchedIo === false ? ` without batched I/O (${s.why ?? 'unavailable'})` : ''}` : s.why ?? 'native paths partly unused'
-  return { ...base, status: 'loaded', ...where(s.origin, s.path), detail: `loaded (${ORIGIN_TEXT[s.origin ?? 'custom']}): ${paths}` }
+  const icrc = s.icrcEngine === 'native' ? '; ICRCs by the helper (carry-less multiplication)' : s.icrcEngine === 'zlib' ? '; ICRCs by zlib' : ''
+  return { ...base, status: 'loaded', ...where(s.origin, s.path), detail: `loaded (${ORIGIN_TEXT[s.origin ?? 'custom']}): ${paths}${icrc}` }
 }
 
 /** The verbs addon, from the package's addonStatus(). */

@@ -2,6 +2,7 @@
  * nativeHelperStatus(): what `rdma-session doctor` reports about the socket helper without opening
  * a socket: whether it loads, from where (a prebuilt binary or a build from source), and if not, why.
  */
+import { crc32Engine } from '../wire/crc32-engine.js'
 import { batchOf, loadSockoptAddon, nativeReceiveOf, nativeSendOf, type AddonOrigin } from './sockopt-addon.js'
 
 export interface NativeHelperStatus {
@@ -13,6 +14,8 @@ export interface NativeHelperStatus {
   readonly receivePath: boolean
   /** The helper's batched paths (sendmmsg + UDP GSO, UDP GRO): whether the kernel takes them is known once a socket opens (device diagnostics.batchedIo). */
   readonly batchedIo: boolean
+  /** What computes and checks ICRCs: the helper's CRC-32 (carry-less multiplication) or zlib's. */
+  readonly icrcEngine: 'native' | 'zlib'
   /** Why the helper (or one of its paths) is not used. */
   readonly why?: string
 }
@@ -20,10 +23,10 @@ export interface NativeHelperStatus {
 /** Loads the helper the way the provider does; never throws. */
 export function nativeHelperStatus(): NativeHelperStatus {
   const state = loadSockoptAddon()
-  if (!state.loaded) return { helper: 'missing', ...(state.path !== undefined ? { path: state.path } : {}), sendPath: false, receivePath: false, batchedIo: false, why: state.why }
+  if (!state.loaded) return { helper: 'missing', ...(state.path !== undefined ? { path: state.path } : {}), sendPath: false, receivePath: false, batchedIo: false, icrcEngine: crc32Engine(), why: state.why }
   const send = nativeSendOf(state)
   const receive = nativeReceiveOf(state)
   const batch = batchOf(state.addon)
   const why = !send.ok ? send.why : !receive.ok ? receive.why : !batch.ok ? batch.why : undefined
-  return { helper: 'loaded', origin: state.origin, path: state.path, sendPath: send.ok, receivePath: receive.ok, batchedIo: receive.ok && batch.ok, ...(why !== undefined ? { why } : {}) }
+  return { helper: 'loaded', origin: state.origin, path: state.path, sendPath: send.ok, receivePath: receive.ok, batchedIo: receive.ok && batch.ok, icrcEngine: crc32Engine(), ...(why !== undefined ? { why } : {}) }
 }

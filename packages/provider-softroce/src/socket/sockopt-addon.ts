@@ -10,6 +10,7 @@ import { existsSync, readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { NATIVE_CRC_DISABLE_ENV, useCrc32, type Crc32 } from '../wire/crc32-engine.js'
 
 const PACKAGE_NAME = '@rdma-session/provider-softroce'
 /** Where binding.gyp, build/ and prebuilds/ are, relative to the package root. */
@@ -58,6 +59,14 @@ export interface RoceSockoptAddon {
    * Returns the bytes sent or -errno (EAGAIN, ENOBUFS, ...: the caller falls back to dgram).
    */
   sendTo?(fd: number, data: Uint8Array | readonly Uint8Array[], sockaddr: Buffer, tos: number, hopLimit: number): number
+}
+
+/** The helper's CRC-32 (helpers built before it lack these). */
+export interface RoceCrcAddon {
+  /** zlib.crc32(data, value), by carry-less multiplication where the CPU has it. */
+  crc32: Crc32
+  /** Whether this CPU has the instructions crc32 needs to beat zlib (PCLMULQDQ). */
+  crc32Accelerated: boolean
 }
 
 /** The helper's receive path (helpers built before it lack these). */
@@ -187,6 +196,9 @@ export function nativeReceiveOf(addon: AddonState): { readonly ok: true; readonl
 export function loadSockoptAddon(): AddonState {
   if (state !== undefined) return state
   state = load()
+  // The helper's CRC-32 computes every ICRC from now on, when it is faster than zlib's.
+  const a = state.loaded ? (state.addon as Partial<RoceCrcAddon>) : undefined
+  useCrc32(a?.crc32Accelerated === true && typeof a.crc32 === 'function' && !isOff(NATIVE_CRC_DISABLE_ENV) ? a.crc32 : undefined)
   return state
 }
 

@@ -11,7 +11,7 @@
  * Cost per packet: ~30 table steps for the pseudo-header and BTH (see pseudo-header.ts) and one
  * zlib.crc32 call over the packet, without copying it.
  */
-import { crc32 } from 'node:zlib'
+import { crc32 } from './crc32-engine.js'
 import { allocPacket } from './buffer-slab.js'
 import { CRC32_RESIDUE, crcAdvance, crcRegister } from './crc32.js'
 import { WireError, WireErrorCode } from './errors.js'

@@ -21,7 +21,7 @@
 import dgram from 'node:dgram'
 import net from 'node:net'
 import { createContext } from '@rdma-session/core'
-import { softroce } from '@rdma-session/provider-softroce'
+import { nativeHelperStatus, softroce } from '@rdma-session/provider-softroce'
 import { fmt, median, report } from '../measure.mjs'
 import { buildCBlast, runCBlast } from './c-blast.mjs'
 import { connectToPeer, localQps, PeerProcess, withCpu } from './peer-process.mjs'
@@ -204,7 +204,7 @@ const lines = [
     : `C UDP GSO+GRO blast, ${DATAGRAM}-byte datagrams, same window and answers: ${mb(cRate)}, CPU s/GiB sender ${fmt(median(samples.c.send))} receiver ${fmt(median(samples.c.receive))} (lost per round: ${samples.c.lost.join(', ')})`,
 ]
 for (const [name, p] of paths) {
-  const io = p.io === undefined ? 'node:dgram both ways' : `send ${p.io.send}, receive ${p.io.receive}`
+  const io = `${p.io === undefined ? 'node:dgram both ways' : `send ${p.io.send}, receive ${p.io.receive}`}; ICRCs by ${nativeHelperStatus().icrcEngine}`
   lines.push(`path ${name} (${io}):`)
   for (const s of SIZES) {
     const { rate, cpu, send, receive } = samples[`${name} ${s}`]

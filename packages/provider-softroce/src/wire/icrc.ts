@@ -9,7 +9,7 @@
  * know the header the kernel will write (rxe-lab README: IP_PMTUDISC_DO gives ID 0 + DF).
  *
  * Cost per packet: ~30 table steps for the pseudo-header and BTH (see pseudo-header.ts) and one
- * zlib.crc32 call over the packet, without copying it.
+ * CRC-32 call over the packet (crc32-engine.ts: the helper's or zlib's), without copying it.
  */
 import { crc32 } from './crc32-engine.js'
 import { allocPacket } from './buffer-slab.js'
@@ -24,7 +24,7 @@ export type { IpContext } from './pseudo-header.js'
 const ICRC = HeaderSize.ICRC
 const BTH = HeaderSize.BTH
 const PAD = new Uint8Array(3)
-/** Packets up to this many bytes get their CRC from table steps here rather than zlib.crc32. */
+/** Packets up to this many bytes get their CRC from table steps here rather than a crc32 call. */
 const SMALL_CRC = 96
 
 function ipIdOf(ip: IpContext): number {
@@ -43,7 +43,7 @@ function checkLength(len: number): void {
 
 /** CRC-32 of pseudo-header + `view` (the whole view, BTH byte 4 masked) for a UDP payload of udpLength bytes. */
 function crcOfView(ph: PseudoHeader, view: Uint8Array, udpLength: number, id: number, df: boolean): number {
-  // A short packet (ACKs, small SENDs) is cheaper in table steps than in a call into zlib.
+  // A short packet (ACKs, small SENDs) is cheaper in table steps than in a crc32 call.
   if (view.length <= SMALL_CRC) return ~feedMasked(ph.register(udpLength, id, df), view, 0, view.length) >>> 0
   const start = ~ph.register(udpLength, id, df) >>> 0
   return (crc32(view, start) ^ maskCorrection(view[BTH_MASKED_BYTE] as number, view.length)) >>> 0

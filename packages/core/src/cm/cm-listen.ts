@@ -31,7 +31,7 @@ export interface CmListenSpec {
   readonly backlog?: number
   /** Serve rdma-session peers' sessions. Default true. */
   readonly sessions?: boolean
-  /** Accept plain rdma_cm peers (no rdma-session private data) as lone QPs ('connection' events). Default true. */
+  /** Accept plain rdma_cm peers (no rdma-session private data) as lone QPs ('connection' events; refused while nothing listens to them). Default true. */
   readonly plain?: boolean
   /** QPs a session's peer may add after its first (the budget of the session's CM join token). Default 1024. */
   readonly maxQpsPerSession?: number
@@ -156,7 +156,8 @@ export class CmServer extends TypedEventEmitter<CmServerEvents> {
     const d = decodeCmPrivateData(r.privateData)
     const at = performance.now()
     if (d.plain) {
-      if (this.#spec.plain === false) return this.#refuse(CmRefusal.NOT_ACCEPTED)
+      // Nobody to hand a lone QP to: refused rather than leaked.
+      if (this.#spec.plain === false || this.listenerCount('connection') === 0) return this.#refuse(CmRefusal.NOT_ACCEPTED)
       const answer = (await this.#spec.onRequest?.(r)) ?? undefined
       if (answer !== undefined && answer.reject === true) return answer
       this.#remember(r, { kind: 'plain', at })

@@ -177,6 +177,9 @@ describe('rdma_cm through core (softroce over UDP loopback)', () => {
     const noSessions = await p.b.listen({ cm: { port: 7486, sessions: false } })
     await expect(p.a.connect('rdma-cm://127.0.0.1:7486', { params: PLAIN })).rejects.toMatchObject({ code: 'ERR_CONNECTION_REFUSED', details: { cmRefusal: 'not-accepted' } })
     expect(noSessions.refused.NOT_ACCEPTED).toBe(1)
+    // A listener nobody takes lone QPs from refuses plain peers instead of leaking their QPs.
+    await p.b.listen({ cm: { port: 7488 } })
+    await expect(p.a.connectQp('rdma-cm://127.0.0.1:7488')).rejects.toMatchObject({ code: 'ERR_CONNECTION_REFUSED', details: { cmRefusal: 'not-accepted' } })
     // Encryption cannot ride rdma_cm: the default (required aes-256-gcm) is refused before any MAD.
     await expect(p.a.connect('rdma-cm://127.0.0.1:7484')).rejects.toMatchObject({ code: 'ERR_ENCRYPTION_UNSUPPORTED' })
     await expect(p.a.connect('rdma-cm://localhost:7484', { params: PLAIN })).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT' })

@@ -74,6 +74,9 @@ export class CmServer extends TypedEventEmitter<CmServerEvents> {
   readonly #spec: CmListenSpec
   readonly #listener: CmListenerHandle<QueuePair>
   readonly #pending = new Map<string, Pending[]>()
+  /** The same requests, oldest first, with their keys. */
+  readonly #order = new Map<Pending, string>()
+  readonly #maxPending: number
   /** Sessions whose opening connection is accepted but not yet established, by ID. */
   readonly #opening = new Map<string, Promise<void>>()
   readonly #refused: CmServerStats = { MALFORMED: 0, VERSION: 0, SESSION_NOT_FOUND: 0, TOKEN_EXPIRED: 0, TOKEN_EXHAUSTED: 0, REMOTE_MISMATCH: 0, NOT_ACCEPTED: 0 }
@@ -88,6 +91,7 @@ export class CmServer extends TypedEventEmitter<CmServerEvents> {
     this.#sessions = sessions
     this.#spec = spec
     this.#maxMtu = maxMtu
+    this.#maxPending = 4 * (spec.backlog ?? 128)
     this.#listener = cm.listen({
       port: spec.port,
       ...(spec.backlog === undefined ? {} : { backlog: spec.backlog }),
@@ -112,8 +116,9 @@ export class CmServer extends TypedEventEmitter<CmServerEvents> {
     if (this.#closed) return
     this.#closed = true
     this.#listener.close()
-    for (const list of this.#pending.values()) for (const p of list) this.#forget(p)
+    for (const p of this.#order.keys()) this.#forget(p)
     this.#pending.clear()
+    this.#order.clear()
   }
 
   #forget(p: Pending): void {
@@ -140,15 +145,31 @@ export class CmServer extends TypedEventEmitter<CmServerEvents> {
     return { reject: true, privateData }
   }
 
+  /**
+   * Keeps an accepted request until its connection is established. Requests whose connection never
+   * comes (the provider evicted or timed them out) go when they are PENDING_MS old or, oldest first,
+   * when more than #maxPending are kept: a flood of REQs cannot grow this without bound.
+   */
   #remember(r: CmConnectRequest, p: Pending): void {
-    const now = p.at
-    for (const [k, list] of this.#pending) {
-      const live = list.filter((x) => now - x.at < PENDING_MS || (this.#forget(x), false))
-      if (live.length === 0) this.#pending.delete(k)
-      else if (live.length !== list.length) this.#pending.set(k, live)
+    for (const [old, key] of this.#order) {
+      if (p.at - old.at < PENDING_MS && this.#order.size < this.#maxPending) break
+      this.#take(key, old)
+      this.#forget(old)
     }
     const key = pendingKey(r.remote, r.privateData)
     this.#pending.set(key, [...(this.#pending.get(key) ?? []), p])
+    this.#order.set(p, key)
+  }
+
+  /** Removes `p` (default: the oldest under `key`) from the table and returns it. */
+  #take(key: string, p?: Pending): Pending | undefined {
+    const list = this.#pending.get(key)
+    if (list === undefined) return undefined
+    const i = p === undefined ? 0 : list.indexOf(p)
+    const [taken] = i < 0 ? [] : list.splice(i, 1)
+    if (list.length === 0) this.#pending.delete(key)
+    if (taken !== undefined) this.#order.delete(taken)
+    return taken
   }
 
   async #decide(r: CmConnectRequest): Promise<CmRequestDecision<QueuePair>> {
@@ -207,10 +228,7 @@ export class CmServer extends TypedEventEmitter<CmServerEvents> {
   }
 
   #established(conn: CoreCmConnection): void {
-    const key = pendingKey(conn.remote, conn.privateData)
-    const list = this.#pending.get(key)
-    const p = list?.shift()
-    if (list !== undefined && list.length === 0) this.#pending.delete(key)
+    const p = this.#take(pendingKey(conn.remote, conn.privateData))
     const drop = (): void => {
       void conn.disconnect().catch(() => {})
       void conn.qp?.close()

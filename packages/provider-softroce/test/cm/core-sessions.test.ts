@@ -38,7 +38,7 @@ async function verifyEveryQp(from: { ctx: Context; qps: QueuePair[] }, to: { ctx
   targetMr.deregister()
 }
 
-async function listenAndConnect(p: CoreCmPair, port: number, qps: number, spec: Parameters<Context['listen']>[0] extends never ? never : { maxQpsPerSession?: number } = {}): Promise<{ server: CmServer; client: Session; served: Session }> {
+async function listenAndConnect(p: CoreCmPair, port: number, qps: number, spec: { maxQpsPerSession?: number } = {}): Promise<{ server: CmServer; client: Session; served: Session }> {
   const server = await p.b.listen({ cm: { port, ...spec } })
   const served = once(server, 'session') as Promise<[Session]>
   const client = await p.a.connect(`rdma-cm://127.0.0.1:${port}`, { params: PLAIN, qps: Array.from({ length: qps }, () => ({})) })
@@ -81,6 +81,24 @@ describe('rdma_cm through core (softroce over UDP loopback)', () => {
     await closed
     expect(p.b.sessions.list()).toEqual([])
     await expect.poll(() => p.a.handles.qps + p.b.handles.qps).toBe(0)
+  })
+
+  it('the listening side inherits the session parameters (MTU, DSCP/ECN) on every QP; over IPv6 too', async () => {
+    pair = await openCoreCmPair('::1')
+    const p = pair
+    const server = await p.b.listen({ cm: { port: 7489 } })
+    const served = once(server, 'session') as Promise<[Session]>
+    const params = { encryption: 'none', encapsulation: { mtu: 2048, dscp: 26, ecn: 1 } } as const
+    const client = await p.a.connect('rdma-cm://[::1]:7489', { params, qps: [{}, {}] })
+    const [s] = await served
+    await expect.poll(() => s.size, { timeout: 5_000 }).toBe(2)
+    expect(s.remote.address).toBe('::1')
+    for (const x of [client, s]) {
+      expect(x.params.encapsulation).toMatchObject({ mtu: 2048, dscp: 26, ecn: 1 })
+      for (const qp of x.qps) expect(qp.qos.trafficClass).toBe((26 << 2) | 1)
+    }
+    await verifyEveryQp({ ctx: p.a, qps: client.qps }, { ctx: p.b, qps: s.qps })
+    await client.close()
   })
 
   it('the listening side closing the session ends it on the connecting side', async () => {

@@ -4,6 +4,11 @@
 // in this process on two softroce devices (127.0.0.1, ephemeral ports); both connect one QP in
 // RTS on each side and ask for no encryption. Only the setup is timed (connect() until both sides
 // hold their established QP); the teardown runs outside the timed sections.
+// Then the same through core on a second pair of devices: `ctx.connect('rdma-cm://…')` against
+// `ctx.listen({ cm })` (an rdma-session session of one QP over rdma_cm, private data and session
+// registration included) against the same ws baseline.
+import { once } from 'node:events'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { createContext } from '@rdma-session/core'
 import { createCm, softroce } from '@rdma-session/provider-softroce'
 import { compare, fmt, report } from '../measure.mjs'
@@ -61,7 +66,52 @@ report('connection setup on loopback: rdma_cm (softroce CM over QP1) vs the ws c
   `rdma_cm, cm.connect() + listener.accept() (REQ, REP, RTU; 1 QP):                      ${fmt(cmUs, 1)} µs per connection`,
   `rdma_cm takes ${fmt(cmUs / wsUs)}x the time of the ws control plane (median of ${ROUNDS} rounds of ${N}; run ratio incl. teardown ${fmt(r.ratio)})`,
 ])
+
+// ---- core: sessions over rdma_cm vs over ws
+const c = await createContext({ provider: softroce({ address: '127.0.0.1', port: 0 }) })
+const d = await createContext({ provider: softroce({ address: '127.0.0.1', port: 0 }) })
+c.connectionManager({ peerRocePort: d.info.port })
+d.connectionManager({ peerRocePort: c.info.port })
+const coreServer = await d.listen({ cm: { port: 7601 } })
+const coreSessions = []
+async function viaCore() {
+  for (let i = 0; i < N; i++) {
+    const [session] = await Promise.all([c.connect('rdma-cm://127.0.0.1:7601', { params: { encryption: 'none' } }), once(coreServer, 'session')])
+    coreSessions.push(session)
+  }
+}
+async function cleanupCore() {
+  await Promise.all(coreSessions.splice(0).map((s) => s.close()))
+  // the listening side ends its sessions on the DREQs; wait for that before the next timed section
+  while (d.sessions.list().length > 0) await sleep(5)
+}
+const coreTimes = []
+const wsTimes2 = []
+const r2 = await compare({
+  rounds: ROUNDS,
+  baseline: async () => {
+    const t0 = performance.now()
+    await viaWs()
+    wsTimes2.push(performance.now() - t0)
+    await cleanup()
+  },
+  subject: async () => {
+    const t0 = performance.now()
+    await viaCore()
+    coreTimes.push(performance.now() - t0)
+    await cleanupCore()
+  },
+})
+const ws2Us = (med(wsTimes2) * 1000) / N
+const coreUs = (med(coreTimes) * 1000) / N
+report('session setup through core on loopback: ctx.connect(\'rdma-cm://…\') vs ctx.connect(\'ws://…\') (softroce both ends)', [
+  `ws control plane, ctx.connect('ws://…') (session with 1 QP):                     ${fmt(ws2Us, 1)} µs per session`,
+  `rdma_cm, ctx.connect('rdma-cm://…') to ctx.listen({ cm }) (session with 1 QP):    ${fmt(coreUs, 1)} µs per session`,
+  `a session over rdma_cm takes ${fmt(coreUs / ws2Us)}x the time of one over ws (median of ${ROUNDS} rounds of ${N}; run ratio incl. teardown ${fmt(r2.ratio)})`,
+])
+
 cmA.close()
 cmB.close()
+coreServer.close()
 await server.close()
-await Promise.all([a.close(), b.close()])
+await Promise.all([a.close(), b.close(), c.close(), d.close()])

@@ -13,6 +13,11 @@ import { SessionManager } from './session/session-manager.js'
 import type { Session } from './session/session.js'
 import { connectSession, dialPeer, joinSession, listenForPeers, type ConnectOptions, type DialOptions, type JoinOptions, type ListenOptions, type PeerServer, type WsPeerChannel } from './control/ws-peer-channel.js'
 import type { DeviceInfo, Provider, ProviderCapabilities, ProviderDevice, ProviderPd } from './spi.js'
+import type { CmCapableProvider } from './cm-spi.js'
+import { connectCmQp, connectCmSession, type CmQpConnectOptions, type CmSessionOptions, type CoreConnectionManager } from './cm/cm-connect.js'
+import { CmServer, type CmListenOptions } from './cm/cm-listen.js'
+import type { CoreCmConnection } from './cm/cm-session-channel.js'
+import { isCmUrl } from './cm/cm-url.js'
 
 export interface ContextOptions {
   /** A provider instance (e.g. `mock()`), or a name/package to import. Default: $RDMA_SESSION_PROVIDER, else 'mock'. */
@@ -58,6 +63,7 @@ export class Context {
   /** Open control-plane servers (ctx.listen), for their admission metrics. */
   readonly #listeners = new Set<PeerServer>()
   #closed: Promise<void> | null = null
+  #cm: CoreConnectionManager | null = null
 
   constructor(provider: Provider, device: ProviderDevice) {
     this.provider = provider
@@ -161,10 +167,26 @@ export class Context {
 
   // ---- control plane (ws)
 
-  /** Serves the control plane on a TCP port or Unix socket: peers authenticate, then open sessions, add QPs, join with tokens, rekey. */
-  async listen(options: ListenOptions): Promise<PeerServer> {
+  /**
+   * Serves the control plane on a TCP port or Unix socket: peers authenticate, then open sessions, add QPs, join with tokens, rekey.
+   * With `{ cm: { port } }`: listens on an rdma_cm port instead (see CmServer): rdma-session peers open
+   * sessions (`ctx.connect('rdma-cm://…')`), plain rdma_cm applications (rping, perftest -R) get lone QPs.
+   */
+  async listen(options: CmListenOptions): Promise<CmServer>
+  async listen(options: ListenOptions): Promise<PeerServer>
+  async listen(options: ListenOptions | CmListenOptions): Promise<PeerServer | CmServer> {
     this.#checkOpen()
-    const server = await listenForPeers(this, options)
+    if (typeof options === 'object' && options !== null && 'cm' in options) {
+      const server = new CmServer(this.sessions, this.connectionManager(), options.cm, this.capabilities.maxMtu)
+      this.#control.add(server)
+      const close = server.close.bind(server)
+      server.close = () => {
+        this.#control.delete(server)
+        close()
+      }
+      return server
+    }
+    const server = await listenForPeers(this, options as ListenOptions)
     this.#control.add(server)
     this.#listeners.add(server)
     const close = server.close.bind(server)
@@ -174,6 +196,29 @@ export class Context {
       return close()
     }
     return server
+  }
+
+  /**
+   * The provider's rdma_cm connection manager (created on first use, closed with the context);
+   * `options` are the provider's (softroce: `timing`, `peerRocePort`) and count only on the call that
+   * creates it. ERR_UNSUPPORTED when the provider has no rdma_cm (the createConnectionManager hook, cm-spi.ts).
+   */
+  connectionManager(options?: Readonly<Record<string, unknown>>): CoreConnectionManager {
+    this.#checkOpen()
+    if (this.#cm !== null) return this.#cm
+    const hook = (this.provider as Provider & CmCapableProvider<Context, QueuePair>).createConnectionManager
+    if (typeof hook !== 'function') throw new UnsupportedError('rdma_cm (no createConnectionManager hook)', this.provider.name)
+    this.#cm = hook.call(this.provider, this, options)
+    return this.#cm
+  }
+
+  /**
+   * One plain rdma_cm connection (`rdma-cm://host:port`): a lone QP in RTS, as rping or perftest -R
+   * connect, to any rdma_cm listener. The QP is the application's (close it); `disconnect()` sends the DREQ.
+   */
+  async connectQp(url: string, options: CmQpConnectOptions = {}): Promise<CoreCmConnection> {
+    this.#checkOpen()
+    return connectCmQp(this.connectionManager(), url, options)
   }
 
   /** @internal The control-plane servers this context listens with (ctx.listen) and has not closed. */
@@ -190,10 +235,16 @@ export class Context {
     return channel
   }
 
-  /** Connects to a peer's control plane and creates a session with its first QPs (one round trip after the handshake). */
-  async connect(url: string, options: ConnectOptions): Promise<Session> {
+  /**
+   * Connects to a peer's control plane and creates a session with its first QPs (one round trip after the handshake).
+   * `rdma-cm://host:port`: opens the session with an rdma-session rdma_cm listener (`ctx.listen({ cm })`), one CM connection per QP.
+   */
+  async connect(url: `rdma-cm://${string}`, options?: CmSessionOptions): Promise<Session>
+  async connect(url: string, options: ConnectOptions): Promise<Session>
+  async connect(url: string, options?: ConnectOptions | CmSessionOptions): Promise<Session> {
     this.#checkOpen()
-    return connectSession(this, url, options)
+    if (isCmUrl(url)) return connectCmSession(this.sessions, this.connectionManager(), url, options as CmSessionOptions | undefined)
+    return connectSession(this, url, options as ConnectOptions)
   }
 
   /** Takes part in a session another connection or process of this host holds, with its join token. */
@@ -243,6 +294,7 @@ export class Context {
     for (const c of [...this.#control]) await c.close()
     this.#control.clear()
     await Promise.all([...this.#qps].map((qp) => qp.close()))
+    this.#cm?.close()
     for (const cq of this.#cqs) cq.close()
     this.#cqs.clear()
     for (const r of [...this.#regions]) r.deregister()

@@ -53,3 +53,11 @@ export { CompletionRing, type CompletionProducer } from './provider-kit/completi
 export { FifoQueue } from './provider-kit/fifo-queue.js'
 export { ResponderResources, type ReadReplay } from './provider-kit/responder-resources.js'
 export { microtaskRunner } from './provider-kit/microtask.js'
+// rdma_cm through core: the provider hook (cm-spi.ts), listen/connect, the private data format.
+export type * from './cm-spi.js'
+export { CmServer, type CmListenOptions, type CmListenSpec, type CmServerEvents, type CmServerStats } from './cm/cm-listen.js'
+export { cmSessionParams, type CmSessionOptions, type CmQpConnectOptions, type CoreConnectionManager } from './cm/cm-connect.js'
+export { CmSessionChannel, type CoreCmConnection } from './cm/cm-session-channel.js'
+export { CM_MAGIC, CM_PRIVATE_DATA_VERSION, CM_REQ_PRIVATE_DATA_BYTES, CmRefusal, encodeCmPrivateData, decodeCmPrivateData, type CmRefusalCode, type CmPrivateMessage, type CmDecoded } from './cm/cm-private-data.js'
+export { CM_JOIN_TOKEN_BYTES, createCmJoinToken, verifyCmJoinToken } from './cm/cm-join-token.js'
+export { parseCmUrl, isCmUrl, cmUrl } from './cm/cm-url.js'

@@ -1,5 +1,6 @@
 /** The softroce provider: `softroce(options)` / `createProvider(options)` for core, one UDP-backed device per openDevice(). */
-import { InvalidArgumentError, PATH_MTUS, type PathMtu, type Provider, type ProviderCapabilities } from '@rdma-session/core'
+import { InvalidArgumentError, PATH_MTUS, type Context, type PathMtu, type Provider, type ProviderCapabilities, type ProviderConnectionManager, type QueuePair } from '@rdma-session/core'
+import { createCm, type CmOptions } from './cm/cm-manager.js'
 import { SoftRoceDevice } from './device.js'
 import { PROVIDER_PACKAGE } from './package-info.js'
 import { adoptDeviceSocket, openDeviceSocket, type AdoptedSocket } from './device-socket.js'
@@ -99,6 +100,14 @@ export class SoftRoceProvider implements Provider {
       qosScheduling: true,
       faultInjection: true,
     })
+  }
+
+  /**
+   * Core's rdma_cm hook (see cm-spi.ts in @rdma-session/core): `ctx.listen({ cm })`, `ctx.connect('rdma-cm://…')`
+   * and `ctx.connectQp` reach softroce's connection manager through it. The same as createCm(ctx, options).
+   */
+  createConnectionManager(ctx: Context, options: CmOptions = {}): ProviderConnectionManager<QueuePair> {
+    return createCm(ctx, options)
   }
 
   async openDevice(): Promise<SoftRoceDevice> {

@@ -3,8 +3,10 @@
  * it across processes and hosts; `InProcessLink` joins two contexts in one process.
  */
 import { ErrorCode, PeerError, RdmaError, isRdmaError, type ErrorCode as Code } from '../errors.js'
-import type { EndpointRecord, ErrorRecord, PeerReply, PeerRequest, PeerResult } from './records.js'
+import type { EndpointRecord, ErrorRecord, PeerReply, PeerRequest, PeerResult, QpSpec } from './records.js'
 import type { PeerAccount } from '../control/peer-quota.js'
+import type { QueuePair } from '../queue-pair.js'
+import type { Session } from './session.js'
 
 export type PeerRequestHandler = (request: PeerRequest, channel: PeerChannel) => Promise<PeerReply>
 
@@ -28,6 +30,11 @@ export interface PeerChannel {
   stats?(): { readonly droppedFrames: number; readonly resumes: number }
   /** Control-plane channels: throws ERR_PEER when the peer may not declare `declared` as its RoCE endpoint (it is not bound to the connection). */
   checkEndpoint?(declared: EndpointRecord): void
+  /**
+   * Channels whose transport makes each QP itself (rdma_cm: one CM connection per QP): creates and
+   * connects QPs for `session` (not yet adopted), in place of an add-qps request.
+   */
+  connectQps?(session: Session, specs: readonly QpSpec[]): Promise<QueuePair[]>
 }
 
 const KNOWN_CODES = new Set<string>(Object.values(ErrorCode))

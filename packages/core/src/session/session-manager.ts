@@ -220,6 +220,7 @@ export class SessionManager extends TypedEventEmitter<SessionManagerEvents> impl
   /** @internal SessionOwner */
   async addQpsTo(session: Session, specs: readonly QpSpec[]): Promise<QueuePair[]> {
     checkSpecs(specs)
+    if (session.peer.connectQps !== undefined) return this.#adoptConnected(session, await session.peer.connectQps(session, specs))
     const qps = this.#createQps(specs, session.params)
     try {
       const request: AddQpsRequest = { type: 'add-qps', sessionId: session.id, from: this.#ctx.endpoint, qps: qps.map((qp, i) => offerOf(qp, specs[i])) }
@@ -233,6 +234,56 @@ export class SessionManager extends TypedEventEmitter<SessionManagerEvents> impl
     } catch (err) {
       await Promise.all(qps.map((qp) => qp.close()))
       throw err
+    }
+  }
+
+  async #adoptConnected(session: Session, qps: QueuePair[]): Promise<QueuePair[]> {
+    if (session.closed) {
+      await Promise.all(qps.map((qp) => qp.close()))
+      throw new SessionClosedError(session.id)
+    }
+    for (const qp of qps) session.adopt(qp)
+    return qps
+  }
+
+  /**
+   * @internal A session whose QPs were connected by the channel's transport (rdma_cm): registered
+   * as the ws control plane registers one; `secret` (the listener's) makes and checks its CM join tokens.
+   */
+  registerConnected(init: { id: string; remote: EndpointRecord; params: SessionParams; initiator: boolean; peer: PeerChannel; secret: Uint8Array | null; qps: QueuePair[] }): Session {
+    if (this.#table.has(init.id)) throw new InvalidArgumentError(`session '${init.id}' exists already`)
+    const session = new Session({ id: init.id, remote: init.remote, params: init.params, initiator: init.initiator, peer: init.peer, owner: this, remoteRegions: {} })
+    this.#exposedTo.set(session.id, {})
+    this.#register(session, init.secret, init.qps)
+    if (!init.initiator) this.emit('session', session)
+    return session
+  }
+
+  /**
+   * @internal A QP asks to join session `sessionId` over the channel's transport with a CM join
+   * token (rdma_cm private data): the join checks of a ws join (token, single admission, the remote's
+   * address), then one QP of the member's budget is reserved. `release` gives it back if the QP never
+   * comes; `adopt` adds the connected QP to the session.
+   */
+  admitConnectedQp(sessionId: string, token: Uint8Array, from: EndpointRecord): { session: Session; adopt(qp: QueuePair): void; release(): void } {
+    const session = this.#open(String(sessionId))
+    const secret = this.#joined.has(session.id) ? undefined : this.#secrets.get(session.id)
+    const member = this.#members.admitCm(session, secret, token, from, session.peer)
+    if (member.added + 1 > member.maxQps) throw new JoinTokenError('exhausted', `the join token allows ${member.maxQps} QPs; ${member.added} were added already`, { sessionId: session.id })
+    member.added++
+    let settled = false
+    return {
+      session,
+      adopt: (qp) => {
+        settled = true
+        session.assertOpen()
+        this.#members.own(qp, member)
+        session.adopt(qp)
+      },
+      release: () => {
+        if (!settled) member.added--
+        settled = true
+      },
     }
   }
 

@@ -4,7 +4,8 @@
  * session's remote host). Each member has its endpoint, its channel, its scope,
  * a QP budget and its own QP secret; the QPs it added are its own.
  */
-import { joinQpSecret, verifyJoinToken, type JoinScope } from '../control/join-token.js'
+import { joinQpSecret, verifyJoinToken, type JoinClaims, type JoinScope } from '../control/join-token.js'
+import { verifyCmJoinToken } from '../cm/cm-join-token.js'
 import { InvalidArgumentError, isRdmaError, JoinTokenError, RemoteMismatchError, SessionNotFoundError } from '../errors.js'
 import type { QueuePair } from '../queue-pair.js'
 import type { PeerChannel } from './peer-channel.js'
@@ -18,8 +19,12 @@ export interface SessionMember {
   readonly secret: Uint8Array
   readonly scope: ReadonlySet<JoinScope>
   readonly maxQps: number
+  /** The ID of the token that admitted it. */
+  readonly tokenId?: string
   added: number
 }
+
+type JoinableSession = { readonly id: string; readonly remote: EndpointRecord; readonly remoteKey: string; readonly peer: PeerChannel }
 
 export class SessionMembers {
   readonly #bySession = new Map<string, SessionMember[]>()
@@ -31,18 +36,41 @@ export class SessionMembers {
    * Checks a join request (token MAC and expiry with the session secret, single
    * use, joiner on the session's remote host) and adds the joiner as a member.
    */
-  admit(session: { readonly id: string; readonly remote: EndpointRecord; readonly remoteKey: string; readonly peer: PeerChannel }, secret: Uint8Array | undefined, request: JoinSessionRequest, channel: PeerChannel): SessionMember {
+  admit(session: JoinableSession, secret: Uint8Array | undefined, request: JoinSessionRequest, channel: PeerChannel): SessionMember {
     // A token that does not verify proves nothing: the answer is the one an unknown ID gets.
     if (secret === undefined) throw new SessionNotFoundError(session.id)
     const now = Date.now()
-    const claims = verifiedOrUnknown(secret, session.id, request.token, now)
+    const claims = verifiedOrUnknown(() => verifyJoinToken(secret, session.id, request.token, now), session.id)
+    return this.#admitVerified(session, secret, claims, request.from, channel, now)
+  }
+
+  /**
+   * The same checks for a CM join token (rdma_cm private data: one CM connection per QP). The
+   * first connection with a token admits its bearer as a member; later connections with the same
+   * token, from the same address and over the same channel, are that member again (its QP budget
+   * counts them all).
+   */
+  admitCm(session: JoinableSession, secret: Uint8Array | undefined, token: Uint8Array, from: EndpointRecord, channel: PeerChannel): SessionMember {
+    if (secret === undefined) throw new SessionNotFoundError(session.id)
+    const now = Date.now()
+    const claims = verifiedOrUnknown(() => verifyCmJoinToken(secret, session.id, token, now), session.id)
+    const known = this.of(session.id).find((m) => m.tokenId === claims.jti)
+    if (known !== undefined) {
+      if (known.channel !== channel || known.from.address !== from.address) throw new JoinTokenError('exhausted', 'this join token was used already; tokens are single-use', { sessionId: session.id })
+      return known
+    }
+    return this.#admitVerified(session, secret, claims, from, channel, now)
+  }
+
+  /** Single use, joiner on the session's remote host, not the holder itself: then a member. */
+  #admitVerified(session: JoinableSession, secret: Uint8Array, claims: JoinClaims, from: EndpointRecord, channel: PeerChannel, now: number): SessionMember {
     for (const [jti, exp] of this.#usedTokens) if (exp <= now) this.#usedTokens.delete(jti)
     if (this.#usedTokens.has(claims.jti)) throw new JoinTokenError('exhausted', 'this join token was used already; tokens are single-use', { sessionId: session.id })
-    const key = endpointKey(request.from)
-    if (request.from.address !== session.remote.address) throw new RemoteMismatchError(session.id, session.remoteKey, key)
+    const key = endpointKey(from)
+    if (from.address !== session.remote.address) throw new RemoteMismatchError(session.id, session.remoteKey, key)
     if (channel === session.peer && key === session.remoteKey) throw new InvalidArgumentError('the session holder needs no join token')
     this.#usedTokens.set(claims.jti, claims.exp)
-    return this.add(session.id, { from: request.from, channel, secret: joinQpSecret(secret, session.id, claims.jti), scope: new Set(claims.scope), maxQps: claims.maxQps })
+    return this.add(session.id, { from, channel, secret: joinQpSecret(secret, session.id, claims.jti), scope: new Set(claims.scope), maxQps: claims.maxQps, tokenId: claims.jti })
   }
 
   add(sessionId: string, init: Omit<SessionMember, 'key' | 'added'>): SessionMember {
@@ -59,7 +87,7 @@ export class SessionMembers {
    * ERR_SESSION_NOT_FOUND, exactly as for an ID no session has (no existence
    * oracle); a member beyond its token's scope gets ERR_JOIN_TOKEN.
    */
-  authorize(session: { readonly id: string; readonly remote: EndpointRecord; readonly remoteKey: string; readonly peer: PeerChannel }, from: EndpointRecord, channel: PeerChannel, op: JoinScope | null): SessionMember | null {
+  authorize(session: JoinableSession, from: EndpointRecord, channel: PeerChannel, op: JoinScope | null): SessionMember | null {
     const key = endpointKey(from)
     if (channel === session.peer && key === session.remoteKey) return null
     const member = this.find(session.id, channel, key)
@@ -105,9 +133,9 @@ export class SessionMembers {
 }
 
 /** The claims of a join token, or ERR_SESSION_NOT_FOUND when it is malformed or its MAC fails (as for an unknown session). */
-function verifiedOrUnknown(secret: Uint8Array, sessionId: string, token: string, now: number): ReturnType<typeof verifyJoinToken> {
+function verifiedOrUnknown(verify: () => JoinClaims, sessionId: string): JoinClaims {
   try {
-    return verifyJoinToken(secret, sessionId, token, now)
+    return verify()
   } catch (err) {
     const reason = isRdmaError(err, 'ERR_JOIN_TOKEN') ? err.details.reason : undefined
     if (reason === 'malformed' || reason === 'forged') throw new SessionNotFoundError(sessionId)

@@ -66,7 +66,11 @@ export interface CmRequest {
 }
 
 /** What onRequest answers: accept (optionally with REP private data, up to 196 bytes) or reject (REJ consumer defined). */
-export type CmDecision = void | { readonly reject?: false; readonly privateData?: Uint8Array } | { readonly reject: true; readonly privateData?: Uint8Array }
+export type CmDecision =
+  | void
+  /** `qp` and `prepare`, when given, replace the listener's for this connection. */
+  | { readonly reject?: false; readonly privateData?: Uint8Array; readonly qp?: CreateQpOptions; readonly prepare?: (qp: QueuePair) => void }
+  | { readonly reject: true; readonly privateData?: Uint8Array }
 
 export interface CmListenOptions extends CmQpOptions {
   readonly port: number
@@ -394,7 +398,8 @@ export class ConnectionManager {
     const maxRdAtomic = Math.max(1, Math.min(RD_ATOMIC, req.responderResources))
     const maxDestRdAtomic = Math.max(1, Math.min(RD_ATOMIC, req.initiatorDepth))
     try {
-      qp = this.#makeQp(o)
+      const own = decision ?? {}
+      qp = this.#makeQp({ ...o, ...(own.qp === undefined ? {} : { qp: own.qp }), ...(own.prepare === undefined ? {} : { prepare: own.prepare }) })
       qp.modify({ state: QpState.RTR, remote: { address: conn.peer.address, port: conn.peer.port }, pathMtu: mtu, destQpn: req.localQpn, rqPsn: qp.localPsn, maxDestRdAtomic, minRnrTimer: 12 })
       qp.modify({ state: QpState.RTS, sqPsn: req.startingPsn, timeout: req.primary.localAckTimeout || 14, retryCnt: req.retryCount, rnrRetry: req.rnrRetryCount, maxRdAtomic })
     } catch {

@@ -37,7 +37,8 @@ function guestScript(): string {
     return `rping -s -a ${g} -p ${7470 + fam} -v -V -C ${COUNT}; echo "RPING_S${fam}_EXIT=$?"; ` +
       `ok=1; for i in $(seq 1 240); do if rping -c -a ${h} -p ${7480 + fam} -v -V -C ${COUNT}; then ok=0; break; fi; sleep 0.5; done; echo "RPING_C${fam}_EXIT=$ok"`
   }
-  return `${phase(4)}; ${phase(6)}`
+  const core = `ok=1; for i in $(seq 1 240); do if rping -c -a 10.77.0.1 -p 7494 -v -V -C ${COUNT}; then ok=0; break; fi; sleep 0.5; done; echo "RPING_CORE_EXIT=$ok"`
+  return `${phase(4)}; ${phase(6)}; ${core}`
 }
 
 interface ChildOut {
@@ -73,7 +74,7 @@ describe.skipIf(Boolean(why))('rdma_cm: softroce <-> rping on kernel rxe (rxe-vm
     if (dir) rmSync(dir, { recursive: true, force: true })
   })
 
-  async function runChild(fam: 4 | 6, role: 'client' | 'server', port: number, capture: string): Promise<ChildOut> {
+  async function runChild(fam: 4 | 6, role: 'client' | 'server' | 'core-server', port: number, capture: string): Promise<ChildOut> {
     const args = ['-e', LAUNCHER, fam === 6 ? '1' : '0', '4791', fam === 4 ? '10.77.0.1' : 'fd77::1', process.execPath, child, String(fam), role, String(port), String(COUNT)]
     const { code, stdout, stderr } = await guest!.run('perl', args, { env: { ...process.env, SOFTROCE_CAPTURE: capture }, timeoutMs: 240_000 })
     const line = stdout.trim().split('\n').pop() ?? ''
@@ -139,4 +140,16 @@ describe.skipIf(Boolean(why))('rdma_cm: softroce <-> rping on kernel rxe (rxe-vm
       for (const id of ['0x0010', '0x0013', '0x0014', '0x0015', '0x0016']) expect(ids, `attribute ${id} in ${ids.join(',')}`).toContain(id)
     }, 300_000)
   }
+
+  it(`IPv4: core's ctx.listen({ cm }) serves rping -c from the guest as a lone QP: ${COUNT} pings verified, clean disconnect`, async () => {
+    const capture = join(dir, 'core-server-v4.pcap')
+    const out = await runChild(4, 'core-server', 7494, capture)
+    expect(out.result.error).toBeUndefined()
+    expect(out.result).toMatchObject({ pings: COUNT, disconnect: 'remote' })
+    expect(await guestMarker('RPING_CORE_EXIT')).toBe('0')
+    expect(out.result.lines[0]).toBe(`server ping data: ${pingData(0, 64).subarray(0, 63).toString('latin1')}`)
+    expect(out.cm.sent.REP).toBeGreaterThanOrEqual(1)
+    expect(out.cm.received.RTU).toBeGreaterThanOrEqual(1)
+    expect(out.cm.sent.DREP).toBeGreaterThanOrEqual(1)
+  }, 300_000)
 })

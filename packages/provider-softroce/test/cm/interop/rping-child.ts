@@ -2,10 +2,13 @@
  * The softroce side of the rping interop test, run inside the rxe-vm guest's network namespace
  * (bundled and started by ../rping-interop.test.ts under a perl launcher that made the RoCE
  * socket on port 4791). `client`: connects to `rping -s` in the guest like `rping -c -V -C n`;
- * `server`: listens like `rping -s` and serves one `rping -c` from the guest. Prints one JSON line.
+ * `server`: listens like `rping -s` and serves one `rping -c` from the guest; `core-server`: the same
+ * through core's `ctx.listen({ cm })` (the rping client is a plain rdma_cm peer: a lone QP, a
+ * 'connection' event). Prints one JSON line.
  */
+import { once } from 'node:events'
 import { createContext } from '@rdma-session/core'
-import { createCm, softroce, type SoftRoceDevice } from '../../../src/index.js'
+import { createCm, softroce, type CmConnection, type CmListener, type ConnectionManager, type SoftRoceDevice } from '../../../src/index.js'
 import { rpingClient, rpingListenOptions, rpingServer, type RpingResult } from '../rping-peer.js'
 
 const [famArg, role, portArg, countArg] = process.argv.slice(2)
@@ -20,12 +23,17 @@ const capture = process.env.SOFTROCE_CAPTURE
 const ctx = await createContext({
   provider: softroce({ address: me, socket: { fd, pmtudiscDo: fam === 4, noCheck6Rx: fam === 6 }, ...(capture ? { capture } : {}) }),
 })
-const cm = createCm(ctx)
+const cm = role === 'core-server' ? (ctx.connectionManager() as ConnectionManager) : createCm(ctx)
 let result: RpingResult | { error: string }
 const t0 = performance.now()
 try {
   if (role === 'client') {
     result = await rpingClient(ctx, cm, { host: guest, port, count, connectTimeoutMs: 120_000 })
+  } else if (role === 'core-server') {
+    const { options, state } = rpingListenOptions(ctx, port)
+    const server = await ctx.listen({ cm: { port, ...(options.qp === undefined ? {} : { qp: options.qp }), ...(options.prepare === undefined ? {} : { prepare: options.prepare }) } })
+    const listener = { accept: async () => ((await once(server, 'connection')) as [CmConnection])[0] }
+    result = await rpingServer(listener as CmListener, state)
   } else {
     const { options, state } = rpingListenOptions(ctx, port)
     result = await rpingServer(cm.listen(options), state)

@@ -1,21 +1,9 @@
 /** What the fabric reports: counters of what it did with the packets handed to it, and recorded packets. */
-import { zeroCounts, type DropReason as EngineDropReason } from '@rdma-session/rc-engine'
+import { ENDPOINT_DROP_REASONS, zeroCounts, type DropReason as EngineDropReason } from '@rdma-session/rc-engine'
 import { isRequest, type NakSyndrome, type Packet, type PacketOpcode } from './packet.js'
 
 /** The drop reasons the mock counts (names from the shared vocabulary in @rdma-session/rc-engine, which documents each). */
-export const DROP_REASONS = [
-  'fault',
-  'hostDown',
-  'unknownHost',
-  'unknownQpn',
-  'wrongState',
-  'wrongSource',
-  'decryptFailure',
-  'unknownEpoch',
-  'encryptionMismatch',
-  'ghostAck',
-  'unmatchedDuplicate',
-] as const satisfies readonly EngineDropReason[]
+export const DROP_REASONS = ['fault', 'hostDown', 'unknownHost', ...ENDPOINT_DROP_REASONS, 'unknownEpoch', 'encryptionMismatch'] as const satisfies readonly EngineDropReason[]
 
 /** Why a packet was not delivered. */
 export type DropReason = (typeof DROP_REASONS)[number]

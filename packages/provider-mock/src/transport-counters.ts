@@ -1,6 +1,6 @@
 /** Transport counters of a mock device or QP: the engine's TransportCounters plus NAKs by kind and drops by reason, read through the SPI's metrics() hook. */
 import type { ProviderMetrics } from '@rdma-session/core'
-import { ENDPOINT_DROP_REASONS, TransportCounters, zeroCounts, zeroNaks } from '@rdma-session/rc-engine'
+import { ENDPOINT_DROP_REASONS, labeledCounters, TransportCounters, zeroCounts, zeroNaks } from '@rdma-session/rc-engine'
 import type { DropReason } from './fabric-stats.js'
 import type { Packet } from './packet.js'
 
@@ -33,11 +33,7 @@ export class MockTransportCounters extends TransportCounters {
   metrics(): ProviderMetrics {
     return {
       counters: this.counters(),
-      labeled: {
-        naksSent: { label: 'kind', values: { ...this.naksSent } },
-        naksReceived: { label: 'kind', values: { ...this.naksReceived } },
-        drops: { label: 'reason', values: { ...this.drops } },
-      },
+      labeled: labeledCounters(this.naksSent, this.naksReceived, this.drops),
     }
   }
 }

@@ -1,3 +1,13 @@
+/** The values of TransportCounters (a type alias, not an interface, so it is assignable to Record<string, number>). */
+export type TransportCounterValues = {
+  readonly packetsSent: number
+  readonly bytesSent: number
+  readonly packetsReceived: number
+  readonly bytesReceived: number
+  readonly retransmits: number
+  readonly timeouts: number
+}
+
 /**
  * The counters every RC engine QP and device keeps, with one meaning in every provider:
  *
@@ -19,7 +29,7 @@ export class TransportCounters {
   timeouts = 0
 
   /** The counters above as core's ProviderMetrics `counters` (a fresh object per call). */
-  counters(): Record<string, number> {
+  counters(): TransportCounterValues {
     return {
       packetsSent: this.packetsSent,
       bytesSent: this.bytesSent,
@@ -28,5 +38,20 @@ export class TransportCounters {
       retransmits: this.retransmits,
       timeouts: this.timeouts,
     }
+  }
+}
+
+/** A labeled counter family as core's ProviderMetrics carries it. */
+export interface LabeledCounter {
+  readonly label: string
+  readonly values: Record<string, number>
+}
+
+/** NAKs sent and received by `kind` and drops by `reason`, as ProviderMetrics `labeled` (copies, so later counts do not change them). */
+export function labeledCounters(naksSent: Record<string, number>, naksReceived: Record<string, number>, drops: Record<string, number>): Record<string, LabeledCounter> {
+  return {
+    naksSent: { label: 'kind', values: { ...naksSent } },
+    naksReceived: { label: 'kind', values: { ...naksReceived } },
+    drops: { label: 'reason', values: { ...drops } },
   }
 }

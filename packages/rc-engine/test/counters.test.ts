@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { ENDPOINT_DROP_REASONS, NAK_KINDS, NAK_SYNDROMES, TransportCounters, nakKind, zeroCounts, zeroNaks } from '../src/index.js'
+import { ENDPOINT_DROP_REASONS, NAK_KINDS, NAK_SYNDROMES, TransportCounters, labeledCounters, nakKind, zeroCounts, zeroNaks } from '../src/index.js'
 
 describe('NAK kinds', () => {
   it('maps AETH syndromes to kinds: ACK is null, any RNR timer is RNR, unknown NAK codes are OTHER', () => {
@@ -29,5 +29,19 @@ describe('counter vocabulary', () => {
     c.timeouts++
     expect(first.timeouts).toBe(0)
     expect(c.counters().timeouts).toBe(1)
+  })
+  it('labeledCounters gives NAKs by kind and drops by reason as copies', () => {
+    const sent = zeroNaks()
+    const drops = zeroCounts(ENDPOINT_DROP_REASONS)
+    sent.RNR = 2
+    drops.ghostAck = 1
+    const l = labeledCounters(sent, zeroNaks(), drops)
+    expect(l.naksSent).toEqual({ label: 'kind', values: { ...zeroNaks(), RNR: 2 } })
+    expect(l.naksReceived!.label).toBe('kind')
+    expect(l.drops).toEqual({ label: 'reason', values: { ...zeroCounts(ENDPOINT_DROP_REASONS), ghostAck: 1 } })
+    sent.RNR++
+    drops.ghostAck++
+    expect(l.naksSent!.values.RNR).toBe(2)
+    expect(l.drops!.values.ghostAck).toBe(1)
   })
 })

@@ -1,21 +1,8 @@
 /** Packet and drop counters of one softroce device: every dropped packet is counted under exactly one reason. */
-import { nakKind, TransportCounters, zeroCounts, zeroNaks, type DropReason as EngineDropReason } from '@rdma-session/rc-engine'
+import { ENDPOINT_DROP_REASONS, labeledCounters, nakKind, TransportCounters, type LabeledCounter, zeroCounts, zeroNaks, type DropReason as EngineDropReason } from '@rdma-session/rc-engine'
 
 /** The drop reasons a softroce device counts (names from the shared vocabulary in @rdma-session/rc-engine). */
-export const DROP_REASONS = [
-  'badIcrc',
-  'malformed',
-  'unknownQpn',
-  'wrongState',
-  'badPsn',
-  'decryptFailure',
-  'replay',
-  'accessViolation',
-  'wrongSource',
-  'ghostAck',
-  'unmatchedDuplicate',
-  'badSack',
-] as const satisfies readonly EngineDropReason[]
+export const DROP_REASONS = [...ENDPOINT_DROP_REASONS, 'badIcrc', 'malformed', 'badPsn', 'replay', 'accessViolation', 'badSack'] as const satisfies readonly EngineDropReason[]
 
 /** Why a received packet was dropped. */
 export type DropReason = (typeof DROP_REASONS)[number]
@@ -109,17 +96,9 @@ export class DeviceCounters extends TransportCounters {
   }
 
   /** The counters in core's ProviderMetrics shape (a fresh object per call). */
-  metrics(): { counters: Record<string, number>; labeled: Record<string, { label: string; values: Record<string, number> }> } {
-    const s = this.snapshot()
-    const { drops, ...plain } = s
-    return {
-      counters: { ...plain },
-      labeled: {
-        drops: { label: 'reason', values: { ...drops } },
-        naksSent: { label: 'kind', values: { ...this.naksSentByKind } },
-        naksReceived: { label: 'kind', values: { ...this.naksReceivedByKind } },
-      },
-    }
+  metrics(): { counters: Record<string, number>; labeled: Record<string, LabeledCounter> } {
+    const { drops, ...counters } = this.snapshot()
+    return { counters, labeled: labeledCounters(this.naksSentByKind, this.naksReceivedByKind, drops) }
   }
 
   get totalDrops(): number {
@@ -130,18 +109,13 @@ export class DeviceCounters extends TransportCounters {
 
   snapshot(): DeviceCountersSnapshot {
     return {
-      packetsSent: this.packetsSent,
-      bytesSent: this.bytesSent,
-      packetsReceived: this.packetsReceived,
-      bytesReceived: this.bytesReceived,
-      retransmits: this.retransmits,
+      ...this.counters(),
       retransmittedBytes: this.retransmittedBytes,
       sackNaksSent: this.sackNaksSent,
       sackNaksReceived: this.sackNaksReceived,
       outOfOrderBuffered: this.outOfOrderBuffered,
       reorderOverflows: this.reorderOverflows,
       tailProbes: this.tailProbes,
-      timeouts: this.timeouts,
       acksSent: this.acksSent,
       naksSent: this.naksSent,
       rnrNaksSent: this.rnrNaksSent,

@@ -1,5 +1,5 @@
 /** Packet and drop counters of one softroce device: every dropped packet is counted under exactly one reason. */
-import { ENDPOINT_DROP_REASONS, labeledCounters, nakKind, TransportCounters, type LabeledCounter, zeroCounts, zeroNaks, type DropReason as EngineDropReason } from '@rdma-session/rc-engine'
+import { ENDPOINT_DROP_REASONS, labeledCounters, nakKind, TransportCounters, type LabeledCounter, type TransportCounterValues, zeroCounts, zeroNaks, type DropReason as EngineDropReason } from '@rdma-session/rc-engine'
 
 /** The drop reasons a softroce device counts (names from the shared vocabulary in @rdma-session/rc-engine). */
 export const DROP_REASONS = [...ENDPOINT_DROP_REASONS, 'badIcrc', 'malformed', 'badPsn', 'replay', 'accessViolation', 'badSack'] as const satisfies readonly EngineDropReason[]
@@ -9,14 +9,11 @@ export type DropReason = (typeof DROP_REASONS)[number]
 
 export type DropCounts = Record<DropReason, number>
 
-/** A plain copy of a device's counters. */
-export interface DeviceCountersSnapshot {
-  readonly packetsSent: number
-  readonly bytesSent: number
-  readonly packetsReceived: number
-  readonly bytesReceived: number
-  /** Request wire packets sent again (timeout, sequence NAK, RNR NAK, SACK NAK): the meaning TransportCounters documents. */
-  readonly retransmits: number
+/**
+ * A plain copy of a device's counters: the engine's (packets and bytes in and out, `retransmits`
+ * in request wire packets, `timeouts`; see TransportCounters in @rdma-session/rc-engine) and softroce's own.
+ */
+export interface DeviceCountersSnapshot extends TransportCounterValues {
   /** Payload bytes of request packets sent again. */
   readonly retransmittedBytes: number
   /** Selective repeat: SACK NAKs sent (responder) and received (requester; also counted as sequence NAKs). */
@@ -27,8 +24,6 @@ export interface DeviceCountersSnapshot {
   readonly reorderOverflows: number
   /** Selective repeat: probes sent after a fraction of the ACK timeout without progress (a lost tail or last ACK). */
   readonly tailProbes: number
-  /** Local ACK timer expiries. */
-  readonly timeouts: number
   readonly acksSent: number
   readonly naksSent: number
   readonly rnrNaksSent: number

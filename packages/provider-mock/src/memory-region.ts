@@ -53,34 +53,17 @@ export class MockMr implements ProviderMr {
   }
 }
 
-/** The keys and virtual addresses of one host's regions. */
-export class MemoryTable {
-  readonly #keys = new MemoryKeys<MockMr>()
+/** The keys (the engine's MemoryKeys index) and virtual addresses of one host's regions. */
+export class MemoryTable extends MemoryKeys<MockMr> {
   /** Next free virtual address; each host starts somewhere unpredictable above 2^44. */
   #nextAddr = 2 ** 44 + random24() * PAGE
 
   register(owner: MemoryOwner, bytes: Uint8Array, access: number): MockMr {
-    const lkey = this.#keys.freshLkey()
-    const rkey = this.#keys.freshRkey(lkey)
+    const lkey = this.freshLkey()
+    const rkey = this.freshRkey(lkey)
     const addr = this.#nextAddr
     // One unmapped guard page between regions, so ranges just past a region's end name no region.
     this.#nextAddr += (Math.ceil(bytes.length / PAGE) + 1) * PAGE
-    return this.#keys.add(new MockMr(owner, this, bytes, access, lkey, rkey, addr))
-  }
-
-  remove(mr: MockMr): void {
-    this.#keys.remove(mr)
-  }
-
-  byLkey(lkey: number): MockMr | undefined {
-    return this.#keys.byLkey(lkey)
-  }
-
-  byRkey(rkey: number): MockMr | undefined {
-    return this.#keys.byRkey(rkey)
-  }
-
-  get size(): number {
-    return this.#keys.size
+    return this.add(new MockMr(owner, this, bytes, access, lkey, rkey, addr))
   }
 }

@@ -1,5 +1,6 @@
 /** What the mock provider supports (core skips features by this record). */
 import type { ProviderCapabilities } from '@rdma-session/core'
+import { ENGINE_LIMITS } from '@rdma-session/rc-engine'
 
 export const MOCK_CAPABILITIES: ProviderCapabilities = Object.freeze({
   encryption: true,
@@ -7,10 +8,7 @@ export const MOCK_CAPABILITIES: ProviderCapabilities = Object.freeze({
   immediate: true,
   maxMtu: 4096,
   maxQps: 65536,
-  maxQpWr: 16384,
-  maxSge: 16,
-  maxInline: 256,
-  maxMrSize: 2 ** 31,
+  ...ENGINE_LIMITS,
   qosScheduling: true,
   faultInjection: true,
 })

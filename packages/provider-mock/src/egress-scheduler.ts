@@ -5,6 +5,7 @@
  * QP's large writes interleave with a latency QP's small ones as on a real link.
  */
 import { FifoQueue } from '@rdma-session/core'
+import { TokenBucket } from '@rdma-session/rc-engine'
 import { HEADER_BYTES } from './packet.js'
 import { performance } from 'node:perf_hooks'
 
@@ -18,18 +19,14 @@ export interface EgressSource {
 
 /** Bytes a weight-1 QP may send per round: one full 4096-byte MTU packet. */
 const QUANTUM = 4096 + HEADER_BYTES
-/** Token buckets and the link may bank this much idle time as burst. */
-const BURST_MS = 5
 
 /** One QP's scheduling state (created lazily, on its first send). */
 export class EgressFlow {
   deficit = 0
-  tokens = 0
-  tokensAt = 0
   queued = false
   turnStarted = false
-  readonly #bytesPerMs: number
-  readonly #burst: number
+  /** The QP's rate limit; null when unlimited. */
+  readonly bucket: TokenBucket | null
 
   constructor(
     readonly source: EgressSource,
@@ -37,21 +34,7 @@ export class EgressFlow {
     /** Bytes per second; 0 = unlimited. */
     rateLimitBps: number,
   ) {
-    this.#bytesPerMs = rateLimitBps / 1000
-    this.#burst = Math.max(2 * QUANTUM, this.#bytesPerMs * BURST_MS)
-    this.tokens = this.#burst
-    this.tokensAt = performance.now()
-  }
-
-  get limited(): boolean {
-    return this.#bytesPerMs > 0
-  }
-
-  /** Refills the bucket; returns ms until it is positive again (0 if it is). */
-  refill(now: number): number {
-    this.tokens = Math.min(this.#burst, this.tokens + (now - this.tokensAt) * this.#bytesPerMs)
-    this.tokensAt = now
-    return this.tokens > 0 ? 0 : -this.tokens / this.#bytesPerMs
+    this.bucket = rateLimitBps > 0 ? new TokenBucket(rateLimitBps, performance.now(), 2 * QUANTUM) : null
   }
 }
 
@@ -63,19 +46,15 @@ export class EgressScheduler {
   readonly #queue = new FifoQueue<EgressFlow>()
   #immediate = false
   #timer: NodeJS.Timeout | null = null
-  #linkBudget: number
-  #linkAt = performance.now()
-  readonly #linkBytesPerMs: number
-  readonly #linkBurst: number
+  /** The host's link rate shared by all its QPs; null when unlimited. */
+  readonly #link: TokenBucket | null
   #stopped = false
 
   constructor(
     linkBytesPerSecond: number,
     private readonly refTimers: boolean,
   ) {
-    this.#linkBytesPerMs = linkBytesPerSecond / 1000
-    this.#linkBurst = Number.isFinite(linkBytesPerSecond) ? Math.max(4 * QUANTUM, this.#linkBytesPerMs * BURST_MS) : Infinity
-    this.#linkBudget = this.#linkBurst
+    this.#link = Number.isFinite(linkBytesPerSecond) ? new TokenBucket(linkBytesPerSecond, performance.now(), 4 * QUANTUM) : null
   }
 
   /** A flow has something to send. */
@@ -104,17 +83,14 @@ export class EgressScheduler {
     this.#immediate = false
     if (this.#stopped) return
     const now = performance.now()
-    const linkLimited = Number.isFinite(this.#linkBurst)
-    if (linkLimited) {
-      this.#linkBudget = Math.min(this.#linkBurst, this.#linkBudget + (now - this.#linkAt) * this.#linkBytesPerMs)
-      this.#linkAt = now
-    }
+    const link = this.#link
+    if (link !== null) link.refill(now)
     let waitMs = Infinity
     /** Consecutive visits that found the flow waiting for tokens. */
     let blocked = 0
     outer: while (!this.#queue.empty) {
-      if (this.#linkBudget <= 0) {
-        waitMs = Math.min(waitMs, -this.#linkBudget / this.#linkBytesPerMs)
+      if (link !== null && link.tokens <= 0) {
+        waitMs = Math.min(waitMs, link.waitMs())
         break
       }
       const flow = this.#queue.peek()!
@@ -132,8 +108,10 @@ export class EgressScheduler {
           this.#rotate(flow)
           break
         }
-        if (flow.limited) {
-          const wait = flow.refill(now)
+        const bucket = flow.bucket
+        if (bucket !== null) {
+          bucket.refill(now)
+          const wait = bucket.tokens > 0 ? 0 : bucket.startWaiting()
           if (wait > 0) {
             waitMs = Math.min(waitMs, wait)
             flow.deficit = Math.min(flow.deficit, QUANTUM * flow.weight)
@@ -143,10 +121,10 @@ export class EgressScheduler {
             continue outer
           }
         }
-        if (this.#linkBudget <= 0) continue outer
+        if (link !== null && link.tokens <= 0) continue outer
         flow.deficit -= bytes
-        flow.tokens -= bytes
-        this.#linkBudget -= bytes
+        if (bucket !== null) bucket.tokens -= bytes
+        if (link !== null) link.tokens -= bytes
         flow.source.sendSegment()
         blocked = 0
       }

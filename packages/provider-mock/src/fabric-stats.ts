@@ -1,44 +1,12 @@
 /** What the fabric reports: counters of what it did with the packets handed to it, and recorded packets. */
+import { ENDPOINT_DROP_REASONS, zeroCounts, type DropReason as EngineDropReason } from '@rdma-session/rc-engine'
 import { isRequest, type NakSyndrome, type Packet, type PacketOpcode } from './packet.js'
 
-/** Why a packet was not delivered. */
-export type DropReason =
-  /** A fault rule dropped it. */
-  | 'fault'
-  /** The source or destination host was killed (fabric.killHost). */
-  | 'host-down'
-  /** No host has the destination address and port. */
-  | 'unknown-host'
-  /** The destination host has no QP with that number (never created, or destroyed). */
-  | 'unknown-qpn'
-  /** The destination QP is in RESET, INIT or ERR, where it ignores packets. */
-  | 'qp-not-ready'
-  /** The packet did not come from the QP's connected peer (address, port and QPN). */
-  | 'unexpected-source'
-  /** Authentication failed: wrong key, or tampered header or payload. */
-  | 'decrypt-failure'
-  /** Encrypted under an epoch the receiver has no key for (not yet installed, or past the rekey grace period). */
-  | 'unknown-epoch'
-  /** Plaintext to an encrypted QP, or ciphertext to a plaintext QP. */
-  | 'encryption-mismatch'
-  /** An ACK, NAK or READ/atomic response for a PSN the requester has not transmitted (forged or corrupt). */
-  | 'ghost-ack'
-  /** A duplicate READ or atomic request that matches none of the responder's saved requests. */
-  | 'unmatched-duplicate'
+/** The drop reasons the mock counts (names from the shared vocabulary in @rdma-session/rc-engine, which documents each). */
+export const DROP_REASONS = ['fault', 'hostDown', 'unknownHost', ...ENDPOINT_DROP_REASONS, 'unknownEpoch', 'encryptionMismatch'] as const satisfies readonly EngineDropReason[]
 
-export const DROP_REASONS: readonly DropReason[] = [
-  'fault',
-  'host-down',
-  'unknown-host',
-  'unknown-qpn',
-  'qp-not-ready',
-  'unexpected-source',
-  'decrypt-failure',
-  'unknown-epoch',
-  'encryption-mismatch',
-  'ghost-ack',
-  'unmatched-duplicate',
-]
+/** Why a packet was not delivered. */
+export type DropReason = (typeof DROP_REASONS)[number]
 
 export interface FabricStats {
   /** Packets handed to the fabric by hosts (messages; see `wirePackets` for MTU-sized packets). */
@@ -56,9 +24,7 @@ export interface FabricStats {
 }
 
 export function emptyStats(): FabricStats {
-  const dropped = {} as Record<DropReason, number>
-  for (const r of DROP_REASONS) dropped[r] = 0
-  return { sent: 0, wirePackets: 0, bytes: 0, delivered: 0, duplicated: 0, delayed: 0, reordered: 0, dropped }
+  return { sent: 0, wirePackets: 0, bytes: 0, delivered: 0, duplicated: 0, delayed: 0, reordered: 0, dropped: zeroCounts(DROP_REASONS) }
 }
 
 export type FaultKind = 'drop' | 'delay' | 'duplicate' | 'reorder'

@@ -175,7 +175,7 @@ export class MockFabric {
     const stats = this.stats
     const source = this.#hosts.get(packet.src)
     if (source === undefined || source.killed) {
-      stats.dropped['host-down']++
+      stats.dropped.hostDown++
       return
     }
     stats.sent++
@@ -248,11 +248,11 @@ export class MockFabric {
     const stats = this.stats
     const host = this.#hosts.get(p.dst)
     if (host === undefined) {
-      stats.dropped['unknown-host']++
+      stats.dropped.unknownHost++
       return
     }
     if (host.killed) {
-      stats.dropped['host-down']++
+      stats.dropped.hostDown++
       return
     }
     const reason = host.deliver(p)

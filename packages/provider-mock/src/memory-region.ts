@@ -4,7 +4,7 @@
  * work requests name it by. RDMA ops read and write the registered bytes directly.
  */
 import type { ProviderMr } from '@rdma-session/core'
-import { random24, randomKey } from './unpredictable-ids.js'
+import { MemoryKeys, random24 } from '@rdma-session/rc-engine'
 
 const PAGE = 4096
 
@@ -53,41 +53,17 @@ export class MockMr implements ProviderMr {
   }
 }
 
-/** The keys and virtual addresses of one host's regions. */
-export class MemoryTable {
-  readonly #byLkey = new Map<number, MockMr>()
-  readonly #byRkey = new Map<number, MockMr>()
+/** The keys (the engine's MemoryKeys index) and virtual addresses of one host's regions. */
+export class MemoryTable extends MemoryKeys<MockMr> {
   /** Next free virtual address; each host starts somewhere unpredictable above 2^44. */
   #nextAddr = 2 ** 44 + random24() * PAGE
 
   register(owner: MemoryOwner, bytes: Uint8Array, access: number): MockMr {
-    let lkey = randomKey()
-    while (this.#byLkey.has(lkey)) lkey = randomKey()
-    let rkey = randomKey()
-    while (this.#byRkey.has(rkey) || rkey === lkey) rkey = randomKey()
+    const lkey = this.freshLkey()
+    const rkey = this.freshRkey(lkey)
     const addr = this.#nextAddr
     // One unmapped guard page between regions, so ranges just past a region's end name no region.
     this.#nextAddr += (Math.ceil(bytes.length / PAGE) + 1) * PAGE
-    const mr = new MockMr(owner, this, bytes, access, lkey, rkey, addr)
-    this.#byLkey.set(lkey, mr)
-    this.#byRkey.set(rkey, mr)
-    return mr
-  }
-
-  remove(mr: MockMr): void {
-    this.#byLkey.delete(mr.lkey)
-    this.#byRkey.delete(mr.rkey)
-  }
-
-  byLkey(lkey: number): MockMr | undefined {
-    return this.#byLkey.get(lkey)
-  }
-
-  byRkey(rkey: number): MockMr | undefined {
-    return this.#byRkey.get(rkey)
-  }
-
-  get size(): number {
-    return this.#byLkey.size
+    return this.add(new MockMr(owner, this, bytes, access, lkey, rkey, addr))
   }
 }

@@ -11,8 +11,8 @@ import { MemoryTable } from './memory-region.js'
 import { MockPd } from './mock-pd.js'
 import type { MockQp } from './mock-qp.js'
 import type { Packet } from './packet.js'
-import { TransportCounters } from './transport-counters.js'
-import { randomQpn } from './unpredictable-ids.js'
+import { MockTransportCounters } from './transport-counters.js'
+import { randomQpn } from '@rdma-session/rc-engine'
 
 /** The GID of an address: IPv4-mapped IPv6 for IPv4, the address itself for IPv6. */
 function gidOf(address: string): string {
@@ -25,7 +25,7 @@ export class MockDevice implements ProviderDevice {
   readonly key: string
   readonly memory = new MemoryTable()
   /** Packets, retransmits, NAKs by kind and drops by reason of this host. */
-  readonly counters = new TransportCounters()
+  readonly counters = new MockTransportCounters()
   readonly scheduler: EgressScheduler
   /** Set by fabric.killHost(): the host neither sends nor receives. */
   killed = false
@@ -106,8 +106,8 @@ export class MockDevice implements ProviderDevice {
   deliver(packet: Packet): DropReason | null {
     const qp = this.#qps.get(packet.dstQpn)
     if (qp === undefined) {
-      this.counters.dropped('unknown-qpn')
-      return 'unknown-qpn'
+      this.counters.dropped('unknownQpn')
+      return 'unknownQpn'
     }
     const reason = qp.receive(packet)
     if (reason === null) {

@@ -24,9 +24,9 @@ import {
   type SendWorkRequest,
   type WorkCompletion,
 } from '@rdma-session/core'
+import { ackTimeoutMs, QP_DEFAULTS } from '@rdma-session/rc-engine'
 import type { DropReason } from './fabric-stats.js'
 import { hostKey } from './host-key.js'
-import { ackTimeoutMs } from './ib-timers.js'
 import type { CompletionProducer, MockCq } from './mock-cq.js'
 import type { MockDevice } from './mock-device.js'
 import type { MockPd } from './mock-pd.js'
@@ -34,11 +34,8 @@ import { isRequest, type Packet } from './packet.js'
 import { PacketCipher } from './packet-cipher.js'
 import { Requester, type RequesterSnapshot } from './requester.js'
 import { Responder } from './responder.js'
-import { TransportCounters } from './transport-counters.js'
+import { MockTransportCounters } from './transport-counters.js'
 import { recvWqeFrom, sendWqeFrom, type SendWqe } from './work-queue-entries.js'
-
-/** RC timers and limits a QP uses when modify() did not set them. */
-export const QP_DEFAULTS = { timeout: 14, retryCnt: 7, rnrRetry: 7, minRnrTimer: 12, maxRdAtomic: 16, pathMtu: 1024 } as const
 
 type MutableAttrs = { -readonly [K in keyof QpAttrs]?: QpAttrs[K] }
 
@@ -76,7 +73,7 @@ export class MockQp implements ProviderQp, CompletionProducer {
   requester: Requester | null = null
   responder: Responder | null = null
   /** Packets, retransmits, NAKs by kind and drops by reason of this QP. */
-  readonly counters = new TransportCounters()
+  readonly counters = new MockTransportCounters()
 
   readonly maxSendWr: number
   readonly maxRecvWr: number
@@ -105,7 +102,7 @@ export class MockQp implements ProviderQp, CompletionProducer {
     this.maxRecvSge = init.maxRecvSge
     this.maxInlineData = init.maxInlineData
     this.qos = init.qos
-    this.ackTimeoutMs = ackTimeoutMs(QP_DEFAULTS.timeout, device.fabric.maxAckTimeoutMs)
+    this.ackTimeoutMs = ackTimeoutMs(QP_DEFAULTS.timeout, 0, device.fabric.maxAckTimeoutMs)
     sendCq.attach(this)
     recvCq.attach(this)
   }
@@ -196,15 +193,15 @@ export class MockQp implements ProviderQp, CompletionProducer {
   /** Handles a packet addressed to this QP; returns why it was dropped, or null. */
   receive(packet: Packet): DropReason | null {
     const s = this.#state
-    if (s === QpState.RESET || s === QpState.INIT || s === QpState.ERR) return 'qp-not-ready'
-    if (packet.srcQpn !== this.destQpn || packet.src !== this.remoteKey) return 'unexpected-source'
+    if (s === QpState.RESET || s === QpState.INIT || s === QpState.ERR) return 'wrongState'
+    if (packet.srcQpn !== this.destQpn || packet.src !== this.remoteKey) return 'wrongSource'
     let data = packet.payload
     if (this.cipher !== null) {
       const opened = this.cipher.open(packet)
       if (typeof opened === 'string') return opened
       data = opened
     } else if (packet.sealed) {
-      return 'encryption-mismatch'
+      return 'encryptionMismatch'
     }
     if (isRequest(packet.opcode)) return this.responder!.onRequest(packet, data)
     return this.requester?.onResponse(packet, data) ?? null
@@ -278,7 +275,7 @@ export class MockQp implements ProviderQp, CompletionProducer {
     }
     if (attrs.accessFlags !== undefined) this.accessFlags = attrs.accessFlags
     if (attrs.minRnrTimer !== undefined) this.minRnrTimer = attrs.minRnrTimer
-    if (attrs.timeout !== undefined) this.ackTimeoutMs = ackTimeoutMs(attrs.timeout, this.device.fabric.maxAckTimeoutMs)
+    if (attrs.timeout !== undefined) this.ackTimeoutMs = ackTimeoutMs(attrs.timeout, 0, this.device.fabric.maxAckTimeoutMs)
     if (attrs.retryCnt !== undefined) this.retryCnt = attrs.retryCnt
     if (attrs.rnrRetry !== undefined) this.rnrRetry = attrs.rnrRetry
     if (attrs.maxRdAtomic !== undefined) this.maxRdAtomic = Math.max(1, attrs.maxRdAtomic)
@@ -303,7 +300,7 @@ export class MockQp implements ProviderQp, CompletionProducer {
     this.mtu = QP_DEFAULTS.pathMtu
     this.accessFlags = 0
     this.minRnrTimer = QP_DEFAULTS.minRnrTimer
-    this.ackTimeoutMs = ackTimeoutMs(QP_DEFAULTS.timeout, this.device.fabric.maxAckTimeoutMs)
+    this.ackTimeoutMs = ackTimeoutMs(QP_DEFAULTS.timeout, 0, this.device.fabric.maxAckTimeoutMs)
     this.retryCnt = QP_DEFAULTS.retryCnt
     this.rnrRetry = QP_DEFAULTS.rnrRetry
     this.maxRdAtomic = QP_DEFAULTS.maxRdAtomic

@@ -72,13 +72,13 @@ export class PacketCipher {
 
   /** The plaintext payload of `packet`, or why it cannot be opened. */
   open(packet: Packet): Uint8Array | DropReason {
-    if (!packet.sealed || packet.nonce === null) return 'encryption-mismatch'
+    if (!packet.sealed || packet.nonce === null) return 'encryptionMismatch'
     let key: Buffer
     if (packet.epoch === this.#rxEpoch) key = this.#rxKey
     else if (packet.epoch === this.#oldRxEpoch && this.#oldRxKey !== null && performance.now() < this.#oldRxUntil) key = this.#oldRxKey
-    else return 'unknown-epoch'
+    else return 'unknownEpoch'
     const sealed = packet.payload
-    if (sealed.length < TAG_BYTES) return 'decrypt-failure'
+    if (sealed.length < TAG_BYTES) return 'decryptFailure'
     try {
       const decipher = createDecipheriv('aes-256-gcm', key, packet.nonce)
       decipher.setAAD(authenticatedHeader(packet))
@@ -87,7 +87,7 @@ export class PacketCipher {
       const tail = decipher.final()
       return tail.length === 0 ? body : Buffer.concat([body, tail])
     } catch {
-      return 'decrypt-failure'
+      return 'decryptFailure'
     }
   }
 }

@@ -4,6 +4,7 @@
  * and says how many MTU-sized wire packets (and PSNs) it spans.
  */
 import type { Opcode } from '@rdma-session/core'
+import { NAK_SYNDROMES } from '@rdma-session/rc-engine'
 
 /** Responses a responder sends back. */
 export type ResponseOpcode = 'ACK' | 'NAK' | 'READ_RESPONSE' | 'ATOMIC_ACKNOWLEDGE'
@@ -12,14 +13,8 @@ export type PacketOpcode = Opcode | ResponseOpcode
 /** Why a NAK was sent (after the AETH syndromes of the IB spec). */
 export type NakSyndrome = 'PSN_SEQUENCE_ERROR' | 'RNR' | 'INVALID_REQUEST' | 'REMOTE_ACCESS_ERROR' | 'REMOTE_OPERATIONAL_ERROR'
 
-/** AETH syndrome bytes, reported as `vendorErr` of the failed completion. */
-export const NAK_CODES: Readonly<Record<NakSyndrome, number>> = {
-  RNR: 0x20,
-  PSN_SEQUENCE_ERROR: 0x60,
-  INVALID_REQUEST: 0x61,
-  REMOTE_ACCESS_ERROR: 0x62,
-  REMOTE_OPERATIONAL_ERROR: 0x63,
-}
+/** AETH syndrome bytes (the engine's table), reported as `vendorErr` of the failed completion. */
+export const NAK_CODES: Readonly<Record<NakSyndrome, number>> = NAK_SYNDROMES
 
 const OPCODE_CODES: Readonly<Record<PacketOpcode, number>> = {
   SEND: 1,

@@ -13,7 +13,7 @@ import { scatter } from './local-memory.js'
 import type { MockQp } from './mock-qp.js'
 import { HEADER_BYTES, NAK_CODES, Packet } from './packet.js'
 import { requestPayload } from './request-payload.js'
-import { psnAdd, psnDiff } from './psn.js'
+import { psnAdd, psnDiff, RNR_RETRY_INFINITE } from '@rdma-session/rc-engine'
 import type { SendWqe } from './work-queue-entries.js'
 
 function retransmitTimeout(r: Requester): void {
@@ -152,8 +152,9 @@ export class Requester implements EgressSource {
     this.#segment = 0
     if (w.needsResponse) this.#readsInFlight++
     if (this.#cursor < this.#sentEnd) {
-      qp.counters.retransmits++
-      qp.device.counters.retransmits++
+      // Counted in wire packets (the MTU-sized segments of this request), as TransportCounters defines.
+      qp.counters.retransmits += this.#segments
+      qp.device.counters.retransmits += this.#segments
     }
     if (++this.#cursor > this.#sentEnd) this.#sentEnd = this.#cursor
     const end = psnAdd(w.psn, w.packets)
@@ -176,11 +177,11 @@ export class Requester implements EgressSource {
 
   // ---- responses
 
-  /** Handles a response; returns why it was dropped (`ghost-ack`: for a PSN not transmitted yet), or null. */
+  /** Handles a response; returns why it was dropped (`ghostAck`: for a PSN not transmitted yet), or null. */
   onResponse(packet: Packet, data: Uint8Array): DropReason | null {
     if (this.#retired) return null
     // At or past the first PSN not transmitted (within half the PSN space; further is stale).
-    if (psnDiff(packet.psn, this.#sentPsnEnd) >= 0) return 'ghost-ack'
+    if (psnDiff(packet.psn, this.#sentPsnEnd) >= 0) return 'ghostAck'
     switch (packet.opcode) {
       case 'ACK':
         this.#ackThrough(packet.psn, true)
@@ -228,7 +229,7 @@ export class Requester implements EgressSource {
         else this.#rewind()
         break
       case 'RNR':
-        if (qp.rnrRetry !== 7 && ++this.#rnrRetries > qp.rnrRetry) {
+        if (qp.rnrRetry !== RNR_RETRY_INFINITE && ++this.#rnrRetries > qp.rnrRetry) {
           this.#fail(WcStatus.RNR_RETRY_EXC_ERR, code, 'RNR retry count exceeded: the peer posted no receive')
         } else {
           this.#rewind()

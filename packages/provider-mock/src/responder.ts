@@ -9,11 +9,10 @@
  */
 import { AccessFlag, FifoQueue, Opcode, RecvOpcode, ResponderResources, WcStatus } from '@rdma-session/core'
 import type { DropReason } from './fabric-stats.js'
-import { rnrDelayMs } from './ib-timers.js'
 import { scatter } from './local-memory.js'
 import type { MockQp } from './mock-qp.js'
 import { EMPTY_PAYLOAD, Packet, type NakSyndrome, type ResponseOpcode } from './packet.js'
-import { psnAdd, psnDiff } from './psn.js'
+import { psnAdd, psnDiff, rnrDelayMs } from '@rdma-session/rc-engine'
 import type { RecvWqe } from './work-queue-entries.js'
 
 /** Saved READ/atomic requests before connect() sets the QP's max_dest_rd_atomic. */
@@ -85,14 +84,14 @@ export class Responder {
     switch (packet.opcode) {
       case Opcode.RDMA_READ:
         // Read again only what a saved READ asked for: a forged duplicate gets nothing.
-        if (this.#resources.matchRead(packet.psn, packet.rkey, packet.remoteAddr, packet.length, this.qp.mtu) === null) return 'unmatched-duplicate'
+        if (this.#resources.matchRead(packet.psn, packet.rkey, packet.remoteAddr, packet.length, this.qp.mtu) === null) return 'unmatchedDuplicate'
         this.#read(packet, false)
         return null
       case Opcode.ATOMIC_CMP_AND_SWP:
       case Opcode.ATOMIC_FETCH_AND_ADD: {
         // Never execute an atomic twice: replay the original result, if it is saved.
         const original = this.#resources.atomicResult(packet.psn)
-        if (original === undefined) return 'unmatched-duplicate'
+        if (original === undefined) return 'unmatchedDuplicate'
         const bytes = new Uint8Array(8)
         new DataView(bytes.buffer).setBigUint64(0, original, true)
         this.#reply('ATOMIC_ACKNOWLEDGE', packet.psn, 1, 8, bytes)

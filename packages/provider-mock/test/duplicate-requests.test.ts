@@ -1,7 +1,7 @@
 /**
  * Bounded duplicate handling (issue 22, probe 2) on the mock: a duplicate READ is read again only
  * when it matches one of the responder's saved READs (max_dest_rd_atomic of them), a duplicate
- * atomic is answered only from a saved result; anything else is dropped as 'unmatched-duplicate'.
+ * atomic is answered only from a saved result; anything else is dropped as 'unmatchedDuplicate'.
  */
 import { describe, expect, it } from 'vitest'
 import { Opcode } from '@rdma-session/core'
@@ -33,7 +33,7 @@ describe('duplicate READ and atomic requests', () => {
     for (let i = 0; i < REGION; i++) b.buf[i] = (i * 7 + 3) & 0xff
     a.qp.postSend({ wrId: 1, opcode: 'RDMA_READ', sgList: [sge(a, 0, 65536)], signaled: true, remoteAddr: b.mr.addr, rkey: b.mr.rkey })
     expect(await completions(a.cq, 1)).toMatchObject([{ status: 'SUCCESS' }])
-    const before = { bytes: fabric.stats.bytes, dropped: fabric.stats.dropped['unmatched-duplicate'] }
+    const before = { bytes: fabric.stats.bytes, dropped: fabric.stats.dropped.unmatchedDuplicate }
     let probeBytes = 0
     for (let i = 0; i < PROBES; i++) {
       fabric.transmit(forged(a, b, Opcode.RDMA_READ, a.psn - 1 - i * 40_000, REGION, b.mr.addr, b.mr.rkey))
@@ -41,11 +41,11 @@ describe('duplicate READ and atomic requests', () => {
     }
     a.qp.postSend({ wrId: 2, opcode: 'RDMA_READ', sgList: [sge(a, 0, REGION)], signaled: true, remoteAddr: b.mr.addr, rkey: b.mr.rkey })
     expect(await completions(a.cq, 1)).toMatchObject([{ wrId: 2, status: 'SUCCESS' }])
-    await until(`${PROBES} probes dropped`, () => fabric.stats.dropped['unmatched-duplicate'] - before.dropped >= PROBES, () => fabric.stats.dropped)
+    await until(`${PROBES} probes dropped`, () => fabric.stats.dropped.unmatchedDuplicate - before.dropped >= PROBES, () => fabric.stats.dropped)
     const moved = fabric.stats.bytes - before.bytes
     const extra = moved - REGION
     console.log(`[mock duplicate-read] ${PROBES} forged READs (${probeBytes} header bytes); ${moved} payload bytes moved for a ${REGION}-byte READ; extra ${extra}`)
-    expect(fabric.stats.dropped['unmatched-duplicate'] - before.dropped).toBe(PROBES)
+    expect(fabric.stats.dropped.unmatchedDuplicate - before.dropped).toBe(PROBES)
     expect(extra).toBeLessThanOrEqual(2 * probeBytes)
     expect(Buffer.compare(Buffer.from(a.buf), Buffer.from(b.buf))).toBe(0)
     expect(a.qp.state).toBe('RTS')
@@ -59,12 +59,12 @@ describe('duplicate READ and atomic requests', () => {
     const bytes = fabric.stats.bytes
     fabric.transmit(forged(a, b, Opcode.RDMA_READ, psn, 4096, b.mr.addr, b.mr.rkey))
     await until('the matching duplicate to be answered', () => fabric.stats.bytes - bytes >= 4096, () => fabric.stats)
-    const dropped = fabric.stats.dropped['unmatched-duplicate']
+    const dropped = fabric.stats.dropped.unmatchedDuplicate
     const atomic = forged(a, b, Opcode.ATOMIC_FETCH_AND_ADD, psn - 3, 8, b.mr.addr, b.mr.rkey)
     atomic.payload = new Uint8Array(16).fill(1)
     fabric.transmit(atomic)
     fabric.transmit(forged(a, b, Opcode.RDMA_READ, psn, 4096, b.mr.addr + 8, b.mr.rkey))
-    await until('the unmatched duplicates to be dropped', () => fabric.stats.dropped['unmatched-duplicate'] - dropped >= 2, () => fabric.stats.dropped)
+    await until('the unmatched duplicates to be dropped', () => fabric.stats.dropped.unmatchedDuplicate - dropped >= 2, () => fabric.stats.dropped)
     expect(Buffer.from(b.buf).readBigUInt64LE(0)).toBe(0n)
   })
 })

@@ -61,7 +61,7 @@ describe('encryption', () => {
     a.buf.set(SECRET, 0)
     a.qp.postSend({ wrId: 1, opcode: 'RDMA_WRITE', sgList: [sge(a, 0, SECRET.length)], signaled: true, remoteAddr: b.mr.addr, rkey: b.mr.rkey })
     expect(await completions(a.cq, 1)).toMatchObject([{ wrId: 1, status: 'RETRY_EXC_ERR' }])
-    expect(fabric.stats.dropped['decrypt-failure']).toBe(3)
+    expect(fabric.stats.dropped.decryptFailure).toBe(3)
     expect(fabric.stats.delivered).toBe(0)
     expect(b.buf.every((x) => x === 0)).toBe(true)
   })
@@ -76,7 +76,7 @@ describe('encryption', () => {
     expect(a.qp.query().encrypted).toBe(false)
     a.qp.postSend({ wrId: 1, opcode: 'RDMA_WRITE', sgList: [sge(a, 0, 8)], signaled: true, remoteAddr: b.mr.addr, rkey: b.mr.rkey })
     expect(await completions(a.cq, 1)).toMatchObject([{ status: 'RETRY_EXC_ERR' }])
-    expect(fabric.stats.dropped['encryption-mismatch']).toBe(2)
+    expect(fabric.stats.dropped.encryptionMismatch).toBe(2)
   })
 
   it('rekey (RTS -> RTS with a higher epoch): packets in flight under the old key are still accepted during the grace period', async () => {
@@ -103,7 +103,7 @@ describe('encryption', () => {
     const writes = fabric.recorded.filter((r: RecordedPacket) => r.opcode === 'RDMA_WRITE')
     expect(writes.map((w) => w.epoch)).toEqual(Array(20).fill(0))
     expect(fabric.recorded.filter((r) => r.opcode === 'ACK').every((r) => r.epoch === 1)).toBe(true)
-    expect(fabric.stats.dropped['unknown-epoch']).toBe(0)
+    expect(fabric.stats.dropped.unknownEpoch).toBe(0)
     // New traffic uses the new key.
     a.qp.postSend({ wrId: 99, opcode: 'RDMA_WRITE', sgList: [sge(a, 0, 1)], signaled: true, remoteAddr: b.mr.addr, rkey: b.mr.rkey })
     await completions(a.cq, 1)
@@ -124,8 +124,8 @@ describe('encryption', () => {
     expect((await completions(a.cq, 5)).every((w) => w.status === 'SUCCESS')).toBe(true)
     expect([...b.buf.subarray(0, 5)]).toEqual([50, 51, 52, 53, 54])
     // The delayed originals arrive after the retransmissions did the job.
-    await until(() => fabric.stats.dropped['unknown-epoch'] >= 5, () => fabric.stats)
-    expect(fabric.stats.dropped['unknown-epoch']).toBe(5)
+    await until(() => fabric.stats.dropped.unknownEpoch >= 5, () => fabric.stats)
+    expect(fabric.stats.dropped.unknownEpoch).toBe(5)
   })
 
   it('a rekey must raise the epoch and cannot turn encryption off or on', async () => {

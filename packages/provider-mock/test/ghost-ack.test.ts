@@ -1,12 +1,12 @@
 /**
  * Responses for PSNs never transmitted (issue 23, item 1): ACKs and NAKs injected on the fabric in
  * the peer's name are accepted only for PSNs the requester has sent; others are dropped as
- * `ghost-ack`, change nothing, and the transfer completes byte-exact.
+ * `ghostAck`, change nothing, and the transfer completes byte-exact.
  */
 import { seededRandom } from '@rdma-session/core'
 import { describe, expect, it } from 'vitest'
 import { EMPTY_PAYLOAD, Packet, type NakSyndrome } from '../src/packet.js'
-import { psnAdd } from '../src/psn.js'
+import { psnAdd } from '@rdma-session/rc-engine'
 import { completions, pair, sge, teardown, tick, type Pair } from './harness.js'
 
 const MTU = 1024
@@ -47,14 +47,14 @@ describe('responses for PSNs not transmitted', () => {
     })
     postWrites(p, 0, 4, size)
     const deadline = performance.now() + 5000
-    while (p.fabric.stats.delivered + p.fabric.stats.dropped['ghost-ack'] === 0) {
+    while (p.fabric.stats.delivered + p.fabric.stats.dropped.ghostAck === 0) {
       if (performance.now() > deadline) throw new Error(`the forged ACK was not delivered in 5 s: ${JSON.stringify(p.fabric.stats)}`)
       await tick()
     }
     postWrites(p, 4, 8, size)
     await expectExactWrites(p, 8, size)
-    expect(p.fabric.stats.dropped['ghost-ack']).toBe(1)
-    expect(p.a.device.metrics().labeled!['drops']!.values['ghost-ack']).toBe(1)
+    expect(p.fabric.stats.dropped.ghostAck).toBe(1)
+    expect(p.a.device.metrics().labeled!['drops']!.values.ghostAck).toBe(1)
     await teardown(p.a, p.b)
   })
 
@@ -76,7 +76,7 @@ describe('responses for PSNs not transmitted', () => {
     })
     postWrites(p, 0, n, size)
     await expectExactWrites(p, n, size)
-    expect(p.fabric.stats.dropped['ghost-ack']).toBe(forgedCount)
+    expect(p.fabric.stats.dropped.ghostAck).toBe(forgedCount)
     await teardown(p.a, p.b)
   })
 })

@@ -32,6 +32,15 @@ describe('mock transport counters (SPI metrics hook)', () => {
     expect(p.b.device.metrics().counters.retransmits).toBe(0)
   })
 
+  it('count retransmits in wire packets, as softroce does: a 10 KiB WRITE at MTU 1024 resent once counts 10', async () => {
+    const p = await pair({ ...SLOW_ACK_TIMEOUT, mtu: 1024 })
+    p.fabric.faults.drop({ opcode: 'RDMA_WRITE', count: 1 })
+    p.a.qp.postSend({ wrId: 1, opcode: 'RDMA_WRITE', sgList: [sge(p.a, 0, 10 * 1024)], signaled: true, remoteAddr: p.b.mr.addr, rkey: p.b.mr.rkey })
+    expect((await completions(p.a.cq, 1))[0]!.status).toBe('SUCCESS')
+    expect(p.a.device.metrics().counters).toMatchObject({ retransmits: 10, timeouts: 1, packetsSent: 2 })
+    expect(p.a.qp.metrics().counters).toMatchObject({ retransmits: 10, timeouts: 1 })
+  })
+
   it('count NAKs by kind: the responder sends an RNR NAK, the requester receives it', async () => {
     const p = await pair({ minRnrTimer: 1 })
     p.a.qp.postSend({ wrId: 1, opcode: 'SEND', sgList: [sge(p.a, 0, 8)], signaled: true })
@@ -67,10 +76,10 @@ describe('mock transport counters (SPI metrics hook)', () => {
     expect((await completions(ghost.cq, 1))[0]!.status).toBe('RETRY_EXC_ERR')
     const drops = p.b.device.metrics().labeled!.drops!
     expect(drops.label).toBe('reason')
-    expect(drops.values['qp-not-ready']).toBe(2) // the first try and one retry
-    expect(drops.values['unknown-qpn']).toBe(2)
-    expect(drops.values['decrypt-failure']).toBe(0)
-    expect(idle.qp.metrics().labeled!.drops!.values['qp-not-ready']).toBe(2)
+    expect(drops.values.wrongState).toBe(2) // the first try and one retry
+    expect(drops.values.unknownQpn).toBe(2)
+    expect(drops.values.decryptFailure).toBe(0)
+    expect(idle.qp.metrics().labeled!.drops!.values.wrongState).toBe(2)
     expect(p.a.device.metrics().counters.timeouts).toBe(4)
     // Drops on the fabric itself (faults, dead hosts) are not the host's: they stay in fabric.stats.
     expect(Object.keys(drops.values)).not.toContain('fault')
@@ -103,14 +112,15 @@ describe('mock transport counters (SPI metrics hook)', () => {
       }
       const dev = `provider="mock",device="${a.info.name}"`
       expect(line(new RegExp(`^rdma_session_sessions\\{${dev}\\} `))).toBe(1)
-      expect(line(new RegExp(`^rdma_session_device_retransmits_total\\{${dev}\\} `))).toBe(1)
-      expect(line(new RegExp(`^rdma_session_qp_wire_retransmits_total\\{.*qpn="${bulk!.qpn}",class="bulk"\\} `))).toBe(1)
+      // The lost 4096-byte WRITE is resent once: 4 wire packets at the session's MTU of 1024.
+      expect(line(new RegExp(`^rdma_session_device_retransmits_total\\{${dev}\\} `))).toBe(4)
+      expect(line(new RegExp(`^rdma_session_qp_wire_retransmits_total\\{.*qpn="${bulk!.qpn}",class="bulk"\\} `))).toBe(4)
       expect(line(new RegExp(`^rdma_session_qp_wire_retransmits_total\\{.*qpn="${latency!.qpn}",class="latency"\\} `))).toBe(0)
       expect(line(new RegExp(`^rdma_session_qp_ops_completed_total\\{.*class="latency"\\} `))).toBe(10)
       expect(line(new RegExp(`^rdma_session_qp_bytes_sent_total\\{.*class="bulk"\\} `))).toBe(4096)
       expect(line(new RegExp(`^rdma_session_qp_latency_microseconds_count\\{.*class="latency"\\} `))).toBe(10)
       expect(line(new RegExp(`^rdma_session_device_naks_received_total\\{${dev},kind="RNR"\\} `))).toBe(0)
-      expect(line(new RegExp(`^rdma_session_device_drops_total\\{${dev},reason="unknown-qpn"\\} `))).toBe(0)
+      expect(line(new RegExp(`^rdma_session_device_drops_total\\{${dev},reason="unknownQpn"\\} `))).toBe(0)
       // The peer's view: its end of the session, and the packets it received.
       expect(await renderPrometheus(b)).toMatch(new RegExp(`rdma_session_session_qps\\{provider="mock",device="${b.info.name}",session="${session.id}",remote="[^"]+"\\} 2`))
     } finally {

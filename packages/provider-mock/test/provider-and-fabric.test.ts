@@ -130,7 +130,7 @@ describe('inspection', () => {
     expect(fabric.stats.sent).toBe(0)
   })
 
-  it('a host that is not the connected peer cannot inject packets into a QP (unexpected-source)', async () => {
+  it('a host that is not the connected peer cannot inject packets into a QP (wrongSource)', async () => {
     const { fabric, a, b } = await pair({ retryCnt: 1 })
     const c = await endpoint(fabric)
     // C points a QP at B's QP, which is connected to A.
@@ -144,7 +144,7 @@ describe('inspection', () => {
     expect(b.buf.subarray(0, 8).every((x) => x === 0)).toBe(true)
     expect(a.qp.state).toBe('RTS')
     await sleep(1)
-    expect(fabric.stats.dropped['unexpected-source']).toBeGreaterThan(0)
+    expect(fabric.stats.dropped.wrongSource).toBeGreaterThan(0)
   })
 })
 

@@ -173,7 +173,7 @@ describe('retry limits', () => {
     await until(() => events.length > 0, () => events) // the fatal event comes in a later macrotask
     expect(events).toMatchObject([{ type: 'fatal', qpn: a.qp.qpn }])
     // The first transmission and retryCnt (3) retries, each after an ACK timeout, all went to the dead host.
-    expect(fabric.stats.dropped['host-down']).toBeGreaterThanOrEqual(4)
+    expect(fabric.stats.dropped.hostDown).toBeGreaterThanOrEqual(4)
     expect(b.buf.subarray(0, 8).every((x) => x === 0)).toBe(true)
   })
 
@@ -261,6 +261,6 @@ describe('retry limits', () => {
     a.qp.modify({ state: 'RTS', sqPsn: 0, timeout: 8, retryCnt: 1 })
     a.qp.postSend({ wrId: 1, opcode: 'SEND', sgList: [], signaled: true })
     expect(await completions(a.cq, 1)).toMatchObject([{ status: 'RETRY_EXC_ERR' }])
-    expect(fabric.stats.dropped['unknown-host']).toBe(2)
+    expect(fabric.stats.dropped.unknownHost).toBe(2)
   })
 })

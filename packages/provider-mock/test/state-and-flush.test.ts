@@ -75,7 +75,7 @@ describe('QP state machine', () => {
     a.qp.postSend({ wrId: 1, opcode: 'RDMA_WRITE', sgList: [sge(a, 0, 1)], signaled: true, remoteAddr: b.mr.addr, rkey: b.mr.rkey })
     expect((await completions(a.cq, 1))[0]).toMatchObject({ status: 'SUCCESS' })
     expect(b.buf[0]).toBe(42)
-    expect(fabric.stats.dropped['qp-not-ready']).toBe(0)
+    expect(fabric.stats.dropped.wrongState).toBe(0)
   })
 })
 
@@ -146,7 +146,7 @@ describe('flush on ERR', () => {
     expect(events).toEqual([{ type: 'fatal', qpn: b.qp.qpn, reason: expect.stringContaining('retry count exceeded') }])
   })
 
-  it('destroy() drops outstanding WRs without completions and packets to the old QPN are counted as unknown-qpn', async () => {
+  it('destroy() drops outstanding WRs without completions and packets to the old QPN are counted as unknownQpn', async () => {
     const { fabric, a, b } = await pair()
     b.qp.postRecv({ wrId: 1, sgList: [sge(b, 0, 8)] })
     const qpn = b.qp.qpn
@@ -154,7 +154,7 @@ describe('flush on ERR', () => {
     expect(b.device.qp(qpn)).toBeUndefined()
     expect(code(() => b.qp.postRecv({ wrId: 2, sgList: [] }))).toBe('ERR_QP_STATE')
     a.qp.postSend({ wrId: 1, opcode: 'SEND', sgList: [sge(a, 0, 8)], signaled: true })
-    await until(() => fabric.stats.dropped['unknown-qpn'] > 0, () => fabric.stats)
+    await until(() => fabric.stats.dropped.unknownQpn > 0, () => fabric.stats)
     expect(b.cq.poll(10)).toEqual([])
     a.qp.destroy()
   })

@@ -5,7 +5,7 @@
  * decoded, decrypted (encrypted QPs) and handed to its QP, or dropped and
  * counted by reason.
  */
-import { randomInt } from 'node:crypto'
+import { randomQpn } from '@rdma-session/rc-engine'
 import type { Socket } from 'node:dgram'
 import {
   ClosedError, QpAttributeError, QpStateError,
@@ -18,7 +18,7 @@ import { SoftRocePd, type PdOwner } from './memory/protection-domain.js'
 import { DeviceCounters } from './rc/device-counters.js'
 import type { DelayWindowConfig } from './rc/delay-window.js'
 import { IcrcChecker } from './rc/icrc-check.js'
-import type { RcTimers } from './rc/ib-timers.js'
+import type { RcTimers } from './rc/timer-options.js'
 import { LinkImpairment, type ImpairmentOptions } from './rc/link-impairment.js'
 import { contiguous, frameOutgoing, openIncoming, SendSlab } from './rc/packet-framing.js'
 import { SELECTIVE_REPEAT, SoftRoceQp, type QpDevice } from './rc/queue-pair.js'
@@ -285,8 +285,8 @@ export class SoftRoceDevice implements ProviderDevice, PdOwner, QpDevice {
   createQp(pd: SoftRocePd, init: ProviderQpInit): ProviderQp {
     this.#checkOpen()
     if (this.#qps.size >= this.#config.maxQps) throw new QpStateError(`device ${this.info.name} already has ${this.#qps.size} QPs (maxQps)`, { maxQps: this.#config.maxQps })
-    let qpn = randomInt(2, 0x1000000)
-    while (this.#qps.has(qpn)) qpn = randomInt(2, 0x1000000)
+    let qpn = randomQpn()
+    while (this.#qps.has(qpn)) qpn = randomQpn()
     const qp = new SoftRoceQp(qpn, pd, init, this)
     this.#qps.set(qpn, qp)
     return qp

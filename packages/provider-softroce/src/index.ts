@@ -5,7 +5,7 @@ export { nativeHelperStatus, type NativeHelperStatus } from './socket/helper-sta
 export type { AddonOrigin as NativeHelperOrigin } from './socket/sockopt-addon.js'
 export { DeviceCounters, DROP_REASONS, type DropReason, type DropCounts, type DeviceCountersSnapshot } from './rc/device-counters.js'
 export { LinkImpairment, type ImpairmentOptions, type ImpairmentStats } from './rc/link-impairment.js'
-export type { RcTimerOptions } from './rc/ib-timers.js'
+export type { RcTimerOptions } from './rc/timer-options.js'
 export type { DelayWindowOptions } from './rc/delay-window.js'
 export type { AdoptedSocket } from './device-socket.js'
 export { PSP_HEADER_BYTES, TAG_BYTES } from './crypto/packet-protection.js'

@@ -1,10 +1,11 @@
 /** The softroce provider: `softroce(options)` / `createProvider(options)` for core, one UDP-backed device per openDevice(). */
 import { InvalidArgumentError, PATH_MTUS, type Context, type PathMtu, type Provider, type ProviderCapabilities, type ProviderConnectionManager, type QueuePair } from '@rdma-session/core'
+import { ENGINE_LIMITS } from '@rdma-session/rc-engine'
 import { createCm, type CmOptions } from './cm/cm-manager.js'
 import { SoftRoceDevice } from './device.js'
 import { PROVIDER_PACKAGE } from './package-info.js'
 import { adoptDeviceSocket, openDeviceSocket, type AdoptedSocket } from './device-socket.js'
-import { resolveTimers, type RcTimerOptions } from './rc/ib-timers.js'
+import { resolveTimers, type RcTimerOptions } from './rc/timer-options.js'
 import type { ImpairmentOptions } from './rc/link-impairment.js'
 import { resolveDelayWindow, type DelayWindowOptions } from './rc/delay-window.js'
 import { MAX_REPLAY_WINDOW, MIN_REPLAY_WINDOW } from './crypto/replay-window.js'
@@ -93,10 +94,7 @@ export class SoftRoceProvider implements Provider {
       immediate: true,
       maxMtu: mtu,
       maxQps: options.maxQps ?? 65536,
-      maxQpWr: 16384,
-      maxSge: 16,
-      maxInline: 256,
-      maxMrSize: 2 ** 31,
+      ...ENGINE_LIMITS,
       qosScheduling: true,
       faultInjection: true,
     })

@@ -10,6 +10,7 @@ import {
   type PathMtu, type ProviderQp, type ProviderQpInit, type QpAttrs, type QpEncapsulation, type QpEvent,
   type QpModifyAttrs, type QpQos, type QpState, type RecvWorkRequest, type RemoteEndpoint, type SendWorkRequest, type Sge,
 } from '@rdma-session/core'
+import { QP_DEFAULTS as RC_DEFAULTS } from '@rdma-session/rc-engine'
 import { VerbsError } from './errors.js'
 import { addressToGid, gidForRemote } from './gid.js'
 import { PREPARED_BAD_HANDLE, PREPARED_INLINE_DETACHED, PREPARED_MIXED_QPS, type NativeModifyAttrs, type NativeQp, type NativeQpCaps, type WorkBuffers } from './native.js'
@@ -26,7 +27,14 @@ const ENOMEM = constants.errno.ENOMEM
 const ERRNO_NAMES = new Map(Object.entries(constants.errno).map(([k, v]) => [v, k]))
 
 /** Defaults for the attributes ibv_modify_qp requires on RC QPs but the SPI leaves optional. */
-export const QP_DEFAULTS = Object.freeze({ minRnrTimer: 12, timeout: 14, retryCnt: 7, rnrRetry: 7, rdAtomic: 16, hopLimit: 64 })
+export const QP_DEFAULTS = Object.freeze({
+  minRnrTimer: RC_DEFAULTS.minRnrTimer,
+  timeout: RC_DEFAULTS.timeout,
+  retryCnt: RC_DEFAULTS.retryCnt,
+  rnrRetry: RC_DEFAULTS.rnrRetry,
+  rdAtomic: RC_DEFAULTS.maxRdAtomic,
+  hopLimit: 64,
+})
 
 /** Writes an SGE list into the shared descriptor. */
 export function writeSges(b: WorkBuffers, sgList: readonly Sge[]): void {

@@ -2,14 +2,15 @@
 import { AccessFlag, QpState } from '../constants.js'
 import type { QueuePair } from '../queue-pair.js'
 import type { QpEncryption, RemoteEndpoint } from '../spi.js'
+import { QP_DEFAULTS } from '@rdma-session/rc-engine'
 import { deriveQpKey } from './keys.js'
 import type { SessionParams } from './params.js'
 import type { QpOfferRecord, QpSpec } from './records.js'
 
 const ALL_ACCESS = AccessFlag.LOCAL_WRITE | AccessFlag.REMOTE_WRITE | AccessFlag.REMOTE_READ | AccessFlag.REMOTE_ATOMIC
 
-/** RC timers and retry counts used for session QPs (IB encodings). */
-export const SESSION_QP_TIMERS = { timeout: 14, retryCnt: 7, rnrRetry: 7, minRnrTimer: 12, maxRdAtomic: 16 } as const
+/** RC timers and retry counts used for session QPs (IB encodings): the RC defaults every provider uses. */
+export const SESSION_QP_TIMERS = QP_DEFAULTS
 
 export interface KeyContext {
   readonly secret: Uint8Array

@@ -6,6 +6,7 @@
  * `qp` is a core QueuePair in RTS, on the RC engine like any other QP.
  */
 import { randomBytes, randomInt } from 'node:crypto'
+import { QP_DEFAULTS } from '@rdma-session/rc-engine'
 import {
   AccessFlag, InvalidArgumentError, QpState,
   type Context, type CreateQpOptions, type PathMtu, type QueuePair,
@@ -21,7 +22,7 @@ import { clampWait, ibaTimeToMs, requestWaitMs, resolveCmTiming, type CmTiming, 
 /** The RoCEv2 UDP port: where kernel rxe and NICs receive (their QP1 too). */
 export const ROCE_PORT = 4791
 const ALL_ACCESS = AccessFlag.LOCAL_WRITE | AccessFlag.REMOTE_WRITE | AccessFlag.REMOTE_READ | AccessFlag.REMOTE_ATOMIC
-const RD_ATOMIC = 16
+const RD_ATOMIC = QP_DEFAULTS.maxRdAtomic
 const EMPTY = new Uint8Array(0)
 
 export interface CmOptions {
@@ -236,18 +237,18 @@ export class ConnectionManager {
       type: 'REQ', localCommId: conn.localCommId, serviceId: serviceIdOfPort(o.port), localCaGuid: this.localCaGuid, localQkey: 0,
       localQpn: qp.qpn, responderResources: RD_ATOMIC, initiatorDepth: RD_ATOMIC, remoteCmResponseTimeout: this.timing.responseTimeout,
       transportType: 0, endToEndFlowControl: false, startingPsn: qp.localPsn, localCmResponseTimeout: this.timing.responseTimeout,
-      retryCount: 7, pkey: 0xffff, pathMtu: mtuToEnum(mtu), rnrRetryCount: 7, maxCmRetries: this.timing.maxRetries, srq: false,
+      retryCount: QP_DEFAULTS.retryCnt, pkey: 0xffff, pathMtu: mtuToEnum(mtu), rnrRetryCount: QP_DEFAULTS.rnrRetry, maxCmRetries: this.timing.maxRetries, srq: false,
       primary: {
         localLid: 0xffff, remoteLid: 0xffff, localGid: addressToGid(this.#family, this.#address), remoteGid: addressToGid(this.#family, host),
-        flowLabel: 0, packetRate: 0, trafficClass: 0, hopLimit: 64, sl: 0, subnetLocal: false, localAckTimeout: 14,
+        flowLabel: 0, packetRate: 0, trafficClass: 0, hopLimit: 64, sl: 0, subnetLocal: false, localAckTimeout: QP_DEFAULTS.timeout,
       },
       privateData: encodeCmaHeader({ family: this.#family, srcPort, srcAddress: this.#address, dstAddress: host }, user),
     }
     conn.onRep = (rep: CmRep) => {
       // Each side announces the PSN it expects to receive (Linux cm.c: rq_psn from its own REQ/REP,
       // sq_psn from the peer's); we announce qp.localPsn.
-      qp.modify({ state: QpState.RTR, remote: { address: host, port: peerRoce }, pathMtu: mtu, destQpn: rep.localQpn, rqPsn: qp.localPsn, maxDestRdAtomic: RD_ATOMIC, minRnrTimer: 12 })
-      qp.modify({ state: QpState.RTS, sqPsn: rep.startingPsn, timeout: 14, retryCnt: 7, rnrRetry: 7, maxRdAtomic: Math.max(1, Math.min(RD_ATOMIC, rep.responderResources)) })
+      qp.modify({ state: QpState.RTR, remote: { address: host, port: peerRoce }, pathMtu: mtu, destQpn: rep.localQpn, rqPsn: qp.localPsn, maxDestRdAtomic: RD_ATOMIC, minRnrTimer: QP_DEFAULTS.minRnrTimer })
+      qp.modify({ state: QpState.RTS, sqPsn: rep.startingPsn, timeout: QP_DEFAULTS.timeout, retryCnt: QP_DEFAULTS.retryCnt, rnrRetry: QP_DEFAULTS.rnrRetry, maxRdAtomic: Math.max(1, Math.min(RD_ATOMIC, rep.responderResources)) })
     }
     this.#conns.set(conn.localCommId, conn)
     conn.startActive(req, requestWaitMs(this.timing, this.timing.responseTimeout))
@@ -400,8 +401,8 @@ export class ConnectionManager {
     try {
       const own = decision ?? {}
       qp = this.#makeQp({ ...o, ...(own.qp === undefined ? {} : { qp: own.qp }), ...(own.prepare === undefined ? {} : { prepare: own.prepare }) })
-      qp.modify({ state: QpState.RTR, remote: { address: conn.peer.address, port: conn.peer.port }, pathMtu: mtu, destQpn: req.localQpn, rqPsn: qp.localPsn, maxDestRdAtomic, minRnrTimer: 12 })
-      qp.modify({ state: QpState.RTS, sqPsn: req.startingPsn, timeout: req.primary.localAckTimeout || 14, retryCnt: req.retryCount, rnrRetry: req.rnrRetryCount, maxRdAtomic })
+      qp.modify({ state: QpState.RTR, remote: { address: conn.peer.address, port: conn.peer.port }, pathMtu: mtu, destQpn: req.localQpn, rqPsn: qp.localPsn, maxDestRdAtomic, minRnrTimer: QP_DEFAULTS.minRnrTimer })
+      qp.modify({ state: QpState.RTS, sqPsn: req.startingPsn, timeout: req.primary.localAckTimeout || QP_DEFAULTS.timeout, retryCnt: req.retryCount, rnrRetry: req.rnrRetryCount, maxRdAtomic })
     } catch {
       if (qp !== null) void qp.close().catch(() => {})
       return conn.rejectRequest(RejReason.NO_QP)
@@ -409,7 +410,7 @@ export class ConnectionManager {
     const rep: CmRep = {
       type: 'REP', localCommId: conn.localCommId, remoteCommId: conn.remoteCommId, localQkey: 0, localQpn: qp.qpn, startingPsn: qp.localPsn,
       responderResources: maxDestRdAtomic, initiatorDepth: maxRdAtomic, targetAckDelay: 0, failoverAccepted: 0, endToEndFlowControl: false,
-      rnrRetryCount: 7, srq: false, localCaGuid: this.localCaGuid, privateData: decision?.privateData ?? EMPTY,
+      rnrRetryCount: QP_DEFAULTS.rnrRetry, srq: false, localCaGuid: this.localCaGuid, privateData: decision?.privateData ?? EMPTY,
     }
     const waitMs = clampWait(this.timing, ibaTimeToMs(req.localCmResponseTimeout) + 2 * ibaTimeToMs(this.timing.packetLifeTime))
     conn.accept(qp, rep, waitMs, Math.min(req.maxCmRetries, this.timing.maxRetries))

@@ -3,8 +3,9 @@
  * rkey and a random 4 KiB-aligned virtual base address (the `addr` peers name
  * in RETH/AtomicETH). Lookups check key, protection domain, bounds and access.
  */
-import { randomBytes, randomInt } from 'node:crypto'
+import { randomInt } from 'node:crypto'
 import { AccessFlag, QpStateError, type ProviderMr } from '@rdma-session/core'
+import { MemoryKeys } from '@rdma-session/rc-engine'
 
 /** What the MR table needs to know about a protection domain. */
 export interface PdHandle {
@@ -50,43 +51,32 @@ export class SoftRoceMr implements ProviderMr {
   }
 }
 
-function randomKey(): number {
-  return randomBytes(4).readUInt32BE(0)
-}
-
 export class MemoryTable {
-  readonly #byLkey = new Map<number, SoftRoceMr>()
-  readonly #byRkey = new Map<number, SoftRoceMr>()
+  readonly #keys = new MemoryKeys<SoftRoceMr>()
 
   get size(): number {
-    return this.#byLkey.size
+    return this.#keys.size
   }
 
   register(pd: PdHandle, bytes: Uint8Array, access: number): SoftRoceMr {
-    let lkey = randomKey()
-    while (this.#byLkey.has(lkey)) lkey = randomKey()
-    let rkey = randomKey()
-    while (this.#byRkey.has(rkey) || rkey === lkey) rkey = randomKey()
+    const lkey = this.#keys.freshLkey()
+    const rkey = this.#keys.freshRkey(lkey)
     const addr = randomInt(MIN_PAGE, MAX_PAGE) * 4096
     // A plain Uint8Array view: its subarray() (one per SGE and per remote request) is a V8
     // builtin, while Buffer's goes through JS.
     const view = new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength)
-    const mr = new SoftRoceMr(this, pd, view, access, lkey, rkey, addr)
-    this.#byLkey.set(lkey, mr)
-    this.#byRkey.set(rkey, mr)
-    return mr
+    return this.#keys.add(new SoftRoceMr(this, pd, view, access, lkey, rkey, addr))
   }
 
   /** @internal */
   remove(mr: SoftRoceMr): void {
-    this.#byLkey.delete(mr.lkey)
-    this.#byRkey.delete(mr.rkey)
+    this.#keys.remove(mr)
   }
 
   /** Regions of a PD still registered (a PD cannot be deallocated while it has some). */
   countFor(pd: PdHandle): number {
     let n = 0
-    for (const mr of this.#byLkey.values()) if (mr.pd === pd) n++
+    for (const mr of this.#keys.values()) if (mr.pd === pd) n++
     return n
   }
 
@@ -96,7 +86,7 @@ export class MemoryTable {
    * lacks local-write.
    */
   local(pd: PdHandle, lkey: number, addr: number, length: number, needWrite: boolean): Uint8Array | null {
-    const mr = this.#byLkey.get(lkey)
+    const mr = this.#keys.byLkey(lkey)
     if (mr === undefined || mr.pd !== pd) return null
     if (needWrite && (mr.access & AccessFlag.LOCAL_WRITE) === 0) return null
     const off = addr - mr.addr
@@ -109,7 +99,7 @@ export class MemoryTable {
    * region is in `pd` and grants `accessBit`; null for any violation.
    */
   remote(pd: PdHandle, rkey: number, va: number, length: number, accessBit: number): Uint8Array | null {
-    const mr = this.#byRkey.get(rkey)
+    const mr = this.#keys.byRkey(rkey)
     if (mr === undefined || mr.pd !== pd || (mr.access & accessBit) === 0) return null
     const off = va - mr.addr
     if (!Number.isSafeInteger(off) || off < 0 || length < 0 || off + length > mr.length) return null

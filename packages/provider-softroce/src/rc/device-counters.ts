@@ -1,65 +1,19 @@
 /** Packet and drop counters of one softroce device: every dropped packet is counted under exactly one reason. */
+import { ENDPOINT_DROP_REASONS, labeledCounters, nakKind, TransportCounters, type LabeledCounter, type TransportCounterValues, zeroCounts, zeroNaks, type DropReason as EngineDropReason } from '@rdma-session/rc-engine'
+
+/** The drop reasons a softroce device counts (names from the shared vocabulary in @rdma-session/rc-engine). */
+export const DROP_REASONS = [...ENDPOINT_DROP_REASONS, 'badIcrc', 'malformed', 'badPsn', 'replay', 'accessViolation', 'badSack'] as const satisfies readonly EngineDropReason[]
 
 /** Why a received packet was dropped. */
-export type DropReason =
-  | 'badIcrc'
-  | 'malformed'
-  | 'unknownQpn'
-  | 'wrongState'
-  | 'badPsn'
-  | 'decryptFailure'
-  | 'replay'
-  | 'accessViolation'
-  /** From an address (or fixed source port) other than the QP's remote's (off-path injection). */
-  | 'wrongSource'
-  /** An ACK, NAK, READ response or atomic ACK for a PSN the requester has not transmitted (forged or corrupt). */
-  | 'ghostAck'
-  /** A duplicate READ or atomic request that matches none of the responder's saved requests. */
-  | 'unmatchedDuplicate'
-  /** A SACK NAK (selective repeat) whose bitmap names a PSN the requester has not transmitted (forged or corrupt). */
-  | 'badSack'
-
-export const DROP_REASONS: readonly DropReason[] = ['badIcrc', 'malformed', 'unknownQpn', 'wrongState', 'badPsn', 'decryptFailure', 'replay', 'accessViolation', 'wrongSource', 'ghostAck', 'unmatchedDuplicate', 'badSack']
+export type DropReason = (typeof DROP_REASONS)[number]
 
 export type DropCounts = Record<DropReason, number>
 
-/** NAK kinds, named as core's metrics expect (label `kind`). */
-export type NakKind = 'PSN_SEQUENCE_ERROR' | 'RNR' | 'INVALID_REQUEST' | 'REMOTE_ACCESS_ERROR' | 'REMOTE_OPERATIONAL_ERROR' | 'OTHER'
-
-const NAK_CODES: readonly NakKind[] = ['PSN_SEQUENCE_ERROR', 'INVALID_REQUEST', 'REMOTE_ACCESS_ERROR', 'REMOTE_OPERATIONAL_ERROR']
-
-/** The NAK kind of an AETH syndrome (RNR NAK or NAK), or null for an ACK. */
-export function nakKind(syndrome: number): NakKind | null {
-  const kind = syndrome & 0x60
-  if (kind === 0x00) return null
-  if (kind === 0x20) return 'RNR'
-  return NAK_CODES[syndrome & 0x1f] ?? 'OTHER'
-}
-
-const zeroNaks = (): Record<NakKind, number> => ({ PSN_SEQUENCE_ERROR: 0, RNR: 0, INVALID_REQUEST: 0, REMOTE_ACCESS_ERROR: 0, REMOTE_OPERATIONAL_ERROR: 0, OTHER: 0 })
-
-/** The counters of one QP (ProviderQp.metrics). */
-export class QpCounters {
-  packetsSent = 0
-  bytesSent = 0
-  packetsReceived = 0
-  bytesReceived = 0
-  retransmits = 0
-  timeouts = 0
-
-  metrics(): { counters: Record<string, number> } {
-    return { counters: { packetsSent: this.packetsSent, bytesSent: this.bytesSent, packetsReceived: this.packetsReceived, bytesReceived: this.bytesReceived, retransmits: this.retransmits, timeouts: this.timeouts } }
-  }
-}
-
-/** A plain copy of a device's counters. */
-export interface DeviceCountersSnapshot {
-  readonly packetsSent: number
-  readonly bytesSent: number
-  readonly packetsReceived: number
-  readonly bytesReceived: number
-  /** Request packets sent again (timeout, sequence NAK, RNR NAK, SACK NAK). */
-  readonly retransmits: number
+/**
+ * A plain copy of a device's counters: the engine's (packets and bytes in and out, `retransmits`
+ * in request wire packets, `timeouts`; see TransportCounters in @rdma-session/rc-engine) and softroce's own.
+ */
+export interface DeviceCountersSnapshot extends TransportCounterValues {
   /** Payload bytes of request packets sent again. */
   readonly retransmittedBytes: number
   /** Selective repeat: SACK NAKs sent (responder) and received (requester; also counted as sequence NAKs). */
@@ -70,8 +24,6 @@ export interface DeviceCountersSnapshot {
   readonly reorderOverflows: number
   /** Selective repeat: probes sent after a fraction of the ACK timeout without progress (a lost tail or last ACK). */
   readonly tailProbes: number
-  /** Local ACK timer expiries. */
-  readonly timeouts: number
   readonly acksSent: number
   readonly naksSent: number
   readonly rnrNaksSent: number
@@ -94,19 +46,14 @@ export interface DeviceCountersSnapshot {
   readonly drops: Readonly<DropCounts>
 }
 
-export class DeviceCounters {
-  packetsSent = 0
-  bytesSent = 0
-  packetsReceived = 0
-  bytesReceived = 0
-  retransmits = 0
+/** A device's counters: the engine's TransportCounters plus softroce's own (selective repeat, socket, NAKs by kind, drops). */
+export class DeviceCounters extends TransportCounters {
   retransmittedBytes = 0
   sackNaksSent = 0
   sackNaksReceived = 0
   outOfOrderBuffered = 0
   reorderOverflows = 0
   tailProbes = 0
-  timeouts = 0
   acksSent = 0
   naksSent = 0
   rnrNaksSent = 0
@@ -119,7 +66,7 @@ export class DeviceCounters {
   nativeSendFallbacks = 0
   readonly naksSentByKind = zeroNaks()
   readonly naksReceivedByKind = zeroNaks()
-  readonly drops: DropCounts = { badIcrc: 0, malformed: 0, unknownQpn: 0, wrongState: 0, badPsn: 0, decryptFailure: 0, replay: 0, accessViolation: 0, wrongSource: 0, ghostAck: 0, unmatchedDuplicate: 0, badSack: 0 }
+  readonly drops: DropCounts = zeroCounts(DROP_REASONS)
 
   drop(reason: DropReason): void {
     this.drops[reason]++
@@ -144,17 +91,9 @@ export class DeviceCounters {
   }
 
   /** The counters in core's ProviderMetrics shape (a fresh object per call). */
-  metrics(): { counters: Record<string, number>; labeled: Record<string, { label: string; values: Record<string, number> }> } {
-    const s = this.snapshot()
-    const { drops, ...plain } = s
-    return {
-      counters: { ...plain },
-      labeled: {
-        drops: { label: 'reason', values: { ...drops } },
-        naksSent: { label: 'kind', values: { ...this.naksSentByKind } },
-        naksReceived: { label: 'kind', values: { ...this.naksReceivedByKind } },
-      },
-    }
+  metrics(): { counters: Record<string, number>; labeled: Record<string, LabeledCounter> } {
+    const { drops, ...counters } = this.snapshot()
+    return { counters, labeled: labeledCounters(this.naksSentByKind, this.naksReceivedByKind, drops) }
   }
 
   get totalDrops(): number {
@@ -165,18 +104,13 @@ export class DeviceCounters {
 
   snapshot(): DeviceCountersSnapshot {
     return {
-      packetsSent: this.packetsSent,
-      bytesSent: this.bytesSent,
-      packetsReceived: this.packetsReceived,
-      bytesReceived: this.bytesReceived,
-      retransmits: this.retransmits,
+      ...this.counters(),
       retransmittedBytes: this.retransmittedBytes,
       sackNaksSent: this.sackNaksSent,
       sackNaksReceived: this.sackNaksReceived,
       outOfOrderBuffered: this.outOfOrderBuffered,
       reorderOverflows: this.reorderOverflows,
       tailProbes: this.tailProbes,
-      timeouts: this.timeouts,
       acksSent: this.acksSent,
       naksSent: this.naksSent,
       rnrNaksSent: this.rnrNaksSent,

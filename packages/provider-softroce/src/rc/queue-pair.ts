@@ -19,8 +19,9 @@ import type { PacketSource, SendFlow } from '../scheduler/send-scheduler.js'
 import type { IpContext } from '../wire/icrc.js'
 import { opcodeInfo } from '../wire/opcodes.js'
 import type { RocePacket } from '../wire/packet.js'
-import { QpCounters, type DeviceCounters, type DropReason } from './device-counters.js'
-import type { RcTimers } from './ib-timers.js'
+import { QP_DEFAULTS, TransportCounters } from '@rdma-session/rc-engine'
+import type { DeviceCounters, DropReason } from './device-counters.js'
+import type { RcTimers } from './timer-options.js'
 import { Requester, type RequesterHost } from './requester.js'
 import { Responder, type RecvWqe, type ResponderHost } from './responder.js'
 import { createSendWqe, type SendWqe } from './send-wqe.js'
@@ -71,7 +72,7 @@ function runFlush(qp: SoftRoceQp): void {
 export class SoftRoceQp implements ProviderQp, PacketSource, RequesterHost, ResponderHost {
   readonly qpn: number
   readonly counters: DeviceCounters
-  readonly qpCounters = new QpCounters()
+  readonly qpCounters = new TransportCounters()
   readonly timers: RcTimers
   readonly memory: MemoryTable
   readonly pd: PdHandle
@@ -99,10 +100,10 @@ export class SoftRoceQp implements ProviderQp, PacketSource, RequesterHost, Resp
   /** The device's native send target for this QP (destination sockaddr, TOS, hop limit); dropped at every modify. */
   wireTarget: WireTarget | null = null
   destQpn = 0
-  pmtu = 1024
+  pmtu: number = QP_DEFAULTS.pathMtu
   protection: PacketProtection | null = null
   accessFlags = 0
-  minRnrTimer = 12
+  minRnrTimer: number = QP_DEFAULTS.minRnrTimer
   windowPackets = 64
   /** Selective repeat on this connection: this device and the remote both announced it (set at RTR). */
   selectiveRepeat = false
@@ -187,7 +188,7 @@ export class SoftRoceQp implements ProviderQp, PacketSource, RequesterHost, Resp
     this.selectiveRepeat = this.#device.selectiveRepeat && (attrs.remote!.extensions?.includes(SELECTIVE_REPEAT) ?? false)
     this.reorderWindow = this.selectiveRepeat ? this.windowPackets : 0
     this.protection = attrs.encryption ? new PacketProtection(attrs.encryption, this.#device.replayWindow) : null
-    const responder = new Responder(this, { rqPsn: attrs.rqPsn!, pmtu: this.pmtu, maxDestRdAtomic: attrs.maxDestRdAtomic ?? 16 })
+    const responder = new Responder(this, { rqPsn: attrs.rqPsn!, pmtu: this.pmtu, maxDestRdAtomic: attrs.maxDestRdAtomic ?? QP_DEFAULTS.maxRdAtomic })
     for (const r of this.#earlyRecvs) responder.postRecv(r)
     this.#earlyRecvs = []
     this.#responder = responder
@@ -197,10 +198,10 @@ export class SoftRoceQp implements ProviderQp, PacketSource, RequesterHost, Resp
     this.#requester = new Requester(this, {
       sqPsn: attrs.sqPsn!,
       pmtu: this.pmtu,
-      timeout: attrs.timeout ?? 14,
-      retryCnt: attrs.retryCnt ?? 7,
-      rnrRetry: attrs.rnrRetry ?? 7,
-      maxRdAtomic: attrs.maxRdAtomic ?? 16,
+      timeout: attrs.timeout ?? QP_DEFAULTS.timeout,
+      retryCnt: attrs.retryCnt ?? QP_DEFAULTS.retryCnt,
+      rnrRetry: attrs.rnrRetry ?? QP_DEFAULTS.rnrRetry,
+      maxRdAtomic: attrs.maxRdAtomic ?? QP_DEFAULTS.maxRdAtomic,
     })
   }
 
@@ -369,7 +370,7 @@ export class SoftRoceQp implements ProviderQp, PacketSource, RequesterHost, Resp
 
   /** ProviderQp.metrics: this QP's packets, bytes, retransmits and timeouts. */
   metrics(): ProviderMetrics {
-    return this.qpCounters.metrics()
+    return { counters: this.qpCounters.counters() }
   }
 
   requesterMayStart(): boolean {

@@ -6,7 +6,7 @@
  * of at most a path MTU per slot (`capacity` slots), each made on first use and reused.
  */
 import type { RocePacket } from '../wire/packet.js'
-import { psnAdd, psnDiff } from '../wire/psn.js'
+import { psnAdd, psnDiff } from '@rdma-session/rc-engine'
 import { MAX_SACK_WORDS } from '../wire/sack.js'
 
 export type HoldResult = 'held' | 'duplicate' | 'overflow'

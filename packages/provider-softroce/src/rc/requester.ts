@@ -11,11 +11,11 @@
 import { WcStatus, type WorkCompletion } from '@rdma-session/core'
 import { NakCode } from '../wire/aeth.js'
 import { RcOpcode } from '../wire/opcodes.js'
-import { psnAdd, psnDiff, psnLess, psnLessOrEqual } from '../wire/psn.js'
+import { ackTimeoutMs, psnAdd, psnDiff, psnLess, psnLessOrEqual, rnrDelayMs, RNR_RETRY_INFINITE, type TransportCounters } from '@rdma-session/rc-engine'
 import type { RocePacket } from '../wire/packet.js'
 import { scatter } from '../memory/scatter-gather.js'
-import type { DeviceCounters, DropReason, QpCounters } from './device-counters.js'
-import { ackTimeoutMs, rnrDelayMs, type RcTimers } from './ib-timers.js'
+import type { DeviceCounters, DropReason } from './device-counters.js'
+import type { RcTimers } from './timer-options.js'
 import { WqeKind, type SendWqe } from './send-wqe.js'
 import { newPacket } from './packet-template.js'
 import { RetransmitTimer } from './retransmit-timer.js'
@@ -30,7 +30,7 @@ import { performance } from 'node:perf_hooks'
 export interface RequesterHost {
   readonly qpn: number
   readonly counters: DeviceCounters
-  readonly qpCounters: QpCounters
+  readonly qpCounters: TransportCounters
   readonly timers: RcTimers
   /** Packets the requester may have unacknowledged. */
   readonly windowPackets: number
@@ -475,7 +475,7 @@ export class Requester {
     if (this.#stopped) return
     const w = this.#wqeAt(psn)
     if (w === undefined) return
-    if (this.#rnrRetry !== 7) {
+    if (this.#rnrRetry !== RNR_RETRY_INFINITE) {
       if (this.#rnrLeft === 0) {
         this.#fail(w, WcStatus.RNR_RETRY_EXC_ERR, `RNR retries exhausted for WR ${w.wrId}`)
         return

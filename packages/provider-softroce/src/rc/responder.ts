@@ -12,7 +12,7 @@
 import { AccessFlag, FifoQueue, RecvOpcode, ResponderResources, WcStatus, type WorkCompletion } from '@rdma-session/core'
 import { ackSyndrome, nakSyndrome, NakCode, rnrNakSyndrome } from '../wire/aeth.js'
 import { RcOpcode, opcodeInfo } from '../wire/opcodes.js'
-import { psnAdd, psnDiff } from '../wire/psn.js'
+import { psnAdd, psnDiff } from '@rdma-session/rc-engine'
 import type { RocePacket } from '../wire/packet.js'
 import type { MemoryTable, PdHandle } from '../memory/memory-table.js'
 import { scatter, type ResolvedSgl } from '../memory/scatter-gather.js'

@@ -6,7 +6,7 @@
 import { FifoQueue, type ReadReplay } from '@rdma-session/core'
 import { RcOpcode } from '../wire/opcodes.js'
 import type { RocePacket } from '../wire/packet.js'
-import { psnAdd } from '../wire/psn.js'
+import { psnAdd } from '@rdma-session/rc-engine'
 
 export interface ReadResponseJob {
   readonly kind: 'read'

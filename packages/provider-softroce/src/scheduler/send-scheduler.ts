@@ -12,7 +12,7 @@
  * letting ACKs (and latency-class posts) in between turns.
  */
 import { microtaskRunner } from '@rdma-session/core'
-import { TokenBucket } from './token-bucket.js'
+import { TokenBucket } from '@rdma-session/rc-engine'
 import { performance } from 'node:perf_hooks'
 
 /** A QP's send side as the scheduler sees it. */

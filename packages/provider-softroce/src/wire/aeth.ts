@@ -2,6 +2,7 @@
  * AETH syndrome byte (IBTA 9.7.5.2, tables 43-45): bits 6-5 say ACK (00), RNR NAK (01) or NAK
  * (11); bits 4-0 carry the credit count, the RNR timer code or the NAK code. Bit 7 is reserved.
  */
+import { RNR_TIMER_US } from '@rdma-session/rc-engine'
 import { WireError, WireErrorCode } from './errors.js'
 
 export const NakCode = {
@@ -78,14 +79,6 @@ export function isRnrNak(s: number): boolean {
 export function isNak(s: number): boolean {
   return (s & KIND_MASK) === KIND_NAK
 }
-
-// IBTA table 45, in microseconds. Code 0 is the longest (655.36 ms). (Kernel rxe's table has
-// 61410 for code 25, a typo; the spec says 61.44 ms.)
-const RNR_TIMER_US: readonly number[] = [
-  655360, 10, 20, 30, 40, 60, 80, 120, 160, 240, 320, 480, 640, 960, 1280, 1920, 2560, 3840,
-  5120, 7680, 10240, 15360, 20480, 30720, 40960, 61440, 81920, 122880, 163840, 245760, 327680,
-  491520,
-]
 
 /** RNR NAK timer code (0..31) to microseconds: 0 -> 655360, 1 -> 10, ..., 31 -> 491520. */
 export function rnrTimerMicros(code: number): number {

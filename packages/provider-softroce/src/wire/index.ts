@@ -1,7 +1,7 @@
 /** The RoCEv2 wire layer: opcodes, packet codec, AETH syndromes, PSN math, ICRC, pcap output. */
 export * from './errors.js'
 export * from './opcodes.js'
-export * from './psn.js'
+export { PSN_MASK, PSN_HALF, psnAdd, psnDiff, psnLess, psnLessOrEqual, isPsn } from '@rdma-session/rc-engine'
 export * from './aeth.js'
 export {
   encodePacket,

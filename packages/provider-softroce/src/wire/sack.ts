@@ -11,7 +11,7 @@
  *
  * The NAK PSN itself is always missing (it is the first PSN the responder has not got).
  */
-import { psnAdd } from './psn.js'
+import { psnAdd } from '@rdma-session/rc-engine'
 
 export const SACK_MAGIC = 0x53
 export const SACK_VERSION = 1

@@ -12,7 +12,7 @@ import { MAX_DATAGRAM_BYTES } from '../../src/socket/native-datagram.js'
 import type { IpContext } from '../../src/wire/icrc.js'
 import { OPCODE_TABLE, RcOpcode } from '../../src/wire/opcodes.js'
 import { decodePacket, peekDestQpn } from '../../src/wire/packet.js'
-import { psnAdd, psnDiff } from '../../src/wire/psn.js'
+import { psnAdd, psnDiff } from '@rdma-session/rc-engine'
 import type { Rand } from '../wire/random-packets.js'
 import { encodePacket, mutate, packet, sign, type Targets } from './packet-forge.js'
 

@@ -3,7 +3,7 @@
  * port): used by the tests of responses for PSNs never sent and of hostile SACK NAKs.
  */
 import dgram from 'node:dgram'
-import { psnAdd } from '../../src/wire/psn.js'
+import { psnAdd } from '@rdma-session/rc-engine'
 import { connect, pattern, register, sleep, type ConnectOptions, type Pair } from './harness.js'
 
 /** A UDP socket on the peer's address (127.0.0.1), which passes the QP's source check. */

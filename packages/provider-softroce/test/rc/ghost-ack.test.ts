@@ -8,7 +8,7 @@ import { seededRandom } from '@rdma-session/core'
 import { afterEach, describe, expect, it } from 'vitest'
 import { encodeWithIcrc } from '../../src/wire/icrc.js'
 import { RcOpcode } from '../../src/wire/opcodes.js'
-import { psnAdd, psnDiff } from '../../src/wire/psn.js'
+import { psnAdd, psnDiff } from '@rdma-session/rc-engine'
 import { attackedWrite, onPeerAddress } from './attacked-write.js'
 import { openPair, type Pair } from './harness.js'
 

@@ -4,10 +4,8 @@ import { describe, expect, it } from 'vitest'
 import { ReplayWindow } from '../../src/crypto/replay-window.js'
 import { PacketProtection, PSP_HEADER_BYTES, TAG_BYTES } from '../../src/crypto/packet-protection.js'
 import { SendFlow, SendScheduler } from '../../src/scheduler/send-scheduler.js'
-import { TokenBucket } from '../../src/scheduler/token-bucket.js'
 import { MemoryTable } from '../../src/memory/memory-table.js'
 import { gatherViews, scatter } from '../../src/memory/scatter-gather.js'
-import { ackTimeoutMs, rnrDelayMs } from '../../src/rc/ib-timers.js'
 
 describe('ReplayWindow', () => {
   it('accepts new counters once, rejects repeats and counters older than the window', () => {
@@ -118,49 +116,6 @@ describe('SendScheduler', () => {
   })
 })
 
-describe('TokenBucket', () => {
-  // 10 MB/s = 10 000 bytes per ms; burst 5 ms = 50 000 bytes.
-  it('banks at most the burst while idle', () => {
-    const b = new TokenBucket(10e6, 0)
-    expect(b.tokens).toBe(50_000)
-    b.tokens = -4_000
-    b.refill(100)
-    expect(b.tokens).toBe(50_000)
-  })
-
-  it('makes good a late wake-up of a QP waiting with packets ready (up to 50 ms), once', () => {
-    const b = new TokenBucket(10e6, 0)
-    b.tokens = -4_000
-    expect(b.startWaiting()).toBeCloseTo(0.4)
-    // The 0.4 ms timer fired at 20 ms: the QP is owed 19.6 ms of its rate, not just the burst.
-    b.refill(20)
-    expect(b.tokens).toBeCloseTo(196_000)
-    // Once it has sent that and goes idle, the burst caps the bucket again.
-    b.tokens = 0
-    b.refill(40)
-    expect(b.tokens).toBe(50_000)
-    b.tokens = -1_000
-    b.startWaiting()
-    b.refill(1_040)
-    expect(b.tokens).toBe(500_000)
-  })
-
-  it('keeps late-wake credit above the burst until it is spent (a turn cut short loses none), without adding to it', () => {
-    const b = new TokenBucket(10e6, 0)
-    b.tokens = -1_000
-    b.startWaiting()
-    b.refill(30) // owed 29.9 ms: 299 000 bytes
-    b.tokens -= 100_000 // the turn's time budget ran out after 100 000 bytes
-    b.refill(31)
-    expect(b.tokens, 'the rest of the credit is still there').toBeCloseTo(199_000)
-    b.refill(200)
-    expect(b.tokens, 'idle time adds nothing above what was held').toBeCloseTo(199_000)
-    b.tokens = 10_000
-    b.refill(300)
-    expect(b.tokens, 'once spent below the burst, the burst caps it again').toBe(50_000)
-  })
-})
-
 describe('MemoryTable', () => {
   it('gives unpredictable keys and 4 KiB-aligned random addresses, checks PD, bounds and access', () => {
     const t = new MemoryTable()
@@ -190,17 +145,5 @@ describe('MemoryTable', () => {
     const out: Uint8Array[] = []
     gatherViews(sgl, 4, 3, out)
     expect(out.map((v) => [...v])).toEqual([[2], [3, 4]])
-  })
-})
-
-describe('IB timers', () => {
-  it('ACK timeout 4.096 us * 2^t within the clamp; 0 is infinite; RNR table', () => {
-    expect(ackTimeoutMs(14, 1, 10_000)).toBeCloseTo(67.1, 1)
-    expect(ackTimeoutMs(1, 1, 10_000)).toBe(1)
-    expect(ackTimeoutMs(31, 1, 10_000)).toBe(10_000)
-    expect(ackTimeoutMs(0, 1, 10_000)).toBe(Infinity)
-    expect(rnrDelayMs(1, 1000)).toBe(0.01)
-    expect(rnrDelayMs(12, 1000)).toBe(0.64)
-    expect(rnrDelayMs(0, 1000)).toBe(655.36)
   })
 })

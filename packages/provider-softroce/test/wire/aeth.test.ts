@@ -15,56 +15,6 @@ import {
   rnrTimerMicros,
 } from '../../src/wire/aeth.js'
 import { WireError } from '../../src/wire/errors.js'
-import { PSN_MASK, isPsn, psnAdd, psnDiff, psnLess, psnLessOrEqual } from '../../src/wire/psn.js'
-import { Rand } from './random-packets.js'
-
-describe('PSN arithmetic', () => {
-  it('adds with 24-bit wrap, including negative and large steps', () => {
-    expect(PSN_MASK).toBe(0xffffff)
-    expect(psnAdd(0xffffff, 1)).toBe(0)
-    expect(psnAdd(0xfffffe, 5)).toBe(3)
-    expect(psnAdd(0, -1)).toBe(0xffffff)
-    expect(psnAdd(5, -10)).toBe(0xfffffb)
-    expect(psnAdd(7, 0x1000000)).toBe(7)
-    expect(psnAdd(7, 3 * 0x1000000 + 2)).toBe(9)
-    expect(psnAdd(7, 2 ** 40 + 1)).toBe(8)
-    expect(psnAdd(7, -(2 ** 40) - 1)).toBe(6)
-  })
-
-  it('diff is signed in [-2^23, 2^23) across the wrap', () => {
-    expect(psnDiff(0, 0xffffff)).toBe(1)
-    expect(psnDiff(0xffffff, 0)).toBe(-1)
-    expect(psnDiff(10, 5)).toBe(5)
-    expect(psnDiff(5, 10)).toBe(-5)
-    expect(psnDiff(0x800000, 0)).toBe(-0x800000)
-    expect(psnDiff(0x7fffff, 0)).toBe(0x7fffff)
-    expect(psnDiff(0, 0x800000)).toBe(-0x800000)
-    expect(psnDiff(0, 0x800001)).toBe(0x7fffff)
-  })
-
-  it('ordering and add/diff agree on random values', () => {
-    const r = new Rand(24)
-    const bad: string[] = []
-    for (let i = 0; i < 20000; i++) {
-      const a = r.int(0x1000000)
-      const n = r.int(0x1000000) - 0x800000 // [-2^23, 2^23)
-      const b = psnAdd(a, n)
-      const ok =
-        isPsn(b) &&
-        psnDiff(b, a) === n &&
-        psnLess(a, b) === n > 0 &&
-        psnLess(b, a) === n < 0 &&
-        psnLessOrEqual(a, b) === n >= 0
-      if (!ok) bad.push(`a=${a} n=${n} b=${b}`)
-    }
-    expect(bad).toEqual([])
-    expect(psnLess(0xfffff0, 0x10)).toBe(true)
-    expect(psnLess(0x10, 0xfffff0)).toBe(false)
-    expect(isPsn(-1)).toBe(false)
-    expect(isPsn(0x1000000)).toBe(false)
-    expect(isPsn(1.5)).toBe(false)
-  })
-})
 
 describe('AETH syndromes', () => {
   it('encodes the IBTA bit layout', () => {

@@ -1,4 +1,4 @@
-/** Unpredictable identifiers (memory keys, QPNs) drawn from node:crypto, so a peer cannot guess them. */
+/** Unpredictable identifiers (memory keys, QPNs, address bases) drawn from node:crypto in pooled batches, so a peer cannot guess them. */
 import { randomBytes } from 'node:crypto'
 
 const POOL_BYTES = 4096

@@ -1,8 +1,8 @@
-/** A byte token bucket for one QP's rate limit: refills continuously, may go negative by one packet (overdraft). */
+/** A byte token bucket for one QP's rate limit (or a link's): refills continuously, may go negative by one packet (overdraft). */
 
 /** Idle time a bucket may bank as burst, in ms. */
 const BURST_MS = 5
-/** The smallest burst, so one full-MTU packet always fits. */
+/** The smallest burst by default: two full-MTU packets with headers. */
 const MIN_BURST_BYTES = 2 * 4200
 /**
  * How late a wake-up may be and still be made good, in ms of tokens: a QP that waits for tokens
@@ -19,9 +19,9 @@ export class TokenBucket {
   /** Out of tokens with packets ready (parked): the next refill may exceed the burst. */
   #waiting = false
 
-  constructor(rateLimitBps: number, now: number) {
+  constructor(rateLimitBps: number, now: number, minBurstBytes = MIN_BURST_BYTES) {
     this.bytesPerMs = rateLimitBps / 1000
-    this.burst = Math.max(MIN_BURST_BYTES, this.bytesPerMs * BURST_MS)
+    this.burst = Math.max(minBurstBytes, this.bytesPerMs * BURST_MS)
     this.tokens = this.burst
     this.#at = now
   }

@@ -1,6 +1,8 @@
 /** 24-bit packet sequence number arithmetic with wrap-around (IBTA 9.7.1). */
 
 export const PSN_MASK = 0xffffff
+/** The size of the PSN space, 2^24. */
+export const PSN_MODULUS = 0x1000000
 /** Half the PSN space: a PSN up to this far "ahead" counts as newer, anything further as older. */
 export const PSN_HALF = 0x800000
 

@@ -1,18 +1,19 @@
 /** The entry point: a context opens one provider device and owns its PD, memory, CQs, QPs and sessions. */
 import { randomInt } from 'node:crypto'
-import { accessNamesToBits, type AccessName } from './constants.js'
+import { accessNamesToBits, type AccessName } from '@rdma-session/provider-interface'
 import { CompletionQueue } from './completion-queue.js'
 import { ClosedError, InvalidArgumentError, UnsupportedError } from './errors.js'
 import { MemoryRegion, type RegionRegistrar, type RegistrableMemory } from './memory-region.js'
 import { collectMetrics, type MetricFamily, type PrometheusOptions } from './metrics/families.js'
-import { assertProvider, loadProvider } from './provider-loader.js'
+import { loadProvider } from './provider-loader.js'
+import { assertProvider } from './provider-shape.js'
 import { checkProviderCore } from './provider-package.js'
 import { QueuePair, type QpCaps } from './queue-pair.js'
 import { normalizeQos, type QosSpec } from './session/qos.js'
 import { SessionManager } from './session/session-manager.js'
 import type { Session } from './session/session.js'
 import { connectSession, dialPeer, joinSession, listenForPeers, type ConnectOptions, type DialOptions, type JoinOptions, type ListenOptions, type PeerServer, type WsPeerChannel } from './control/ws-peer-channel.js'
-import type { DeviceInfo, Provider, ProviderCapabilities, ProviderDevice, ProviderPd } from './spi.js'
+import type { DeviceInfo, Provider, ProviderCapabilities, ProviderDevice, ProviderPd } from '@rdma-session/provider-interface'
 
 export interface ContextOptions {
   /** A provider instance (e.g. `mock()`), or a name/package to import. Default: $RDMA_SESSION_PROVIDER, else 'mock'. */

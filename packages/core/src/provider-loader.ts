@@ -5,8 +5,9 @@
 import { resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { ProviderInvalidError, ProviderMissingError, ProviderUnknownError } from './errors.js'
+import { assertProvider } from './provider-shape.js'
 import { describeProviderSearch, providerSearchPlaces, resolvePackageFrom, type ProviderSearch } from './provider-resolution.js'
-import type { Provider } from './spi.js'
+import type { Provider } from '@rdma-session/provider-interface'
 
 /** Known provider names and the packages that implement them. */
 export const PROVIDER_PACKAGES: Readonly<Record<string, string>> = {
@@ -55,13 +56,6 @@ export function resolveProviderName(name: string): string {
 /** What a provider package exports so it can be loaded by name. */
 export interface ProviderModule {
   createProvider(options?: Record<string, unknown>): Provider | Promise<Provider>
-}
-
-export function assertProvider(value: unknown): asserts value is Provider {
-  const p = value as Partial<Provider> | null
-  if (p === null || typeof p !== 'object' || typeof p.name !== 'string' || typeof p.openDevice !== 'function' || typeof p.capabilities !== 'object') {
-    throw new ProviderInvalidError('not a provider: expected { name, capabilities, openDevice() }, e.g. mock() from @rdma-session/provider-mock')
-  }
 }
 
 /** True when `err` says `packageName` itself (not something it imports) could not be found. */

@@ -4,7 +4,7 @@
  * the running core's version (an app with two copies of core, or mismatched upgrades).
  */
 import { ProviderCoreMismatchError } from './errors.js'
-import type { Provider } from './spi.js'
+import type { Provider } from '@rdma-session/provider-interface'
 
 declare const __PACKAGE_VERSION__: string | undefined
 

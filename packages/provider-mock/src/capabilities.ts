@@ -1,5 +1,5 @@
 /** What the mock provider supports (core skips features by this record). */
-import type { ProviderCapabilities } from '@rdma-session/core'
+import type { ProviderCapabilities } from '@rdma-session/provider-interface'
 
 export const MOCK_CAPABILITIES: ProviderCapabilities = Object.freeze({
   encryption: true,
@@ -12,5 +12,4 @@ export const MOCK_CAPABILITIES: ProviderCapabilities = Object.freeze({
   maxInline: 256,
   maxMrSize: 2 ** 31,
   qosScheduling: true,
-  faultInjection: true,
 })

@@ -1,5 +1,5 @@
 /** Transport counters of a mock device or QP (packets, retransmits, NAKs by kind, drops by reason), read through the SPI's metrics() hook. */
-import type { ProviderMetrics } from '@rdma-session/core'
+import type { ProviderMetrics } from '@rdma-session/provider-interface'
 import type { DropReason } from './fabric-stats.js'
 import { NAK_CODES, type NakSyndrome, type Packet } from './packet.js'
 

@@ -1,5 +1,5 @@
 /** The softroce provider: `softroce(options)` / `createProvider(options)` for core, one UDP-backed device per openDevice(). */
-import { InvalidArgumentError, PATH_MTUS, type PathMtu, type Provider, type ProviderCapabilities } from '@rdma-session/core'
+import { InvalidArgumentError, PATH_MTUS, SPECIFICATION_VERSION, type PathMtu, type Provider, type ProviderCapabilities } from '@rdma-session/provider-interface'
 import { SoftRoceDevice } from './device.js'
 import { PROVIDER_PACKAGE } from './package-info.js'
 import { adoptDeviceSocket, openDeviceSocket, type AdoptedSocket } from './device-socket.js'
@@ -73,6 +73,7 @@ function defaultWindow(recvBufferBytes: number): number {
 
 export class SoftRoceProvider implements Provider {
   readonly name = 'softroce'
+  readonly specificationVersion = SPECIFICATION_VERSION
   /** This package and the @rdma-session/core range it works with (checked by createContext). */
   readonly package = PROVIDER_PACKAGE
   readonly capabilities: ProviderCapabilities
@@ -97,7 +98,6 @@ export class SoftRoceProvider implements Provider {
       maxInline: 256,
       maxMrSize: 2 ** 31,
       qosScheduling: true,
-      faultInjection: true,
     })
   }
 

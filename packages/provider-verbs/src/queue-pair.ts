@@ -9,7 +9,7 @@ import {
   EncryptionUnsupportedError, InvalidArgumentError, QpAttributeError, QueueFullError, WcStatus,
   type PathMtu, type ProviderQp, type ProviderQpInit, type QpAttrs, type QpEncapsulation, type QpEvent,
   type QpModifyAttrs, type QpQos, type QpState, type RecvWorkRequest, type RemoteEndpoint, type SendWorkRequest, type Sge,
-} from '@rdma-session/core'
+} from '@rdma-session/provider-interface'
 import { VerbsError } from './errors.js'
 import { addressToGid, gidForRemote } from './gid.js'
 import { PREPARED_BAD_HANDLE, PREPARED_INLINE_DETACHED, PREPARED_MIXED_QPS, type NativeModifyAttrs, type NativeQp, type NativeQpCaps, type WorkBuffers } from './native.js'

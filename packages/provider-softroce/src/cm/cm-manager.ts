@@ -7,8 +7,10 @@
  */
 import { randomBytes, randomInt } from 'node:crypto'
 import {
-  AccessFlag, InvalidArgumentError, QpState,
-  type Context, type CreateQpOptions, type PathMtu, type QueuePair,
+  AccessFlag, InvalidArgumentError, QpState, type PathMtu,
+} from '@rdma-session/provider-interface'
+import {
+  type Context, type CreateQpOptions, type QueuePair,
 } from '@rdma-session/core'
 import { addressBytes } from '../wire/address.js'
 import { GSI_QKEY, GSI_QPN, UdQp, type AddressHandle, type UdCompletion, type UdDevice } from '../ud/ud-qp.js'

@@ -51,8 +51,11 @@ function checkSpecification(p: Record<string, unknown>, name: string): void {
 export function assertProvider(value: unknown): asserts value is Provider {
   if (!isObject(value)) throw new ProviderInvalidError(`not a provider: expected an object such as mock() from @rdma-session/provider-mock, got ${value === null ? 'null' : typeof value}`)
   const name = typeof value['name'] === 'string' && value['name'] !== '' ? value['name'] : null
-  checkSpecification(value, name ?? '(unnamed)')
+  // Something with neither is no provider at all: its shape is what to report.
+  const looksLikeProvider = value['specificationVersion'] !== undefined || typeof value['openDevice'] === 'function'
+  if (looksLikeProvider) checkSpecification(value, name ?? '(unnamed)')
   const problems = [
+    ...(looksLikeProvider ? [] : ['specificationVersion is missing']),
     ...(name === null ? ['name is not a non-empty string'] : []),
     ...(typeof value['openDevice'] !== 'function' ? ['openDevice is not a function'] : []),
     ...capabilityProblems(value['capabilities']),

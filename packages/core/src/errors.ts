@@ -21,7 +21,7 @@ export const ErrorCode = {
   OUT_OF_BOUNDS: 'ERR_OUT_OF_BOUNDS',
   PROVIDER_MISSING: 'ERR_PROVIDER_MISSING',
   PROVIDER_INVALID: 'ERR_PROVIDER_INVALID',
-  /** A provider name that is neither a known provider nor a package name (RDMA_SESSION_PROVIDER=SoftRoCE). */
+  /** A provider name that is neither a short name nor a package name (RDMA_SESSION_PROVIDER=SoftRoCE), or a typo of an installed provider. */
   PROVIDER_UNKNOWN: 'ERR_PROVIDER_UNKNOWN',
   /** The provider was built for another version range of @rdma-session/core than the one the app loaded. */
   PROVIDER_CORE_MISMATCH: 'ERR_PROVIDER_CORE_MISMATCH',
@@ -103,13 +103,13 @@ export class ProviderMissingError extends RdmaError {
   }
 }
 
-/** A provider name that is neither known nor a package name; `details.suggestion` is the near miss, if any. */
+/** A provider name that is neither a short name nor a package name, or a typo of an installed provider; `details.suggestion` is the near miss, if any. */
 export class ProviderUnknownError extends RdmaError {
-  constructor(name: string, known: readonly string[], suggestion: string | null) {
+  constructor(name: string, installed: readonly string[], suggestion: string | null) {
     super(
       ErrorCode.PROVIDER_UNKNOWN,
-      `unknown provider '${name}'${suggestion === null ? '' : `; did you mean '${suggestion}'?`} Known providers: ${known.join(', ')}; a third-party provider is named by its scoped package name (@scope/name)`,
-      { provider: name, known: [...known], suggestion },
+      `unknown provider '${name}'${suggestion === null ? '' : `; did you mean '${suggestion}'?`} Installed providers: ${installed.length === 0 ? 'none' : installed.join(', ')}. A short name <name> stands for the package @rdma-session/provider-<name>; a third-party provider is named by its scoped package name (@scope/name)`,
+      { provider: name, installed: [...installed], suggestion },
     )
   }
 }

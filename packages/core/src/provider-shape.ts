@@ -49,7 +49,7 @@ function checkSpecification(p: Record<string, unknown>, name: string): void {
  * ERR_PROVIDER_INVALID naming every field that does not have its type.
  */
 export function assertProvider(value: unknown): asserts value is Provider {
-  if (!isObject(value)) throw new ProviderInvalidError(`not a provider: expected an object such as mock() from @rdma-session/provider-mock, got ${value === null ? 'null' : typeof value}`)
+  if (!isObject(value)) throw new ProviderInvalidError(`not a provider: expected the object a provider package's createProvider() returns, got ${value === null ? 'null' : typeof value}`)
   const name = typeof value['name'] === 'string' && value['name'] !== '' ? value['name'] : null
   // Something with neither is no provider at all: its shape is what to report.
   const looksLikeProvider = value['specificationVersion'] !== undefined || typeof value['openDevice'] === 'function'

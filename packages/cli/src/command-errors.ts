@@ -32,7 +32,7 @@ export type KnownProvider = (typeof KNOWN_PROVIDERS)[number]
 /** Checks a --provider/--require value: unknown names are a usage error (exit 2) with a "did you mean". */
 export function knownProvider(name: string): KnownProvider {
   if ((KNOWN_PROVIDERS as readonly string[]).includes(name)) return name as KnownProvider
-  const suggestion = suggestProvider(name)
+  const suggestion = suggestProvider(name, KNOWN_PROVIDERS)
   throw new UsageError(`unknown provider '${name}'${suggestion === null ? '' : `; did you mean '${suggestion}'?`} (known providers: ${KNOWN_PROVIDERS.join(', ')})`)
 }
 

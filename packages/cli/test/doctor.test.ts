@@ -2,6 +2,8 @@ import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
+import { SPECIFICATION_VERSION } from '@rdma-session/core'
+import { MOCK_CAPABILITIES } from '@rdma-session/provider-mock'
 import { formatDoctor, runDoctor, sessionEncryptionNote } from '../src/doctor/diagnose.js'
 import { checkDevices, checkNode, checkRxe, checkUdp4791, listRdmaDevices, type SystemPaths } from '../src/doctor/system-checks.js'
 
@@ -86,7 +88,7 @@ describe('doctor provider verdicts', () => {
     const importer = async (spec: string): Promise<unknown> => {
       if (spec.endsWith('provider-verbs')) throw Object.assign(new Error(`Cannot find package '${spec}' imported from x`), { code: 'ERR_MODULE_NOT_FOUND' })
       if (spec.endsWith('provider-softroce')) {
-        return { createProvider: () => ({ name: 'softroce', capabilities: {}, openDevice: async () => { throw Object.assign(new Error('no UDP for you\nmore'), { code: 'ERR_NO_SOCKET', solutions: ['open the firewall'] }) } }) }
+        return { createProvider: () => ({ name: 'softroce', specificationVersion: SPECIFICATION_VERSION, capabilities: MOCK_CAPABILITIES, openDevice: async () => { throw Object.assign(new Error('no UDP for you\nmore'), { code: 'ERR_NO_SOCKET', solutions: ['open the firewall'] }) } }) }
       }
       return import(spec)
     }

@@ -4,7 +4,7 @@ import { Suite } from './suite.js'
 import { closeEnv, resolveCapabilities, type ConformanceEnv, type ConformanceTarget } from './target.js'
 import { CONFORMANCE_GROUPS } from './groups/index.js'
 
-export type { ConformanceEnv, ConformanceFaults, ConformanceTarget } from './target.js'
+export type { ConformanceEnv, ConformanceFaults, ConformanceTarget, SuiteCapabilities } from './target.js'
 export { runMutations, type MutationTarget, type MutationOutcome } from './mutations/runner.js'
 export { BREAKS, type Break } from './mutations/breaks.js'
 export { interpose, type Tamper } from './mutations/interposer.js'

@@ -1,9 +1,8 @@
 /** The handle each test group registers through: the live env, the capabilities, and capability-gated tests. */
-import type { ProviderCapabilities } from '@rdma-session/core'
-import type { ConformanceEnv } from './target.js'
+import type { ConformanceEnv, SuiteCapabilities } from './target.js'
 
-type FlagCapability = { [K in keyof ProviderCapabilities]: ProviderCapabilities[K] extends boolean ? K : never }[keyof ProviderCapabilities]
-type NumberCapability = { [K in keyof ProviderCapabilities]: ProviderCapabilities[K] extends number ? K : never }[keyof ProviderCapabilities]
+type FlagCapability = { [K in keyof SuiteCapabilities]: SuiteCapabilities[K] extends boolean ? K : never }[keyof SuiteCapabilities]
+type NumberCapability = { [K in keyof SuiteCapabilities]: SuiteCapabilities[K] extends number ? K : never }[keyof SuiteCapabilities]
 
 /** A condition on the declared capabilities; a test whose condition fails is skipped and the skip is printed. */
 export type Requirement =
@@ -25,12 +24,12 @@ export type RegisterTest = (name: string, fn: () => Promise<void>, timeoutMs: nu
 
 export class Suite {
   readonly provider: string
-  readonly caps: ProviderCapabilities
+  readonly caps: SuiteCapabilities
   readonly timeoutMs: number
   readonly #register: RegisterTest
   #env: ConformanceEnv | null = null
 
-  constructor(provider: string, caps: ProviderCapabilities, timeoutMs: number, register: RegisterTest) {
+  constructor(provider: string, caps: SuiteCapabilities, timeoutMs: number, register: RegisterTest) {
     this.provider = provider
     this.caps = caps
     this.timeoutMs = timeoutMs

@@ -2,8 +2,8 @@
 import type { Context, ProviderCapabilities } from '@rdma-session/core'
 
 /**
- * Optional fault hooks a provider with `capabilities.faultInjection` returns
- * from `setup()`. Kept tiny on purpose: the generic suite needs only this.
+ * Optional fault hooks a target returns from `setup()` when its provider can inject faults (the
+ * suite then has `faultInjection`). Kept tiny on purpose: the generic suite needs only this.
  */
 export interface ConformanceFaults {
   /**
@@ -17,8 +17,16 @@ export interface ConformanceFaults {
 export interface ConformanceEnv {
   readonly a: Context
   readonly b: Context
-  /** Fault hooks; see ConformanceFaults. Required when the provider declares faultInjection. */
+  /** Fault hooks; see ConformanceFaults. Their presence gives the suite `faultInjection`. */
   readonly faults?: unknown
+}
+
+/**
+ * What the suite keys its skips on: the provider's capabilities and one of the suite's own,
+ * `faultInjection` (setup() returns ConformanceFaults), which is not a provider capability.
+ */
+export interface SuiteCapabilities extends ProviderCapabilities {
+  readonly faultInjection: boolean
 }
 
 export interface ConformanceTarget<E extends ConformanceEnv = ConformanceEnv> {
@@ -34,24 +42,25 @@ export interface ConformanceTarget<E extends ConformanceEnv = ConformanceEnv> {
   teardown?(env: E): Promise<void>
   /**
    * The capability record the suite keys its skips on. Fields left out are read
-   * from `a.capabilities` of a probe setup() at collection time.
+   * from `a.capabilities` of a probe setup() at collection time (`faultInjection`:
+   * whether that setup() returned `faults`).
    */
-  readonly capabilities?: Partial<ProviderCapabilities>
+  readonly capabilities?: Partial<SuiteCapabilities>
   /** Per-test timeout in ms (default 10 000); the scale test gets four times this. */
   readonly timeoutMs?: number
 }
 
-const CAPABILITY_KEYS: readonly (keyof ProviderCapabilities)[] = [
+const CAPABILITY_KEYS: readonly (keyof SuiteCapabilities)[] = [
   'encryption', 'atomics', 'immediate', 'maxMtu', 'maxQps', 'maxQpWr', 'maxSge', 'maxInline', 'maxMrSize', 'qosScheduling', 'faultInjection',
 ]
 
 /** The full capability record: what the target declares, completed from a probe setup() when needed. */
-export async function resolveCapabilities<E extends ConformanceEnv>(target: ConformanceTarget<E>): Promise<ProviderCapabilities> {
+export async function resolveCapabilities<E extends ConformanceEnv>(target: ConformanceTarget<E>): Promise<SuiteCapabilities> {
   const declared = target.capabilities ?? {}
-  if (CAPABILITY_KEYS.every((k) => declared[k] !== undefined)) return declared as ProviderCapabilities
+  if (CAPABILITY_KEYS.every((k) => declared[k] !== undefined)) return declared as SuiteCapabilities
   const env = await target.setup()
   try {
-    return { ...env.a.capabilities, ...declared }
+    return { ...env.a.capabilities, faultInjection: env.faults !== undefined, ...declared }
   } finally {
     await Promise.allSettled([env.a.close(), env.b.close()])
     await target.teardown?.(env)

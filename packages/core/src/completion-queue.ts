@@ -4,8 +4,8 @@
  * queues the rest for `poll()` and `for await … of cq`.
  */
 import { ClosedError } from './errors.js'
-import { FifoQueue } from './provider-kit/fifo-queue.js'
-import type { ProviderCq, WorkCompletion } from './spi.js'
+import { FifoQueue } from '@rdma-session/provider-interface'
+import type { ProviderCq, WorkCompletion } from '@rdma-session/provider-interface'
 
 /**
  * The part of a QP the CQ talks to. Returns the completion to surface to the user, or undefined

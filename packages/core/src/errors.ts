@@ -1,31 +1,32 @@
 /**
- * Error classes: one per failure, each with a stable `code`. Check errors with
- * `isRdmaError(err, 'ERR_…')` rather than `instanceof`: the brand is a global
- * symbol, so the check works across duplicate copies of this package.
+ * Core's error classes: one per failure, each with a stable `code`, on the base and codes of
+ * @rdma-session/provider-interface (re-exported here, so they are imported from core as before).
+ * Check errors with `isRdmaError(err, 'ERR_…')` rather than `instanceof`.
  */
+import { ErrorCode as ProviderErrorCode, RdmaError } from '@rdma-session/provider-interface'
 
-const BRAND = Symbol.for('@rdma-session/error')
+export {
+  RdmaError, isRdmaError, registerErrorCodes, registeredErrorCode, type RdmaErrorCode, type RegisteredErrorCode,
+  QpStateError, QpAttributeError, QueueFullError, InvalidArgumentError, UnsupportedError, EncryptionUnsupportedError, ClosedError,
+} from '@rdma-session/provider-interface'
 
+/** Every code core and the provider interface define (a provider's own codes: registerErrorCodes). */
 export const ErrorCode = {
+  ...ProviderErrorCode,
   SESSION_NOT_FOUND: 'ERR_SESSION_NOT_FOUND',
   SESSION_CLOSED: 'ERR_SESSION_CLOSED',
   REMOTE_MISMATCH: 'ERR_REMOTE_MISMATCH',
-  QP_STATE: 'ERR_QP_STATE',
-  QP_ATTR: 'ERR_QP_ATTR',
   QP_NOT_FOUND: 'ERR_QP_NOT_FOUND',
-  QUEUE_FULL: 'ERR_QUEUE_FULL',
   ACCESS: 'ERR_ACCESS',
   OUT_OF_BOUNDS: 'ERR_OUT_OF_BOUNDS',
-  INVALID_ARGUMENT: 'ERR_INVALID_ARGUMENT',
   PROVIDER_MISSING: 'ERR_PROVIDER_MISSING',
   PROVIDER_INVALID: 'ERR_PROVIDER_INVALID',
-  /** A provider name that is neither a known provider nor a package name (RDMA_SESSION_PROVIDER=SoftRoCE). */
+  /** A provider name that is neither a short name nor a package name (RDMA_SESSION_PROVIDER=SoftRoCE), or a typo of an installed provider. */
   PROVIDER_UNKNOWN: 'ERR_PROVIDER_UNKNOWN',
   /** The provider was built for another version range of @rdma-session/core than the one the app loaded. */
   PROVIDER_CORE_MISMATCH: 'ERR_PROVIDER_CORE_MISMATCH',
-  UNSUPPORTED: 'ERR_UNSUPPORTED',
-  ENCRYPTION_UNSUPPORTED: 'ERR_ENCRYPTION_UNSUPPORTED',
-  CLOSED: 'ERR_CLOSED',
+  /** The provider implements another major version of the provider interface than this core (SPECIFICATION_VERSION), or declares none. */
+  PROVIDER_SPEC_MISMATCH: 'ERR_PROVIDER_SPEC_MISMATCH',
   /** Nothing listens at the address dialled (ECONNREFUSED, or no socket file): the peer or daemon is not running. */
   CONNECTION_REFUSED: 'ERR_CONNECTION_REFUSED',
   WORK_COMPLETION: 'ERR_WORK_COMPLETION',
@@ -37,12 +38,6 @@ export const ErrorCode = {
   TIMEOUT: 'ERR_TIMEOUT',
   /** The peer refused for now (connection limit, shutting down): retry later. */
   BUSY: 'ERR_BUSY',
-  /** A native provider's addon is not built for this platform or Node.js (provider-verbs). */
-  ADDON_MISSING: 'ERR_ADDON_MISSING',
-  /** The provider loaded but found no usable device (no RDMA NIC, no rxe link). */
-  NO_DEVICE: 'ERR_NO_DEVICE',
-  /** A verbs call failed; `details.errno` and the message say why. */
-  VERBS: 'ERR_VERBS',
   /** A daemon socket, token file or their directory is not this user's alone (`details.reason`: owner, mode, type, missing). */
   UNSAFE_PATH: 'ERR_UNSAFE_PATH',
   /** A per-peer quota (QPs, memory, sessions) is used up; `details.limit` names it. */
@@ -51,31 +46,6 @@ export const ErrorCode = {
   PROVIDER_CONTRACT: 'ERR_PROVIDER_CONTRACT',
 } as const
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode]
-
-export class RdmaError extends Error {
-  readonly code: ErrorCode
-  readonly details: Record<string, unknown>
-
-  constructor(code: ErrorCode, message: string, details: Record<string, unknown> = {}) {
-    super(message)
-    this.name = new.target.name
-    this.code = code
-    this.details = details
-    Object.defineProperty(this, BRAND, { value: true })
-  }
-
-  /** A plain record for the wire (control plane) or logs. */
-  toJSON(): { name: string; code: ErrorCode; message: string; details: Record<string, unknown> } {
-    return { name: this.name, code: this.code, message: this.message, details: this.details }
-  }
-}
-
-/** True for any rdma-session error (from any copy of the package), optionally with the given code. */
-export function isRdmaError(err: unknown, code?: ErrorCode): err is RdmaError {
-  if (typeof err !== 'object' || err === null) return false
-  if ((err as Record<symbol, unknown>)[BRAND] !== true) return false
-  return code === undefined || (err as RdmaError).code === code
-}
 
 export class SessionNotFoundError extends RdmaError {
   constructor(sessionId: string) {
@@ -95,27 +65,9 @@ export class RemoteMismatchError extends RdmaError {
   }
 }
 
-export class QpStateError extends RdmaError {
-  constructor(message: string, details: Record<string, unknown> = {}) {
-    super(ErrorCode.QP_STATE, message, details)
-  }
-}
-
-export class QpAttributeError extends RdmaError {
-  constructor(attribute: string, message: string, details: Record<string, unknown> = {}) {
-    super(ErrorCode.QP_ATTR, `QP attribute '${attribute}': ${message}`, { attribute, ...details })
-  }
-}
-
 export class QpNotFoundError extends RdmaError {
   constructor(qpn: number, sessionId?: string) {
     super(ErrorCode.QP_NOT_FOUND, `no QP ${qpn}${sessionId ? ` in session '${sessionId}'` : ''}`, { qpn, sessionId })
-  }
-}
-
-export class QueueFullError extends RdmaError {
-  constructor(queue: 'send' | 'recv' | 'cq', depth: number) {
-    super(ErrorCode.QUEUE_FULL, `${queue} queue is full (depth ${depth}); wait for completions or create the QP with a larger depth`, { queue, depth })
   }
 }
 
@@ -128,12 +80,6 @@ export class AccessError extends RdmaError {
 export class OutOfBoundsError extends RdmaError {
   constructor(message: string, details: Record<string, unknown> = {}) {
     super(ErrorCode.OUT_OF_BOUNDS, message, details)
-  }
-}
-
-export class InvalidArgumentError extends RdmaError {
-  constructor(message: string, details: Record<string, unknown> = {}) {
-    super(ErrorCode.INVALID_ARGUMENT, message, details)
   }
 }
 
@@ -157,13 +103,13 @@ export class ProviderMissingError extends RdmaError {
   }
 }
 
-/** A provider name that is neither known nor a package name; `details.suggestion` is the near miss, if any. */
+/** A provider name that is neither a short name nor a package name, or a typo of an installed provider; `details.suggestion` is the near miss, if any. */
 export class ProviderUnknownError extends RdmaError {
-  constructor(name: string, known: readonly string[], suggestion: string | null) {
+  constructor(name: string, installed: readonly string[], suggestion: string | null) {
     super(
       ErrorCode.PROVIDER_UNKNOWN,
-      `unknown provider '${name}'${suggestion === null ? '' : `; did you mean '${suggestion}'?`} Known providers: ${known.join(', ')}; a third-party provider is named by its scoped package name (@scope/name)`,
-      { provider: name, known: [...known], suggestion },
+      `unknown provider '${name}'${suggestion === null ? '' : `; did you mean '${suggestion}'?`} Installed providers: ${installed.length === 0 ? 'none' : installed.join(', ')}. A short name <name> stands for the package @rdma-session/provider-<name>; a third-party provider is named by its scoped package name (@scope/name)`,
+      { provider: name, installed: [...installed], suggestion },
     )
   }
 }
@@ -178,6 +124,18 @@ export class ProviderCoreMismatchError extends RdmaError {
   }
 }
 
+/** The provider implements another major version of the provider interface than this core, or states none. */
+export class ProviderSpecMismatchError extends RdmaError {
+  constructor(provider: string, providerVersion: string | null, coreVersion: string) {
+    const stated = providerVersion === null ? 'states no specificationVersion (a provider built before the provider interface was versioned, or not a provider)' : `implements provider interface ${providerVersion}`
+    super(
+      ErrorCode.PROVIDER_SPEC_MISMATCH,
+      `provider '${provider}' ${stated}, but this @rdma-session/core drives provider interface ${coreVersion} (the major versions must match); install a provider release built for @rdma-session/provider-interface ${coreVersion.split('.')[0]}.x, or a core that matches the provider`,
+      { provider, providerVersion, coreVersion },
+    )
+  }
+}
+
 /** Nothing listens where a control connection was dialled (the peer, or the session daemon, is not running). */
 export class ConnectionRefusedError extends RdmaError {
   constructor(target: string, message: string, details: Record<string, unknown> = {}) {
@@ -188,24 +146,6 @@ export class ConnectionRefusedError extends RdmaError {
 export class ProviderInvalidError extends RdmaError {
   constructor(message: string, details: Record<string, unknown> = {}) {
     super(ErrorCode.PROVIDER_INVALID, message, details)
-  }
-}
-
-export class UnsupportedError extends RdmaError {
-  constructor(feature: string, provider: string) {
-    super(ErrorCode.UNSUPPORTED, `provider '${provider}' does not support ${feature}`, { feature, provider })
-  }
-}
-
-export class EncryptionUnsupportedError extends RdmaError {
-  constructor(provider: string, suite: string) {
-    super(ErrorCode.ENCRYPTION_UNSUPPORTED, `provider '${provider}' cannot encrypt with ${suite} (sessions are encrypted by default); pass encryption: 'preferred' to fall back to plaintext when an end cannot encrypt, encryption: 'none' for plaintext RoCEv2 (kernel rxe, RoCE NICs), or use a provider that encrypts`, { provider, suite })
-  }
-}
-
-export class ClosedError extends RdmaError {
-  constructor(what: string) {
-    super(ErrorCode.CLOSED, `${what} is closed`, { what })
   }
 }
 

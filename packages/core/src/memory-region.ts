@@ -1,7 +1,7 @@
 /** Registered memory: a Buffer/ArrayBuffer/TypedArray pinned for RDMA, with its keys and slices. */
-import { AccessFlag, accessBitsToNames, type AccessName } from './constants.js'
+import { AccessFlag, accessBitsToNames, type AccessName } from '@rdma-session/provider-interface'
 import { AccessError, ClosedError, InvalidArgumentError, OutOfBoundsError } from './errors.js'
-import type { ProviderMr, Sge } from './spi.js'
+import type { ProviderMr, Sge } from '@rdma-session/provider-interface'
 
 /**
  * What the peer needs to name a region in RDMA READ/WRITE/atomic ops. The rkey is the

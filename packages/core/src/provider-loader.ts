@@ -5,63 +5,14 @@
 import { resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { ProviderInvalidError, ProviderMissingError, ProviderUnknownError } from './errors.js'
-import { describeProviderSearch, providerSearchPlaces, resolvePackageFrom, type ProviderSearch } from './provider-resolution.js'
-import type { Provider } from './spi.js'
-
-/** Known provider names and the packages that implement them. */
-export const PROVIDER_PACKAGES: Readonly<Record<string, string>> = {
-  mock: '@rdma-session/provider-mock',
-  softroce: '@rdma-session/provider-softroce',
-  verbs: '@rdma-session/provider-verbs',
-}
-
-/** Edit distance (insertions, deletions, substitutions) between two short strings. */
-function editDistance(a: string, b: string): number {
-  let prev = Array.from({ length: b.length + 1 }, (_, j) => j)
-  for (let i = 1; i <= a.length; i++) {
-    const row = [i]
-    for (let j = 1; j <= b.length; j++) row.push(Math.min(prev[j]! + 1, row[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1)))
-    prev = row
-  }
-  return prev[b.length]!
-}
-
-/** The known provider `name` most likely stands for (case, a typo, the package name or its tail), or null. */
-export function suggestProvider(name: string): string | null {
-  const plain = name.toLowerCase().replace(/^@rdma-session\//, '').replace(/^provider-/, '')
-  let best: string | null = null
-  let bestDistance = Infinity
-  for (const known of Object.keys(PROVIDER_PACKAGES)) {
-    const d = editDistance(plain, known)
-    if (d < bestDistance) [best, bestDistance] = [known, d]
-  }
-  return bestDistance <= Math.max(1, Math.floor((best?.length ?? 0) / 3)) ? best : null
-}
-
-/**
- * The package to import for a provider name: a known name (mock, softroce, verbs), a scoped
- * package name (@scope/name) or a path. Anything else (a typo, another case, an unscoped name
- * that anyone could publish) is refused with ProviderUnknownError and a "did you mean".
- */
-export function resolveProviderName(name: string): string {
-  const known = PROVIDER_PACKAGES[name]
-  if (known !== undefined) return known
-  const scoped = /^@[a-z0-9][a-z0-9._~-]*\/[a-z0-9][a-z0-9._~-]*$/.test(name)
-  const path = /^(\.{1,2}\/|\/|file:)/.test(name)
-  if (scoped || path) return name
-  throw new ProviderUnknownError(name, Object.keys(PROVIDER_PACKAGES), suggestProvider(name))
-}
+import { installedProviders, isShortProviderName, resolveProviderName, suggestProvider } from './provider-names.js'
+import { assertProvider } from './provider-shape.js'
+import { describeProviderSearch, providerSearchPlaces, resolvePackageFrom, type ProviderSearch, type ProviderSearchPlace } from './provider-resolution.js'
+import type { Provider } from '@rdma-session/provider-interface'
 
 /** What a provider package exports so it can be loaded by name. */
 export interface ProviderModule {
   createProvider(options?: Record<string, unknown>): Provider | Promise<Provider>
-}
-
-export function assertProvider(value: unknown): asserts value is Provider {
-  const p = value as Partial<Provider> | null
-  if (p === null || typeof p !== 'object' || typeof p.name !== 'string' || typeof p.openDevice !== 'function' || typeof p.capabilities !== 'object') {
-    throw new ProviderInvalidError('not a provider: expected { name, capabilities, openDevice() }, e.g. mock() from @rdma-session/provider-mock')
-  }
 }
 
 /** True when `err` says `packageName` itself (not something it imports) could not be found. */
@@ -108,17 +59,24 @@ function exportsOf(mod: unknown): Partial<ProviderModule> {
 }
 
 /**
- * Imports the package for `name` (a known name such as `mock`, a scoped package name or a path;
- * see resolveProviderName) and creates its provider. A missing package gives ProviderMissingError naming it.
+ * Imports the package for `name` (a short name such as `mock`, a scoped package name or a path;
+ * see resolveProviderName) and creates its provider. A missing package gives ProviderMissingError
+ * naming it, unless the short name is a near miss of an installed provider (a typo): then
+ * ProviderUnknownError with a "did you mean". `places`: where installed providers are looked for.
  */
-export async function loadProvider(name: string, options?: Record<string, unknown>, importer: (specifier: string) => Promise<unknown> = applicationImporter()): Promise<Provider> {
-  const packageName = resolveProviderName(name)
+export async function loadProvider(name: string, options?: Record<string, unknown>, importer: (specifier: string) => Promise<unknown> = applicationImporter(), places: readonly ProviderSearchPlace[] = providerSearchPlaces()): Promise<Provider> {
+  const packageName = resolveProviderName(name, places)
   let mod: Partial<ProviderModule>
   try {
     mod = exportsOf(await importer(packageName))
   } catch (err) {
-    if (isModuleNotFound(err, packageName)) throw new ProviderMissingError(name, packageName, err, err instanceof PackageNotFound ? err.search : undefined)
-    throw err
+    if (!isModuleNotFound(err, packageName)) throw err
+    if (isShortProviderName(name)) {
+      const installed = installedProviders(places)
+      const suggestion = suggestProvider(name, installed)
+      if (suggestion !== null && suggestion !== name) throw new ProviderUnknownError(name, installed, suggestion)
+    }
+    throw new ProviderMissingError(name, packageName, err, err instanceof PackageNotFound ? err.search : undefined)
   }
   if (typeof mod.createProvider !== 'function') {
     throw new ProviderInvalidError(`package ${packageName} does not export createProvider(); is it an @rdma-session provider?`, { packageName })

@@ -1,10 +1,13 @@
 /**
- * Which core a provider was built for: providers take @rdma-session/core as a peer dependency
- * and name the range they accept; createContext refuses a provider whose range does not hold
- * the running core's version (an app with two copies of core, or mismatched upgrades).
+ * Which core a provider was built for, when it says: a provider that takes @rdma-session/core as
+ * a peer dependency (one that also drives core's user-level API, as softroce's rdma_cm does)
+ * names the range it accepts; createContext refuses a provider whose range does not hold the
+ * running core's version (an app with two copies of core, or mismatched upgrades). Providers that
+ * depend on @rdma-session/provider-interface only state coreRange null: their specificationVersion
+ * is what core checks (provider-shape.ts).
  */
 import { ProviderCoreMismatchError } from './errors.js'
-import type { Provider } from './spi.js'
+import type { Provider } from '@rdma-session/provider-interface'
 
 declare const __PACKAGE_VERSION__: string | undefined
 

@@ -3,12 +3,12 @@
  * posting, promise-returning operations (one promise per signaled WR) and
  * per-QP stats.
  */
-import { Opcode, QpState, RecvOpcode, WcStatus, type CompletionOpcode } from './constants.js'
+import { Opcode, QpState, RecvOpcode, WcStatus, type CompletionOpcode } from '@rdma-session/provider-interface'
 import type { CompletionOwner, CompletionQueue } from './completion-queue.js'
 import { ClosedError, ProviderContractError, UnsupportedError, InvalidArgumentError, QpStateError, QueueFullError, WorkCompletionError, type ContractWr } from './errors.js'
 import { MemorySlice, type RemoteRegion } from './memory-region.js'
-import { canPostRecv, canPostSend, checkQpTransition } from './qp-state-machine.js'
-import type { ProviderQp, QpAttrs, QpEvent, QpModifyAttrs, QpQos, RecvWorkRequest, SendWorkRequest, Sge, WorkCompletion } from './spi.js'
+import { canPostRecv, canPostSend, checkQpTransition } from '@rdma-session/provider-interface'
+import type { ProviderQp, QpAttrs, QpEvent, QpModifyAttrs, QpQos, RecvWorkRequest, SendWorkRequest, Sge, WorkCompletion } from '@rdma-session/provider-interface'
 import { QpStats } from './stats.js'
 import { WorkTracker, type PendingWr, type Taken } from './work-tracker.js'
 import { performance } from 'node:perf_hooks'

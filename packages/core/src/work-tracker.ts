@@ -9,9 +9,9 @@
  * completed first: the provider broke its contract, and `take` says so rather
  * than pretend those WRs succeeded.
  */
-import type { CompletionOpcode } from './constants.js'
-import type { WorkCompletion } from './spi.js'
-import { FifoQueue } from './provider-kit/fifo-queue.js'
+import type { CompletionOpcode } from '@rdma-session/provider-interface'
+import type { WorkCompletion } from '@rdma-session/provider-interface'
+import { FifoQueue } from '@rdma-session/provider-interface'
 
 export interface PendingWr {
   readonly id: number

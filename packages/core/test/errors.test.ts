@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { ErrorCode, RdmaError, RemoteMismatchError, SessionNotFoundError, isRdmaError, errorFromRecord, recordFromError } from '../src/index.js'
+import { ErrorCode, RdmaError, RemoteMismatchError, SessionNotFoundError, isRdmaError, errorFromRecord, recordFromError, registerErrorCodes } from '../src/index.js'
 
 describe('errors', () => {
   it('every code is distinct and starts with ERR_', () => {
@@ -33,5 +33,14 @@ describe('errors', () => {
     expect(back.details.peerCode).toBe('ERR_SOMETHING_NEW')
     expect(recordFromError(new SessionNotFoundError('x')).code).toBe('ERR_SESSION_NOT_FOUND')
     expect(recordFromError('weird').code).toBe('ERR_PEER')
+  })
+
+  it('keeps a peer code that a package registered here (a provider code such as ERR_VERBS), and names no provider code itself', () => {
+    expect(Object.values(ErrorCode)).not.toContain('ERR_VERBS')
+    expect(errorFromRecord({ code: 'ERR_ACME_FAULT', message: 'x' }).code).toBe('ERR_PEER')
+    registerErrorCodes('@acme/provider-fault', { ERR_ACME_FAULT: 'the acme device faulted' })
+    const back = errorFromRecord({ code: 'ERR_ACME_FAULT', message: 'x' })
+    expect(back.code).toBe('ERR_ACME_FAULT')
+    expect(back.message).toBe('peer: x')
   })
 })

@@ -2,7 +2,8 @@ import { mkdirSync, mkdtempSync, realpathSync, rmSync, symlinkSync, writeFileSyn
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { applicationImporter, isRdmaError, loadProvider, providerSearchPlaces, type RdmaError } from '../src/index.js'
+import { SPECIFICATION_VERSION, applicationImporter, isRdmaError, loadProvider, providerSearchPlaces, type RdmaError } from '../src/index.js'
+import { SCRIPTED_CAPS } from './fakes/scripted-provider.js'
 
 /**
  * A fixture laid out like an application with its own node_modules:
@@ -25,11 +26,12 @@ beforeAll(() => {
   writeFileSync(entry(), '')
   symlinkSync(entry(), join(root, 'link', 'main.mjs'))
   const pkg = join(app(), 'node_modules', '@acme', 'provider-fake')
+  const shape = JSON.stringify({ specificationVersion: SPECIFICATION_VERSION, capabilities: SCRIPTED_CAPS })
   mkdirSync(join(pkg, 'dist'), { recursive: true })
   writeFileSync(join(pkg, 'package.json'), JSON.stringify({ name: '@acme/provider-fake', type: 'module', exports: { '.': { import: './dist/index.js', require: './dist/index.cjs' } } }))
-  writeFileSync(join(pkg, 'dist', 'index.js'), "export const createProvider = (o) => ({ name: 'fake-esm', capabilities: {}, options: o, openDevice: async () => { throw new Error('unused') } })\n")
-  writeFileSync(join(pkg, 'dist', 'index.cjs'), "exports.createProvider = () => ({ name: 'fake-cjs', capabilities: {}, openDevice: async () => { throw new Error('unused') } })\n")
-  writeFileSync(join(elsewhere(), 'local-provider.mjs'), "export const createProvider = () => ({ name: 'fake-path', capabilities: {}, openDevice: async () => { throw new Error('unused') } })\n")
+  writeFileSync(join(pkg, 'dist', 'index.js'), `export const createProvider = (o) => ({ ...${shape}, name: 'fake-esm', options: o, openDevice: async () => { throw new Error('unused') } })\n`)
+  writeFileSync(join(pkg, 'dist', 'index.cjs'), `exports.createProvider = () => ({ ...${shape}, name: 'fake-cjs', openDevice: async () => { throw new Error('unused') } })\n`)
+  writeFileSync(join(elsewhere(), 'local-provider.mjs'), `export const createProvider = () => ({ ...${shape}, name: 'fake-path', openDevice: async () => { throw new Error('unused') } })\n`)
 })
 afterAll(() => rmSync(root, { recursive: true, force: true }))
 

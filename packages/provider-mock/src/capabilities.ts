@@ -1,5 +1,5 @@
 /** What the mock provider supports (core skips features by this record). */
-import type { ProviderCapabilities } from '@rdma-session/core'
+import type { ProviderCapabilities } from '@rdma-session/provider-interface'
 import { ENGINE_LIMITS } from '@rdma-session/rc-engine'
 
 export const MOCK_CAPABILITIES: ProviderCapabilities = Object.freeze({
@@ -10,5 +10,4 @@ export const MOCK_CAPABILITIES: ProviderCapabilities = Object.freeze({
   maxQps: 65536,
   ...ENGINE_LIMITS,
   qosScheduling: true,
-  faultInjection: true,
 })

@@ -4,7 +4,7 @@
  * all QPs of the host. Messages are scheduled in MTU-sized segments, so a bulk
  * QP's large writes interleave with a latency QP's small ones as on a real link.
  */
-import { FifoQueue } from '@rdma-session/core'
+import { FifoQueue } from '@rdma-session/provider-interface'
 import { TokenBucket } from '@rdma-session/rc-engine'
 import { HEADER_BYTES } from './packet.js'
 import { performance } from 'node:perf_hooks'

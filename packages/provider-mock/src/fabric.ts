@@ -5,7 +5,7 @@
  * on request and counts what it delivered and dropped (and why).
  */
 import { randomInt } from 'node:crypto'
-import { InvalidArgumentError } from '@rdma-session/core'
+import { InvalidArgumentError } from '@rdma-session/provider-interface'
 import { emptyStats, recordedPacket, type FabricStats, type FaultKind, type RecordedPacket } from './fabric-stats.js'
 import { FaultInjector } from './fault-injector.js'
 import { hostAddress, hostKey } from './host-key.js'

@@ -3,7 +3,7 @@
  * reorder packets, chosen by source, destination, QPN, opcode or any predicate,
  * each firing with a probability, at most `count` times, after `skip` matches.
  */
-import { InvalidArgumentError, seededRandom } from '@rdma-session/core'
+import { InvalidArgumentError, seededRandom } from '@rdma-session/provider-interface'
 import type { FaultKind, RecordedPacket } from './fabric-stats.js'
 import { hostMatches } from './host-key.js'
 import { isRequest, type Packet, type PacketOpcode } from './packet.js'

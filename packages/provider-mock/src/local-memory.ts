@@ -3,7 +3,7 @@
  * received bytes, with the lkey, protection-domain, bounds and local-write
  * checks a NIC makes (a failure is LOC_PROT_ERR and touches no memory).
  */
-import { AccessFlag, type Sge } from '@rdma-session/core'
+import { AccessFlag, type Sge } from '@rdma-session/provider-interface'
 import type { MemoryOwner, MemoryTable } from './memory-region.js'
 import { EMPTY_PAYLOAD } from './packet.js'
 

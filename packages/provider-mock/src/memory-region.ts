@@ -3,7 +3,7 @@
  * gets unpredictable lkey/rkey and a fake, 4 KiB-aligned virtual address that
  * work requests name it by. RDMA ops read and write the registered bytes directly.
  */
-import type { ProviderMr } from '@rdma-session/core'
+import type { ProviderMr } from '@rdma-session/provider-interface'
 import { MemoryKeys, random24 } from '@rdma-session/rc-engine'
 
 const PAGE = 4096

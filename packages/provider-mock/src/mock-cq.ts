@@ -3,9 +3,9 @@
  * callbacks, notify in a later macrotask once per batch, depth enforced with 'cq-overflow'
  * making every QP using it fatal), owned by a PD.
  */
-import { CompletionRing } from '@rdma-session/core'
+import { CompletionRing } from '@rdma-session/provider-interface'
 
-export type { CompletionProducer } from '@rdma-session/core'
+export type { CompletionProducer } from '@rdma-session/provider-interface'
 
 /** What a CQ needs from its owner (the PD). */
 export interface CqOwner {

@@ -2,7 +2,7 @@
  * A mock device is one host on the fabric: its address and port, its QPs (by
  * QPN), its registered memory, and its egress scheduler.
  */
-import { ClosedError, QpStateError, type DeviceInfo, type ProviderDevice, type ProviderMetrics } from '@rdma-session/core'
+import { ClosedError, QpStateError, type DeviceInfo, type ProviderDevice, type ProviderMetrics } from '@rdma-session/provider-interface'
 import { EgressScheduler } from './egress-scheduler.js'
 import type { DropReason } from './fabric-stats.js'
 import type { MockFabric } from './fabric.js'

@@ -1,5 +1,5 @@
 /** A protection domain: creates memory regions, CQs and QPs, and refuses to go away before them. */
-import { AccessFlag, ClosedError, InvalidArgumentError, QpStateError, UnsupportedError, type ProviderPd, type ProviderQpInit, type QpQos } from '@rdma-session/core'
+import { AccessFlag, ClosedError, InvalidArgumentError, QpStateError, UnsupportedError, type ProviderPd, type ProviderQpInit, type QpQos } from '@rdma-session/provider-interface'
 import { MockCq, type CqOwner } from './mock-cq.js'
 import type { MockDevice } from './mock-device.js'
 import { MockQp } from './mock-qp.js'

@@ -1,5 +1,5 @@
 /** The `mock` provider: opens devices (hosts) on a MockFabric, by default one fabric shared by the whole process. */
-import { InvalidArgumentError, type Provider, type ProviderCapabilities } from '@rdma-session/core'
+import { InvalidArgumentError, SPECIFICATION_VERSION, type Provider, type ProviderCapabilities } from '@rdma-session/provider-interface'
 import { MOCK_CAPABILITIES } from './capabilities.js'
 import { MockFabric } from './fabric.js'
 import { PROVIDER_PACKAGE } from './package-info.js'
@@ -38,6 +38,7 @@ export function mock(options: MockProviderOptions = {}): MockProvider {
   const host = { address: options.address, port: options.port, deviceName: options.deviceName }
   return Object.freeze({
     name: 'mock' as const,
+    specificationVersion: SPECIFICATION_VERSION,
     capabilities: MOCK_CAPABILITIES,
     fabric,
     openDevice: async (): Promise<MockDevice> => fabric.openDevice(host),

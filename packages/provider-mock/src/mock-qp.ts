@@ -23,7 +23,7 @@ import {
   type RecvWorkRequest,
   type SendWorkRequest,
   type WorkCompletion,
-} from '@rdma-session/core'
+} from '@rdma-session/provider-interface'
 import { ackTimeoutMs, QP_DEFAULTS } from '@rdma-session/rc-engine'
 import type { DropReason } from './fabric-stats.js'
 import { hostKey } from './host-key.js'

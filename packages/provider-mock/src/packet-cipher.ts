@@ -6,7 +6,7 @@
  * grace period so packets already in flight under the old epoch still open.
  */
 import { createCipheriv, createDecipheriv } from 'node:crypto'
-import { QpAttributeError, type QpEncryption } from '@rdma-session/core'
+import { QpAttributeError, type QpEncryption } from '@rdma-session/provider-interface'
 import type { DropReason } from './fabric-stats.js'
 import { authenticatedHeader, type Packet } from './packet.js'
 import { performance } from 'node:perf_hooks'

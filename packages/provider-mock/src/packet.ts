@@ -3,7 +3,7 @@
  * a packet stands for a whole message, carries the PSN of its first wire packet
  * and says how many MTU-sized wire packets (and PSNs) it spans.
  */
-import type { Opcode } from '@rdma-session/core'
+import type { Opcode } from '@rdma-session/provider-interface'
 import { NAK_SYNDROMES } from '@rdma-session/rc-engine'
 
 /** Responses a responder sends back. */

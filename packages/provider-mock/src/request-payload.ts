@@ -4,7 +4,7 @@
  * SGEs a READ or atomic result will land in are checked now, so a bad one fails
  * the WR before anything is sent.
  */
-import { Opcode } from '@rdma-session/core'
+import { Opcode } from '@rdma-session/provider-interface'
 import { canScatter, gather } from './local-memory.js'
 import type { MemoryOwner, MemoryTable } from './memory-region.js'
 import { EMPTY_PAYLOAD } from './packet.js'

@@ -6,7 +6,7 @@
  * transmitted (as IB specifies and kernel rxe does); one beyond is a ghost
  * (forged or corrupt): dropped, counted, and it changes nothing.
  */
-import { Opcode, WcStatus } from '@rdma-session/core'
+import { Opcode, WcStatus } from '@rdma-session/provider-interface'
 import type { DropReason } from './fabric-stats.js'
 import { EgressFlow, type EgressSource } from './egress-scheduler.js'
 import { scatter } from './local-memory.js'

@@ -7,7 +7,7 @@
  * before touching memory, executes the request on registered memory, consumes
  * receive WRs, and answers with ACK, NAK, READ response or atomic acknowledge.
  */
-import { AccessFlag, FifoQueue, Opcode, RecvOpcode, ResponderResources, WcStatus } from '@rdma-session/core'
+import { AccessFlag, FifoQueue, Opcode, RecvOpcode, ResponderResources, WcStatus } from '@rdma-session/provider-interface'
 import type { DropReason } from './fabric-stats.js'
 import { scatter } from './local-memory.js'
 import type { MockQp } from './mock-qp.js'

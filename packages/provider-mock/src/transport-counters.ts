@@ -1,5 +1,5 @@
 /** Transport counters of a mock device or QP: the engine's TransportCounters plus NAKs by kind and drops by reason, read through the SPI's metrics() hook. */
-import type { ProviderMetrics } from '@rdma-session/core'
+import type { ProviderMetrics } from '@rdma-session/provider-interface'
 import { ENDPOINT_DROP_REASONS, labeledCounters, TransportCounters, zeroCounts, zeroNaks } from '@rdma-session/rc-engine'
 import type { DropReason } from './fabric-stats.js'
 import type { Packet } from './packet.js'

@@ -3,7 +3,7 @@
  * their WR objects and, for inline sends, their buffers as soon as post returns),
  * checked the way ibv_post_send / ibv_post_recv check a WR before queuing it.
  */
-import { InvalidArgumentError, Opcode, type RecvWorkRequest, type SendWorkRequest, type Sge, type WcStatus } from '@rdma-session/core'
+import { InvalidArgumentError, Opcode, type RecvWorkRequest, type SendWorkRequest, type Sge, type WcStatus } from '@rdma-session/provider-interface'
 import { sgeBytes } from './local-memory.js'
 
 /** Largest message length RC allows (2^31 bytes). */

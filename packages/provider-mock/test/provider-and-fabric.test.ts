@@ -1,12 +1,14 @@
 /** The provider entry points, host addressing, inspection (recording, listeners, stats) and fault rule filters. */
 import { describe, expect, it } from 'vitest'
 import { createProvider, defaultFabric, MOCK_CAPABILITIES, MockFabric, mock, type RecordedPacket } from '../src/index.js'
+import { SPECIFICATION_VERSION } from '@rdma-session/provider-interface'
 import { SLOW_ACK_TIMEOUT, completions, endpoint, pair, sge, sleep } from './harness.js'
 
 describe('mock()', () => {
   it('is a provider named mock with the documented capabilities', () => {
     const p = mock({ fabric: new MockFabric() })
     expect(p.name).toBe('mock')
+    expect(p.specificationVersion).toBe(SPECIFICATION_VERSION)
     expect(p.capabilities).toEqual({
       encryption: true,
       atomics: true,
@@ -18,7 +20,6 @@ describe('mock()', () => {
       maxInline: 256,
       maxMrSize: 2 ** 31,
       qosScheduling: true,
-      faultInjection: true,
     })
     expect(p.capabilities).toBe(MOCK_CAPABILITIES)
     expect(Object.isFrozen(p.capabilities)).toBe(true)

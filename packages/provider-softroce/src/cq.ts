@@ -10,9 +10,9 @@
  * completion that does not fit is lost and every QP using the CQ goes to ERR with a 'fatal'
  * event (reason 'cq-overflow').
  */
-import { CompletionRing } from '@rdma-session/core'
+import { CompletionRing } from '@rdma-session/provider-interface'
 
-export type { CompletionProducer } from '@rdma-session/core'
+export type { CompletionProducer } from '@rdma-session/provider-interface'
 
 export class SoftRoceCq extends CompletionRing {
   readonly #onDestroy: (cq: SoftRoceCq) => void

@@ -10,7 +10,7 @@
 import dgram, { type Socket } from 'node:dgram'
 import { closeSync } from 'node:fs'
 import { isIPv4, isIPv6 } from 'node:net'
-import { InvalidArgumentError, RdmaError, ErrorCode, isRdmaError } from '@rdma-session/core'
+import { InvalidArgumentError, RdmaError, ErrorCode, isRdmaError } from '@rdma-session/provider-interface'
 import { openRoceSocket, type RoceSocket } from './socket/roce-socket.js'
 import { NativeDatagramSocket } from './socket/native-datagram.js'
 import { loadSockoptAddon, nativeReceiveOf } from './socket/sockopt-addon.js'

@@ -10,7 +10,7 @@ import type { Socket } from 'node:dgram'
 import {
   ClosedError, QpAttributeError, QpStateError,
   type DeviceInfo, type ProviderCq, type ProviderMetrics, type ProviderDevice, type ProviderPd, type ProviderQp, type ProviderQpInit, type QpQos, type RemoteEndpoint,
-} from '@rdma-session/core'
+} from '@rdma-session/provider-interface'
 import { PacketCapture } from './capture.js'
 import { SoftRoceCq } from './cq.js'
 import { MemoryTable } from './memory/memory-table.js'

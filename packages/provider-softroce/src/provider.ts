@@ -1,5 +1,6 @@
 /** The softroce provider: `softroce(options)` / `createProvider(options)` for core, one UDP-backed device per openDevice(). */
-import { InvalidArgumentError, PATH_MTUS, type Context, type PathMtu, type Provider, type ProviderCapabilities, type ProviderConnectionManager, type QueuePair } from '@rdma-session/core'
+import { InvalidArgumentError, PATH_MTUS, SPECIFICATION_VERSION, type PathMtu, type Provider, type ProviderCapabilities } from '@rdma-session/provider-interface'
+import type { Context, ProviderConnectionManager, QueuePair } from '@rdma-session/core'
 import { ENGINE_LIMITS } from '@rdma-session/rc-engine'
 import { createCm, type CmOptions } from './cm/cm-manager.js'
 import { SoftRoceDevice } from './device.js'
@@ -75,6 +76,7 @@ function defaultWindow(recvBufferBytes: number): number {
 
 export class SoftRoceProvider implements Provider {
   readonly name = 'softroce'
+  readonly specificationVersion = SPECIFICATION_VERSION
   /** This package and the @rdma-session/core range it works with (checked by createContext). */
   readonly package = PROVIDER_PACKAGE
   readonly capabilities: ProviderCapabilities
@@ -96,7 +98,6 @@ export class SoftRoceProvider implements Provider {
       maxQps: options.maxQps ?? 65536,
       ...ENGINE_LIMITS,
       qosScheduling: true,
-      faultInjection: true,
     })
   }
 

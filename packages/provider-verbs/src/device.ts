@@ -1,6 +1,6 @@
 /** VerbsDevice: an open RDMA device (ibv_context), its selected port and RoCEv2 GID, and its async events. */
 import { EventEmitter } from 'node:events'
-import type { DeviceInfo, ProviderDevice } from '@rdma-session/core'
+import type { DeviceInfo, ProviderDevice } from '@rdma-session/provider-interface'
 import type { NativeBinding, NativeDevice, NativeDeviceAttrs, NativeGidEntry, NativePortAttrs, WorkBuffers } from './native.js'
 import { gidToAddress, gidToText } from './gid.js'
 import { VerbsPd } from './resources.js'

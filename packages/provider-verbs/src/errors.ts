@@ -1,21 +1,21 @@
 /**
- * Errors of the verbs provider. They extend core's RdmaError (same brand, so `isRdmaError`
- * works); their codes are verbs-specific: ERR_ADDON_MISSING, ERR_NO_DEVICE, ERR_VERBS.
+ * Errors of the verbs provider. They extend the provider interface's RdmaError (same brand, so
+ * `isRdmaError` works): ERR_ADDON_MISSING and ERR_NO_DEVICE are the interface's codes, ERR_VERBS
+ * is this package's own, registered so a peer's ERR_VERBS keeps its code across the control plane.
  */
-import { RdmaError, type ErrorCode } from '@rdma-session/core'
+import { ErrorCode, RdmaError, registerErrorCodes } from '@rdma-session/provider-interface'
 
 export const VerbsErrorCode = {
   /** The native addon, or libibverbs itself, cannot be loaded. */
-  ADDON_MISSING: 'ERR_ADDON_MISSING',
+  ADDON_MISSING: ErrorCode.ADDON_MISSING,
   /** libibverbs loads but there is no usable RDMA device (no kernel support, none configured, no RoCEv2 GID). */
-  NO_DEVICE: 'ERR_NO_DEVICE',
+  NO_DEVICE: ErrorCode.NO_DEVICE,
   /** A verbs call failed; `errno` and `verb` say which and why. */
   VERBS: 'ERR_VERBS',
 } as const
 export type VerbsErrorCode = (typeof VerbsErrorCode)[keyof typeof VerbsErrorCode]
 
-/** Core's ErrorCode union does not list these codes yet; they are carried as-is at run time. */
-const asCode = (code: VerbsErrorCode): ErrorCode => code as unknown as ErrorCode
+registerErrorCodes('@rdma-session/provider-verbs', { [VerbsErrorCode.VERBS]: 'a libibverbs call failed; details.errno, errnoName and verb say which and why' })
 
 /** What to do when RDMA is unavailable, in the order worth trying. */
 export const SOFTROCE_HINT = 'or run without RDMA hardware or kernel support: use @rdma-session/provider-softroce (RDMA_SESSION_PROVIDER=softroce)'
@@ -31,7 +31,7 @@ export class AddonMissingError extends RdmaError {
   readonly reason: AddonMissingReason
   readonly solutions: readonly string[]
   constructor(reason: AddonMissingReason, summary: string, solutions: readonly string[], cause?: unknown) {
-    super(asCode(VerbsErrorCode.ADDON_MISSING), withSolutions(`provider-verbs: ${summary}`, solutions), { reason, solutions })
+    super(VerbsErrorCode.ADDON_MISSING, withSolutions(`provider-verbs: ${summary}`, solutions), { reason, solutions })
     this.reason = reason
     this.solutions = solutions
     if (cause !== undefined) (this as { cause?: unknown }).cause = cause
@@ -45,7 +45,7 @@ export class NoDeviceError extends RdmaError {
   readonly reason: NoDeviceReason
   readonly solutions: readonly string[]
   constructor(reason: NoDeviceReason, summary: string, solutions: readonly string[], details: Record<string, unknown> = {}) {
-    super(asCode(VerbsErrorCode.NO_DEVICE), withSolutions(`provider-verbs: ${summary}`, solutions), { reason, solutions, ...details })
+    super(VerbsErrorCode.NO_DEVICE, withSolutions(`provider-verbs: ${summary}`, solutions), { reason, solutions, ...details })
     this.reason = reason
     this.solutions = solutions
   }
@@ -57,7 +57,7 @@ export class VerbsError extends RdmaError {
   readonly errnoName: string
   readonly verb: string
   constructor(verb: string, errno: number, errnoName: string, message: string, details: Record<string, unknown> = {}) {
-    super(asCode(VerbsErrorCode.VERBS), message, { verb, errno, errnoName, ...details })
+    super(VerbsErrorCode.VERBS, message, { verb, errno, errnoName, ...details })
     this.errno = errno
     this.errnoName = errnoName
     this.verb = verb

@@ -1,6 +1,6 @@
 /** GIDs and addresses: text <-> 16-byte GID, and choosing the RoCEv2 GID a device uses. */
 import { isIPv4, isIPv6 } from 'node:net'
-import { InvalidArgumentError } from '@rdma-session/core'
+import { InvalidArgumentError } from '@rdma-session/provider-interface'
 import type { NativeGidEntry } from './native.js'
 
 /** A 16-byte GID for an IPv4 (as ::ffff:a.b.c.d) or IPv6 address; throws for anything else. */

@@ -1,5 +1,5 @@
-/** This package's name, version and the @rdma-session/core range it takes as a peer (filled in by tsup; undefined when run from source). */
-import type { ProviderPackage } from '@rdma-session/core'
+/** This package's name and version (filled in by tsup; undefined when run from source); coreRange is null: it depends on the provider interface, not on core. */
+import type { ProviderPackage } from '@rdma-session/provider-interface'
 
 declare const __PACKAGE_NAME__: string | undefined
 declare const __PACKAGE_VERSION__: string | undefined

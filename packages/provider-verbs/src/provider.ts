@@ -2,7 +2,7 @@
  * The verbs provider: `verbs(options)` / `createProvider(options)`. Loads the addon on first use,
  * picks a device, an ACTIVE port and its RoCEv2 GID, and reports the device's capabilities.
  */
-import { InvalidArgumentError, PATH_MTUS, type PathMtu, type Provider, type ProviderCapabilities } from '@rdma-session/core'
+import { InvalidArgumentError, PATH_MTUS, SPECIFICATION_VERSION, type PathMtu, type Provider, type ProviderCapabilities } from '@rdma-session/provider-interface'
 import { NoDeviceError, SOFTROCE_HINT, VerbsError } from './errors.js'
 import { gidToText, selectGid } from './gid.js'
 import { buffersOf, loadBinding, type AddonSource, type NativeBinding, type NativeDevice } from './native.js'
@@ -148,13 +148,13 @@ function capabilitiesOf(binding: NativeBinding, native: NativeDevice, sel: Devic
     maxInline: probeMaxInline(binding, native),
     maxMrSize: Math.min(sel.attrs.maxMrSize, Number.MAX_SAFE_INTEGER),
     qosScheduling: false,
-    faultInjection: false,
   })
 }
 
 export class VerbsProvider implements Provider {
   readonly name = 'verbs'
-  /** This package and the @rdma-session/core range it works with (checked by createContext). */
+  readonly specificationVersion = SPECIFICATION_VERSION
+  /** This package (its name and version; createContext checks a stated @rdma-session/core range). */
   readonly package = PROVIDER_PACKAGE
   readonly options: VerbsOptions
   #probe: Probe | null = null

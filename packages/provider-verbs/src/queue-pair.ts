@@ -9,7 +9,7 @@ import {
   EncryptionUnsupportedError, InvalidArgumentError, QpAttributeError, QueueFullError, WcStatus,
   type PathMtu, type ProviderQp, type ProviderQpInit, type QpAttrs, type QpEncapsulation, type QpEvent,
   type QpModifyAttrs, type QpQos, type QpState, type RecvWorkRequest, type RemoteEndpoint, type SendWorkRequest, type Sge,
-} from '@rdma-session/core'
+} from '@rdma-session/provider-interface'
 import { QP_DEFAULTS as RC_DEFAULTS } from '@rdma-session/rc-engine'
 import { VerbsError } from './errors.js'
 import { addressToGid, gidForRemote } from './gid.js'

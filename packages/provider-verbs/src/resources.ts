@@ -1,5 +1,5 @@
 /** Protection domain, registered memory, completion queue and shared receive queue over the addon. */
-import { InvalidArgumentError, QueueFullError, WcStatus, type CompletionOpcode, type ProviderCq, type ProviderMr, type ProviderPd, type ProviderQpInit, type RecvWorkRequest, type WorkCompletion } from '@rdma-session/core'
+import { InvalidArgumentError, QueueFullError, WcStatus, type CompletionOpcode, type ProviderCq, type ProviderMr, type ProviderPd, type ProviderQpInit, type RecvWorkRequest, type WorkCompletion } from '@rdma-session/provider-interface'
 import type { NativeCq, NativeMr, NativePd, NativeSrq, WorkBuffers } from './native.js'
 import type { VerbsDevice } from './device.js'
 import { VerbsQp, writeSges } from './queue-pair.js'

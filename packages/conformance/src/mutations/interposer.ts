@@ -155,10 +155,11 @@ function tamperPd(inner: ProviderPd, tamper: Tamper): ProviderPd {
   }
 }
 
-/** `provider`, with `tamper` between it and core. Capabilities and package are the provider's own. */
+/** `provider`, with `tamper` between it and core. Specification version, capabilities and package are the provider's own. */
 export function interpose(provider: Provider, tamper: Tamper): Provider {
   return {
     name: provider.name,
+    specificationVersion: provider.specificationVersion,
     capabilities: provider.capabilities,
     ...(provider.package === undefined ? {} : { package: provider.package }),
     openDevice: async (): Promise<ProviderDevice> => {

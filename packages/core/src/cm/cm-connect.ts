@@ -4,7 +4,7 @@
  * the session and its CM join token); `ctx.connectQp('rdma-cm://host:port')` makes one plain
  * connection, as rping or perftest -R make, to any rdma_cm listener.
  */
-import type { PathMtu } from '../constants.js'
+import type { PathMtu } from '@rdma-session/provider-interface'
 import type { CreateQpOptions } from '../context.js'
 import { EncryptionUnsupportedError, ProtocolError } from '../errors.js'
 import type { ProviderConnectionManager } from '../cm-spi.js'

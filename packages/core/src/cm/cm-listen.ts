@@ -7,7 +7,7 @@
  * Events: 'session' (a peer opened a session), 'connection' (a plain peer's lone QP).
  */
 import { randomBytes } from 'node:crypto'
-import type { PathMtu } from '../constants.js'
+import type { PathMtu } from '@rdma-session/provider-interface'
 import type { CreateQpOptions } from '../context.js'
 import type { CmConnectRequest, CmListenerHandle, CmRequestDecision } from '../cm-spi.js'
 import { InvalidArgumentError } from '../errors.js'

@@ -12,7 +12,7 @@
  * Bytes after a message up to the end of the field must be zero (the CM pads with zeros). Private
  * data that does not start with the magic is a plain rdma_cm peer's (rping, perftest …): one lone QP.
  */
-import { PATH_MTUS, type PathMtu } from '../constants.js'
+import { PATH_MTUS, type PathMtu } from '@rdma-session/provider-interface'
 import { CM_JOIN_TOKEN_BYTES } from './cm-join-token.js'
 
 export const CM_MAGIC = Uint8Array.of(0x52, 0x53, 0x43, 0x4d)

@@ -1,6 +1,6 @@
 /** Schemas (valibot) for the session records that travel on the control plane: every request, reply and error record is checked before use. */
 import * as v from 'valibot'
-import { PATH_MTUS } from '../constants.js'
+import { PATH_MTUS } from '@rdma-session/provider-interface'
 import { MAX_QPS_PER_REQUEST } from '../session/session-manager.js'
 
 const SAFE_NAME = /^[A-Za-z0-9_.:@/+-]{1,64}$/

@@ -9,7 +9,7 @@
  */
 import type { Context } from '../context.js'
 import type { PeerChannel } from '../session/peer-channel.js'
-import type { ProviderMetrics } from '../spi.js'
+import type { ProviderMetrics } from '@rdma-session/provider-interface'
 import type { LatencySnapshot } from '../stats.js'
 import { addAdmissionSamples } from './admission-metrics.js'
 /** Label names and values of one series. */

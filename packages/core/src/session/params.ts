@@ -1,5 +1,5 @@
 /** A session's operating parameters (encryption and encapsulation): normalized once, then frozen. */
-import { PATH_MTUS, type PathMtu } from '../constants.js'
+import { PATH_MTUS, type PathMtu } from '@rdma-session/provider-interface'
 import { InvalidArgumentError } from '../errors.js'
 
 export type EncryptionSuite = 'aes-256-gcm'

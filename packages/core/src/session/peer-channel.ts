@@ -2,7 +2,7 @@
  * The link between two session managers. The control plane (ws) implements
  * it across processes and hosts; `InProcessLink` joins two contexts in one process.
  */
-import { ErrorCode, PeerError, RdmaError, isRdmaError, type ErrorCode as Code } from '../errors.js'
+import { ErrorCode, PeerError, RdmaError, isRdmaError, registeredErrorCode, type RdmaErrorCode } from '../errors.js'
 import type { EndpointRecord, ErrorRecord, PeerReply, PeerRequest, PeerResult, QpSpec } from './records.js'
 import type { PeerAccount } from '../control/peer-quota.js'
 import type { QueuePair } from '../queue-pair.js'
@@ -39,9 +39,10 @@ export interface PeerChannel {
 
 const KNOWN_CODES = new Set<string>(Object.values(ErrorCode))
 
-/** Turns an error record from the peer back into an error with the same code. */
+/** Turns an error record from the peer back into an error with the same code (core's, or one a package registered here; else ERR_PEER). */
 export function errorFromRecord(rec: ErrorRecord): RdmaError {
-  const code: Code = KNOWN_CODES.has(rec.code) ? (rec.code as Code) : ErrorCode.PEER
+  const known = KNOWN_CODES.has(rec.code) || registeredErrorCode(rec.code) !== undefined
+  const code = known ? (rec.code as RdmaErrorCode) : ErrorCode.PEER
   return new RdmaError(code, `peer: ${rec.message}`, { ...rec.details, peerCode: rec.code })
 }
 

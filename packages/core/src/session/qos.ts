@@ -1,6 +1,6 @@
 /** Per-QP quality of service as users write it, and its normalized form. */
 import { InvalidArgumentError } from '../errors.js'
-import type { QpQos } from '../spi.js'
+import type { QpQos } from '@rdma-session/provider-interface'
 import { parseRate } from './rate.js'
 
 export interface QosSpec {

@@ -1,7 +1,7 @@
 /** Brings a session QP from RESET to RTS against its peer QP, with the session's parameters and keys. */
-import { AccessFlag, QpState } from '../constants.js'
+import { AccessFlag, QpState } from '@rdma-session/provider-interface'
 import type { QueuePair } from '../queue-pair.js'
-import type { QpEncryption, RemoteEndpoint } from '../spi.js'
+import type { QpEncryption, RemoteEndpoint } from '@rdma-session/provider-interface'
 import { QP_DEFAULTS } from '@rdma-session/rc-engine'
 import { deriveQpKey } from './keys.js'
 import type { SessionParams } from './params.js'

@@ -2,7 +2,7 @@
  * The records two session managers exchange. They are plain JSON (keys in
  * base64) so the in-process link and the ws control plane carry the same thing.
  */
-import type { PathMtu } from '../constants.js'
+import type { PathMtu } from '@rdma-session/provider-interface'
 import type { RemoteRegion } from '../memory-region.js'
 import type { QosSpec } from './qos.js'
 import type { SessionParams } from './params.js'

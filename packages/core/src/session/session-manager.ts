@@ -5,7 +5,7 @@
  */
 import { TypedEventEmitter } from '../typed-events.js'
 import { randomBytes } from 'node:crypto'
-import type { PathMtu } from '../constants.js'
+import type { PathMtu } from '@rdma-session/provider-interface'
 import { EncryptionUnsupportedError, InvalidArgumentError, JoinTokenError, PeerError, QpNotFoundError, RemoteMismatchError, SessionClosedError, SessionNotFoundError } from '../errors.js'
 import { createJoinToken, splitJoinToken, type JoinScope, type JoinTokenOptions } from '../control/join-token.js'
 import type { RemoteRegion } from '../memory-region.js'

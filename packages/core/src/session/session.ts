@@ -5,10 +5,10 @@
  */
 import { TypedEventEmitter } from '../typed-events.js'
 import { InvalidArgumentError, SessionClosedError, QpNotFoundError, isRdmaError } from '../errors.js'
-import { QpState } from '../constants.js'
+import { QpState } from '@rdma-session/provider-interface'
 import type { RemoteRegion, MemorySlice } from '../memory-region.js'
 import type { QueuePair } from '../queue-pair.js'
-import type { WorkCompletion } from '../spi.js'
+import type { WorkCompletion } from '@rdma-session/provider-interface'
 import { QpStats, type QpStatsSnapshot } from '../stats.js'
 import type { SessionParams } from './params.js'
 import type { PeerChannel } from './peer-channel.js'

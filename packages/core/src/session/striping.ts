@@ -2,7 +2,7 @@
 import { InvalidArgumentError } from '../errors.js'
 import type { MemorySlice, RemoteRegion } from '../memory-region.js'
 import type { QueuePair } from '../queue-pair.js'
-import { QpState } from '../constants.js'
+import { QpState } from '@rdma-session/provider-interface'
 
 export interface StripeOptions {
   /** Only QPs of this QoS class (default: every QP of the session). */

@@ -6,7 +6,7 @@ import {
   CM_JOIN_TOKEN_BYTES, CM_REQ_PRIVATE_DATA_BYTES, CmRefusal, createCmJoinToken, decodeCmPrivateData, encodeCmPrivateData, isCmUrl, parseCmUrl,
   verifyCmJoinToken, type CmPrivateMessage,
 } from '../../src/index.js'
-import { seededRandom } from '../../src/util/seeded-random.js'
+import { seededRandom } from '@rdma-session/provider-interface'
 
 const sessionId = 'a1'.repeat(16)
 const secret = new Uint8Array(32).fill(7)

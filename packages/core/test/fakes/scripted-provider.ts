@@ -7,9 +7,10 @@ import type {
   Provider, ProviderCapabilities, ProviderCq, ProviderDevice, ProviderMr, ProviderPd, ProviderQp, ProviderQpInit,
   QpAttrs, QpModifyAttrs, QpState, RecvWorkRequest, SendWorkRequest, WcStatus, WorkCompletion,
 } from '../../src/index.js'
+import { SPECIFICATION_VERSION } from '../../src/index.js'
 
 export const SCRIPTED_CAPS: ProviderCapabilities = {
-  encryption: false, atomics: true, immediate: true, maxMtu: 1024, maxQps: 64, maxQpWr: 32, maxSge: 2, maxInline: 16, maxMrSize: 1 << 20, qosScheduling: false, faultInjection: false,
+  encryption: false, atomics: true, immediate: true, maxMtu: 1024, maxQps: 64, maxQpWr: 32, maxSge: 2, maxInline: 16, maxMrSize: 1 << 20, qosScheduling: false,
 }
 
 class ScriptedCq implements ProviderCq {
@@ -90,5 +91,5 @@ export function scriptedProvider(capabilities: ProviderCapabilities = SCRIPTED_C
     allocPd: () => pd,
     close: async () => undefined,
   }
-  return { name: 'scripted', capabilities, openDevice: async () => device, qps }
+  return { name: 'scripted', specificationVersion: SPECIFICATION_VERSION, capabilities, openDevice: async () => device, qps }
 }

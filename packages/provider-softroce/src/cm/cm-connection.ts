@@ -11,7 +11,8 @@
  * kept for a while, so a duplicate DREQ gets its DREP again and a duplicate REQ its REJ. A MAD
  * a state does not expect is dropped and counted (wrongState); nothing a peer sends throws.
  */
-import { ConnectionRefusedError, InvalidArgumentError, QpState, TimeoutError, type QueuePair, type RdmaError } from '@rdma-session/core'
+import { InvalidArgumentError, QpState, type RdmaError } from '@rdma-session/provider-interface'
+import { ConnectionRefusedError, TimeoutError, type QueuePair } from '@rdma-session/core'
 import type { AddressHandle } from '../ud/ud-qp.js'
 import { MsgRef, PRIVATE_DATA, RejReason, type CmDreq, type CmMessage, type CmRej, type CmRep, type CmReq } from './cm-messages.js'
 import type { CmCounters, CmDropReason } from './cm-drops.js'

@@ -8,8 +8,10 @@
 import { randomBytes, randomInt } from 'node:crypto'
 import { QP_DEFAULTS } from '@rdma-session/rc-engine'
 import {
-  AccessFlag, InvalidArgumentError, QpState,
-  type Context, type CreateQpOptions, type PathMtu, type QueuePair,
+  AccessFlag, InvalidArgumentError, QpState, type PathMtu,
+} from '@rdma-session/provider-interface'
+import {
+  type Context, type CreateQpOptions, type QueuePair,
 } from '@rdma-session/core'
 import { addressBytes } from '../wire/address.js'
 import { GSI_QKEY, GSI_QPN, UdQp, type AddressHandle, type UdCompletion, type UdDevice } from '../ud/ud-qp.js'

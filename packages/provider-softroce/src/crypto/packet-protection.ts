@@ -13,7 +13,7 @@
  * window over the counter, and authenticates before anything is executed.
  */
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto'
-import type { QpEncryption } from '@rdma-session/core'
+import type { QpEncryption } from '@rdma-session/provider-interface'
 import type { DropReason } from '../rc/device-counters.js'
 import { ReplayWindow } from './replay-window.js'
 

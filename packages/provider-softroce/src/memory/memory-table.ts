@@ -4,7 +4,7 @@
  * in RETH/AtomicETH). Lookups check key, protection domain, bounds and access.
  */
 import { randomInt } from 'node:crypto'
-import { AccessFlag, QpStateError, type ProviderMr } from '@rdma-session/core'
+import { AccessFlag, QpStateError, type ProviderMr } from '@rdma-session/provider-interface'
 import { MemoryKeys } from '@rdma-session/rc-engine'
 
 /** What the MR table needs to know about a protection domain. */

@@ -1,5 +1,5 @@
 /** A protection domain: the scope in which memory regions, CQs and QPs are created and rkeys are honoured. */
-import { type ProviderCq, type ProviderMr, type ProviderPd, type ProviderQp, type ProviderQpInit } from '@rdma-session/core'
+import { type ProviderCq, type ProviderMr, type ProviderPd, type ProviderQp, type ProviderQpInit } from '@rdma-session/provider-interface'
 import { busyPdError, type MemoryTable, type PdHandle } from './memory-table.js'
 
 /** What a PD needs from its device. */

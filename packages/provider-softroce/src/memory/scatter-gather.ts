@@ -1,5 +1,5 @@
 /** Scatter/gather lists resolved to byte views: gather a payload range as views (no copy) and scatter bytes into a list. */
-import type { Sge } from '@rdma-session/core'
+import type { Sge } from '@rdma-session/provider-interface'
 import type { MemoryTable, PdHandle } from './memory-table.js'
 
 /** An SGE list resolved against the MR table: one view per SGE, and the total length. */

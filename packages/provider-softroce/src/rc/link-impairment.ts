@@ -4,7 +4,7 @@
  * with a seeded PRNG (so a failing run can be replayed), or blackholes the
  * device entirely ("the host stopped answering").
  */
-import { seededRandom } from '@rdma-session/core'
+import { seededRandom } from '@rdma-session/provider-interface'
 
 export interface ImpairmentOptions {
   /** Chance a sent packet is lost, 0–1. */

@@ -10,7 +10,7 @@ import {
   checkQpTransition,
   type ProviderMetrics, type ProviderQp, type ProviderQpInit, type QpAttrs, type QpEvent, type QpModifyAttrs, type QpQos, type RecvWorkRequest, type RemoteEndpoint,
   type SendWorkRequest, type WorkCompletion,
-} from '@rdma-session/core'
+} from '@rdma-session/provider-interface'
 import type { SoftRoceCq } from '../cq.js'
 import { PacketProtection } from '../crypto/packet-protection.js'
 import type { MemoryTable, PdHandle } from '../memory/memory-table.js'

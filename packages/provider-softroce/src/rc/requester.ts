@@ -8,7 +8,7 @@
  * (the peer announced it) a SACK NAK names the missing PSNs of SENDs and WRITEs, and only those
  * are sent again; a SACK naming a PSN not transmitted is dropped (`badSack`).
  */
-import { WcStatus, type WorkCompletion } from '@rdma-session/core'
+import { WcStatus, type WorkCompletion } from '@rdma-session/provider-interface'
 import { NakCode } from '../wire/aeth.js'
 import { RcOpcode } from '../wire/opcodes.js'
 import { ackTimeoutMs, psnAdd, psnDiff, psnLess, psnLessOrEqual, rnrDelayMs, RNR_RETRY_INFINITE, type TransportCounters } from '@rdma-session/rc-engine'

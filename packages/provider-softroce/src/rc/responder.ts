@@ -9,7 +9,7 @@
  * the requester which PSNs are missing with SACK NAKs, and executes the held packets in PSN
  * order once the gap fills.
  */
-import { AccessFlag, FifoQueue, RecvOpcode, ResponderResources, WcStatus, type WorkCompletion } from '@rdma-session/core'
+import { AccessFlag, FifoQueue, RecvOpcode, ResponderResources, WcStatus, type WorkCompletion } from '@rdma-session/provider-interface'
 import { ackSyndrome, nakSyndrome, NakCode, rnrNakSyndrome } from '../wire/aeth.js'
 import { RcOpcode, opcodeInfo } from '../wire/opcodes.js'
 import { psnAdd, psnDiff } from '@rdma-session/rc-engine'

@@ -3,7 +3,7 @@
  * one packet at a time through the device scheduler) and ACK/NAK/atomic ACKs
  * queued behind them, so no acknowledgment overtakes a READ response it implies.
  */
-import { FifoQueue, type ReadReplay } from '@rdma-session/core'
+import { FifoQueue, type ReadReplay } from '@rdma-session/provider-interface'
 import { RcOpcode } from '../wire/opcodes.js'
 import type { RocePacket } from '../wire/packet.js'
 import { psnAdd } from '@rdma-session/rc-engine'

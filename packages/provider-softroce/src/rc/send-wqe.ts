@@ -1,5 +1,5 @@
 /** A send work queue entry: the WR as the requester executes it, with its PSN range and progress. */
-import { Opcode, WcStatus, InvalidArgumentError, type SendWorkRequest } from '@rdma-session/core'
+import { Opcode, WcStatus, InvalidArgumentError, type SendWorkRequest } from '@rdma-session/provider-interface'
 import { EMPTY_SGL, resolveSgl, type ResolvedSgl } from '../memory/scatter-gather.js'
 import type { MemoryTable, PdHandle } from '../memory/memory-table.js'
 

@@ -11,7 +11,7 @@
  * is sent together) and continues in setImmediate turns of a few packets,
  * letting ACKs (and latency-class posts) in between turns.
  */
-import { microtaskRunner } from '@rdma-session/core'
+import { microtaskRunner } from '@rdma-session/provider-interface'
 import { TokenBucket } from '@rdma-session/rc-engine'
 import { performance } from 'node:perf_hooks'
 

@@ -6,7 +6,7 @@
  * datagram (a 4 KiB Buffer each made a flooded receiver collect garbage every few milliseconds,
  * pauses a latency-class packet waited behind).
  */
-import { FifoQueue } from '@rdma-session/core'
+import { FifoQueue } from '@rdma-session/provider-interface'
 import { performance } from 'node:perf_hooks'
 import type { DatagramHandler } from './native-datagram.js'
 

@@ -11,7 +11,7 @@
  * and sent, in order, once the socket is writable again.
  */
 import { closeSync } from 'node:fs'
-import { FifoQueue } from '@rdma-session/core'
+import { FifoQueue } from '@rdma-session/provider-interface'
 import { NativeSender, type WireTarget } from './native-send.js'
 import { SendBatch, type SendBatchStats } from './send-batch.js'
 import { batchOf, envOff, GRO_DISABLE_ENV, GSO_DISABLE_ENV, type RoceBatchAddon, type RoceReceiveAddon, type RoceSockoptAddon } from './sockopt-addon.js'

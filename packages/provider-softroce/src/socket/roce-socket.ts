@@ -10,7 +10,7 @@ import dgram, { type Socket } from 'node:dgram'
 import { lookup as dnsLookup, type LookupOneOptions } from 'node:dns'
 import { closeSync } from 'node:fs'
 import { isIP } from 'node:net'
-import { ErrorCode, InvalidArgumentError, RdmaError } from '@rdma-session/core'
+import { ErrorCode, InvalidArgumentError, RdmaError } from '@rdma-session/provider-interface'
 import { BUILD_COMMAND, DISABLE_ENV, loadSockoptAddon } from './sockopt-addon.js'
 
 export interface RoceSocketOptions {

@@ -6,7 +6,7 @@
  * that are not UD SENDs, are truncated, carry another partition or the wrong Q_Key are dropped
  * and counted by reason.
  */
-import type { RemoteEndpoint } from '@rdma-session/core'
+import type { RemoteEndpoint } from '@rdma-session/provider-interface'
 import { writeIcrc, type IpContext } from '../wire/icrc.js'
 import { isWireError } from '../wire/errors.js'
 import { DEFAULT_PKEY, decodeUdPacket, encodeUdPacket } from './ud-packet.js'

@@ -8,7 +8,7 @@
  * - Completions are never delivered synchronously from inside a post call:
  *   a provider calls the CQ's notify callback from a later macrotask, or from a
  *   microtask queued by a callback that is not a post call (e.g. at the end of
- *   a socket receive callback, as softroce does for latency-class QPs). Core's
+ *   a socket receive callback, as softroce does for latency-class QPs). The package's
  *   `CompletionRing` implements both.
  * - Completions of one QP's send queue are polled in the order the WRs were
  *   posted; likewise for its receive queue. Unsignaled send WRs produce a
@@ -52,8 +52,6 @@ export interface ProviderCapabilities {
   readonly maxMrSize: number
   /** The provider enforces per-QP weights and rate limits. */
   readonly qosScheduling: boolean
-  /** The provider exposes a fault injector (drop/delay/duplicate/reorder/kill). */
-  readonly faultInjection: boolean
 }
 
 export interface DeviceInfo {
@@ -81,6 +79,8 @@ export interface DeviceInfo {
 
 export interface Provider {
   readonly name: string
+  /** The provider interface version this provider implements (SPECIFICATION_VERSION of the package it was built with); core refuses another major version. */
+  readonly specificationVersion: string
   readonly capabilities: ProviderCapabilities
   openDevice(): Promise<ProviderDevice>
   /** The package that made this provider and the core versions it works with; createContext refuses another core (ERR_PROVIDER_CORE_MISMATCH). */

@@ -131,9 +131,11 @@ napi_value roce_frame_run(napi_env env, napi_callback_info info) {
   return out;
 }
 
-// Headers and ICRCs of the run being sent (the kernel copies them during sendmmsg).
-static uint8_t run_headers[RUN_MAX_PACKETS][RUN_MAX_HEADER];
-static uint8_t run_icrcs[RUN_MAX_PACKETS][4];
+// Headers and ICRCs of the run being sent (the kernel copies them during sendmmsg); per thread,
+// so softroce devices in worker threads do not share them.
+static __thread uint8_t run_headers[RUN_MAX_PACKETS][RUN_MAX_HEADER];
+static __thread uint8_t run_icrcs[RUN_MAX_PACKETS][4];
+static __thread struct iovec run_iov[RUN_MAX_PACKETS * 3];
 
 napi_value roce_send_run(napi_env env, napi_callback_info info) {
   size_t argc = 12;
@@ -157,7 +159,7 @@ napi_value roce_send_run(napi_env env, napi_callback_info info) {
   bool v4 = ((struct sockaddr *)sa)->sa_family == AF_INET;
   if (v4 != (r.id_basis != NULL)) return throw_run(env, "sendRun: idBasis is for IPv4 (and needed there), null for IPv6"), NULL;
 
-  static struct iovec iov[RUN_MAX_PACKETS * 3];
+  struct iovec *iov = run_iov;
   struct mmsghdr msgs[RUN_MAX_MSGS];
   union {
     struct cmsghdr align;

@@ -195,7 +195,7 @@ export class NativeDatagramSocket {
   sendRun(run: PacketRun, target: WireTarget): number {
     const addon = this.#runs
     if (addon === null || this.#closed !== null || !this.#queue.empty || this.#batch === null || !this.#batch.gso) return 0
-    this.#batch.flush()
+    this.#batch.sendHeld()
     if (!this.#queue.empty) return 0
     const c = runCrc(run)
     const r = addon.sendRun(this.fd, run.header, run.payload, run.seg, run.count, run.ackReq, c.crcStart, c.idBasis, c.segsPerMsg, target.sockaddr, target.tos, target.hopLimit)

@@ -8,7 +8,9 @@
 //  - a C blast of the same datagrams with the kernel's batched paths (udp-gso-blast.c: UDP GSO
 //    and sendmmsg out, UDP_GRO and recvmmsg in, same window and answers), built with cc.
 // The paths (both ends alike, chosen by the environment switches when the devices open):
-//  - batched: sendmmsg of UDP GSO messages out, UDP_GRO aggregates in (the default);
+//  - batched: sendmmsg of UDP GSO messages out, UDP_GRO aggregates in (the default), the middle
+//    packets of a message framed and sent in runs by the helper (socket/send-run.ts);
+//  - batched without runs: the same with every packet framed in JavaScript (RDMA_SESSION_SOFTROCE_RUNS=off);
 //  - native: the helper's sendmsg per datagram and recvmmsg (RDMA_SESSION_SOFTROCE_BATCH=off);
 //  - node:dgram: node's send() and 'message' events (RDMA_SESSION_SOFTROCE_NATIVE_SEND/RECEIVE=off).
 // Besides bytes/s it reports CPU seconds per GiB of both processes (and of each end: the
@@ -16,6 +18,7 @@
 // shares the machine. QP timeout 16 (268 ms): loopback loses nothing, and on a
 // loaded host the default 14 (67 ms) mostly measures spurious go-back-N after a stalled process.
 // Each measurement moves 64 MiB (BENCH_SOFTROCE_MIB); BENCH_PATHS=batched,native picks paths,
+// (e.g. BENCH_PATHS='batched,batched without runs' for runs against the JavaScript framing),
 // BENCH_SIZES=1048576 message sizes (the 1 MiB one is the verdict's).
 // Targets (issue 14): WRITE at 1 MiB on the batched path >= 1.0x TCP and >= 0.4x the C blast.
 import dgram from 'node:dgram'
@@ -36,6 +39,7 @@ const DATAGRAM = 12 + 4096 + 4
 const ACK_EVERY = 16
 const PATHS = {
   batched: {},
+  'batched without runs': { RDMA_SESSION_SOFTROCE_RUNS: 'off' },
   native: { RDMA_SESSION_SOFTROCE_BATCH: 'off' },
   'node:dgram': { RDMA_SESSION_SOFTROCE_NATIVE_SEND: 'off', RDMA_SESSION_SOFTROCE_NATIVE_RECEIVE: 'off' },
 }
@@ -214,12 +218,13 @@ for (const [name, p] of paths) {
   const c1 = p.ctx.device.counters.snapshot()
   const peerDrops = Object.fromEntries(Object.entries((await p.peer.call('counters')).drops).filter(([, v]) => v > 0))
   const st = p.ctx.device.batchedIo?.stats
-  if (st !== undefined && st.calls > 0) lines.push(`  this side's socket: ${fmt(st.batched / st.calls, 1)} datagrams per sendmmsg, ${fmt(st.gsoSegments / Math.max(1, st.gsoMessages), 1)} per GSO message, ${st.single} sent alone; ${fmt(st.datagrams / Math.max(1, st.reads), 1)} datagrams per recvmmsg, ${st.aggregates} GRO aggregates`)
+  if (st !== undefined && st.calls > 0) lines.push(`  this side's socket: ${fmt(st.batched / st.calls, 1)} datagrams per sendmmsg, ${fmt(st.gsoSegments / Math.max(1, st.gsoMessages), 1)} per GSO message, ${st.single} sent alone, ${st.runPackets} in ${st.runs} runs framed by the helper; ${fmt(st.datagrams / Math.max(1, st.reads), 1)} datagrams per recvmmsg, ${st.aggregates} GRO aggregates`)
   lines.push(`  ${c1.retransmits - c0.retransmits} packets retransmitted after ${c1.timeouts - c0.timeouts} ACK timeouts and ${c1.seqNaksReceived - c0.seqNaksReceived} sequence NAKs; the peer dropped ${JSON.stringify(peerDrops)}`)
 }
 /** The verdict's size: 1 MiB, or the largest measured when BENCH_SIZES leaves it out. */
 const VERDICT = SIZES.includes(MiB) ? MiB : Math.max(...SIZES)
 const ratio = (name) => (paths.has(name) ? median(samples[`${name} ${VERDICT}`].rate) : NaN)
+if (paths.has('batched') && paths.has('batched without runs')) lines.push(`runs framed by the helper / every packet framed in JavaScript at ${label(VERDICT)}: ${fmt(ratio('batched') / ratio('batched without runs'))}x`)
 if (paths.has('batched') && paths.has('native')) lines.push(`batched / native at ${label(VERDICT)}: ${fmt(ratio('batched') / ratio('native'))}x; batched / node:dgram: ${fmt(ratio('batched') / ratio('node:dgram'))}x`)
 lines.push(`${fmt(TOTAL / MiB, 0)} MiB per measurement, median of ${ROUNDS} rounds; window ${first.ctx.device.windowBytes / 1024} KiB`)
 const at1M = ratio(chosen[0]) / tcpRate

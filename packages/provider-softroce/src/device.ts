@@ -25,7 +25,8 @@ import { SELECTIVE_REPEAT, SoftRoceQp, type QpDevice } from './rc/queue-pair.js'
 import { PRIORITY_LATENCY, priorityOfClass, SendFlow, SendScheduler, type PacketSource } from './scheduler/send-scheduler.js'
 import type { DeviceSocket } from './device-socket.js'
 import type { IpContext } from './wire/icrc.js'
-import { peekDestQpn, tryDecodePacket, type RocePacket } from './wire/packet.js'
+import { encodePacketInto, peekDestQpn, tryDecodePacket, type RocePacket } from './wire/packet.js'
+import { HeaderSize, OPCODE_TABLE } from './wire/opcodes.js'
 import { isWireError } from './wire/errors.js'
 import { addressBytes } from './wire/address.js'
 import { NativeSender, type WireTarget } from './socket/native-send.js'
@@ -33,6 +34,8 @@ import { MAX_DATAGRAM_BYTES, type BatchedIo, type BatchedIoStats, type NativeDat
 import { HeldDatagrams } from './socket/held-datagrams.js'
 import { loadSockoptAddon, nativeSendOf } from './socket/sockopt-addon.js'
 import { performance } from 'node:perf_hooks'
+
+const EMPTY_PAYLOAD = new Uint8Array(0)
 
 /** A UD QP of the device (QP1, the CM's general services QP): its datagrams bypass the RC path. */
 export interface UdReceiver {
@@ -421,6 +424,34 @@ export class SoftRoceDevice implements ProviderDevice, PdOwner, QpDevice {
     else imp.outbound(contiguous(datagram), (d) => this.#sendLater(d, ip, target))
     return datagram.length
   }
+
+  /**
+   * Sends a run of `count` middle packets of one message of plaintext `qp` (headers from `pkt`
+   * for the first, payload `payload` of `seg` bytes per packet, AckReq per ackReq[k]) framed by the
+   * helper (socket/send-run.ts). Returns the packets sent, 0 when the run path is not available
+   * now (encrypted QP, capture or impairment on, no helper run support, the kernel queue full):
+   * the requester then sends them one by one.
+   */
+  transmitRun(qp: SoftRoceQp, pkt: RocePacket, payload: Uint8Array, seg: number, count: number, ackReq: Uint8Array): number {
+    const io = this.#io
+    if (io === null || !io.runs || this.#closed !== null || qp.protection !== null || this.#capture !== null || this.#impairment !== null) return 0
+    const ip = qp.ip!
+    const target = qp.wireTarget ?? (qp.wireTarget = this.#native!.target(ip.dst, ip.dstPort, qp.trafficClass, qp.hopLimit))
+    const hlen = OPCODE_TABLE[pkt.bth.opcode]!.headerLength
+    const header = this.#runHeader.subarray(0, hlen)
+    pkt.payload = EMPTY_PAYLOAD
+    encodePacketInto(pkt, header, 0)
+    header[1] = header[1]! & 0xcf
+    const sent = io.sendRun({ header, payload, seg, count, ackReq, ip }, target)
+    if (sent > 0) {
+      const c = this.counters
+      c.packetsSent += sent
+      c.bytesSent += sent * (hlen + seg + HeaderSize.ICRC)
+    }
+    return sent
+  }
+
+  readonly #runHeader = new Uint8Array(64)
 
   /**
    * The native send path. With the native socket (#io) a datagram the kernel cannot queue waits

@@ -17,7 +17,7 @@ import type { MemoryTable, PdHandle } from '../memory/memory-table.js'
 import { resolveSgl } from '../memory/scatter-gather.js'
 import type { PacketSource, SendFlow } from '../scheduler/send-scheduler.js'
 import type { IpContext } from '../wire/icrc.js'
-import { opcodeInfo } from '../wire/opcodes.js'
+import { HeaderSize, opcodeInfo } from '../wire/opcodes.js'
 import type { RocePacket } from '../wire/packet.js'
 import { QP_DEFAULTS, TransportCounters } from '@rdma-session/rc-engine'
 import type { DeviceCounters, DropReason } from './device-counters.js'
@@ -49,6 +49,8 @@ export interface QpDevice {
   readonly latencyTrafficAt: number
   /** Sends one packet of `qp`; returns the bytes put on the wire. */
   transmit(qp: SoftRoceQp, pkt: RocePacket, parts: readonly Uint8Array[], payloadLength: number): number
+  /** Sends `count` middle packets of one message framed by the helper (device.transmitRun); returns the packets sent (0: send them one by one). */
+  transmitRun?(qp: SoftRoceQp, pkt: RocePacket, payload: Uint8Array, seg: number, count: number, ackReq: Uint8Array): number
   /** The IP/UDP context (for the ICRC) of packets to `remote`. */
   ipContextTo(remote: RemoteEndpoint): IpContext
   createFlow(source: PacketSource, qos: QpQos): SendFlow
@@ -364,6 +366,18 @@ export class SoftRoceQp implements ProviderQp, PacketSource, RequesterHost, Resp
     if (n > 0) {
       this.qpCounters.packetsSent++
       this.qpCounters.bytesSent += n
+    }
+    return n
+  }
+
+  emitRun(pkt: RocePacket, payload: Uint8Array, seg: number, count: number, ackReq: Uint8Array): number {
+    const device = this.#device
+    if (device.transmitRun === undefined) return 0
+    pkt.bth.destQpn = this.destQpn
+    const n = device.transmitRun(this, pkt, payload, seg, count, ackReq)
+    if (n > 0) {
+      this.qpCounters.packetsSent += n
+      this.qpCounters.bytesSent += n * (seg + opcodeInfo(pkt.bth.opcode)!.headerLength + HeaderSize.ICRC)
     }
     return n
   }

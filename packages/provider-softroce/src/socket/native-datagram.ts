@@ -14,7 +14,8 @@ import { closeSync } from 'node:fs'
 import { FifoQueue } from '@rdma-session/provider-interface'
 import { NativeSender, type WireTarget } from './native-send.js'
 import { SendBatch, type SendBatchStats } from './send-batch.js'
-import { batchOf, envOff, GRO_DISABLE_ENV, GSO_DISABLE_ENV, type RoceBatchAddon, type RoceReceiveAddon, type RoceSockoptAddon } from './sockopt-addon.js'
+import { runCrc, type PacketRun } from './send-run.js'
+import { batchOf, envOff, GRO_DISABLE_ENV, GSO_DISABLE_ENV, RUN_DISABLE_ENV, runOf, type RoceBatchAddon, type RoceRunAddon, type RoceReceiveAddon, type RoceSockoptAddon } from './sockopt-addon.js'
 import { ipv6GroupsText } from '../wire/ipv6-text.js'
 
 /**
@@ -51,6 +52,9 @@ export interface BatchedIoStats extends SendBatchStats {
   datagrams: number
   aggregates: number
   segments: number
+  /** Runs the helper framed and sent (sendRun), and their packets (also counted in calls, batched and the GSO counters). */
+  runs: number
+  runPackets: number
 }
 
 const ERRNO_NAMES: Record<number, string> = { 5: 'EIO', 22: 'EINVAL', 90: 'EMSGSIZE', 92: 'ENOPROTOOPT', 95: 'EOPNOTSUPP', 524: 'ENOTSUPP' }
@@ -98,6 +102,8 @@ export class NativeDatagramSocket {
   #meta: Int32Array
   readonly #batchAddon: RoceBatchAddon | null
   readonly #batch: SendBatch | null
+  /** The helper's run framing while UDP GSO works (null: older helper, GSO off, or a run send failed). */
+  #runs: RoceRunAddon | null
   #mode: BatchedIo
   /** Source addresses as text, by IPv4 address or by the IPv6 words joined. */
   readonly #v4Names = new Map<number, string>()
@@ -142,6 +148,7 @@ export class NativeDatagramSocket {
         },
       })
       : null
+    this.#runs = b.ok && gso && !envOff(RUN_DISABLE_ENV) ? runOf(addon) : null
     this.#mode = {
       send: gso ? 'gso' : b.ok ? 'sendmmsg' : 'sendmsg',
       receive: gro ? 'gro' : 'recvmmsg',
@@ -161,7 +168,8 @@ export class NativeDatagramSocket {
   get batchedIoStats(): BatchedIoStats {
     const s = this.#batch?.stats ?? { calls: 0, batched: 0, single: 0, gsoMessages: 0, gsoSegments: 0 }
     const r = this.#handle !== null && this.#batchAddon !== null ? this.#batchAddon.receiverStats(this.#handle) : { reads: 0, datagrams: 0, aggregates: 0, segments: 0 }
-    return { ...s, ...r }
+    const u = this.#runStats
+    return { ...s, calls: s.calls + u.runs, batched: s.batched + u.runPackets, gsoMessages: s.gsoMessages + u.runMessages, gsoSegments: s.gsoSegments + u.runPackets, runs: u.runs, runPackets: u.runPackets, ...r }
   }
 
   /** Bytes of receive buffers this socket holds (the slab and its meta array). */
@@ -172,6 +180,37 @@ export class NativeDatagramSocket {
   get sender(): NativeSender {
     return this.#sender
   }
+
+  /** Whether sendRun frames and sends runs (the helper has it, UDP GSO works, no run send failed). */
+  get runs(): boolean {
+    return this.#runs !== null
+  }
+
+  /**
+   * Sends a run of packets framed by the helper (send-run.ts) after the datagrams held before it;
+   * returns how many of its packets went out (whole GSO messages), 0 when none did: the caller
+   * then sends them one by one as before (a full kernel queue or an error is handled there). A
+   * send error other than a full queue stops runs on this socket.
+   */
+  sendRun(run: PacketRun, target: WireTarget): number {
+    const addon = this.#runs
+    if (addon === null || this.#closed !== null || !this.#queue.empty || this.#batch === null || !this.#batch.gso) return 0
+    this.#batch.sendHeld()
+    if (!this.#queue.empty) return 0
+    const c = runCrc(run)
+    const r = addon.sendRun(this.fd, run.header, run.payload, run.seg, run.count, run.ackReq, c.crcStart, c.idBasis, c.segsPerMsg, target.sockaddr, target.tos, target.hopLimit)
+    if (r < 0) {
+      if (r !== -EAGAIN) this.#runs = null
+      return 0
+    }
+    const u = this.#runStats
+    u.runs++
+    u.runPackets += r
+    u.runMessages += Math.ceil(r / c.segsPerMsg)
+    return r
+  }
+
+  readonly #runStats = { runs: 0, runPackets: 0, runMessages: 0 }
 
   /** Datagrams waiting for the kernel's send queue. */
   get queued(): number {

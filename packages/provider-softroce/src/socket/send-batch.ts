@@ -164,6 +164,11 @@ export class SendBatch {
     this.#applied.length = 0
   }
 
+  /** Sends what is held now; the run goes on (datagrams pushed after are held as before). */
+  sendHeld(): void {
+    this.#send()
+  }
+
   /** Sends what is held now; the run is over (the next datagram goes out at once). */
   flush(): void {
     this.#scheduled = false

@@ -26,6 +26,8 @@ export const GSO_DISABLE_ENV = 'RDMA_SESSION_SOFTROCE_GSO'
 export const GRO_DISABLE_ENV = 'RDMA_SESSION_SOFTROCE_GRO'
 /** RDMA_SESSION_SOFTROCE_BATCH=off: one sendmsg per datagram, as before batching (no sendmmsg, no GSO). */
 export const BATCH_DISABLE_ENV = 'RDMA_SESSION_SOFTROCE_BATCH'
+/** RDMA_SESSION_SOFTROCE_RUNS=off: no runs framed by the helper (every packet framed in JavaScript). */
+export const RUN_DISABLE_ENV = 'RDMA_SESSION_SOFTROCE_RUNS'
 export const BUILD_COMMAND = 'pnpm --filter @rdma-session/provider-softroce build:native'
 
 export interface CreateUdpSocketRequest {
@@ -101,6 +103,26 @@ export interface RoceBatchAddon {
   udpOffload(fd: number, gro: boolean): { segment: number; gro: number }
   /** Counters of a receiver: recvmmsg calls that read something, datagrams read, GRO aggregates and their segments. */
   receiverStats(handle: object): { reads: number; datagrams: number; aggregates: number; segments: number }
+}
+
+/**
+ * The helper's run framing (native/roce_run.c; helpers built before it lack these): `count`
+ * packets of `seg` payload bytes each, packet k = `header` (its PSN + k, AckReq from ackReq[k]) |
+ * payload[k*seg, (k+1)*seg) | ICRC seeded with `crcStart` (wire/icrc.ts icrcSeed) and, for IPv4,
+ * patched for the ID of its place in its GSO message of `segsPerMsg` packets (idBasis: icrc.ts
+ * ipv4IdBasis; null for IPv6).
+ */
+export interface RoceRunAddon {
+  /** Writes the packets end to end into `out`; returns the bytes written. */
+  frameRun(out: Uint8Array, header: Uint8Array, payload: Uint8Array, seg: number, count: number, ackReq: Uint8Array, crcStart: number, idBasis: Uint32Array | null, segsPerMsg: number): number
+  /** One sendmmsg of the packets as GSO messages of segsPerMsg; returns the packets sent (whole messages) or -errno. */
+  sendRun(fd: number, header: Uint8Array, payload: Uint8Array, seg: number, count: number, ackReq: Uint8Array, crcStart: number, idBasis: Uint32Array | null, segsPerMsg: number, sockaddr: Buffer, tos: number, hopLimit: number): number
+}
+
+/** The run framing of the loaded helper, or null (an older helper). */
+export function runOf(addon: object): RoceRunAddon | null {
+  const a = addon as Partial<RoceRunAddon>
+  return typeof a.frameRun === 'function' && typeof a.sendRun === 'function' ? (a as RoceRunAddon) : null
 }
 
 /** The batched paths of the loaded helper, or why they are not used. */

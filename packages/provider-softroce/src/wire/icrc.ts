@@ -276,3 +276,20 @@ export function patchIcrc(icrcHolder: Uint8Array, delta: number): void {
   icrcHolder[at + 2] = (icrcHolder[at + 2] as number) ^ ((delta >>> 16) & 0xff)
   icrcHolder[at + 3] = (icrcHolder[at + 3] as number) ^ (delta >>> 24)
 }
+
+/**
+ * The running CRC-32 (zlib's contract) after the pseudo-header of a datagram of `udpLength` bytes
+ * (UDP payload, ICRC included) with IPv4 ID 0: continuing it over the packet (BTH byte 4 set to
+ * ones) gives the ICRC. For the helper's run framing (native/roce_run.c).
+ */
+export function icrcSeed(ip: IpContext, udpLength: number): number {
+  checkLength(udpLength - ICRC)
+  const ph = pseudoHeader(ip)
+  return ~ph.register(udpLength, 0, ip.df ?? true) >>> 0
+}
+
+/** ipv4IdIcrcDelta's 16 per-bit differences for this length (cached; do not modify). */
+export function ipv4IdBasis(ip: IpContext, udpLength: number): Uint32Array {
+  ipv4IdIcrcDelta(ip, udpLength, 1)
+  return idDeltas.get(udpLength)!
+}

@@ -371,6 +371,24 @@ describe('SendBatch against a scripted sendmmsg', () => {
     expect(batch.stats).toMatchObject({ gsoMessages: 1, gsoSegments: 5, batched: 5 })
   })
 
+  it('sendHeld (before a run the helper sends) sends what is held and keeps holding what comes after', () => {
+    const { batch, seen, out } = scripted([])
+    const lead = datagram(0, 10)
+    batch.push(lead, lead.length, target)
+    const ds = [1, 2, 3].map((k) => datagram(k, 600))
+    for (const d of ds) batch.push(d, d.length, target)
+    batch.sendHeld()
+    expect(seen.length, 'one sendmmsg of the held datagrams').toBe(1)
+    expect(batch.held).toBe(0)
+    const after = datagram(4, 600)
+    batch.push(after, after.length, target)
+    expect(out.single, 'only the first of the round went alone').toEqual([lead])
+    expect(batch.held, 'the datagram after the run waits for the round to end').toBe(1)
+    batch.flush()
+    expect(batch.held).toBe(0)
+    expect(out.single.length + batch.stats.batched).toBe(5)
+  })
+
   it('another send error drops the datagrams of that message, counted, and the batch goes on', () => {
     const ds = [datagram(1, 600), datagram(2, 600), datagram(3, 100), datagram(4, 100)]
     const { batch, out, seen } = scripted([-105])

@@ -194,6 +194,35 @@ describe('softroce <-> softroce over loopback (the command against itself)', () 
   }
 })
 
+describe('-R (rdma_cm) between two softroce stacks over loopback', () => {
+  for (const [verb, kind] of [['write', 'bw'], ['read', 'bw'], ['send', 'bw'], ['atomic', 'bw'], ['write', 'lat'], ['read', 'lat'], ['send', 'lat'], ['atomic', 'lat']] as const) {
+    it(`${verb} ${kind}: QPs connected by rdma_cm, keys exchanged on the control QP, both sides measure as without -R`, async () => {
+      const r = await pair({ verb, kind, rdmaCm: true, iters: 100, ...(verb === 'atomic' ? {} : { size: 4096 }) })
+      const size = verb === 'atomic' ? 8 : 4096
+      if (kind === 'bw') {
+        expect(r.client.bw[0]).toMatchObject({ size, iters: 100 })
+        if (verb === 'send') expect(r.server.bw[0]).toMatchObject({ size, iters: 100 })
+        else expect(r.server.peerBw).toEqual(r.client.bw)
+      } else {
+        expect(r.client.lat[0]).toMatchObject({ size, iters: 100 })
+        expect(r.server.lat).toHaveLength(verb === 'write' || verb === 'send' ? 1 : 0)
+      }
+      // The keys came over the control QP (struct pingpong_dest): each side names the other's QP and buffer.
+      expect(r.client.remote[0]).toMatchObject({ qpn: r.server.local[0]!.qpn, rkey: r.server.local[0]!.rkey, vaddr: r.server.local[0]!.vaddr })
+      expect(r.server.remote[0]).toMatchObject({ qpn: r.client.local[0]!.qpn, rkey: r.client.local[0]!.rkey, vaddr: r.client.local[0]!.vaddr })
+      expect(r.client.peerVersion).toBe('6.06')
+      for (const out of [r.serverOut, r.clientOut]) expect(out).toContain(' rdma_cm QPs\t : ON\n Data ex. method : rdma_cm\n')
+      expect(r.serverOut).toContain(' Waiting for client rdma_cm QP to connect\n')
+    })
+  }
+
+  it('write bw with 2 QPs: two rdma_cm connections on the one port', async () => {
+    const r = await pair({ verb: 'write', kind: 'bw', qps: 2, size: 64, rdmaCm: true })
+    expect(r.client.bw[0]).toMatchObject({ size: 64, iters: 400 })
+    expect(new Set(r.client.remote.map((d) => d.qpn))).toEqual(new Set(r.server.local.map((d) => d.qpn)))
+  })
+})
+
 /** A fake perftest peer on TCP that answers with `script` and records what it got. */
 async function fakePeer(script: (socket: net.Socket) => void): Promise<{ port: number; close: () => void }> {
   const server = net.createServer(script)

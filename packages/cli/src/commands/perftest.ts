@@ -46,6 +46,7 @@ softroce:
   --remote-roce-port=<port>  the peer's UDP port (default: --roce-port)
   --exchange-timeout=<s>   how long a setup exchange waits for the peer (default 60)
   --stats                  after the table, softroce's counters as one JSON line on stderr
+                           (with -R a second one, "softroce cm: …", of the CM's MADs)
 
 Not supported: -z (exchange over rdma_cm, QPs without), -D for send and latency tests,
 -b (bidirectional), -c other than RC.
@@ -170,6 +171,7 @@ export const perftestCommand: Command = {
     const { stats, ...options } = parsePerftestArgs(args)
     const result = await runPerftest({ ...options, out: io.out })
     if (stats) io.err(`softroce counters: ${JSON.stringify(result.counters ?? null)}\n`)
+    if (stats && result.cm !== undefined) io.err(`softroce cm: ${JSON.stringify(result.cm)}\n`)
     return 0
   },
 }

@@ -71,6 +71,8 @@ export interface PerftestResult {
   readonly peerBw: readonly BwReport[]
   readonly lat: readonly LatFigures[]
   readonly counters?: Record<string, unknown>
+  /** -R: softroce's CM counters (MADs sent, received, dropped by reason). */
+  readonly cm?: Record<string, unknown>
 }
 
 const MAX_SIZE = 1 << 23
@@ -88,10 +90,15 @@ interface Exchange {
   readonly cm?: { readonly ctx: Context; readonly manager: ConnectionManager; readonly control: PerftestCmChannel }
 }
 
+/** A server says it waits once it listens (perftest prints it just before it starts listening). */
 async function openExchange(o: PerftestOptions): Promise<Exchange> {
   const client = o.host !== undefined
+  const onListening = (port: number): void => {
+    o.out('\n************************************\n* Waiting for client to connect... *\n************************************\n')
+    o.onListening?.(port)
+  }
   if (o.rdmaCm !== true) {
-    const socket = client ? await connectTcp(o.host!, o.tcpPort) : await acceptOne(o.tcpPort, o.onListening)
+    const socket = client ? await connectTcp(o.host!, o.tcpPort) : await acceptOne(o.tcpPort, onListening)
     const channel = new PerftestChannel(socket, client, o.exchangeTimeoutMs)
     return { channel, address: o.address ?? channel.localAddress }
   }
@@ -100,7 +107,7 @@ async function openExchange(o: PerftestOptions): Promise<Exchange> {
   let manager: ConnectionManager | null = null
   try {
     manager = await createPerftestCm(ctx, o.remoteRocePort ?? o.rocePort)
-    const control = await openControl(ctx, manager, { ...(o.host === undefined ? {} : { host: o.host }), port: o.tcpPort, timeoutMs: o.exchangeTimeoutMs, ...(o.onListening === undefined ? {} : { onListening: o.onListening }) })
+    const control = await openControl(ctx, manager, { ...(o.host === undefined ? {} : { host: o.host }), port: o.tcpPort, timeoutMs: o.exchangeTimeoutMs, onListening })
     return { channel: control, address, cm: { ctx, manager, control } }
   } catch (err) {
     manager?.close()
@@ -114,7 +121,6 @@ const ZERO_DEST: PerftestDest = { lid: 0, outReads: 0, qpn: 0, psn: 0, rkey: 0, 
 
 export async function runPerftest(o: PerftestOptions): Promise<PerftestResult> {
   const client = o.host !== undefined
-  if (!client) o.out('\n************************************\n* Waiting for client to connect... *\n************************************\n')
   const x = await openExchange(o)
   const channel = x.channel
   let ep: PerftestEndpoint | null = null
@@ -266,7 +272,7 @@ export async function runPerftest(o: PerftestOptions): Promise<PerftestResult> {
     }
     if (x.cm !== undefined) await disconnectAll(x.cm.control, tests)
     const counters = deviceCounters(e.ctx)
-    return { ...result, ...(counters === undefined ? {} : { counters }) }
+    return { ...result, ...(counters === undefined ? {} : { counters }), ...(x.cm === undefined ? {} : { cm: { ...x.cm.manager.snapshot() } }) }
   } finally {
     if (!channel.finished) channel.destroy() // a failure: nothing more to say to the peer
     x.cm?.manager.close()

@@ -255,6 +255,29 @@ describe('-R (rdma_cm) between two softroce stacks over loopback', () => {
     }
   })
 
+  it('a client refused before the server listens: it retries, and the flushed receives of the refused attempts are not taken for the peer\'s', async () => {
+    const roce = await freeRocePort()
+    const tcp = await freeTcpPort()
+    const base = { ...parsePerftestArgs(['write', 'bw', '-R', '--address', '127.0.0.1']), tcpPort: tcp, rocePort: roce, iters: 50, size: 4096 }
+    // At first a CM at 127.0.0.1 that listens on nothing: the client's REQs get REJ invalid service ID.
+    const { softroce, createCm } = await import('@rdma-session/provider-softroce')
+    const { createContext } = await import('@rdma-session/core')
+    const ctx = await createContext({ provider: softroce({ address: '127.0.0.1', port: roce }) })
+    const early = createCm(ctx, { peerRocePort: roce })
+    const client = runPerftest({ ...base, host: '127.0.0.1', address: '127.0.0.2', out: () => {} })
+    client.catch(() => {})
+    const deadline = Date.now() + 10_000
+    while (early.snapshot().sent.REJ < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5))
+    expect(early.snapshot().sent.REJ).toBeGreaterThanOrEqual(2)
+    early.close()
+    await ctx.close()
+    // Then the real server: the client's next REQ (or its resend) reaches it.
+    const server = runPerftest({ ...base, out: () => {} })
+    const [s, c] = await Promise.all([server, client])
+    expect(c.bw[0]).toMatchObject({ size: 4096, iters: 50 })
+    expect(s.peerBw).toEqual(c.bw)
+  })
+
   it('write bw with 2 QPs: two rdma_cm connections on the one port', async () => {
     const r = await pair({ verb: 'write', kind: 'bw', qps: 2, size: 64, rdmaCm: true })
     expect(r.client.bw[0]).toMatchObject({ size: 64, iters: 400 })

@@ -46,7 +46,8 @@ softroce:
   --remote-roce-port=<port>  the peer's UDP port (default: --roce-port)
   --exchange-timeout=<s>   how long a setup exchange waits for the peer (default 60)
   --stats                  after the table, softroce's counters as one JSON line on stderr
-                           (with -R a second one, "softroce cm: …", of the CM's MADs)
+                           (with -R before it, also when the run fails, "softroce cm: …", the
+                           CM's MADs sent, received and dropped by reason)
 
 Not supported: -z (exchange over rdma_cm, QPs without), -D for send and latency tests,
 -b (bidirectional), -c other than RC.
@@ -169,9 +170,10 @@ export const perftestCommand: Command = {
   usage,
   async run(args, io) {
     const { stats, ...options } = parsePerftestArgs(args)
-    const result = await runPerftest({ ...options, out: io.out })
+    // The CM's counters also when the run fails: what the peer's CM sent is often why.
+    const onCmStats = stats ? (cm: Record<string, unknown>): void => io.err(`softroce cm: ${JSON.stringify(cm)}\n`) : undefined
+    const result = await runPerftest({ ...options, out: io.out, ...(onCmStats === undefined ? {} : { onCmStats }) })
     if (stats) io.err(`softroce counters: ${JSON.stringify(result.counters ?? null)}\n`)
-    if (stats && result.cm !== undefined) io.err(`softroce cm: ${JSON.stringify(result.cm)}\n`)
     return 0
   },
 }

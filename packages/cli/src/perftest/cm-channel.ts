@@ -68,6 +68,9 @@ export class PerftestCmChannel implements PerftestExchange {
     const deadline = untimed ? Infinity : Date.now() + this.timeoutMs
     for (;;) {
       const [wc] = cq.poll(1)
+      // A refused connect attempt's QP (its receive posted before the REQ) flushes into the same
+      // CQs when the CM closes it: not ours.
+      if (wc !== undefined && wc.qpn !== this.#qp.qpn) continue
       if (wc !== undefined) {
         if (wc.status !== 'SUCCESS' || wc.wrId !== SYNC_SPEC_ID) throw new PerftestExchangeError(`Couldn't ${what}: control QP completion ${wc.status} (wr_id ${wc.wrId})`, 'ERR_PERFTEST_PEER_GONE')
         return wc

@@ -6,9 +6,9 @@
  *    posted before rdma_connect/rdma_accept, no private data); the server then stops listening.
  *    Versions, system data and MTU follow over it (PerftestCmChannel).
  * 2. create_rdma_cm_connection: a handshake, then one rdma_cm connection per test QP to the same
- *    port (the server listens again; the client retries a refused connect 10 times, 100 ms
- *    apart, as perftest does, because perftest's server listens only after answering that
- *    handshake), then another handshake. The QPs are the CM's: RTS, PSNs and path from REQ/REP.
+ *    port (the server listens again, before it answers that handshake; a client retries a refused
+ *    connect 100 ms apart, because perftest's server listens only after answering it: perftest
+ *    retries 10 times, we until the exchange deadline), then another handshake. The QPs are the CM's: RTS, PSNs and path from REQ/REP.
  * 3. The run exchanges the QP keys (rkey, vaddr) as without -R, but there is no GID check and
  *    no ctx_connect.
  * 4. The end (destroy_ctx): the client disconnects each test connection (DREQ) and waits for
@@ -45,13 +45,17 @@ export async function createPerftestCm(ctx: Context, peerRocePort: number): Prom
 
 const refusedNoListener = (err: unknown): boolean => (err as { details?: { rejReasonName?: unknown } }).details?.rejReasonName === 'INVALID_SERVICE_ID'
 
-/** rdma_connect, retried while nobody listens on the port yet (perftest's 10 tries 100 ms apart). */
-async function connectRetrying(cm: ConnectionManager, host: string, port: number, qp: CmQpOptions): Promise<CmConnection> {
+/**
+ * rdma_connect, retried 100 ms apart while nobody listens on the port yet: `CONNECT_TRIES` times
+ * (perftest's count), or until `deadline` (Date.now() ms) when given.
+ */
+async function connectRetrying(cm: ConnectionManager, host: string, port: number, qp: CmQpOptions, deadline?: number): Promise<CmConnection> {
   for (let attempt = 1; ; attempt++) {
     try {
       return await cm.connect({ host, port, ...qp })
     } catch (err) {
-      if (!refusedNoListener(err) || attempt >= CONNECT_TRIES) {
+      const more = deadline === undefined ? attempt < CONNECT_TRIES : Date.now() + CONNECT_DELAY_MS < deadline
+      if (!refusedNoListener(err) || !more) {
         throw new PerftestExchangeError(`Couldn't connect to ${host}:${port} through rdma_cm (${(err as Error).message})`, 'ERR_PERFTEST_CONNECT')
       }
       await sleep(CONNECT_DELAY_MS)
@@ -90,8 +94,11 @@ export async function connectTestQps(cm: ConnectionManager, channel: PerftestCmC
   try {
     // The server listens before it answers: the client connects as soon as it has the answer.
     await channel.handshake(o.zero, false, () => (server.listener = cm.listen({ port: o.port, backlog: o.qps, ...o.qp })))
+    // perftest's server listens only after it answered: a client retries (perftest 10 times; here
+    // for as long as a setup exchange may wait, so a slow server is no failure).
+    const deadline = Date.now() + channel.timeoutMs
     for (let i = 0; i < o.qps; i++) {
-      if (o.host !== undefined) conns.push(await connectRetrying(cm, o.host, o.port, o.qp))
+      if (o.host !== undefined) conns.push(await connectRetrying(cm, o.host, o.port, o.qp, deadline))
       else conns.push(await within(server.listener!.accept(), channel.timeoutMs, `Couldn't accept rdma_cm connection ${i + 1} of ${o.qps}`))
     }
   } catch (err) {

@@ -58,6 +58,8 @@ export interface PerftestOptions {
   readonly out: (text: string) => void
   /** The server is accepting on this TCP port. */
   readonly onListening?: (port: number) => void
+  /** -R: the CM's counters when the run ends, failed or not (--stats prints them). */
+  readonly onCmStats?: (cm: Record<string, unknown>) => void
 }
 
 export interface PerftestResult {
@@ -275,6 +277,7 @@ export async function runPerftest(o: PerftestOptions): Promise<PerftestResult> {
     return { ...result, ...(counters === undefined ? {} : { counters }), ...(x.cm === undefined ? {} : { cm: { ...x.cm.manager.snapshot() } }) }
   } finally {
     if (!channel.finished) channel.destroy() // a failure: nothing more to say to the peer
+    if (x.cm !== undefined) o.onCmStats?.({ ...x.cm.manager.snapshot() })
     x.cm?.manager.close()
     if (ep !== null) await ep.close()
     else await x.cm?.ctx.close()

@@ -189,8 +189,10 @@ describe.skipIf(Boolean(why))('rdma-session perftest -R <-> perftest -R on kerne
       expect(sr!.drops.malformed).toBe(0)
       const cm = JSON.parse(/^softroce cm: (.*)$/m.exec(r.stderr)?.[1] ?? 'null') as CmStats | null
       expect(cm, `--stats cm line in: ${r.stderr}`).not.toBeNull()
-      // Only a DREP that crossed our own DREQ's answer may come too late (Linux's cm.c drops it as well).
-      expect(Object.entries(cm!.drops).filter(([why, n]) => n > 0 && why !== 'wrongState'), 'CM MADs softroce dropped').toEqual([])
+      // Only a DREP that crossed our own DREQ's answer may come too late (Linux's cm.c drops it as
+      // well), and MADs of an earlier step's connections (a late DREQ resent to UDP 4791) name a
+      // connection this process does not know; nothing may be malformed.
+      expect(Object.entries(cm!.drops).filter(([why, n]) => n > 0 && why !== 'wrongState' && why !== 'unknownCommId'), 'CM MADs softroce dropped').toEqual([])
       expect(cm!.drops.wrongState ?? 0).toBeLessThanOrEqual(2)
       const line = `IPv4 ${role.padEnd(44)} ${String(s.size).padStart(6)} B: ${rows.map(([who, row]) => `${who} ${row!.figure} ${s.kind === 'bw' ? 'MB/s' : 'usec'}`).join(', ')}`
       figures.push(line)

@@ -11,6 +11,8 @@ import { addressToGid, peerRoceAddress } from '../oob/gid.js'
 import { openSoftroceContext, type SoftroceFactory } from '../oob/softroce.js'
 import type { PerftestDest } from './wire.js'
 
+/** Linux cma.c: CMA_IBOE_PACKET_LIFETIME (16) + 1, the ACK timeout of rdma_cm's RoCE QPs (cm.c cm_init_av_by_path). */
+export const RDMA_CM_ROCE_ACK_TIMEOUT = 17
 /** MIN_RNR_TIMER in perftest_resources.h. */
 const MIN_RNR_TIMER = 12
 /** The outstanding RDMA READ/atomic requests softroce takes as a responder (its default). */
@@ -79,9 +81,13 @@ export class PerftestEndpoint {
     }
   }
 
-  /** The same for rdma_cm, which moves the QP on from INIT itself (the active side announces `pathMtu`). */
-  cmQpOptions(pathMtu: PathMtu): { qp: CreateQpOptions; accessFlags: number; pathMtu: PathMtu } {
-    return { qp: this.qpOptions, accessFlags: this.#access, pathMtu }
+  /**
+   * The same for rdma_cm, which moves the QP on from INIT itself; the active side announces
+   * `pathMtu` and the ACK timeout Linux rdma_cm gives RoCE QPs (packet lifetime 16, plus one: 17,
+   * 537 ms), as perftest's -R QPs get it, not -u.
+   */
+  cmQpOptions(pathMtu: PathMtu): { qp: CreateQpOptions; accessFlags: number; pathMtu: PathMtu; ackTimeout: number } {
+    return { qp: this.qpOptions, accessFlags: this.#access, pathMtu, ackTimeout: RDMA_CM_ROCE_ACK_TIMEOUT }
   }
 
   /** -R: a test QP of an rdma_cm connection, in RTS. */

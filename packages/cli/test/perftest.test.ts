@@ -278,6 +278,22 @@ describe('-R (rdma_cm) between two softroce stacks over loopback', () => {
     expect(s.peerBw).toEqual(c.bw)
   })
 
+  it('IPv6: two of these commands connect through rdma_cm on ::1 (perftest itself resolves -R addresses as IPv4 only)', async () => {
+    const [ra, rb] = [await freeRocePort(), await freeRocePort()]
+    const tcp = await freeTcpPort()
+    const base = { ...parsePerftestArgs(['write', 'bw', '-R', '--address', '::1']), tcpPort: tcp, iters: 50, size: 4096 }
+    let listening!: () => void
+    const ready = new Promise<void>((r) => (listening = r))
+    let serverOut = ''
+    const server = runPerftest({ ...base, rocePort: ra, remoteRocePort: rb, out: (t) => (serverOut += t), onListening: () => listening() })
+    await ready
+    const client = runPerftest({ ...base, host: '::1', rocePort: rb, remoteRocePort: ra, out: () => {} })
+    const [s, c] = await Promise.all([server, client])
+    expect(c.bw[0]).toMatchObject({ size: 4096, iters: 50 })
+    expect(s.peerBw).toEqual(c.bw)
+    expect(serverOut).toMatch(/ GID: 00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:01\n/)
+  })
+
   it('write bw with 2 QPs: two rdma_cm connections on the one port', async () => {
     const r = await pair({ verb: 'write', kind: 'bw', qps: 2, size: 64, rdmaCm: true })
     expect(r.client.bw[0]).toMatchObject({ size: 64, iters: 400 })

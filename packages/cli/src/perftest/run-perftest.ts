@@ -5,18 +5,15 @@
  * MTU; the QP keys handshakes before and after the QPs connect; the run; the BW report exchange
  * and the closing handshake where the test has them. Prints what perftest prints.
  */
-import type { Context, PathMtu } from '@rdma-session/core'
-import type { CmConnection, ConnectionManager } from '@rdma-session/provider-softroce'
-import { acceptOne, connectTcp } from '../oob/tcp.js'
-import { routeSourceAddress } from '../oob/route.js'
+import type { PathMtu } from '@rdma-session/core'
+import type { CmConnection } from '@rdma-session/provider-softroce'
 import { deviceCounters, type SoftroceFactory } from '../oob/softroce.js'
-import { PerftestChannel } from './channel.js'
-import type { PerftestCmChannel } from './cm-channel.js'
 import { PerftestEndpoint, type EndpointOptions } from './endpoint.js'
 import type { PerftestExchange } from './exchange.js'
+import { openExchange } from './open-exchange.js'
 import { guardFor } from './guard.js'
 import { negotiate } from './negotiate.js'
-import { connectTestQps, createPerftestCm, disconnectAll, openControl } from './rdma-cm.js'
+import { connectTestQps, disconnectAll } from './rdma-cm.js'
 import { runBwClient, runReadAtomicLat, runSendBwServer, runSendLat, runWriteLat, setRecvWqes, type AtomicType } from './loops.js'
 import { RESULT_LINE, addressLines, banner, bwFigures, bwHeader, bwLine, bwWindowFigures, latFigures, latHeader, latLine, type LatFigures, type TestKind, type Verb } from './report.js'
 import { bwReportFieldSizes, decodeBwReport, encodeBwReport, PerftestExchangeError, type BwReport, type PerftestDest } from './wire.js'
@@ -83,39 +80,6 @@ const MAX_SIZE = 1 << 23
 export function runSizes(o: Pick<PerftestOptions, 'verb' | 'size' | 'allSizes'>): number[] {
   if (o.verb === 'atomic') return [8]
   return o.allSizes ? Array.from({ length: 23 }, (_, i) => 2 ** (i + 1)) : [o.size]
-}
-
-/** The exchange of a run: perftest's TCP connection, or with -R the rdma_cm control connection on a context made for it. */
-interface Exchange {
-  readonly channel: PerftestExchange
-  readonly address: string
-  readonly cm?: { readonly ctx: Context; readonly manager: ConnectionManager; readonly control: PerftestCmChannel }
-}
-
-/** A server says it waits once it listens (perftest prints it just before it starts listening). */
-async function openExchange(o: PerftestOptions): Promise<Exchange> {
-  const client = o.host !== undefined
-  const onListening = (port: number): void => {
-    o.out('\n************************************\n* Waiting for client to connect... *\n************************************\n')
-    o.onListening?.(port)
-  }
-  if (o.rdmaCm !== true) {
-    const socket = client ? await connectTcp(o.host!, o.tcpPort) : await acceptOne(o.tcpPort, onListening)
-    const channel = new PerftestChannel(socket, client, o.exchangeTimeoutMs)
-    return { channel, address: o.address ?? channel.localAddress }
-  }
-  const address = o.address ?? (await routeSourceAddress(o.host!))
-  const ctx = await PerftestEndpoint.openContext({ address, rocePort: o.rocePort, ...(o.ibDev === undefined ? {} : { ibDev: o.ibDev }), ...(o.softroce === undefined ? {} : { softroce: o.softroce }) })
-  let manager: ConnectionManager | null = null
-  try {
-    manager = await createPerftestCm(ctx, o.remoteRocePort ?? o.rocePort)
-    const control = await openControl(ctx, manager, { ...(o.host === undefined ? {} : { host: o.host }), port: o.tcpPort, timeoutMs: o.exchangeTimeoutMs, onListening })
-    return { channel: control, address, cm: { ctx, manager, control } }
-  } catch (err) {
-    manager?.close()
-    await ctx.close()
-    throw err
-  }
 }
 
 /** What perftest's my_dest holds before set_up_connection: the handshakes around the rdma_cm connections send it. */

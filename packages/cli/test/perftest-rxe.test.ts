@@ -22,6 +22,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { guestSupport, startGuest, type Guest, type RunResult } from '../../../tools/rxe-vm/index.mjs'
 import { environmentSkip } from '../../../tools/test-env.mjs'
 import { bundleCliForGuest } from './guest-cli.js'
+import { guestClientLoop, guestRun, guestShow, kindRow, resultRow, tagged, type SoftroceCounters } from './perftest-guest.js'
 
 const here = fileURLToPath(new URL('.', import.meta.url))
 const pkg = join(here, '..')
@@ -89,10 +90,9 @@ const RXE_PORT = 18700
  */
 function guestScript(): string {
   const lines = ['set -u', 'dmesg -n 1 2>/dev/null || true']
-  const run = (cmd: string, out: string): string => `timeout 150 ${cmd} > ${out} 2> ${out}.err`
-  const clientLoop = (cmd: string, out: string): string =>
-    `for i in $(seq 1 600); do ${run(cmd, out)}; rc=$?; grep -q "Couldn't connect\\|Unable to init the socket" ${out}.err || break; sleep 0.2; done`
-  const show = (out: string, tag: string): string => `sed 's/^/@@${tag} /' ${out}; sed 's/^/@@${tag}! /' ${out}.err`
+  const run = guestRun
+  const clientLoop = guestClientLoop
+  const show = guestShow
   for (const s of STEPS) {
     const common = `-d rxe2 -x ${gidIndex(s.fam)} -p ${s.tcpPort} ${sizeArgs(s)} -F`
     if (s.guest === 'server') lines.push(`${run(`${tool(s)} ${common}`, `/tmp/${s.k}.out`)}; rc=$?`)
@@ -114,32 +114,8 @@ function guestScript(): string {
   return `${lines.join('\n')}\n`
 }
 
-function tagged(output: string, tag: string): string[] {
-  return output.split(/\r?\n/).filter((l) => l.startsWith(`@@${tag} `)).map((l) => l.slice(tag.length + 3))
-}
-
-/**
- * A figure as printf prints it: perftest under TCG sometimes cannot sample its CPU clock (it says
- * "Correlation coefficient r^2: … < 0.9") and prints inf and -nan, while exiting 0.
- */
-const F = '(\\d+\\.\\d+|-?inf|-?nan)'
-const BW_ROW = new RegExp(`^ (\\d+) +(\\d+) +${F} +${F}\\s+${F}\\s*$`, 'm')
-const LAT_ROW = new RegExp(`^ (\\d+) +(\\d+) +${F} +${F} +${F}\\s+${F}\\s+${F}\\s+${F}\\s+${F}\\s*$`, 'm')
-const figure = (text: string): number => (/inf$/.test(text) ? Infinity : Number(text))
-
-const kindRow = (kind: 'bw' | 'lat'): RegExp => (kind === 'bw' ? BW_ROW : LAT_ROW)
-
-/** The (last) row of a result table: { size, iters, figure } (figure: BW average MB/s, or typical latency µs). */
-function resultRow(out: string, kind: 'bw' | 'lat'): { size: number; iters: number; figure: number } | null {
-  const m = [...out.matchAll(new RegExp(kindRow(kind).source, 'gm'))].at(-1)
-  if (m === undefined) return null
-  return { size: Number(m[1]), iters: Number(m[2]), figure: figure(kind === 'bw' ? m[4]! : m[5]!) }
-}
-
 /** Which side prints a result row: perftest BW servers print the client's; read/atomic latency servers print none. */
 const printsRow = (s: Step, side: 'server' | 'client'): boolean => side === 'client' || s.kind === 'bw' || s.verb === 'write' || s.verb === 'send'
-
-interface SoftroceCounters { packetsSent: number; retransmits: number; drops: Record<string, number> }
 
 const figures: string[] = []
 

@@ -11,7 +11,8 @@ import { parsePerftestArgs, perftestCommand } from '../src/commands/perftest.js'
 import { addressLines, altHex, bwFigures, bwLine, latFigures, latLine } from '../src/perftest/report.js'
 import { runPerftest, runSizes, type PerftestOptions, type PerftestResult } from '../src/perftest/run-perftest.js'
 import {
-  KEY_MSG_SIZE_GID, decodeBwReport, decodeKeys, decodeMtu, decodeVersion, encodeBwReport, encodeKeys, encodeMtu, encodeVersion, type PerftestDest,
+  KEY_MSG_SIZE_GID, PINGPONG_DEST_BYTES, decodeBwReport, decodeKeys, decodeKeysBinary, decodeMtu, decodeVersion, encodeBwReport, encodeKeys, encodeKeysBinary,
+  encodeMtu, encodeVersion, type PerftestDest,
 } from '../src/perftest/wire.js'
 import { addressToGid } from '../src/oob/gid.js'
 import { freeRocePort, freeTcpPort } from './ports.js'
@@ -25,6 +26,17 @@ describe('perftest exchange messages', () => {
     expect(msg.toString('latin1').replace(/\0+$/, '')).toBe('0000:0080:000011:8ac5a9:000001ed:00005563f55e5000:00:00:00:00:00:00:00:00:00:00:ff:ff:0a:4d:00:02:00000000:')
     expect(msg[107]).toBe(0)
     expect(decodeKeys(msg)).toEqual({ ...dest, gid: Buffer.from(dest.gid) })
+  })
+
+  it('with -R the QP keys are struct pingpong_dest, 56 bytes, fields big-endian', () => {
+    const msg = encodeKeysBinary(dest)
+    expect(msg.length).toBe(PINGPONG_DEST_BYTES)
+    expect(msg.toString('hex')).toBe(
+      '00000000' + '00000080' + '00000011' + '008ac5a9' + '000001ed' + '00000000' + '00005563f55e5000' + '00000000000000000000ffff0a4d0002' + '00000000' + '00000000',
+    )
+    expect(decodeKeysBinary(msg)).toEqual({ ...dest, gid: Uint8Array.from(dest.gid) })
+    expect(() => decodeKeysBinary(msg.subarray(0, 55))).toThrow(expect.objectContaining({ code: 'ERR_PERFTEST_EXCHANGE' }))
+    expect(() => decodeKeysBinary(Buffer.concat([msg.subarray(0, 24), Buffer.alloc(8, 0xff), msg.subarray(32)]))).toThrow(expect.objectContaining({ code: 'ERR_PERFTEST_EXCHANGE' }))
   })
 
   it('versions, MTU and BW reports are what perftest writes', () => {
@@ -93,6 +105,12 @@ describe('command line', () => {
     expect(runSizes({ verb: 'atomic', size: 8, allSizes: false })).toEqual([8])
     expect(parsePerftestArgs(['read', '-D', '8'])).toMatchObject({ duration: { seconds: 8, margin: 2 } })
     expect(parsePerftestArgs(['write', '-D', '3', '-f', '1'])).toMatchObject({ duration: { seconds: 3, margin: 1 } })
+    expect(parsePerftestArgs(['write', '-R', '10.0.0.1'])).toMatchObject({ rdmaCm: true, host: '10.0.0.1' })
+    expect(parsePerftestArgs(['send', 'lat', '--rdma_cm', '--address', '10.0.0.2'])).toMatchObject({ rdmaCm: true, address: '10.0.0.2' })
+    expect(parsePerftestArgs(['write'])).not.toHaveProperty('rdmaCm')
+    expect(() => parsePerftestArgs(['write', '-R'])).toThrow(/needs --address/)
+    expect(() => parsePerftestArgs(['write', '-R', 'server.example'])).toThrow(/IP address/)
+    expect(() => parsePerftestArgs(['write', '-z', '10.0.0.1'])).toThrow(UsageError)
     for (const bad of [[], ['rdma'], ['write', '-R'], ['write', 'lat', '-D', '5'], ['send', '-D', '5'], ['write', '-D', '4', '-f', '2'], ['write', '-f', '1'], ['read', '-b'], ['send', '-c', 'UD'], ['write', 'lat', '-q', '2'], ['atomic', '-a'], ['write', '-m', '1000'], ['write', '-n', '3'], ['write', 'a', 'b']]) {
       expect(() => parsePerftestArgs(bad), bad.join(' ')).toThrow(UsageError)
     }
@@ -192,6 +210,95 @@ describe('softroce <-> softroce over loopback (the command against itself)', () 
       if (verb === 'read' || verb === 'atomic') expect(r.server.lat).toHaveLength(0)
     })
   }
+})
+
+describe('-R (rdma_cm) between two softroce stacks over loopback', () => {
+  for (const [verb, kind] of [['write', 'bw'], ['read', 'bw'], ['send', 'bw'], ['atomic', 'bw'], ['write', 'lat'], ['read', 'lat'], ['send', 'lat'], ['atomic', 'lat']] as const) {
+    it(`${verb} ${kind}: QPs connected by rdma_cm, keys exchanged on the control QP, both sides measure as without -R`, async () => {
+      const r = await pair({ verb, kind, rdmaCm: true, iters: 100, ...(verb === 'atomic' ? {} : { size: 4096 }) })
+      const size = verb === 'atomic' ? 8 : 4096
+      if (kind === 'bw') {
+        expect(r.client.bw[0]).toMatchObject({ size, iters: 100 })
+        if (verb === 'send') expect(r.server.bw[0]).toMatchObject({ size, iters: 100 })
+        else expect(r.server.peerBw).toEqual(r.client.bw)
+      } else {
+        expect(r.client.lat[0]).toMatchObject({ size, iters: 100 })
+        expect(r.server.lat).toHaveLength(verb === 'write' || verb === 'send' ? 1 : 0)
+      }
+      // The keys came over the control QP (struct pingpong_dest): each side names the other's QP and buffer.
+      expect(r.client.remote[0]).toMatchObject({ qpn: r.server.local[0]!.qpn, rkey: r.server.local[0]!.rkey, vaddr: r.server.local[0]!.vaddr })
+      expect(r.server.remote[0]).toMatchObject({ qpn: r.client.local[0]!.qpn, rkey: r.client.local[0]!.rkey, vaddr: r.client.local[0]!.vaddr })
+      expect(r.client.peerVersion).toBe('6.06')
+      for (const out of [r.serverOut, r.clientOut]) expect(out).toContain(' rdma_cm QPs\t : ON\n Data ex. method : rdma_cm\n')
+      expect(r.serverOut).toContain(' Waiting for client rdma_cm QP to connect\n')
+    })
+  }
+
+  it('nobody listens on the rdma_cm port: ERR_PERFTEST_CONNECT after perftest\'s 10 tries, no hang', async () => {
+    const roce = await freeRocePort()
+    const tcp = await freeTcpPort()
+    // A softroce CM at 127.0.0.1 that listens elsewhere: every REQ to `tcp` gets REJ invalid service ID.
+    const { softroce, createCm } = await import('@rdma-session/provider-softroce')
+    const { createContext } = await import('@rdma-session/core')
+    const ctx = await createContext({ provider: softroce({ address: '127.0.0.1', port: roce }) })
+    const cm = createCm(ctx, { peerRocePort: roce })
+    cm.listen({ port: tcp === 65535 ? 1 : tcp + 1 })
+    try {
+      const t0 = Date.now()
+      const err = await runPerftest({ ...parsePerftestArgs(['write', '-R', '127.0.0.1']), tcpPort: tcp, rocePort: roce, address: '127.0.0.2', out: () => {} }).catch((e: unknown) => e)
+      expect(err).toMatchObject({ code: 'ERR_PERFTEST_CONNECT', message: expect.stringMatching(/Couldn't connect to 127\.0\.0\.1:\d+ through rdma_cm .*INVALID_SERVICE_ID/) })
+      expect(cm.snapshot().received.REQ).toBe(10)
+      expect(Date.now() - t0).toBeGreaterThanOrEqual(9 * 100)
+    } finally {
+      cm.close()
+      await ctx.close()
+    }
+  })
+
+  it('a client refused before the server listens: it retries, and the flushed receives of the refused attempts are not taken for the peer\'s', async () => {
+    const roce = await freeRocePort()
+    const tcp = await freeTcpPort()
+    const base = { ...parsePerftestArgs(['write', 'bw', '-R', '--address', '127.0.0.1']), tcpPort: tcp, rocePort: roce, iters: 50, size: 4096 }
+    // At first a CM at 127.0.0.1 that listens on nothing: the client's REQs get REJ invalid service ID.
+    const { softroce, createCm } = await import('@rdma-session/provider-softroce')
+    const { createContext } = await import('@rdma-session/core')
+    const ctx = await createContext({ provider: softroce({ address: '127.0.0.1', port: roce }) })
+    const early = createCm(ctx, { peerRocePort: roce })
+    const client = runPerftest({ ...base, host: '127.0.0.1', address: '127.0.0.2', out: () => {} })
+    client.catch(() => {})
+    const deadline = Date.now() + 10_000
+    while (early.snapshot().sent.REJ < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5))
+    expect(early.snapshot().sent.REJ).toBeGreaterThanOrEqual(2)
+    early.close()
+    await ctx.close()
+    // Then the real server: the client's next REQ (or its resend) reaches it.
+    const server = runPerftest({ ...base, out: () => {} })
+    const [s, c] = await Promise.all([server, client])
+    expect(c.bw[0]).toMatchObject({ size: 4096, iters: 50 })
+    expect(s.peerBw).toEqual(c.bw)
+  })
+
+  it('IPv6: two of these commands connect through rdma_cm on ::1 (perftest itself resolves -R addresses as IPv4 only)', async () => {
+    const [ra, rb] = [await freeRocePort(), await freeRocePort()]
+    const tcp = await freeTcpPort()
+    const base = { ...parsePerftestArgs(['write', 'bw', '-R', '--address', '::1']), tcpPort: tcp, iters: 50, size: 4096 }
+    let listening!: () => void
+    const ready = new Promise<void>((r) => (listening = r))
+    let serverOut = ''
+    const server = runPerftest({ ...base, rocePort: ra, remoteRocePort: rb, out: (t) => (serverOut += t), onListening: () => listening() })
+    await ready
+    const client = runPerftest({ ...base, host: '::1', rocePort: rb, remoteRocePort: ra, out: () => {} })
+    const [s, c] = await Promise.all([server, client])
+    expect(c.bw[0]).toMatchObject({ size: 4096, iters: 50 })
+    expect(s.peerBw).toEqual(c.bw)
+    expect(serverOut).toMatch(/ GID: 00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:01\n/)
+  })
+
+  it('write bw with 2 QPs: two rdma_cm connections on the one port', async () => {
+    const r = await pair({ verb: 'write', kind: 'bw', qps: 2, size: 64, rdmaCm: true })
+    expect(r.client.bw[0]).toMatchObject({ size: 64, iters: 400 })
+    expect(new Set(r.client.remote.map((d) => d.qpn))).toEqual(new Set(r.server.local.map((d) => d.qpn)))
+  })
 })
 
 /** A fake perftest peer on TCP that answers with `script` and records what it got. */

@@ -11,7 +11,7 @@ const usage = `usage:
   rdma-session perftest <write|read|send|atomic> [bw|lat] [options]          start a server and wait for connection
   rdma-session perftest <write|read|send|atomic> [bw|lat] [options] <host>   connect to server at <host>
 
-Speaks perftest's TCP exchange (without -R) and runs its test on softroce RC QPs, so either end
+Speaks perftest's TCP exchange (or with -R its rdma_cm mode) and runs its test on softroce RC QPs, so either end
 can be perftest's ib_write_bw, ib_write_lat, ib_read_bw, ib_read_lat, ib_send_bw, ib_send_lat,
 ib_atomic_bw or ib_atomic_lat (perftest 5.70 or newer; kernel rxe or a RoCE NIC), or this command.
 bw is the default.
@@ -35,16 +35,22 @@ options (as perftest's):
   -u, --qp-timeout=<t>     QP timeout, 4 usec * 2^t (default 14)
   -A, --atomic_type=<type> FETCH_AND_ADD (default) or CMP_AND_SWAP
   -F, --CPU-freq           accepted (no CPU frequency warning here)
+  -R, --rdma_cm            connect the QPs through rdma_cm, on the -p port; the exchange then runs
+                           over an rdma_cm connection too (perftest -R; the server needs --address)
       --report_gbits       report BW in Gbit/sec instead of MiB/sec
 softroce:
   --address=<ip>           local IPv4/IPv6 address to bind; the GID is ::ffff:a.b.c.d or the IPv6
-                           address (default: the local address of the TCP connection)
+                           address (default: the local address of the TCP connection; with -R the
+                           client's route toward <host>)
   --roce-port=<port>       local UDP port (default 4791)
   --remote-roce-port=<port>  the peer's UDP port (default: --roce-port)
   --exchange-timeout=<s>   how long a setup exchange waits for the peer (default 60)
   --stats                  after the table, softroce's counters as one JSON line on stderr
+                           (with -R before it, also when the run fails, "softroce cm: …", the
+                           CM's MADs sent, received and dropped by reason)
 
-Not supported: -R/-z (rdma_cm), -D for send and latency tests, -b (bidirectional), -c other than RC.
+Not supported: -z (exchange over rdma_cm, QPs without), -D for send and latency tests,
+-b (bidirectional), -c other than RC.
 `
 
 const VERBS: readonly Verb[] = ['write', 'read', 'send', 'atomic']
@@ -93,7 +99,6 @@ export function parsePerftestArgs(args: readonly string[]): Omit<PerftestOptions
     throw new UsageError((err as Error).message)
   }
   const v = parsed.values
-  if (v.rdma_cm === true) throw new UsageError('-R/--rdma_cm (connecting through rdma_cm) is not supported: run perftest without -R')
   if (v.com_rdma_cm === true) throw new UsageError('-z/--com_rdma_cm is not supported: run perftest without -z')
   if (v.bidirectional === true) throw new UsageError('-b/--bidirectional is not supported')
   if (v.connection !== undefined && v.connection !== 'RC') throw new UsageError(`-c/--connection: only RC is supported, got '${v.connection}'`)
@@ -129,10 +134,13 @@ export function parsePerftestArgs(args: readonly string[]): Omit<PerftestOptions
     throw new UsageError('-f/--margin applies to -D runs only')
   }
   const host = pos[0]
+  if (v.rdma_cm === true && host === undefined && v.address === undefined) throw new UsageError('-R/--rdma_cm as the server needs --address <ip>: the address rdma_cm clients connect to (softroce binds one)')
+  if (v.rdma_cm === true && host !== undefined && isIP(host) === 0) throw new UsageError(`-R/--rdma_cm needs the server's IP address, got '${host}'`)
   return {
     ...(duration === undefined ? {} : { duration }),
     verb: verb as Verb, kind,
     ...(host === undefined ? {} : { host }),
+    ...(v.rdma_cm === true ? { rdmaCm: true } : {}),
     tcpPort: inRange(v.port, '-p/--port', 18515, 0, 65535),
     ...(v['ib-dev'] === undefined ? {} : { ibDev: v['ib-dev'] }),
     ibPort: inRange(v['ib-port'], '-i/--ib-port', 1, 1, 255),
@@ -162,7 +170,9 @@ export const perftestCommand: Command = {
   usage,
   async run(args, io) {
     const { stats, ...options } = parsePerftestArgs(args)
-    const result = await runPerftest({ ...options, out: io.out })
+    // The CM's counters also when the run fails: what the peer's CM sent is often why.
+    const onCmStats = stats ? (cm: Record<string, unknown>): void => io.err(`softroce cm: ${JSON.stringify(cm)}\n`) : undefined
+    const result = await runPerftest({ ...options, out: io.out, ...(onCmStats === undefined ? {} : { onCmStats }) })
     if (stats) io.err(`softroce counters: ${JSON.stringify(result.counters ?? null)}\n`)
     return 0
   },

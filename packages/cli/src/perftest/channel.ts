@@ -6,9 +6,10 @@
  */
 import type net from 'node:net'
 import { finish, readBytes, unmapAddress, writeAll } from '../oob/tcp.js'
+import type { PerftestExchange } from './exchange.js'
 import { DONE, KEY_MSG_SIZE_GID, decodeKeys, encodeKeys, type PerftestDest } from './wire.js'
 
-export class PerftestChannel {
+export class PerftestChannel implements PerftestExchange {
   readonly socket: net.Socket
   readonly client: boolean
   readonly timeoutMs: number
@@ -37,7 +38,13 @@ export class PerftestChannel {
   }
 
   /** ctx_hand_shake: our QP keys for the peer's. */
-  async handshake(mine: PerftestDest, untimed = false): Promise<PerftestDest> {
+  async handshake(mine: PerftestDest, untimed = false, beforeReply?: () => void): Promise<PerftestDest> {
+    if (beforeReply !== undefined && !this.client) {
+      const theirs = await readBytes(this.socket, KEY_MSG_SIZE_GID, 'remote address', false, untimed ? undefined : this.timeoutMs)
+      beforeReply()
+      await writeAll(this.socket, encodeKeys(mine))
+      return decodeKeys(theirs)
+    }
     return decodeKeys(await this.xchg(encodeKeys(mine), KEY_MSG_SIZE_GID, 'remote address', untimed))
   }
 
@@ -53,7 +60,16 @@ export class PerftestChannel {
     finish(this.socket)
   }
 
+  get finished(): boolean {
+    return this.socket.writableEnded
+  }
+
   destroy(): void {
     this.socket.destroy()
+  }
+
+  onGone(gone: () => void): () => void {
+    this.socket.once('close', gone)
+    return () => this.socket.off('close', gone)
   }
 }

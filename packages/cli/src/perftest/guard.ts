@@ -1,17 +1,17 @@
-/** The guard of a perftest run: the peer's TCP connection closing during the test ends its waits. */
-import type { PerftestChannel } from './channel.js'
+/** The guard of a perftest run: the peer's exchange (TCP connection or rdma_cm control QP) going away during the test ends its waits. */
+import type { PerftestExchange } from './exchange.js'
 import type { RunGuard } from './loops.js'
 import { PerftestExchangeError } from './wire.js'
 
-export /** Stops the run's waits when the peer's TCP connection closes during the test. */
-function guardFor(channel: PerftestChannel): RunGuard & { dispose(): void } {
+export /** Stops the run's waits when the peer's exchange goes away during the test. */
+function guardFor(channel: PerftestExchange): RunGuard & { dispose(): void } {
   let reason: Error | null = null
   let waiting: ((err: Error) => void) | null = null
   const onClose = (): void => {
-    reason = new PerftestExchangeError('the peer closed the TCP connection during the test', 'ERR_PERFTEST_PEER_GONE')
+    reason = new PerftestExchangeError('the peer closed the exchange connection during the test', 'ERR_PERFTEST_PEER_GONE')
     waiting?.(reason)
   }
-  channel.socket.once('close', onClose)
+  const stop = channel.onGone(onClose)
   return {
     check: () => {
       if (reason !== null) throw reason
@@ -26,6 +26,6 @@ function guardFor(channel: PerftestChannel): RunGuard & { dispose(): void } {
         )
       })
     },
-    dispose: () => channel.socket.off('close', onClose),
+    dispose: stop,
   }
 }

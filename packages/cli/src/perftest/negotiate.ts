@@ -4,7 +4,7 @@
  * (the larger of each wins), then the MTU (the smaller wins).
  */
 import type { PathMtu } from '@rdma-session/core'
-import type { PerftestChannel } from './channel.js'
+import type { PerftestExchange } from './exchange.js'
 import { decodeMtu, decodeSysValue, decodeVersion, encodeInt32, encodeMtu, encodeVersion, VERSION_BYTES } from './wire.js'
 
 const CYCLE_BUFFER = 4096
@@ -17,7 +17,7 @@ export interface Negotiated {
   readonly mtu: PathMtu
 }
 
-export async function negotiate(channel: PerftestChannel, ourMtu: PathMtu): Promise<Negotiated> {
+export async function negotiate(channel: PerftestExchange, ourMtu: PathMtu): Promise<Negotiated> {
   const peer = decodeVersion(await channel.xchg(encodeVersion(), VERSION_BYTES, 'the peer\'s version'))
   let cycleBuffer = CYCLE_BUFFER
   let cacheLine = CACHE_LINE

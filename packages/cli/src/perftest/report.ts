@@ -36,6 +36,8 @@ export interface BannerInfo {
   readonly gidIndex: number
   readonly outReads?: number
   readonly atomicType?: 'FETCH_AND_ADD' | 'CMP_AND_SWAP'
+  /** -R: the QPs and the exchange are rdma_cm's (the server also says it waits for the client's QP). */
+  readonly rdmaCm?: 'client' | 'server'
 }
 
 /** ctx_print_test_info, for an RC test on a RoCE port. */
@@ -56,8 +58,9 @@ export function banner(b: BannerInfo): string {
     ' Link type       : Ethernet\n',
     ` GID index       : ${b.gidIndex}\n`,
     ...(b.verb === 'read' || b.verb === 'atomic' ? [` Outstand reads  : ${b.outReads ?? 1}\n`] : []),
-    ' rdma_cm QPs\t : OFF\n',
-    ' Data ex. method : Ethernet\n',
+    ` rdma_cm QPs\t : ${b.rdmaCm === undefined ? 'OFF' : 'ON'}\n`,
+    b.rdmaCm === undefined ? ' Data ex. method : Ethernet\n' : ' Data ex. method : rdma_cm\n',
+    ...(b.rdmaCm === 'server' ? [RESULT_LINE, ' Waiting for client rdma_cm QP to connect\n Please run the same command with the IB/RoCE interface IP\n'] : []),
     RESULT_LINE,
   ].join('')
 }

@@ -6,12 +6,14 @@
  * and the closing handshake where the test has them. Prints what perftest prints.
  */
 import type { PathMtu } from '@rdma-session/core'
-import { acceptOne, connectTcp } from '../oob/tcp.js'
+import type { CmConnection } from '@rdma-session/provider-softroce'
 import { deviceCounters, type SoftroceFactory } from '../oob/softroce.js'
-import { PerftestChannel } from './channel.js'
-import { PerftestEndpoint } from './endpoint.js'
+import { PerftestEndpoint, type EndpointOptions } from './endpoint.js'
+import type { PerftestExchange } from './exchange.js'
+import { openExchange } from './open-exchange.js'
 import { guardFor } from './guard.js'
 import { negotiate } from './negotiate.js'
+import { connectTestQps, disconnectAll } from './rdma-cm.js'
 import { runBwClient, runReadAtomicLat, runSendBwServer, runSendLat, runWriteLat, setRecvWqes, type AtomicType } from './loops.js'
 import { RESULT_LINE, addressLines, banner, bwFigures, bwHeader, bwLine, bwWindowFigures, latFigures, latHeader, latLine, type LatFigures, type TestKind, type Verb } from './report.js'
 import { bwReportFieldSizes, decodeBwReport, encodeBwReport, PerftestExchangeError, type BwReport, type PerftestDest } from './wire.js'
@@ -21,6 +23,8 @@ export interface PerftestOptions {
   readonly kind: TestKind
   /** Connect to perftest's server here; without it, be the server. */
   readonly host?: string
+  /** -R: connect through rdma_cm (the exchange too: SENDs on an rdma_cm control QP), IPv4 as perftest. */
+  readonly rdmaCm?: boolean
   readonly tcpPort: number
   readonly ibDev?: string
   readonly ibPort: number
@@ -51,6 +55,8 @@ export interface PerftestOptions {
   readonly out: (text: string) => void
   /** The server is accepting on this TCP port. */
   readonly onListening?: (port: number) => void
+  /** -R: the CM's counters when the run ends, failed or not (--stats prints them). */
+  readonly onCmStats?: (cm: Record<string, unknown>) => void
 }
 
 export interface PerftestResult {
@@ -64,6 +70,8 @@ export interface PerftestResult {
   readonly peerBw: readonly BwReport[]
   readonly lat: readonly LatFigures[]
   readonly counters?: Record<string, unknown>
+  /** -R: softroce's CM counters (MADs sent, received, dropped by reason). */
+  readonly cm?: Record<string, unknown>
 }
 
 const MAX_SIZE = 1 << 23
@@ -74,27 +82,38 @@ export function runSizes(o: Pick<PerftestOptions, 'verb' | 'size' | 'allSizes'>)
   return o.allSizes ? Array.from({ length: 23 }, (_, i) => 2 ** (i + 1)) : [o.size]
 }
 
+/** What perftest's my_dest holds before set_up_connection: the handshakes around the rdma_cm connections send it. */
+const ZERO_DEST: PerftestDest = { lid: 0, outReads: 0, qpn: 0, psn: 0, rkey: 0, vaddr: 0, gid: new Uint8Array(16), srqn: 0 }
+
 export async function runPerftest(o: PerftestOptions): Promise<PerftestResult> {
   const client = o.host !== undefined
-  if (!client) o.out('\n************************************\n* Waiting for client to connect... *\n************************************\n')
-  const socket = client ? await connectTcp(o.host!, o.tcpPort) : await acceptOne(o.tcpPort, o.onListening)
-  const channel = new PerftestChannel(socket, client, o.exchangeTimeoutMs)
+  const x = await openExchange(o)
+  const channel = x.channel
   let ep: PerftestEndpoint | null = null
+  const tests: CmConnection[] = []
   try {
     const { peer, cycleBuffer, cacheLine, mtu } = await negotiate(channel, o.mtu ?? 1024)
     const sizes = runSizes(o)
     const lat = o.kind === 'lat'
-    ep = await PerftestEndpoint.open({
-      address: o.address ?? channel.localAddress, rocePort: o.rocePort, ...(o.remoteRocePort === undefined ? {} : { remoteRocePort: o.remoteRocePort }),
+    const epOptions: EndpointOptions = {
+      address: x.address, rocePort: o.rocePort, ...(o.remoteRocePort === undefined ? {} : { remoteRocePort: o.remoteRocePort }),
       ...(o.ibDev === undefined ? {} : { ibDev: o.ibDev }), ibPort: o.ibPort, ...(o.softroce === undefined ? {} : { softroce: o.softroce }),
       qps: o.qps, txDepth: lat ? Math.max(o.txDepth, 16) : o.txDepth, rxDepth: o.rxDepth, maxSize: Math.max(...sizes, o.allSizes ? MAX_SIZE : 0),
-      cycleBuffer, cacheLine, sl: o.sl, qpTimeout: o.qpTimeout,
-    })
+      cycleBuffer, cacheLine, sl: o.sl, qpTimeout: o.qpTimeout, viaCm: x.cm !== undefined,
+    }
+    ep = x.cm === undefined ? await PerftestEndpoint.open(epOptions) : await PerftestEndpoint.onContext(x.cm.ctx, epOptions)
     const e = ep
+    if (x.cm !== undefined) {
+      // create_rdma_cm_connection: the test QPs are rdma_cm's, connected before set_up_connection.
+      const conns = await connectTestQps(x.cm.manager, x.cm.control, { ...(o.host === undefined ? {} : { host: o.host }), port: o.tcpPort, qps: o.qps, zero: ZERO_DEST, qp: e.cmQpOptions(mtu) })
+      tests.push(...conns)
+      for (const c of conns) e.adopt(c.qp!)
+    }
     const local = e.qps.map((_, i) => e.dest(i))
     o.out(banner({
       verb: o.verb, kind: o.kind, device: e.deviceName, qps: o.qps, txDepth: o.txDepth, mtu,
       gidIndex: o.gidIndex, outReads: local[0]!.outReads, atomicType: o.atomicType, ...(o.verb === 'send' ? { rxDepth: o.rxDepth } : {}),
+      ...(x.cm === undefined ? {} : { rdmaCm: client ? 'client' : 'server' }),
     }))
     const remote: PerftestDest[] = []
     const shakeAll = async (): Promise<void> => {
@@ -108,6 +127,7 @@ export async function runPerftest(o: PerftestOptions): Promise<PerftestResult> {
       }
     }
     const gidCheck = (): void => {
+      if (x.cm !== undefined) return // perftest checks GID types only without rdma_cm
       const v4 = (g: Uint8Array): boolean => Buffer.from(g.subarray(0, 12)).equals(Buffer.from('00000000000000000000ffff', 'hex'))
       if (v4(local[0]!.gid) !== v4(remote[0]!.gid)) throw new PerftestExchangeError('Found Incompatibility issue with GID types: one side sent an IPv4 GID, the other an IPv6 one. Please Try to use a different IP version.', 'ERR_PERFTEST_GID_TYPE')
     }
@@ -216,11 +236,15 @@ export async function runPerftest(o: PerftestOptions): Promise<PerftestResult> {
     } finally {
       guard.dispose()
     }
+    if (x.cm !== undefined) await disconnectAll(x.cm.control, tests)
     const counters = deviceCounters(e.ctx)
-    return { ...result, ...(counters === undefined ? {} : { counters }) }
+    return { ...result, ...(counters === undefined ? {} : { counters }), ...(x.cm === undefined ? {} : { cm: { ...x.cm.manager.snapshot() } }) }
   } finally {
-    if (!channel.socket.writableEnded) channel.destroy() // a failure: nothing more to say to the peer
-    await ep?.close()
+    if (!channel.finished) channel.destroy() // a failure: nothing more to say to the peer
+    if (x.cm !== undefined) o.onCmStats?.({ ...x.cm.manager.snapshot() })
+    x.cm?.manager.close()
+    if (ep !== null) await ep.close()
+    else await x.cm?.ctx.close()
   }
 }
 
@@ -228,7 +252,7 @@ export async function runPerftest(o: PerftestOptions): Promise<PerftestResult> {
  * xchg_bw_reports: each field its own exchange. The server sends zeros (it measured nothing; the
  * real one sends an uninitialized struct, so a client does not read what it gets back).
  */
-async function exchangeReport(channel: PerftestChannel, mine: BwReport | null, wide: boolean): Promise<Buffer[]> {
+async function exchangeReport(channel: PerftestExchange, mine: BwReport | null, wide: boolean): Promise<Buffer[]> {
   const fields = encodeBwReport(mine ?? { size: 0, iters: 0, bwPeak: 0, bwAvg: 0, msgRate: 0 }, wide)
   const sizes = bwReportFieldSizes(wide)
   const theirs: Buffer[] = []

@@ -162,3 +162,37 @@ export function decodeBwReport(fields: readonly Buffer[]): BwReport {
   if (!Number.isSafeInteger(r.size) || r.iters < 0) throw new PerftestExchangeError(`not a perftest BW report: size ${size!.toString('hex')}, iterations ${iters!.toString('hex')}`)
   return r
 }
+
+/**
+ * With -R the QP keys travel as SENDs on the rdma_cm control QP: struct pingpong_dest itself,
+ * its fields big-endian (rdma_write_keys/rdma_read_keys with HAVE_ENDIAN): int lid, out_reads,
+ * qpn, psn, unsigned rkey (then 4 bytes of padding), unsigned long long vaddr, 16 GID bytes,
+ * unsigned srqn, int gid_index: 56 bytes.
+ */
+export const PINGPONG_DEST_BYTES = 56
+
+export function encodeKeysBinary(d: PerftestDest): Buffer {
+  if (d.gid.length !== 16) throw new RangeError(`a GID is 16 bytes, got ${d.gid.length}`)
+  const b = Buffer.alloc(PINGPONG_DEST_BYTES)
+  b.writeUInt32BE(d.lid >>> 0, 0)
+  b.writeUInt32BE(d.outReads >>> 0, 4)
+  b.writeUInt32BE(d.qpn >>> 0, 8)
+  b.writeUInt32BE(d.psn >>> 0, 12)
+  b.writeUInt32BE(d.rkey >>> 0, 16)
+  b.writeBigUInt64BE(BigInt(d.vaddr), 24)
+  b.set(d.gid, 32)
+  b.writeUInt32BE(d.srqn >>> 0, 48)
+  return b
+}
+
+/** rdma_read_keys: the srqn and gid_index are not read (perftest leaves them as they were). */
+export function decodeKeysBinary(msg: Uint8Array): PerftestDest {
+  if (msg.length !== PINGPONG_DEST_BYTES) throw new PerftestExchangeError(`not a perftest QP message: ${msg.length} bytes, struct pingpong_dest is ${PINGPONG_DEST_BYTES}`)
+  const b = Buffer.from(msg.buffer, msg.byteOffset, msg.length)
+  const vaddr = b.readBigUInt64BE(24)
+  if (vaddr > BigInt(Number.MAX_SAFE_INTEGER)) throw new PerftestExchangeError(`the peer's buffer address 0x${vaddr.toString(16)} is beyond 2^53`)
+  return {
+    lid: b.readUInt32BE(0), outReads: b.readUInt32BE(4), qpn: b.readUInt32BE(8) & 0xffffff, psn: b.readUInt32BE(12) & 0xffffff,
+    rkey: b.readUInt32BE(16), vaddr: Number(vaddr), gid: Uint8Array.from(b.subarray(32, 48)), srqn: 0,
+  }
+}

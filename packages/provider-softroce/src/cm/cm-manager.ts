@@ -45,6 +45,12 @@ export interface CmQpOptions {
   readonly prepare?: (qp: QueuePair) => void
   /** Path MTU (active side: announced in the REQ; default 1024, what rdma_cm picks on a 1500-byte Ethernet). */
   readonly pathMtu?: PathMtu
+  /**
+   * Active side: the QP's local ACK timeout (4.096 µs × 2^t), also announced in the REQ (default
+   * 14; Linux rdma_cm on RoCE uses 17: its packet lifetime 16, plus one). The passive side takes
+   * the REQ's.
+   */
+  readonly ackTimeout?: number
 }
 
 export interface CmConnectOptions extends CmQpOptions {
@@ -229,6 +235,8 @@ export class ConnectionManager {
     const user = o.privateData ?? EMPTY
     if (user.length > REQ_USER_PRIVATE_DATA) throw new InvalidArgumentError(`rdma_cm private data is at most ${REQ_USER_PRIVATE_DATA} bytes, got ${user.length}`)
     const mtu = this.#mtu(o.pathMtu)
+    const ackTimeout = o.ackTimeout ?? QP_DEFAULTS.timeout
+    if (!Number.isInteger(ackTimeout) || ackTimeout < 1 || ackTimeout > 31) throw new InvalidArgumentError(`ackTimeout must be 1..31, got ${String(o.ackTimeout)}`)
     const srcPort = o.sourcePort ?? randomInt(32768, 61000)
     const peerRoce = o.peerRocePort ?? this.#peerRocePort
     const qp = this.#makeQp(o)
@@ -242,7 +250,7 @@ export class ConnectionManager {
       retryCount: QP_DEFAULTS.retryCnt, pkey: 0xffff, pathMtu: mtuToEnum(mtu), rnrRetryCount: QP_DEFAULTS.rnrRetry, maxCmRetries: this.timing.maxRetries, srq: false,
       primary: {
         localLid: 0xffff, remoteLid: 0xffff, localGid: addressToGid(this.#family, this.#address), remoteGid: addressToGid(this.#family, host),
-        flowLabel: 0, packetRate: 0, trafficClass: 0, hopLimit: 64, sl: 0, subnetLocal: false, localAckTimeout: QP_DEFAULTS.timeout,
+        flowLabel: 0, packetRate: 0, trafficClass: 0, hopLimit: 64, sl: 0, subnetLocal: false, localAckTimeout: ackTimeout,
       },
       privateData: encodeCmaHeader({ family: this.#family, srcPort, srcAddress: this.#address, dstAddress: host }, user),
     }
@@ -250,7 +258,7 @@ export class ConnectionManager {
       // Each side announces the PSN it expects to receive (Linux cm.c: rq_psn from its own REQ/REP,
       // sq_psn from the peer's); we announce qp.localPsn.
       qp.modify({ state: QpState.RTR, remote: { address: host, port: peerRoce }, pathMtu: mtu, destQpn: rep.localQpn, rqPsn: qp.localPsn, maxDestRdAtomic: RD_ATOMIC, minRnrTimer: QP_DEFAULTS.minRnrTimer })
-      qp.modify({ state: QpState.RTS, sqPsn: rep.startingPsn, timeout: QP_DEFAULTS.timeout, retryCnt: QP_DEFAULTS.retryCnt, rnrRetry: QP_DEFAULTS.rnrRetry, maxRdAtomic: Math.max(1, Math.min(RD_ATOMIC, rep.responderResources)) })
+      qp.modify({ state: QpState.RTS, sqPsn: rep.startingPsn, timeout: ackTimeout, retryCnt: QP_DEFAULTS.retryCnt, rnrRetry: QP_DEFAULTS.rnrRetry, maxRdAtomic: Math.max(1, Math.min(RD_ATOMIC, rep.responderResources)) })
     }
     this.#conns.set(conn.localCommId, conn)
     conn.startActive(req, requestWaitMs(this.timing, this.timing.responseTimeout))

@@ -37,6 +37,23 @@ async function closeQp(qp: QueuePair | null): Promise<void> {
 }
 
 describe('rdma_cm over loopback (softroce <-> softroce)', () => {
+  it('ackTimeout: the active QP\'s ACK timeout, announced in the REQ and taken by the passive QP (default 14)', async () => {
+    pair = await openCmPair()
+    const p = pair
+    const listener = p.cmB.listen({ port: 7479 })
+    const accepted = listener.accept()
+    const client = await p.cmA.connect({ host: '127.0.0.1', port: 7479, ackTimeout: 17 })
+    const server = await accepted
+    expect(client.req!.primary.localAckTimeout).toBe(17)
+    expect(client.qp!.query().timeout).toBe(17)
+    expect(server.qp!.query().timeout).toBe(17)
+    const plainAccepted = listener.accept()
+    const plain = await p.cmA.connect({ host: '127.0.0.1', port: 7479 })
+    expect(plain.qp!.query().timeout).toBe(14)
+    expect((await plainAccepted).qp!.query().timeout).toBe(14)
+    await expect(p.cmA.connect({ host: '127.0.0.1', port: 7479, ackTimeout: 32 })).rejects.toThrow(/ackTimeout must be 1\.\.31/)
+  })
+
   it('connects with private data both ways, moves data, and disconnects cleanly', async () => {
     pair = await openCmPair()
     const p = pair

@@ -20,7 +20,7 @@ async function sendAndCapture(from: RoceSocket, count: number) {
   open.push(rx)
   const got: Buffer[] = []
   rx.socket.on('message', (m) => got.push(m))
-  const probe = runProbe(['capture4', String(rx.port), String(count), '10'])
+  const probe = runProbe(['capture4', String(rx.port), String(count), '60'])
   await probe.ready
   for (let i = 0; i < count; i++) from.socket.send(Buffer.from(`roce ${i}`), rx.port, '127.0.0.1')
   const records = await probe.done

@@ -18,7 +18,7 @@ afterEach(() => {
 async function zeroChecksumDatagram(rx: RoceSocket, text: string, waitMs: number) {
   const got: string[] = []
   rx.socket.on('message', (m) => got.push(m.toString()))
-  const capture = runProbe(['capture6', String(rx.port), '1', '5'])
+  const capture = runProbe(['capture6', String(rx.port), '1', '60'])
   await capture.ready
   const before = snmp6('Udp6InCsumErrors')
   await runProbe(['send6-zero-csum', '::1', String(rx.port), text]).done

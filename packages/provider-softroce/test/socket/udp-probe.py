@@ -10,6 +10,7 @@
 
 Capture modes print {"ready": true} once listening, then exit after COUNT datagrams or TIMEOUT_S.
 """
+import ctypes
 import json
 import socket
 import struct
@@ -17,6 +18,26 @@ import sys
 import time
 
 SOL_UDP = 17
+SO_ATTACH_FILTER = 26
+SO_RCVBUFFORCE = 33
+
+
+def only_udp_port4(s, port):
+    """Kernel-side filter (classic BPF) on an AF_INET raw UDP socket: keep datagrams to `port` only.
+
+    A raw socket sees every UDP datagram of the host; without the filter, other traffic (parallel
+    tests, GSO blasts, QEMU guests) can fill its buffer and the datagrams to `port` are dropped."""
+    prog = [
+        (0xB1, 0, 0, 0),           # ldxb 4*([0]&0xf): X = IP header length
+        (0x48, 0, 0, 2),           # ldh [x + 2]: the UDP destination port
+        (0x15, 0, 1, port),        # jeq port
+        (0x06, 0, 0, 0xFFFFFFFF),  # ret all
+        (0x06, 0, 0, 0),           # ret 0: drop
+    ]
+    buf = ctypes.create_string_buffer(b"".join(struct.pack("HBBI", *i) for i in prog))
+    fprog = struct.pack("HL", len(prog), ctypes.addressof(buf))
+    s.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, fprog)
+    return buf  # keep the program alive as long as the socket
 UDP_NO_CHECK6_TX = 101
 
 
@@ -26,6 +47,11 @@ def out(obj):
 
 def capture(family, port, count, timeout):
     s = socket.socket(family, socket.SOCK_RAW, socket.IPPROTO_UDP)
+    keep = only_udp_port4(s, port) if family == socket.AF_INET else None
+    try:
+        s.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, 8 << 20)
+    except OSError:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
     s.settimeout(0.2)
     out({"ready": True})
     seen, end = 0, time.time() + timeout

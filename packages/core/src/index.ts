@@ -49,8 +49,7 @@ export { DaemonClient, connectDaemon, type DaemonClientOptions, type DaemonConne
 export { checkDaemonSocket, checkPrivateDirectory, checkPrivateEntry, ensurePrivateDirectory } from './control/private-path.js'
 export type { DaemonSessionInfo } from './control/daemon-protocol.js'
 export { DAEMON_SCOPES, type DaemonScope } from './control/daemon-roles.js'
-// rdma_cm through core: the provider hook (cm-spi.ts), listen/connect, the private data format.
-export type * from './cm-spi.js'
+// rdma_cm through core: the provider hook is in @rdma-session/provider-interface (cm-spi.ts); listen/connect, the private data format.
 export { CmServer, type CmListenOptions, type CmListenSpec, type CmServerEvents, type CmServerStats } from './cm/cm-listen.js'
 export { cmSessionParams, type CmSessionOptions, type CmQpConnectOptions, type CoreConnectionManager } from './cm/cm-connect.js'
 export { CmSessionChannel, type CoreCmConnection } from './cm/cm-session-channel.js'

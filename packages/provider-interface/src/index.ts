@@ -4,6 +4,7 @@
  */
 export { SPECIFICATION_VERSION, specificationMajor } from './version.js'
 export type * from './spi.js'
+export type * from './cm-spi.js'
 export * from './constants.js'
 export * from './errors.js'
 export { registerErrorCodes, registeredErrorCode, type RegisteredErrorCode } from './error-registry.js'

@@ -102,7 +102,7 @@ export class SoftRoceProvider implements Provider {
   }
 
   /**
-   * Core's rdma_cm hook (see cm-spi.ts in @rdma-session/core): `ctx.listen({ cm })`, `ctx.connect('rdma-cm://…')`
+   * Core's rdma_cm hook (see cm-spi.ts in @rdma-session/provider-interface): `ctx.listen({ cm })`, `ctx.connect('rdma-cm://…')`
    * and `ctx.connectQp` reach softroce's connection manager through it. The same as createCm(ctx, options).
    */
   createConnectionManager(ctx: Context, options: CmOptions = {}): ProviderConnectionManager<QueuePair> {

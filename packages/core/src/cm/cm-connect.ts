@@ -7,7 +7,7 @@
 import type { PathMtu } from '@rdma-session/provider-interface'
 import type { CreateQpOptions } from '../context.js'
 import { EncryptionUnsupportedError, ProtocolError } from '../errors.js'
-import type { ProviderConnectionManager } from '../cm-spi.js'
+import type { ProviderConnectionManager } from '@rdma-session/provider-interface'
 import type { QueuePair } from '../queue-pair.js'
 import { normalizeParams, type SessionParams, type SessionParamsSpec } from '../session/params.js'
 import type { QpSpec } from '../session/records.js'

@@ -9,7 +9,7 @@
 import { randomBytes } from 'node:crypto'
 import type { PathMtu } from '@rdma-session/provider-interface'
 import type { CreateQpOptions } from '../context.js'
-import type { CmConnectRequest, CmListenerHandle, CmRequestDecision } from '../cm-spi.js'
+import type { CmConnectRequest, CmListenerHandle, CmRequestDecision } from '@rdma-session/provider-interface'
 import { InvalidArgumentError } from '../errors.js'
 import type { QueuePair } from '../queue-pair.js'
 import { newSessionSecret } from '../session/keys.js'

@@ -6,7 +6,7 @@
  * CM connections carrying the session ID and its CM join token; the listening side cannot add QPs.
  */
 import { InvalidArgumentError, UnsupportedError } from '../errors.js'
-import type { CmConnectionHandle, CmEnding } from '../cm-spi.js'
+import type { CmConnectionHandle, CmEnding } from '@rdma-session/provider-interface'
 import type { QueuePair } from '../queue-pair.js'
 import type { PeerChannel } from '../session/peer-channel.js'
 import type { PeerReply, PeerRequest, QpSpec } from '../session/records.js'

@@ -1,7 +1,7 @@
 /** `rdma-session <command> [options]`: finds the command, runs it, turns errors into exit codes. */
 import { UsageError, processIo, type Command, type CommandIo } from './command.js'
 import { COMMANDS } from './commands/index.js'
-import { editDistance } from './command-errors.js'
+import { editDistance } from '@rdma-session/core'
 
 export function helpText(commands: readonly Command[] = COMMANDS): string {
   const width = Math.max(...commands.map((c) => c.name.length))

@@ -9,6 +9,7 @@ import { createRequire } from 'node:module'
 import { join } from 'node:path'
 import { ProviderUnknownError } from './errors.js'
 import { providerSearchPlaces, type ProviderSearchPlace } from './provider-resolution.js'
+import { editDistance } from './util/edit-distance.js'
 
 const SCOPE = '@rdma-session'
 const PREFIX = 'provider-'
@@ -40,17 +41,6 @@ export function installedProviders(places: readonly ProviderSearchPlace[] = prov
     }
   }
   return [...found].sort()
-}
-
-/** Edit distance (insertions, deletions, substitutions) between two short strings. */
-function editDistance(a: string, b: string): number {
-  let prev = Array.from({ length: b.length + 1 }, (_, j) => j)
-  for (let i = 1; i <= a.length; i++) {
-    const row = [i]
-    for (let j = 1; j <= b.length; j++) row.push(Math.min(prev[j]! + 1, row[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1)))
-    prev = row
-  }
-  return prev[b.length]!
 }
 
 /** The name in `known` (default: the installed providers) that `name` most likely stands for (case, a typo, the package name or its tail), or null. */

@@ -34,7 +34,7 @@ const off = /^(0|off|false|no)$/i.test(process.env.RDMA_SESSION_RXE_VM ?? '')
 const missing = [...(addonFile(pkg) === undefined ? [`the addon (no build/Release/rdma_verbs.node, no prebuilds/${process.platform}-${process.arch}/)`] : []), ...needs.filter((f) => !existsSync(f))]
 const skipWhy = environmentSkip('provider-verbs rdma_cm in the rxe guest', off ? 'RDMA_SESSION_RXE_VM=off' : !support.ok ? support.reasons.join('; ') : missing.length > 0 ? `not built: ${missing.join(', ')} (pnpm build; the addon needs libibverbs-dev and librdmacm-dev)` : '')
 
-interface Rping { pings: number; verified: number; lines: string[]; disconnect: string; error?: string }
+interface Rping { pings: number; verified: number; lines: string[]; disconnect: string; connectMs?: number; error?: string }
 interface Run { code: number | null; out: string }
 interface Part { part: string; error?: string; stack?: string; ms: number; [k: string]: unknown }
 
@@ -147,6 +147,7 @@ describe.skipIf(Boolean(skipWhy))('provider-verbs rdma_cm on kernel rxe (rxe-vm 
         requests: string[]; repData: string[]; consumerRej: string; noListener: string; verified: boolean[]; messages: string[]; ends: string[]
         stats: { qpn: number; bytesSent: number; bytesReceived: number; opsCompleted: number; errors: number }[]; qpsWhileConnected: number; connectionsLeft: number
       }
+      console.log(`[verbs rdma_cm] IPv${fam} four QPs: ${r.ms} ms; consumer REJ: ${r.consumerRej}; no listener: ${r.noListener}`)
       expect(r.requests).toEqual(['please reject', 'qp-0', 'qp-1', 'qp-2', 'qp-3'])
       expect(r.repData).toEqual(['welcome qp-0', 'welcome qp-1', 'welcome qp-2', 'welcome qp-3'])
       expect(r.consumerRej).toMatch(/^ERR_CONNECTION_REFUSED: rdma_cm: RDMA_CM_EVENT_REJECTED status 28 \(consumer defined/)
@@ -169,6 +170,7 @@ describe.skipIf(Boolean(skipWhy))('provider-verbs rdma_cm on kernel rxe (rxe-vm 
     it(`IPv${fam}: provider-verbs (guest) and provider-softroce (host) connect to each other through rdma_cm, both roles`, () => {
       expect(softroceErrors).toEqual([])
       const r = get(`cross-v${fam}`) as Part & { served: Rping; client: Rping }
+      console.log(`[verbs rdma_cm] IPv${fam} verbs <-> softroce: ${r.ms} ms (softroce client connect ${Math.round(softroceRuns.get(`client-v${fam}`)?.result.connectMs ?? -1)} ms, verbs client connect ${Math.round(r.client.connectMs ?? -1)} ms)`)
       expect(r.served).toMatchObject({ pings: COUNT, disconnect: 'remote' })
       expect(r.client).toMatchObject({ pings: COUNT, verified: COUNT, disconnect: 'local' })
       expect(softroceRuns.get(`client-v${fam}`)?.result).toMatchObject({ pings: COUNT, verified: COUNT, disconnect: 'local' })

@@ -40,7 +40,7 @@ export class RdmaCmError extends RdmaError {
 export function cmEventError(event: string, status: number, target: string, privateData: Uint8Array | null): RdmaError {
   const message = `rdma_cm: ${event} ${describeStatus(event, status)} connecting to ${target}`
   if (event === 'RDMA_CM_EVENT_REJECTED') {
-    return new ConnectionRefusedError(target, message, { event, status, reason: REJ_REASONS[status] ?? null, privateData })
+    return new ConnectionRefusedError(target, message, { event, status, rejReason: status, rejReasonName: REJ_REASONS[status] ?? null, privateData })
   }
   return new RdmaCmError(event, status, message, { target })
 }

@@ -317,6 +317,7 @@ void CmChannel::DrainEvents() {
   Napi::Env env = Env();
   Napi::HandleScope scope(env);
   while (channel_ != nullptr) {
+    Napi::HandleScope each(env);
     rdma_cm_event* e = nullptr;
     if (rdma_get_cm_event(channel_, &e) != 0) break;  // EAGAIN: drained
     uint32_t handle = 0, listenHandle = 0;
@@ -344,8 +345,13 @@ void CmChannel::DrainEvents() {
     // Acknowledged before JS runs: rdma_destroy_id (which JS may call) waits for every event of its id.
     rdma_ack_cm_event(e);
     if (onEvent_.IsEmpty()) continue;
-    onEvent_.MakeCallback(Value(), {name, Napi::Number::New(env, status), Napi::Number::New(env, handle),
-                                    Napi::Number::New(env, listenHandle), data, param});
+    try {
+      onEvent_.MakeCallback(Value(), {name, Napi::Number::New(env, status), Napi::Number::New(env, handle),
+                                      Napi::Number::New(env, listenHandle), data, param});
+    } catch (const Napi::Error& err) {
+      napi_fatal_exception(env, err.Value());  // the handler threw: an uncaught exception, as from any callback
+      return;
+    }
   }
 }
 

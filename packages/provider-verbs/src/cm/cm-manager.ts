@@ -285,7 +285,11 @@ export class VerbsConnectionManager {
   #onRequest(e: CmEvent): void {
     const listener = this.#listeners.get(e.listenHandle)
     if (listener === undefined || this.#closed) {
-      this.#router.channel.reject(e.handle)
+      try {
+        this.#router.channel.reject(e.handle)
+      } catch {
+        // rdma_cm answers it when the id is destroyed
+      }
       this.#router.destroy(e.handle)
       return
     }
@@ -297,11 +301,11 @@ export class VerbsConnectionManager {
     const r = this.#router
     const h = e.handle
     const o = listener.options
-    const info = r.channel.info(h)
-    const target = targetOf(info.remote.address, info.remote.port)
     let qp: QueuePair | null = null
     let answered = false
     try {
+      const info = r.channel.info(h)
+      const target = targetOf(info.remote.address, info.remote.port)
       let decision: CmDecision
       try {
         decision = o.onRequest === undefined ? undefined : await o.onRequest({ remote: info.remote, local: info.local, privateData: e.privateData ?? EMPTY })

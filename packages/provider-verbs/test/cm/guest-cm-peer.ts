@@ -40,12 +40,19 @@ async function rpingClientProcess(args: string[]): Promise<Run> {
   }
 }
 
+/** A part that does not finish in this time is reported as failed (a hang fails in minutes, not at the guest's timeout). */
+const PART_MS = 180_000
+
 async function part(name: string, f: () => Promise<Record<string, unknown>>): Promise<void> {
   const t0 = performance.now()
+  let timer: NodeJS.Timeout | undefined
+  const overdue = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${name} did not finish in ${PART_MS / 1000} s`)), PART_MS)))
   try {
-    emit(name, { ...(await f()), ms: Math.round(performance.now() - t0) })
+    emit(name, { ...(await Promise.race([f(), overdue])), ms: Math.round(performance.now() - t0) })
   } catch (err) {
     emit(name, { error: errText(err), stack: (err as Error).stack?.split('\n').slice(0, 6).join(' | '), ms: Math.round(performance.now() - t0) })
+  } finally {
+    clearTimeout(timer)
   }
 }
 
@@ -205,3 +212,5 @@ await part('bad-input', async () => {
 await family(4)
 await family(6)
 console.log('CM-GUEST-DONE')
+// A part that timed out may leave work pending: end here.
+process.exit(0)

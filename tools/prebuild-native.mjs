@@ -6,7 +6,7 @@
 //   node ../../tools/prebuild-native.mjs [--gyp-dir DIR] [--sources A,B] [--requires FILE] [--if-needed]
 // --gyp-dir   where binding.gyp is, relative to the package (default: the package); prebuilds/ goes there
 // --sources   files and folders (relative to the gyp dir) whose change means a rebuild (default: binding.gyp,native)
-// --requires  a header the build needs (e.g. /usr/include/infiniband/verbs.h): without it, say so and skip
+// --requires  headers the build needs, comma-separated (e.g. /usr/include/infiniband/verbs.h): without one, say so and skip
 // --if-needed skip when the prebuilt binary is newer than every source
 // Skips (exit 0, with the reason) when a prerequisite is missing; a failed compile exits 1.
 import { spawnSync } from 'node:child_process'
@@ -59,7 +59,7 @@ const skip = (why) => {
   process.exit(0)
 }
 if (process.platform !== 'linux') skip(`the addon is Linux-only (this is ${process.platform})`)
-if (values.requires !== undefined && !existsSync(values.requires)) skip(`${values.requires} is missing`)
+for (const header of values.requires?.split(',') ?? []) if (!existsSync(header)) skip(`${header} is missing`)
 for (const tool of ['make', 'g++', 'python3']) if (!onPath(tool)) skip(`${tool} is not on PATH`)
 const nodedir = process.env.npm_config_nodedir ?? nodeHeaders()
 if (nodedir === undefined) skip('the Node.js headers (include/node/node_api.h) are not installed next to node')

@@ -4,10 +4,10 @@
 # second when everything is in place). `pnpm test` runs it first (tools/run-tests.mjs).
 #   1. apt packages of the wire, netns and directory tests: tshark, nftables, iproute2, etcd-server;
 #      fonts-dejavu-core for the CLI chart test (resvg draws its text with a system font)
-#   2. the rxe guest (tools/rxe-vm/build.sh: QEMU, rdma-core, perftest, libibverbs-dev, gcc, and
+#   2. the rxe guest (tools/rxe-vm/build.sh: QEMU, rdma-core, perftest, libibverbs-dev, librdmacm-dev, gcc, and
 #      Debian's kernel .deb, downloaded and extracted but never installed)
 #   3. the native helpers: provider-softroce's socket helper, provider-verbs' addon (needs
-#      libibverbs-dev from step 2): the prebuilt binaries when pnpm build has made them, else built
+#      libibverbs-dev and librdmacm-dev from step 2): the prebuilt binaries when pnpm build has made them, else built
 # A failed step prints its name, the command, its exit code and the last lines of its output.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)

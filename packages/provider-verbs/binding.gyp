@@ -8,7 +8,9 @@
         "native/device.cc",
         "native/resources.cc",
         "native/queue-pair.cc",
-        "native/libibverbs.cc"
+        "native/libibverbs.cc",
+        "native/cm.cc",
+        "native/librdmacm.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED"],

@@ -1,6 +1,7 @@
 // addon.cc - module entry of rdma_verbs: device listing, the shared descriptor/record buffers,
 // the error factory, and the env cleanup hook that closes every device (children first) at exit.
 #include "verbs.h"
+#include "cm.h"
 #include <cerrno>
 #include <dlfcn.h>
 #include <mutex>
@@ -87,6 +88,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("libibverbs", Napi::Function::New(env, LibibverbsStatus, "libibverbs"));
   exports.Set("setBuffers", Napi::Function::New(env, SetBuffers, "setBuffers"));
   InitPrepared(env, exports, data);
+  InitCm(env, exports);
   Napi::Object layout = Napi::Object::New(env);
   layout.Set("descriptorBytes", static_cast<double>(desc::kBytes));
   layout.Set("maxSge", desc::kMaxSge);

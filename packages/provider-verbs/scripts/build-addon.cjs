@@ -26,7 +26,7 @@ function newestSource() {
 function giveUp(reason) {
   log(`the native addon was not built: ${reason}`)
   log('the package still installs; using the verbs provider will throw ERR_ADDON_MISSING until it is built.')
-  log('to build it: apt-get install -y libibverbs-dev rdma-core python3 make g++  (then: pnpm --filter @rdma-session/provider-verbs build:addon)')
+  log('to build it: apt-get install -y libibverbs-dev librdmacm-dev rdma-core python3 make g++  (then: pnpm --filter @rdma-session/provider-verbs build:addon)')
   process.exit(strict ? 1 : 0)
 }
 
@@ -57,6 +57,7 @@ if (args.has('--prefer-prebuilt')) {
 }
 if (args.has('--if-needed') && existsSync(addon) && statSync(addon).mtimeMs >= newestSource()) process.exit(0)
 if (!existsSync('/usr/include/infiniband/verbs.h')) giveUp('libibverbs headers are missing (/usr/include/infiniband/verbs.h)')
+if (!existsSync('/usr/include/rdma/rdma_cma.h')) giveUp('librdmacm headers are missing (/usr/include/rdma/rdma_cma.h)')
 
 function findNodeGyp() {
   try {

@@ -7,3 +7,6 @@ export { AddonMissingError, NoDeviceError, VerbsError, VerbsErrorCode, isVerbsEr
 export { addressToGid, gidToAddress, gidToText, selectGid, type GidChoice } from './gid.js'
 export { classifyLoadError, loadBinding, resolveAddonPath, type AddonOrigin, type AddonSource, type LibibverbsStatus, type NativeBinding, type NativeGidEntry } from './native.js'
 export { addonStatus, type AddonStatus } from './addon-status.js'
+export { createCm, VerbsConnectionManager, VerbsCmListener, PRIVATE_DATA_MAX, type VerbsCmOptions, type CmQpOptions, type CmConnectOptions, type CmListenOptions, type CmRequest, type CmDecision } from './cm/cm-manager.js'
+export { VerbsCmConnection, type CmDisconnectInfo, type VerbsCmState } from './cm/cm-connection.js'
+export { RdmaCmError, REJ_REASONS, describeStatus } from './cm/cm-errors.js'

@@ -187,7 +187,7 @@ export interface LibibverbsStatus {
   readonly error?: string
 }
 
-const BUILD_HELP = 'build the addon: apt-get install -y libibverbs-dev python3 make g++, then `pnpm --filter @rdma-session/provider-verbs build:addon` (or `npm rebuild @rdma-session/provider-verbs`)'
+const BUILD_HELP = 'build the addon: apt-get install -y libibverbs-dev librdmacm-dev python3 make g++, then `pnpm --filter @rdma-session/provider-verbs build:addon` (or `npm rebuild @rdma-session/provider-verbs`)'
 const LIBIBVERBS_HELP = 'install it: apt-get install -y libibverbs1 ibverbs-providers rdma-core'
 
 function packageRoot(): string {

@@ -6,7 +6,7 @@ import { spawnSync } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { describe, expect, it } from 'vitest'
 import { createContext, isRdmaError, loadProvider } from '@rdma-session/core'
-import { AddonMissingError, NoDeviceError, addonStatus, classifyLoadError, resolveAddonPath, verbs, type AddonMissingReason, type NoDeviceReason } from '../src/index.js'
+import { AddonMissingError, NoDeviceError, addonStatus, createCm, describeStatus, classifyLoadError, resolveAddonPath, verbs, type AddonMissingReason, type NoDeviceReason } from '../src/index.js'
 import { fakeBinding } from './fake-binding.js'
 import { environmentSkip } from '../../../tools/test-env.mjs'
 
@@ -162,9 +162,9 @@ describe('libibverbs is opened at run time, not linked: the addon loads without 
     const dynamic = spawnSync('readelf', ['-d', '--dyn-syms', '-W', realAddon], { encoding: 'utf8' }).stdout
     const needed = [...dynamic.matchAll(/\(NEEDED\)\s+Shared library: \[([^\]]+)\]/g)].map((m) => m[1])
     expect(needed.length).toBeGreaterThan(0)
-    expect(needed.filter((n) => n?.includes('ibverbs'))).toEqual([])
-    // no ibv_* symbol is exported (the forwarders are hidden) or imported (nothing links libibverbs)
-    expect(dynamic.split('\n').filter((l) => /\sibv_|\s_ibv_/.test(l))).toEqual([])
+    expect(needed.filter((n) => n?.includes('ibverbs') || n?.includes('rdmacm'))).toEqual([])
+    // no ibv_* or rdma_* symbol is exported (the forwarders are hidden) or imported (nothing links libibverbs or librdmacm)
+    expect(dynamic.split('\n').filter((l) => /\sibv_|\s_ibv_|\srdma_/.test(l))).toEqual([])
   })
 
   it.skipIf(Boolean(realAddonMissing))('in a process where libibverbs cannot be opened (RDMA_SESSION_LIBIBVERBS=/nonexistent/…), the real addon still loads and says why', () => {
@@ -177,5 +177,41 @@ describe('libibverbs is opened at run time, not linked: the addon loads without 
     const out = JSON.parse(r.stdout) as { s: { loaded: boolean; file: string; error: string }; code: string }
     expect(out.s).toEqual({ loaded: false, file: '/nonexistent/libibverbs.so.1', error: expect.stringContaining('cannot open shared object file') })
     expect(out.code).toBe('ERR_LIBIBVERBS_MISSING,ERR_LIBIBVERBS_MISSING')
+  })
+
+  it.skipIf(Boolean(realAddonMissing))('in a process where librdmacm cannot be opened (RDMA_SESSION_LIBRDMACM=/nonexistent/…), the addon loads and only the connection manager fails, with ERR_LIBRDMACM_MISSING', () => {
+    const script = `const b = require(${JSON.stringify(realAddon)}); const s = b.librdmacm(); let err = null
+      try { new b.CmChannel(() => {}) } catch (e) { err = { code: e.code, message: e.message } }
+      console.log(JSON.stringify({ s, err, verbs: typeof b.listDevices }))`
+    const r = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', env: { ...process.env, RDMA_SESSION_LIBRDMACM: '/nonexistent/librdmacm.so.1' } })
+    expect(r.stderr).toBe('')
+    const out = JSON.parse(r.stdout) as { s: { loaded: boolean; file: string; error: string }; err: { code: string; message: string }; verbs: string }
+    expect(out.s).toEqual({ loaded: false, file: '/nonexistent/librdmacm.so.1', error: expect.stringContaining('cannot open shared object file') })
+    expect(out.err.code).toBe('ERR_LIBRDMACM_MISSING')
+    expect(out.err.message).toContain('apt-get install librdmacm1')
+    expect(out.verbs).toBe('function')
+  })
+})
+
+describe('createCm', () => {
+  it('refuses a context that is not on a verbs device, in words', () => {
+    const ctx = { provider: { name: 'softroce' }, device: {} } as unknown as Parameters<typeof createCm>[0]
+    const err = catchError(() => createCm(ctx))
+    expect(err.code).toBe('ERR_INVALID_ARGUMENT')
+    expect(err.message).toBe('createCm needs a context on a verbs device, got provider softroce')
+  })
+
+  it('an addon without the rdma_cm binding gives ERR_ADDON_MISSING with what to do', () => {
+    const ctx = { provider: { name: 'verbs' }, device: { binding: {} } } as unknown as Parameters<typeof createCm>[0]
+    const err = catchError(() => createCm(ctx))
+    expect(err.code).toBe('ERR_ADDON_MISSING')
+    expect(err.message).toContain('build:addon')
+  })
+
+  it('describes rdma_cm statuses in words: REJ reasons for REJECTED, errno names otherwise', () => {
+    expect(describeStatus('RDMA_CM_EVENT_REJECTED', 28)).toBe('status 28 (consumer defined (the application rejected it))')
+    expect(describeStatus('RDMA_CM_EVENT_REJECTED', 8)).toBe('status 8 (invalid service ID (nobody listens on that port))')
+    expect(describeStatus('RDMA_CM_EVENT_UNREACHABLE', -110)).toBe('status -110 (ETIMEDOUT)')
+    expect(describeStatus('RDMA_CM_EVENT_ADDR_ERROR', -113)).toBe('status -113 (EHOSTUNREACH)')
   })
 })

@@ -5,8 +5,27 @@
  *   server sends "go ahead"; the client compares start and sink (rping -V), and after `count`
  *   pings disconnects.
  */
-import type { Context, MemoryRegion, QueuePair } from '@rdma-session/core'
-import type { CmConnection, CmListener, ConnectionManager } from '../../src/index.js'
+import type { Context, CreateQpOptions, MemoryRegion, QueuePair } from '@rdma-session/core'
+
+/** What rping needs of a connection manager: provider-softroce's and provider-verbs' both fit. */
+export interface RpingConnection {
+  readonly qp: QueuePair | null
+  readonly state: string
+  disconnect(): Promise<void>
+  readonly disconnected: Promise<{ readonly by: string }>
+}
+export interface RpingCm {
+  connect(o: { host: string; port: number; qp?: CreateQpOptions; prepare?: (qp: QueuePair) => void }): Promise<RpingConnection>
+}
+export interface RpingListener {
+  accept(): Promise<RpingConnection>
+}
+/** listen() options rping's server gives. */
+export interface RpingListenOptions {
+  readonly port: number
+  readonly qp: CreateQpOptions
+  readonly prepare: (qp: QueuePair) => void
+}
 
 const INFO = 16
 
@@ -69,11 +88,11 @@ export interface RpingResult {
 }
 
 /** rping -c -V -C count: connects, pings, verifies, disconnects. */
-export async function rpingClient(ctx: Context, cm: ConnectionManager, o: { host: string; port: number; count: number; size?: number; connectTimeoutMs?: number }): Promise<RpingResult> {
+export async function rpingClient(ctx: Context, cm: RpingCm, o: { host: string; port: number; count: number; size?: number; connectTimeoutMs?: number }): Promise<RpingResult> {
   const size = o.size ?? 64
   const b = buffers(ctx, size, true)
   let recv: Promise<unknown> | null = null
-  let conn: CmConnection | null = null
+  let conn: RpingConnection | null = null
   const deadline = Date.now() + (o.connectTimeoutMs ?? 0)
   // The server may not listen yet: a REJ (invalid service ID) means try again.
   let connectMs = 0
@@ -121,7 +140,7 @@ export async function rpingClient(ctx: Context, cm: ConnectionManager, o: { host
   return { pings: o.count, verified, lines, disconnect: how.by, connectMs }
 }
 
-async function orDisconnect<T>(p: Promise<T>, conn: CmConnection): Promise<T | null> {
+async function orDisconnect<T>(p: Promise<T>, conn: RpingConnection): Promise<T | null> {
   const r = await Promise.race([p.then((v) => ({ v }), (e: unknown) => ({ e })), conn.disconnected.then(() => null)])
   if (r === null) {
     void p.catch(() => {})
@@ -138,7 +157,7 @@ async function orDisconnect<T>(p: Promise<T>, conn: CmConnection): Promise<T | n
 export type RpingServerState = WeakMap<QueuePair, { b: Buffers; recv: Promise<unknown> }>
 
 /** listen() options that give each accepted QP rping's buffers and its first receive (posted in INIT). */
-export function rpingListenOptions(ctx: Context, port: number, size = 64 * 1024): { options: Parameters<ConnectionManager['listen']>[0]; state: RpingServerState } {
+export function rpingListenOptions(ctx: Context, port: number, size = 64 * 1024): { options: RpingListenOptions; state: RpingServerState } {
   const state: RpingServerState = new WeakMap()
   return {
     state,
@@ -156,7 +175,7 @@ export function rpingListenOptions(ctx: Context, port: number, size = 64 * 1024)
 }
 
 /** rping -s: serves one connection from `listener` until the client disconnects. */
-export async function rpingServer(listener: CmListener, state: RpingServerState): Promise<RpingResult> {
+export async function rpingServer(listener: RpingListener, state: RpingServerState): Promise<RpingResult> {
   const conn = await listener.accept()
   const qp = conn.qp!
   const { b, recv: first } = state.get(qp)!

@@ -1,4 +1,4 @@
-/** This package's name and version (filled in by tsup; undefined when run from source); coreRange is null: it depends on the provider interface, not on core. */
+/** This package's name, version and the @rdma-session/core range it takes as a peer (its rdma_cm manager drives core's Context and QueuePair; filled in by tsup; undefined when run from source). */
 import type { ProviderPackage } from '@rdma-session/provider-interface'
 
 declare const __PACKAGE_NAME__: string | undefined

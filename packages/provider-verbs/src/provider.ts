@@ -8,6 +8,8 @@ import { gidToText, selectGid } from './gid.js'
 import { buffersOf, loadBinding, type AddonSource, type NativeBinding, type NativeDevice } from './native.js'
 import { ROCE_V2_PORT, VerbsDevice, type DeviceSelection } from './device.js'
 import { PROVIDER_PACKAGE } from './package-info.js'
+import type { Context, ProviderConnectionManager, QueuePair } from '@rdma-session/core'
+import { createCm, type VerbsCmOptions } from './cm/cm-manager.js'
 
 export interface VerbsOptions {
   /** Device name (`ibv_devices`), e.g. rxe0 or mlx5_0. Default: the first with an ACTIVE port and a RoCEv2 GID. */
@@ -167,6 +169,14 @@ export class VerbsProvider implements Provider {
       throw new InvalidArgumentError(`gidType '${String(options.gidType)}' is not supported; only 'roce-v2'`)
     }
     this.options = { ...options }
+  }
+
+  /**
+   * Core's rdma_cm hook (cm-spi.ts in @rdma-session/provider-interface): `ctx.listen({ cm })`,
+   * `ctx.connect('rdma-cm://…')` and `ctx.connectQp` reach librdmacm through it. The same as createCm(ctx, options).
+   */
+  createConnectionManager(ctx: Context, options: VerbsCmOptions = {}): ProviderConnectionManager<QueuePair> {
+    return createCm(ctx, options)
   }
 
   /** The addon binding (loads it on first use; throws ERR_ADDON_MISSING with what to do). */

@@ -78,11 +78,13 @@ describe('rxe-vm harness', { skip, concurrency: false }, () => {
     assert.ok(noTapInRootNetns(), 'no tap device in the root netns')
   })
 
-  test('timeout -> 124, kill() -> 143, kernel panic -> 125: three guests at once, all cleaned up', { timeout: 150_000 }, async () => {
+  // The panic guest must boot before it can panic: three TCG guests at once on a loaded 2-core host
+  // took more than 100 s to boot it in CI, so its deadline is 300 s (the test ends when it panics).
+  test('timeout -> 124, kill() -> 143, kernel panic -> 125: three guests at once, all cleaned up', { timeout: 400_000 }, async () => {
     const [slow, killed, panic] = await Promise.all([
       startGuest({ command: 'sleep 600', timeoutMs: 14_000 }),
-      startGuest({ command: 'sleep 600', timeoutMs: 100_000 }),
-      startGuest({ command: 'echo c > /proc/sysrq-trigger', timeoutMs: 100_000 }),
+      startGuest({ command: 'sleep 600', timeoutMs: 300_000 }),
+      startGuest({ command: 'echo c > /proc/sysrq-trigger', timeoutMs: 300_000 }),
     ])
     assert.equal(new Set([slow.netns, killed.netns, panic.netns]).size, 3)
     await killed.ready

@@ -359,7 +359,11 @@ describe('a peer that garbles the exchange or goes silent', () => {
     const tcp = await freeTcpPort()
     let listening!: () => void
     const ready = new Promise<void>((r) => (listening = r))
-    const server = runPerftest({ ...parsePerftestArgs(['write', 'lat']), tcpPort: tcp, rocePort: roce, address: '127.0.0.1', out: () => {}, onListening: () => listening() }).catch((e: Error) => e)
+    let counters: Record<string, unknown> | null | undefined
+    const server = runPerftest({
+      ...parsePerftestArgs(['write', 'lat']), tcpPort: tcp, rocePort: roce, address: '127.0.0.1', out: () => {}, onListening: () => listening(),
+      onCounters: (c) => (counters = c),
+    }).catch((e: Error) => e)
     await ready
     const s = net.connect({ host: '127.0.0.1', port: tcp })
     let waiting: { n: number; resolve: (b: Buffer) => void } | null = null
@@ -391,6 +395,8 @@ describe('a peer that garbles the exchange or goes silent', () => {
     for (let i = 0; i < 4; i++) decodeKeys(await xchg(fake, KEY_MSG_SIZE_GID))
     s.destroy()
     expect(await server).toMatchObject({ code: 'ERR_PERFTEST_PEER_GONE' })
+    // --stats still gets softroce's counters of the failed run
+    expect(counters).toMatchObject({ packetsSent: expect.any(Number), drops: expect.any(Object) })
   })
 
   it('a peer that closes mid-exchange: ERR_OOB_CLOSED', async () => {

@@ -57,6 +57,8 @@ export interface PerftestOptions {
   readonly onListening?: (port: number) => void
   /** -R: the CM's counters when the run ends, failed or not (--stats prints them). */
   readonly onCmStats?: (cm: Record<string, unknown>) => void
+  /** softroce's device counters when the run ends, failed or not (--stats prints them). */
+  readonly onCounters?: (counters: Record<string, unknown> | null) => void
 }
 
 export interface PerftestResult {
@@ -242,6 +244,7 @@ export async function runPerftest(o: PerftestOptions): Promise<PerftestResult> {
   } finally {
     if (!channel.finished) channel.destroy() // a failure: nothing more to say to the peer
     if (x.cm !== undefined) o.onCmStats?.({ ...x.cm.manager.snapshot() })
+    o.onCounters?.(ep === null ? null : deviceCounters(ep.ctx) ?? null)
     x.cm?.manager.close()
     if (ep !== null) await ep.close()
     else await x.cm?.ctx.close()

@@ -82,6 +82,14 @@ const runArgs = (s: RunShape): string[] => [
 ]
 const sizeArgs = (s: RunShape): string => runArgs(s).join(' ')
 const RXE_PORT = 18700
+/**
+ * How long perftest may run in the guest (s). -a moves 2 × 42 MB through the TCG guest, which a
+ * loaded host slows to 1 MB/s or less (an unloaded run takes 12–20 s); the others move at most a
+ * few MB. The host's command gets 50 s more, so a stalled run ends by its peer going away and
+ * still prints its counters.
+ */
+const guestSeconds = (s: Step): number => (s.all === true ? 450 : 150)
+const hostMs = (s: Step): number => (guestSeconds(s) + 50) * 1000
 
 /**
  * The guest runs the steps in order, each perftest bounded by `timeout`; as a client it retries
@@ -98,10 +106,13 @@ function guestScript(): string {
   const show = guestShow
   for (const s of STEPS) {
     const common = `-d rxe2 -x ${gidIndex(s.fam)} -p ${s.tcpPort} ${sizeArgs(s)} -F`
-    if (s.guest === 'server') lines.push(`${run(`${tool(s)} ${common}`, `/tmp/${s.k}.out`)}; rc=$?`)
-    else lines.push(clientLoop(`${tool(s)} ${common} 10.77.0.1`, `/tmp/${s.k}.out`))
+    const seconds = guestSeconds(s)
+    if (s.guest === 'server') lines.push(`${run(`${tool(s)} ${common}`, `/tmp/${s.k}.out`, seconds)}; rc=$?`)
+    else lines.push(clientLoop(`${tool(s)} ${common} 10.77.0.1`, `/tmp/${s.k}.out`, undefined, seconds))
     lines.push(
       `for i in $(seq 1 900); do [ -e "host-done-${s.k}" ] && break; sleep 0.2; done`,
+      // rxe2's counters so far (retries, sequence errors, ...), for a failure message
+      `echo "@@${s.k}# $(grep -H . /sys/class/infiniband/rxe2/ports/1/hw_counters/* 2>/dev/null | sed 's|.*/||; s/:/=/' | grep -v '=0$' | tr '\\n' ' ')"`,
       `${show(`/tmp/${s.k}.out`, String(s.k))}; echo "@@${s.k} exit=$rc"`,
     )
   }
@@ -131,7 +142,7 @@ describe.skipIf(Boolean(why))('rdma-session perftest <-> perftest on kernel rxe 
     bin = await bundleCliForGuest(pkg, 'perftest-rxe')
     share = mkdtempSync(join(tmpdir(), 'perftest-rxe-'))
     writeFileSync(join(share, 'steps.sh'), guestScript())
-    guest = await startGuest({ command: 'bash steps.sh', share, timeoutMs: 1_500_000 })
+    guest = await startGuest({ command: 'bash steps.sh', share, timeoutMs: 2_100_000 })
     await guest.ready
   }, 240_000)
 
@@ -150,18 +161,16 @@ describe.skipIf(Boolean(why))('rdma-session perftest <-> perftest on kernel rxe 
       const common = [s.verb, s.kind, '-x', String(gidIndex(s.fam)), '-p', String(s.tcpPort), ...runArgs(s), '--address', address, '--stats']
       const t0 = Date.now()
       let r: RunResult
-      // 200 s, past the guest's 150 s bound on perftest: a stalled run ends by the peer going away,
-      // and the command still prints its counters (--stats) for the failure message.
       try {
         if (s.guest === 'server') {
           // perftest's server listens on IPv4 only: the exchange goes to 10.77.0.2 for both families.
           for (;;) {
-            r = await runHost([...common, '10.77.0.2'], 200_000)
+            r = await runHost([...common, '10.77.0.2'], hostMs(s))
             if (!(r.code === 1 && /ECONNREFUSED|Couldn't connect/.test(r.stderr)) || Date.now() - t0 > 180_000) break
             await new Promise((res) => setTimeout(res, 250))
           }
         } else {
-          r = await runHost(common, 200_000)
+          r = await runHost(common, hostMs(s))
         }
       } finally {
         writeFileSync(join(share, `host-done-${s.k}`), '')
@@ -173,8 +182,11 @@ describe.skipIf(Boolean(why))('rdma-session perftest <-> perftest on kernel rxe 
       }
       const gOut = g.join('\n')
       const gErr = tagged(guest!.output(), `${s.k}!`).join('\n')
-      // on failure, both sides' output: which end stopped first, and where
-      expect(r.code, `rdma-session perftest (${Date.now() - t0} ms): ${r.stdout}\n${r.stderr}\n--- ${tool(s)} (guest):\n${gOut}\n${gErr}`).toBe(0)
+      if (r.code !== 0) {
+        // on failure, both sides' output (which end stopped first, and where), rxe2's counters and the netns' UDP counters (receive buffer drops)
+        const udp = await guest!.run('cat', ['/proc/net/snmp'], { timeoutMs: 10_000 }).then((u) => u.stdout.split('\n').filter((l) => l.startsWith('Udp:')).join('\n'), (e: Error) => e.message)
+        expect(r.code, `rdma-session perftest (${Date.now() - t0} ms): ${r.stdout}\n${r.stderr}\n--- ${tool(s)} (guest):\n${gOut}\n${gErr}\n--- rxe2 counters: ${tagged(guest!.output(), `${s.k}#`).join(' ')}\n--- netns ${udp}`).toBe(0)
+      }
       expect(g, `${tool(s)} (guest): ${gOut}\n${gErr}`).toContain('exit=0')
       const hostSide = s.guest === 'server' ? 'client' : 'server'
       const rows: [string, ReturnType<typeof resultRow>][] = []
@@ -216,7 +228,7 @@ describe.skipIf(Boolean(why))('rdma-session perftest <-> perftest on kernel rxe 
       const line = `IPv${s.fam} ${role.padEnd(40)} ${shape.padStart(8)}: ${rows.map(([who, row]) => `${who} ${row!.figure} ${s.kind === 'bw' ? 'MB/s' : 'usec'}`).join(', ')}`
       figures.push(line)
       console.info(`[cli perftest] step ${s.k} (${Date.now() - t0} ms) ${line}`)
-    }, 400_000)
+    }, hostMs(s) + 320_000)
   }
 
   it('rxe0 <-> rxe0 in the same guest: ib_write_bw and ib_write_lat (the baseline)', async () => {

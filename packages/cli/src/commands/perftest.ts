@@ -45,9 +45,10 @@ softroce:
   --roce-port=<port>       local UDP port (default 4791)
   --remote-roce-port=<port>  the peer's UDP port (default: --roce-port)
   --exchange-timeout=<s>   how long a setup exchange waits for the peer (default 60)
-  --stats                  when the run ends (failed or not), softroce's counters as one JSON line on stderr
-                           (with -R before it, also when the run fails, "softroce cm: …", the
-                           CM's MADs sent, received and dropped by reason)
+  --stats                  when the run ends (failed or not), softroce's counters as one JSON line on stderr,
+                           with kernelSocketDrops (datagrams the kernel dropped at its UDP socket: receive
+                           buffer full); with -R before it "softroce cm: …", the CM's MADs sent, received
+                           and dropped by reason
 
 Not supported: -z (exchange over rdma_cm, QPs without), -D for send and latency tests,
 -b (bidirectional), -c other than RC.

@@ -79,7 +79,8 @@ export async function setupPaths() {
   const mrA = pdA.registerMemory(new Uint8Array(4096), 1)
   const mrB = pdB.registerMemory(new Uint8Array(4096), 3)
   const qos = { serviceLevel: 0, trafficClass: 0, className: 'default', weight: 1, rateLimitBps: 0 }
-  const spiQp = (pd, cq) => pd.createQp({ sendCq: cq, recvCq: cq, maxSendWr: CAPS.maxSendWr, maxRecvWr: 64, maxSendSge: 1, maxRecvSge: 1, maxInlineData: 0, qos })
+  // The same caps as core's QPs (core fills in what the session did not give from the device's defaults).
+  const spiQp = (pd, cq) => pd.createQp({ sendCq: cq, recvCq: cq, ...rawQp.caps, qos })
   const connect = (q, dev, peer) => {
     q.modify({ state: QpState.INIT, accessFlags: 15, portNum: 1, pkeyIndex: 0 })
     q.modify({ state: QpState.RTR, remote: { address: dev.info.address, port: dev.info.port }, pathMtu: 1024, destQpn: peer.qpn, rqPsn: 100, maxDestRdAtomic: 16, minRnrTimer: 12 })

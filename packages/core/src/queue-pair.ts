@@ -49,6 +49,9 @@ const now = (): number => performance.now()
 
 const NO_SGES: readonly Sge[] = Object.freeze([])
 
+/** Settled PendingWr objects a QP keeps for reuse, at most. */
+const FREE_PENDING_MAX = 256
+
 /** The SGE list as the provider takes it: the same array when it holds no slices. */
 function toSges(list: readonly (Sge | MemorySlice)[] | undefined): readonly Sge[] {
   if (list === undefined) return NO_SGES
@@ -98,6 +101,11 @@ export class QueuePair implements CompletionOwner {
   #contractBroken = false
   #backlog: { wr: SendWorkRequest; pending: PendingWr }[] | null = null
   #nextId = 1
+  /**
+   * Settled PendingWr objects, reused for later WRs: a new object per WR (with a boxed double
+   * for postedAt) was most of the garbage core made per WR, and so of its share of GC time.
+   */
+  readonly #freePending: PendingWr[] = []
   #postWr: Mutable<SendWorkRequest> | null = null
   #closed: Promise<void> | null = null
   #drained: (() => void) | null = null
@@ -105,9 +113,12 @@ export class QueuePair implements CompletionOwner {
   readonly #onClosed: ((qp: QueuePair) => void) | null
 
   readonly #features: { readonly atomics: boolean; readonly immediate: boolean; readonly provider: string }
+  /** The provider does every opcode (no #checkOpcode needed). */
+  readonly #allOpcodes: boolean
 
   constructor(provider: ProviderQp, sendCq: CompletionQueue, recvCq: CompletionQueue, caps: QpCaps, qos: QpQos, localPsn: number, features: { atomics: boolean; immediate: boolean; provider: string }, onClosed: ((qp: QueuePair) => void) | null = null) {
     this.#features = features
+    this.#allOpcodes = features.atomics && features.immediate
     this.#onClosed = onClosed
     this.provider = provider
     this.qpn = provider.qpn
@@ -159,15 +170,19 @@ export class QueuePair implements CompletionOwner {
   }
 
   #postSendOne(r: PostSendRequest): void {
-    this.#checkOpcode(r.opcode)
+    const opcode = r.opcode
+    if (!this.#allOpcodes) this.#checkOpcode(opcode)
     const sgList = toSges(r.sgList)
     const signaled = r.signaled ?? true
-    const pending = this.#pending(r.opcode, r.wrId ?? 0, signaled, r.inlineData?.length ?? payloadBytes(sgList), null, null)
-    // One WR object per QP, filled again for every raw post (the SPI's postSend does not keep it;
-    // a raw post never waits in the backlog): an object per post was a large part of core's cost per WR.
+    const inlineData = r.inlineData
+    // A raw post never waits in the backlog: checked before anything is made for it.
+    this.#checkSendRoom(false)
+    const pending = this.#pending(opcode, r.wrId ?? 0, signaled, inlineData === undefined ? payloadBytes(sgList) : inlineData.length, null, null)
+    // One WR object per QP, filled again for every raw post (the SPI's postSend does not keep it):
+    // an object per post was a large part of core's cost per WR.
     const wr = (this.#postWr ??= newPostWr())
     wr.wrId = pending.id
-    wr.opcode = r.opcode
+    wr.opcode = opcode
     wr.sgList = sgList
     wr.signaled = signaled
     wr.imm = r.imm
@@ -175,14 +190,15 @@ export class QueuePair implements CompletionOwner {
     wr.rkey = r.rkey
     wr.compareAdd = r.compareAdd
     wr.swap = r.swap
-    wr.inlineData = r.inlineData
+    wr.inlineData = inlineData
     try {
-      this.#submitSend(wr, pending, false)
+      this.provider.postSend(wr)
     } finally {
       // The application's buffers are not kept alive by the QP until its next post.
       wr.sgList = NO_SGES
       wr.inlineData = undefined
     }
+    this.#sends.push(pending)
   }
 
   #postRecvOne(r: PostRecvRequest): void {
@@ -324,20 +340,42 @@ export class QueuePair implements CompletionOwner {
       this.stats.errors++
       if (wc.status !== WcStatus.WR_FLUSH_ERR) this.onError?.(new WorkCompletionError(wc.status, wc.opcode, this.qpn), userWc)
     }
-    if (p.resolve === null) return p.signaled || !ok ? userWc : undefined
-    if (ok) p.resolve(userWc)
+    const resolve = p.resolve
+    const reject = p.reject
+    const visible = resolve === null && (p.signaled || !ok) ? userWc : undefined
+    this.#release(p)
+    if (resolve === null) return visible
+    if (ok) resolve(userWc)
     else {
       const err = new WorkCompletionError(wc.status, wc.opcode, this.qpn)
       ;(err as { completion?: WorkCompletion }).completion = userWc
-      p.reject!(err)
+      reject!(err)
     }
     return undefined
+  }
+
+  /** A settled WR's object, for a later WR (nothing refers to it once it is out of its tracker and settled). */
+  #release(p: PendingWr): void {
+    p.resolve = null
+    p.reject = null
+    if (this.#freePending.length < FREE_PENDING_MAX) this.#freePending.push(p)
   }
 
   // ---- internals
 
   #pending(opcode: CompletionOpcode, userWrId: number, signaled: boolean, bytes: number, resolve: PendingWr['resolve'], reject: PendingWr['reject']): PendingWr {
-    return { id: this.#nextId++, userWrId, opcode, signaled, bytes, postedAt: resolve === null ? 0 : now(), resolve, reject }
+    const postedAt = resolve === null ? 0 : now()
+    const p = this.#freePending.pop()
+    if (p === undefined) return { id: this.#nextId++, userWrId, opcode, signaled, bytes, postedAt, resolve, reject }
+    p.id = this.#nextId++
+    p.userWrId = userWrId
+    p.opcode = opcode
+    p.signaled = signaled
+    p.bytes = bytes
+    p.postedAt = postedAt
+    p.resolve = resolve
+    p.reject = reject
+    return p
   }
 
   #postPayload(opcode: Opcode, data: MemorySlice | Uint8Array, imm: number | undefined, remote: RemoteRegion | null): Promise<WorkCompletion> {
@@ -362,21 +400,25 @@ export class QueuePair implements CompletionOwner {
       const wr: SendWorkRequest = {
         wrId: pending.id, opcode, sgList, signaled: true, imm, remoteAddr: remote?.addr, rkey: remote?.rkey, compareAdd, swap, inlineData,
       }
-      this.#submitSend(wr, pending, true)
+      this.#submitSend(wr, pending)
     })
   }
 
-  #submitSend(wr: SendWorkRequest, pending: PendingWr, mayWait: boolean): void {
+  /**
+   * Throws unless a send WR may be posted now: the QP is open and in a state that takes send WRs,
+   * and (unless the WR `mayWait` in the backlog) the send queue has room. True when it has room.
+   */
+  #checkSendRoom(mayWait: boolean): boolean {
     if (this.#closed !== null) throw new ClosedError(`QP ${this.qpn}`)
     const state = this.provider.state
     if (!canPostSend(state)) throw new QpStateError(`cannot post send WRs on QP ${this.qpn} in state ${state}; move it to RTS first`, { state })
-    if (this.#backlog !== null && this.#backlog.length > 0) {
-      if (!mayWait) throw new QueueFullError('send', this.caps.maxSendWr)
-      this.#backlog.push({ wr, pending })
-      return
-    }
-    if (this.#sends.size >= this.caps.maxSendWr) {
-      if (!mayWait) throw new QueueFullError('send', this.caps.maxSendWr)
+    const room = (this.#backlog === null || this.#backlog.length === 0) && this.#sends.size < this.caps.maxSendWr
+    if (!room && !mayWait) throw new QueueFullError('send', this.caps.maxSendWr)
+    return room
+  }
+
+  #submitSend(wr: SendWorkRequest, pending: PendingWr): void {
+    if (!this.#checkSendRoom(true)) {
       ;(this.#backlog ??= []).push({ wr, pending })
       return
     }

@@ -55,7 +55,7 @@ const FREE_PENDING_MAX = 256
 /** The SGE list as the provider takes it: the same array when it holds no slices. */
 function toSges(list: readonly (Sge | MemorySlice)[] | undefined): readonly Sge[] {
   if (list === undefined) return NO_SGES
-  for (const e of list) if (e instanceof MemorySlice) return list.map((x) => (x instanceof MemorySlice ? x.toSge() : x))
+  for (let i = 0; i < list.length; i++) if (list[i] instanceof MemorySlice) return list.map((x) => (x instanceof MemorySlice ? x.toSge() : x))
   return list as readonly Sge[]
 }
 
@@ -76,7 +76,7 @@ function contractWr(p: PendingWr): ContractWr {
 
 function payloadBytes(sgList: readonly Sge[]): number {
   let n = 0
-  for (const s of sgList) n += s.length
+  for (let i = 0; i < sgList.length; i++) n += sgList[i]!.length
   return n
 }
 
@@ -281,7 +281,7 @@ export class QueuePair implements CompletionOwner {
     const tracker = isRecv ? this.#recvs : this.#sends
     let visible: WorkCompletion | undefined
     const head = tracker.takeHead(wc.wrId)
-    if (head !== undefined) visible = this.#settle(head, wc)
+    if (head !== undefined) visible = this.#settle(head, wc, isRecv)
     else visible = this.#takeBehind(tracker.take(wc.wrId), wc, isRecv ? 'recv' : 'send', surface)
     if (!isRecv && this.#backlog !== null) this.#pumpBacklog()
     if (this.#drained !== null && this.#quiet()) this.#drained()
@@ -291,8 +291,8 @@ export class QueuePair implements CompletionOwner {
   /** A completion for a WR that is not the oldest pending one: see WorkTracker. */
   #takeBehind(taken: Taken, wc: WorkCompletion, queue: 'send' | 'recv', surface: (wc: WorkCompletion) => void): WorkCompletion | undefined {
     if (taken.kind === 'in-order') {
-      for (const silent of taken.silent) this.#settle(silent, { wrId: silent.id, status: WcStatus.SUCCESS, opcode: silent.opcode, byteLen: silent.bytes, qpn: wc.qpn })
-      return this.#settle(taken.wr, wc)
+      for (const silent of taken.silent) this.#settle(silent, { wrId: silent.id, status: WcStatus.SUCCESS, opcode: silent.opcode, byteLen: silent.bytes, qpn: wc.qpn }, false)
+      return this.#settle(taken.wr, wc, queue === 'recv')
     }
     // After a violation the provider's late completions of the WRs failed here are expected.
     if (taken.kind === 'stray' && this.#contractBroken) return undefined
@@ -326,16 +326,17 @@ export class QueuePair implements CompletionOwner {
     }
   }
 
-  #settle(p: PendingWr, wc: WorkCompletion): WorkCompletion | undefined {
+  /** `isRecv`: `wc` completes a receive WR. */
+  #settle(p: PendingWr, wc: WorkCompletion, isRecv: boolean): WorkCompletion | undefined {
     const userWc = withWrId(wc, p.userWrId)
     const ok = wc.status === WcStatus.SUCCESS
-    const isRecv = wc.opcode === RecvOpcode.RECV || wc.opcode === RecvOpcode.RECV_RDMA_WITH_IMM
     if (ok) {
-      this.stats.opsCompleted++
-      if (isRecv) this.stats.bytesReceived += wc.byteLen
-      else if (p.opcode === Opcode.RDMA_READ) this.stats.bytesReceived += p.bytes
-      else this.stats.bytesSent += p.bytes
-      if (p.resolve !== null) this.stats.latency.record((now() - p.postedAt) * 1000)
+      const stats = this.stats
+      stats.opsCompleted++
+      if (isRecv) stats.bytesReceived += wc.byteLen
+      else if (p.opcode === Opcode.RDMA_READ) stats.bytesReceived += p.bytes
+      else stats.bytesSent += p.bytes
+      if (p.resolve !== null) stats.latency.record((now() - p.postedAt) * 1000)
     } else {
       this.stats.errors++
       if (wc.status !== WcStatus.WR_FLUSH_ERR) this.onError?.(new WorkCompletionError(wc.status, wc.opcode, this.qpn), userWc)

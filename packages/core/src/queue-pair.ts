@@ -55,8 +55,13 @@ const FREE_PENDING_MAX = 256
 /** The SGE list as the provider takes it: the same array when it holds no slices. */
 function toSges(list: readonly (Sge | MemorySlice)[] | undefined): readonly Sge[] {
   if (list === undefined) return NO_SGES
-  for (let i = 0; i < list.length; i++) if (list[i] instanceof MemorySlice) return list.map((x) => (x instanceof MemorySlice ? x.toSge() : x))
+  for (let i = 0; i < list.length; i++) if (list[i] instanceof MemorySlice) return slicesToSges(list)
   return list as readonly Sge[]
+}
+
+/** Apart from toSges, which then stays small enough to be inlined where WRs are posted. */
+function slicesToSges(list: readonly (Sge | MemorySlice)[]): Sge[] {
+  return list.map((x) => (x instanceof MemorySlice ? x.toSge() : x))
 }
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] }

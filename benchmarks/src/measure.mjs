@@ -95,6 +95,8 @@ export async function compareRounds({ rounds = 41, warmup = 3, baseline, subject
     cpu: spreadOf(cpu),
     baselineMs: median(b.map((t) => t.wall)),
     subjectMs: median(s.map((t) => t.wall)),
+    baselineCpuMs: { median: median(b.map((t) => t.cpu)), min: Math.min(...b.map((t) => t.cpu)) },
+    subjectCpuMs: { median: median(s.map((t) => t.cpu)), min: Math.min(...s.map((t) => t.cpu)) },
   }
 }
 

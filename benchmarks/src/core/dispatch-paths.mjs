@@ -9,6 +9,7 @@
 //    by wrId as its completion is polled): the baseline the promise API is compared with
 import { createContext, QpState } from '@rdma-session/core'
 import { MockFabric, mock } from '@rdma-session/provider-mock'
+import { nullProvider } from './null-provider.mjs'
 
 export const DEPTH = 16
 const POLL_BATCH = 64
@@ -183,4 +184,46 @@ export async function setupPaths() {
     await b.close()
   }
   return { spi, coreRaw, corePromise, spiPromise, close }
+}
+
+/**
+ * The same loop (DEPTH WRs in flight, a new WR per completion polled) over a provider that moves
+ * nothing, through core and on its SPI: synchronous, so CPU time is the loop's own, and the
+ * difference per WR is what core itself costs.
+ */
+export async function setupNullPaths() {
+  const provider = nullProvider()
+  const ctx = await createContext({ provider })
+  const qp = ctx.createQp({ caps: CAPS })
+  qp.modify({ state: QpState.INIT, accessFlags: 15, portNum: 1, pkeyIndex: 0 })
+  qp.modify({ state: QpState.RTR, remote: { address: '127.0.0.2', port: 4791 }, pathMtu: 1024, destQpn: 7, rqPsn: 0 })
+  qp.modify({ state: QpState.RTS, sqPsn: qp.localPsn, timeout: 14, retryCnt: 7, rnrRetry: 7 })
+  const mr = ctx.registerMemory(Buffer.alloc(64))
+  const sge = mr.slice(0, 8).toSge()
+  const loop = (post, poll) => (ops) => {
+    const wr = { wrId: 0, opcode: 'RDMA_WRITE', sgList: [sge], signaled: true, remoteAddr: 0x10000, rkey: 1 }
+    let posted = 0
+    let done = 0
+    while (done < ops) {
+      while (posted - done < DEPTH && posted < ops) {
+        wr.wrId = ++posted
+        post(wr)
+      }
+      const wcs = poll(POLL_BATCH)
+      for (let i = 0; i < wcs.length; i++) {
+        if (wcs[i].status !== 'SUCCESS') throw new Error(`null write failed: ${wcs[i].status}`)
+        done++
+      }
+    }
+  }
+  const device = await provider.openDevice()
+  const pd = device.allocPd()
+  const cq = pd.createCq(256)
+  const spiQp = pd.createQp({ sendCq: cq, recvCq: cq, ...qp.caps, qos: qp.qos })
+  spiQp.modify({ state: QpState.RTS })
+  return {
+    spi: loop((wr) => spiQp.postSend(wr), (max) => cq.poll(max)),
+    core: loop((wr) => qp.postSend(wr), (max) => qp.sendCq.poll(max)),
+    close: () => ctx.close(),
+  }
 }

@@ -1,0 +1,16 @@
+import { createContext } from '@rdma-session/core'
+import { MockFabric, mock } from '@rdma-session/provider-mock'
+const fabric = new MockFabric()
+const a = await createContext({ provider: mock({ fabric }) })
+const b = await createContext({ provider: mock({ fabric }) })
+const target = b.registerMemory(Buffer.alloc(4096), { access: ['local-write', 'remote-write'] })
+const src = a.registerMemory(Buffer.alloc(4096))
+console.log(src.slice(0, 8).toSge(), target.region(0, 8))
+const provider = mock({ fabric })
+const devA = await provider.openDevice()
+const pdA = devA.allocPd()
+const mrA = pdA.registerMemory(new Uint8Array(4096), 1)
+console.log(mrA.addr, mrA.lkey, mrA.rkey)
+const s = await a.sessions.create({ peer: b, params: { encryption: 'none' }, qps: [{ caps: { maxSendWr: 64 } }] })
+console.log(s.qps[0].caps, s.qps[0].provider.query())
+await a.close(); await b.close()

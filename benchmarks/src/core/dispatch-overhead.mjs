@@ -12,7 +12,7 @@ import { parseArgs } from 'node:util'
 import { compareRounds, fmt, report } from '../measure.mjs'
 import { DEPTH, setupNullPaths, setupPaths } from './dispatch-paths.mjs'
 
-const { values } = parseArgs({ options: { rounds: { type: 'string', default: '41' }, ops: { type: 'string', default: '10000' } } })
+const { values } = parseArgs({ options: { rounds: { type: 'string', default: '61' }, ops: { type: 'string', default: '10000' } } })
 const ROUNDS = Number(values.rounds)
 const OPS = Number(values.ops)
 const NULL_OPS = 100_000

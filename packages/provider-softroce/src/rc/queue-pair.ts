@@ -317,7 +317,6 @@ export class SoftRoceQp implements ProviderQp, PacketSource, RequesterHost, Resp
 
   // ---- packets
 
-  /** Handles a decoded (and decrypted) packet addressed to this QP; returns why it was dropped, or null. */
   /** Responder.runPlan, while the QP takes requests (null: the per-packet path). */
   receiveRunPlan(op: number): ReceiveRunPlan | null {
     const s = this.#state
@@ -330,6 +329,7 @@ export class SoftRoceQp implements ProviderQp, PacketSource, RequesterHost, Resp
     this.#responder!.applyRun(packets, bytes, ackRequests, ended)
   }
 
+  /** Handles a decoded (and decrypted) packet addressed to this QP; returns why it was dropped, or null. */
   receivePacket(pkt: RocePacket): DropReason | null {
     const s = this.#state
     if (s === QpState.RESET || s === QpState.INIT || s === QpState.ERR) return 'wrongState'

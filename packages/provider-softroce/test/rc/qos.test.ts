@@ -7,7 +7,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { CONTENDED_MS, DelayWindow, resolveDelayWindow } from '../../src/rc/delay-window.js'
 import { PRIORITY_LATENCY, PRIORITY_NORMAL, priorityOfClass, SendFlow, SendScheduler } from '../../src/scheduler/send-scheduler.js'
 import type { SoftRoceQp } from '../../src/rc/queue-pair.js'
-import { connect, openPair, register, type Pair } from './harness.js'
+import { connect, openPair, register, TEST_TIMERS, type Pair } from './harness.js'
 
 function source(name: string, left: { n: number }, order: string[]): { sendNextPacket(): number } {
   return {
@@ -185,7 +185,9 @@ describe('QoS classes on softroce QPs', () => {
   })
 
   it('a bulk QP runs the delay window and shrinks it when its ACKs come late; other QPs keep the device window; latency QPs ACK at once', async () => {
-    pair = await openPair()
+    // ACK timeouts well above the late ACKs' delay below (30 ms + 10 floors, which a loaded
+    // machine's floor makes hundreds of ms): the window is under test here, not retries
+    pair = await openPair({ timers: { ...TEST_TIMERS, ackTimeoutMinMs: 1000, ackTimeoutMaxMs: 2000 } })
     const bulk = connect(pair, { mtu: 4096, qos: { class: 'bulk' }, qosB: { class: 'bulk' } })
     const plain = connect(pair, { mtu: 4096 })
     const lat = connect(pair, { mtu: 4096, qos: { class: 'latency' }, qosB: { class: 'latency' } })

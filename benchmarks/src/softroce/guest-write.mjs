@@ -59,7 +59,7 @@ function listening(port) {
 
 async function waitFor(what, cond, ms) {
   const deadline = Date.now() + ms
-  while (!cond()) {
+  while (!(await cond())) {
     if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`)
     await sleep(20)
   }
@@ -69,8 +69,8 @@ async function waitFor(what, cond, ms) {
 async function setRxeMtu(mtu) {
   const r = await run('ip', ['link', 'set', 'eth0', 'mtu', mtu === 4096 ? '9000' : '1500'])
   if (r.code !== 0) throw new Error(`ip link set eth0 mtu: ${r.out}`)
-  const active = () => readFileSync('/sys/class/infiniband/rxe0/ports/1/active_mtu', 'utf8').trim()
-  await waitFor(`rxe0 active_mtu ${mtu}`, () => active().startsWith(String(mtu)), 30_000)
+  const active = async () => /active_mtu:\s*(\d+)/.exec((await run('ibv_devinfo', ['-d', 'rxe0'])).out)?.[1]
+  await waitFor(`rxe0 active_mtu ${mtu}`, async () => (await active()) === String(mtu), 60_000)
 }
 
 let port = PERFTEST_PORT

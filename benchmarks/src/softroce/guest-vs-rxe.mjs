@@ -3,6 +3,10 @@
 // guest-write.mjs there (ib_write_bw -s 1048576 on rxe0 loopback, at rxe path MTUs 1024 and 4096,
 // alternated with softroce RC WRITEs of 1 MiB between two node processes on the guest's loopback).
 // Target (issue 14): softroce >= 1.5x kernel rxe, against the faster of rxe's two MTUs.
+// The guest boots with the TSC as its clocksource (BENCH_GUEST_CLOCK=tsc, the default): under TCG
+// the default is the HPET, where every clock read is an emulated MMIO access costing hundreds of
+// microseconds on a loaded host; rxe works in the kernel on jiffies and does not notice, softroce
+// reads the clock for its timers and pacing. BENCH_GUEST_CLOCK=hpet measures the stock guest.
 // Needs root, /dev/net/tun and a built guest (tools/rxe-vm/build.sh) and `pnpm build`; without
 // them it prints why it skipped and exits 0. Env: BENCH_GUEST_MIB, BENCH_GUEST_ROUNDS (passed on).
 import { existsSync } from 'node:fs'
@@ -29,6 +33,8 @@ try {
   skip(`tools/rxe-vm/build.sh failed: ${String(err.message).split('\n')[0]}`)
 }
 
+const clock = process.env.BENCH_GUEST_CLOCK ?? 'tsc'
+if (clock !== 'tsc' && clock !== 'hpet') skip(`BENCH_GUEST_CLOCK must be tsc or hpet (got ${clock})`)
 const env = ['BENCH_GUEST_MIB', 'BENCH_GUEST_ROUNDS'].filter((k) => /^\d+$/.test(process.env[k] ?? '')).map((k) => `${k}=${process.env[k]} `).join('')
 const t0 = Date.now()
 let output = ''
@@ -37,6 +43,7 @@ const guest = await startGuest({
   share: repo,
   node: true,
   tap: false,
+  ...(clock === 'tsc' ? { kernelArgs: 'clocksource=tsc tsc=reliable' } : {}),
   timeoutMs: 1_800_000,
   onOutput: (text) => {
     output += text
@@ -59,6 +66,7 @@ const lines = [
   ...rxeKinds.map(([k, s]) => `kernel ${k.replace('rxe', 'rxe ib_write_bw,')}: ${mb(s.rate)} (rounds ${mb(s.min)}–${mb(s.max)}), guest CPU ${fmt(s.cpuPerGiB)} s/GiB`),
   `softroce, path MTU 4096 (${r.path}; helper ${r.helper}, ICRCs by ${r.icrcEngine}): ${mb(sr.rate)} (rounds ${mb(sr.min)}–${mb(sr.max)}), guest CPU ${fmt(sr.cpuPerGiB)} s/GiB; ${r.retransmits} packets retransmitted after ${r.timeouts} ACK timeouts`,
   ...rxeKinds.map(([k, s]) => `softroce / ${k}: ${fmt(sr.rate / s.rate)}x`),
+  `guest clocksource ${r.clocksource}: a clock read costs ${fmt(r.costs.clockReadUs)} µs; CRC-32 of a 4 KiB packet: zlib ${fmt(r.costs.zlibCrc4KiBUs, 1)} µs, the helper's ${r.costs.nativeCrc4KiBUs === undefined ? '-' : `${fmt(r.costs.nativeCrc4KiBUs, 1)} µs`}`,
   `${r.messages} x 1 MiB per measurement, median of ${r.rounds} rounds (order rotated each round); ${fmt(wall, 0)} s wall with boot (TCG: figures follow host load, the ratios less so)`,
 ]
 report(TITLE, lines, { ok: sr.rate / best.rate >= 1.5, text: `softroce reaches ${fmt(sr.rate / best.rate)}x kernel rxe's ib_write_bw (${bestName}, the faster) in the same guest run (target >= 1.5x)` })

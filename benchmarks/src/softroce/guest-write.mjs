@@ -6,11 +6,15 @@
 // a 1500-byte NIC gives it (eth0 as booted), and 4096 (eth0 at 9000 bytes), softroce's path MTU.
 // CPU: the guest's busy time over all vCPUs from /proc/stat (rxe does its work in softirqs and
 // kernel threads, which no process's own counters show), per GiB moved.
-// Prints a table and one `GUEST-RESULT {...}` line.   Env: BENCH_GUEST_MIB (MiB per measurement,
+// Also the cost of a clock read (the clocksource decides it: TCG's default HPET makes each one an
+// emulated MMIO access) and of a 4 KiB packet's CRC-32 by zlib and by the helper's carry-less
+// multiplication (which TCG emulates). Prints a table and one `GUEST-RESULT {...}` line.   Env: BENCH_GUEST_MIB (MiB per measurement,
 // 64), BENCH_GUEST_ROUNDS (3).
 import { spawn } from 'node:child_process'
 import { readFileSync } from 'node:fs'
+import { createRequire } from 'node:module'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { crc32 as zlibCrc32 } from 'node:zlib'
 import { createContext } from '@rdma-session/core'
 import { nativeHelperStatus, softroce } from '@rdma-session/provider-softroce'
 import { median } from '../measure.mjs'
@@ -111,10 +115,29 @@ async function softroceWrites(p) {
   return { rate: bytes / (ms / 1000), cpu: busySeconds() - cpu0 }
 }
 
+/** Microseconds per call of `fn`, the median of 3 batches of `n`. */
+function usPer(fn, n) {
+  const t = []
+  for (let b = 0; b < 3; b++) {
+    const t0 = performance.now()
+    for (let i = 0; i < n; i++) fn()
+    t.push(((performance.now() - t0) * 1000) / n)
+  }
+  return median(t)
+}
+
 const helper = nativeHelperStatus()
+const clocksource = readFileSync('/sys/devices/system/clocksource/clocksource0/current_clocksource', 'utf8').trim()
+const packet = Buffer.alloc(4112, 0x5a)
+const costs = { clockReadUs: usPer(() => performance.now(), 2000), zlibCrc4KiBUs: usPer(() => zlibCrc32(packet), 200) }
+if (helper.path !== undefined && helper.helper === 'loaded') {
+  const addon = createRequire(import.meta.url)(helper.path)
+  if (typeof addon.crc32 === 'function') costs.nativeCrc4KiBUs = usPer(() => addon.crc32(packet, 0), 200)
+}
 const sr = await openSoftroce()
 const io = sr.ctx.device.diagnostics.batchedIo
 const path = io === undefined ? 'node:dgram both ways' : `send ${io.send}, receive ${io.receive}`
+console.log(`guest: clocksource ${clocksource}: a clock read ${costs.clockReadUs.toFixed(2)} µs; CRC-32 of 4 KiB: zlib ${costs.zlibCrc4KiBUs.toFixed(1)} µs, helper ${costs.nativeCrc4KiBUs?.toFixed(1) ?? '-'} µs`)
 console.log(`guest: ${ROUNDS} rounds of ${MESSAGES} x 1 MiB; softroce path: ${path}; helper ${helper.helper}, ICRCs by ${helper.icrcEngine}${helper.why ? ` (${helper.why})` : ''}`)
 
 const kinds = {
@@ -143,6 +166,8 @@ const result = {
   path,
   helper: helper.helper,
   icrcEngine: helper.icrcEngine,
+  clocksource,
+  costs,
   retransmits: c1.retransmits - c0.retransmits,
   timeouts: c1.timeouts - c0.timeouts,
   kinds: Object.fromEntries(Object.entries(samples).map(([k, s]) => [k, { rate: median(s.rate), min: Math.min(...s.rate), max: Math.max(...s.rate), cpuPerGiB: median(s.cpu) }])),

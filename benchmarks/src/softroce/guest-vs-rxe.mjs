@@ -64,7 +64,7 @@ const rxeKinds = Object.entries(r.kinds).filter(([k]) => k.startsWith('rxe'))
 const [bestName, best] = rxeKinds.reduce((a, b) => (b[1].rate > a[1].rate ? b : a))
 const lines = [
   ...rxeKinds.map(([k, s]) => `kernel ${k.replace('rxe', 'rxe ib_write_bw,')}: ${mb(s.rate)} (rounds ${mb(s.min)}–${mb(s.max)}), guest CPU ${fmt(s.cpuPerGiB)} s/GiB`),
-  `softroce, path MTU 4096 (${r.path}; helper ${r.helper}, ICRCs by ${r.icrcEngine}): ${mb(sr.rate)} (rounds ${mb(sr.min)}–${mb(sr.max)}), guest CPU ${fmt(sr.cpuPerGiB)} s/GiB; ${r.retransmits} packets retransmitted after ${r.timeouts} ACK timeouts`,
+  `softroce, path MTU 4096 (${r.path}; helper ${r.helper}, ICRCs by ${r.icrcEngine}): ${mb(sr.rate)} (rounds ${mb(sr.min)}–${mb(sr.max)}), guest CPU ${fmt(sr.cpuPerGiB)} s/GiB (the sender process: ${fmt(100 * r.senderUserShare, 0)} % user, the rest in the kernel); ${r.retransmits} packets retransmitted after ${r.timeouts} ACK timeouts`,
   ...rxeKinds.map(([k, s]) => `softroce / ${k}: ${fmt(sr.rate / s.rate)}x`),
   `guest clocksource ${r.clocksource}: a clock read costs ${fmt(r.costs.clockReadUs)} µs; CRC-32 of a 4 KiB packet: zlib ${fmt(r.costs.zlibCrc4KiBUs, 1)} µs, the helper's ${r.costs.nativeCrc4KiBUs === undefined ? '-' : `${fmt(r.costs.nativeCrc4KiBUs, 1)} µs`}`,
   `${r.messages} x 1 MiB per measurement, median of ${r.rounds} rounds (order rotated each round); ${fmt(wall, 0)} s wall with boot (TCG: figures follow host load, the ratios less so)`,

@@ -111,8 +111,10 @@ async function openSoftroce() {
 
 async function softroceWrites(p) {
   const cpu0 = busySeconds()
+  const u0 = process.cpuUsage()
   const { bytes, ms } = await pipelinedWrites({ qp: p.qp, src: p.src, remoteAddr: p.opened.addr, rkey: p.opened.rkey, size: SIZE, n: MESSAGES, depth: 4, slots: 8 })
-  return { rate: bytes / (ms / 1000), cpu: busySeconds() - cpu0 }
+  const u = process.cpuUsage(u0)
+  return { rate: bytes / (ms / 1000), cpu: busySeconds() - cpu0, senderUser: u.user / 1e6, senderSystem: u.system / 1e6 }
 }
 
 /** Microseconds per call of `fn`, the median of 3 batches of `n`. */
@@ -149,6 +151,8 @@ const samples = Object.fromEntries(Object.keys(kinds).map((k) => [k, { rate: [],
 const c0 = sr.ctx.device.counters.snapshot()
 await softroceWrites(sr) // warm-up: JIT, buffers
 const order = Object.keys(kinds)
+/** The softroce sender's own user and system seconds per measurement (where its time goes). */
+const split = []
 for (let r = 0; r < ROUNDS; r++) {
   // rotate the order each round, so no kind always runs first or right after another
   for (let i = 0; i < order.length; i++) {
@@ -156,7 +160,8 @@ for (let r = 0; r < ROUNDS; r++) {
     const m = await kinds[k]()
     samples[k].rate.push(m.rate)
     samples[k].cpu.push(m.cpu / ((MESSAGES * SIZE) / 2 ** 30))
-    console.log(`  round ${r + 1} ${k.padEnd(13)} ${(m.rate / 1e6).toFixed(1)} MB/s, guest CPU ${m.cpu.toFixed(2)} s`)
+    if (m.senderUser !== undefined) split.push({ user: m.senderUser, system: m.senderSystem })
+    console.log(`  round ${r + 1} ${k.padEnd(13)} ${(m.rate / 1e6).toFixed(1)} MB/s, guest CPU ${m.cpu.toFixed(2)} s${m.senderUser === undefined ? '' : ` (softroce's sender process: user ${m.senderUser.toFixed(2)} s, system ${m.senderSystem.toFixed(2)} s)`}`)
   }
 }
 const c1 = sr.ctx.device.counters.snapshot()
@@ -168,6 +173,7 @@ const result = {
   icrcEngine: helper.icrcEngine,
   clocksource,
   costs,
+  senderUserShare: split.reduce((a, x) => a + x.user, 0) / Math.max(1e-9, split.reduce((a, x) => a + x.user + x.system, 0)),
   retransmits: c1.retransmits - c0.retransmits,
   timeouts: c1.timeouts - c0.timeouts,
   kinds: Object.fromEntries(Object.entries(samples).map(([k, s]) => [k, { rate: median(s.rate), min: Math.min(...s.rate), max: Math.max(...s.rate), cpuPerGiB: median(s.cpu) }])),

@@ -9,7 +9,7 @@
 // Also the cost of a clock read (the clocksource decides it: TCG's default HPET makes each one an
 // emulated MMIO access) and of a 4 KiB packet's CRC-32 by zlib and by the helper's carry-less
 // multiplication (which TCG emulates). Prints a table and one `GUEST-RESULT {...}` line.   Env: BENCH_GUEST_MIB (MiB per measurement,
-// 64), BENCH_GUEST_ROUNDS (3).
+// 32), BENCH_GUEST_ROUNDS (3).
 import { spawn } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
@@ -23,7 +23,7 @@ import { pipelinedWrites } from './write-loop.mjs'
 
 const MiB = 1 << 20
 const SIZE = MiB
-const MESSAGES = Number(process.env.BENCH_GUEST_MIB ?? 64)
+const MESSAGES = Number(process.env.BENCH_GUEST_MIB ?? 32)
 const ROUNDS = Number(process.env.BENCH_GUEST_ROUNDS ?? 3)
 const USER_HZ = 100
 const PERFTEST_PORT = 18515

@@ -35,11 +35,17 @@ try {
 
 const clock = process.env.BENCH_GUEST_CLOCK ?? 'tsc'
 if (clock !== 'tsc' && clock !== 'hpet') skip(`BENCH_GUEST_CLOCK must be tsc or hpet (got ${clock})`)
-const env = ['BENCH_GUEST_MIB', 'BENCH_GUEST_ROUNDS'].filter((k) => /^\d+$/.test(process.env[k] ?? '')).map((k) => `${k}=${process.env[k]} `).join('')
+// V8's compiling tiers: under TCG every piece of code V8 generates must be translated again by
+// QEMU (and retranslated when V8 rewrites it); measured once, 8 MiB of 1 MiB WRITEs cost the
+// sender 14.9 CPU s with V8's tiers and 2.0 s with Ignition alone, which runs them faster there. BENCH_GUEST_NODE_ARGS=none keeps
+// V8's defaults (the flags go to both softroce processes; perftest is native code either way).
+const nodeArgs = process.env.BENCH_GUEST_NODE_ARGS === 'none' ? '' : (process.env.BENCH_GUEST_NODE_ARGS ?? '--no-opt --no-sparkplug --no-maglev')
+if (!/^[a-z0-9 =_-]*$/i.test(nodeArgs)) skip(`BENCH_GUEST_NODE_ARGS takes node flags only (got ${nodeArgs})`)
+const env = ['BENCH_GUEST_MIB', 'BENCH_GUEST_ROUNDS'].filter((k) => /^\d+$/.test(process.env[k] ?? '')).map((k) => `${k}=${process.env[k]} `).join('') + (nodeArgs ? `BENCH_PEER_NODE_ARGS='${nodeArgs}' ` : '')
 const t0 = Date.now()
 let output = ''
 const guest = await startGuest({
-  command: `${env}node benchmarks/src/softroce/guest-write.mjs`,
+  command: `${env}node ${nodeArgs} benchmarks/src/softroce/guest-write.mjs`,
   share: repo,
   node: true,
   tap: false,
@@ -67,6 +73,7 @@ const lines = [
   `softroce, path MTU 4096 (${r.path}; helper ${r.helper}, ICRCs by ${r.icrcEngine}): ${mb(sr.rate)} (rounds ${mb(sr.min)}–${mb(sr.max)}), guest CPU ${fmt(sr.cpuPerGiB)} s/GiB (the sender process: ${fmt(100 * r.senderUserShare, 0)} % user, the rest in the kernel); ${r.retransmits} packets retransmitted after ${r.timeouts} ACK timeouts`,
   ...rxeKinds.map(([k, s]) => `softroce / ${k}: ${fmt(sr.rate / s.rate)}x`),
   `guest clocksource ${r.clocksource}: a clock read costs ${fmt(r.costs.clockReadUs)} µs; CRC-32 of a 4 KiB packet: zlib ${fmt(r.costs.zlibCrc4KiBUs, 1)} µs, the helper's ${r.costs.nativeCrc4KiBUs === undefined ? '-' : `${fmt(r.costs.nativeCrc4KiBUs, 1)} µs`}`,
+  `softroce's node processes ran with ${nodeArgs ? `\`${nodeArgs}\`` : "V8's default tiers"} (BENCH_GUEST_NODE_ARGS)`,
   `${r.messages} x 1 MiB per measurement, median of ${r.rounds} rounds (order rotated each round); ${fmt(wall, 0)} s wall with boot (TCG: figures follow host load, the ratios less so)`,
 ]
 report(TITLE, lines, { ok: sr.rate / best.rate >= 1.5, text: `softroce reaches ${fmt(sr.rate / best.rate)}x kernel rxe's ib_write_bw (${bestName}, the faster) in the same guest run (target >= 1.5x)` })

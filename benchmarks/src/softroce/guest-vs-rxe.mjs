@@ -23,6 +23,11 @@ function skip(why) {
   process.exit(0)
 }
 
+function fail(why) {
+  console.error(`guest-vs-rxe: ${why}`)
+  process.exit(2)
+}
+
 const unsupported = guestSupport()
 if (unsupported !== null) skip(unsupported)
 const missing = built.filter((f) => !existsSync(f))
@@ -34,13 +39,13 @@ try {
 }
 
 const clock = process.env.BENCH_GUEST_CLOCK ?? 'tsc'
-if (clock !== 'tsc' && clock !== 'hpet') skip(`BENCH_GUEST_CLOCK must be tsc or hpet (got ${clock})`)
+if (clock !== 'tsc' && clock !== 'hpet') fail(`BENCH_GUEST_CLOCK must be tsc or hpet (got ${clock})`)
 // V8's compiling tiers: under TCG every piece of code V8 generates must be translated again by
 // QEMU (and retranslated when V8 rewrites it); measured once, 8 MiB of 1 MiB WRITEs cost the
 // sender 14.9 CPU s with V8's tiers and 2.0 s with Ignition alone, which runs them faster there. BENCH_GUEST_NODE_ARGS=none keeps
 // V8's defaults (the flags go to both softroce processes; perftest is native code either way).
 const nodeArgs = process.env.BENCH_GUEST_NODE_ARGS === 'none' ? '' : (process.env.BENCH_GUEST_NODE_ARGS ?? '--no-opt --no-sparkplug --no-maglev')
-if (!/^[a-z0-9 =_-]*$/i.test(nodeArgs)) skip(`BENCH_GUEST_NODE_ARGS takes node flags only (got ${nodeArgs})`)
+if (!/^[a-z0-9 =_-]*$/i.test(nodeArgs)) fail(`BENCH_GUEST_NODE_ARGS takes node flags only (got ${nodeArgs})`)
 const env = ['BENCH_GUEST_MIB', 'BENCH_GUEST_ROUNDS'].filter((k) => /^\d+$/.test(process.env[k] ?? '')).map((k) => `${k}=${process.env[k]} `).join('') + (nodeArgs ? `BENCH_PEER_NODE_ARGS='${nodeArgs}' ` : '')
 const t0 = Date.now()
 let output = ''

@@ -19,6 +19,8 @@ const benches = [
   { file: 'softroce/loss-goodput.mjs', flags: [] },
   { file: 'softroce/cm-connect.mjs', flags: [] },
   { file: 'softroce/qp-heap-vs-mock.mjs', flags: ['--expose-gc'] },
+  // boots the rxe-vm QEMU guest (minutes under TCG); prints SKIPPED with the reason without it
+  { file: 'softroce/guest-vs-rxe.mjs', flags: [] },
 ]
 let failed = 0
 for (const b of benches) {

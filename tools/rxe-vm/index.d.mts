@@ -59,6 +59,11 @@ export interface StartGuestOptions {
   shareWritable?: boolean
   /** The host's node binary as `node` in the guest. */
   node?: boolean
+  /**
+   * More guest kernel command line (run.sh -k), e.g. 'clocksource=tsc tsc=reliable': under TCG the
+   * guest's default clocksource is the HPET, and every clock read is then an emulated MMIO access.
+   */
+  kernelArgs?: string
   /** Default 120000; rounded up to whole seconds. */
   timeoutMs?: number
   onOutput?: (text: string) => void

@@ -95,7 +95,8 @@ process.once('exit', () => { for (const c of running) try { c.kill('SIGTERM') } 
  *
  * Options: command (required); tap (default true: a fresh netns with rxetap0 <-> guest eth2/rxe2);
  * netns (its name, default rxevm-<pid>-<n>; must not exist); share (host dir at /mnt/host, the
- * command's cwd); shareWritable; node (the host's node in the guest); timeoutMs (default 120000,
+ * command's cwd); shareWritable; node (the host's node in the guest); kernelArgs (more guest kernel
+ * command line, run.sh -k, e.g. 'clocksource=tsc tsc=reliable'); timeoutMs (default 120000,
  * rounded up to seconds; then `exited` gives code 124); onOutput(text) (console + run.sh stderr as
  * they arrive; RXE_VM_DEBUG=1 copies them to process.stderr).
  *
@@ -113,7 +114,7 @@ process.once('exit', () => { for (const c of running) try { c.kill('SIGTERM') } 
  *             retried until it connects (through a small bridge process in the netns)
  */
 export async function startGuest({
-  command, tap = true, netns, share, shareWritable = false, node = false,
+  command, tap = true, netns, share, shareWritable = false, node = false, kernelArgs,
   timeoutMs = 120_000, onOutput, verbose = false,
 } = {}) {
   if (typeof command !== 'string' || !command) throw new TypeError('startGuest: command (a bash command line) is required')
@@ -126,6 +127,7 @@ export async function startGuest({
   if (share) args.push('-s', share)
   if (shareWritable) args.push('-w')
   if (node) args.push('-n')
+  if (kernelArgs) args.push('-k', kernelArgs)
   if (verbose) args.push('-v')
   args.push('--', command)
 

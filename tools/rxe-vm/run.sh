@@ -13,6 +13,8 @@ Usage: run.sh [options] [--] 'shell command'     (run by bash in the guest, as r
       --netns NAME      the same, with the netns named NAME (must not exist yet)
   -f, --fwd SPEC        slirp hostfwd on loopback, e.g. tcp:127.0.0.1:18515-:18515 (repeatable)
   -n, --node            the host's node binary as `node` in the guest (9p)
+  -k, --kernel-args A   more guest kernel command line, e.g. 'clocksource=tsc tsc=reliable'
+                        (TCG's default clocksource is the HPET: every clock read an emulated MMIO)
   -t, --timeout SEC     kill the guest after SEC seconds (default 300): exit code 124
   -v, --verbose         show kernel messages and the qemu command line
 Env: RXE_VM_DIR (build output, default ~/.cache/rdma-session/rxe-vm), RXE_VM_MEM (MiB, 1024),
@@ -28,7 +30,7 @@ EOF
 }
 T0=$EPOCHREALTIME
 OUT=${RXE_VM_DIR:-$HOME/.cache/rdma-session/rxe-vm}
-SHARE= MODE=ro NODE=0 TMO=300 VERBOSE=0 TAP=0 NETNS= FWDS=()
+SHARE= MODE=ro NODE=0 TMO=300 VERBOSE=0 TAP=0 NETNS= FWDS=() KARGS=
 need() { (($# >= 2)) || { echo "run.sh: $1 needs a value" >&2; exit 2; }; }
 while (($#)); do
   case $1 in
@@ -38,6 +40,7 @@ while (($#)); do
     --netns) need "$@"; TAP=1; NETNS=$2; shift 2;;
     -f|--fwd) need "$@"; FWDS+=("$2"); shift 2;;
     -n|--node) NODE=1; shift;;
+    -k|--kernel-args) need "$@"; KARGS=$2; shift 2;;
     -t|--timeout) need "$@"; TMO=$2; shift 2;;
     -v|--verbose) VERBOSE=1; shift;;
     -h|--help) usage; exit 0;;
@@ -47,6 +50,7 @@ while (($#)); do
   esac
 done
 (($#)) || { usage >&2; exit 2; }
+[[ $KARGS =~ ^[A-Za-z0-9_.,=:\ -]*$ ]] || { echo "run.sh: --kernel-args takes words of [A-Za-z0-9_.,=:-] (got $KARGS)" >&2; exit 2; }
 [[ $TMO =~ ^[0-9]+$ ]] && ((TMO > 0)) || { echo "run.sh: --timeout wants whole seconds > 0" >&2; exit 2; }
 [ -s "$OUT/initramfs.cpio" ] && [ -e "$OUT/vmlinux" ] ||
   { echo "run.sh: no build in $OUT; run tools/rxe-vm/build.sh first" >&2; exit 2; }
@@ -116,6 +120,7 @@ if ((NODE)); then
 fi
 APPEND="console=ttyS0 panic=-1 mitigations=off random.trust_cpu=on"
 ((VERBOSE)) || APPEND+=" quiet loglevel=1"
+[ -z "$KARGS" ] || APPEND+=" $KARGS"
 ((VERBOSE)) && echo "+ ${NSEXEC[*]} qemu-system-x86_64 ${ARGS[*]} -append '$APPEND'" >&2
 
 # Console filter: CRLF -> LF, take out the guest's two markers (ready, exit code) and the

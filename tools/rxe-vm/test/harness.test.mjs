@@ -114,6 +114,17 @@ describe('rxe-vm harness', { skip, concurrency: false }, () => {
     }
   })
 
+  test('kernelArgs (run.sh -k) reach the guest kernel: the TSC clocksource; bad characters are refused (exit 2)', { timeout: 400_000 }, async () => {
+    const bad = spawnSync('bash', [paths.run, '-k', 'a;reboot', 'true'], { encoding: 'utf8' })
+    assert.equal(bad.status, 2)
+    assert.match(bad.stderr, /--kernel-args takes words of/)
+    const g = await startGuest({ tap: false, timeoutMs: 300_000, kernelArgs: 'clocksource=tsc tsc=reliable', command: 'cat /proc/cmdline; echo "clocksource=$(cat /sys/devices/system/clocksource/clocksource0/current_clocksource)"' })
+    const { code, output } = await g.exited
+    assert.equal(code, 0, output)
+    assert.match(output, /clocksource=tsc tsc=reliable/)
+    assert.match(output, /^clocksource=tsc$/m)
+  })
+
   describe('rc_peer in the guest, driven from the host', () => {
     let g
     const peers = {}

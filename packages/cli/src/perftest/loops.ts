@@ -385,13 +385,24 @@ export async function runSendLatDuration(ep: PerftestEndpoint, size: number, cli
   return clock.sample(sampled)
 }
 
+/** How long a -D write latency run goes on answering the peer's writes after its own end. */
+const WRITE_LAT_GRACE_US = 2e6
+
 /**
  * run_iter_lat_write with -D: the clock starts with the loop; the ping-pong runs until its end;
- * send completions in the sample window count.
+ * send completions in the sample window count. Then it goes on answering the peer's writes, for
+ * WRITE_LAT_GRACE_US at most, not counting them: perftest's ib_write_lat busy-waits on its buffer
+ * without re-reading its END state (it is no volatile), so a peer that stops answering first
+ * leaves it spinning for ever. In that grace time the peer going away or a failed completion (its
+ * QP destroyed) ends the run quietly.
  */
 export async function runWriteLatDuration(ep: PerftestEndpoint, remote: PerftestDest, size: number, server: boolean, guard: RunGuard, timing: DurationTiming): Promise<DurationSample> {
+  const t0 = now()
   const clock = new DurationClock(timing)
-  clock.start()
+  clock.start(t0)
+  // The same start, WRITE_LAT_GRACE_US later an end.
+  const grace = new DurationClock({ marginUs: timing.marginUs + WRITE_LAT_GRACE_US / 2, sampleUs: timing.sampleUs })
+  grace.start(t0)
   const qp = ep.qps[0]!
   const postAt = ep.sourceOffset(0) + size - 1
   const pollAt = ep.targetOffset(0) + size - 1
@@ -399,21 +410,25 @@ export async function runWriteLatDuration(ep: PerftestEndpoint, remote: Perftest
   let rcnt = 0
   let sampled = 0
   const side = server ? 'server' : 'client'
-  while (!clock.over()) {
-    if (!(scnt < 1 && server)) {
-      const want = ++rcnt & 0xff
-      while (ep.buf[pollAt] !== want && !clock.over()) {
-        guard.check()
-        await yieldToIo()
+  try {
+    while (!grace.over()) {
+      if (!(scnt < 1 && server)) {
+        const want = ++rcnt & 0xff
+        while (ep.buf[pollAt] !== want && !grace.over()) {
+          guard.check()
+          await yieldToIo()
+        }
+        if (grace.over()) break
       }
-      if (clock.over()) break
+      ep.buf[postAt] = ++scnt & 0xff
+      qp.postSend({ wrId: 0, opcode: 'RDMA_WRITE', sgList: [{ addr: ep.mr.addr + ep.sourceOffset(0), length: size, lkey: ep.mr.lkey }], signaled: true, remoteAddr: remote.vaddr, rkey: remote.rkey })
+      const [wc] = await completionsUntil(ep.sendCq, 1, guard, grace)
+      if (wc === undefined) break
+      if (wc.status !== 'SUCCESS') throw failed(wc, side, `scnt=${scnt}`)
+      if (clock.inSample(now())) sampled++
     }
-    ep.buf[postAt] = ++scnt & 0xff
-    qp.postSend({ wrId: 0, opcode: 'RDMA_WRITE', sgList: [{ addr: ep.mr.addr + ep.sourceOffset(0), length: size, lkey: ep.mr.lkey }], signaled: true, remoteAddr: remote.vaddr, rkey: remote.rkey })
-    const [wc] = await completionsUntil(ep.sendCq, 1, guard, clock)
-    if (wc === undefined) break
-    if (wc.status !== 'SUCCESS') throw failed(wc, side, `scnt=${scnt}`)
-    if (clock.inSample(now())) sampled++
+  } catch (err) {
+    if (!clock.over()) throw err
   }
   return clock.sample(sampled)
 }

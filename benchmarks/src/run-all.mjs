@@ -18,6 +18,7 @@ const benches = [
   { file: 'softroce/qos-isolation.mjs', flags: [] },
   { file: 'softroce/loss-goodput.mjs', flags: [] },
   { file: 'softroce/cm-connect.mjs', flags: [] },
+  { file: 'softroce/cm-connect-guest.mjs', flags: [] },
   { file: 'softroce/qp-heap-vs-mock.mjs', flags: ['--expose-gc'] },
   // boots the rxe-vm QEMU guest (minutes under TCG); prints SKIPPED with the reason without it
   { file: 'softroce/guest-vs-rxe.mjs', flags: [] },

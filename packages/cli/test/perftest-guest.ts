@@ -29,13 +29,16 @@ export const BW_ROW = new RegExp(`^ (\\d+) +(\\d+) +${F} +${F}\\s+${F}\\s*$`, 'm
 export const LAT_ROW = new RegExp(`^ (\\d+) +(\\d+) +${F} +${F} +${F}\\s+${F}\\s+${F}\\s+${F}\\s+${F}\\s*$`, 'm')
 const figure = (text: string): number => (/inf$/.test(text) ? Infinity : Number(text))
 
-export const kindRow = (kind: 'bw' | 'lat'): RegExp => (kind === 'bw' ? BW_ROW : LAT_ROW)
+/** A latency test's row with -D (print_report_lat_duration): #bytes, #iterations, t_avg, tps average. */
+export const LAT_DUR_ROW = new RegExp(`^ (\\d+) +(\\d+) +${F} +${F}\\s*$`, 'm')
 
-/** The (last) row of a result table: { size, iters, figure } (figure: BW average MB/s, or typical latency µs). */
-export function resultRow(out: string, kind: 'bw' | 'lat'): { size: number; iters: number; figure: number } | null {
-  const m = [...out.matchAll(new RegExp(kindRow(kind).source, 'gm'))].at(-1)
+export const kindRow = (kind: 'bw' | 'lat', duration = false): RegExp => (kind === 'bw' ? BW_ROW : duration ? LAT_DUR_ROW : LAT_ROW)
+
+/** The (last) row of a result table: { size, iters, figure } (figure: BW average MB/s, or typical latency µs; with -D t_avg). */
+export function resultRow(out: string, kind: 'bw' | 'lat', duration = false): { size: number; iters: number; figure: number } | null {
+  const m = [...out.matchAll(new RegExp(kindRow(kind, duration).source, 'gm'))].at(-1)
   if (m === undefined) return null
-  return { size: Number(m[1]), iters: Number(m[2]), figure: figure(kind === 'bw' ? m[4]! : m[5]!) }
+  return { size: Number(m[1]), iters: Number(m[2]), figure: figure(kind === 'bw' ? m[4]! : duration ? m[3]! : m[5]!) }
 }
 
 /** softroce's --stats line. */

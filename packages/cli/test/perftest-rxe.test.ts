@@ -7,7 +7,7 @@
  * and, for the BW tests and write latency, IPv6 (GID 2; perftest's exchange itself is IPv4-only
  * TCP). Both ends must exit 0 and print a result row with the size and iterations asked for and a
  * positive figure, and softroce must have dropped no packet of rxe's (bad ICRC, malformed).
- * Over IPv4 also ib_write_bw with 2 QPs, ib_send_bw -a (every size 2 … 2^23) and ib_write_bw -D. At the end the guest
+ * Over IPv4 also ib_write_bw with 2 QPs, ib_send_bw -a (every size 2 … 2^23) and -D with ib_write_bw, ib_send_bw, ib_send_lat, ib_write_lat and ib_read_lat. At the end the guest
  * runs ib_write_bw and ib_write_lat rxe0 <-> rxe0, so the report can put softroce <-> rxe next to
  * rxe <-> rxe from the same run.
  *
@@ -61,6 +61,10 @@ const TESTS: Omit<Step, 'k' | 'fam' | 'guest' | 'tcpPort'>[] = [
   { verb: 'write', kind: 'bw', size: 65536, iters: 500, qps: 2 },
   { verb: 'send', kind: 'bw', size: 2, iters: 5, all: true },
   { verb: 'write', kind: 'bw', size: 65536, iters: 0, duration: 4 },
+  { verb: 'send', kind: 'bw', size: 65536, iters: 0, duration: 4 },
+  { verb: 'send', kind: 'lat', size: 8, iters: 0, duration: 4 },
+  { verb: 'write', kind: 'lat', size: 8, iters: 0, duration: 4 },
+  { verb: 'read', kind: 'lat', size: 8, iters: 0, duration: 4 },
 ]
 for (const fam of [4, 6] as const) {
   for (const t of TESTS) {
@@ -198,9 +202,11 @@ describe.skipIf(Boolean(why))('rdma-session perftest <-> perftest on kernel rxe 
       expect(g, `${tool(s)} (guest): ${gOut}\n${gErr}`).toContain('exit=0')
       const hostSide = s.guest === 'server' ? 'client' : 'server'
       const rows: [string, ReturnType<typeof resultRow>][] = []
-      if (printsRow(s, hostSide)) rows.push(['rdma-session perftest', resultRow(r.stdout, s.kind)])
-      if (printsRow(s, s.guest)) rows.push([tool(s), resultRow(gOut, s.kind)])
-      console.info(`[cli perftest] step ${s.k} rows:\n  host:  ${(kindRow(s.kind).exec(r.stdout) ?? [''])[0]}\n  guest: ${(kindRow(s.kind).exec(gOut) ?? [''])[0]}`)
+      const dur = s.duration !== undefined
+      if (printsRow(s, hostSide)) rows.push(['rdma-session perftest', resultRow(r.stdout, s.kind, dur)])
+      if (printsRow(s, s.guest)) rows.push([tool(s), resultRow(gOut, s.kind, dur)])
+      console.info(`[cli perftest] step ${s.k} rows:\n  host:  ${(kindRow(s.kind, dur).exec(r.stdout) ?? [''])[0]}\n  guest: ${(kindRow(s.kind, dur).exec(gOut) ?? [''])[0]}`)
+      if (dur && s.kind === 'lat') for (const out of [r.stdout, ...(printsRow(s, s.guest) ? [gOut] : [])]) expect(out).toContain(' #bytes        #iterations       t_avg[usec]    tps average')
       for (const [who, row] of rows) {
         expect(row, `${who} result row in:\n${who === tool(s) ? gOut : r.stdout}`).not.toBeNull()
         const out = who === tool(s) ? gOut : r.stdout

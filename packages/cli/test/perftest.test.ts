@@ -106,13 +106,15 @@ describe('command line', () => {
     expect(runSizes({ verb: 'atomic', size: 8, allSizes: false })).toEqual([8])
     expect(parsePerftestArgs(['read', '-D', '8'])).toMatchObject({ duration: { seconds: 8, margin: 2 } })
     expect(parsePerftestArgs(['write', '-D', '3', '-f', '1'])).toMatchObject({ duration: { seconds: 3, margin: 1 } })
+    expect(parsePerftestArgs(['send', '-D', '5'])).toMatchObject({ kind: 'bw', duration: { seconds: 5, margin: 1 } })
+    for (const verb of ['send', 'write', 'read', 'atomic']) expect(parsePerftestArgs([verb, 'lat', '-D', '3'])).toMatchObject({ kind: 'lat', duration: { seconds: 3, margin: 0 } })
     expect(parsePerftestArgs(['write', '-R', '10.0.0.1'])).toMatchObject({ rdmaCm: true, host: '10.0.0.1' })
     expect(parsePerftestArgs(['send', 'lat', '--rdma_cm', '--address', '10.0.0.2'])).toMatchObject({ rdmaCm: true, address: '10.0.0.2' })
     expect(parsePerftestArgs(['write'])).not.toHaveProperty('rdmaCm')
     expect(() => parsePerftestArgs(['write', '-R'])).toThrow(/needs --address/)
     expect(() => parsePerftestArgs(['write', '-R', 'server.example'])).toThrow(/IP address/)
     expect(() => parsePerftestArgs(['write', '-z', '10.0.0.1'])).toThrow(UsageError)
-    for (const bad of [[], ['rdma'], ['write', '-R'], ['write', 'lat', '-D', '5'], ['send', '-D', '5'], ['write', '-D', '4', '-f', '2'], ['write', '-f', '1'], ['read', '-b'], ['send', '-c', 'UD'], ['write', 'lat', '-q', '2'], ['atomic', '-a'], ['write', '-m', '1000'], ['write', '-n', '3'], ['write', 'a', 'b']]) {
+    for (const bad of [[], ['rdma'], ['write', '-R'], ['send', 'lat', '-D', '5', '-a'], ['send', 'lat', '-D', '4', '-f', '2'], ['write', '-D', '4', '-f', '2'], ['write', '-f', '1'], ['read', '-b'], ['send', '-c', 'UD'], ['write', 'lat', '-q', '2'], ['atomic', '-a'], ['write', '-m', '1000'], ['write', '-n', '3'], ['write', 'a', 'b']]) {
       expect(() => parsePerftestArgs(bad), bad.join(' ')).toThrow(UsageError)
     }
   })
@@ -137,6 +139,7 @@ async function pair(common: Partial<PerftestOptions> & Pick<PerftestOptions, 've
 }
 
 const BW_ROW = /^ (\d+) +(\d+) +(\d+\.\d\d) +(\d+\.\d\d) *\t\t {3}(\d+\.\d{6})$/m
+const LAT_DUR_ROW = /^ (\d+) +(\d+) +(\d+\.\d\d) +(\d+\.\d\d) *$/m
 const LAT_ROW = /^ (\d+) +(\d+) +(\d+\.\d\d) +(\d+\.\d\d) +(\d+\.\d\d)\s+(\d+\.\d\d)\s+(\d+\.\d\d)\s+(\d+\.\d\d)\s+(\d+\.\d\d) *$/m
 
 describe('softroce <-> softroce over loopback (the command against itself)', () => {
@@ -171,6 +174,43 @@ describe('softroce <-> softroce over loopback (the command against itself)', () 
     expect(f.bwAvg).toBeCloseTo((f.iters * 4096) / 2 / 2 ** 20, 6)
     expect(r.server.peerBw).toEqual(r.client.bw)
   })
+
+  it('send bw -D 2 -f 0: the client counts SENDs completed in its window, the server SENDs received in its own', async () => {
+    const r = await pair({ verb: 'send', kind: 'bw', size: 4096, rxDepth: 64, duration: { seconds: 2, margin: 0 } })
+    for (const [side, out] of [[r.client, r.clientOut], [r.server, r.serverOut]] as const) {
+      const f = side.bw[0]!
+      expect(f.iters).toBeGreaterThan(0)
+      expect(f.bwPeak).toBe(0)
+      expect(f.bwAvg).toBeCloseTo((f.iters * 4096) / 2 / 2 ** 20, 6)
+      expect(Number(BW_ROW.exec(out)?.[2]), out).toBe(f.iters)
+    }
+    // The receiver's window starts at its first receive, a little after the sender's: it cannot count more than was sent.
+    expect(r.server.bw[0]!.iters).toBeLessThanOrEqual(r.client.bw[0]!.iters + 64 + 128)
+  })
+
+  for (const verb of ['send', 'write', 'read', 'atomic'] as const) {
+    it(`${verb} lat -D 3 -f 1: perftest's duration table (t_avg, tps average) from the 1 s sample window`, async () => {
+      const r = await pair({ verb, kind: 'lat', duration: { seconds: 3, margin: 1 } })
+      const pingPong = verb === 'send' || verb === 'write'
+      const measuring = pingPong ? [[r.server, r.serverOut], [r.client, r.clientOut]] as const : [[r.client, r.clientOut]] as const
+      for (const [side, out] of measuring) {
+        expect(side.lat).toEqual([])
+        expect(side.latDuration).toHaveLength(1)
+        const f = side.latDuration[0]!
+        expect(f.iters).toBeGreaterThan(10)
+        expect(f.avg).toBeCloseTo(1e6 / (pingPong ? 2 : 1) / f.iters, 6)
+        expect(f.tps).toBeCloseTo(f.iters, 6)
+        expect(out).toContain(' #bytes        #iterations       t_avg[usec]    tps average\n')
+        const row = LAT_DUR_ROW.exec(out)
+        expect(row, out).not.toBeNull()
+        expect(Number(row![1])).toBe(verb === 'atomic' ? 8 : 2)
+        expect(Number(row![2])).toBe(f.iters)
+      }
+      if (!pingPong) expect(r.server.latDuration).toEqual([])
+      // Each side's sample holds about as many round trips as the other's (windows one trip apart).
+      if (pingPong) expect(Math.abs(r.server.latDuration[0]!.iters - r.client.latDuration[0]!.iters)).toBeLessThanOrEqual(Math.max(3, r.client.latDuration[0]!.iters / 10))
+    })
+  }
 
   it('send bw: both sides report 200 SENDs of 4096 bytes', async () => {
     const r = await pair({ verb: 'send', kind: 'bw', size: 4096, rxDepth: 64 })

@@ -23,8 +23,9 @@ options (as perftest's):
   -s, --size=<size>        size of message to exchange (default 65536 bw, 2 lat; atomic: 8)
   -a, --all                run sizes from 2 till 2^23 (not with atomic)
   -n, --iters=<iters>      number of exchanges (at least 5, default 5000 bw, 1000 lat)
-  -D, --duration=<s>       run for <s> seconds instead (write, read and atomic BW); the figures
-                           are those of the middle, without -f seconds at each end
+  -D, --duration=<s>       run for <s> seconds instead (every test; not with -a); the figures are
+                           those of the middle, without -f seconds at each end (latency tests:
+                           perftest's t_avg and tps average table)
   -f, --margin=<s>         the margin of -D (default a quarter of it)
   -q, --qp=<num of qp's>   number of QPs (bw tests; default 1)
   -t, --tx-depth=<dep>     size of tx queue (default 128 bw, 1 lat)
@@ -50,8 +51,7 @@ softroce:
                            buffer full); with -R before it "softroce cm: …", the CM's MADs sent, received
                            and dropped by reason
 
-Not supported: -z (exchange over rdma_cm, QPs without), -D for send and latency tests,
--b (bidirectional), -c other than RC.
+Not supported: -z (exchange over rdma_cm, QPs without), -b (bidirectional), -c other than RC.
 `
 
 const VERBS: readonly Verb[] = ['write', 'read', 'send', 'atomic']
@@ -125,7 +125,6 @@ export function parsePerftestArgs(args: readonly string[]): Omit<PerftestOptions
   if (v.size !== undefined && v.all === true) throw new UsageError('-s and -a exclude each other')
   let duration: { seconds: number; margin: number } | undefined
   if (v.duration !== undefined) {
-    if (kind !== 'bw' || verb === 'send') throw new UsageError('-D/--duration is supported for the write, read and atomic BW tests: use -n <iterations>')
     if (v.all === true) throw new UsageError('-D and -a exclude each other')
     const seconds = inRange(v.duration, '-D/--duration', 5, 1, 86400)
     const margin = inRange(v.margin, '-f/--margin', Math.floor(seconds / 4), 0, 86400)

@@ -82,6 +82,65 @@ export interface DurationSample {
 }
 
 /**
+ * -D's clock, as catch_alarm's states: from start(), `marginUs` of warm-up (START), the sample
+ * window (SAMPLE), `marginUs` more (STOP_SAMPLE), then the end (END). A loop that starts it on its
+ * first receive (run_iter_bw_server, run_iter_lat_send) waits unbounded before that, as perftest.
+ */
+export class DurationClock {
+  #t0 = -1
+  constructor(readonly timing: DurationTiming) {}
+
+  /** Starts the clock (once; later calls do nothing). */
+  start(t = now()): void {
+    if (this.#t0 < 0) this.#t0 = t
+  }
+
+  get started(): boolean {
+    return this.#t0 >= 0
+  }
+
+  get end(): number {
+    return this.#t0 + 2 * this.timing.marginUs + this.timing.sampleUs
+  }
+
+  /** Is `t` inside the sample window? */
+  inSample(t: number): boolean {
+    const from = this.#t0 + this.timing.marginUs
+    return this.started && t >= from && t < from + this.timing.sampleUs
+  }
+
+  /** Has the run reached its end? */
+  over(t = now()): boolean {
+    return this.started && t >= this.end
+  }
+
+  sample(iters: number): DurationSample {
+    return { iters, windowUs: this.timing.sampleUs }
+  }
+}
+
+/** Up to `max` completions, waiting for one until the clock's end: none once the run is over. */
+async function completionsUntil(cq: CompletionQueue, max: number, guard: RunGuard, clock: DurationClock): Promise<WorkCompletion[]> {
+  for (;;) {
+    const wcs = cq.poll(max)
+    if (wcs.length > 0) return wcs
+    guard.check()
+    if (clock.over()) return []
+    if (!clock.started) {
+      await guard.wait(cq.waitReady())
+      continue
+    }
+    let timer: NodeJS.Timeout | undefined
+    const late = new Promise<void>((resolve) => (timer = setTimeout(resolve, Math.max(1, Math.ceil((clock.end - now()) / 1000)))))
+    try {
+      await guard.wait(Promise.race([cq.waitReady(), late]))
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+}
+
+/**
  * run_iter_bw: `iters` WRs per QP (or, with `timing`, as many as fit in the duration), at most
  * tx_depth in flight per QP, every one signaled.
  */
@@ -95,15 +154,15 @@ export async function runBwClient(ep: PerftestEndpoint, remotes: readonly Perfte
   const completed: number[] = []
   const total = iters * n
   const qpIndex = new Map(ep.qps.map((qp, i) => [qp.qpn, i]))
-  // Duration mode (catch_alarm's states): posting stops at the end, the sample is the middle.
-  const t0 = now()
-  const sampleFrom = t0 + (timing?.marginUs ?? 0)
-  const sampleTo = sampleFrom + (timing?.sampleUs ?? 0)
-  const end = sampleTo + (timing?.marginUs ?? 0)
+  // Duration mode (catch_alarm's states): posting and waiting stop at the end, as run_iter_bw
+  // breaks out at END_STATE (WRs still in flight are left to the QP's teardown: a SEND receiver
+  // that stopped reposting at its own end may never take them); the sample is the middle.
+  const clock = timing === undefined ? null : new DurationClock(timing)
+  clock?.start()
   let sampled = 0
   let totalPosted = 0
-  const more = (i: number): boolean => (timing === undefined ? scnt[i]! < iters : now() < end)
-  while (timing === undefined ? completed.length < total : now() < end || completed.length < totalPosted) {
+  const more = (i: number): boolean => (clock === null ? scnt[i]! < iters : !clock.over())
+  while (clock === null ? completed.length < total : !clock.over()) {
     for (let i = 0; i < n; i++) {
       const qp = ep.qps[i]!
       while (more(i) && scnt[i]! - ccnt[i]! < ep.o.txDepth) {
@@ -122,17 +181,17 @@ export async function runBwClient(ep: PerftestEndpoint, remotes: readonly Perfte
       }
     }
     if (completed.length >= totalPosted) continue // duration mode past its end: nothing in flight
-    for (const wc of await completions(ep.sendCq, 64, guard)) {
+    for (const wc of clock === null ? await completions(ep.sendCq, 64, guard) : await completionsUntil(ep.sendCq, 64, guard, clock)) {
       if (wc.status !== 'SUCCESS') throw failed(wc, 'client', `scnt=${scnt.join(',')}, ccnt=${ccnt.join(',')}`)
       const i = qpIndex.get(wc.qpn) ?? wc.wrId
       ccnt[i] = ccnt[i]! + 1
       const t = now()
       completed.push(t)
-      if (timing !== undefined && t >= sampleFrom && t < sampleTo) sampled++
+      if (clock?.inSample(t) === true) sampled++
     }
   }
-  if (timing === undefined) return { posted, completed }
-  return { posted, completed, sample: { iters: sampled, windowUs: timing.sampleUs } }
+  if (clock === null) return { posted, completed }
+  return { posted, completed, sample: clock.sample(sampled) }
 }
 
 /** Posts receives on QP i into its target block until `postedRecvs[i]` reaches `upTo`. */
@@ -167,6 +226,28 @@ export async function runSendBwServer(ep: PerftestEndpoint, size: number, iters:
     }
   }
   return { first, last: now() }
+}
+
+/**
+ * run_iter_bw_server with -D: the clock starts at the first receive; receives are reposted as they
+ * complete until the end; those that complete in the sample window count.
+ */
+export async function runSendBwServerDuration(ep: PerftestEndpoint, size: number, guard: RunGuard, timing: DurationTiming): Promise<DurationSample> {
+  const qpIndex = new Map(ep.qps.map((qp, i) => [qp.qpn, i]))
+  const clock = new DurationClock(timing)
+  let rcnt = 0
+  let sampled = 0
+  while (!clock.over()) {
+    for (const wc of await completionsUntil(ep.recvCq, 64, guard, clock)) {
+      if (wc.status !== 'SUCCESS') throw failed(wc, 'server', `rcnt=${rcnt}`)
+      const t = now()
+      clock.start(t)
+      rcnt++
+      if (clock.inSample(t)) sampled++
+      postRecvs(ep, qpIndex.get(wc.qpn) ?? wc.wrId, size, 1)
+    }
+  }
+  return clock.sample(sampled)
 }
 
 /** Waits for one completion of QP 0's send queue (the latency tests run one QP). */
@@ -269,4 +350,107 @@ export async function runSendLat(ep: PerftestEndpoint, size: number, iters: numb
     ccnt++
   }
   return posted
+}
+
+/** One SEND of QP 0 from its source block, signaled. */
+function postOneSend(ep: PerftestEndpoint, size: number): void {
+  ep.qps[0]!.postSend({ wrId: 0, opcode: 'SEND', sgList: size === 0 ? [] : [{ addr: ep.mr.addr + ep.sourceOffset(0), length: size, lkey: ep.mr.lkey }], signaled: true })
+}
+
+/**
+ * run_iter_lat_send with -D: the same ping-pong, the clock started by each side's first receive;
+ * receives that arrive in the sample window count. It ends at the end of the clock, even while
+ * waiting (the peer, whose clock started one trip apart, stops too).
+ */
+export async function runSendLatDuration(ep: PerftestEndpoint, size: number, client: boolean, guard: RunGuard, timing: DurationTiming): Promise<DurationSample> {
+  const clock = new DurationClock(timing)
+  const side = client ? 'client' : 'server'
+  let scnt = 0
+  let sampled = 0
+  for (;;) {
+    if (!(scnt < 1 && client)) {
+      const [wc] = await completionsUntil(ep.recvCq, 1, guard, clock)
+      if (wc === undefined) break
+      if (wc.status !== 'SUCCESS') throw failed(wc, side, `scnt=${scnt}`)
+      const t = now()
+      clock.start(t)
+      if (clock.inSample(t)) sampled++
+      postRecvs(ep, 0, size, 1)
+    }
+    if (clock.over()) break
+    scnt++
+    postOneSend(ep, size)
+    for (const wc of ep.sendCq.poll(16)) if (wc.status !== 'SUCCESS') throw failed(wc, side, `scnt=${scnt}`)
+  }
+  return clock.sample(sampled)
+}
+
+/** How long a -D write latency run goes on answering the peer's writes after its own end. */
+const WRITE_LAT_GRACE_US = 2e6
+
+/**
+ * run_iter_lat_write with -D: the clock starts with the loop; the ping-pong runs until its end;
+ * send completions in the sample window count. Then it goes on answering the peer's writes, for
+ * WRITE_LAT_GRACE_US at most, not counting them: perftest's ib_write_lat busy-waits on its buffer
+ * without re-reading its END state (it is no volatile), so a peer that stops answering first
+ * leaves it spinning for ever. In that grace time the peer going away or a failed completion (its
+ * QP destroyed) ends the run quietly.
+ */
+export async function runWriteLatDuration(ep: PerftestEndpoint, remote: PerftestDest, size: number, server: boolean, guard: RunGuard, timing: DurationTiming): Promise<DurationSample> {
+  const t0 = now()
+  const clock = new DurationClock(timing)
+  clock.start(t0)
+  // The same start, WRITE_LAT_GRACE_US later an end.
+  const grace = new DurationClock({ marginUs: timing.marginUs + WRITE_LAT_GRACE_US / 2, sampleUs: timing.sampleUs })
+  grace.start(t0)
+  const qp = ep.qps[0]!
+  const postAt = ep.sourceOffset(0) + size - 1
+  const pollAt = ep.targetOffset(0) + size - 1
+  let scnt = 0
+  let rcnt = 0
+  let sampled = 0
+  const side = server ? 'server' : 'client'
+  try {
+    while (!grace.over()) {
+      if (!(scnt < 1 && server)) {
+        const want = ++rcnt & 0xff
+        while (ep.buf[pollAt] !== want && !grace.over()) {
+          guard.check()
+          await yieldToIo()
+        }
+        if (grace.over()) break
+      }
+      ep.buf[postAt] = ++scnt & 0xff
+      qp.postSend({ wrId: 0, opcode: 'RDMA_WRITE', sgList: [{ addr: ep.mr.addr + ep.sourceOffset(0), length: size, lkey: ep.mr.lkey }], signaled: true, remoteAddr: remote.vaddr, rkey: remote.rkey })
+      const [wc] = await completionsUntil(ep.sendCq, 1, guard, grace)
+      if (wc === undefined) break
+      if (wc.status !== 'SUCCESS') throw failed(wc, side, `scnt=${scnt}`)
+      if (clock.inSample(now())) sampled++
+    }
+  } catch (err) {
+    if (!clock.over()) throw err
+  }
+  return clock.sample(sampled)
+}
+
+/** run_iter_lat with -D: one READ or atomic at a time until the clock's end; completions in the sample window count. */
+export async function runReadAtomicLatDuration(ep: PerftestEndpoint, remote: PerftestDest, verb: 'read' | 'atomic', size: number, atomicType: AtomicType, guard: RunGuard, timing: DurationTiming): Promise<DurationSample> {
+  const clock = new DurationClock(timing)
+  clock.start()
+  const qp = ep.qps[0]!
+  const opcode = opcodeOf(verb, atomicType)
+  let scnt = 0
+  let sampled = 0
+  while (!clock.over()) {
+    qp.postSend({
+      wrId: 0, opcode, sgList: [{ addr: ep.mr.addr + ep.sourceOffset(0), length: size, lkey: ep.mr.lkey }], signaled: true, remoteAddr: remote.vaddr, rkey: remote.rkey,
+      ...(verb === 'atomic' ? (atomicType === 'CMP_AND_SWAP' ? { compareAdd: 0n, swap: ATOMIC_SWAP_VALUE } : { compareAdd: ATOMIC_ADD_VALUE }) : {}),
+    })
+    scnt++
+    const [wc] = await completionsUntil(ep.sendCq, 1, guard, clock)
+    if (wc === undefined) break
+    if (wc.status !== 'SUCCESS') throw failed(wc, 'client', `scnt=${scnt}`)
+    if (clock.inSample(now())) sampled++
+  }
+  return clock.sample(sampled)
 }

@@ -124,6 +124,30 @@ export function latHeader(): string {
   return RESULT_LINE + RESULT_FMT_LAT
 }
 
+const RESULT_FMT_LAT_DUR = ' #bytes        #iterations       t_avg[usec]    tps average\n'
+
+/** The header of a latency test with -D. */
+export function latDurationHeader(): string {
+  return RESULT_LINE + RESULT_FMT_LAT_DUR
+}
+
+/** print_report_lat_duration's figures: the sample window over the round trips in it (halved for write and send), and transactions per second. */
+export interface LatDurationFigures {
+  readonly size: number
+  readonly iters: number
+  readonly avg: number
+  readonly tps: number
+}
+
+export function latDurationFigures(size: number, iters: number, windowUs: number, rttFactor: 1 | 2): LatDurationFigures {
+  return { size, iters, avg: windowUs / rttFactor / Math.max(iters, 1), tps: iters / (windowUs / 1e6) }
+}
+
+/** REPORT_FMT_LAT_DUR and REPORT_EXT. */
+export function latDurationLine(f: LatDurationFigures): string {
+  return ` ${String(f.size).padEnd(7)}       ${f.iters}            ${leftF(f.avg, 7, 2)}        ${leftF(f.tps, 7, 2)}\n`
+}
+
 export interface LatFigures {
   readonly size: number
   readonly iters: number

@@ -15,8 +15,11 @@ import { openExchange } from './open-exchange.js'
 import { guardFor } from './guard.js'
 import { negotiate } from './negotiate.js'
 import { connectTestQps, disconnectAll } from './rdma-cm.js'
-import { runBwClient, runReadAtomicLat, runSendBwServer, runSendLat, runWriteLat, setRecvWqes, type AtomicType } from './loops.js'
-import { RESULT_LINE, addressLines, banner, bwFigures, bwHeader, bwLine, bwWindowFigures, latFigures, latHeader, latLine, type LatFigures, type TestKind, type Verb } from './report.js'
+import { runBwClient, runReadAtomicLat, runReadAtomicLatDuration, runSendBwServer, runSendBwServerDuration, runSendLat, runSendLatDuration, runWriteLat, runWriteLatDuration, setRecvWqes, type AtomicType, type DurationSample } from './loops.js'
+import {
+  RESULT_LINE, addressLines, banner, bwFigures, bwHeader, bwLine, bwWindowFigures, latDurationFigures, latDurationHeader, latDurationLine, latFigures, latHeader, latLine,
+  type LatDurationFigures, type LatFigures, type TestKind, type Verb,
+} from './report.js'
 import { bwReportFieldSizes, decodeBwReport, encodeBwReport, PerftestExchangeError, type BwReport, type PerftestDest } from './wire.js'
 
 export interface PerftestOptions {
@@ -33,7 +36,7 @@ export interface PerftestOptions {
   /** -a: sizes 2 … 2^23. */
   readonly allSizes: boolean
   readonly iters: number
-  /** -D (write/read/atomic BW): run this long instead of -n; the first and last `margin` seconds are not counted (-f). */
+  /** -D: run this long instead of -n; the first and last `margin` seconds are not counted (-f). Not with -a. */
   readonly duration?: { readonly seconds: number; readonly margin: number }
   readonly qps: number
   readonly txDepth: number
@@ -72,6 +75,8 @@ export interface PerftestResult {
   /** BW tests on the server: the client's figures it reported. */
   readonly peerBw: readonly BwReport[]
   readonly lat: readonly LatFigures[]
+  /** Latency tests with -D: print_report_lat_duration's figures. */
+  readonly latDuration: readonly LatDurationFigures[]
   readonly counters?: Record<string, unknown>
   /** -R: softroce's CM counters (MADs sent, received, dropped by reason). */
   readonly cm?: Record<string, unknown>
@@ -134,7 +139,15 @@ export async function runPerftest(o: PerftestOptions): Promise<PerftestResult> {
       const v4 = (g: Uint8Array): boolean => Buffer.from(g.subarray(0, 12)).equals(Buffer.from('00000000000000000000ffff', 'hex'))
       if (v4(local[0]!.gid) !== v4(remote[0]!.gid)) throw new PerftestExchangeError('Found Incompatibility issue with GID types: one side sent an IPv4 GID, the other an IPv6 one. Please Try to use a different IP version.', 'ERR_PERFTEST_GID_TYPE')
     }
-    const result = { local, remote, peerVersion: peer.text, mtu, bw: [] as BwReport[], peerBw: [] as BwReport[], lat: [] as LatFigures[] }
+    const result = { local, remote, peerVersion: peer.text, mtu, bw: [] as BwReport[], peerBw: [] as BwReport[], lat: [] as LatFigures[], latDuration: [] as LatDurationFigures[] }
+    const timing = o.duration === undefined ? undefined : { marginUs: o.duration.margin * 1e6, sampleUs: (o.duration.seconds - 2 * o.duration.margin) * 1e6 }
+    /** Receives posted before a run: min(rx_depth, iters), rx_depth with -D. */
+    const recvIters = timing === undefined ? o.iters : Infinity
+    const latDuration = (size: number, s: DurationSample, rttFactor: 1 | 2): void => {
+      const f = latDurationFigures(size, s.iters, s.windowUs, rttFactor)
+      result.latDuration.push(f)
+      o.out(latDurationLine(f))
+    }
 
     const guard = guardFor(channel)
     try {
@@ -154,7 +167,6 @@ export async function runPerftest(o: PerftestOptions): Promise<PerftestResult> {
           await channel.closeConnection(local[0]!, true)
           o.out(RESULT_LINE)
         } else {
-          const timing = o.duration === undefined ? undefined : { marginUs: o.duration.margin * 1e6, sampleUs: (o.duration.seconds - 2 * o.duration.margin) * 1e6 }
           for (const size of sizes) {
             const { posted, completed, sample } = await runBwClient(e, remote, o.verb, size, o.iters, o.atomicType, guard, timing)
             const r = sample === undefined ? bwFigures(size, posted, completed, o.gbits) : bwWindowFigures(size, sample.iters, sample.windowUs, o.gbits)
@@ -175,12 +187,15 @@ export async function runPerftest(o: PerftestOptions): Promise<PerftestResult> {
         await printAddresses()
         o.out(bwHeader(o.gbits))
         for (const size of sizes) {
-          const postedRecvs = client ? [] : setRecvWqes(e, size, o.iters)
+          const postedRecvs = client ? [] : setRecvWqes(e, size, recvIters)
           await channel.handshake(local[0]!, true)
           let r: BwReport
           if (client) {
-            const { posted, completed } = await runBwClient(e, remote, 'send', size, o.iters, o.atomicType, guard)
-            r = bwFigures(size, posted, completed, o.gbits)
+            const { posted, completed, sample } = await runBwClient(e, remote, 'send', size, o.iters, o.atomicType, guard, timing)
+            r = sample === undefined ? bwFigures(size, posted, completed, o.gbits) : bwWindowFigures(size, sample.iters, sample.windowUs, o.gbits)
+          } else if (timing !== undefined) {
+            const sample = await runSendBwServerDuration(e, size, guard, timing)
+            r = bwWindowFigures(size, sample.iters, sample.windowUs, o.gbits)
           } else {
             const { first, last } = await runSendBwServer(e, size, o.iters, postedRecvs, guard)
             r = bwWindowFigures(size, o.iters * o.qps, last - first, o.gbits)
@@ -198,10 +213,14 @@ export async function runPerftest(o: PerftestOptions): Promise<PerftestResult> {
         e.connect(remote, mtu, true)
         await channel.handshake(local[0]!)
         await printAddresses()
-        o.out(latHeader())
+        o.out(timing === undefined ? latHeader() : latDurationHeader())
         for (const size of sizes) {
-          const postedRecvs = setRecvWqes(e, size, o.iters)
+          const postedRecvs = setRecvWqes(e, size, recvIters)
           await channel.handshake(local[0]!, true)
+          if (timing !== undefined) {
+            latDuration(size, await runSendLatDuration(e, size, client, guard, timing), 2)
+            continue
+          }
           const posted = await runSendLat(e, size, o.iters, client, postedRecvs, guard)
           const f = latFigures(size, posted, 2)
           result.lat.push(f)
@@ -222,8 +241,15 @@ export async function runPerftest(o: PerftestOptions): Promise<PerftestResult> {
           await channel.closeConnection(local[0]!, true)
           o.out(RESULT_LINE)
         } else {
-          o.out(latHeader())
+          o.out(timing === undefined ? latHeader() : latDurationHeader())
           for (const size of sizes) {
+            if (timing !== undefined) {
+              const sample = o.verb === 'write'
+                ? await runWriteLatDuration(e, remote[0]!, size, !client, guard, timing)
+                : await runReadAtomicLatDuration(e, remote[0]!, o.verb, size, o.atomicType, guard, timing)
+              latDuration(size, sample, o.verb === 'write' ? 2 : 1)
+              continue
+            }
             const posted = o.verb === 'write'
               ? await runWriteLat(e, remote[0]!, size, o.iters, !client, guard)
               : await runReadAtomicLat(e, remote[0]!, o.verb, size, o.iters, o.atomicType, guard)

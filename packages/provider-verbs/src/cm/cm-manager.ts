@@ -59,8 +59,15 @@ export interface CmRequest {
   readonly privateData: Uint8Array
 }
 
-/** What onRequest answers: accept (optionally with REP private data, up to 196 bytes) or reject (REJ consumer defined, up to 148 bytes). */
-export type CmDecision = void | { readonly reject?: false; readonly privateData?: Uint8Array } | { readonly reject: true; readonly privateData?: Uint8Array }
+/**
+ * What onRequest answers: accept (optionally with REP private data, up to 196 bytes, and this
+ * connection's own `qp` options and `prepare` hook in place of the listener's) or reject (REJ
+ * consumer defined, up to 148 bytes).
+ */
+export type CmDecision =
+  | void
+  | { readonly reject?: false; readonly privateData?: Uint8Array; readonly qp?: CreateQpOptions; readonly prepare?: (qp: QueuePair) => void }
+  | { readonly reject: true; readonly privateData?: Uint8Array }
 
 export interface CmListenOptions extends CmQpOptions {
   readonly port: number
@@ -321,7 +328,7 @@ export class VerbsConnectionManager {
       }
       const repData = checkData('accept private data', decision?.privateData, PRIVATE_DATA_MAX.accept)
       this.#sameDevice(h, target)
-      qp = this.#makeQp(h, o, info.portNum)
+      qp = this.#makeQp(h, { ...o, ...(decision?.qp === undefined ? {} : { qp: decision.qp }), ...(decision?.prepare === undefined ? {} : { prepare: decision.prepare }) }, info.portNum)
       this.#toRts(h, qp)
       const up = r.next(h, 'RDMA_CM_EVENT_ESTABLISHED', target)
       r.channel.accept(h, { qpNum: qp.qpn, privateData: repData })

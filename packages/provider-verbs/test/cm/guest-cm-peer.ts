@@ -15,11 +15,9 @@ import { spawn } from 'node:child_process'
 import { createContext, isRdmaError, type Context } from '@rdma-session/core'
 import { createCm, verbs, type VerbsCmConnection, type VerbsConnectionManager } from '../../dist/index.js'
 import { pingData, rpingClient, rpingListenOptions, rpingServer } from '../../../provider-softroce/test/cm/rping-peer.js'
+import { part } from './guest-parts.js'
 
 const COUNT = 4
-const emit = (part: string, r: Record<string, unknown>): void => console.log(`GUEST-RESULT ${JSON.stringify({ part, ...r })}`)
-const errText = (err: unknown): string => `${(err as Error).message} ${JSON.stringify((err as { code?: string }).code ?? '')}`
-
 interface Run { code: number | null; out: string }
 
 function rping(args: string[]): { done: Promise<Run> } {
@@ -37,22 +35,6 @@ async function rpingClientProcess(args: string[]): Promise<Run> {
     const r = await rping(args).done
     if (r.code === 0 || Date.now() > deadline || !/REJECTED|rdma_connect|connect error/i.test(r.out)) return r
     await new Promise((res) => setTimeout(res, 300))
-  }
-}
-
-/** A part that does not finish in this time is reported as failed (a hang fails in minutes, not at the guest's timeout). */
-const PART_MS = 180_000
-
-async function part(name: string, f: () => Promise<Record<string, unknown>>): Promise<void> {
-  const t0 = performance.now()
-  let timer: NodeJS.Timeout | undefined
-  const overdue = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${name} did not finish in ${PART_MS / 1000} s`)), PART_MS)))
-  try {
-    emit(name, { ...(await Promise.race([f(), overdue])), ms: Math.round(performance.now() - t0) })
-  } catch (err) {
-    emit(name, { error: errText(err), stack: (err as Error).stack?.split('\n').slice(0, 6).join(' | '), ms: Math.round(performance.now() - t0) })
-  } finally {
-    clearTimeout(timer)
   }
 }
 

@@ -42,6 +42,64 @@ export async function compare({ rounds = 7, baseline, subject }) {
   return { baselineMs, subjectMs, ratio: subjectMs / baselineMs }
 }
 
+/** Runs `fn` once and returns elapsed wall-clock and CPU (user + system, this process) milliseconds. */
+export async function timeBoth(fn) {
+  const c0 = process.cpuUsage()
+  const t0 = performance.now()
+  await fn()
+  const wall = performance.now() - t0
+  const c = process.cpuUsage(c0)
+  return { wall, cpu: (c.user + c.system) / 1000 }
+}
+
+function spreadOf(ratios) {
+  const sorted = [...ratios].sort((x, y) => x - y)
+  const q = (f) => sorted[Math.min(sorted.length - 1, Math.floor(f * sorted.length))]
+  return { ratio: median(ratios), min: sorted[0], p25: q(0.25), p75: q(0.75), max: sorted[sorted.length - 1] }
+}
+
+/**
+ * Per-round ratios: each round times the baseline and the subject back to back (the order flips
+ * every round, ABBA…, so neither side always inherits the other's garbage or a burst of load),
+ * and keeps the round's ratio subject/baseline, on wall-clock time and on the process's CPU time.
+ * Load from other processes changes both halves of a round alike, so the median ratio is steadier
+ * than a ratio of medians; CPU time leaves out the time this process waited for a core (wall
+ * time counts it, so on a loaded machine a round where one side was preempted reads off by
+ * several times); the spread of the per-round ratios shows how noisy the run was.
+ * `warmup` rounds run first and are dropped.
+ */
+export async function compareRounds({ rounds = 41, warmup = 3, baseline, subject }) {
+  const wall = []
+  const cpu = []
+  const b = []
+  const s = []
+  for (let i = -warmup; i < rounds; i++) {
+    let tb
+    let ts
+    if ((i & 1) === 0) {
+      tb = await timeBoth(baseline)
+      ts = await timeBoth(subject)
+    } else {
+      ts = await timeBoth(subject)
+      tb = await timeBoth(baseline)
+    }
+    if (i < 0) continue
+    b.push(tb)
+    s.push(ts)
+    wall.push(ts.wall / tb.wall)
+    cpu.push(ts.cpu / tb.cpu)
+  }
+  return {
+    rounds,
+    wall: spreadOf(wall),
+    cpu: spreadOf(cpu),
+    baselineMs: median(b.map((t) => t.wall)),
+    subjectMs: median(s.map((t) => t.wall)),
+    baselineCpuMs: { median: median(b.map((t) => t.cpu)), min: Math.min(...b.map((t) => t.cpu)) },
+    subjectCpuMs: { median: median(s.map((t) => t.cpu)), min: Math.min(...s.map((t) => t.cpu)) },
+  }
+}
+
 export function report(name, lines, verdict) {
   console.log(`\n## ${name}`)
   for (const l of lines) console.log(`  ${l}`)

@@ -158,6 +158,11 @@ const handlers = {
     return ctx.device.counters.snapshot()
   },
 
+  /** The device's batched-I/O counters (null on the node:dgram paths). */
+  batchedIoStats() {
+    return ctx.device.batchedIo?.stats ?? null
+  },
+
   cpu() {
     const c = process.cpuUsage()
     return { seconds: (c.user + c.system) / 1e6 }

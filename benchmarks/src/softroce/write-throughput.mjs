@@ -10,7 +10,10 @@
 // The paths (both ends alike, chosen by the environment switches when the devices open):
 //  - batched: sendmmsg of UDP GSO messages out, UDP_GRO aggregates in (the default), the middle
 //    packets of a message framed and sent in runs by the helper (socket/send-run.ts);
-//  - batched without runs: the same with every packet framed in JavaScript (RDMA_SESSION_SOFTROCE_RUNS=off);
+//    and the receiver's middle packets checked and placed in receive runs by the helper (socket/receive-run.ts);
+//  - batched without receive runs: runs framed by the helper, every received packet handled in
+//    JavaScript (RDMA_SESSION_SOFTROCE_RECEIVE_RUNS=off);
+//  - batched without runs: the same with every packet framed and received in JavaScript (RDMA_SESSION_SOFTROCE_RUNS=off);
 //  - native: the helper's sendmsg per datagram and recvmmsg (RDMA_SESSION_SOFTROCE_BATCH=off);
 //  - node:dgram: node's send() and 'message' events (RDMA_SESSION_SOFTROCE_NATIVE_SEND/RECEIVE=off).
 // Besides bytes/s it reports CPU seconds per GiB of both processes (and of each end: the
@@ -39,6 +42,7 @@ const DATAGRAM = 12 + 4096 + 4
 const ACK_EVERY = 16
 const PATHS = {
   batched: {},
+  'batched without receive runs': { RDMA_SESSION_SOFTROCE_RECEIVE_RUNS: 'off' },
   'batched without runs': { RDMA_SESSION_SOFTROCE_RUNS: 'off' },
   native: { RDMA_SESSION_SOFTROCE_BATCH: 'off' },
   'node:dgram': { RDMA_SESSION_SOFTROCE_NATIVE_SEND: 'off', RDMA_SESSION_SOFTROCE_NATIVE_RECEIVE: 'off' },
@@ -219,11 +223,14 @@ for (const [name, p] of paths) {
   const peerDrops = Object.fromEntries(Object.entries((await p.peer.call('counters')).drops).filter(([, v]) => v > 0))
   const st = p.ctx.device.batchedIo?.stats
   if (st !== undefined && st.calls > 0) lines.push(`  this side's socket: ${fmt(st.batched / st.calls, 1)} datagrams per sendmmsg, ${fmt(st.gsoSegments / Math.max(1, st.gsoMessages), 1)} per GSO message, ${st.single} sent alone, ${st.runPackets} in ${st.runs} runs framed by the helper; ${fmt(st.datagrams / Math.max(1, st.reads), 1)} datagrams per recvmmsg, ${st.aggregates} GRO aggregates`)
+  const peerIo = await p.peer.call('batchedIoStats')
+  if (peerIo !== null) lines.push(`  the receiver's socket: ${fmt(peerIo.datagrams / Math.max(1, peerIo.reads), 1)} datagrams per recvmmsg, ${peerIo.aggregates} GRO aggregates, ${peerIo.receiveRunPackets} packets in ${peerIo.receiveRuns} receive runs placed by the helper`)
   lines.push(`  ${c1.retransmits - c0.retransmits} packets retransmitted after ${c1.timeouts - c0.timeouts} ACK timeouts and ${c1.seqNaksReceived - c0.seqNaksReceived} sequence NAKs; the peer dropped ${JSON.stringify(peerDrops)}`)
 }
 /** The verdict's size: 1 MiB, or the largest measured when BENCH_SIZES leaves it out. */
 const VERDICT = SIZES.includes(MiB) ? MiB : Math.max(...SIZES)
 const ratio = (name) => (paths.has(name) ? median(samples[`${name} ${VERDICT}`].rate) : NaN)
+if (paths.has('batched') && paths.has('batched without receive runs')) lines.push(`receive runs placed by the helper / every received packet in JavaScript at ${label(VERDICT)}: ${fmt(ratio('batched') / ratio('batched without receive runs'))}x`)
 if (paths.has('batched') && paths.has('batched without runs')) lines.push(`runs framed by the helper / every packet framed in JavaScript at ${label(VERDICT)}: ${fmt(ratio('batched') / ratio('batched without runs'))}x`)
 if (paths.has('batched') && paths.has('native')) lines.push(`batched / native at ${label(VERDICT)}: ${fmt(ratio('batched') / ratio('native'))}x; batched / node:dgram: ${fmt(ratio('batched') / ratio('node:dgram'))}x`)
 lines.push(`${fmt(TOTAL / MiB, 0)} MiB per measurement, median of ${ROUNDS} rounds; window ${first.ctx.device.windowBytes / 1024} KiB`)

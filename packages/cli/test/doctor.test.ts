@@ -113,6 +113,7 @@ describe('doctor: the native parts (softroce helper, verbs addon)', () => {
     // Without RDMA in the kernel the addon loads and the verdict is ERR_NO_DEVICE, never ERR_ADDON_MISSING.
     if (!verbs.usable) expect(verbs.reason).toBe('ERR_NO_DEVICE')
     expect(report.system.find((c) => c.name === 'softroce helper')).toMatchObject({ status: 'ok', detail: expect.stringContaining('native send and receive paths') })
+    expect(helper!.detail).toContain('; receive runs (WRITE/SEND packets checked and placed by the helper)')
     expect(report.system.find((c) => c.name === 'verbs addon')).toMatchObject({ status: 'ok', detail: expect.stringMatching(/^loaded \((prebuilt binary|built from source)\); libibverbs loaded$/) })
   })
 

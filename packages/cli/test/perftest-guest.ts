@@ -3,15 +3,15 @@
  * (each run bounded, output tagged per step) and the parsing of perftest's result tables.
  */
 
-/** `cmd` bounded by `timeout`, stdout to `out`, stderr to `out`.err. */
-export const guestRun = (cmd: string, out: string): string => `timeout 150 ${cmd} > ${out} 2> ${out}.err`
+/** `cmd` bounded by `timeout` (`seconds`, default 150), stdout to `out`, stderr to `out`.err. */
+export const guestRun = (cmd: string, out: string, seconds = 150): string => `timeout ${seconds} ${cmd} > ${out} 2> ${out}.err`
 
 /**
  * A perftest client retried while the host's server is not there yet (refused TCP connect or
  * rdma_cm REJ); with `stopFile`, not once the host's side has ended (it wrote that file).
  */
-export const guestClientLoop = (cmd: string, out: string, stopFile?: string): string =>
-  `for i in $(seq 1 600); do ${guestRun(cmd, out)}; rc=$?; grep -q "Couldn't connect\\|Unable to init the socket\\|Unable to perform rdma_client" ${out}.err || break; ${stopFile === undefined ? '' : `[ -e "${stopFile}" ] && break; `}sleep 0.2; done`
+export const guestClientLoop = (cmd: string, out: string, stopFile?: string, seconds = 150): string =>
+  `for i in $(seq 1 600); do ${guestRun(cmd, out, seconds)}; rc=$?; grep -q "Couldn't connect\\|Unable to init the socket\\|Unable to perform rdma_client" ${out}.err || break; ${stopFile === undefined ? '' : `[ -e "${stopFile}" ] && break; `}sleep 0.2; done`
 
 /** perftest's stdout lines tagged "@@<tag> ", its stderr lines "@@<tag>! ". */
 export const guestShow = (out: string, tag: string): string => `sed 's/^/@@${tag} /' ${out}; sed 's/^/@@${tag}! /' ${out}.err`

@@ -16,6 +16,7 @@ import {
 } from '../src/perftest/wire.js'
 import { addressToGid } from '../src/oob/gid.js'
 import { freeRocePort, freeTcpPort } from './ports.js'
+import { udpSocketDrops } from '../src/oob/udp-socket-drops.js'
 
 const dest: PerftestDest = { lid: 0, outReads: 0x80, qpn: 0x11, psn: 0x8ac5a9, rkey: 0x1ed, vaddr: 0x5563f55e5000, gid: addressToGid('10.77.0.2'), srqn: 0 }
 
@@ -359,7 +360,11 @@ describe('a peer that garbles the exchange or goes silent', () => {
     const tcp = await freeTcpPort()
     let listening!: () => void
     const ready = new Promise<void>((r) => (listening = r))
-    const server = runPerftest({ ...parsePerftestArgs(['write', 'lat']), tcpPort: tcp, rocePort: roce, address: '127.0.0.1', out: () => {}, onListening: () => listening() }).catch((e: Error) => e)
+    let counters: Record<string, unknown> | null | undefined
+    const server = runPerftest({
+      ...parsePerftestArgs(['write', 'lat']), tcpPort: tcp, rocePort: roce, address: '127.0.0.1', out: () => {}, onListening: () => listening(),
+      onCounters: (c) => (counters = c),
+    }).catch((e: Error) => e)
     await ready
     const s = net.connect({ host: '127.0.0.1', port: tcp })
     let waiting: { n: number; resolve: (b: Buffer) => void } | null = null
@@ -391,6 +396,8 @@ describe('a peer that garbles the exchange or goes silent', () => {
     for (let i = 0; i < 4; i++) decodeKeys(await xchg(fake, KEY_MSG_SIZE_GID))
     s.destroy()
     expect(await server).toMatchObject({ code: 'ERR_PERFTEST_PEER_GONE' })
+    // --stats still gets softroce's counters of the failed run
+    expect(counters).toMatchObject({ packetsSent: expect.any(Number), drops: expect.any(Object), kernelSocketDrops: 0 })
   })
 
   it('a peer that closes mid-exchange: ERR_OOB_CLOSED', async () => {
@@ -401,5 +408,22 @@ describe('a peer that garbles the exchange or goes silent', () => {
     } finally {
       peer.close()
     }
+  })
+})
+
+describe('udpSocketDrops', () => {
+  const header = '   sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops\n'
+  it('sums the drops column of the sockets bound to the port, IPv4 and IPv6', () => {
+    const files: Record<string, string> = {
+      '/proc/net/udp': `${header}  1: 0100007F:12B7 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 11 2 0000000000000000 17\n  2: 0100007F:12B8 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 12 2 0000000000000000 99\n`,
+      '/proc/net/udp6': `${header}  3: 00000000000000000000000001000000:12B7 00000000000000000000000000000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 13 2 0000000000000000 5\n`,
+    }
+    expect(udpSocketDrops(4791, (p) => files[p]!)).toBe(22)
+    expect(udpSocketDrops(4792, (p) => files[p]!)).toBe(99)
+    expect(udpSocketDrops(1, (p) => files[p]!)).toBe(0)
+  })
+  it('null where /proc/net/udp cannot be read; this host\'s own file parses', () => {
+    expect(udpSocketDrops(4791, () => { throw new Error('ENOENT') })).toBeNull()
+    expect(udpSocketDrops(65535)).toBe(0)
   })
 })

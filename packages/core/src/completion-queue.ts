@@ -4,7 +4,7 @@
  * queues the rest for `poll()` and `for await … of cq`.
  */
 import { ClosedError } from './errors.js'
-import { FifoQueue } from '@rdma-session/provider-interface'
+import { ReadyCompletions } from './ready-completions.js'
 import type { ProviderCq, WorkCompletion } from '@rdma-session/provider-interface'
 
 /**
@@ -21,8 +21,14 @@ const DRAIN_BATCH = 64
 export class CompletionQueue {
   readonly provider: ProviderCq
   readonly #owners = new Map<number, CompletionOwner>()
-  readonly #ready = new FifoQueue<WorkCompletion>()
-  readonly #surface = (wc: WorkCompletion): void => this.#ready.push(wc)
+  /** The owner of the last completion routed: most CQs serve one QP, and a run of completions one QP. */
+  #lastOwner: CompletionOwner | null = null
+  readonly #ready = new ReadyCompletions()
+  /** Completions a QP made while one of the provider's was routed (see CompletionOwner), in order. */
+  #surfaced: WorkCompletion[] | null = null
+  readonly #surface = (wc: WorkCompletion): void => {
+    ;(this.#surfaced ??= []).push(wc)
+  }
   #wake: (() => void) | null = null
   #closed = false
 
@@ -42,6 +48,7 @@ export class CompletionQueue {
   /** @internal */
   detach(owner: CompletionOwner): void {
     if (this.#owners.get(owner.qpn) === owner) this.#owners.delete(owner.qpn)
+    if (this.#lastOwner === owner) this.#lastOwner = null
   }
   get attachedQps(): number {
     return this.#owners.size
@@ -51,13 +58,31 @@ export class CompletionQueue {
   drain(): void {
     if (this.#closed) return
     for (;;) {
+      // The completions left for poll() are moved to the front of the provider's array (a new
+      // one per poll, see the SPI), which then goes to the ready queue as it is.
       const batch = this.provider.poll(DRAIN_BATCH)
-      for (const wc of batch) {
-        const owner = this.#owners.get(wc.qpn)
-        const visible = owner === undefined ? wc : owner.takeCompletion(wc, this.#surface)
-        if (visible !== undefined) this.#ready.push(visible)
+      const got = batch.length
+      let kept = 0
+      for (let i = 0; i < got; i++) {
+        const wc = batch[i]!
+        let owner = this.#lastOwner
+        if (owner === null || owner.qpn !== wc.qpn) {
+          owner = this.#owners.get(wc.qpn) ?? null
+          if (owner !== null) this.#lastOwner = owner
+        }
+        const visible = owner === null ? wc : owner.takeCompletion(wc, this.#surface)
+        if (this.#surfaced !== null) {
+          // Rare (a provider broke the SPI): what came before goes first, then what the QP made.
+          this.#ready.add(batch.slice(0, kept))
+          kept = 0
+          this.#ready.add(this.#surfaced)
+          this.#surfaced = null
+        }
+        if (visible !== undefined) batch[kept++] = visible
       }
-      if (batch.length < DRAIN_BATCH) break
+      if (kept < got) batch.length = kept
+      this.#ready.add(batch)
+      if (got < DRAIN_BATCH) break
     }
     if (!this.#ready.empty && this.#wake !== null) {
       const wake = this.#wake
@@ -79,13 +104,19 @@ export class CompletionQueue {
   waitReady(): Promise<void> {
     if (this.#closed) return Promise.reject(new ClosedError('completion queue'))
     if (!this.#ready.empty) return Promise.resolve()
-    return new Promise((resolve) => {
-      const previous = this.#wake
-      this.#wake = () => {
-        previous?.()
-        resolve()
-      }
-    })
+    return new Promise((resolve) => this.#addWaiter(resolve))
+  }
+
+  /** Wakes `resolve` with the next completions (or at close), with any waiter before it. */
+  #addWaiter(resolve: () => void): void {
+    const previous = this.#wake
+    this.#wake =
+      previous === null
+        ? resolve
+        : () => {
+            previous()
+            resolve()
+          }
   }
 
   /** Yields completions as they arrive, until the CQ is closed. */
@@ -95,13 +126,7 @@ export class CompletionQueue {
       for (const wc of batch) yield wc
       if (batch.length > 0) continue
       if (this.#closed) return
-      await new Promise<void>((resolve) => {
-        const previous = this.#wake
-        this.#wake = () => {
-          previous?.()
-          resolve()
-        }
-      })
+      await new Promise<void>((resolve) => this.#addWaiter(resolve))
     }
   }
 

@@ -49,11 +49,19 @@ const now = (): number => performance.now()
 
 const NO_SGES: readonly Sge[] = Object.freeze([])
 
+/** Settled PendingWr objects a QP keeps for reuse, at most. */
+const FREE_PENDING_MAX = 256
+
 /** The SGE list as the provider takes it: the same array when it holds no slices. */
 function toSges(list: readonly (Sge | MemorySlice)[] | undefined): readonly Sge[] {
   if (list === undefined) return NO_SGES
-  for (const e of list) if (e instanceof MemorySlice) return list.map((x) => (x instanceof MemorySlice ? x.toSge() : x))
+  for (let i = 0; i < list.length; i++) if (list[i] instanceof MemorySlice) return slicesToSges(list)
   return list as readonly Sge[]
+}
+
+/** Apart from toSges, which then stays small enough to be inlined where WRs are posted. */
+function slicesToSges(list: readonly (Sge | MemorySlice)[]): Sge[] {
+  return list.map((x) => (x instanceof MemorySlice ? x.toSge() : x))
 }
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] }
@@ -73,7 +81,7 @@ function contractWr(p: PendingWr): ContractWr {
 
 function payloadBytes(sgList: readonly Sge[]): number {
   let n = 0
-  for (const s of sgList) n += s.length
+  for (let i = 0; i < sgList.length; i++) n += sgList[i]!.length
   return n
 }
 
@@ -98,6 +106,11 @@ export class QueuePair implements CompletionOwner {
   #contractBroken = false
   #backlog: { wr: SendWorkRequest; pending: PendingWr }[] | null = null
   #nextId = 1
+  /**
+   * Settled PendingWr objects, reused for later WRs: a new object per WR (with a boxed double
+   * for postedAt) was most of the garbage core made per WR, and so of its share of GC time.
+   */
+  readonly #freePending: PendingWr[] = []
   #postWr: Mutable<SendWorkRequest> | null = null
   #closed: Promise<void> | null = null
   #drained: (() => void) | null = null
@@ -105,9 +118,12 @@ export class QueuePair implements CompletionOwner {
   readonly #onClosed: ((qp: QueuePair) => void) | null
 
   readonly #features: { readonly atomics: boolean; readonly immediate: boolean; readonly provider: string }
+  /** The provider does every opcode (no #checkOpcode needed). */
+  readonly #allOpcodes: boolean
 
   constructor(provider: ProviderQp, sendCq: CompletionQueue, recvCq: CompletionQueue, caps: QpCaps, qos: QpQos, localPsn: number, features: { atomics: boolean; immediate: boolean; provider: string }, onClosed: ((qp: QueuePair) => void) | null = null) {
     this.#features = features
+    this.#allOpcodes = features.atomics && features.immediate
     this.#onClosed = onClosed
     this.provider = provider
     this.qpn = provider.qpn
@@ -159,15 +175,19 @@ export class QueuePair implements CompletionOwner {
   }
 
   #postSendOne(r: PostSendRequest): void {
-    this.#checkOpcode(r.opcode)
+    const opcode = r.opcode
+    if (!this.#allOpcodes) this.#checkOpcode(opcode)
     const sgList = toSges(r.sgList)
     const signaled = r.signaled ?? true
-    const pending = this.#pending(r.opcode, r.wrId ?? 0, signaled, r.inlineData?.length ?? payloadBytes(sgList), null, null)
-    // One WR object per QP, filled again for every raw post (the SPI's postSend does not keep it;
-    // a raw post never waits in the backlog): an object per post was a large part of core's cost per WR.
+    const inlineData = r.inlineData
+    // A raw post never waits in the backlog: checked before anything is made for it.
+    this.#checkSendRoom(false)
+    const pending = this.#pending(opcode, r.wrId ?? 0, signaled, inlineData === undefined ? payloadBytes(sgList) : inlineData.length, null, null)
+    // One WR object per QP, filled again for every raw post (the SPI's postSend does not keep it):
+    // an object per post was a large part of core's cost per WR.
     const wr = (this.#postWr ??= newPostWr())
     wr.wrId = pending.id
-    wr.opcode = r.opcode
+    wr.opcode = opcode
     wr.sgList = sgList
     wr.signaled = signaled
     wr.imm = r.imm
@@ -175,14 +195,15 @@ export class QueuePair implements CompletionOwner {
     wr.rkey = r.rkey
     wr.compareAdd = r.compareAdd
     wr.swap = r.swap
-    wr.inlineData = r.inlineData
+    wr.inlineData = inlineData
     try {
-      this.#submitSend(wr, pending, false)
+      this.provider.postSend(wr)
     } finally {
       // The application's buffers are not kept alive by the QP until its next post.
       wr.sgList = NO_SGES
       wr.inlineData = undefined
     }
+    this.#sends.push(pending)
   }
 
   #postRecvOne(r: PostRecvRequest): void {
@@ -265,7 +286,7 @@ export class QueuePair implements CompletionOwner {
     const tracker = isRecv ? this.#recvs : this.#sends
     let visible: WorkCompletion | undefined
     const head = tracker.takeHead(wc.wrId)
-    if (head !== undefined) visible = this.#settle(head, wc)
+    if (head !== undefined) visible = this.#settle(head, wc, isRecv)
     else visible = this.#takeBehind(tracker.take(wc.wrId), wc, isRecv ? 'recv' : 'send', surface)
     if (!isRecv && this.#backlog !== null) this.#pumpBacklog()
     if (this.#drained !== null && this.#quiet()) this.#drained()
@@ -275,8 +296,8 @@ export class QueuePair implements CompletionOwner {
   /** A completion for a WR that is not the oldest pending one: see WorkTracker. */
   #takeBehind(taken: Taken, wc: WorkCompletion, queue: 'send' | 'recv', surface: (wc: WorkCompletion) => void): WorkCompletion | undefined {
     if (taken.kind === 'in-order') {
-      for (const silent of taken.silent) this.#settle(silent, { wrId: silent.id, status: WcStatus.SUCCESS, opcode: silent.opcode, byteLen: silent.bytes, qpn: wc.qpn })
-      return this.#settle(taken.wr, wc)
+      for (const silent of taken.silent) this.#settle(silent, { wrId: silent.id, status: WcStatus.SUCCESS, opcode: silent.opcode, byteLen: silent.bytes, qpn: wc.qpn }, false)
+      return this.#settle(taken.wr, wc, queue === 'recv')
     }
     // After a violation the provider's late completions of the WRs failed here are expected.
     if (taken.kind === 'stray' && this.#contractBroken) return undefined
@@ -310,34 +331,57 @@ export class QueuePair implements CompletionOwner {
     }
   }
 
-  #settle(p: PendingWr, wc: WorkCompletion): WorkCompletion | undefined {
+  /** `isRecv`: `wc` completes a receive WR. */
+  #settle(p: PendingWr, wc: WorkCompletion, isRecv: boolean): WorkCompletion | undefined {
     const userWc = withWrId(wc, p.userWrId)
     const ok = wc.status === WcStatus.SUCCESS
-    const isRecv = wc.opcode === RecvOpcode.RECV || wc.opcode === RecvOpcode.RECV_RDMA_WITH_IMM
     if (ok) {
-      this.stats.opsCompleted++
-      if (isRecv) this.stats.bytesReceived += wc.byteLen
-      else if (p.opcode === Opcode.RDMA_READ) this.stats.bytesReceived += p.bytes
-      else this.stats.bytesSent += p.bytes
-      if (p.resolve !== null) this.stats.latency.record((now() - p.postedAt) * 1000)
+      const stats = this.stats
+      stats.opsCompleted++
+      if (isRecv) stats.bytesReceived += wc.byteLen
+      else if (p.opcode === Opcode.RDMA_READ) stats.bytesReceived += p.bytes
+      else stats.bytesSent += p.bytes
+      if (p.resolve !== null) stats.latency.record((now() - p.postedAt) * 1000)
     } else {
       this.stats.errors++
       if (wc.status !== WcStatus.WR_FLUSH_ERR) this.onError?.(new WorkCompletionError(wc.status, wc.opcode, this.qpn), userWc)
     }
-    if (p.resolve === null) return p.signaled || !ok ? userWc : undefined
-    if (ok) p.resolve(userWc)
+    const resolve = p.resolve
+    const reject = p.reject
+    const visible = resolve === null && (p.signaled || !ok) ? userWc : undefined
+    this.#release(p)
+    if (resolve === null) return visible
+    if (ok) resolve(userWc)
     else {
       const err = new WorkCompletionError(wc.status, wc.opcode, this.qpn)
       ;(err as { completion?: WorkCompletion }).completion = userWc
-      p.reject!(err)
+      reject!(err)
     }
     return undefined
+  }
+
+  /** A settled WR's object, for a later WR (nothing refers to it once it is out of its tracker and settled). */
+  #release(p: PendingWr): void {
+    p.resolve = null
+    p.reject = null
+    if (this.#freePending.length < FREE_PENDING_MAX) this.#freePending.push(p)
   }
 
   // ---- internals
 
   #pending(opcode: CompletionOpcode, userWrId: number, signaled: boolean, bytes: number, resolve: PendingWr['resolve'], reject: PendingWr['reject']): PendingWr {
-    return { id: this.#nextId++, userWrId, opcode, signaled, bytes, postedAt: resolve === null ? 0 : now(), resolve, reject }
+    const postedAt = resolve === null ? 0 : now()
+    const p = this.#freePending.pop()
+    if (p === undefined) return { id: this.#nextId++, userWrId, opcode, signaled, bytes, postedAt, resolve, reject }
+    p.id = this.#nextId++
+    p.userWrId = userWrId
+    p.opcode = opcode
+    p.signaled = signaled
+    p.bytes = bytes
+    p.postedAt = postedAt
+    p.resolve = resolve
+    p.reject = reject
+    return p
   }
 
   #postPayload(opcode: Opcode, data: MemorySlice | Uint8Array, imm: number | undefined, remote: RemoteRegion | null): Promise<WorkCompletion> {
@@ -362,21 +406,25 @@ export class QueuePair implements CompletionOwner {
       const wr: SendWorkRequest = {
         wrId: pending.id, opcode, sgList, signaled: true, imm, remoteAddr: remote?.addr, rkey: remote?.rkey, compareAdd, swap, inlineData,
       }
-      this.#submitSend(wr, pending, true)
+      this.#submitSend(wr, pending)
     })
   }
 
-  #submitSend(wr: SendWorkRequest, pending: PendingWr, mayWait: boolean): void {
+  /**
+   * Throws unless a send WR may be posted now: the QP is open and in a state that takes send WRs,
+   * and (unless the WR `mayWait` in the backlog) the send queue has room. True when it has room.
+   */
+  #checkSendRoom(mayWait: boolean): boolean {
     if (this.#closed !== null) throw new ClosedError(`QP ${this.qpn}`)
     const state = this.provider.state
     if (!canPostSend(state)) throw new QpStateError(`cannot post send WRs on QP ${this.qpn} in state ${state}; move it to RTS first`, { state })
-    if (this.#backlog !== null && this.#backlog.length > 0) {
-      if (!mayWait) throw new QueueFullError('send', this.caps.maxSendWr)
-      this.#backlog.push({ wr, pending })
-      return
-    }
-    if (this.#sends.size >= this.caps.maxSendWr) {
-      if (!mayWait) throw new QueueFullError('send', this.caps.maxSendWr)
+    const room = (this.#backlog === null || this.#backlog.length === 0) && this.#sends.size < this.caps.maxSendWr
+    if (!room && !mayWait) throw new QueueFullError('send', this.caps.maxSendWr)
+    return room
+  }
+
+  #submitSend(wr: SendWorkRequest, pending: PendingWr): void {
+    if (!this.#checkSendRoom(true)) {
       ;(this.#backlog ??= []).push({ wr, pending })
       return
     }

@@ -13,15 +13,16 @@ import type { CompletionOpcode } from '@rdma-session/provider-interface'
 import type { WorkCompletion } from '@rdma-session/provider-interface'
 import { FifoQueue } from '@rdma-session/provider-interface'
 
+/** A posted WR. Its owner may reuse the object for a later WR once it has settled (see QueuePair). */
 export interface PendingWr {
-  readonly id: number
-  readonly userWrId: number
-  readonly opcode: CompletionOpcode
-  readonly signaled: boolean
+  id: number
+  userWrId: number
+  opcode: CompletionOpcode
+  signaled: boolean
   /** Bytes the WR moves (payload for sends/writes/reads, 8 for atomics). */
-  readonly bytes: number
-  /** performance.now() at post time, for latency. */
-  readonly postedAt: number
+  bytes: number
+  /** performance.now() at post time, for latency (promise WRs only). */
+  postedAt: number
   resolve: ((wc: WorkCompletion) => void) | null
   reject: ((err: Error) => void) | null
 }

@@ -89,6 +89,47 @@ describe('completion contract', () => {
     await ctx.close()
   })
 
+  it('completions core makes in a violation keep their place among the provider\'s in the same batch', async () => {
+    const { ctx, qp, fake } = await rig()
+    const mr = ctx.registerMemory(Buffer.alloc(64))
+    qp.postSend([20, 21, 22, 23].map((wrId) => ({ wrId, opcode: 'SEND' as const, sgList: [mr.slice(0, 8)] })))
+    // One batch: 20 in order, 22 before 21 (the violation: 21 and 22 fail), 23 flushed after it.
+    fake.completeSend(0)
+    fake.completeSend(2)
+    fake.completeSend(3, 'WR_FLUSH_ERR')
+    expect((await pollN(qp, 4)).map((wc) => [wc.wrId, wc.status])).toEqual([[20, 'SUCCESS'], [21, 'GENERAL_ERR'], [22, 'GENERAL_ERR'], [23, 'WR_FLUSH_ERR']])
+    expect(qp.sendCq.poll(16)).toEqual([])
+    await ctx.close()
+  })
+
+  it('raw and promise WRs interleaved over many rounds keep their own wrIds, results and stats (settled WRs are reused)', async () => {
+    const { ctx, qp, fake, errors } = await rig()
+    const mr = ctx.registerMemory(Buffer.alloc(64))
+    const remote = { addr: 0, rkey: 1, length: 8 }
+    let posted = 0
+    let rawSeen: number[] = []
+    for (let round = 0; round < 40; round++) {
+      // 8 per round, more than the QP's send queue over all rounds and more than it keeps for reuse
+      const writes: Promise<WorkCompletion>[] = []
+      for (let i = 0; i < 4; i++) {
+        qp.postSend({ wrId: 1000 * round + i, opcode: 'RDMA_WRITE', sgList: [mr.slice(0, 4 + i)], remoteAddr: 0, rkey: 1, signaled: i !== 1 })
+        writes.push(qp.write(mr.slice(0, 8), remote))
+      }
+      for (let i = 0; i < 8; i++) fake.completeSend(posted + i)
+      posted += 8
+      const wcs = await pollN(qp, 3)
+      rawSeen = wcs.map((wc) => wc.wrId)
+      expect(rawSeen).toEqual([1000 * round, 1000 * round + 2, 1000 * round + 3])
+      expect((await Promise.all(writes)).map((wc) => wc.status)).toEqual(['SUCCESS', 'SUCCESS', 'SUCCESS', 'SUCCESS'])
+    }
+    expect(qp.outstanding).toEqual({ send: 0, recv: 0, backlog: 0 })
+    expect(qp.stats.opsCompleted).toBe(40 * 8)
+    expect(qp.stats.bytesSent).toBe(40 * (4 + 5 + 6 + 7 + 4 * 8))
+    expect(qp.stats.latency.count, 'latency is kept for promise WRs only').toBe(40 * 4)
+    expect(errors).toEqual([])
+    await ctx.close()
+  })
+
   it('a receive completed before an earlier one is a violation, even though receives are always signaled', async () => {
     const { ctx, qp, fake, errors } = await rig()
     const mr = ctx.registerMemory(Buffer.alloc(64))

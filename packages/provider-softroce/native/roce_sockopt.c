@@ -34,6 +34,7 @@
 //   socketAddress(fd) -> { address, port }: where the socket is bound (getsockname).
 //   setBufferSizes(fd, bytes) -> the receive buffer the kernel granted (SO_RCVBUF/SO_SNDBUF).
 //   frameRun(...), sendRun(...): a run of equal-sized packets framed (and sent as UDP GSO) here: roce_run.c.
+//   receiveRun(...): a run of received packets of one message checked and placed: roce_receive_run.c.
 //
 // Errors are Error objects with code ('EADDRINUSE', ...), errno, syscall and a message in words.
 #define _GNU_SOURCE
@@ -56,6 +57,7 @@
 #include <unistd.h>
 #include "crc32_fold.h"
 #include "roce_run.h"
+#include "roce_receive_run.h"
 
 #ifndef UDP_NO_CHECK6_RX
 #define UDP_NO_CHECK6_RX 102
@@ -918,6 +920,7 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
       {"sendBatch", send_batch},             {"udpOffload", udp_offload},
       {"receiverStats", receiver_stats},     {"crc32", crc32_js},
       {"frameRun", roce_frame_run},          {"sendRun", roce_send_run},
+      {"receiveRun", roce_receive_run},
   };
   for (size_t i = 0; i < sizeof more / sizeof more[0]; i++)
     if (napi_create_function(env, more[i].name, NAPI_AUTO_LENGTH, more[i].cb, NULL, &fn) != napi_ok ||

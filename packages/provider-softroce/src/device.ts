@@ -32,6 +32,7 @@ import { addressBytes } from './wire/address.js'
 import { NativeSender, type WireTarget } from './socket/native-send.js'
 import { MAX_DATAGRAM_BYTES, type BatchedIo, type BatchedIoStats, type NativeDatagramSocket } from './socket/native-datagram.js'
 import { HeldDatagrams } from './socket/held-datagrams.js'
+import { runOpcode } from './socket/receive-run.js'
 import { loadSockoptAddon, nativeSendOf } from './socket/sockopt-addon.js'
 import { performance } from 'node:perf_hooks'
 
@@ -212,6 +213,7 @@ export class SoftRoceDevice implements ProviderDevice, PdOwner, QpDevice {
     if (this.#io !== null) {
       this.#io.start({
         onDatagram: (datagram, address, port) => this.#receive(datagram, address, port),
+        ...(this.#io.receiveRuns ? { onRun: (index: number, end: number, datagram: Buffer, address: string, port: number) => this.#receiveRun(index, end, datagram, address, port) } : {}),
         onReceiveError: () => this.counters.receiveErrors++,
         onOversized: (bytes) => {
           this.counters.packetsReceived++
@@ -538,6 +540,36 @@ export class SoftRoceDevice implements ProviderDevice, PdOwner, QpDevice {
     } finally {
       this.#receiving = false
     }
+  }
+
+  /**
+   * A receive run (socket/receive-run.ts): datagram `index` of this batch continues the current
+   * WRITE or SEND of a plaintext QP from its peer at the expected PSN; the helper checks and
+   * places it and the ones after it that continue the message, and the QP's responder does the
+   * bookkeeping of them once. Returns the datagrams consumed (0: the per-packet path takes it).
+   * Not while captures, impairments or latency-class QPs (receive priority) are in play.
+   */
+  #receiveRun(index: number, end: number, datagram: Buffer, address: string, port: number): number {
+    if (datagram.length < 16 || !runOpcode(datagram[0]!) || this.#capture !== null || this.#impairment !== null || this.#scheduler.latencyFlows > 0) return 0
+    const qp = this.#qps.get(peekDestQpn(datagram))
+    if (qp === undefined || qp.protection !== null || qp.ip === null || !fromPeer(this.family, qp, address, port)) return 0
+    const plan = qp.receiveRunPlan(datagram[0]!)
+    if (plan === null) return 0
+    const r = this.#io!.receiveRun(index, end, qp.qpn, this.#icrc.contextFrom(address, port), plan)
+    if (r === null || r.packets === 0) return 0
+    const c = this.counters
+    c.packetsReceived += r.packets
+    c.bytesReceived += r.datagramBytes
+    c.ipv4IdSolved += r.solved
+    qp.qpCounters.packetsReceived += r.packets
+    qp.qpCounters.bytesReceived += r.datagramBytes
+    this.#receiving = true
+    try {
+      qp.applyReceiveRun(r.packets, r.bytes, r.ackRequests, r.ended)
+    } finally {
+      this.#receiving = false
+    }
+    return r.packets
   }
 
   #handle(datagram: Buffer, address: string, port: number): void {

@@ -45,9 +45,10 @@ softroce:
   --roce-port=<port>       local UDP port (default 4791)
   --remote-roce-port=<port>  the peer's UDP port (default: --roce-port)
   --exchange-timeout=<s>   how long a setup exchange waits for the peer (default 60)
-  --stats                  after the table, softroce's counters as one JSON line on stderr
-                           (with -R before it, also when the run fails, "softroce cm: …", the
-                           CM's MADs sent, received and dropped by reason)
+  --stats                  when the run ends (failed or not), softroce's counters as one JSON line on stderr,
+                           with kernelSocketDrops (datagrams the kernel dropped at its UDP socket: receive
+                           buffer full); with -R before it "softroce cm: …", the CM's MADs sent, received
+                           and dropped by reason
 
 Not supported: -z (exchange over rdma_cm, QPs without), -D for send and latency tests,
 -b (bidirectional), -c other than RC.
@@ -172,8 +173,9 @@ export const perftestCommand: Command = {
     const { stats, ...options } = parsePerftestArgs(args)
     // The CM's counters also when the run fails: what the peer's CM sent is often why.
     const onCmStats = stats ? (cm: Record<string, unknown>): void => io.err(`softroce cm: ${JSON.stringify(cm)}\n`) : undefined
-    const result = await runPerftest({ ...options, out: io.out, ...(onCmStats === undefined ? {} : { onCmStats }) })
-    if (stats) io.err(`softroce counters: ${JSON.stringify(result.counters ?? null)}\n`)
+    // softroce's counters also when the run fails: retransmits and drops tell a stall from a loss.
+    const onCounters = stats ? (counters: Record<string, unknown> | null): void => io.err(`softroce counters: ${JSON.stringify(counters)}\n`) : undefined
+    await runPerftest({ ...options, out: io.out, ...(onCmStats === undefined ? {} : { onCmStats }), ...(onCounters === undefined ? {} : { onCounters }) })
     return 0
   },
 }

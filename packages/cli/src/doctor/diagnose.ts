@@ -97,7 +97,7 @@ async function checkProvider(name: keyof typeof PACKAGES, importer: Importer): P
         else if (diag?.sendPath === 'dgram') notes.push(`send path: node:dgram (per-QP DSCP/ECN and hop limit not applied). ${diag.sendPathReason ?? ''}`.trim())
         if (diag?.receivePath === 'native') notes.push('receive path: native recvmmsg (a batch of datagrams per system call)')
         else if (diag?.receivePath === 'dgram') notes.push(`receive path: node:dgram (one callback and allocation per datagram). ${diag.receivePathReason ?? ''}`.trim())
-        const batched = (diag as { batchedIo?: { send: string; receive: string; sendReason?: string; receiveReason?: string } } | undefined)?.batchedIo
+        const batched = (diag as { batchedIo?: Parameters<typeof batchedIoNote>[0] } | undefined)?.batchedIo
         if (batched !== undefined) notes.push(batchedIoNote(batched))
         notes.push(sessionEncryptionNote(ctx.capabilities.encryption))
         return { provider: name, packageName, usable: true, detail: `UDP RoCEv2 stack: device ${ctx.info.name} at ${ctx.info.address}:${ctx.info.port}, encryption yes`, remedies: [], notes }
@@ -163,8 +163,9 @@ export function formatDoctor(r: DoctorReport): string {
 }
 
 /** The doctor note on softroce's batched socket I/O (UDP GSO / GRO, or what it falls back to and why). */
-export function batchedIoNote(b: { send: string; receive: string; sendReason?: string; receiveReason?: string }): string {
+export function batchedIoNote(b: { send: string; receive: string; sendReason?: string; receiveReason?: string; receiveRuns?: boolean; receiveRunsReason?: string }): string {
   const send = b.send === 'gso' ? 'UDP GSO (sendmmsg of segmented messages)' : b.send === 'sendmmsg' ? `sendmmsg of single datagrams (${b.sendReason ?? 'no UDP GSO'})` : `one sendmsg per datagram (${b.sendReason ?? 'no batching'})`
   const receive = b.receive === 'gro' ? 'UDP GRO (aggregates split by segment size)' : `recvmmsg of single datagrams (${b.receiveReason ?? 'no UDP GRO'})`
-  return `batched I/O: send ${send}; receive ${receive}`
+  const runs = b.receiveRuns === true ? '; receive runs on' : b.receiveRuns === false ? `; receive runs off (${b.receiveRunsReason ?? 'unavailable'})` : ''
+  return `batched I/O: send ${send}; receive ${receive}${runs}`
 }

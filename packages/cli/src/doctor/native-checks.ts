@@ -21,7 +21,7 @@ export interface NativeCheck {
   readonly detail: string
 }
 
-interface HelperStatus { helper: 'loaded' | 'missing'; origin?: NativeOrigin; path?: string; sendPath: boolean; receivePath: boolean; batchedIo?: boolean; icrcEngine?: 'native' | 'zlib'; why?: string }
+interface HelperStatus { helper: 'loaded' | 'missing'; origin?: NativeOrigin; path?: string; sendPath: boolean; receivePath: boolean; batchedIo?: boolean; icrcEngine?: 'native' | 'zlib'; receiveRuns?: boolean; receiveRunsWhy?: string; why?: string }
 interface AddonStatus { addon: 'loaded' | 'missing'; origin?: NativeOrigin; path?: string; libibverbs?: { loaded: boolean; file: string; error?: string }; message?: string }
 
 const ORIGIN_TEXT: Record<NativeOrigin, string> = { prebuilt: 'prebuilt binary', 'built-from-source': 'built from source', custom: 'a path the app gave' }
@@ -39,7 +39,8 @@ export function softroceNative(packageName: string, mod: Record<string, unknown>
   if (s.helper === 'missing') return { ...base, status: 'missing', ...where(undefined, s.path), detail: s.why ?? 'not loaded' }
   const paths = s.sendPath && s.receivePath ? `native send and receive paths${s.batchedIo === true ? ', batched I/O (sendmmsg, UDP GSO/GRO)' : s.batchedIo === false ? ` without batched I/O (${s.why ?? 'unavailable'})` : ''}` : s.why ?? 'native paths partly unused'
   const icrc = s.icrcEngine === 'native' ? '; ICRCs by the helper (carry-less multiplication)' : s.icrcEngine === 'zlib' ? '; ICRCs by zlib' : ''
-  return { ...base, status: 'loaded', ...where(s.origin, s.path), detail: `loaded (${ORIGIN_TEXT[s.origin ?? 'custom']}): ${paths}${icrc}` }
+  const runs = s.receiveRuns === true ? '; receive runs (WRITE/SEND packets checked and placed by the helper)' : s.receiveRuns === false ? `; no receive runs (${s.receiveRunsWhy ?? 'unavailable'})` : ''
+  return { ...base, status: 'loaded', ...where(s.origin, s.path), detail: `loaded (${ORIGIN_TEXT[s.origin ?? 'custom']}): ${paths}${icrc}${runs}` }
 }
 
 /** The verbs addon, from the package's addonStatus(). */

@@ -13,10 +13,19 @@ async function defaultSoftroce(options: Record<string, unknown>): Promise<Provid
   return mod.softroce(options)
 }
 
+/**
+ * Bytes a QP of these commands may have unacknowledged: what kernel rxe keeps in flight
+ * (RXE_MAX_UNACKED_PSNS, 128 packets) at the 1024-byte MTU of a RoCE port on a 1500-byte link.
+ * Their peers are rxe and NICs, which do go-back-N: softroce's default window (up to 1 MiB) let
+ * a slow receiver (rxe in a loaded VM) drop a large part of each burst at its NIC queue, and every
+ * drop cost a whole window's resend; with rxe's own window that peer keeps up.
+ */
+export const PEER_WINDOW_BYTES = 128 * 1024
+
 /** A softroce context bound to `address` and UDP `port`; `deviceName` names it (-d). */
 export async function openSoftroceContext(o: { address: string; port: number; deviceName?: string; softroce?: SoftroceFactory }): Promise<Context> {
   const make = o.softroce ?? defaultSoftroce
-  const provider = await make({ address: o.address, port: o.port, ...(o.deviceName === undefined ? {} : { deviceName: o.deviceName }) })
+  const provider = await make({ address: o.address, port: o.port, windowBytes: PEER_WINDOW_BYTES, ...(o.deviceName === undefined ? {} : { deviceName: o.deviceName }) })
   return createContext({ provider })
 }
 

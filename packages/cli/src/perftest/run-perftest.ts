@@ -8,6 +8,7 @@
 import type { PathMtu } from '@rdma-session/core'
 import type { CmConnection } from '@rdma-session/provider-softroce'
 import { deviceCounters, type SoftroceFactory } from '../oob/softroce.js'
+import { udpSocketDrops } from '../oob/udp-socket-drops.js'
 import { PerftestEndpoint, type EndpointOptions } from './endpoint.js'
 import type { PerftestExchange } from './exchange.js'
 import { openExchange } from './open-exchange.js'
@@ -57,6 +58,8 @@ export interface PerftestOptions {
   readonly onListening?: (port: number) => void
   /** -R: the CM's counters when the run ends, failed or not (--stats prints them). */
   readonly onCmStats?: (cm: Record<string, unknown>) => void
+  /** softroce's device counters when the run ends, failed or not, with the kernel's drops at its UDP socket (--stats prints them). */
+  readonly onCounters?: (counters: Record<string, unknown> | null) => void
 }
 
 export interface PerftestResult {
@@ -242,6 +245,10 @@ export async function runPerftest(o: PerftestOptions): Promise<PerftestResult> {
   } finally {
     if (!channel.finished) channel.destroy() // a failure: nothing more to say to the peer
     if (x.cm !== undefined) o.onCmStats?.({ ...x.cm.manager.snapshot() })
+    if (o.onCounters !== undefined) {
+      const counters = ep === null ? undefined : deviceCounters(ep.ctx)
+      o.onCounters(counters === undefined ? null : { ...counters, kernelSocketDrops: udpSocketDrops(o.rocePort) })
+    }
     x.cm?.manager.close()
     if (ep !== null) await ep.close()
     else await x.cm?.ctx.close()

@@ -24,6 +24,7 @@ import type { DeviceCounters, DropReason } from './device-counters.js'
 import type { RcTimers } from './timer-options.js'
 import { Requester, type RequesterHost } from './requester.js'
 import { Responder, type RecvWqe, type ResponderHost } from './responder.js'
+import type { ReceiveRunPlan } from '../socket/receive-run.js'
 import { createSendWqe, type SendWqe } from './send-wqe.js'
 import type { DelayWindowConfig } from './delay-window.js'
 import { priorityOfClass, PRIORITY_LATENCY } from '../scheduler/send-scheduler.js'
@@ -317,6 +318,18 @@ export class SoftRoceQp implements ProviderQp, PacketSource, RequesterHost, Resp
   // ---- packets
 
   /** Handles a decoded (and decrypted) packet addressed to this QP; returns why it was dropped, or null. */
+  /** Responder.runPlan, while the QP takes requests (null: the per-packet path). */
+  receiveRunPlan(op: number): ReceiveRunPlan | null {
+    const s = this.#state
+    if (s === QpState.RESET || s === QpState.INIT || s === QpState.ERR || this.#responder === null) return null
+    return this.#responder.runPlan(op)
+  }
+
+  /** Responder.applyRun for the packets the helper took on the plan receiveRunPlan gave. */
+  applyReceiveRun(packets: number, bytes: number, ackRequests: number, ended: boolean): void {
+    this.#responder!.applyRun(packets, bytes, ackRequests, ended)
+  }
+
   receivePacket(pkt: RocePacket): DropReason | null {
     const s = this.#state
     if (s === QpState.RESET || s === QpState.INIT || s === QpState.ERR) return 'wrongState'

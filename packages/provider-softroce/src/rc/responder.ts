@@ -21,6 +21,7 @@ import { newPacket } from './packet-template.js'
 import { fillReadResponse, ResponseQueue, type ControlJob } from './response-queue.js'
 import { ReorderBuffer } from './reorder-buffer.js'
 import { encodeSack } from '../wire/sack.js'
+import { lastPayloadOf, type ReceiveRunPlan } from '../socket/receive-run.js'
 import { performance } from 'node:perf_hooks'
 
 export interface RecvWqe {
@@ -173,6 +174,54 @@ export class Responder {
     rest.push(...this.#recvs.drain())
     this.#curRecv = null
     return rest
+  }
+
+  // ---- receive runs (socket/receive-run.ts)
+
+  /**
+   * Where a run of packets continuing the current message may go, when `op` (a run opcode:
+   * WRITE/SEND middle or last without immediate) continues it: a WRITE or SEND in progress, no
+   * packets held out of order, ACKs coalesced (not a latency-class QP). null: the per-packet path.
+   */
+  runPlan(op: number): ReceiveRunPlan | null {
+    if (this.#stopped || this.#host.immediateAcks || (this.#reorder !== null && this.#reorder.held > 0)) return null
+    if (this.#cur === CUR_WRITE) {
+      if (op !== RcOpcode.RDMA_WRITE_MIDDLE && op !== RcOpcode.RDMA_WRITE_LAST) return null
+      const target = this.#curTarget
+      this.#runTarget[0] = target
+      return { psn: this.#epsn, pmtu: this.#pmtu, opMiddle: RcOpcode.RDMA_WRITE_MIDDLE, opLast: RcOpcode.RDMA_WRITE_LAST, targets: this.#runTarget, offset: this.#curOffset, exact: true, lastPayload: lastPayloadOf(target.length, this.#pmtu) }
+    }
+    if (this.#cur === CUR_SEND) {
+      if (op !== RcOpcode.SEND_MIDDLE && op !== RcOpcode.SEND_LAST) return null
+      const recv = this.#curRecv
+      if (recv === null || recv.sgl === null || recv.sgl.length !== recv.length) return null
+      return { psn: this.#epsn, pmtu: this.#pmtu, opMiddle: RcOpcode.SEND_MIDDLE, opLast: RcOpcode.SEND_LAST, targets: recv.sgl.views, offset: this.#curOffset, exact: false, lastPayload: this.#pmtu }
+    }
+    return null
+  }
+
+  readonly #runTarget: Uint8Array[] = [EMPTY]
+
+  /**
+   * The helper executed `packets` packets from the expected PSN of the message runPlan described:
+   * `bytes` placed, `ackRequests` of them with AckReq, the last one among them when `ended`. The
+   * same bookkeeping as #send/#write + #executed per packet, once.
+   */
+  applyRun(packets: number, bytes: number, ackRequests: number, ended: boolean): void {
+    this.#nakSent = false
+    this.#curOffset += bytes
+    this.#epsn = psnAdd(this.#epsn, packets)
+    if (ended) {
+      this.#msn = (this.#msn + 1) & 0xffffff
+      if (this.#cur === CUR_WRITE) {
+        this.#cur = CUR_NONE
+        this.#curTarget = EMPTY
+      } else this.#finishRecv(WcStatus.SUCCESS, RecvOpcode.RECV, this.#curOffset, undefined)
+    }
+    if (this.#unacked === 0) this.#unackedSince = performance.now()
+    this.#unacked += packets
+    if (ackRequests > 0 || this.#unacked >= ACK_EVERY) this.#requestAck()
+    else if (this.#ackTimer === null && !this.#ackPending) this.#armAckTimer(this.#host.timers.ackDelayMs)
   }
 
   // ---- requests

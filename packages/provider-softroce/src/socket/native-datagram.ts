@@ -15,7 +15,9 @@ import { FifoQueue } from '@rdma-session/provider-interface'
 import { NativeSender, type WireTarget } from './native-send.js'
 import { SendBatch, type SendBatchStats } from './send-batch.js'
 import { runCrc, type PacketRun } from './send-run.js'
-import { batchOf, envOff, GRO_DISABLE_ENV, GSO_DISABLE_ENV, RUN_DISABLE_ENV, runOf, type RoceBatchAddon, type RoceRunAddon, type RoceReceiveAddon, type RoceSockoptAddon } from './sockopt-addon.js'
+import { ReceiveRuns, type ReceiveRunPlan, type ReceiveRunResult } from './receive-run.js'
+import { batchOf, envOff, GRO_DISABLE_ENV, GSO_DISABLE_ENV, receiveRunOf, RUN_DISABLE_ENV, runOf, type RoceBatchAddon, type RoceRunAddon, type RoceReceiveAddon, type RoceSockoptAddon } from './sockopt-addon.js'
+import type { IpContext } from '../wire/icrc.js'
 import { ipv6GroupsText } from '../wire/ipv6-text.js'
 
 /**
@@ -44,6 +46,10 @@ export interface BatchedIo {
   /** Why send is not 'gso' / receive is not 'gro'. */
   readonly sendReason?: string
   readonly receiveReason?: string
+  /** Received packets continuing a WRITE or SEND are checked and placed by the helper in runs (socket/receive-run.ts). */
+  readonly receiveRuns: boolean
+  /** Why receive runs are not used. */
+  readonly receiveRunsReason?: string
 }
 
 export interface BatchedIoStats extends SendBatchStats {
@@ -55,6 +61,9 @@ export interface BatchedIoStats extends SendBatchStats {
   /** Runs the helper framed and sent (sendRun), and their packets (also counted in calls, batched and the GSO counters). */
   runs: number
   runPackets: number
+  /** Receive runs the helper checked and placed, and their packets (also counted in datagrams/segments). */
+  receiveRuns: number
+  receiveRunPackets: number
 }
 
 const ERRNO_NAMES: Record<number, string> = { 5: 'EIO', 22: 'EINVAL', 90: 'EMSGSIZE', 92: 'ENOPROTOOPT', 95: 'EOPNOTSUPP', 524: 'ENOTSUPP' }
@@ -67,6 +76,12 @@ export type DatagramHandler = (datagram: Buffer, address: string, port: number) 
 
 export interface NativeDatagramEvents {
   onDatagram: DatagramHandler
+  /**
+   * Before onDatagram: datagram `index` of `end` in this batch may start a receive run
+   * (receiveRun); returns how many datagrams from `index` on were consumed (0: none, onDatagram
+   * gets it).
+   */
+  onRun?(index: number, end: number, datagram: Buffer, address: string, port: number): number
   /** A receive error (errno). */
   onReceiveError(errno: number): void
   /** A datagram larger than a slot arrived (`bytes` long, cut short by the kernel: it is dropped). */
@@ -104,6 +119,8 @@ export class NativeDatagramSocket {
   readonly #batch: SendBatch | null
   /** The helper's run framing while UDP GSO works (null: older helper, GSO off, or a run send failed). */
   #runs: RoceRunAddon | null
+  /** The helper's receive runs (null: RDMA_SESSION_SOFTROCE_RECEIVE_RUNS=off / RUNS=off, or an older helper). */
+  readonly #receiveRuns: ReceiveRuns | null
   #mode: BatchedIo
   /** Source addresses as text, by IPv4 address or by the IPv6 words joined. */
   readonly #v4Names = new Map<number, string>()
@@ -149,7 +166,11 @@ export class NativeDatagramSocket {
       })
       : null
     this.#runs = b.ok && gso && !envOff(RUN_DISABLE_ENV) ? runOf(addon) : null
+    const rr = receiveRunOf(addon)
+    this.#receiveRuns = rr.ok ? new ReceiveRuns(rr.addon) : null
     this.#mode = {
+      receiveRuns: rr.ok,
+      ...(rr.ok ? {} : { receiveRunsReason: rr.why }),
       send: gso ? 'gso' : b.ok ? 'sendmmsg' : 'sendmsg',
       receive: gro ? 'gro' : 'recvmmsg',
       ...(sendReason === undefined ? {} : { sendReason }),
@@ -169,7 +190,10 @@ export class NativeDatagramSocket {
     const s = this.#batch?.stats ?? { calls: 0, batched: 0, single: 0, gsoMessages: 0, gsoSegments: 0 }
     const r = this.#handle !== null && this.#batchAddon !== null ? this.#batchAddon.receiverStats(this.#handle) : { reads: 0, datagrams: 0, aggregates: 0, segments: 0 }
     const u = this.#runStats
-    return { ...s, calls: s.calls + u.runs, batched: s.batched + u.runPackets, gsoMessages: s.gsoMessages + u.runMessages, gsoSegments: s.gsoSegments + u.runPackets, runs: u.runs, runPackets: u.runPackets, ...r }
+    return {
+      ...s, calls: s.calls + u.runs, batched: s.batched + u.runPackets, gsoMessages: s.gsoMessages + u.runMessages, gsoSegments: s.gsoSegments + u.runPackets,
+      runs: u.runs, runPackets: u.runPackets, receiveRuns: u.receiveRuns, receiveRunPackets: u.receiveRunPackets, ...r,
+    }
   }
 
   /** Bytes of receive buffers this socket holds (the slab and its meta array). */
@@ -210,7 +234,27 @@ export class NativeDatagramSocket {
     return r
   }
 
-  readonly #runStats = { runs: 0, runPackets: 0, runMessages: 0 }
+  readonly #runStats = { runs: 0, runPackets: 0, runMessages: 0, receiveRuns: 0, receiveRunPackets: 0 }
+
+  /** Whether the helper takes receive runs (receiveRun). */
+  get receiveRuns(): boolean {
+    return this.#receiveRuns !== null
+  }
+
+  /**
+   * During onRun: lets the helper check and place the datagrams of this batch from `first` on
+   * (before `end`) that continue the message `plan` describes for QP `dqpn` (socket/receive-run.ts).
+   */
+  receiveRun(first: number, end: number, dqpn: number, ip: IpContext, plan: ReceiveRunPlan): ReceiveRunResult | null {
+    const rr = this.#receiveRuns
+    if (rr === null) return null
+    const r = rr.run(this.#slab, this.#meta, first, end, dqpn, ip, plan)
+    if (r.packets > 0) {
+      this.#runStats.receiveRuns++
+      this.#runStats.receiveRunPackets += r.packets
+    }
+    return r
+  }
 
   /** Datagrams waiting for the kernel's send queue. */
   get queued(): number {
@@ -240,7 +284,16 @@ export class NativeDatagramSocket {
         continue
       }
       const start = m[at + 7]!
-      ev.onDatagram(this.#slab.subarray(start, start + len), this.#address(m, at), m[at + 1]!)
+      const datagram = this.#slab.subarray(start, start + len)
+      const address = this.#address(m, at)
+      if (ev.onRun !== undefined) {
+        const taken = ev.onRun(i, count, datagram, address, m[at + 1]!)
+        if (taken > 0) {
+          i += taken - 1
+          continue
+        }
+      }
+      ev.onDatagram(datagram, address, m[at + 1]!)
     }
   }
 

@@ -28,6 +28,8 @@ export const GRO_DISABLE_ENV = 'RDMA_SESSION_SOFTROCE_GRO'
 export const BATCH_DISABLE_ENV = 'RDMA_SESSION_SOFTROCE_BATCH'
 /** RDMA_SESSION_SOFTROCE_RUNS=off: no runs framed by the helper (every packet framed in JavaScript). */
 export const RUN_DISABLE_ENV = 'RDMA_SESSION_SOFTROCE_RUNS'
+/** RDMA_SESSION_SOFTROCE_RECEIVE_RUNS=off (or RUNS=off): every received packet handled in JavaScript, none in receive runs. */
+export const RECEIVE_RUN_DISABLE_ENV = 'RDMA_SESSION_SOFTROCE_RECEIVE_RUNS'
 export const BUILD_COMMAND = 'pnpm --filter @rdma-session/provider-softroce build:native'
 
 export interface CreateUdpSocketRequest {
@@ -123,6 +125,26 @@ export interface RoceRunAddon {
 export function runOf(addon: object): RoceRunAddon | null {
   const a = addon as Partial<RoceRunAddon>
   return typeof a.frameRun === 'function' && typeof a.sendRun === 'function' ? (a as RoceRunAddon) : null
+}
+
+/**
+ * The helper's receive runs (native/roce_receive_run.c; helpers built before them lack it):
+ * checks and places the packets of meta entries first..end-1 that continue one message (see
+ * socket/receive-run.ts); returns how many it consumed. params: Uint32Array(9), seeds:
+ * Uint32Array(34), out: Int32Array(8).
+ */
+export interface RoceReceiveRunAddon {
+  receiveRun(slab: Uint8Array, meta: Int32Array, first: number, end: number, params: Uint32Array, seeds: Uint32Array, targets: readonly Uint8Array[], out: Int32Array): number
+}
+
+/** The helper's receive runs, or why they are not used. */
+export function receiveRunOf(addon: object): { readonly ok: true; readonly addon: RoceReceiveRunAddon } | { readonly ok: false; readonly why: string } {
+  for (const env of [RUN_DISABLE_ENV, RECEIVE_RUN_DISABLE_ENV]) {
+    if (isOff(env)) return { ok: false, why: `receive runs are disabled by ${env}=${process.env[env] ?? ''}` }
+  }
+  const a = addon as Partial<RoceReceiveRunAddon>
+  if (typeof a.receiveRun !== 'function') return { ok: false, why: `the helper predates receive runs (no receiveRun); rebuild it with \`${BUILD_COMMAND}\`` }
+  return { ok: true, addon: a as RoceReceiveRunAddon }
 }
 
 /** The batched paths of the loaded helper, or why they are not used. */

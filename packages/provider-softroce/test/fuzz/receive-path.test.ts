@@ -170,8 +170,10 @@ describe('receive-path fuzz', () => {
       }
     }
 
-    // Every datagram handed to a QP that the QP did not drop is 'accepted'.
+    // Every datagram handed to a QP that the QP did not drop is 'accepted', and so is every packet
+    // of a receive run (the helper checked and placed it; socket/receive-run.ts).
     let accepted = 0
+    let inRuns = 0
     for (const q of [d0, ...fuzzQps]) {
       const sq = dd.qp(q.qpn) as SoftRoceQp
       const receive = sq.receivePacket.bind(sq)
@@ -179,6 +181,12 @@ describe('receive-path fuzz', () => {
         const dropped = receive(pkt)
         if (dropped === null) accepted++
         return dropped
+      }
+      const applyRun = sq.applyReceiveRun.bind(sq)
+      sq.applyReceiveRun = (packets, bytes, ackRequests, ended) => {
+        accepted += packets
+        inRuns += packets
+        applyRun(packets, bytes, ackRequests, ended)
       }
     }
 
@@ -302,7 +310,7 @@ describe('receive-path fuzz', () => {
       `[fuzz] ${sent} datagrams in ${seconds.toFixed(1)} s (seed ${SEED}); kinds ${JSON.stringify(Object.fromEntries(kinds))}`,
       `[fuzz] mutations ${JSON.stringify(Object.fromEntries(mutations))}`,
       `[fuzz] predicted stages ${JSON.stringify(stages)}`,
-      `[fuzz] device: received ${c.packetsReceived - recvBase} (fuzz ${sent} + real peer ${pd.counters.packetsSent - peerSentBase}), accepted by a QP ${accepted}, dropped ${drops}: ${JSON.stringify(c.drops)}; NAKs sent ${JSON.stringify(dd.counters.naksSentByKind)}; duplicates answered ${c.duplicatesAnswered}; IPv4 IDs solved ${c.ipv4IdSolved}`,
+      `[fuzz] device: received ${c.packetsReceived - recvBase} (fuzz ${sent} + real peer ${pd.counters.packetsSent - peerSentBase}), accepted by a QP ${accepted} (${inRuns} in receive runs), dropped ${drops}: ${JSON.stringify(c.drops)}; NAKs sent ${JSON.stringify(dd.counters.naksSentByKind)}; duplicates answered ${c.duplicatesAnswered}; IPv4 IDs solved ${c.ipv4IdSolved}`,
       `[fuzz] ${mode}: ${gsoMessages} GSO messages sent; device read ${JSON.stringify(dd.batchedIo?.stats)}`,
       `[fuzz] fuzz QPs driven to ERR and reconnected: ${recycled}; reasons ${JSON.stringify(Object.fromEntries([...errReasons].sort((x, y) => y[1] - x[1]).slice(0, 12)))}`,
       `[fuzz] device WR completions on fuzz QPs: ${JSON.stringify(Object.fromEntries(statuses))}; datagrams the peer got from the device: ${peer.received}`,

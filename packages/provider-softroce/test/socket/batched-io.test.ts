@@ -71,7 +71,7 @@ describe('a device pair on the batched path', () => {
   for (const address of ['127.0.0.1', '::1']) {
     it(`moves 4 MiB byte-exact over ${address} with UDP GSO out and UDP GRO in`, async () => {
       const pair = await openTracked({ address })
-      for (const d of [pair.da, pair.db]) expect(d.diagnostics.batchedIo).toEqual({ send: 'gso', receive: 'gro' })
+      for (const d of [pair.da, pair.db]) expect(d.diagnostics.batchedIo).toEqual({ send: 'gso', receive: 'gro', receiveRuns: true })
       await writeExact(pair, 4 << 20)
       const tx = pair.da.batchedIo!.stats
       const rx = pair.db.batchedIo!.stats
@@ -257,7 +257,7 @@ describe('fallbacks', () => {
     // The kernel's answers at the system-call boundary: ENOPROTOOPT to both options...
     const refusing = { ...addon, udpOffload: () => ({ segment: 92, gro: 92 }) }
     const r1 = receiver(refusing)
-    expect(r1.sock.batchedIo).toEqual({ send: 'sendmmsg', receive: 'recvmmsg', sendReason: 'the kernel refused UDP_SEGMENT (ENOPROTOOPT)', receiveReason: 'the kernel refused UDP_GRO (ENOPROTOOPT)' })
+    expect(r1.sock.batchedIo).toEqual({ send: 'sendmmsg', receive: 'recvmmsg', receiveRuns: true, sendReason: 'the kernel refused UDP_SEGMENT (ENOPROTOOPT)', receiveReason: 'the kernel refused UDP_GRO (ENOPROTOOPT)' })
     // ... or EINVAL to a GSO send (as for a socket with UDP checksums off).
     const failing = {
       ...addon,

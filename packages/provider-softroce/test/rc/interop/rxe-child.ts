@@ -164,6 +164,22 @@ await check('64 KiB WRITE and READ round trip (64 packets each)', async () => {
   await qp.read(mr.slice(700_000, 60_000), remote(0, 60_000))
   return view.subarray(700_000, 760_000).equals(big.subarray(0, 60_000)) || 'bytes differ'
 })
+// rxe's multi-packet WRITE and SEND (full-size last packet) to softroce: their middle packets can be
+// taken by softroce's receive runs (socket/receive-run.ts) when they arrive in one receive batch,
+// with rxe's hashed IPv4 IDs solved by the helper.
+await check('rxe RDMA_WRITE (59 packets) -> softroce memory', async () => {
+  const want = pattern(65_536, 3).subarray(0, 60_000)
+  await peer.write(0, 800_000, 60_000)
+  for (let i = 0; i < 500 && !view.subarray(800_000, 860_000).equals(want); i++) await new Promise((r) => setTimeout(r, 10))
+  return view.subarray(800_000, 860_000).equals(want) || 'bytes differ'
+})
+await check('rxe SEND (8 packets) -> softroce receive', async () => {
+  const recv = qp.recv(mr.slice(900_000, 8192 + 64))
+  recv.catch(() => undefined) // a failed check reports its detail below instead of an unhandled rejection
+  await peer.send(0, 8192)
+  const wc = await recv
+  return (wc.byteLen === 8192 && view.subarray(900_000, 908_192).equals(pattern(65_536, 3).subarray(0, 8192))) || `byteLen ${wc.byteLen}`
+})
 await check('rxe RNR NAK (no receive posted), then the SEND completes once one is', async () => {
   const send = qp.send(mr.slice(0, 100))
   // The receive goes up once rxe has refused the SEND (rnrRetry 7 retries for ever): a fixed 50 ms could end

@@ -165,10 +165,7 @@ export class NativeDatagramSocket {
         },
       })
       : null
-    // Runs are IPv4 only for now: over IPv6, the netns test with loss, duplication and reordering
-    // (test/netns/impaired-link.test.ts, selective repeat) lost a READ to RETRY_EXC_ERR in 2 of 4
-    // runs with runs on and in none with them off; IPv4 passed every time. Not understood yet.
-    this.#runs = b.ok && gso && family === 4 && !envOff(RUN_DISABLE_ENV) ? runOf(addon) : null
+    this.#runs = b.ok && gso && !envOff(RUN_DISABLE_ENV) ? runOf(addon) : null
     const rr = receiveRunOf(addon)
     this.#receiveRuns = rr.ok ? new ReceiveRuns(rr.addon) : null
     this.#mode = {

@@ -103,7 +103,7 @@ class Host {
 }
 
 interface Opened { qps: { qpn: number; psn: number }[]; rkey: number; addr: number; diagnostics: { pmtudiscDo: boolean; noCheck6Rx: boolean } }
-interface Finished { cpuSeconds: number; sha: string; counters: DeviceCountersSnapshot; batchedIo: { send: string; stats: { gsoMessages: number; gsoSegments: number } } | null; sends: CompletionTally; recvs: CompletionTally; stray: number; failures: unknown[] }
+interface Finished { cpuSeconds: number; sha: string; counters: DeviceCountersSnapshot; batchedIo: { send: string; stats: { gsoMessages: number; gsoSegments: number; runs: number; runPackets: number; aggregates: number; segments: number } } | null; sends: CompletionTally; recvs: CompletionTally; stray: number; failures: unknown[] }
 
 let bundle = ''
 let lab: ImpairedPath | null = null
@@ -163,6 +163,7 @@ describe.skipIf(Boolean(why))('two network namespaces, 5 % loss + 1 % duplicatio
       `[netns] kernel drops besides nftables (UDP receive buffers, veth): ${JSON.stringify(kernel)}`,
       `[netns] A: sent ${ca.packetsSent}, received ${ca.packetsReceived}, retransmits ${ca.retransmits}, timeouts ${ca.timeouts}, seq NAKs received ${ca.seqNaksReceived}, SACK NAKs received ${ca.sackNaksReceived}, tail probes ${ca.tailProbes}, drops ${JSON.stringify(ca.drops)}`,
       `[netns] B: sent ${cb.packetsSent}, received ${cb.packetsReceived}, duplicates answered ${cb.duplicatesAnswered}, NAKs sent ${cb.naksSent} (SACK ${cb.sackNaksSent}), held out of order ${cb.outOfOrderBuffered}, reorder overflows ${cb.reorderOverflows}, drops ${JSON.stringify(cb.drops)}`,
+      `[netns] socket: A runs ${ra.batchedIo?.stats.runs ?? 0} (${ra.batchedIo?.stats.runPackets ?? 0} packets), send errors ${ca.sendErrors}, queued for a full send queue ${ca.nativeSendFallbacks}, receive errors ${ca.receiveErrors}, GRO aggregates ${ra.batchedIo?.stats.aggregates ?? 0}; B send errors ${cb.sendErrors}, queued ${cb.nativeSendFallbacks}, receive errors ${cb.receiveErrors}, GRO aggregates ${rb.batchedIo?.stats.aggregates ?? 0}`,
       `[netns] completions: sends ${JSON.stringify(ra.sends)}, receives ${JSON.stringify(rb.recvs)}, stray ${ra.stray + rb.stray}`,
       `[netns] CPU seconds: host A ${ra.cpuSeconds.toFixed(1)}, host B ${rb.cpuSeconds.toFixed(1)}, relay ${relay.cpuSeconds.toFixed(1)}`,
       `[netns] sha256 expected ${fa.expectedSha.slice(0, 16)}…, A ${ra.sha.slice(0, 16)}…, B ${rb.sha.slice(0, 16)}…`,

@@ -13,8 +13,8 @@ import { verifyIcrc, type IpContext } from '../../src/wire/icrc.js'
 import { RcOpcode } from '../../src/wire/opcodes.js'
 import { encodePacket } from '../../src/wire/packet.js'
 import { packet, sign } from '../fuzz/packet-forge.js'
-import { connect, pattern, register, type Pair } from '../rc/harness.js'
-import { sha, trackedCleanup, until } from './pair-kit.js'
+import { connect, pattern, register } from '../rc/harness.js'
+import { sha, trackedCleanup, until, writeExact } from './pair-kit.js'
 
 const nr = nativeReceiveOf(loadSockoptAddon())
 if (!nr.ok) throw new Error(`the batched-I/O tests need the native helper: ${nr.why}`)
@@ -34,17 +34,6 @@ async function withEnv<T>(env: Record<string, string>, fn: () => Promise<T>): Pr
       else process.env[k] = v
     }
   }
-}
-
-/** A WRITE of `size` bytes from A to B, checked byte for byte. */
-async function writeExact(pair: Pair, size: number, mtu: 1024 | 4096 = 4096): Promise<void> {
-  const { qa } = connect(pair, { mtu })
-  const ma = register(pair.a, size)
-  const mb = register(pair.b, size)
-  const data = pattern(size, size & 0xff)
-  ma.bytes.set(data)
-  await qa.write(ma.slice(0, size), mb.region(0, size))
-  expect(sha(mb.bytes), 'the WRITE landed byte-exact').toBe(sha(data))
 }
 
 describe('a device pair on the batched path', () => {

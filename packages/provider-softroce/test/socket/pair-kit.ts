@@ -1,10 +1,10 @@
 /**
  * Setup the socket tests that move data through a device pair share: pairs closed after each test,
- * a condition awaited with a deadline, and digests to compare buffers byte for byte.
+ * a condition awaited with a deadline, digests to compare buffers byte for byte, a checked WRITE.
  */
 import { createHash } from 'node:crypto'
-import { afterEach } from 'vitest'
-import { openPair, type Pair } from '../rc/harness.js'
+import { afterEach, expect } from 'vitest'
+import { connect, openPair, pattern, register, type Pair } from '../rc/harness.js'
 
 /**
  * Call at the top of a test file: `defer` queues a cleanup and `openTracked` opens a pair that is
@@ -37,4 +37,19 @@ export async function until(what: string, ok: () => boolean, ms = 10_000): Promi
     if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`)
     await new Promise((r) => setTimeout(r, 2))
   }
+}
+
+/**
+ * Connects a QP pair at `mtu` and WRITEs `size` bytes (pattern `seed`) from A to B, checked byte for
+ * byte; gives the QPs and both regions for more.
+ */
+export async function writeExact(pair: Pair, size: number, mtu: 1024 | 4096 = 4096, seed = size & 0xff): Promise<ReturnType<typeof connect> & { ma: ReturnType<typeof register>; mb: ReturnType<typeof register> }> {
+  const qps = connect(pair, { mtu })
+  const ma = register(pair.a, size)
+  const mb = register(pair.b, size)
+  const data = pattern(size, seed)
+  ma.bytes.set(data)
+  await qps.qa.write(ma.slice(0, size), mb.region(0, size))
+  expect(sha(mb.bytes), 'the WRITE landed byte-exact').toBe(sha(data))
+  return { ...qps, ma, mb }
 }

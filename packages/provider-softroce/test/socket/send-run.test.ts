@@ -15,7 +15,7 @@ import { ipv4IdIcrcDelta, patchIcrc, solveIpv4Id, verifyIcrc, type IpContext } f
 import { HeaderSize, OPCODE_TABLE, RcOpcode } from '../../src/wire/opcodes.js'
 import { encodePacketInto, type RocePacket } from '../../src/wire/packet.js'
 import { connect, pattern, register, type Pair } from '../rc/harness.js'
-import { sha, trackedCleanup, until } from './pair-kit.js'
+import { sha, trackedCleanup, until, writeExact } from './pair-kit.js'
 
 const loaded = loadSockoptAddon()
 if (!loaded.loaded) throw new Error(`the run tests need the native helper: ${loaded.why}`)
@@ -161,14 +161,7 @@ describe('a device pair sends the middle packets of its messages as runs', () =>
     it(`WRITE and SEND byte-exact over ${address}, MTU 1024 and 4096`, async () => {
       const pair = await openTracked({ address })
       for (const mtu of [1024, 4096] as const) {
-        const { qa, qb } = connect(pair, { mtu })
-        const size = (3 << 20) + 100
-        const ma = register(pair.a, size)
-        const mb = register(pair.b, size)
-        const data = pattern(size, mtu & 0xff)
-        ma.bytes.set(data)
-        await qa.write(ma.slice(0, size), mb.region(0, size))
-        expect(sha(mb.bytes), 'the WRITE landed byte-exact').toBe(sha(data))
+        const { qa, qb, ma } = await writeExact(pair, (3 << 20) + 100, mtu, mtu & 0xff)
         const sendSize = 256 * 1024 + 12
         const recv = register(pair.b, sendSize)
         const done = qb.recv(recv.slice(0, sendSize))

@@ -56,31 +56,31 @@ Napi::Value LibraryStatus(Napi::Env env, const LibraryLoad& load);
 // per symbol; the including file defines kLibrary, a constexpr rv::LibrarySpec, in its anonymous
 // namespace first. Defines there LoadedLibrary() (opens and resolves once per process), and the
 // forwarders.
-#define RV_DYNAMIC_LIBRARY(FUNCTIONS)                               \
-  namespace {                                                             \
-  struct DynamicTable {                                                   \
-    FUNCTIONS(RV_DL_POINTER)                                              \
-  };                                                                      \
-  struct DynamicState {                                                   \
-    ::rv::LibraryLoad load;                                               \
-    DynamicTable fns;                                                     \
-  };                                                                      \
-  const DynamicState& OpenDynamic() {                                     \
-    static DynamicState lib;                                              \
-    static std::once_flag once;                                           \
-    std::call_once(once, [] {                                             \
-      lib.load = ::rv::OpenLibrary(kLibrary);                                 \
-      if (lib.load.handle == nullptr) return;                             \
-      FUNCTIONS(RV_DL_RESOLVE)                                     \
-      ::rv::FinishLoad(lib.load);                                         \
-    });                                                                   \
-    return lib;                                                           \
-  }                                                                       \
-  [[maybe_unused]] const ::rv::LibraryLoad& LoadedLibrary() { return OpenDynamic().load; } \
-  const DynamicTable& DynamicFunctions() {                                \
-    const DynamicState& lib = OpenDynamic();                              \
-    if (!lib.load.loaded) ::rv::AbortUnloaded(kLibrary, lib.load);            \
-    return lib.fns;                                                       \
-  }                                                                       \
-  }                                                                       \
+#define RV_DYNAMIC_LIBRARY(FUNCTIONS)                                                             \
+  namespace {                                                                                     \
+  struct DynamicTable {                                                                           \
+    FUNCTIONS(RV_DL_POINTER)                                                                      \
+  };                                                                                              \
+  struct DynamicState {                                                                           \
+    ::rv::LibraryLoad load;                                                                       \
+    DynamicTable fns;                                                                             \
+  };                                                                                              \
+  const DynamicState& OpenDynamic() {                                                             \
+    static DynamicState lib;                                                                      \
+    static std::once_flag once;                                                                   \
+    std::call_once(once, [] {                                                                     \
+      lib.load = ::rv::OpenLibrary(kLibrary);                                                     \
+      if (lib.load.handle == nullptr) return;                                                     \
+      FUNCTIONS(RV_DL_RESOLVE)                                                                    \
+      ::rv::FinishLoad(lib.load);                                                                 \
+    });                                                                                           \
+    return lib;                                                                                   \
+  }                                                                                               \
+  [[maybe_unused]] const ::rv::LibraryLoad& LoadedLibrary() { return OpenDynamic().load; }        \
+  const DynamicTable& DynamicFunctions() {                                                        \
+    const DynamicState& lib = OpenDynamic();                                                      \
+    if (!lib.load.loaded) ::rv::AbortUnloaded(kLibrary, lib.load);                                \
+    return lib.fns;                                                                               \
+  }                                                                                               \
+  }                                                                                               \
   FUNCTIONS(RV_DL_FORWARD)

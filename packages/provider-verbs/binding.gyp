@@ -10,7 +10,9 @@
         "native/queue-pair.cc",
         "native/libibverbs.cc",
         "native/cm.cc",
-        "native/librdmacm.cc"
+        "native/librdmacm.cc",
+        "native/dynamic-library.cc",
+        "native/qp-attr.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED"],

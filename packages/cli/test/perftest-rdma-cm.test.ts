@@ -23,7 +23,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { guestSupport, startGuest, type Guest, type RunResult } from '../../../tools/rxe-vm/index.mjs'
 import { environmentSkip } from '../../../tools/test-env.mjs'
 import { bundleCliForGuest } from './guest-cli.js'
-import { guestClientLoop, guestRun, guestShow, kindRow, resultRow, tagged, type SoftroceCounters } from './perftest-guest.js'
+import { guestClientLoop, guestRun, guestShow, resultRow, tagged } from './perftest-guest.js'
+import { expectNoRxeDrops, expectStepFigures, guestStepOutput, hostClientRun, stepRows } from './perftest-step.js'
 
 const here = fileURLToPath(new URL('.', import.meta.url))
 const pkg = join(here, '..')
@@ -93,9 +94,6 @@ function guestScript(): string {
   return `${lines.join('\n')}\n`
 }
 
-/** Which side prints a result row: a BW server prints the client's; a SEND BW receiver its own. */
-const printsRow = (s: Test, side: 'server' | 'client'): boolean => side === 'client' || s.kind === 'bw' || s.verb === 'write' || s.verb === 'send'
-
 interface CmStats { readonly drops: Record<string, number> }
 
 const figures: string[] = []
@@ -146,11 +144,7 @@ describe.skipIf(Boolean(why))('rdma-session perftest -R <-> perftest -R on kerne
       let r: RunResult
       try {
         if (s.guest === 'server') {
-          for (;;) {
-            r = await runHost([...common, '10.77.0.2'], 150_000)
-            if (!(r.code === 1 && /Couldn't connect/.test(r.stderr)) || Date.now() - t0 > 180_000) break
-            await new Promise((res) => setTimeout(res, 250))
-          }
+          r = await hostClientRun(() => runHost([...common, '10.77.0.2'], 150_000), /Couldn't connect/, t0)
         } else {
           r = await runHost(common, 150_000, () => writeFileSync(join(share, `host-listening-${s.k}`), ''))
         }
@@ -158,43 +152,24 @@ describe.skipIf(Boolean(why))('rdma-session perftest -R <-> perftest -R on kerne
         writeFileSync(join(share, `host-done-${s.k}`), '')
       }
       expect(r.code, `rdma-session perftest: ${r.stdout}\n${r.stderr}`).toBe(0)
-      let g: string[] = []
-      for (let i = 0; i < 1200 && !g.some((l) => l.startsWith('exit=')); i++) {
-        await new Promise((res) => setTimeout(res, 100))
-        g = tagged(guest!.output(), String(s.k))
-      }
-      const gOut = g.join('\n')
-      const gErr = tagged(guest!.output(), `${s.k}!`).join('\n')
+      const { lines: g, out: gOut, err: gErr } = await guestStepOutput(guest!, s.k)
       expect(g, `${tool(s)} -R (guest): ${gOut}\n${gErr}`).toContain('exit=0')
       // Both ran over rdma_cm: perftest says so in its banner, and so does the command.
       expect(gOut).toMatch(/^ rdma_cm QPs\t? *: ON$/m)
       expect(gOut).toMatch(/^ Data ex\. method : rdma_cm/m)
       expect(r.stdout).toContain(' rdma_cm QPs\t : ON\n Data ex. method : rdma_cm\n')
-      const hostSide = s.guest === 'server' ? 'client' : 'server'
-      const rows: [string, ReturnType<typeof resultRow>][] = []
-      if (printsRow(s, hostSide)) rows.push(['rdma-session perftest', resultRow(r.stdout, s.kind)])
-      if (printsRow(s, s.guest)) rows.push([tool(s), resultRow(gOut, s.kind)])
-      console.info(`[cli perftest -R] step ${s.k} rows:\n  host:  ${(kindRow(s.kind).exec(r.stdout) ?? [''])[0]}\n  guest: ${(kindRow(s.kind).exec(gOut) ?? [''])[0]}`)
+      const { hostSide, rows } = stepRows('cli perftest -R', s, tool(s), r.stdout, gOut)
       for (const [who, row] of rows) {
         expect(row, `${who} result row in:\n${who === tool(s) ? gOut : r.stdout}`).not.toBeNull()
         expect(row!.size, who).toBe(s.size)
         expect(row!.iters, who).toBe(s.iters)
       }
       // A BW server (but a SEND receiver) prints the client's figures, received over the control QP.
-      const relayed = s.kind === 'bw' && s.verb !== 'send'
-      if (relayed) expect(rows[0]![1], 'the server printed the client\'s figures').toEqual(rows[1]![1])
-      const ours = rows.find(([who]) => who === 'rdma-session perftest')?.[1]
-      if (ours !== undefined && !(relayed && hostSide === 'server')) {
-        expect(ours!.figure, 'softroce\'s figure').toBeGreaterThan(0)
-        expect(ours!.figure, 'softroce\'s figure').toBeLessThan(Infinity)
-      }
+      expectStepFigures(s, hostSide, rows)
       // The keys came over rdma_cm: the command printed rxe2's GID for the remote side.
       expect(r.stdout).toMatch(/ remote address: LID 0000 QPN 0x[0-9a-f]{4,6} PSN 0x[0-9a-f]+/)
       expect(r.stdout).toMatch(/GID: 00:00:00:00:00:00:00:00:00:00:255:255:10:77:00:02$/m)
-      const sr = JSON.parse(/^softroce counters: (.*)$/m.exec(r.stderr)?.[1] ?? 'null') as SoftroceCounters | null
-      expect(sr, `--stats line in: ${r.stderr}`).not.toBeNull()
-      expect(sr!.drops.badIcrc, 'softroce dropped rxe packets for a bad ICRC').toBe(0)
-      expect(sr!.drops.malformed).toBe(0)
+      expectNoRxeDrops(r.stderr)
       const cm = JSON.parse(/^softroce cm: (.*)$/m.exec(r.stderr)?.[1] ?? 'null') as CmStats | null
       expect(cm, `--stats cm line in: ${r.stderr}`).not.toBeNull()
       // Only a DREP that crossed our own DREQ's answer may come too late (Linux's cm.c drops it as

@@ -22,7 +22,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { guestSupport, startGuest, type Guest, type RunResult } from '../../../tools/rxe-vm/index.mjs'
 import { environmentSkip } from '../../../tools/test-env.mjs'
 import { bundleCliForGuest } from './guest-cli.js'
-import { guestClientLoop, guestRun, guestShow, kindRow, resultRow, tagged, type SoftroceCounters } from './perftest-guest.js'
+import { guestClientLoop, guestRun, guestShow, kindRow, resultRow, tagged } from './perftest-guest.js'
+import { expectNoRxeDrops, expectStepFigures, guestStepOutput, hostClientRun, stepRows } from './perftest-step.js'
 
 const here = fileURLToPath(new URL('.', import.meta.url))
 const pkg = join(here, '..')
@@ -140,9 +141,6 @@ function guestScript(): string {
   return `${lines.join('\n')}\n`
 }
 
-/** Which side prints a result row: perftest BW servers print the client's; read/atomic latency servers print none. */
-const printsRow = (s: Step, side: 'server' | 'client'): boolean => side === 'client' || s.kind === 'bw' || s.verb === 'write' || s.verb === 'send'
-
 const figures: string[] = []
 
 describe.skipIf(Boolean(why))('rdma-session perftest <-> perftest on kernel rxe (rxe-vm guest)', () => {
@@ -176,37 +174,22 @@ describe.skipIf(Boolean(why))('rdma-session perftest <-> perftest on kernel rxe 
       try {
         if (s.guest === 'server') {
           // perftest's server listens on IPv4 only: the exchange goes to 10.77.0.2 for both families.
-          for (;;) {
-            r = await runHost([...common, '10.77.0.2'], hostMs(s))
-            if (!(r.code === 1 && /ECONNREFUSED|Couldn't connect/.test(r.stderr)) || Date.now() - t0 > 180_000) break
-            await new Promise((res) => setTimeout(res, 250))
-          }
+          r = await hostClientRun(() => runHost([...common, '10.77.0.2'], hostMs(s)), /ECONNREFUSED|Couldn't connect/, t0)
         } else {
           r = await runHost(common, hostMs(s))
         }
       } finally {
         writeFileSync(join(share, `host-done-${s.k}`), '')
       }
-      let g: string[] = []
-      for (let i = 0; i < 1200 && !g.some((l) => l.startsWith('exit=')); i++) {
-        await new Promise((res) => setTimeout(res, 100))
-        g = tagged(guest!.output(), String(s.k))
-      }
-      const gOut = g.join('\n')
-      const gErr = tagged(guest!.output(), `${s.k}!`).join('\n')
+      const { lines: g, out: gOut, err: gErr } = await guestStepOutput(guest!, s.k)
       if (r.code !== 0) {
         // on failure, both sides' output (which end stopped first, and where), rxe2's counters and the netns' UDP counters (receive buffer drops)
         const udp = await guest!.run('cat', ['/proc/net/snmp'], { timeoutMs: 10_000 }).then((u) => u.stdout.split('\n').filter((l) => l.startsWith('Udp:')).join('\n'), (e: Error) => e.message)
         expect(r.code, `rdma-session perftest (${Date.now() - t0} ms): ${r.stdout}\n${r.stderr}\n--- ${tool(s)} (guest):\n${gOut}\n${gErr}\n--- rxe2 counters: ${tagged(guest!.output(), `${s.k}#`).join(' ')}\n--- netns ${udp}`).toBe(0)
       }
       expect(g, `${tool(s)} (guest): ${gOut}\n${gErr}`).toContain('exit=0')
-      const hostSide = s.guest === 'server' ? 'client' : 'server'
-      const rows: [string, ReturnType<typeof resultRow>][] = []
-      const dur = s.duration !== undefined
-      if (printsRow(s, hostSide)) rows.push(['rdma-session perftest', resultRow(r.stdout, s.kind, dur)])
-      if (printsRow(s, s.guest)) rows.push([tool(s), resultRow(gOut, s.kind, dur)])
-      console.info(`[cli perftest] step ${s.k} rows:\n  host:  ${(kindRow(s.kind, dur).exec(r.stdout) ?? [''])[0]}\n  guest: ${(kindRow(s.kind, dur).exec(gOut) ?? [''])[0]}`)
-      if (dur && s.kind === 'lat') for (const out of [r.stdout, ...(printsRow(s, s.guest) ? [gOut] : [])]) expect(out).toContain(' #bytes        #iterations       t_avg[usec]    tps average')
+      const { hostSide, rows } = stepRows('cli perftest', s, tool(s), r.stdout, gOut)
+      if (s.duration !== undefined && s.kind === 'lat') for (const [who] of rows) expect(who === tool(s) ? gOut : r.stdout).toContain(' #bytes        #iterations       t_avg[usec]    tps average')
       for (const [who, row] of rows) {
         expect(row, `${who} result row in:\n${who === tool(s) ? gOut : r.stdout}`).not.toBeNull()
         const out = who === tool(s) ? gOut : r.stdout
@@ -220,24 +203,9 @@ describe.skipIf(Boolean(why))('rdma-session perftest <-> perftest on kernel rxe 
         if (s.duration === undefined) expect(row!.iters, who).toBe(s.iters * (s.qps ?? 1))
         else expect(row!.iters, who).toBeGreaterThan(0)
       }
-      // A BW server (but a SEND receiver) prints the client's figures, as received in the report
-      // exchange: then the two rows must agree. Figures softroce measured must be positive and
-      // finite; those perftest measured under TCG rest on its rdtsc-sampled CPU MHz, which a
-      // loaded host throws off (0.00, or inf when its clock sampling gives up), so they are only
-      // checked for form.
-      const relayed = s.kind === 'bw' && s.verb !== 'send'
-      if (relayed) expect(rows[0]![1], 'the server printed the client\'s figures').toEqual(rows[1]![1])
-      const ours = rows.find(([who]) => who === 'rdma-session perftest')?.[1]
-      if (ours !== undefined && !(relayed && hostSide === 'server')) {
-        expect(ours!.figure, 'softroce\'s figure').toBeGreaterThan(0)
-        expect(ours!.figure, 'softroce\'s figure').toBeLessThan(Infinity)
-      }
+      expectStepFigures(s, hostSide, rows)
       expect(r.stdout).toMatch(new RegExp(`GID: ${s.fam === 4 ? '00:00:00:00:00:00:00:00:00:00:255:255:10:77:00:02' : '253:119:00:00:00:00:00:00:00:00:00:00:00:00:00:02'}$`, 'm'))
-      // softroce took every packet of rxe's: none failed the ICRC or was malformed.
-      const sr = JSON.parse(/^softroce counters: (.*)$/m.exec(r.stderr)?.[1] ?? 'null') as SoftroceCounters | null
-      expect(sr, `--stats line in: ${r.stderr}`).not.toBeNull()
-      expect(sr!.drops.badIcrc, 'softroce dropped rxe packets for a bad ICRC').toBe(0)
-      expect(sr!.drops.malformed).toBe(0)
+      expectNoRxeDrops(r.stderr)
       const shape = `${s.all === true ? 8388608 : s.verb === 'atomic' ? 8 : s.size} B${s.all === true ? ' (last of -a)' : ''}${s.qps === undefined ? '' : `, ${s.qps} QPs`}${s.duration === undefined ? '' : `, -D ${s.duration}`}`
       const line = `IPv${s.fam} ${role.padEnd(40)} ${shape.padStart(8)}: ${rows.map(([who, row]) => `${who} ${row!.figure} ${s.kind === 'bw' ? 'MB/s' : 'usec'}`).join(', ')}`
       figures.push(line)

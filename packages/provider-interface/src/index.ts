@@ -15,3 +15,7 @@ export { FifoQueue } from './provider-kit/fifo-queue.js'
 export { ResponderResources, type ReadReplay } from './provider-kit/responder-resources.js'
 export { microtaskRunner } from './provider-kit/microtask.js'
 export { seededRandom } from './provider-kit/seeded-random.js'
+// The rdma_cm kit both connection managers (softroce, verbs) share: argument checks, the listener's accept queue, the connection shell.
+export { CM_ALL_ACCESS, checkCmPort, checkCmBacklog, checkCmPrivateData, cmTarget } from './cm-kit/cm-checks.js'
+export { CmListenerBase } from './cm-kit/cm-listener-base.js'
+export { CmConnectionShell, cmQpToError, createCmQp, type CmKitQp } from './cm-kit/cm-connection-shell.js'

@@ -229,23 +229,8 @@ Napi::Value CmChannel::InitQpAttr(const Napi::CallbackInfo& info) {
   if (rdma_init_qp_attr(id, &a, &mask) != 0) ThrowCm(env, "rdma_init_qp_attr", errno);
   Napi::Object o = Napi::Object::New(env);
   o.Set("mask", mask);
-  o.Set("accessFlags", a.qp_access_flags);
-  o.Set("pkeyIndex", a.pkey_index);
-  o.Set("portNum", a.port_num);
-  o.Set("pathMtu", static_cast<uint32_t>(a.path_mtu));
-  o.Set("destQpn", a.dest_qp_num);
-  o.Set("rqPsn", a.rq_psn);
-  o.Set("sqPsn", a.sq_psn);
-  o.Set("maxDestRdAtomic", a.max_dest_rd_atomic);
-  o.Set("maxRdAtomic", a.max_rd_atomic);
-  o.Set("minRnrTimer", a.min_rnr_timer);
-  o.Set("timeout", a.timeout);
-  o.Set("retryCnt", a.retry_cnt);
-  o.Set("rnrRetry", a.rnr_retry);
-  o.Set("sgidIndex", a.ah_attr.grh.sgid_index);
-  o.Set("hopLimit", a.ah_attr.grh.hop_limit);
-  o.Set("trafficClass", a.ah_attr.grh.traffic_class);
-  o.Set("dgid", Napi::Buffer<uint8_t>::Copy(env, a.ah_attr.grh.dgid.raw, 16));
+  SetQpAttrs(o, a);
+  SetGrhAttrs(env, o, a.ah_attr.grh);
   return o;
 }
 

@@ -2,14 +2,11 @@
 // binary) loads on a host without rdma-core, and says so when asked, instead of failing to load
 // with "libibverbs.so.1: cannot open shared object file". Each libibverbs function the addon (or an
 // inline function of <infiniband/verbs.h>) calls is defined here as a forwarder to the symbol
-// dlsym found; the addon is built with -fvisibility=hidden, so these stay internal to it.
+// dlsym found (the loader: dynamic-library.h); the addon is built with -fvisibility=hidden, so
+// these stay internal to it.
 // RDMA_SESSION_LIBIBVERBS names another library file to open (tests; rdma-core in another prefix).
 #include "verbs.h"
-#include <cstdio>
-#include <cstdlib>
-#include <dlfcn.h>
-#include <mutex>
-#include <string>
+#include "dynamic-library.h"
 
 // X(return type, name, parameters, arguments): every libibverbs symbol the addon references.
 #define RV_IBV_FUNCTIONS(X)                                                                                      \
@@ -52,88 +49,19 @@
   X(int, ibv_destroy_qp, (struct ibv_qp* qp), (qp))
 
 namespace {
-
-struct Functions {
-#define RV_POINTER(ret, name, params, args) ret(*name) params = nullptr;
-  RV_IBV_FUNCTIONS(RV_POINTER)
-#undef RV_POINTER
-};
-
-struct Library {
-  bool loaded = false;
-  std::string file;
-  std::string error;
-  Functions fns;
-};
-
-const char* LibraryFile() {
-  const char* env = std::getenv("RDMA_SESSION_LIBIBVERBS");
-  return env != nullptr && env[0] != '\0' ? env : "libibverbs.so.1";
-}
-
-// Opens the library and resolves every symbol, once per process; the handle is never closed.
-const Library& Open() {
-  static Library lib;
-  static std::once_flag once;
-  std::call_once(once, [] {
-    lib.file = LibraryFile();
-    void* handle = dlopen(lib.file.c_str(), RTLD_NOW | RTLD_LOCAL);
-    if (handle == nullptr) {
-      const char* why = dlerror();
-      lib.error = why != nullptr ? why : lib.file + ": dlopen failed";
-      return;
-    }
-#define RV_RESOLVE(ret, name, params, args)                                                   \
-    lib.fns.name = reinterpret_cast<decltype(lib.fns.name)>(dlsym(handle, #name));            \
-    if (lib.fns.name == nullptr && lib.error.empty()) {                                       \
-      lib.error = lib.file + " has no " #name " (rdma-core older than v22?)";                 \
-    }
-    RV_IBV_FUNCTIONS(RV_RESOLVE)
-#undef RV_RESOLVE
-    lib.loaded = lib.error.empty();
-  });
-  return lib;
-}
-
-// The forwarders run only after RequireLibibverbs succeeded (every path starts at listDevices or
-// new Device); reaching one without the library is a bug in the addon, not a user error.
-const Functions& Fns() {
-  const Library& lib = Open();
-  if (!lib.loaded) {
-    std::fprintf(stderr, "rdma_verbs: a libibverbs function was called but %s\n", lib.error.c_str());
-    std::abort();
-  }
-  return lib.fns;
-}
-
+constexpr rv::LibrarySpec kLibrary{"libibverbs", "RDMA_SESSION_LIBIBVERBS", "libibverbs.so.1", "v22"};
 }  // namespace
 
-// Parenthesized names: some (ibv_query_port) are also function-like macros in <infiniband/verbs.h>.
-#define RV_FORWARD(ret, name, params, args) \
-  extern "C" ret(name) params { return (Fns().name) args; }
-RV_IBV_FUNCTIONS(RV_FORWARD)
-#undef RV_FORWARD
+RV_DYNAMIC_LIBRARY(RV_IBV_FUNCTIONS)
 
 namespace rv {
 
 void RequireLibibverbs(Napi::Env env) {
-  const Library& lib = Open();
-  if (!lib.loaded) {
-    Napi::Error err = Napi::Error::New(env, "libibverbs could not be loaded: " + lib.error);
-    err.Set("code", "ERR_LIBIBVERBS_MISSING");
-    throw err;
-  }
+  RequireLoaded(env, kLibrary, LoadedLibrary(), "ERR_LIBIBVERBS_MISSING",
+                "");
 }
 
 // libibverbs() -> { loaded: true, file } | { loaded: false, file, error }: opens it on first call.
-Napi::Value LibibverbsStatus(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  const Library& lib = Open();
-  Napi::Object out = Napi::Object::New(env);
-  out.Set("loaded", lib.loaded);
-  out.Set("file", lib.file);
-  if (!lib.loaded) out.Set("error", lib.error);
-  return out;
-}
+Napi::Value LibibverbsStatus(const Napi::CallbackInfo& info) { return LibraryStatus(info.Env(), LoadedLibrary()); }
 
 }  // namespace rv

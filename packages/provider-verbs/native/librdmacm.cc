@@ -1,14 +1,11 @@
 // librdmacm.cc - librdmacm opened at run time (dlopen), like libibverbs (libibverbs.cc): the addon
 // loads on a host without rdma-core's librdmacm1, and only a connection manager (new CmChannel)
 // needs it; without it that constructor throws ERR_LIBRDMACM_MISSING. Each librdmacm function the
-// addon calls is defined here as a forwarder to the symbol dlsym found (hidden: -fvisibility=hidden).
+// addon calls is defined here as a forwarder to the symbol dlsym found (the loader:
+// dynamic-library.h; hidden: -fvisibility=hidden).
 // RDMA_SESSION_LIBRDMACM names another library file to open (tests; rdma-core in another prefix).
 #include "cm.h"
-#include <cstdio>
-#include <cstdlib>
-#include <dlfcn.h>
-#include <mutex>
-#include <string>
+#include "dynamic-library.h"
 
 // X(return type, name, parameters, arguments): every librdmacm symbol the addon references.
 #define RV_CM_FUNCTIONS(X)                                                                                    \
@@ -34,87 +31,19 @@
   X(const char*, rdma_event_str, (enum rdma_cm_event_type e), (e))
 
 namespace {
-
-struct Functions {
-#define RV_POINTER(ret, name, params, args) ret(*name) params = nullptr;
-  RV_CM_FUNCTIONS(RV_POINTER)
-#undef RV_POINTER
-};
-
-struct Library {
-  bool loaded = false;
-  std::string file;
-  std::string error;
-  Functions fns;
-};
-
-const char* LibraryFile() {
-  const char* env = std::getenv("RDMA_SESSION_LIBRDMACM");
-  return env != nullptr && env[0] != '\0' ? env : "librdmacm.so.1";
-}
-
-// Opens the library and resolves every symbol, once per process; the handle is never closed.
-const Library& Open() {
-  static Library lib;
-  static std::once_flag once;
-  std::call_once(once, [] {
-    lib.file = LibraryFile();
-    void* handle = dlopen(lib.file.c_str(), RTLD_NOW | RTLD_LOCAL);
-    if (handle == nullptr) {
-      const char* why = dlerror();
-      lib.error = why != nullptr ? why : lib.file + ": dlopen failed";
-      return;
-    }
-#define RV_RESOLVE(ret, name, params, args)                                                   \
-    lib.fns.name = reinterpret_cast<decltype(lib.fns.name)>(dlsym(handle, #name));            \
-    if (lib.fns.name == nullptr && lib.error.empty()) {                                       \
-      lib.error = lib.file + " has no " #name " (rdma-core older than v28?)";                 \
-    }
-    RV_CM_FUNCTIONS(RV_RESOLVE)
-#undef RV_RESOLVE
-    lib.loaded = lib.error.empty();
-  });
-  return lib;
-}
-
-// Reached only after RequireLibrdmacm succeeded (every path starts at new CmChannel).
-const Functions& Fns() {
-  const Library& lib = Open();
-  if (!lib.loaded) {
-    std::fprintf(stderr, "rdma_verbs: a librdmacm function was called but %s\n", lib.error.c_str());
-    std::abort();
-  }
-  return lib.fns;
-}
-
+constexpr rv::LibrarySpec kLibrary{"librdmacm", "RDMA_SESSION_LIBRDMACM", "librdmacm.so.1", "v28"};
 }  // namespace
 
-#define RV_FORWARD(ret, name, params, args) \
-  extern "C" ret(name) params { return (Fns().name) args; }
-RV_CM_FUNCTIONS(RV_FORWARD)
-#undef RV_FORWARD
+RV_DYNAMIC_LIBRARY(RV_CM_FUNCTIONS)
 
 namespace rv {
 
 void RequireLibrdmacm(Napi::Env env) {
-  const Library& lib = Open();
-  if (!lib.loaded) {
-    Napi::Error err = Napi::Error::New(env, "librdmacm could not be loaded: " + lib.error +
-                                                " (the connection manager needs rdma-core's librdmacm: apt-get install librdmacm1)");
-    err.Set("code", "ERR_LIBRDMACM_MISSING");
-    throw err;
-  }
+  RequireLoaded(env, kLibrary, LoadedLibrary(), "ERR_LIBRDMACM_MISSING",
+                " (the connection manager needs rdma-core's librdmacm: apt-get install librdmacm1)");
 }
 
 // librdmacm() -> { loaded: true, file } | { loaded: false, file, error }: opens it on first call.
-Napi::Value LibrdmacmStatus(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  const Library& lib = Open();
-  Napi::Object out = Napi::Object::New(env);
-  out.Set("loaded", lib.loaded);
-  out.Set("file", lib.file);
-  if (!lib.loaded) out.Set("error", lib.error);
-  return out;
-}
+Napi::Value LibrdmacmStatus(const Napi::CallbackInfo& info) { return LibraryStatus(info.Env(), LoadedLibrary()); }
 
 }  // namespace rv

@@ -105,6 +105,12 @@ std::string ErrnoName(int err);
 // Helpers for reading optional numeric properties.
 bool GetU32(const Napi::Object& o, const char* key, uint32_t* out);
 
+// qp-attr.cc: ibv_qp_attr fields as JS properties (accessFlags, pkeyIndex, portNum, pathMtu, destQpn,
+// rqPsn, sqPsn, maxDestRdAtomic, minRnrTimer, timeout, retryCnt, rnrRetry, maxRdAtomic), and a GRH's
+// (dgid as 16 bytes, sgidIndex, hopLimit, trafficClass).
+void SetQpAttrs(Napi::Object o, const ibv_qp_attr& a);
+void SetGrhAttrs(Napi::Env env, Napi::Object o, const ibv_global_route& grh);
+
 void InitDevice(Napi::Env env, Napi::Object exports);
 void InitResources(Napi::Env env, Napi::Object exports);
 void InitQp(Napi::Env env, Napi::Object exports);

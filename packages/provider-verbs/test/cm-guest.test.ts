@@ -7,51 +7,23 @@
  * here); the softroce side is provider-softroce's rping interop child. Needs root, QEMU, perl, the
  * built addon and the built packages; RDMA_SESSION_RXE_VM=off skips it.
  */
-import { existsSync, mkdirSync } from 'node:fs'
+import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { ensureBuilt, hostSupport, startGuest, type Guest } from '../../../tools/rxe-vm/index.mjs'
-import { environmentSkip } from '../../../tools/test-env.mjs'
-import { addonFile } from './addon-file.js'
+import { ensureBuilt, startGuest, type Guest } from '../../../tools/rxe-vm/index.mjs'
+import { guestResults, guestSkip, pkg, repo } from './guest-env.js'
 import { pingData } from '../../provider-softroce/test/cm/rping-peer.js'
+import { roceLauncherArgs } from '../../provider-softroce/test/host-roce-launcher.js'
 
-const pkg = fileURLToPath(new URL('..', import.meta.url))
-const repo = fileURLToPath(new URL('../../..', import.meta.url))
 const softroce = join(repo, 'packages', 'provider-softroce')
 const needs = [`${pkg}dist/index.js`, `${softroce}/dist/index.js`]
 const COUNT = 4
 
-/** Makes the host's RoCE UDP socket (as cross-provider.test.ts and softroce's rping interop test do), then execs node with its fd. */
-const LAUNCHER = `use Socket qw(:all); use Fcntl; my ($v6, $port, $addr) = splice(@ARGV, 0, 3);
-  socket(my $s, $v6 ? AF_INET6 : AF_INET, SOCK_DGRAM, 0) or die "socket: $!";
-  $v6 ? setsockopt($s, 17, 102, 1) : setsockopt($s, IPPROTO_IP, 10, 2) or die "setsockopt: $!";
-  bind($s, $v6 ? pack_sockaddr_in6($port, inet_pton(AF_INET6, $addr)) : pack_sockaddr_in($port, inet_aton($addr))) or die "bind $addr: $!";
-  fcntl($s, F_SETFD, 0) or die; $ENV{SOFTROCE_FD} = fileno($s); exec(@ARGV) or die "exec: $!"`
-
-const support = hostSupport()
-const off = /^(0|off|false|no)$/i.test(process.env.RDMA_SESSION_RXE_VM ?? '')
-const missing = [...(addonFile(pkg) === undefined ? [`the addon (no build/Release/rdma_verbs.node, no prebuilds/${process.platform}-${process.arch}/)`] : []), ...needs.filter((f) => !existsSync(f))]
-const skipWhy = environmentSkip('provider-verbs rdma_cm in the rxe guest', off ? 'RDMA_SESSION_RXE_VM=off' : !support.ok ? support.reasons.join('; ') : missing.length > 0 ? `not built: ${missing.join(', ')} (pnpm build; the addon needs libibverbs-dev and librdmacm-dev)` : '')
+const skipWhy = guestSkip('provider-verbs rdma_cm in the rxe guest', needs, 'libibverbs-dev and librdmacm-dev')
 
 interface Rping { pings: number; verified: number; lines: string[]; disconnect: string; connectMs?: number; error?: string }
 interface Run { code: number | null; out: string }
 interface Part { part: string; error?: string; stack?: string; ms: number; [k: string]: unknown }
-
-function parts(output: string): Map<string, Part> {
-  const m = new Map<string, Part>()
-  for (const line of output.split('\n')) {
-    const i = line.indexOf('GUEST-RESULT ')
-    if (i < 0) continue
-    try {
-      const r = JSON.parse(line.slice(i + 13)) as Part
-      m.set(r.part, r)
-    } catch {
-      // a console line cut by kernel output: the part is then reported missing
-    }
-  }
-  return m
-}
 
 describe.skipIf(Boolean(skipWhy))('provider-verbs rdma_cm on kernel rxe (rxe-vm guest, rxe2 over the tap link)', () => {
   let guest: Guest | undefined
@@ -74,7 +46,7 @@ describe.skipIf(Boolean(skipWhy))('provider-verbs rdma_cm on kernel rxe (rxe-vm 
     const child = join(softroceOut, 'rping-child-for-verbs.mjs')
 
     const runSoftroce = async (fam: 4 | 6, role: 'client' | 'server', port: number): Promise<void> => {
-      const args = ['-e', LAUNCHER, fam === 6 ? '1' : '0', '4791', fam === 4 ? '10.77.0.1' : 'fd77::1', process.execPath, child, String(fam), role, String(port), String(COUNT)]
+      const args = roceLauncherArgs(fam, child, String(fam), role, String(port), String(COUNT))
       const { code, stdout, stderr } = await guest!.run('perl', args, { timeoutMs: 240_000 })
       const line = stdout.trim().split('\n').pop() ?? ''
       if (code !== 0 || !line.startsWith('{')) return void softroceErrors.push(`softroce ${role} IPv${fam} exit ${code}:\n${stdout}\n${stderr}`)
@@ -101,7 +73,7 @@ describe.skipIf(Boolean(skipWhy))('provider-verbs rdma_cm on kernel rxe (rxe-vm 
     })
     const exit = await guest.exited
     await chain
-    results = parts(exit.output)
+    results = guestResults<Part>(exit.output)
     console.log(`rdma_cm guest run: exit ${exit.code}; parts ${[...results.keys()].join(', ')}`)
   }, 1_500_000)
 

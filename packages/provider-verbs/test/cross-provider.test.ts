@@ -6,29 +6,16 @@
  * required encrypted session, over IPv4 (rxe2 GID 1) and IPv6 (GID 2) GIDs. Needs root, QEMU,
  * perl, the built addon and the built packages; RDMA_SESSION_RXE_VM=off skips it.
  */
-import { existsSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { ensureBuilt, hostSupport, startGuest, type Guest } from '../../../tools/rxe-vm/index.mjs'
-import { environmentSkip } from '../../../tools/test-env.mjs'
-import { addonFile } from './addon-file.js'
+import { ensureBuilt, startGuest, type Guest } from '../../../tools/rxe-vm/index.mjs'
+import { guestSkip, pkg, repo } from './guest-env.js'
+import { roceLauncherArgs } from '../../provider-softroce/test/host-roce-launcher.js'
 
-const pkg = fileURLToPath(new URL('..', import.meta.url))
-const repo = fileURLToPath(new URL('../../..', import.meta.url))
 const side = fileURLToPath(new URL('./cross/softroce-side.mjs', import.meta.url))
 const needs = [`${pkg}dist/index.js`, `${repo}packages/provider-softroce/dist/index.js`]
 
-/** Makes the host's RoCE UDP socket with the option rxe interop needs, then execs node with its fd (as provider-softroce's interop test does). */
-const LAUNCHER = `use Socket qw(:all); use Fcntl; my ($v6, $port, $addr) = splice(@ARGV, 0, 3);
-  socket(my $s, $v6 ? AF_INET6 : AF_INET, SOCK_DGRAM, 0) or die "socket: $!";
-  $v6 ? setsockopt($s, 17, 102, 1) : setsockopt($s, IPPROTO_IP, 10, 2) or die "setsockopt: $!";
-  bind($s, $v6 ? pack_sockaddr_in6($port, inet_pton(AF_INET6, $addr)) : pack_sockaddr_in($port, inet_aton($addr))) or die "bind $addr: $!";
-  fcntl($s, F_SETFD, 0) or die; $ENV{SOFTROCE_FD} = fileno($s); exec(@ARGV) or die "exec: $!"`
-
-const support = hostSupport()
-const off = /^(0|off|false|no)$/i.test(process.env.RDMA_SESSION_RXE_VM ?? '')
-const missing = [...(addonFile(pkg) === undefined ? [`the addon (no build/Release/rdma_verbs.node, no prebuilds/${process.platform}-${process.arch}/)`] : []), ...needs.filter((f) => !existsSync(f))]
-const skipWhy = environmentSkip('provider-verbs <-> provider-softroce (guest)', off ? 'RDMA_SESSION_RXE_VM=off' : !support.ok ? support.reasons.join('; ') : missing.length > 0 ? `not built: ${missing.join(', ')} (pnpm build; the addon needs libibverbs-dev)` : '')
+const skipWhy = guestSkip('provider-verbs <-> provider-softroce (guest)', needs, 'libibverbs-dev')
 
 interface SideResult { checks: { name: string; ok: boolean; detail?: string }[] }
 
@@ -58,7 +45,7 @@ describe.skipIf(Boolean(skipWhy))('provider-verbs (guest rxe2) <-> provider-soft
   })
 
   async function runSide(fam: 4 | 6): Promise<SideResult> {
-    const args = ['-e', LAUNCHER, fam === 6 ? '1' : '0', '4791', fam === 4 ? '10.77.0.1' : 'fd77::1', process.execPath, side, String(fam)]
+    const args = roceLauncherArgs(fam, side, String(fam))
     const p = guest!.spawn('perl', args, { stdio: ['ignore', 'pipe', 'pipe'], cwd: pkg })
     let out = ''
     let err = ''

@@ -7,15 +7,12 @@
  * RDMA_SESSION_RXE_VM=off skips it, RXE_VM_DEBUG=1 streams the guest console.
  */
 import { copyFileSync, existsSync, mkdirSync } from 'node:fs'
-import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ensureBuilt, hostSupport, startGuest, type Guest } from '../../../tools/rxe-vm/index.mjs'
 import { environmentSkip } from '../../../tools/test-env.mjs'
 import { judgeGuestRun, type Deviation, type GuestTest } from './guest-verdict.js'
 import { addonFile } from './addon-file.js'
-
-const pkg = fileURLToPath(new URL('..', import.meta.url))
-const repo = fileURLToPath(new URL('../../..', import.meta.url))
+import { guestResults, pkg, repo } from './guest-env.js'
 const addon = addonFile(pkg)
 const dist = `${pkg}dist/index.js`
 const CYCLES = Number(process.env.VERBS_GUEST_CYCLES ?? 10_000)
@@ -56,24 +53,9 @@ const skipWhy = environmentSkip('provider-verbs in the rxe guest', off
 interface ConformanceResult { part: 'conformance'; exit: number; ms: number; passed: number; failed: number; skipped: number; failures: { name: string; message: string }[]; tests: GuestTest[]; startup?: string }
 interface CyclesResult { part: 'cycles'; cycles: number; rssStartMiB: number; rssEndMiB: number; growthMiB: number; boundMiB: number; quarterClimbMiB: number; quarterBoundMiB: number; usPerCycle: number; ms: number; leftOver: Record<string, number>; samples: { cycle: number; rssMiB: number }[]; ok: boolean }
 
-function results(output: string): Map<string, unknown> {
-  const m = new Map<string, unknown>()
-  for (const line of output.split('\n')) {
-    const i = line.indexOf('GUEST-RESULT ')
-    if (i < 0) continue
-    try {
-      const r = JSON.parse(line.slice(i + 13)) as { part: string }
-      m.set(r.part, r)
-    } catch {
-      // a console line cut by kernel output; the part is then reported missing
-    }
-  }
-  return m
-}
-
 describe.skipIf(Boolean(skipWhy))('provider-verbs in the rxe guest (kernel soft-RoCE, rxe0)', () => {
   let guest: Guest | undefined
-  let parts = new Map<string, unknown>()
+  let parts = new Map<string, { part: string }>()
   let exit: { code: number | null; output: string; stderr: string } | undefined
 
   beforeAll(async () => {
@@ -92,7 +74,7 @@ describe.skipIf(Boolean(skipWhy))('provider-verbs in the rxe guest (kernel soft-
       timeoutMs: 1_500_000,
     })
     exit = await guest.exited
-    parts = results(exit.output)
+    parts = guestResults<{ part: string }>(exit.output)
     const timings = /run\.sh: timings: .*/.exec(exit.stderr)?.[0] ?? ''
     console.log(`rxe guest run: exit ${exit.code} after ${((Date.now() - t0) / 1000).toFixed(1)} s; ${timings}`)
   }, 1_800_000)

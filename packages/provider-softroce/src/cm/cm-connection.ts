@@ -11,7 +11,7 @@
  * kept for a while, so a duplicate DREQ gets its DREP again and a duplicate REQ its REJ. A MAD
  * a state does not expect is dropped and counted (wrongState); nothing a peer sends throws.
  */
-import { InvalidArgumentError, QpState, type RdmaError } from '@rdma-session/provider-interface'
+import { CmConnectionShell, InvalidArgumentError, cmQpToError, type RdmaError } from '@rdma-session/provider-interface'
 import { ConnectionRefusedError, TimeoutError, type QueuePair } from '@rdma-session/core'
 import type { AddressHandle } from '../ud/ud-qp.js'
 import { MsgRef, PRIVATE_DATA, RejReason, type CmDreq, type CmMessage, type CmRej, type CmRep, type CmReq } from './cm-messages.js'
@@ -54,8 +54,7 @@ function rejName(reason: number): string {
   return `reason ${reason}`
 }
 
-export class CmConnection {
-  readonly role: 'active' | 'passive'
+export class CmConnection extends CmConnectionShell<CmDisconnectInfo> {
   readonly localCommId: number
   /** Where the peer's CM listens: its address and RoCE UDP port. */
   readonly peer: AddressHandle
@@ -65,10 +64,6 @@ export class CmConnection {
   qp: QueuePair | null = null
   /** The peer's private data: a REQ's after rdma_cm's header (passive), a REP's (active). */
   privateData: Uint8Array = EMPTY
-  /** The peer's rdma_cm address and port (from the REQ's rdma_cm header, or what was connected to). */
-  remote: { readonly address: string; readonly port: number }
-  /** Our rdma_cm address and port. */
-  local: { readonly address: string; readonly port: number }
   /** The REQ (sent or received). */
   req: CmReq | null = null
   /** Transaction ID of the REQ/REP/RTU exchange. */
@@ -82,9 +77,6 @@ export class CmConnection {
   #dreqTid = 0n
   #established!: { resolve: (c: CmConnection) => void; reject: (e: RdmaError) => void }
   readonly established: Promise<CmConnection>
-  #disconnected!: (info: CmDisconnectInfo) => void
-  /** Resolves once the connection has ended, however it ended. */
-  readonly disconnected: Promise<CmDisconnectInfo>
   #disconnectDone: (() => void) | null = null
   /** The connection reached ESTABLISHED at some point (its QP is the application's). */
   wasEstablished = false
@@ -92,26 +84,19 @@ export class CmConnection {
   onRep: ((rep: CmRep) => void) | null = null
 
   constructor(host: CmHost, role: 'active' | 'passive', localCommId: number, peer: AddressHandle, tid: bigint, state: CmState, local: { address: string; port: number }, remote: { address: string; port: number }) {
+    super(role, local, remote)
     this.#host = host
-    this.role = role
     this.localCommId = localCommId
     this.peer = peer
     this.tid = tid
     this.state = state
-    this.local = local
-    this.remote = remote
     this.established = new Promise((resolve, reject) => (this.#established = { resolve, reject }))
     this.established.catch(() => {})
-    this.disconnected = new Promise((resolve) => (this.#disconnected = resolve))
   }
 
   #markEstablished(): void {
     this.wasEstablished = true
     this.#established.resolve(this)
-  }
-
-  #target(): string {
-    return `rdma-cm://${this.remote.address.includes(':') ? `[${this.remote.address}]` : this.remote.address}:${this.remote.port}`
   }
 
   get halfOpen(): boolean {
@@ -198,7 +183,7 @@ export class CmConnection {
     if (!this.halfOpen) return
     if (privateData.length > PRIVATE_DATA.REJ) privateData = privateData.subarray(0, PRIVATE_DATA.REJ)
     this.#reject(reason, this.state === 'REP_SENT' ? MsgRef.REP : MsgRef.REQ, privateData)
-    this.#fail('rejected', new ConnectionRefusedError(this.#target(), `connection request rejected (${rejName(reason)})`, { rejReason: reason }))
+    this.#fail('rejected', new ConnectionRefusedError(this.target, `connection request rejected (${rejName(reason)})`, { rejReason: reason }))
   }
 
   // ---- received MADs (already matched to this connection by communication ID and source)
@@ -266,12 +251,12 @@ export class CmConnection {
     const before = this.state === 'REQ_SENT' || this.state === 'MRA_REQ_RCVD' || this.state === 'REP_SENT'
     if (before) {
       this.#disarm()
-      this.#fail('rejected', new ConnectionRefusedError(this.#target(), `${this.peer.address} rejected the connection to rdma_cm port ${this.remote.port} (${rejName(rej.reason)})`, { rejReason: rej.reason, rejReasonName: rejName(rej.reason), privateData: rej.privateData }), rej.privateData)
+      this.#fail('rejected', new ConnectionRefusedError(this.target, `${this.peer.address} rejected the connection to rdma_cm port ${this.remote.port} (${rejName(rej.reason)})`, { rejReason: rej.reason, rejReasonName: rejName(rej.reason), privateData: rej.privateData }), rej.privateData)
       return
     }
     if (this.state === 'ESTABLISHED' || this.state === 'DREQ_SENT') {
       this.#disarm()
-      this.#qpToError()
+      cmQpToError(this.qp)
       this.#settle('remote', rej.privateData, 'TIMEWAIT')
       return
     }
@@ -287,7 +272,7 @@ export class CmConnection {
       this.#disarm()
       drep()
       if (this.state === 'REP_SENT') this.#markEstablished()
-      this.#qpToError()
+      cmQpToError(this.qp)
       this.#settle('remote', dreq.privateData, 'TIMEWAIT')
       return
     }
@@ -305,7 +290,7 @@ export class CmConnection {
     }
     const done = new Promise<void>((resolve) => (this.#disconnectDone = resolve))
     this.state = 'DREQ_SENT'
-    this.#qpToError()
+    cmQpToError(this.qp)
     this.#dreqTid = this.#host.newTid()
     const waitMs = requestWaitMs(this.#host.timing, this.#host.timing.responseTimeout)
     this.#request({ type: 'DREQ', localCommId: this.localCommId, remoteCommId: this.remoteCommId, remoteQpn: this.#remoteQpn(), privateData }, this.#dreqTid, waitMs, this.#host.timing.maxRetries, () => this.#enterTimewait())
@@ -337,25 +322,13 @@ export class CmConnection {
 
   #fail(by: CmDisconnectInfo['by'], err: RdmaError, privateData: Uint8Array = EMPTY): void {
     this.#established.reject(err)
-    this.#qpToError()
+    cmQpToError(this.qp)
     this.#settle(by, privateData, by === 'rejected' && this.#lastSent?.msg.type === 'REJ' ? 'REJ_SENT' : 'TIMEWAIT')
-  }
-
-  #qpToError(): void {
-    const qp = this.qp
-    if (qp === null) return
-    const s = qp.state
-    if (s === QpState.RESET || s === QpState.ERR) return
-    try {
-      qp.modify({ state: QpState.ERR })
-    } catch {
-      // closed already: nothing to flush
-    }
   }
 
   #settle(by: CmDisconnectInfo['by'], privateData: Uint8Array, next: 'TIMEWAIT' | 'REJ_SENT'): void {
     this.state = next
-    this.#disconnected({ by, privateData })
+    this.resolveDisconnected({ by, privateData })
     this.#disconnectDone?.()
     this.#disconnectDone = null
     this.#arm(this.#host.timing.timewaitMs)
@@ -377,9 +350,9 @@ export class CmConnection {
     this.#timer = null
     this.state = 'CLOSED'
     if (wasOpen) {
-      this.#established.reject(new ConnectionRefusedError(this.#target(), 'the connection manager was closed'))
-      this.#qpToError()
-      this.#disconnected({ by: 'closed', privateData: EMPTY })
+      this.#established.reject(new ConnectionRefusedError(this.target, 'the connection manager was closed'))
+      cmQpToError(this.qp)
+      this.resolveDisconnected({ by: 'closed', privateData: EMPTY })
       this.#disconnectDone?.()
     }
     this.#host.settled(this)

@@ -8,7 +8,7 @@
 import { randomBytes, randomInt } from 'node:crypto'
 import { QP_DEFAULTS } from '@rdma-session/rc-engine'
 import {
-  AccessFlag, InvalidArgumentError, QpState, type PathMtu,
+  CmListenerBase, InvalidArgumentError, QpState, checkCmBacklog, checkCmPort, checkCmPrivateData, createCmQp, type PathMtu,
 } from '@rdma-session/provider-interface'
 import {
   type Context, type CreateQpOptions, type QueuePair,
@@ -23,7 +23,6 @@ import { clampWait, ibaTimeToMs, requestWaitMs, resolveCmTiming, type CmTiming, 
 
 /** The RoCEv2 UDP port: where kernel rxe and NICs receive (their QP1 too). */
 export const ROCE_PORT = 4791
-const ALL_ACCESS = AccessFlag.LOCAL_WRITE | AccessFlag.REMOTE_WRITE | AccessFlag.REMOTE_READ | AccessFlag.REMOTE_ATOMIC
 const RD_ATOMIC = QP_DEFAULTS.maxRdAtomic
 const EMPTY = new Uint8Array(0)
 
@@ -103,47 +102,25 @@ function sameAddress(family: 4 | 6, a: string, b: string): boolean {
 }
 
 /** A listening rdma_cm port. */
-export class CmListener {
+export class CmListener extends CmListenerBase<CmConnection> {
   readonly port: number
   readonly backlog: number
   /** @internal */ readonly options: CmListenOptions
   /** @internal Passive connections not yet established, oldest first. */
   readonly halfOpen = new Set<CmConnection>()
-  readonly #ready: CmConnection[] = []
-  readonly #waiting: ((c: CmConnection) => void)[] = []
   readonly #close: (l: CmListener) => void
-  #closed = false
 
   /** @internal */
   constructor(options: CmListenOptions, close: (l: CmListener) => void) {
+    super()
     this.options = options
     this.port = options.port
     this.backlog = options.backlog ?? 128
     this.#close = close
   }
 
-  /** The next established connection. */
-  accept(): Promise<CmConnection> {
-    const c = this.#ready.shift()
-    if (c !== undefined) return Promise.resolve(c)
-    return new Promise((resolve) => this.#waiting.push(resolve))
-  }
-
-  /** @internal */
-  established(c: CmConnection): void {
-    const w = this.#waiting.shift()
-    if (w !== undefined) w(c)
-    else this.#ready.push(c)
-  }
-
-  get closed(): boolean {
-    return this.#closed
-  }
-
   /** Stops listening: further REQs for the port get REJ invalid service ID; half-open ones are rejected. */
-  close(): void {
-    if (this.#closed) return
-    this.#closed = true
+  protected onClose(): void {
     for (const c of [...this.halfOpen]) c.rejectRequest(RejReason.NO_RESOURCES)
     this.#close(this)
   }
@@ -217,9 +194,8 @@ export class ConnectionManager {
 
   listen(options: CmListenOptions): CmListener {
     this.#checkOpen()
-    const port = options.port
-    if (!Number.isInteger(port) || port < 1 || port > 0xffff) throw new InvalidArgumentError(`listen port must be 1..65535, got ${String(port)}`)
-    if (options.backlog !== undefined && !(Number.isInteger(options.backlog) && options.backlog >= 1)) throw new InvalidArgumentError(`backlog must be a positive integer, got ${String(options.backlog)}`)
+    const port = checkCmPort('listen port', options.port)
+    checkCmBacklog(options.backlog)
     if (this.#listeners.has(port)) throw new InvalidArgumentError(`rdma_cm port ${port} is already listened on`)
     const l = new CmListener(options, (x) => {
       if (this.#listeners.get(x.port) === x) this.#listeners.delete(x.port)
@@ -231,9 +207,8 @@ export class ConnectionManager {
   async connect(o: CmConnectOptions): Promise<CmConnection> {
     this.#checkOpen()
     const host = this.#normalize(o.host)
-    if (!Number.isInteger(o.port) || o.port < 1 || o.port > 0xffff) throw new InvalidArgumentError(`connect port must be 1..65535, got ${String(o.port)}`)
-    const user = o.privateData ?? EMPTY
-    if (user.length > REQ_USER_PRIVATE_DATA) throw new InvalidArgumentError(`rdma_cm private data is at most ${REQ_USER_PRIVATE_DATA} bytes, got ${user.length}`)
+    checkCmPort('connect port', o.port)
+    const user = checkCmPrivateData('private data', o.privateData, REQ_USER_PRIVATE_DATA)
     const mtu = this.#mtu(o.pathMtu)
     const ackTimeout = o.ackTimeout ?? QP_DEFAULTS.timeout
     if (!Number.isInteger(ackTimeout) || ackTimeout < 1 || ackTimeout > 31) throw new InvalidArgumentError(`ackTimeout must be 1..31, got ${String(o.ackTimeout)}`)
@@ -302,15 +277,7 @@ export class ConnectionManager {
   }
 
   #makeQp(o: CmQpOptions): QueuePair {
-    const qp = this.ctx.createQp(o.qp ?? {})
-    try {
-      qp.modify({ state: QpState.INIT, accessFlags: o.accessFlags ?? ALL_ACCESS, portNum: 1, pkeyIndex: 0 })
-      o.prepare?.(qp)
-    } catch (err) {
-      void qp.close().catch(() => {})
-      throw err
-    }
-    return qp
+    return createCmQp(() => this.ctx.createQp(o.qp ?? {}), o, { portNum: 1, pkeyIndex: 0 })
   }
 
   #newCommId(): number {

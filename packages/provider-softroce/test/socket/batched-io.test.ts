@@ -3,9 +3,8 @@
  * aggregates in (split by the helper at their segment size), and the fallbacks when the kernel
  * refuses either or they are switched off.
  */
-import { createHash } from 'node:crypto'
 import { closeSync } from 'node:fs'
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import type { SoftRoceDevice } from '../../src/index.js'
 import { NativeDatagramSocket } from '../../src/socket/native-datagram.js'
 import { SendBatch } from '../../src/socket/send-batch.js'
@@ -14,27 +13,14 @@ import { verifyIcrc, type IpContext } from '../../src/wire/icrc.js'
 import { RcOpcode } from '../../src/wire/opcodes.js'
 import { encodePacket } from '../../src/wire/packet.js'
 import { packet, sign } from '../fuzz/packet-forge.js'
-import { connect, openPair, pattern, register, type Pair } from '../rc/harness.js'
+import { connect, pattern, register } from '../rc/harness.js'
+import { sha, trackedCleanup, until, writeExact } from './pair-kit.js'
 
 const nr = nativeReceiveOf(loadSockoptAddon())
 if (!nr.ok) throw new Error(`the batched-I/O tests need the native helper: ${nr.why}`)
 const addon = nr.addon as typeof nr.addon & RoceBatchAddon
 
-let cleanup: (() => Promise<void> | void)[] = []
-afterEach(async () => {
-  for (const c of cleanup.reverse()) await c()
-  cleanup = []
-})
-
-const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex')
-
-async function until(what: string, ok: () => boolean, ms = 10_000): Promise<void> {
-  const deadline = performance.now() + ms
-  while (!ok()) {
-    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 2))
-  }
-}
+const { defer, openTracked } = trackedCleanup()
 
 /** With the environment switches set for the duration of `fn`. */
 async function withEnv<T>(env: Record<string, string>, fn: () => Promise<T>): Promise<T> {
@@ -48,23 +34,6 @@ async function withEnv<T>(env: Record<string, string>, fn: () => Promise<T>): Pr
       else process.env[k] = v
     }
   }
-}
-
-async function openTracked(o: Parameters<typeof openPair>[0] = {}, b: Parameters<typeof openPair>[1] = o): Promise<Pair> {
-  const p = await openPair(o, b)
-  cleanup.push(() => p.close())
-  return p
-}
-
-/** A WRITE of `size` bytes from A to B, checked byte for byte. */
-async function writeExact(pair: Pair, size: number, mtu: 1024 | 4096 = 4096): Promise<void> {
-  const { qa } = connect(pair, { mtu })
-  const ma = register(pair.a, size)
-  const mb = register(pair.b, size)
-  const data = pattern(size, size & 0xff)
-  ma.bytes.set(data)
-  await qa.write(ma.slice(0, size), mb.region(0, size))
-  expect(sha(mb.bytes), 'the WRITE landed byte-exact').toBe(sha(data))
 }
 
 describe('a device pair on the batched path', () => {
@@ -121,13 +90,13 @@ function receiver(a: typeof addon = addon) {
   const got: Buffer[] = []
   const errors: number[] = []
   sock.start({ onDatagram: (d) => got.push(Buffer.from(d)), onReceiveError: (e) => errors.push(e), onOversized: (n) => errors.push(-n), onSendError: (e) => errors.push(e) })
-  cleanup.push(() => sock.close())
+  defer(() => sock.close())
   return { sock, got, errors }
 }
 
 function sender(): { fd: number; to: (port: number) => Buffer } {
   const fd = addon.createUdpSocket({ family: 4, address: '127.0.0.1', port: 0 })
-  cleanup.push(() => closeSync(fd))
+  defer(() => closeSync(fd))
   return { fd, to: (port) => addon.makeSockaddr(4, '127.0.0.1', port) }
 }
 
@@ -182,7 +151,7 @@ describe('UDP GRO aggregates', () => {
     }, () => {}, () => {
       closed = true
     }, true)
-    cleanup.push(async () => {
+    defer(async () => {
       addon.closeReceiver(handle)
       await until('the receiver closed', () => closed)
     })
@@ -271,7 +240,7 @@ describe('fallbacks', () => {
     const fd = addon.createUdpSocket({ family: 4, address: '127.0.0.1', port: 0 })
     const tx = new NativeDatagramSocket(failing, fd, 4)
     tx.start({ onDatagram: () => {}, onReceiveError: () => {}, onOversized: () => {}, onSendError: (e) => calls.push(-e) })
-    cleanup.push(() => tx.close())
+    defer(() => tx.close())
     expect(tx.batchedIo.send).toBe('gso')
     const target = tx.sender.target('127.0.0.1', rx.sock.port, 0, 0)
     const want = Array.from({ length: 40 }, (_, i) => Buffer.alloc(1000, i))
@@ -294,7 +263,7 @@ describe('IPv4 ICRCs of GSO segments', () => {
     const fd = addon.createUdpSocket({ family: 4, address: '127.0.0.1', port: 0 })
     const tx = new NativeDatagramSocket(addon, fd, 4)
     tx.start({ onDatagram: () => {}, onReceiveError: () => {}, onOversized: () => {}, onSendError: () => {} })
-    cleanup.push(() => tx.close())
+    defer(() => tx.close())
     const ip: IpContext = { family: 4, src: '127.0.0.1', dst: '127.0.0.1', srcPort: tx.port, dstPort: rx.sock.port, ipId: 0, df: true }
     const bodies = Array.from({ length: 10 }, (_, k) => sign(encodePacket(packet(RcOpcode.SEND_ONLY, 0x123, k, { payload: Buffer.alloc(k === 9 ? 100 : 500, k) })), ip))
     const originals = bodies.map((b) => Buffer.from(b))

@@ -5,9 +5,8 @@
  * device pair that moves WRITEs and SENDs through runs byte-exact.
  */
 import { createSocket, type Socket } from 'node:dgram'
-import { createHash } from 'node:crypto'
 import { closeSync } from 'node:fs'
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { frameOutgoing, contiguous, SendSlab } from '../../src/rc/packet-framing.js'
 import { newPacket } from '../../src/rc/packet-template.js'
 import { frameRun, runCrc, type PacketRun } from '../../src/socket/send-run.js'
@@ -15,7 +14,8 @@ import { loadSockoptAddon, nativeReceiveOf, runOf, RUN_DISABLE_ENV } from '../..
 import { ipv4IdIcrcDelta, patchIcrc, solveIpv4Id, verifyIcrc, type IpContext } from '../../src/wire/icrc.js'
 import { HeaderSize, OPCODE_TABLE, RcOpcode } from '../../src/wire/opcodes.js'
 import { encodePacketInto, type RocePacket } from '../../src/wire/packet.js'
-import { connect, openPair, pattern, register, type Pair } from '../rc/harness.js'
+import { connect, pattern, register, type Pair } from '../rc/harness.js'
+import { sha, trackedCleanup, until, writeExact } from './pair-kit.js'
 
 const loaded = loadSockoptAddon()
 if (!loaded.loaded) throw new Error(`the run tests need the native helper: ${loaded.why}`)
@@ -25,21 +25,7 @@ const nr = nativeReceiveOf(loaded)
 if (!nr.ok) throw new Error(nr.why)
 const addon = nr.addon
 
-let cleanup: (() => Promise<void> | void)[] = []
-afterEach(async () => {
-  for (const c of cleanup.reverse()) await c()
-  cleanup = []
-})
-
-const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex')
-
-async function until(what: string, ok: () => boolean, ms = 10_000): Promise<void> {
-  const deadline = performance.now() + ms
-  while (!ok()) {
-    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 2))
-  }
-}
+const { defer, openTracked } = trackedCleanup()
 
 function middle(opcode: number, psn: number, destQpn: number, fecn = false): RocePacket {
   const pkt = newPacket()
@@ -140,7 +126,7 @@ async function collector(family: 4 | 6): Promise<{ socket: Socket; got: Buffer[]
   const got: Buffer[] = []
   socket.on('message', (m) => got.push(m))
   await new Promise<void>((resolve) => socket.bind(0, family === 4 ? '127.0.0.1' : '::1', resolve))
-  cleanup.push(() => new Promise<void>((r) => socket.close(() => r())))
+  defer(() => new Promise<void>((r) => socket.close(() => r())))
   return { socket, got, port: socket.address().port }
 }
 
@@ -150,7 +136,7 @@ describe('sendRun on loopback: the datagrams are the JavaScript-framed packets',
       const rx = await collector(family)
       const address = family === 4 ? '127.0.0.1' : '::1'
       const fd = addon.createUdpSocket({ family, address, port: 0 })
-      cleanup.push(() => closeSync(fd))
+      defer(() => closeSync(fd))
       const srcPort = addon.socketAddress(fd).port
       const ip: IpContext = family === 4 ? { ...V4, srcPort, dstPort: rx.port } : { ...V6, srcPort, dstPort: rx.port }
       const count = 40
@@ -170,25 +156,12 @@ describe('sendRun on loopback: the datagrams are the JavaScript-framed packets',
   }
 })
 
-async function openTracked(o: Parameters<typeof openPair>[0] = {}): Promise<Pair> {
-  const p = await openPair(o)
-  cleanup.push(() => p.close())
-  return p
-}
-
 describe('a device pair sends the middle packets of its messages as runs', () => {
   for (const address of ['127.0.0.1', '::1']) {
     it(`WRITE and SEND byte-exact over ${address}, MTU 1024 and 4096`, async () => {
       const pair = await openTracked({ address })
       for (const mtu of [1024, 4096] as const) {
-        const { qa, qb } = connect(pair, { mtu })
-        const size = (3 << 20) + 100
-        const ma = register(pair.a, size)
-        const mb = register(pair.b, size)
-        const data = pattern(size, mtu & 0xff)
-        ma.bytes.set(data)
-        await qa.write(ma.slice(0, size), mb.region(0, size))
-        expect(sha(mb.bytes), 'the WRITE landed byte-exact').toBe(sha(data))
+        const { qa, qb, ma } = await writeExact(pair, (3 << 20) + 100, mtu, mtu & 0xff)
         const sendSize = 256 * 1024 + 12
         const recv = register(pair.b, sendSize)
         const done = qb.recv(recv.slice(0, sendSize))

@@ -5,7 +5,7 @@
  * rdma_disconnect answers with the DREP); either way the id is destroyed and `disconnected`
  * resolves. The QP stays the application's to close.
  */
-import { QpState, type QueuePair } from '@rdma-session/core'
+import { CmConnectionShell, cmQpToError, type QueuePair } from '@rdma-session/core'
 import type { CmAddress, CmEvent, CmRouter } from './cm-channel.js'
 
 export type VerbsCmState = 'ESTABLISHED' | 'DISCONNECTING' | 'CLOSED'
@@ -20,32 +20,24 @@ export interface CmDisconnectInfo {
 
 const EMPTY = new Uint8Array(0)
 
-export class VerbsCmConnection {
-  readonly role: 'active' | 'passive'
+export class VerbsCmConnection extends CmConnectionShell<CmDisconnectInfo> {
   /** The rdma_cm_id's handle on the manager's channel. */
   readonly handle: number
   readonly qp: QueuePair
   /** The peer's private data: the REQ's (passive side; rdma_cm gives 56 bytes, zero-padded), the REP's (active side; 196 bytes). */
   readonly privateData: Uint8Array
-  readonly remote: CmAddress
-  readonly local: CmAddress
   state: VerbsCmState = 'ESTABLISHED'
-  readonly disconnected: Promise<CmDisconnectInfo>
   readonly #router: CmRouter
   readonly #onClosed: (c: VerbsCmConnection) => void
-  #resolve!: (info: CmDisconnectInfo) => void
 
   /** @internal made by the manager once the connection is established */
   constructor(router: CmRouter, role: 'active' | 'passive', handle: number, qp: QueuePair, privateData: Uint8Array, local: CmAddress, remote: CmAddress, onClosed: (c: VerbsCmConnection) => void) {
+    super(role, local, remote)
     this.#router = router
-    this.role = role
     this.handle = handle
     this.qp = qp
     this.privateData = privateData
-    this.local = local
-    this.remote = remote
     this.#onClosed = onClosed
-    this.disconnected = new Promise((resolve) => (this.#resolve = resolve))
     router.handle(handle, (e) => this.#onEvent(e))
   }
 
@@ -53,7 +45,7 @@ export class VerbsCmConnection {
   async disconnect(): Promise<void> {
     if (this.state === 'ESTABLISHED') {
       this.state = 'DISCONNECTING'
-      this.#qpToError()
+      cmQpToError(this.qp)
       const err = this.#router.channel.disconnect(this.handle)
       if (err !== 0) this.#end('local')
     }
@@ -64,25 +56,17 @@ export class VerbsCmConnection {
     if (e.name !== 'RDMA_CM_EVENT_DISCONNECTED' && e.name !== 'RDMA_CM_EVENT_DEVICE_REMOVAL') return
     if (this.state === 'ESTABLISHED') {
       // The peer's DREQ: flush our QP, answer with the DREP.
-      this.#qpToError()
+      cmQpToError(this.qp)
       this.#router.channel.disconnect(this.handle)
       return this.#end('remote')
     }
     if (this.state === 'DISCONNECTING') this.#end('local')
   }
 
-  #qpToError(): void {
-    try {
-      if (this.qp.state !== QpState.ERR && this.qp.state !== QpState.RESET) this.qp.modify({ state: QpState.ERR })
-    } catch {
-      // the application closed the QP already
-    }
-  }
-
   /** @internal the manager is closing: forget the connection without a DREQ exchange (destroying the id sends a DREQ). */
   close(): void {
     if (this.state === 'CLOSED') return
-    this.#qpToError()
+    cmQpToError(this.qp)
     this.#end('closed')
   }
 
@@ -91,6 +75,6 @@ export class VerbsCmConnection {
     this.state = 'CLOSED'
     this.#router.destroy(this.handle)
     this.#onClosed(this)
-    this.#resolve({ by, privateData: EMPTY })
+    this.resolveDisconnected({ by, privateData: EMPTY })
   }
 }

@@ -12,14 +12,13 @@
  */
 import { isIP } from 'node:net'
 import {
-  AccessFlag, InvalidArgumentError, QpState, RdmaError,
+  CmListenerBase, InvalidArgumentError, QpState, RdmaError, checkCmBacklog, checkCmPort, checkCmPrivateData, cmTarget, createCmQp,
   type Context, type CreateQpOptions, type ErrorCode, type PathMtu, type QueuePair,
 } from '@rdma-session/core'
 import type { VerbsDevice } from '../device.js'
 import { CmRouter, type CmAddress, type CmBinding, type CmEvent, type NativeQpInitAttr } from './cm-channel.js'
 import { VerbsCmConnection } from './cm-connection.js'
 
-const ALL_ACCESS = AccessFlag.LOCAL_WRITE | AccessFlag.REMOTE_WRITE | AccessFlag.REMOTE_READ | AccessFlag.REMOTE_ATOMIC
 const MTU_BYTES: Readonly<Record<number, PathMtu>> = { 1: 256, 2: 512, 3: 1024, 4: 2048, 5: 4096 }
 const ROCE_PORT = 4791
 const EMPTY = new Uint8Array(0)
@@ -80,19 +79,17 @@ export interface CmListenOptions extends CmQpOptions {
 }
 
 /** A listening rdma_cm port. */
-export class VerbsCmListener {
+export class VerbsCmListener extends CmListenerBase<VerbsCmConnection> {
   readonly port: number
   readonly host: string
   readonly backlog: number
   /** @internal */ readonly handle: number
   /** @internal */ readonly options: CmListenOptions
-  readonly #ready: VerbsCmConnection[] = []
-  readonly #waiting: ((c: VerbsCmConnection) => void)[] = []
   readonly #close: (l: VerbsCmListener) => void
-  #closed = false
 
   /** @internal */
   constructor(handle: number, bound: CmAddress, options: CmListenOptions, close: (l: VerbsCmListener) => void) {
+    super()
     this.handle = handle
     this.host = bound.address
     this.port = bound.port
@@ -101,46 +98,10 @@ export class VerbsCmListener {
     this.#close = close
   }
 
-  /** The next established connection. */
-  accept(): Promise<VerbsCmConnection> {
-    const c = this.#ready.shift()
-    if (c !== undefined) return Promise.resolve(c)
-    return new Promise((resolve) => this.#waiting.push(resolve))
-  }
-
-  /** @internal */
-  established(c: VerbsCmConnection): void {
-    const w = this.#waiting.shift()
-    if (w !== undefined) w(c)
-    else this.#ready.push(c)
-  }
-
-  get closed(): boolean {
-    return this.#closed
-  }
-
   /** Stops listening (the rdma_cm_id is destroyed: further REQs get REJ invalid service ID). */
-  close(): void {
-    if (this.#closed) return
-    this.#closed = true
+  protected onClose(): void {
     this.#close(this)
   }
-}
-
-function checkPort(what: string, port: unknown, min = 1): number {
-  if (!Number.isInteger(port) || (port as number) < min || (port as number) > 0xffff) throw new InvalidArgumentError(`${what} must be ${min}..65535, got ${String(port)}`)
-  return port as number
-}
-
-function checkData(what: string, data: Uint8Array | undefined, max: number): Uint8Array {
-  if (data === undefined) return EMPTY
-  if (!(data instanceof Uint8Array)) throw new InvalidArgumentError(`${what} must be a Uint8Array`)
-  if (data.length > max) throw new InvalidArgumentError(`rdma_cm ${what} is at most ${max} bytes, got ${data.length}`)
-  return data
-}
-
-function targetOf(host: string, port: number): string {
-  return `rdma-cm://${host.includes(':') ? `[${host}]` : host}:${port}`
 }
 
 export class VerbsConnectionManager {
@@ -176,8 +137,8 @@ export class VerbsConnectionManager {
 
   listen(options: CmListenOptions): VerbsCmListener {
     this.#checkOpen()
-    checkPort('listen port', options.port)
-    if (options.backlog !== undefined && !(Number.isInteger(options.backlog) && options.backlog >= 1)) throw new InvalidArgumentError(`backlog must be a positive integer, got ${String(options.backlog)}`)
+    checkCmPort('listen port', options.port)
+    checkCmBacklog(options.backlog)
     if (options.host !== undefined && isIP(options.host) === 0) throw new InvalidArgumentError(`listen host must be an IP address, got ${String(options.host)}`)
     const ch = this.#router.channel
     const h = ch.createId()
@@ -198,11 +159,11 @@ export class VerbsConnectionManager {
 
   async connect(o: CmConnectOptions): Promise<VerbsCmConnection> {
     this.#checkOpen()
-    checkPort('connect port', o.port)
-    if (o.sourcePort !== undefined) checkPort('sourcePort', o.sourcePort)
-    const user = checkData('private data', o.privateData, PRIVATE_DATA_MAX.connect)
+    checkCmPort('connect port', o.port)
+    if (o.sourcePort !== undefined) checkCmPort('sourcePort', o.sourcePort)
+    const user = checkCmPrivateData('private data', o.privateData, PRIVATE_DATA_MAX.connect)
     if (typeof o.host !== 'string' || isIP(o.host) === 0) throw new InvalidArgumentError(`connect needs host: the listener's IP address, got ${String(o.host)}`)
-    const target = targetOf(o.host, o.port)
+    const target = cmTarget(o.host, o.port)
     const r = this.#router
     const h = r.channel.createId()
     this.#pending.add(h)
@@ -259,15 +220,7 @@ export class VerbsConnectionManager {
 
   #makeQp(h: number, o: CmQpOptions, portNum: number): QueuePair {
     const init = this.#router.channel.initQpAttr(h, 1)
-    const qp = this.ctx.createQp(o.qp ?? {})
-    try {
-      qp.modify({ state: QpState.INIT, accessFlags: o.accessFlags ?? ALL_ACCESS, portNum: portNum || init.portNum || 1, pkeyIndex: init.pkeyIndex })
-      o.prepare?.(qp)
-    } catch (err) {
-      void qp.close().catch(() => {})
-      throw err
-    }
-    return qp
+    return createCmQp(() => this.ctx.createQp(o.qp ?? {}), o, { portNum: portNum || init.portNum || 1, pkeyIndex: init.pkeyIndex })
   }
 
   /** RTR and RTS with what rdma_cm computed for this connection (the peer's QPN and PSN, our PSN, the path MTU, rd_atomic). */
@@ -312,7 +265,7 @@ export class VerbsConnectionManager {
     let answered = false
     try {
       const info = r.channel.info(h)
-      const target = targetOf(info.remote.address, info.remote.port)
+      const target = cmTarget(info.remote.address, info.remote.port)
       let decision: CmDecision
       try {
         decision = o.onRequest === undefined ? undefined : await o.onRequest({ remote: info.remote, local: info.local, privateData: e.privateData ?? EMPTY })
@@ -321,12 +274,12 @@ export class VerbsConnectionManager {
       }
       if (!this.#pending.has(h)) return // the manager was closed meanwhile
       if (decision !== undefined && decision.reject === true) {
-        const data = checkData('reject private data', decision.privateData, PRIVATE_DATA_MAX.reject)
+        const data = checkCmPrivateData('reject private data', decision.privateData, PRIVATE_DATA_MAX.reject)
         answered = true
         r.channel.reject(h, data)
         return this.#dropRequest(h, null)
       }
-      const repData = checkData('accept private data', decision?.privateData, PRIVATE_DATA_MAX.accept)
+      const repData = checkCmPrivateData('accept private data', decision?.privateData, PRIVATE_DATA_MAX.accept)
       this.#sameDevice(h, target)
       qp = this.#makeQp(h, { ...o, ...(decision?.qp === undefined ? {} : { qp: decision.qp }), ...(decision?.prepare === undefined ? {} : { prepare: decision.prepare }) }, info.portNum)
       this.#toRts(h, qp)

@@ -11,7 +11,7 @@ import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ensureBuilt, startGuest, type Guest } from '../../../tools/rxe-vm/index.mjs'
-import { guestResults, guestSkip, pkg, repo } from './guest-env.js'
+import { expectPart, guestResults, guestSkip, pkg, repo } from './guest-env.js'
 import { pingData } from '../../provider-softroce/test/cm/rping-peer.js'
 import { roceLauncherArgs } from '../../provider-softroce/test/host-roce-launcher.js'
 
@@ -81,12 +81,7 @@ describe.skipIf(Boolean(skipWhy))('provider-verbs rdma_cm on kernel rxe (rxe-vm 
     await guest?.kill()
   })
 
-  function get(name: string): Part {
-    const r = results.get(name)
-    expect(r, `no ${name} result in the guest output:\n${console_.slice(-4000)}`).toBeDefined()
-    expect(r!.error, `${name} failed in the guest: ${r!.error}\n${r!.stack ?? ''}`).toBeUndefined()
-    return r!
-  }
+  const get = (name: string): Part => expectPart(results, name, console_.slice(-4000))
 
   it('refuses bad input with ERR_INVALID_ARGUMENT before anything reaches rdma_cm', () => {
     const r = get('bad-input') as Part & { codes: string[] }

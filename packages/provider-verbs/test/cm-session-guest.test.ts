@@ -9,42 +9,20 @@
  * side test/cm/softroce-session-child.ts (both bundled here). Needs root, QEMU, perl, the built
  * addon and packages; RDMA_SESSION_RXE_VM=off skips it.
  */
-import { existsSync, mkdirSync } from 'node:fs'
+import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { ensureBuilt, hostSupport, startGuest, type Guest } from '../../../tools/rxe-vm/index.mjs'
+import { ensureBuilt, startGuest, type Guest } from '../../../tools/rxe-vm/index.mjs'
 import { roceSocketArgs } from '../../../tools/rxe-vm/roce-socket.mjs'
-import { environmentSkip } from '../../../tools/test-env.mjs'
-import { addonFile } from './addon-file.js'
+import { expectPart, guestResults, guestSkip, pkg, repo } from './guest-env.js'
 import type { ConnectReport, ListenReport, QpCheck } from './cm/session-exchange.js'
 
-const pkg = fileURLToPath(new URL('..', import.meta.url))
-const repo = fileURLToPath(new URL('../../..', import.meta.url))
 const needs = [`${pkg}dist/index.js`, `${repo}packages/provider-softroce/dist/index.js`]
 const N = 3
 
-const support = hostSupport()
-const off = /^(0|off|false|no)$/i.test(process.env.RDMA_SESSION_RXE_VM ?? '')
-const missing = [...(addonFile(pkg) === undefined ? [`the addon (no build/Release/rdma_verbs.node, no prebuilds/${process.platform}-${process.arch}/)`] : []), ...needs.filter((f) => !existsSync(f))]
-const skipWhy = environmentSkip('core sessions over provider-verbs rdma_cm in the rxe guest', off ? 'RDMA_SESSION_RXE_VM=off' : !support.ok ? support.reasons.join('; ') : missing.length > 0 ? `not built: ${missing.join(', ')} (pnpm build; the addon needs libibverbs-dev and librdmacm-dev)` : '')
+const skipWhy = guestSkip('core sessions over provider-verbs rdma_cm in the rxe guest', needs, 'libibverbs-dev and librdmacm-dev')
 
 interface Part { part: string; error?: string; stack?: string; ms: number; [k: string]: unknown }
-
-function parts(output: string): Map<string, Part> {
-  const m = new Map<string, Part>()
-  for (const line of output.split('\n')) {
-    const i = line.indexOf('GUEST-RESULT ')
-    if (i < 0) continue
-    try {
-      const r = JSON.parse(line.slice(i + 13)) as Part
-      m.set(r.part, r)
-    } catch {
-      // a console line cut by kernel output: the part is then reported missing
-    }
-  }
-  return m
-}
 
 const labels = (who: string, n: number): string[] => Array.from({ length: n }, (_, i) => `${who}-${i}`)
 
@@ -119,7 +97,7 @@ describe.skipIf(Boolean(skipWhy))('core sessions over provider-verbs rdma_cm on 
     })
     const exit = await guest.exited
     await chain
-    results = parts(exit.output)
+    results = guestResults<Part>(exit.output)
     console.log(`rdma_cm session guest run: exit ${exit.code}; parts ${[...results.keys()].join(', ')}`)
   }, 1_500_000)
 
@@ -127,12 +105,7 @@ describe.skipIf(Boolean(skipWhy))('core sessions over provider-verbs rdma_cm on 
     await guest?.kill()
   })
 
-  function get(name: string): Part {
-    const r = results.get(name)
-    expect(r, `no ${name} result in the guest output:\n${console_.slice(-4000)}`).toBeDefined()
-    expect(r!.error, `${name} failed in the guest: ${r!.error}\n${r!.stack ?? ''}`).toBeUndefined()
-    return r!
-  }
+  const get = (name: string): Part => expectPart(results, name, console_.slice(-4000))
 
   function hostReport(key: string): ConnectReport & ListenReport {
     const h = host.get(key)

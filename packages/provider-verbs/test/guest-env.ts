@@ -5,6 +5,7 @@
  */
 import { existsSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
+import { expect } from 'vitest'
 import { hostSupport } from '../../../tools/rxe-vm/index.mjs'
 import { environmentSkip } from '../../../tools/test-env.mjs'
 import { addonFile } from './addon-file.js'
@@ -39,4 +40,12 @@ export function guestResults<T extends { part: string }>(output: string): Map<st
     }
   }
   return m
+}
+
+/** The guest's result of part `name`; the test fails when it is missing (showing `consoleTail`) or reports an error. */
+export function expectPart<T extends { part: string; error?: string; stack?: string }>(results: Map<string, T>, name: string, consoleTail: string): T {
+  const r = results.get(name)
+  expect(r, `no ${name} result in the guest output:\n${consoleTail}`).toBeDefined()
+  expect(r!.error, `${name} failed in the guest: ${r!.error}\n${r!.stack ?? ''}`).toBeUndefined()
+  return r!
 }

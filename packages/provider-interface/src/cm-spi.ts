@@ -52,9 +52,9 @@ export interface CmConnectRequest {
  *   (at most 148 bytes); the active side's connect() rejects with it (see CmConnectParams).
  * A throwing or rejecting onRequest counts as `{ reject: true }`.
  */
-export type CmRequestDecision<Qp = unknown> =
+export type CmRequestDecision<Qp = unknown, QpOptions extends object = object> =
   | void
-  | { readonly reject?: false; readonly privateData?: Uint8Array; readonly qp?: object; readonly prepare?: (qp: Qp) => void }
+  | { readonly reject?: false; readonly privateData?: Uint8Array; readonly qp?: QpOptions; readonly prepare?: (qp: Qp) => void }
   | { readonly reject: true; readonly privateData?: Uint8Array }
 
 export interface CmListenParams<Qp> extends CmQpSetup<Qp> {

@@ -8,7 +8,8 @@
 import { randomBytes, randomInt } from 'node:crypto'
 import { QP_DEFAULTS } from '@rdma-session/rc-engine'
 import {
-  CmListenerBase, InvalidArgumentError, QpState, checkCmBacklog, checkCmPort, checkCmPrivateData, createCmQp, type PathMtu,
+  CmListenerBase, InvalidArgumentError, QpState, checkCmBacklog, checkCmPort, checkCmPrivateData, createCmQp,
+  type CmConnectRequest, type CmRequestDecision, type PathMtu,
 } from '@rdma-session/provider-interface'
 import {
   type Context, type CreateQpOptions, type QueuePair,
@@ -65,20 +66,14 @@ export interface CmConnectOptions extends CmQpOptions {
   readonly peerRocePort?: number
 }
 
-/** A connection request as a listener sees it. */
-export interface CmRequest {
-  readonly remote: { readonly address: string; readonly port: number }
-  readonly local: { readonly address: string; readonly port: number }
-  /** The REQ's private data after rdma_cm's header. */
-  readonly privateData: Uint8Array
-}
+/** A connection request as a listener sees it (`privateData`: what follows rdma_cm's header). */
+export type CmRequest = CmConnectRequest
 
-/** What onRequest answers: accept (optionally with REP private data, up to 196 bytes) or reject (REJ consumer defined). */
-export type CmDecision =
-  | void
-  /** `qp` and `prepare`, when given, replace the listener's for this connection. */
-  | { readonly reject?: false; readonly privateData?: Uint8Array; readonly qp?: CreateQpOptions; readonly prepare?: (qp: QueuePair) => void }
-  | { readonly reject: true; readonly privateData?: Uint8Array }
+/**
+ * What onRequest answers: accept (optionally with REP private data, up to 196 bytes; `qp` and
+ * `prepare`, when given, replace the listener's for this connection) or reject (REJ consumer defined).
+ */
+export type CmDecision = CmRequestDecision<QueuePair, CreateQpOptions>
 
 export interface CmListenOptions extends CmQpOptions {
   readonly port: number

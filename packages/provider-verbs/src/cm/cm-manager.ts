@@ -13,7 +13,7 @@
 import { isIP } from 'node:net'
 import {
   CmListenerBase, InvalidArgumentError, QpState, RdmaError, checkCmBacklog, checkCmPort, checkCmPrivateData, cmTarget, createCmQp,
-  type Context, type CreateQpOptions, type ErrorCode, type PathMtu, type QueuePair,
+  type CmConnectRequest, type CmRequestDecision, type Context, type CreateQpOptions, type ErrorCode, type PathMtu, type QueuePair,
 } from '@rdma-session/core'
 import type { VerbsDevice } from '../device.js'
 import { CmRouter, type CmAddress, type CmBinding, type CmEvent, type NativeQpInitAttr } from './cm-channel.js'
@@ -50,23 +50,18 @@ export interface CmConnectOptions extends CmQpOptions {
   readonly sourcePort?: number
 }
 
-/** A connection request as a listener sees it. */
-export interface CmRequest {
-  readonly remote: CmAddress
-  readonly local: CmAddress
-  /** The REQ's private data after rdma_cm's header (56 bytes: rdma_cm does not say how many were sent). */
-  readonly privateData: Uint8Array
-}
+/**
+ * A connection request as a listener sees it. rdma_cm does not say how many bytes of private data
+ * the peer sent: `privateData` is all 56 after rdma_cm's header.
+ */
+export type CmRequest = CmConnectRequest
 
 /**
  * What onRequest answers: accept (optionally with REP private data, up to 196 bytes, and this
  * connection's own `qp` options and `prepare` hook in place of the listener's) or reject (REJ
  * consumer defined, up to 148 bytes).
  */
-export type CmDecision =
-  | void
-  | { readonly reject?: false; readonly privateData?: Uint8Array; readonly qp?: CreateQpOptions; readonly prepare?: (qp: QueuePair) => void }
-  | { readonly reject: true; readonly privateData?: Uint8Array }
+export type CmDecision = CmRequestDecision<QueuePair, CreateQpOptions>
 
 export interface CmListenOptions extends CmQpOptions {
   readonly port: number
